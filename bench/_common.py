@@ -1,0 +1,117 @@
+"""Shared helpers for the benchmark scripts: argument parsing, statistics, timing, tables.
+
+Nothing here asserts on absolute times: every script prints ratios against a baseline it
+measures in the same run, because a shared machine can be 2x slower from one minute to
+the next while the ratio stays put.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import sys
+import timeit
+from collections.abc import Sequence
+from typing import Any
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None,
+               extra: Any = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and iterations (the smoke test uses it); the figures are not meaningful")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a target FAILs (without it the script always exits 0: it is a report)")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args(argv)
+
+
+def environment_line() -> str:
+    return (f"python {platform.python_version()} ({platform.python_implementation()}) on "
+            f"{platform.system()} {platform.machine()}")
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+# -- micro timing -------------------------------------------------------------------------
+
+def best_ns_per_op(stmts: dict[str, str], setup: str, namespace: dict[str, Any], ops_per_stmt: int,
+                   *, target_s: float = 0.05, repeat: int = 7) -> dict[str, float]:
+    """timeit-style: best of `repeat` runs of each statement, in ns per operation.
+
+    Each statement runs `ops_per_stmt` operations (e.g. a loop over 1,000 keys). Names bound
+    in `setup` are locals of timeit's inner function, so the statements pay LOAD_FAST, not
+    global lookups. Each loop count is calibrated so one run lasts about `target_s`. The
+    statements are timed *interleaved* (round 1: a, b, c; round 2: a, b, c; ...) so a slow
+    patch of a noisy machine hits all of them alike instead of one.
+    """
+    timers = {name: timeit.Timer(stmt, setup, globals=namespace) for name, stmt in stmts.items()}
+    numbers = {name: _calibrate(timer, target_s) for name, timer in timers.items()}
+    best = {name: math.inf for name in stmts}
+    for _ in range(repeat):
+        for name, timer in timers.items():
+            best[name] = min(best[name], timer.timeit(numbers[name]))
+    return {name: best[name] / (numbers[name] * ops_per_stmt) * 1e9 for name in stmts}
+
+
+def _calibrate(timer: timeit.Timer, target_s: float) -> int:
+    number = 1
+    while True:
+        elapsed = timer.timeit(number)
+        if elapsed >= target_s / 5 or number >= 1 << 24:
+            break
+        number *= 2 if elapsed > target_s / 50 else 10
+    return max(1, int(number * target_s / max(elapsed, 1e-9)))
+
+
+# -- output -------------------------------------------------------------------------------
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for index, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def verdict(ok: bool, text: str) -> str:
+    return f"{'PASS' if ok else 'FAIL'}: {text}"
+
+
+def finish(ok: bool, check: bool) -> None:
+    sys.stdout.flush()
+    sys.exit(1 if (check and not ok) else 0)

@@ -1,0 +1,448 @@
+"""The `oneiric` command: quick looks and scripts over the same engine the console uses.
+
+Every read command has `--json` with a stable shape (README "JSON shapes"); errors are one
+sentence on stderr and an exit code from ARCHITECTURE §10, never a traceback unless
+`--debug`. With no host running, commands compute from settings and the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFound, OneiricError, UsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNHEALTHY, EXIT_SWAP, EXIT_REMOTE = range(7)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one sentence with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help').")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="oneiric", description="Oneiric Console: operate Oneiric component runtimes.")
+    root.add_argument("--settings", default=os.environ.get("ONEIRIC_SETTINGS", "settings"),
+                      help="settings directory (default: ./settings or $ONEIRIC_SETTINGS)")
+    root.add_argument("--state-dir", default=None, help="state directory (default: from app.yml, else .oneiric beside the settings)")
+    root.add_argument("--read-only", action="store_true", help="refuse every change")
+    root.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def cmd(name: str, help_text: str, *, json_flag: bool = True, ref: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if ref:
+            p.add_argument("--domain", help="adapter, service, task, event, workflow or action")
+            p.add_argument("--key", required=(ref == "required"), help="the component key, e.g. cache")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
+        return p
+
+    cmd("status", "every component: winner, serving provider, state, activity, health", ref="optional")
+    p = cmd("list", "every registered candidate and how it ranks", ref="optional")
+    p.add_argument("--shadowed", action="store_true", help="only candidates that do not win")
+    cmd("explain", "why a provider wins a key: every candidate in rank order with the deciding rule", ref="required")
+    p = cmd("health", "last known health, or probe now with --probe", ref="optional")
+    p.add_argument("--probe", action="store_true", help="build each provider, probe it and stop it")
+    cmd("activity", "paused, draining and drained keys")
+    for name, text in (("pause", "stop new work on a key"), ("resume", "accept work on a key again")):
+        p = cmd(name, text, ref="required")
+        p.add_argument("--note", help="why (journaled)")
+    p = cmd("drain", "stop new work on a key and wait for in-flight work to finish", ref="required")
+    p.add_argument("--note", help="why (journaled)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for drained (default 30)")
+    p = cmd("journal", "the event journal, oldest first", ref="optional")
+    p.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
+    p.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    p.add_argument("--grep", help="only events whose text contains this")
+    p.add_argument("--follow", action="store_true", help="keep printing new events")
+    config = sub.add_parser("config", help="settings checks")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    p = config_sub.add_parser("validate", help="parse and validate every settings file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return root
+
+
+# -- output helpers ----------------------------------------------------------------------------
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _table(*columns: str):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for index, col in enumerate(columns):
+        last = index == len(columns) - 1
+        table.add_column(col, overflow="fold", no_wrap=not last, ratio=1 if last else None)
+    return table
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _age(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    secs = max(0.0, time.time() - ts)
+    if secs < 60:
+        return f"{secs:.0f}s ago"
+    if secs < 3600:
+        return f"{secs / 60:.0f}m ago"
+    if secs < 86400:
+        return f"{secs / 3600:.1f}h ago"
+    return f"{secs / 86400:.1f}d ago"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+# -- resolving --domain/--key ----------------------------------------------------------------------
+def _pick_ref(engine, domain: str | None, key: str):
+    """`--key cache` alone works when only one domain has that key."""
+    from .domains import Domain
+
+    if domain:
+        return engine.known(Domain.parse(domain), key)
+    matches = [r for r in engine.resolver.refs() if r.key == key]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"No component has the key '{key}'.")
+    domains = ", ".join(r.domain.value for r in matches)
+    raise UsageError(f"The key '{key}' exists in several domains ({domains}); add --domain.")
+
+
+def _filter_refs(engine, domain: str | None, key: str | None):
+    from .domains import Domain
+
+    if key:
+        return [_pick_ref(engine, domain, key)]
+    refs = engine.resolver.refs()
+    if domain:
+        d = Domain.parse(domain)
+        refs = [r for r in refs if r.domain == d]
+    return refs
+
+
+def _host_line(engine) -> str:
+    lease, alive = engine.host()
+    if lease is None or not alive:
+        return "no host running: showing configuration and last known health"
+    return f"host: pid {lease.pid} on {lease.hostname} (heartbeat {_age(lease.heartbeat_at)})"
+
+
+def _host_json(engine) -> dict[str, Any] | None:
+    lease, alive = engine.host()
+    if lease is None:
+        return None
+    return {"pid": lease.pid, "hostname": lease.hostname, "alive": alive,
+            "started_at": lease.started_at, "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3)}
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_status(engine, args) -> int:
+    refs = set(_filter_refs(engine, args.domain, args.key))
+    rows = [c for c in engine.components() if c.ref in refs]
+    problems = engine.settings.problems
+    if args.json:
+        _print_json({
+            "settings_dir": str(engine.settings_dir), "state_dir": str(engine.state_dir),
+            "host": _host_json(engine), "read_only": engine.read_only,
+            "config_problems": [p.to_dict() for p in problems],
+            "components": [c.to_dict() for c in rows],
+        })
+        return EXIT_OK
+    out = _console()
+    out.print(f"Oneiric status - settings {engine.settings_dir}, state {engine.state_dir}")
+    out.print(_host_line(engine))
+    for p in problems:
+        out.print(f"[red]config invalid:[/] {p} (the last good settings stay in force)")
+    table = _table("COMPONENT", "WINNER", "SERVING", "STATE", "ACTIVITY", "HEALTH", "NOTES")
+    for c in rows:
+        notes = []
+        if c.misconfigured:
+            notes.append(f"MISCONFIGURED: selects '{c.selection}', not registered")
+        elif c.selection:
+            notes.append("selected")
+        if c.shadowed:
+            notes.append(f"{c.shadowed} shadowed")
+        if c.last_error:
+            notes.append(f"last error: {c.last_error}")
+        latency = f" {c.latency_ms:.1f}ms" if c.latency_ms is not None else ""
+        table.add_row(
+            str(c.ref), f"{c.winner} ({c.winner_source})" if c.winner else "-",
+            c.serving or "-", c.state, c.activity, f"{c.health}{latency}", "; ".join(notes),
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_list(engine, args) -> int:
+    rows = []
+    for ref in _filter_refs(engine, args.domain, args.key):
+        for r in engine.explain(ref.domain, ref.key).ranked:
+            if args.shadowed and r.winner:
+                continue
+            rows.append({"domain": ref.domain.value, "key": ref.key, **r.to_dict()})
+    if args.json:
+        _print_json({"candidates": rows})
+        return EXIT_OK
+    table = _table("COMPONENT", "PROVIDER", "SOURCE", "PRIO", "STACK", "", "WHY")
+    for r in rows:
+        mark = "* winner" if r["winner"] else "- shadowed"
+        table.add_row(f"{r['domain']}/{r['key']}", r["provider"], r["source"], str(r["priority"]),
+                      str(r["effective_stack_level"]), mark, r["reason"])
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_explain(engine, args) -> int:
+    ref = _pick_ref(engine, args.domain, args.key)
+    exp = engine.explain(ref.domain, ref.key)
+    if args.json:
+        _print_json(exp.to_dict())
+        return EXIT_OK
+    out = _console()
+    winner = exp.winner
+    out.print(f"{ref}: {winner.provider} ({winner.source}) wins" if winner else f"{ref}: no candidate")
+    if exp.misconfigured:
+        out.print(f"[red]MISCONFIGURED:[/] {exp.misconfigured}; ranking picked a fallback")
+    elif exp.selection:
+        out.print(f"selection: {exp.selection} ({exp.selection_file})")
+    else:
+        out.print(f"selection: none in {exp.selection_file}")
+    table = _table("#", "PROVIDER", "SOURCE", "PRIO", "STACK", "FACTORY", "REASON")
+    for r in exp.ranked:
+        c = r.candidate
+        table.add_row(str(r.rank), c.provider, c.source, str(c.priority), str(r.effective_stack_level),
+                      c.factory, r.reason)
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_health(engine, args) -> int:
+    refs = _filter_refs(engine, args.domain, args.key)
+    results = []
+    if args.probe:
+        async def probe_all():
+            return await asyncio.gather(*(engine.probe_candidate(r.domain, r.key) for r in refs))
+
+        for ref, (cand, res) in zip(refs, asyncio.run(probe_all())):
+            results.append({"domain": ref.domain.value, "key": ref.key, "provider": cand.provider,
+                            "status": res.status.value, "latency_ms": res.latency_ms,
+                            "message": res.message, "checked_at": time.time()})
+        engine.lifecycle.close()
+    else:
+        wanted = {(r.domain.value, r.key) for r in refs}
+        for c in engine.components():
+            if (c.ref.domain.value, c.ref.key) in wanted:
+                results.append({"domain": c.ref.domain.value, "key": c.ref.key,
+                                "provider": c.serving or c.winner, "status": c.health,
+                                "latency_ms": c.latency_ms, "message": c.health_message,
+                                "checked_at": c.health_checked_at})
+    failed = [r for r in results if r["status"] == "failed"]
+    if args.json:
+        _print_json({"probed": args.probe, "host": _host_json(engine), "results": results})
+    else:
+        out = _console()
+        out.print("probed now in this process" if args.probe else _host_line(engine))
+        table = _table("COMPONENT", "PROVIDER", "HEALTH", "LATENCY", "CHECKED", "MESSAGE")
+        for r in results:
+            table.add_row(f"{r['domain']}/{r['key']}", r["provider"] or "-", r["status"].upper(),
+                          _ms(r["latency_ms"]), _age(r["checked_at"]), r["message"])
+        out.print(table)
+        if failed:
+            out.print(f"{len(failed)} unhealthy: " + ", ".join(f"{r['domain']}/{r['key']}" for r in failed))
+    return EXIT_UNHEALTHY if failed else EXIT_OK
+
+
+def _activity_json(rec) -> dict[str, Any]:
+    return {"domain": rec.domain, "key": rec.key, "state": rec.state, "note": rec.note,
+            "actor": rec.actor, "updated_at": rec.updated_at}
+
+
+def cmd_activity(engine, args) -> int:
+    records = engine.activity.all()
+    totals = {s: sum(1 for r in records if r.state == s) for s in ("paused", "draining", "drained")}
+    if args.json:
+        _print_json({"activity": [_activity_json(r) for r in records], "totals": totals})
+        return EXIT_OK
+    out = _console()
+    if not records:
+        out.print("Every key accepts work: nothing is paused, draining or drained.")
+        return EXIT_OK
+    table = _table("COMPONENT", "STATE", "BY", "SINCE", "NOTE")
+    for r in records:
+        table.add_row(f"{r.domain}/{r.key}", r.state.upper(), r.actor or "-", _age(r.updated_at), r.note or "")
+    out.print(table)
+    out.print(", ".join(f"{n} {s}" for s, n in totals.items()))
+    return EXIT_OK
+
+
+def _takes_effect(engine) -> str:
+    lease, alive = engine.host()
+    if alive:
+        return f"The running host (pid {lease.pid} on {lease.hostname}) applies it within a second."
+    return "No host is running: it takes effect when a host starts."
+
+
+def cmd_pause_resume(engine, args) -> int:
+    ref = _pick_ref(engine, args.domain, args.key)
+    action = engine.pause if args.command == "pause" else engine.resume
+    rec = action(ref.domain, ref.key, note=args.note)
+    if args.json:
+        _print_json({"activity": _activity_json(rec)})
+    else:
+        verb = "Paused" if args.command == "pause" else "Resumed"
+        print(f"{verb} {ref} (by {rec.actor}). {_takes_effect(engine)}")
+    return EXIT_OK
+
+
+def cmd_drain(engine, args) -> int:
+    ref = _pick_ref(engine, args.domain, args.key)
+    lease, alive = engine.host()
+    if alive:
+        engine._writable("drain")
+        engine.activity.begin_drain(ref, actor=engine.actor, note=args.note)
+        deadline = time.monotonic() + args.timeout
+        rec = engine.activity.get(ref)
+        while time.monotonic() < deadline:
+            engine.activity.reload()
+            rec = engine.activity.get(ref)
+            if rec.state != "draining":
+                break
+            time.sleep(0.2)
+    else:
+        rec = asyncio.run(engine.drain(ref.domain, ref.key, note=args.note, timeout=args.timeout))
+    if args.json:
+        _print_json({"activity": _activity_json(rec)})
+    elif rec.state == "drained":
+        print(f"Drained {ref}: no work in flight (by {rec.actor}).")
+    else:
+        print(f"{ref} is still {rec.state} after {args.timeout:g}s; in-flight work has not finished.")
+    return EXIT_OK if rec.state == "drained" else EXIT_ERROR
+
+
+def _event_row(e) -> list[str]:
+    symbol = {"info": "i", "warning": "!", "error": "x"}[e.severity.value]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+    return [stamp, symbol, e.kind, e.ref_text or "-", e.actor or "-", e.message]
+
+
+def cmd_journal(engine, args) -> int:
+    filters: dict[str, Any] = {"kinds": args.kind, "text": args.grep}
+    if args.key or args.domain:
+        refs = _filter_refs(engine, args.domain, args.key)
+        if args.key:
+            filters.update(domain=refs[0].domain.value, key=refs[0].key)
+        else:
+            from .domains import Domain
+
+            filters["domain"] = Domain.parse(args.domain).value
+    events = engine.journal(limit=args.limit, **filters)
+    if args.json and not args.follow:
+        _print_json({"events": [e.to_dict() for e in events]})
+        return EXIT_OK
+    emit: Callable[[Any], None]
+    if args.json:
+        emit = lambda e: print(json.dumps(e.to_dict(), default=str), flush=True)  # noqa: E731
+    else:
+        emit = lambda e: print("  ".join(_event_row(e)), flush=True)  # noqa: E731
+    if not args.follow:
+        table = _table("TIME", "", "KIND", "COMPONENT", "ACTOR", "MESSAGE")
+        for e in events:
+            table.add_row(*_event_row(e))
+        _console().print(table)
+        return EXIT_OK
+    for e in events:
+        emit(e)
+    last = events[-1].id if events else engine.store.last_journal_id()
+    while True:
+        time.sleep(0.25)
+        for e in engine.journal(limit=1000, after_id=last, **filters):
+            emit(e)
+            last = e.id
+
+
+def cmd_config_validate(args) -> int:
+    from .settings import validate_dir
+
+    problems = validate_dir(Path(args.settings))
+    if args.json:
+        _print_json({"settings_dir": args.settings, "valid": not problems,
+                     "problems": [p.to_dict() for p in problems]})
+    elif problems:
+        for p in problems:
+            print(p)
+        print(f"{len(problems)} problem(s): fix them; until then the last good settings stay in force.")
+    else:
+        print(f"{args.settings}: every settings file is valid.")
+    return EXIT_ERROR if problems else EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Any, Any], int]] = {
+    "status": cmd_status, "list": cmd_list, "explain": cmd_explain, "health": cmd_health,
+    "activity": cmd_activity, "pause": cmd_pause_resume, "resume": cmd_pause_resume,
+    "drain": cmd_drain, "journal": cmd_journal,
+}
+
+
+def run(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "config":
+        if args.config_command != "validate":
+            raise UsageError("config needs an action: validate (see 'oneiric config --help').")
+        return cmd_config_validate(args)
+    from .engine import Engine
+
+    engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None)
+    try:
+        return COMMANDS[args.command](engine, args)
+    finally:
+        engine.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        code = run(argv)
+    except OneiricError as exc:
+        if debug:
+            raise
+        print(f"oneiric: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = EXIT_OK
+    except Exception as exc:  # the last line of defence: one sentence, no traceback
+        if debug:
+            raise
+        print(f"oneiric: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details).",
+              file=sys.stderr)
+        code = EXIT_ERROR
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

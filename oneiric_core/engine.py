@@ -1,0 +1,450 @@
+"""Engine: the composition root and the one API the console, the CLI and the host use.
+
+It loads settings, registers candidates, and wires the resolver, lifecycle, activity,
+health monitor, journal and telemetry together. Constructing an Engine is cheap and does
+no provider I/O (the CLI builds one per command); `start()` makes this process the host:
+it takes the lease, activates every winner and starts the health monitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .activity import ActivityManager, ActivityState
+from .domains import Candidate, ComponentRef, Domain
+from .errors import NotFound, OneiricError, ReadOnlyError
+from .events import Event, EventBus, Severity, Subscription
+from .health import HealthMonitor, HealthTrack
+from .identity import operator_identity
+from .lifecycle import LifecycleManager, LifecycleOptions, LifecycleState, Slot, SwapResult, _Use
+from .providers import builtin_candidates
+from .registry import CandidateRegistry
+from .resolver import Explanation, Resolver, StackOrder
+from .settings import ConfigProblem, SettingsLoader, SettingsSnapshot
+from .store import (
+    HealthSnapshot, LeaseInfo, LifecycleSnapshot, StateStore, StoreError,
+)
+
+LEASE_STALE_AFTER_S = 5.0
+HEARTBEAT_S = 1.0
+
+
+class HostBusy(OneiricError):
+    """Another live process already hosts this state directory."""
+
+    def __init__(self, holder: LeaseInfo) -> None:
+        self.holder = holder
+        super().__init__(
+            f"Another host (pid {holder.pid} on {holder.hostname}) already runs this state directory."
+        )
+
+
+@dataclass
+class ComponentStatus:
+    """One key as every front door shows it: what should serve, what serves, how it is doing."""
+
+    ref: ComponentRef
+    winner: str | None
+    winner_source: str | None
+    selection: str | None
+    misconfigured: str | None
+    candidates: int
+    shadowed: int
+    serving: str | None
+    serving_source: str | None
+    state: str
+    inflight: int
+    activity: str
+    activity_note: str | None
+    activity_actor: str | None
+    health: str
+    latency_ms: float | None
+    health_message: str
+    health_checked_at: float | None
+    last_error: str | None
+    last_swap: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("ref")
+        return {"domain": self.ref.domain.value, "key": self.ref.key, **out}
+
+
+class Engine:
+    def __init__(
+        self,
+        settings_dir: str | Path = "settings",
+        *,
+        state_dir: str | Path | None = None,
+        read_only: bool | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self.settings_dir = Path(settings_dir)
+        self._loader = SettingsLoader(self.settings_dir)
+        self.settings: SettingsSnapshot = self._loader.load()
+        self.state_dir = Path(state_dir).resolve() if state_dir else self.settings.state_dir
+        app = self.settings.app
+        self.read_only = app.read_only if read_only is None else read_only
+        self.actor = actor or operator_identity()
+        self.bus = EventBus()
+        self.store = StateStore(self.state_dir / "state.sqlite")
+        self.store_error: str | None = None
+        self.registry = CandidateRegistry()
+        self.resolver = Resolver(self.registry, settings_dir_label=_label(self.settings_dir))
+        self._apply_settings(self.settings)
+        self.activity = ActivityManager(self.store, self.emit)
+        self.telemetry: Any | None = None
+        self.lifecycle = LifecycleManager(
+            self.resolver,
+            LifecycleOptions(**app.lifecycle.model_dump()),
+            allowlist=list(app.factory_allowlist),
+            state_dir=self.state_dir,
+            emit=self.emit,
+            blocker=self.activity.blocker,
+            on_change=self._persist_slot,
+            on_health=self._on_health,
+        )
+        self.health = HealthMonitor(
+            self.lifecycle.probe,
+            self._serving_refs,
+            interval_s=app.health.interval_s,
+            history=app.health.history,
+            emit=self.emit,
+            on_update=self._persist_health,
+        )
+        self.started = False
+        self.is_host = False
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- journal and bus -------------------------------------------------------------------
+    def emit(self, event: Event) -> Event:
+        """Journal an event and fan it out. A failing store never stops the engine."""
+        try:
+            self.store.append(event)
+        except StoreError as exc:
+            if self.store_error is None:
+                print(f"oneiric: {exc}", file=sys.stderr)
+            self.store_error = str(exc)
+        self.bus.publish(event)
+        return event
+
+    def subscribe(self, maxsize: int = 1000) -> Subscription:
+        return self.bus.subscribe(maxsize)
+
+    def journal(self, **filters: Any) -> list[Event]:
+        return self.store.journal(**filters)
+
+    # -- settings --------------------------------------------------------------------------
+    def _apply_settings(self, snap: SettingsSnapshot) -> set[ComponentRef]:
+        builtins = []
+        for cand in builtin_candidates():
+            overrides = snap.domains[cand.domain].provider_settings.get(cand.key, {}).get(cand.provider, {})
+            builtins.append(dataclasses.replace(cand, settings={**cand.settings, **overrides}))
+        local = []
+        for domain, layer in snap.domains.items():
+            for spec in layer.candidates:
+                overrides = layer.provider_settings.get(spec.key, {}).get(spec.provider, {})
+                local.append(Candidate(
+                    domain, spec.key, spec.provider, spec.factory, spec.priority, spec.stack_level,
+                    "settings", {**spec.settings, **overrides}, dict(spec.metadata),
+                ))
+        self.registry.replace_source("builtin", builtins)
+        self.registry.replace_source("settings", local)
+        self.resolver.set_stack_order(StackOrder.parse(snap.stack_order))
+        return self.resolver.set_selections({d: dict(layer.selections) for d, layer in snap.domains.items()})
+
+    def reload_settings(self) -> list[ConfigProblem]:
+        """Reload every settings file; a broken file keeps its last good content in force."""
+        snap = self._loader.load()
+        self.settings = snap
+        self._journal_problems(snap.problems)
+        before = {ref: self.resolver.selection(ref) for ref in self.resolver.refs()}
+        changed = self._apply_settings(snap)
+        for ref in sorted(changed, key=str):
+            old, new = before.get(ref), self.resolver.selection(ref)
+            self.emit(Event(
+                "selection-changed", f"{ref} selection {old or 'none'} -> {new or 'none'}",
+                Severity.INFO, ref.domain, ref.key, new, self.actor, data={"from": old, "to": new},
+            ))
+        return snap.problems
+
+    def _journal_problems(self, problems: list[ConfigProblem]) -> None:
+        for problem in problems:
+            self.emit(Event(
+                "config-invalid", f"{problem}; the last good settings stay in force",
+                Severity.ERROR, actor=self.actor, data=problem.to_dict(),
+            ))
+
+    # -- hosting ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Become the host: take the lease, activate every winner, start health probes."""
+        if self.started:
+            return
+        acquired, holder = self.store.acquire_lease(
+            os.getpid(), socket.gethostname(), stale_after_s=LEASE_STALE_AFTER_S)
+        if not acquired:
+            assert holder is not None
+            raise HostBusy(holder)
+        self.is_host = True
+        self.started = True
+        self._start_telemetry()
+        self.store.clear_lifecycle()
+        self.store.clear_health()
+        retention = self.settings.app.journal
+        pruned = self.store.prune_journal(max_age_s=retention.max_age_days * 86400, max_rows=retention.max_rows)
+        self.emit(Event("host-started", f"host started (pid {os.getpid()} on {socket.gethostname()})",
+                        actor=self.actor, data={"pid": os.getpid(), "pruned": pruned}))
+        self._journal_problems(self.settings.problems)
+        await self.activate_all()
+        self.health.start()
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="oneiric-lease-heartbeat"))
+
+    def _start_telemetry(self) -> None:
+        from .telemetry import Telemetry  # imported here: the CLI's read commands never pay for it
+
+        opts = self.settings.app.telemetry
+        self.telemetry = Telemetry(opts.exporter, opts.endpoint, opts.service_name)
+        self.telemetry.observe_resolutions(lambda: dict(self.resolver.resolutions))
+        self.lifecycle._telemetry = self.telemetry
+        self.health._telemetry = self.telemetry
+
+    async def activate_all(self) -> list[SwapResult]:
+        refs = [ref for ref in self.resolver.refs() if self._has_winner(ref)]
+        return list(await asyncio.gather(*(self.lifecycle.activate(ref, actor=self.actor) for ref in refs)))
+
+    def _has_winner(self, ref: ComponentRef) -> bool:
+        try:
+            return self.resolver.explain(ref.domain, ref.key).winner is not None
+        except NotFound:
+            return False
+
+    async def _heartbeat(self) -> None:
+        """Each second: renew the lease and pick up pause/drain/resume written by other processes."""
+        pid, host = os.getpid(), socket.gethostname()
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                if not self.store.heartbeat(pid, host):
+                    self.emit(Event("host-stopped", "this host lost its lease to another process",
+                                    Severity.ERROR, actor=self.actor))
+                    return
+                self.sync_activity()
+            except StoreError as exc:
+                self.store_error = str(exc)
+
+    def sync_activity(self) -> None:
+        """Adopt activity changes made by other processes; finish drains they started."""
+        for ref in self.activity.reload():
+            if self.activity.state(ref) == ActivityState.DRAINING:
+                record = self.activity.get(ref)
+                self._tasks = [t for t in self._tasks if not t.done()]
+                self._tasks.append(asyncio.create_task(self.activity.finish_drain(
+                    ref, inflight=lambda r=ref: self.lifecycle.slot(r).inflight,
+                    wait_idle=lambda t, r=ref: self._wait_idle(r, t),
+                    actor=record.actor, note=record.note,
+                )))
+
+    async def stop(self) -> None:
+        """Stop probes, stop every provider after its in-flight work, release the lease."""
+        if not self.started:
+            return
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.health.stop()
+        await self.lifecycle.stop_all()
+        self.emit(Event("host-stopped", f"host stopped (pid {os.getpid()})", actor=self.actor))
+        try:
+            self.store.release_lease(os.getpid(), socket.gethostname())
+        except StoreError as exc:
+            self.store_error = str(exc)
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+        self.lifecycle.close()
+        self.started = False
+        self.is_host = False
+
+    def close(self) -> None:
+        self.lifecycle.close()
+        self.store.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+        self.close()
+
+    def host(self) -> tuple[LeaseInfo | None, bool]:
+        """The lease holder and whether its heartbeat is fresh."""
+        lease = self.store.current_lease()
+        if lease is None:
+            return None, False
+        return lease, not lease.is_stale(time.time(), LEASE_STALE_AFTER_S)
+
+    # -- resolution ------------------------------------------------------------------------
+    def ref(self, domain: Domain | str, key: str) -> ComponentRef:
+        return ComponentRef(Domain.parse(domain), key)
+
+    def resolve(self, domain: Domain | str, key: str) -> Candidate:
+        return self.resolver.resolve(domain, key)
+
+    def explain(self, domain: Domain | str, key: str) -> Explanation:
+        return self.resolver.explain(domain, key)
+
+    def known(self, domain: Domain | str, key: str) -> ComponentRef:
+        """The ref for a key that exists (has candidates or a selection), else NotFound."""
+        ref = self.ref(domain, key)
+        self.resolver.explain(ref.domain, key)
+        return ref
+
+    def use(self, domain: Domain | str, key: str) -> _Use:
+        return self.lifecycle.use(domain, key)
+
+    # -- changes ---------------------------------------------------------------------------
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"Read-only mode: {what} is disabled.")
+
+    async def swap(
+        self, domain: Domain | str, key: str, provider: str | None = None, *,
+        source: str | None = None, force: bool = False, dry_run: bool = False, actor: str | None = None,
+    ) -> SwapResult:
+        ref = self.known(domain, key)
+        if not dry_run:
+            self._writable("swap")
+        return await self.lifecycle.swap(ref, provider, source=source, force=force, dry_run=dry_run,
+                                         actor=actor or self.actor)
+
+    def pause(self, domain: Domain | str, key: str, *, note: str | None = None, actor: str | None = None):
+        ref = self.known(domain, key)
+        self._writable("pause")
+        return self.activity.pause(ref, actor=actor or self.actor, note=note)
+
+    def resume(self, domain: Domain | str, key: str, *, note: str | None = None, actor: str | None = None):
+        ref = self.known(domain, key)
+        self._writable("resume")
+        return self.activity.resume(ref, actor=actor or self.actor, note=note)
+
+    async def drain(self, domain: Domain | str, key: str, *, note: str | None = None,
+                    actor: str | None = None, timeout: float | None = None):
+        ref = self.known(domain, key)
+        self._writable("drain")
+        return await self.activity.drain(
+            ref,
+            inflight=lambda: self.lifecycle.slot(ref).inflight,
+            wait_idle=lambda t: self._wait_idle(ref, t),
+            actor=actor or self.actor, note=note, timeout=timeout,
+        )
+
+    async def _wait_idle(self, ref: ComponentRef, timeout: float) -> None:
+        instance = self.lifecycle.slot(ref).current
+        if instance is None:
+            return
+        await instance.wait_idle(timeout)
+
+    async def probe(self, domain: Domain | str, key: str) -> HealthTrack | None:
+        ref = self.known(domain, key)
+        return await self.health.probe(ref)
+
+    async def probe_candidate(self, domain: Domain | str, key: str, provider: str | None = None):
+        """Build, probe and stop a candidate in this process (no host needed)."""
+        ref = self.known(domain, key)
+        cand = self.lifecycle._target(ref, provider, None)
+        return cand, await self.lifecycle.probe_candidate(cand)
+
+    # -- persistence for other processes ---------------------------------------------------
+    def _serving_refs(self) -> list[ComponentRef]:
+        return [s.ref for s in self.lifecycle.slots() if s.current is not None]
+
+    def _on_health(self, ref: ComponentRef, provider: str, result) -> None:
+        self.health.record(ref, provider, result)
+
+    def _persist_slot(self, slot: Slot) -> None:
+        if not self.is_host:
+            return
+        cand = slot.current.candidate if slot.current else None
+        self._store_write(self.store.put_lifecycle, LifecycleSnapshot(
+            slot.ref.domain.value, slot.ref.key, slot.state.value,
+            cand.provider if cand else None, cand.source if cand else None,
+            slot.pending.provider if slot.pending else None, slot.last_error, slot.inflight,
+            slot.last_swap.to_dict() if slot.last_swap else None, time.time(),
+        ))
+
+    def _persist_health(self, track: HealthTrack) -> None:
+        if not self.is_host:
+            return
+        self._store_write(self.store.put_health, HealthSnapshot(
+            track.ref.domain.value, track.ref.key, track.provider, track.status.value,
+            track.latency_ms, track.message, track.checked_at or time.time(), track.changed_at,
+            [s.latency_ms for s in track.samples],
+        ))
+
+    def _store_write(self, fn: Callable[[Any], Any], value: Any) -> None:
+        try:
+            fn(value)
+        except StoreError as exc:
+            self.store_error = str(exc)
+
+    # -- the status every front door shows -------------------------------------------------
+    def components(self) -> list[ComponentStatus]:
+        lease, alive = self.host()
+        live_remote = alive and not self.is_host
+        snaps = {(s.domain, s.key): s for s in self.store.all_lifecycle()} if live_remote else {}
+        healths = {} if self.is_host else {(h.domain, h.key): h for h in self.store.all_health()}
+        out = []
+        for ref in self.resolver.refs():
+            exp = self.resolver.explain(ref.domain, ref.key)
+            winner = exp.winner
+            act = self.activity.get(ref)
+            slot = self.lifecycle.find_slot(ref)
+            track = self.health.track(ref)
+            if self.is_host:
+                serving = slot.current.candidate if slot and slot.current else None
+                state = slot.state.value if slot else LifecycleState.INACTIVE.value
+                serving_p, serving_s = (serving.provider, serving.source) if serving else (None, None)
+                inflight = slot.inflight if slot else 0
+                last_error = slot.last_error if slot else None
+                last_swap = slot.last_swap.to_dict() if slot and slot.last_swap else None
+            else:
+                snap = snaps.get((ref.domain.value, ref.key))
+                state = snap.state if snap else LifecycleState.INACTIVE.value
+                serving_p, serving_s = (snap.provider, snap.source) if snap else (None, None)
+                inflight = snap.inflight if snap else 0
+                last_error = snap.last_error if snap else None
+                last_swap = snap.last_swap if snap else None
+            if track is not None:
+                health = (track.status.value, track.latency_ms, track.message, track.checked_at)
+            elif (h := healths.get((ref.domain.value, ref.key))) is not None:
+                health = (h.status, h.latency_ms, h.message, h.checked_at)
+            else:
+                health = ("unknown", None, "", None)
+            out.append(ComponentStatus(
+                ref, winner.provider if winner else None, winner.source if winner else None,
+                exp.selection, exp.misconfigured, len(exp.ranked), max(0, len(exp.ranked) - 1),
+                serving_p, serving_s, state, inflight, act.state, act.note, act.actor,
+                health[0], health[1], health[2], health[3], last_error, last_swap,
+            ))
+        return out
+
+
+def _label(path: Path) -> str:
+    """How settings paths appear in messages: relative to the working directory when possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["ActivityState", "ComponentStatus", "Engine", "HostBusy"]

@@ -1,0 +1,163 @@
+"""HealthMonitor: periodic probes of every serving provider, with recent history.
+
+Each (domain, key) keeps its current status, latency and message, when it last changed,
+and the last `history` samples for sparklines. Only transitions are journaled
+(`health-changed`), so a steady system writes nothing; the first healthy sample of a new
+provider is not news, a first unhealthy one is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .domains import ComponentRef, HealthResult, HealthStatus
+from .events import Event, Severity
+
+SEVERITY = {
+    HealthStatus.OK: Severity.INFO,
+    HealthStatus.DEGRADED: Severity.WARNING,
+    HealthStatus.FAILED: Severity.ERROR,
+    HealthStatus.UNKNOWN: Severity.WARNING,
+}
+
+
+@dataclass
+class HealthSample:
+    ts: float
+    status: HealthStatus
+    latency_ms: float | None
+
+
+@dataclass
+class HealthTrack:
+    ref: ComponentRef
+    provider: str
+    status: HealthStatus = HealthStatus.UNKNOWN
+    latency_ms: float | None = None
+    message: str = ""
+    checked_at: float | None = None
+    changed_at: float = field(default_factory=time.time)
+    samples: deque[HealthSample] = field(default_factory=lambda: deque(maxlen=60))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.ref.domain.value,
+            "key": self.ref.key,
+            "provider": self.provider,
+            "status": self.status.value,
+            "latency_ms": self.latency_ms,
+            "message": self.message,
+            "checked_at": self.checked_at,
+            "changed_at": self.changed_at,
+            "samples": [s.latency_ms for s in self.samples],
+        }
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        probe: Callable[[ComponentRef], Any],
+        refs: Callable[[], list[ComponentRef]],
+        *,
+        interval_s: float,
+        history: int,
+        emit: Callable[[Event], None],
+        on_update: Callable[[HealthTrack], None] | None = None,
+        telemetry: Any | None = None,
+    ) -> None:
+        self._probe = probe
+        self._refs = refs
+        self.interval_s = interval_s
+        self._history = history
+        self._emit = emit
+        self._on_update = on_update or (lambda track: None)
+        self._telemetry = telemetry
+        self._tracks: dict[ComponentRef, HealthTrack] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    # -- reads -----------------------------------------------------------------------------
+    def track(self, ref: ComponentRef) -> HealthTrack | None:
+        return self._tracks.get(ref)
+
+    def tracks(self) -> list[HealthTrack]:
+        return list(self._tracks.values())
+
+    # -- recording -------------------------------------------------------------------------
+    def record(self, ref: ComponentRef, provider: str, result: HealthResult) -> HealthTrack:
+        now = time.time()
+        track = self._tracks.get(ref)
+        if track is None or track.provider != provider:
+            track = HealthTrack(ref, provider, changed_at=now, samples=deque(maxlen=self._history))
+            self._tracks[ref] = track
+        previous = track.status
+        track.samples.append(HealthSample(now, result.status, result.latency_ms))
+        track.latency_ms = result.latency_ms
+        track.message = result.message
+        track.checked_at = now
+        if result.status != previous:
+            track.status = result.status
+            track.changed_at = now
+            if not (previous == HealthStatus.UNKNOWN and result.status == HealthStatus.OK):
+                latency = f" ({result.latency_ms:.1f} ms)" if result.latency_ms is not None else ""
+                detail = f": {result.message}" if result.message else ""
+                self._emit(Event(
+                    "health-changed",
+                    f"{ref} ({provider}) {previous.value} -> {result.status.value}{latency}{detail}",
+                    SEVERITY[result.status], ref.domain, ref.key, provider,
+                    outcome=result.status.value, duration_ms=result.latency_ms,
+                    data={"from": previous.value, "to": result.status.value, "message": result.message},
+                ))
+        if self._telemetry is not None:
+            self._telemetry.record_health(
+                domain=ref.domain.value, key=ref.key, provider=provider,
+                status=result.status.value, latency_ms=result.latency_ms,
+            )
+        self._on_update(track)
+        return track
+
+    def forget(self, ref: ComponentRef) -> None:
+        self._tracks.pop(ref, None)
+
+    # -- probing ---------------------------------------------------------------------------
+    async def probe(self, ref: ComponentRef) -> HealthTrack | None:
+        """Probe one key now (the console's `h`); the lifecycle reports back through record()."""
+        outcome = await self._probe(ref)
+        return self._tracks.get(ref) if outcome is not None else None
+
+    async def probe_all(self) -> None:
+        await asyncio.gather(*(self._probe(ref) for ref in self._refs()), return_exceptions=True)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="oneiric-health-monitor")
+
+    def poke(self) -> None:
+        """Run the next round now instead of waiting for the interval."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.probe_all()
+            except Exception as exc:  # a probe round must never kill the monitor
+                self._emit(Event("health-changed", f"health round failed: {exc}", Severity.ERROR))
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            except TimeoutError:
+                pass

@@ -1,0 +1,301 @@
+"""Resolution precedence and `explain()`.
+
+Precedence, highest first (README "How a provider wins"):
+  1. the explicit selection in settings/<domain>s.yml (if that provider is registered;
+     if it is not, the key is *misconfigured* and ranking picks a fallback),
+  2. higher effective stack_level (a source is lifted by `stack_order`),
+  3. higher priority,
+  4. later registration.
+
+Winners are recomputed when the registry, the selections or the stack order change, so
+`resolve()` on the hot path is two dict lookups, never a sort.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .domains import Candidate, ComponentRef, Domain
+from .errors import NotFound
+from .registry import CandidateRegistry
+
+STACK_LIFT_STEP = 100
+
+
+class Rung(str, enum.Enum):
+    """The precedence rung that decided a candidate's place."""
+
+    ONLY = "only candidate"
+    SELECTION = "selection"
+    STACK_LEVEL = "stack_level"
+    PRIORITY = "priority"
+    REGISTRATION = "registration order"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class StackOrder:
+    """Source lifts from `stack_order` (app.yml) or ONEIRIC_STACK_ORDER.
+
+    Tokens are listed highest first. A bare token at position i of n lifts the matching
+    sources by (n - i) * 100; `name:value` sets the lift explicitly. Tokens may be
+    patterns (`remote:*`), and `remote` matches every remote source.
+    """
+
+    tokens: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Sequence[str]) -> StackOrder:
+        cleaned = [e.strip() for e in entries if e and e.strip()]
+        tokens: list[tuple[str, int]] = []
+        for index, entry in enumerate(cleaned):
+            name, sep, value = entry.rpartition(":")
+            if sep and _is_int(value):
+                tokens.append((name, int(value)))
+            else:
+                tokens.append((entry, (len(cleaned) - index) * STACK_LIFT_STEP))
+        return cls(tuple(tokens))
+
+    def lift(self, source: str) -> tuple[int, str | None]:
+        for pattern, value in self.tokens:
+            if pattern == source or fnmatch.fnmatchcase(source, pattern) or (
+                pattern == "remote" and source.startswith("remote:")
+            ):
+                return value, pattern
+        return 0, None
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    candidate: Candidate
+    rank: int
+    selected: bool
+    effective_stack_level: int
+    lift: int
+    lift_token: str | None
+    rung: Rung
+    reason: str
+
+    @property
+    def winner(self) -> bool:
+        return self.rank == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.candidate
+        return {
+            "rank": self.rank,
+            "provider": c.provider,
+            "source": c.source,
+            "factory": c.factory,
+            "priority": c.priority,
+            "stack_level": c.stack_level,
+            "effective_stack_level": self.effective_stack_level,
+            "registration": c.seq,
+            "selected": self.selected,
+            "winner": self.winner,
+            "rung": self.rung.value,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    ref: ComponentRef
+    selection: str | None
+    selection_file: str
+    misconfigured: str | None
+    ranked: list[RankedCandidate] = field(default_factory=list)
+
+    @property
+    def winner(self) -> Candidate | None:
+        return self.ranked[0].candidate if self.ranked else None
+
+    @property
+    def shadowed(self) -> list[Candidate]:
+        return [r.candidate for r in self.ranked[1:]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.ref.domain.value,
+            "key": self.ref.key,
+            "winner": self.winner.provider if self.winner else None,
+            "winner_source": self.winner.source if self.winner else None,
+            "selection": self.selection,
+            "selection_file": self.selection_file,
+            "misconfigured": self.misconfigured,
+            "candidates": [r.to_dict() for r in self.ranked],
+        }
+
+
+class Resolver:
+    def __init__(
+        self,
+        registry: CandidateRegistry,
+        *,
+        selections: Mapping[Domain, Mapping[str, str]] | None = None,
+        stack_order: StackOrder | None = None,
+        settings_dir_label: str = "settings",
+    ) -> None:
+        self._registry = registry
+        self._selections: dict[Domain, dict[str, str]] = {d: {} for d in Domain}
+        self._stack = stack_order or StackOrder()
+        self._label = settings_dir_label
+        # winners[domain][key] -> Candidate: the hot-path table.
+        self._winners: dict[Domain, dict[str, Candidate]] = {d: {} for d in Domain}
+        self._rankings: dict[ComponentRef, Explanation] = {}
+        self.resolutions: dict[str, int] = {d.value: 0 for d in Domain}
+        if selections:
+            for domain, table in selections.items():
+                self._selections[Domain.parse(domain)] = dict(table)
+        registry.add_listener(self._recompute)
+        self._recompute(set(registry.refs()))
+
+    # -- inputs ---------------------------------------------------------------------------
+    def set_selections(self, selections: Mapping[Domain, Mapping[str, str]]) -> set[ComponentRef]:
+        """Replace the selections; returns the refs whose selection changed."""
+        changed: set[ComponentRef] = set()
+        for domain in Domain:
+            new = dict(selections.get(domain, {}))
+            old = self._selections[domain]
+            for key in set(old) | set(new):
+                if old.get(key) != new.get(key):
+                    changed.add(ComponentRef(domain, key))
+            self._selections[domain] = new
+        self._recompute(changed)
+        return changed
+
+    def set_stack_order(self, stack_order: StackOrder) -> None:
+        self._stack = stack_order
+        self._recompute(set(self._rankings) | set(self._registry.refs()))
+
+    def selection(self, ref: ComponentRef) -> str | None:
+        return self._selections[ref.domain].get(ref.key)
+
+    def selections(self) -> dict[Domain, dict[str, str]]:
+        return {d: dict(t) for d, t in self._selections.items()}
+
+    # -- the hot path ----------------------------------------------------------------------
+    def resolve(self, domain: Domain | str, key: str) -> Candidate:
+        try:
+            winner = self._winners[domain][key]
+        except KeyError:
+            raise self._not_found(domain, key) from None
+        self.resolutions[domain] += 1
+        return winner
+
+    def _not_found(self, domain: Domain | str, key: str) -> NotFound:
+        domain = Domain.parse(domain)
+        known = sorted(self._winners[domain])
+        hint = f" Known {domain.value} keys: {', '.join(known)}." if known else ""
+        return NotFound(f"No candidate is registered for {domain.value}/{key}.{hint}")
+
+    # -- explain ---------------------------------------------------------------------------
+    def explain(self, domain: Domain | str, key: str) -> Explanation:
+        ref = ComponentRef(Domain.parse(domain), key)
+        explanation = self._rankings.get(ref)
+        if explanation is None:
+            if self.selection(ref):
+                return self._rank(ref)  # selected but nothing registered at all
+            raise self._not_found(ref.domain, key)
+        return explanation
+
+    def refs(self) -> list[ComponentRef]:
+        """Every key that has candidates or a selection."""
+        refs = set(self._rankings)
+        for domain, table in self._selections.items():
+            refs.update(ComponentRef(domain, k) for k in table)
+        return sorted(refs, key=lambda r: (list(Domain).index(r.domain), r.key))
+
+    # -- ranking ---------------------------------------------------------------------------
+    def _recompute(self, refs: set[ComponentRef]) -> None:
+        for ref in refs:
+            explanation = self._rank(ref)
+            if explanation.ranked:
+                self._rankings[ref] = explanation
+                self._winners[ref.domain][ref.key] = explanation.ranked[0].candidate
+            else:
+                self._rankings.pop(ref, None)
+                self._winners[ref.domain].pop(ref.key, None)
+
+    def _rank(self, ref: ComponentRef) -> Explanation:
+        selection = self.selection(ref)
+        file_label = f"{self._label}/{ref.domain.settings_file}"
+        cands = self._registry.candidates(ref)
+        rows = []
+        for cand in cands:
+            lift, token = self._stack.lift(cand.source)
+            selected = selection is not None and cand.provider == selection
+            rows.append((cand, selected, cand.stack_level + lift, lift, token))
+        rows.sort(key=lambda r: (r[1], r[2], r[0].priority, r[0].seq), reverse=True)
+
+        misconfigured = None
+        if selection is not None and not any(r[1] for r in rows):
+            misconfigured = (
+                f"{file_label} selects '{selection}' for {ref}, but no candidate with that provider "
+                "is registered"
+            )
+
+        ranked: list[RankedCandidate] = []
+        for index, (cand, selected, eff, lift, token) in enumerate(rows):
+            if index == 0:
+                other = rows[1] if len(rows) > 1 else None
+                rung, reason = _winner_reason(selected, eff, lift, token, cand, other, file_label)
+                if misconfigured:
+                    reason = f"fallback: selection '{selection}' is not registered; {reason}"
+            else:
+                rung, reason = _loser_reason(selected, eff, cand, rows[index - 1], selection, file_label)
+            ranked.append(RankedCandidate(cand, index + 1, selected, eff, lift, token, rung, reason))
+        return Explanation(ref, selection, file_label, misconfigured, ranked)
+
+
+def _stack_text(eff: int, cand: Candidate, lift: int, token: str | None) -> str:
+    if lift:
+        return f"{eff} ({cand.stack_level} + {lift} from stack_order '{token}')"
+    return str(eff)
+
+
+def _winner_reason(selected, eff, lift, token, cand, other, file_label) -> tuple[Rung, str]:
+    if other is None:
+        if selected:
+            return Rung.SELECTION, f"selected in {file_label} (only candidate)"
+        return Rung.ONLY, "only candidate"
+    o_cand, o_sel, o_eff, _, _ = other
+    if selected and not o_sel:
+        return Rung.SELECTION, f"selected in {file_label}"
+    prefix = "selected in " + file_label + "; " if selected else ""
+    if eff != o_eff:
+        return Rung.STACK_LEVEL, (
+            f"{prefix}stack_level {_stack_text(eff, cand, lift, token)} > {o_eff} ({o_cand.provider})"
+        )
+    if cand.priority != o_cand.priority:
+        return Rung.PRIORITY, f"{prefix}priority {cand.priority} > {o_cand.priority} ({o_cand.provider})"
+    return Rung.REGISTRATION, (
+        f"{prefix}registered later (#{cand.seq} > #{o_cand.seq}, {o_cand.provider})"
+    )
+
+
+def _loser_reason(selected, eff, cand, above, selection, file_label) -> tuple[Rung, str]:
+    a_cand, a_sel, a_eff, _, _ = above
+    if a_sel and not selected:
+        return Rung.SELECTION, f"shadowed: {file_label} selects '{selection}'"
+    if eff != a_eff:
+        return Rung.STACK_LEVEL, f"shadowed: stack_level {eff} < {a_eff} ({a_cand.provider})"
+    if cand.priority != a_cand.priority:
+        return Rung.PRIORITY, f"shadowed: priority {cand.priority} < {a_cand.priority} ({a_cand.provider})"
+    return Rung.REGISTRATION, (
+        f"shadowed: registered earlier (#{cand.seq} < #{a_cand.seq}, {a_cand.provider})"
+    )

@@ -1,0 +1,718 @@
+"""The state store: one SQLite file every process of a state dir shares.
+
+It holds the journal (every Event), the activity table (paused / draining keys), the
+lifecycle and health snapshots the host writes for its clients, the host lease and a small
+key/value table. Several processes (the host, consoles, CLI invocations) open the same file,
+so the file runs in WAL mode, every write is a `BEGIN IMMEDIATE` transaction (a writer takes
+the write lock up front and waits for it under `busy_timeout` instead of failing half way),
+and a busy/locked error is retried a few times with a short backoff before it is reported.
+
+Within one process a single connection is shared by every thread under an `RLock`.
+Any sqlite3 error that escapes is re-raised as `StoreError`, one sentence naming the file
+and the reason. The schema is versioned with `PRAGMA user_version` and grows through the
+ordered `MIGRATIONS` list: append to it, never edit an entry that has shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .domains import Domain
+from .errors import OneiricError, UsageError
+from .events import Event, Severity
+
+T = TypeVar("T")
+
+
+class StoreError(OneiricError):
+    """The state store cannot be opened, read or written (full disk, read-only file, corruption)."""
+
+    exit_code = 1
+
+
+# Each entry moves the schema from version i to i+1 (user_version counts applied entries).
+MIGRATIONS: list[Sequence[str]] = [
+    # 1: journal, activity, snapshots, lease, meta
+    (
+        """CREATE TABLE IF NOT EXISTS journal (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            domain TEXT,
+            key TEXT,
+            provider TEXT,
+            actor TEXT,
+            outcome TEXT,
+            duration_ms REAL,
+            message TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX IF NOT EXISTS journal_ts ON journal(ts)",
+        "CREATE INDEX IF NOT EXISTS journal_kind ON journal(kind)",
+        "CREATE INDEX IF NOT EXISTS journal_ref ON journal(domain, key)",
+        """CREATE TABLE IF NOT EXISTS activity (
+            domain TEXT NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            note TEXT,
+            actor TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (domain, key)
+        )""",
+        """CREATE TABLE IF NOT EXISTS lifecycle (
+            domain TEXT NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            provider TEXT,
+            source TEXT,
+            pending_provider TEXT,
+            last_error TEXT,
+            inflight INTEGER NOT NULL DEFAULT 0,
+            last_swap TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (domain, key)
+        )""",
+        """CREATE TABLE IF NOT EXISTS health (
+            domain TEXT NOT NULL,
+            key TEXT NOT NULL,
+            provider TEXT,
+            status TEXT NOT NULL,
+            latency_ms REAL,
+            message TEXT NOT NULL DEFAULT '',
+            checked_at REAL NOT NULL,
+            changed_at REAL NOT NULL,
+            samples TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (domain, key)
+        )""",
+        """CREATE TABLE IF NOT EXISTS lease (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pid INTEGER NOT NULL,
+            hostname TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL
+        )""",
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+ACTIVITY_STATES = ("active", "paused", "draining", "drained")
+
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+_RETRIES = 6
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(slots=True)
+class ActivityRecord:
+    domain: str
+    key: str
+    state: str  # "active" | "paused" | "draining" | "drained"
+    note: str | None = None
+    actor: str | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class LifecycleSnapshot:
+    domain: str
+    key: str
+    state: str
+    provider: str | None
+    source: str | None
+    pending_provider: str | None = None
+    last_error: str | None = None
+    inflight: int = 0
+    last_swap: dict[str, Any] | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class HealthSnapshot:
+    domain: str
+    key: str
+    provider: str | None
+    status: str
+    latency_ms: float | None
+    message: str
+    checked_at: float
+    changed_at: float
+    samples: list[float | None] = field(default_factory=list)  # recent latencies, oldest first
+
+
+@dataclass(slots=True)
+class LeaseInfo:
+    pid: int
+    hostname: str
+    started_at: float
+    heartbeat_at: float
+
+    def is_stale(self, now: float, stale_after_s: float) -> bool:
+        """True when the holder has not heartbeaten for longer than `stale_after_s`."""
+        return now - self.heartbeat_at > stale_after_s
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dom(value: Domain | str | None) -> str | None:
+    """Store a domain as its singular value; accept `adapter`, `adapters` or a Domain."""
+    if value is None:
+        return None
+    if isinstance(value, Domain):
+        return value.value
+    try:
+        return Domain.parse(value).value
+    except OneiricError:
+        return str(value)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF) in _BUSY_CODES:
+        return True
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _ci_contains(haystack: Any, needle: Any) -> int:
+    if haystack is None or needle is None:
+        return 0
+    return int(str(needle).casefold() in str(haystack).casefold())
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def _event_from_row(row: sqlite3.Row) -> Event:
+    domain: Domain | None = None
+    if row["domain"]:
+        try:
+            domain = Domain.parse(row["domain"])
+        except OneiricError:
+            domain = None
+    try:
+        severity = Severity(row["severity"] or "info")
+    except ValueError:
+        severity = Severity.INFO
+    data = _loads(row["data"], {})
+    return Event(
+        kind=row["kind"],
+        message=row["message"] or "",
+        severity=severity,
+        domain=domain,
+        key=row["key"],
+        provider=row["provider"],
+        actor=row["actor"],
+        outcome=row["outcome"],
+        duration_ms=row["duration_ms"],
+        data=data if isinstance(data, dict) else {"value": data},
+        ts=row["ts"],
+        id=row["id"],
+    )
+
+
+def _event_params(event: Event) -> tuple[Any, ...]:
+    severity = event.severity.value if isinstance(event.severity, Severity) else str(event.severity)
+    return (
+        float(event.ts),
+        str(event.kind),
+        severity,
+        _dom(event.domain),
+        event.key,
+        event.provider,
+        event.actor,
+        event.outcome,
+        event.duration_ms,
+        event.message or "",
+        json.dumps(event.data or {}, default=str, separators=(",", ":")),
+    )
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class StateStore:
+    """The shared SQLite state file. Safe to use from many threads and many processes."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise StoreError(
+                f"cannot create the directory {self.path.parent} for the state store {self.path}: {reason}"
+            ) from exc
+        try:
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=self.busy_timeout_ms / 1000.0,
+                check_same_thread=False,
+                isolation_level=None,  # autocommit: this class issues BEGIN IMMEDIATE / COMMIT itself
+            )
+        except sqlite3.Error as exc:
+            raise self._error("open", exc) from exc
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        try:
+            conn.create_function("oneiric_contains", 2, _ci_contains, deterministic=True)
+            self._retry("open", self._configure)
+            self._migrate()
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _configure(self) -> None:
+        conn = self._require()
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(
+                f"cannot open the state store {self.path}: the file cannot switch to WAL mode "
+                f"(it stays in {mode} mode)"
+            )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"cannot open the state store {self.path}: it has schema version {version} "
+                    f"but this program knows only up to {SCHEMA_VERSION}, so upgrade the program"
+                )
+            for index in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[index]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {index + 1}")
+
+        self._write(run, action="migrate")
+
+    def _require(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"cannot use the state store {self.path}: it is closed")
+        return conn
+
+    def _error(self, action: str, exc: BaseException) -> StoreError:
+        reason = str(exc) or type(exc).__name__
+        if action == "open" and "unable to open" in reason.lower():
+            parent = self.path.parent
+            if not os.access(parent, os.W_OK | os.X_OK):
+                reason = f"{reason} (the directory {parent} is not writable)"
+        return StoreError(f"cannot {action} the state store {self.path}: {reason}")
+
+    def _retry(self, action: str, fn: Callable[[], T]) -> T:
+        """Run `fn` under the lock; retry busy/locked errors with a short backoff."""
+        delay = 0.02
+        for attempt in range(_RETRIES):
+            with self._lock:
+                try:
+                    return fn()
+                except sqlite3.Error as exc:
+                    if not (_is_busy(exc) and attempt < _RETRIES - 1):
+                        raise self._error(action, exc) from exc
+            time.sleep(delay + random.uniform(0, delay))
+            delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T], *, action: str = "write") -> T:
+        """One `BEGIN IMMEDIATE` transaction running `fn`; rolled back if anything raises."""
+
+        def attempt() -> T:
+            conn = self._require()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+
+        return self._retry(action, attempt)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._retry("read", lambda: self._require().execute(sql, params).fetchall())
+
+    def pragma(self, name: str, value: int | str | None = None) -> Any:
+        """Read (or set) one PRAGMA on this store's connection, e.g. `pragma("journal_mode")`."""
+        if not name.replace("_", "").isalnum():
+            raise UsageError(f"'{name}' is not a PRAGMA name.")
+        if value is not None and not str(value).replace("_", "").replace("-", "").isalnum():
+            raise UsageError(f"'{value}' is not a valid PRAGMA value.")
+        sql = f"PRAGMA {name}" if value is None else f"PRAGMA {name} = {value}"
+
+        def run() -> Any:
+            row = self._require().execute(sql).fetchone()
+            return None if row is None else row[0]
+
+        return self._retry("read", run)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.pragma("user_version"))
+
+    def close(self) -> None:
+        """Close the connection (idempotent); later calls raise StoreError."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    raise self._error("close", exc) from exc
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ journal
+
+    _INSERT_EVENT = (
+        "INSERT INTO journal (ts, kind, severity, domain, key, provider, actor, outcome, "
+        "duration_ms, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def append(self, event: Event) -> Event:
+        """Store one event; sets and returns it with `event.id`."""
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Iterable[Event]) -> list[Event]:
+        """Store events in one transaction, in order; each gets its `id`."""
+        batch = list(events)
+        if not batch:
+            return batch
+        params = [_event_params(e) for e in batch]
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            return [int(conn.execute(self._INSERT_EVENT, p).lastrowid) for p in params]
+
+        ids = self._write(run)
+        for event, new_id in zip(batch, ids):
+            event.id = new_id
+        return batch
+
+    @staticmethod
+    def _filters(
+        *,
+        after_id: int | None = None,
+        kinds: Iterable[str] | None = None,
+        domain: Domain | str | None = None,
+        key: str | None = None,
+        since_ts: float | None = None,
+        text: str | None = None,
+    ) -> tuple[str, list[Any]] | None:
+        """A WHERE clause and its parameters; None when the filter can match nothing."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if after_id is not None:
+            clauses.append("id > ?")
+            params.append(int(after_id))
+        if kinds is not None:
+            wanted = [kinds] if isinstance(kinds, str) else sorted({str(k) for k in kinds})
+            if not wanted:
+                return None
+            clauses.append(f"kind IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if domain is not None:
+            clauses.append("domain = ?")
+            params.append(_dom(domain))
+        if key is not None:
+            clauses.append("key = ?")
+            params.append(key)
+        if since_ts is not None:
+            clauses.append("ts >= ?")
+            params.append(float(since_ts))
+        if text:
+            clauses.append(
+                "(oneiric_contains(message, ?) OR oneiric_contains(kind, ?) "
+                "OR oneiric_contains(provider, ?) OR oneiric_contains(key, ?))"
+            )
+            params.extend([text] * 4)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return where, params
+
+    def journal(
+        self,
+        *,
+        limit: int = 200,
+        after_id: int | None = None,
+        kinds: Iterable[str] | None = None,
+        domain: Domain | str | None = None,
+        key: str | None = None,
+        since_ts: float | None = None,
+        text: str | None = None,
+    ) -> list[Event]:
+        """The newest `limit` matching events, returned oldest first.
+
+        `kinds=None` means every kind (an empty collection matches nothing); `text` is a
+        case-insensitive substring of the message, kind, provider or key.
+        """
+        if limit <= 0:
+            return []
+        built = self._filters(
+            after_id=after_id, kinds=kinds, domain=domain, key=key, since_ts=since_ts, text=text
+        )
+        if built is None:
+            return []
+        where, params = built
+        rows = self._read(f"SELECT * FROM journal{where} ORDER BY id DESC LIMIT ?", [*params, int(limit)])
+        return [_event_from_row(row) for row in reversed(rows)]
+
+    def last_journal_id(self) -> int:
+        """The highest stored event id, 0 when the journal is empty."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM journal")[0][0])
+
+    def count_journal(
+        self,
+        *,
+        kind: str | None = None,
+        since_ts: float | None = None,
+        domain: Domain | str | None = None,
+        key: str | None = None,
+    ) -> int:
+        built = self._filters(
+            kinds=None if kind is None else [kind], since_ts=since_ts, domain=domain, key=key
+        )
+        assert built is not None
+        where, params = built
+        return int(self._read(f"SELECT COUNT(*) FROM journal{where}", params)[0][0])
+
+    def prune_journal(
+        self, *, max_age_s: float | None, max_rows: int | None, now: float | None = None
+    ) -> int:
+        """Delete events older than `max_age_s`, then all but the newest `max_rows`; returns the count."""
+        cutoff = None if max_age_s is None else (time.time() if now is None else now) - max_age_s
+
+        def run(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            if cutoff is not None:
+                deleted += conn.execute("DELETE FROM journal WHERE ts < ?", (cutoff,)).rowcount
+            if max_rows is not None:
+                keep = max(0, int(max_rows))
+                row = conn.execute(
+                    "SELECT id FROM journal ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,)
+                ).fetchone()
+                if row is not None:
+                    deleted += conn.execute("DELETE FROM journal WHERE id <= ?", (row[0],)).rowcount
+            return deleted
+
+        return self._write(run)
+
+    # ------------------------------------------------------------------ activity
+
+    def set_activity(self, record: ActivityRecord) -> None:
+        """Store a key's activity; "active" with no note deletes the row (active is the default)."""
+        if record.state not in ACTIVITY_STATES:
+            raise UsageError(
+                f"'{record.state}' is not an activity state: use one of {', '.join(ACTIVITY_STATES)}."
+            )
+        domain = _dom(record.domain)
+        updated_at = record.updated_at or time.time()
+
+        def run(conn: sqlite3.Connection) -> None:
+            if record.state == "active" and not record.note:
+                conn.execute("DELETE FROM activity WHERE domain = ? AND key = ?", (domain, record.key))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO activity (domain, key, state, note, actor, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (domain, record.key, record.state, record.note, record.actor, updated_at),
+                )
+
+        self._write(run)
+
+    @staticmethod
+    def _activity(row: sqlite3.Row) -> ActivityRecord:
+        return ActivityRecord(
+            domain=row["domain"], key=row["key"], state=row["state"], note=row["note"],
+            actor=row["actor"], updated_at=row["updated_at"],
+        )
+
+    def get_activity(self, domain: Domain | str, key: str) -> ActivityRecord | None:
+        rows = self._read("SELECT * FROM activity WHERE domain = ? AND key = ?", (_dom(domain), key))
+        return self._activity(rows[0]) if rows else None
+
+    def all_activity(self) -> list[ActivityRecord]:
+        return [self._activity(r) for r in self._read("SELECT * FROM activity ORDER BY domain, key")]
+
+    # ------------------------------------------------------------------ lifecycle snapshots
+
+    def put_lifecycle(self, snap: LifecycleSnapshot) -> None:
+        params = (
+            _dom(snap.domain), snap.key, snap.state, snap.provider, snap.source,
+            snap.pending_provider, snap.last_error, int(snap.inflight),
+            None if snap.last_swap is None else json.dumps(snap.last_swap, default=str),
+            snap.updated_at or time.time(),
+        )
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO lifecycle (domain, key, state, provider, source, "
+                "pending_provider, last_error, inflight, last_swap, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+        )
+
+    @staticmethod
+    def _lifecycle(row: sqlite3.Row) -> LifecycleSnapshot:
+        return LifecycleSnapshot(
+            domain=row["domain"], key=row["key"], state=row["state"], provider=row["provider"],
+            source=row["source"], pending_provider=row["pending_provider"],
+            last_error=row["last_error"], inflight=row["inflight"],
+            last_swap=_loads(row["last_swap"], None), updated_at=row["updated_at"],
+        )
+
+    def get_lifecycle(self, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
+        rows = self._read("SELECT * FROM lifecycle WHERE domain = ? AND key = ?", (_dom(domain), key))
+        return self._lifecycle(rows[0]) if rows else None
+
+    def all_lifecycle(self) -> list[LifecycleSnapshot]:
+        return [self._lifecycle(r) for r in self._read("SELECT * FROM lifecycle ORDER BY domain, key")]
+
+    def clear_lifecycle(self) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM lifecycle"))
+
+    # ------------------------------------------------------------------ health snapshots
+
+    def put_health(self, snap: HealthSnapshot) -> None:
+        """Store the latest health of a key (one row per domain/key, whatever the provider)."""
+        params = (
+            _dom(snap.domain), snap.key, snap.provider, str(snap.status), snap.latency_ms,
+            snap.message or "", snap.checked_at, snap.changed_at, json.dumps(list(snap.samples)),
+        )
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO health (domain, key, provider, status, latency_ms, message, "
+                "checked_at, changed_at, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+        )
+
+    @staticmethod
+    def _health(row: sqlite3.Row) -> HealthSnapshot:
+        samples = _loads(row["samples"], [])
+        return HealthSnapshot(
+            domain=row["domain"], key=row["key"], provider=row["provider"], status=row["status"],
+            latency_ms=row["latency_ms"], message=row["message"] or "",
+            checked_at=row["checked_at"], changed_at=row["changed_at"],
+            samples=list(samples) if isinstance(samples, list) else [],
+        )
+
+    def get_health(self, domain: Domain | str, key: str) -> HealthSnapshot | None:
+        rows = self._read("SELECT * FROM health WHERE domain = ? AND key = ?", (_dom(domain), key))
+        return self._health(rows[0]) if rows else None
+
+    def all_health(self) -> list[HealthSnapshot]:
+        return [self._health(r) for r in self._read("SELECT * FROM health ORDER BY domain, key")]
+
+    def clear_health(self) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM health"))
+
+    # ------------------------------------------------------------------ host lease
+
+    @staticmethod
+    def _lease(row: sqlite3.Row | None) -> LeaseInfo | None:
+        if row is None:
+            return None
+        return LeaseInfo(
+            pid=row["pid"], hostname=row["hostname"],
+            started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
+        )
+
+    def acquire_lease(
+        self, pid: int, hostname: str, *, stale_after_s: float = 5.0, now: float | None = None
+    ) -> tuple[bool, LeaseInfo | None]:
+        """Take the host lease if it is free, stale, or already ours; else (False, holder)."""
+        at = time.time() if now is None else now
+
+        def run(conn: sqlite3.Connection) -> tuple[bool, LeaseInfo | None]:
+            current = self._lease(conn.execute("SELECT * FROM lease WHERE id = 1").fetchone())
+            ours = current is not None and current.pid == pid and current.hostname == hostname
+            if current is not None and not ours and not current.is_stale(at, stale_after_s):
+                return False, current
+            started = current.started_at if ours and current is not None else at
+            conn.execute(
+                "INSERT OR REPLACE INTO lease (id, pid, hostname, started_at, heartbeat_at) "
+                "VALUES (1, ?, ?, ?, ?)",
+                (pid, hostname, started, at),
+            )
+            return True, LeaseInfo(pid=pid, hostname=hostname, started_at=started, heartbeat_at=at)
+
+        return self._write(run)
+
+    def heartbeat(self, pid: int, hostname: str, now: float | None = None) -> bool:
+        """Refresh our lease; False when it is no longer ours (taken over or released)."""
+        at = time.time() if now is None else now
+        return bool(
+            self._write(
+                lambda conn: conn.execute(
+                    "UPDATE lease SET heartbeat_at = ? WHERE id = 1 AND pid = ? AND hostname = ?",
+                    (at, pid, hostname),
+                ).rowcount
+            )
+        )
+
+    def release_lease(self, pid: int, hostname: str) -> bool:
+        """Give the lease up if we hold it; True when a lease was released."""
+        return bool(
+            self._write(
+                lambda conn: conn.execute(
+                    "DELETE FROM lease WHERE id = 1 AND pid = ? AND hostname = ?", (pid, hostname)
+                ).rowcount
+            )
+        )
+
+    def current_lease(self) -> LeaseInfo | None:
+        rows = self._read("SELECT * FROM lease WHERE id = 1")
+        return self._lease(rows[0] if rows else None)
+
+    # ------------------------------------------------------------------ meta
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        if not rows or rows[0][0] is None:
+            return default
+        return _loads(rows[0][0], default)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        text = json.dumps(value, default=str)
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, text)
+            )
+        )

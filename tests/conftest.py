@@ -1,0 +1,83 @@
+"""Shared, generic fixtures: a private copy of the demo settings and a CLI runner.
+
+Nothing here writes into the repository: settings are copied under `tmp_path` and every
+CLI run gets its own state directory under `tmp_path` too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SETTINGS = REPO_ROOT / "settings"
+
+# Variables that would change what the CLI computes or who it says is acting.
+_SCRUBBED_ENV = (
+    "ONEIRIC_SETTINGS", "ONEIRIC_STATE_DIR", "ONEIRIC_STACK_ORDER", "ONEIRIC_OPERATOR",
+    "SSH_CLIENT", "SSH_CONNECTION",
+)
+
+
+@pytest.fixture
+def demo_settings(tmp_path: Path) -> Path:
+    """A copy of the demo settings directory at tmp_path/"settings"."""
+    dest = tmp_path / "settings"
+    shutil.copytree(DEMO_SETTINGS, dest)
+    return dest
+
+
+@dataclass
+class CliResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:  # shown by pytest when an assertion fails
+        return (f"$ {' '.join(self.argv)}\n-> exit {self.returncode}\n"
+                f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}")
+
+
+@pytest.fixture
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env.update({"ONEIRIC_OPERATOR": "tester", "COLUMNS": "120"})
+    return env
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, demo_settings: Path, cli_env: dict[str, str]) -> Callable[..., CliResult]:
+    """Run `python -m oneiric_core.cli` in a real subprocess.
+
+    `run_cli("status", "--json")` passes `--settings <copy of the demo>` and
+    `--state-dir tmp_path/state`; pass `settings=`/`state_dir=` to change them (None
+    leaves the flag out) and `env=` to add variables.
+    """
+    default_state = tmp_path / "state"
+
+    def run(*args: Any, settings: Path | None = demo_settings, state_dir: Path | None = default_state,
+            env: dict[str, str] | None = None, timeout: float = 60) -> CliResult:
+        argv = [sys.executable, "-m", "oneiric_core.cli"]
+        if settings is not None:
+            argv += ["--settings", str(settings)]
+        if state_dir is not None:
+            argv += ["--state-dir", str(state_dir)]
+        argv += [str(a) for a in args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                              env={**cli_env, **(env or {})})
+        return CliResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    return run

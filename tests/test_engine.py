@@ -1,0 +1,235 @@
+"""The engine as a whole: settings reloads, health monitoring, the journal, host and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from oneiric_core.domains import ComponentRef, Domain
+from oneiric_core.engine import Engine, HostBusy
+from oneiric_core.events import Event
+from tests.helpers import demo_copy, write
+
+
+@pytest.fixture
+def settings_dir(tmp_path):
+    return demo_copy(tmp_path)
+
+
+@pytest.fixture
+async def engine(settings_dir, tmp_path):
+    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
+    await eng.start()
+    yield eng
+    await eng.stop()
+    eng.close()
+
+
+ADAPTERS_SQLITE = """\
+# the cache is on sqlite for this test
+selections:
+  cache: sqlite
+"""
+
+BROKEN_SYNTAX = """\
+selections:
+  cache: memory
+  storage local
+"""
+
+BROKEN_SCHEMA = """\
+selections:
+  cache: memory
+candidates:
+  - key: cache
+    provider: fast
+    factory: not a factory
+"""
+
+
+async def test_broken_yaml_keeps_the_last_good_selections_serving(engine, settings_dir):
+    adapters = settings_dir / "adapters.yml"
+    adapters.write_text(ADAPTERS_SQLITE)
+    assert engine.reload_settings() == []
+    assert engine.resolve("adapter", "cache").provider == "sqlite"
+    changed = engine.journal(kinds=["selection-changed"])[-1]
+    assert changed.data == {"from": "memory", "to": "sqlite"}
+
+    adapters.write_text(BROKEN_SYNTAX)
+    problems = engine.reload_settings()
+    assert len(problems) == 1 and problems[0].line == 4
+    assert engine.resolve("adapter", "cache").provider == "sqlite"  # last good still in force
+    invalid = engine.journal(kinds=["config-invalid"])[-1]
+    assert invalid.severity.value == "error"
+    assert "adapters.yml:4:" in invalid.message and "the last good settings stay in force" in invalid.message
+    assert invalid.data["line"] == 4 and invalid.data["file"].endswith("adapters.yml")
+
+    adapters.write_text(BROKEN_SCHEMA)
+    problems = engine.reload_settings()
+    assert problems and problems[0].line == 6 and "factory" in problems[0].reason
+    assert engine.resolve("adapter", "cache").provider == "sqlite"
+
+    adapters.write_text("selections:\n  cache: memory\n")
+    assert engine.reload_settings() == []
+    assert engine.resolve("adapter", "cache").provider == "memory"
+
+
+async def test_invalid_file_at_start_is_journaled_once_and_defaults_serve(settings_dir, tmp_path):
+    write(settings_dir / "app.yml", "lifecycle:\n  health_timeout: -1\n")
+    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
+    await eng.start()
+    try:
+        invalid = eng.journal(kinds=["config-invalid"])
+        assert len(invalid) == 1 and "app.yml:2:" in invalid[0].message
+        assert eng.lifecycle.options.health_timeout == 5.0  # the default, since there was no good copy
+        assert all(c.state == "ready" for c in eng.components())
+    finally:
+        await eng.stop()
+        eng.close()
+
+
+async def test_provider_settings_reach_the_provider(engine, settings_dir):
+    # the demo points redis at 6399 through provider_settings
+    cand = engine.explain("adapter", "cache").ranked
+    redis = next(r.candidate for r in cand if r.candidate.provider == "redis")
+    assert redis.settings["port"] == 6399 and redis.settings["host"] == "127.0.0.1"
+    large = next(r.candidate for r in cand if r.candidate.provider == "memory-large")
+    assert large.source == "settings" and large.settings["max_entries"] == 100000
+
+
+async def test_health_changes_are_journaled_on_transitions_only(settings_dir, tmp_path):
+    write(settings_dir / "adapters.yml", """\
+        selections:
+          cache: memory
+          flap: flappy
+        candidates:
+          - key: flap
+            provider: flappy
+            factory: tests.fixture_providers:flappy
+            settings: {name: flappy}
+        """)
+    state = tmp_path / "state"
+    eng = Engine(settings_dir, state_dir=state, actor="tester")
+    await eng.start()
+    try:
+        flag = state / "flappy.down"
+        for _ in range(3):
+            await eng.probe("adapter", "flap")
+        assert eng.journal(kinds=["health-changed"], key="flap") == []  # unknown -> ok is not news
+        flag.write_text("backend unreachable")
+        for _ in range(4):
+            await eng.probe("adapter", "flap")
+        flag.unlink()
+        for _ in range(2):
+            await eng.probe("adapter", "flap")
+        changes = eng.journal(kinds=["health-changed"], key="flap")
+        assert [(e.data["from"], e.data["to"]) for e in changes] == [("ok", "failed"), ("failed", "ok")]
+        assert "backend unreachable" in changes[0].message and changes[0].severity.value == "error"
+        track = eng.health.track(ComponentRef(Domain.ADAPTER, "flap"))
+        assert track.status.value == "ok" and len(track.samples) >= 9
+        stored = eng.store.get_health("adapter", "flap")
+        assert stored.status == "ok" and len(stored.samples) == len(track.samples)
+    finally:
+        await eng.stop()
+        eng.close()
+
+
+async def test_monitor_probes_periodically_and_keeps_bounded_history(settings_dir, tmp_path):
+    write(settings_dir / "app.yml", "health:\n  interval_s: 0.02\n  history: 5\n")
+    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
+    await eng.start()
+    try:
+        await asyncio.sleep(0.5)
+        track = eng.health.track(ComponentRef(Domain.ADAPTER, "cache"))
+        assert len(track.samples) == 5  # capped at history
+        assert all(s.latency_ms is not None for s in track.samples)
+    finally:
+        await eng.stop()
+        eng.close()
+
+
+HOST_SCRIPT = """
+import asyncio, sys
+from oneiric_core.engine import Engine
+
+async def main():
+    engine = Engine(sys.argv[1], state_dir=sys.argv[2], actor="host-proc")
+    await engine.start()
+    await engine.swap("adapter", "cache", "sqlite")
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_second_host_is_refused_and_a_client_sees_the_hosts_state(settings_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    state = tmp_path / "state"
+    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, str(settings_dir), str(state)],
+                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert host.stdout.readline().strip() == "ready"
+        other = Engine(settings_dir, state_dir=state, actor="second")
+        try:
+            with pytest.raises(HostBusy, match=f"pid {host.pid} .*already runs this state directory"):
+                await other.start()
+            lease, alive = other.host()
+            assert alive and lease.pid == host.pid
+            status = {str(c.ref): c for c in other.components()}
+            assert status["adapter/cache"].serving == "sqlite"
+            assert status["adapter/cache"].state == "ready"
+            assert status["adapter/cache"].last_swap["to"] == "sqlite"
+            assert status["adapter/storage"].serving == "scratch"
+        finally:
+            other.close()
+    finally:
+        host.kill()
+        host.wait()
+
+
+async def test_journal_retention_prunes_at_start(settings_dir, tmp_path):
+    write(settings_dir / "app.yml", "journal:\n  max_rows: 100\n")
+    state = tmp_path / "state"
+    eng = Engine(settings_dir, state_dir=state, actor="tester")
+    eng.store.append_many(Event("config-changed", f"old {i}", ts=time.time() - 10) for i in range(250))
+    await eng.start()
+    try:
+        started = eng.journal(kinds=["host-started"])[-1]
+        assert started.data["pruned"] == 150
+        assert eng.store.count_journal() <= 100 + 20
+    finally:
+        await eng.stop()
+        eng.close()
+
+
+async def test_subscribers_get_live_events_and_slow_ones_are_bounded(engine):
+    live = engine.subscribe()
+    tiny = engine.subscribe(maxsize=2)
+    await engine.swap("adapter", "cache", "sqlite")
+    await engine.swap("adapter", "cache", "redis")
+    got = [e.kind for e in live.drain()]
+    assert got[:1] == ["swap-started"] and "swap-complete" in got
+    assert len(tiny.drain()) == 2 and tiny.dropped >= 1
+    live.close()
+    tiny.close()
+
+
+async def test_telemetry_counts_swaps_health_and_resolutions(engine):
+    await engine.swap("adapter", "cache", "sqlite")
+    await engine.swap("adapter", "cache", "redis")
+    for _ in range(7):
+        engine.resolve("adapter", "cache")
+    metrics = engine.telemetry.metrics()
+    outcomes = {attrs["outcome"]: value for attrs, value in metrics["oneiric.swaps"]
+                if attrs.get("key") == "cache" and attrs.get("provider") in ("sqlite", "redis")}
+    assert outcomes == {"complete": 1, "rolled-back": 1}
+    resolutions = {attrs["domain"]: value for attrs, value in metrics["oneiric.resolutions"]}
+    assert resolutions["adapter"] >= 7
+    assert any(attrs.get("key") == "cache" for attrs, _ in metrics["oneiric.health.checks"])
