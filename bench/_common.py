@@ -51,23 +51,24 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 # -- micro timing -------------------------------------------------------------------------
 
-def best_ns_per_op(stmts: dict[str, str], setup: str, namespace: dict[str, Any], ops_per_stmt: int,
-                   *, target_s: float = 0.05, repeat: int = 7) -> dict[str, float]:
-    """timeit-style: best of `repeat` runs of each statement, in ns per operation.
+def best_ns_per_op(jobs: dict[Any, tuple[str, str, dict[str, Any], int]], *, target_s: float = 0.05,
+                   repeat: int = 7) -> dict[Any, float]:
+    """timeit-style: best of `repeat` runs of each job, in ns per operation.
 
-    Each statement runs `ops_per_stmt` operations (e.g. a loop over 1,000 keys). Names bound
-    in `setup` are locals of timeit's inner function, so the statements pay LOAD_FAST, not
-    global lookups. Each loop count is calibrated so one run lasts about `target_s`. The
-    statements are timed *interleaved* (round 1: a, b, c; round 2: a, b, c; ...) so a slow
-    patch of a noisy machine hits all of them alike instead of one.
+    A job is (stmt, setup, namespace, ops): `stmt` runs `ops` operations (e.g. a loop over
+    1,000 keys). Names bound in `setup` are locals of timeit's inner function, so the
+    statement pays LOAD_FAST, not global lookups. Each loop count is calibrated so one run
+    lasts about `target_s`. The jobs are timed *interleaved* (round 1: a, b, c; round 2:
+    a, b, c; ...) so a slow patch of a noisy machine hits all of them alike instead of
+    one, and best-of-`repeat` drops the slow rounds.
     """
-    timers = {name: timeit.Timer(stmt, setup, globals=namespace) for name, stmt in stmts.items()}
+    timers = {name: timeit.Timer(stmt, setup, globals=ns) for name, (stmt, setup, ns, _) in jobs.items()}
     numbers = {name: _calibrate(timer, target_s) for name, timer in timers.items()}
-    best = {name: math.inf for name in stmts}
+    best = {name: math.inf for name in jobs}
     for _ in range(repeat):
         for name, timer in timers.items():
             best[name] = min(best[name], timer.timeit(numbers[name]))
-    return {name: best[name] / (numbers[name] * ops_per_stmt) * 1e9 for name in stmts}
+    return {name: best[name] / (numbers[name] * jobs[name][3]) * 1e9 for name in jobs}
 
 
 def _calibrate(timer: timeit.Timer, target_s: float) -> int:

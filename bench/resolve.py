@@ -83,7 +83,18 @@ def build(cands: list[Candidate], selections: dict[str, str]) -> tuple[Candidate
     return registry, resolver, time.perf_counter() - t0
 
 
-def measure(n: int, layout: str, seq_len: int, target_s: float, repeat: int, reg_repeat: int) -> dict:
+STATEMENTS = {
+    "loop": "for k in keys: pass",
+    "dict": "for k in keys: d[k]",
+    "call": "for k in keys: f(k)",
+    "resolve": "for k in keys: r(D, k)",
+    "explain": "for k in keys: ex(D, k)",
+}
+SETUP = "r = _resolver.resolve; ex = _resolver.explain; d = _plain; keys = _keys; D = _D; f = _f"
+
+
+def prepare(n: int, layout: str, seq_len: int, reg_repeat: int) -> dict:
+    """Build one configuration and measure its (informational) registration costs."""
     rng = random.Random(f"{n}-{layout}")
     cands, keys, selections = make_candidates(n, layout, rng)
 
@@ -96,22 +107,6 @@ def measure(n: int, layout: str, seq_len: int, target_s: float, repeat: int, reg
     for key in keys:
         assert resolver.resolve(DOMAIN, key) is resolver.explain(DOMAIN, key).winner, key
 
-    sequence = random.Random(7).choices(keys, k=seq_len)
-    plain = {key: resolver.resolve(DOMAIN, key) for key in keys}
-
-    def f(k):
-        return plain[k]
-
-    ns = {"_resolver": resolver, "_plain": plain, "_keys": sequence, "_D": DOMAIN, "_f": f}
-    setup = "r = _resolver.resolve; ex = _resolver.explain; d = _plain; keys = _keys; D = _D; f = _f"
-    timing = _common.best_ns_per_op({
-        "loop": "for k in keys: pass",
-        "dict": "for k in keys: d[k]",
-        "call": "for k in keys: f(k)",
-        "resolve": "for k in keys: r(D, k)",
-        "explain": "for k in keys: ex(D, k)",
-    }, setup, ns, seq_len, target_s=target_s, repeat=repeat)
-
     # The cost of one more change to a populated key: re-registering an existing candidate
     # (same ident, so it replaces in place) makes the resolver re-rank that whole key.
     victim = next(c for c in cands if c.key == keys[0])
@@ -121,10 +116,24 @@ def measure(n: int, layout: str, seq_len: int, target_s: float, repeat: int, reg
         registry.register(victim)
         one_more.append(time.perf_counter() - t0)
 
-    return {
-        "n": n, "layout": layout, "keys": len(keys), **timing,
-        "register_s": min(reg_s), "one_more_s": min(one_more),
-    }
+    sequence = random.Random(7).choices(keys, k=seq_len)
+    plain = {key: resolver.resolve(DOMAIN, key) for key in keys}
+
+    def f(k):
+        return plain[k]
+
+    namespace = {"_resolver": resolver, "_plain": plain, "_keys": sequence, "_D": DOMAIN, "_f": f}
+    return {"n": n, "layout": layout, "keys": len(keys), "namespace": namespace,
+            "register_s": min(reg_s), "one_more_s": min(one_more)}
+
+
+def measure(configs: dict, seq_len: int, target_s: float, repeat: int) -> None:
+    """Time every statement of every configuration, interleaved, into the config dicts."""
+    jobs = {(cfg_key, name): (stmt, SETUP, cfg["namespace"], seq_len)
+            for cfg_key, cfg in configs.items() for name, stmt in STATEMENTS.items()}
+    _common.best_ns_per_op(jobs, target_s=target_s / 10, repeat=1)  # warm-up round, discarded
+    for (cfg_key, name), ns in _common.best_ns_per_op(jobs, target_s=target_s, repeat=repeat).items():
+        configs[cfg_key][name] = ns
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,18 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sizes, seq_len, target_s, repeat, reg_repeat = (10, 100), 200, 0.002, 2, 1
     else:
-        sizes, seq_len, target_s, repeat, reg_repeat = (10, 1_000, 10_000), 1_000, 0.05, 7, 3
+        sizes, seq_len, target_s, repeat, reg_repeat = (10, 1_000, 10_000), 1_000, 0.03, 9, 3
     layouts = ("spread", "one-key")
 
     print(f"bench/resolve.py -- {_common.environment_line()}")
     print(f"domain {DOMAIN.value}; key sequence of {seq_len:,} random existing keys; "
-          f"best of {repeat} repeats; stack_order {list(STACK_ORDER)}; selection on every third key")
+          f"best of {repeat} interleaved repeats; stack_order {list(STACK_ORDER)}; selection on every third key")
     if args.quick:
         print("(--quick: tiny sizes, the figures are not meaningful)")
     print()
 
-    results = {(n, layout): measure(n, layout, seq_len, target_s, repeat, reg_repeat)
-               for layout in layouts for n in sizes}
+    results = {(n, layout): prepare(n, layout, seq_len, reg_repeat) for layout in layouts for n in sizes}
+    measure(results, seq_len, target_s, repeat)
 
     rows, ok = [], True
     worst_ratio, worst_flat = 0.0, 1.0

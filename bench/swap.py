@@ -30,7 +30,9 @@ leaves part of the machinery out. The verdict uses the wall-based figure.
 The baseline, measured in the same run: the bare provider without the engine
 (`cache_memory.create(settings)`, `await start()`, `await health()`, `await stop()`), and
 the same with the factory called through a worker thread as the lifecycle does. A second
-engine run with the store writes replaced by no-ops shows what the journal costs.
+engine (its own state dir) with the store writes replaced by no-ops shows what the
+journal costs. The three are interleaved swap by swap, so load drift on a shared machine
+hits them alike.
 
 Usage:  .venv/bin/python bench/swap.py [--quick] [--check] [--swaps N] [--state-dir DIR]
 Exits 0 (it is a report) unless --check is given and the target FAILs.
@@ -121,97 +123,130 @@ class Probe:
         return wrapper
 
 
-async def engine_swaps(root: Path, swaps: int, warmup: int, *, stub_store: bool) -> list[dict[str, float]]:
-    settings = prepare_settings(root)
-    engine = Engine(settings, state_dir=root / "state", read_only=False, actor="bench")
-    probe = Probe()
-    rows: list[dict[str, float]] = []
-    try:
+class EngineRun:
+    """A started Engine on its own temporary settings and state dir, swapped one step at a time."""
+
+    def __init__(self, root: Path, *, stub_store: bool) -> None:
+        self.engine = Engine(prepare_settings(root), state_dir=root / "state", read_only=False, actor="bench")
+        self.stub_store = stub_store
+        self.probe = Probe()
+        self.rows: list[dict[str, float]] = []
+        self.ref = self.engine.ref(Domain.ADAPTER, "cache")
+        self.current: str | None = None
+
+    async def start(self) -> None:
+        engine, probe = self.engine, self.probe
         await engine.start()
         store, lifecycle = engine.store, engine.lifecycle
         for name in STORE_WRITES:
             real = getattr(store, name)
             setattr(store, name, probe.wrap_sync(("store", f"store.{name}"),
-                                                 (lambda *a, **k: None) if stub_store else real))
+                                                 (lambda *a, **k: None) if self.stub_store else real))
         lifecycle._build = probe.wrap_async("build", lifecycle._build)
         lifecycle._check = probe.wrap_async("check", lifecycle._check)
         lifecycle._stop = probe.wrap_async("stop", lifecycle._stop)
+        self.current = lifecycle.slot(self.ref).provider
+        if self.current not in PROVIDERS:
+            raise SystemExit(f"bench/swap.py: adapter/cache serves {self.current!r}, expected one of {PROVIDERS}")
 
-        ref = engine.ref(Domain.ADAPTER, "cache")
-        current = lifecycle.slot(ref).provider
-        if current not in PROVIDERS:
-            raise SystemExit(f"bench/swap.py: adapter/cache serves {current!r}, expected one of {PROVIDERS}")
-        for index in range(warmup + swaps):
-            target = PROVIDERS[1] if current == PROVIDERS[0] else PROVIDERS[0]
-            probe.reset()
-            t0 = time.perf_counter()
-            result = await engine.swap(Domain.ADAPTER, "cache", target)
-            wall = (time.perf_counter() - t0) * 1e3
-            if result.outcome != SwapOutcome.COMPLETE:
-                raise SystemExit(f"bench/swap.py: swap to {target} ended {result.outcome}: {result.reason}")
-            current = target
-            if index < warmup:
-                continue
-            build, check = probe.ms.get("build", 0.0), probe.ms.get("check", 0.0)
-            rows.append({
-                "wall": wall,
-                "total": result.total_ms,
-                "activation": result.activation_ms,
-                "health": result.health_ms,
-                "cleanup": result.cleanup_ms,
-                "overhead_fields": result.total_ms - result.activation_ms - result.health_ms,
-                "overhead_wall": wall - build - check,
-                "build": build,
-                "check": check,
-                "stop": probe.ms.get("stop", 0.0),
-                "store": probe.ms.get("store", 0.0),
-                "store_n": float(probe.calls.get("store", 0)),
-                **{f"store.{name}": probe.ms.get(f"store.{name}", 0.0) for name in STORE_WRITES},
-                **{f"store.{name}.n": float(probe.calls.get(f"store.{name}", 0)) for name in STORE_WRITES},
-                "activation_not_build": result.activation_ms - build,
-                "outside_total": wall - result.total_ms,
-            })
-    finally:
-        await engine.stop()
-        engine.close()
-    return rows
+    async def step(self, record: bool) -> None:
+        target = PROVIDERS[1] if self.current == PROVIDERS[0] else PROVIDERS[0]
+        probe = self.probe
+        probe.reset()
+        t0 = time.perf_counter()
+        result = await self.engine.swap(Domain.ADAPTER, "cache", target)
+        wall = (time.perf_counter() - t0) * 1e3
+        if result.outcome != SwapOutcome.COMPLETE:
+            raise SystemExit(f"bench/swap.py: swap to {target} ended {result.outcome}: {result.reason}")
+        self.current = target
+        if not record:
+            return
+        build, check = probe.ms.get("build", 0.0), probe.ms.get("check", 0.0)
+        self.rows.append({
+            "wall": wall,
+            "total": result.total_ms,
+            "activation": result.activation_ms,
+            "health": result.health_ms,
+            "cleanup": result.cleanup_ms,
+            "overhead_fields": result.total_ms - result.activation_ms - result.health_ms,
+            "overhead_wall": wall - build - check,
+            "build": build,
+            "check": check,
+            "stop": probe.ms.get("stop", 0.0),
+            "store": probe.ms.get("store", 0.0),
+            "store_n": float(probe.calls.get("store", 0)),
+            **{f"store.{name}": probe.ms.get(f"store.{name}", 0.0) for name in STORE_WRITES},
+            **{f"store.{name}.n": float(probe.calls.get(f"store.{name}", 0)) for name in STORE_WRITES},
+            "activation_not_build": result.activation_ms - build,
+            "outside_total": wall - result.total_ms,
+        })
+
+    async def close(self) -> None:
+        try:
+            await self.engine.stop()
+        finally:
+            self.engine.close()
 
 
-async def bare_provider(swaps: int, warmup: int, state_dir: Path) -> list[dict[str, float]]:
-    """The provider's own cost with no engine: create, start, health, stop (and the factory
-    through a worker thread, as the lifecycle calls a sync factory)."""
-    settings_by_provider = [
-        {"max_entries": 1024, "state_dir": str(state_dir)},    # memory (built-in)
-        {"max_entries": 100000, "state_dir": str(state_dir)},  # memory-large (settings/adapters.yml)
-    ]
-    loop = asyncio.get_running_loop()
-    rows: list[dict[str, float]] = []
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for index in range(warmup + swaps):
-            settings = settings_by_provider[index % 2]
-            t0 = time.perf_counter()
-            obj = cache_memory.create(settings)
-            t1 = time.perf_counter()
-            await obj.start()
-            t2 = time.perf_counter()
-            health = await obj.health()
-            t3 = time.perf_counter()
-            await obj.stop()
-            t4 = time.perf_counter()
-            assert health.healthy, health
-            t5 = time.perf_counter()
-            obj = await loop.run_in_executor(pool, functools.partial(cache_memory.create, settings))
-            await obj.start()
-            t6 = time.perf_counter()
-            await obj.stop()
-            if index < warmup:
-                continue
-            rows.append({
+class BareRun:
+    """The provider's own cost with no engine: create, start, health, stop -- and the factory
+    through a worker thread + start, as the lifecycle calls a sync factory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.settings = [
+            {"max_entries": 1024, "state_dir": str(state_dir)},    # memory (built-in)
+            {"max_entries": 100000, "state_dir": str(state_dir)},  # memory-large (settings/adapters.yml)
+        ]
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.rows: list[dict[str, float]] = []
+        self.index = 0
+
+    async def step(self, record: bool) -> None:
+        loop = asyncio.get_running_loop()
+        settings = self.settings[self.index % 2]
+        self.index += 1
+        t0 = time.perf_counter()
+        obj = cache_memory.create(settings)
+        t1 = time.perf_counter()
+        await obj.start()
+        t2 = time.perf_counter()
+        health = await obj.health()
+        t3 = time.perf_counter()
+        await obj.stop()
+        t4 = time.perf_counter()
+        assert health.healthy, health
+        t5 = time.perf_counter()
+        obj = await loop.run_in_executor(self.pool, functools.partial(cache_memory.create, settings))
+        await obj.start()
+        t6 = time.perf_counter()
+        await obj.stop()
+        if record:
+            self.rows.append({
                 "create": (t1 - t0) * 1e3, "start": (t2 - t1) * 1e3,
                 "create_start": (t2 - t0) * 1e3, "health": (t3 - t2) * 1e3, "stop": (t4 - t3) * 1e3,
                 "all": (t4 - t0) * 1e3, "threaded_create_start": (t6 - t5) * 1e3,
             })
-    return rows
+
+    async def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+async def measure(tmp: Path, swaps: int, warmup: int) -> tuple[list, list, list]:
+    """Interleaved, one step each per round, so load drift on a shared machine hits all three alike."""
+    real = EngineRun(tmp / "real", stub_store=False)
+    stub = EngineRun(tmp / "stub", stub_store=True)
+    bare = BareRun(tmp / "bare")
+    runs = (real, stub, bare)
+    try:
+        await real.start()
+        await stub.start()
+        for index in range(warmup + swaps):
+            for run_ in runs:
+                await run_.step(record=index >= warmup)
+    finally:
+        for run_ in runs:
+            await run_.close()
+    return real.rows, stub.rows, bare.rows
 
 
 def stats(rows: list[dict[str, float]], name: str) -> tuple[float, float]:
@@ -232,9 +267,7 @@ async def run(args) -> int:
     parent = Path(args.state_dir) if args.state_dir else None
     with tempfile.TemporaryDirectory(prefix="oneiric-bench-", dir=parent) as tmp:
         tmp_path = Path(tmp)
-        bare = await bare_provider(swaps, warmup, tmp_path / "bare")
-        real = await engine_swaps(tmp_path / "real", swaps, warmup, stub_store=False)
-        stub = await engine_swaps(tmp_path / "stub", swaps, warmup, stub_store=True)
+        real, stub, bare = await measure(tmp_path, swaps, warmup)
         db = tmp_path / "real" / "state" / "state.sqlite"
         print(f"state store: {db.parent} ({_fs_note(db)})")
         print()
@@ -294,15 +327,17 @@ async def run(args) -> int:
 
 
 def _fs_note(path: Path) -> str:
+    """The filesystem holding `path` (from /proc/mounts; tmpfs would hide real write costs)."""
     try:
-        best = ""
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            if len(parts) > 2 and str(path).startswith(parts[1]) and len(parts[1]) >= len(best.split(" ")[0] or ""):
-                best = f"{parts[1]} {parts[2]}"
-        return f"filesystem {best.split(' ')[1]} at {best.split(' ')[0]}" if best else "filesystem unknown"
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
     except OSError:
         return "filesystem unknown"
+    text = str(path.resolve())
+    matches = [(mnt, kind) for mnt, kind in mounts if text == mnt or text.startswith(mnt.rstrip("/") + "/")]
+    if not matches:
+        return "filesystem unknown"
+    mnt, kind = max(matches, key=lambda m: len(m[0]))
+    return f"filesystem {kind} at {mnt}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,10 +168,10 @@ def cmd_status(engine, args) -> int:
         })
         return EXIT_OK
     out = _console()
-    out.print(f"Oneiric status - settings {engine.settings_dir}, state {engine.state_dir}")
+    out.print(f"settings: {engine.settings_dir}   state: {engine.state_dir}")
     out.print(_host_line(engine))
     for p in problems:
-        out.print(f"[red]config invalid:[/] {p} (the last good settings stay in force)")
+        out.print(f"config invalid: {p}; {engine.settings.fallback(p)}", markup=False, style="red")
     table = _table("COMPONENT", "WINNER", "SERVING", "STATE", "ACTIVITY", "HEALTH", "NOTES")
     for c in rows:
         notes = []
@@ -220,30 +220,43 @@ def cmd_explain(engine, args) -> int:
     out = _console()
     winner = exp.winner
     out.print(f"{ref}: {winner.provider} ({winner.source}) wins" if winner else f"{ref}: no candidate")
-    if exp.misconfigured:
-        out.print(f"[red]MISCONFIGURED:[/] {exp.misconfigured}; ranking picked a fallback")
+    if exp.misconfigured and winner is None:
+        out.print(f"MISCONFIGURED: {exp.misconfigured}; nothing can serve this key", markup=False, style="red")
+    elif exp.misconfigured:
+        out.print(f"MISCONFIGURED: {exp.misconfigured}; ranking picked a fallback", markup=False, style="red")
     elif exp.selection:
         out.print(f"selection: {exp.selection} ({exp.selection_file})")
     else:
         out.print(f"selection: none in {exp.selection_file}")
-    table = _table("#", "PROVIDER", "SOURCE", "PRIO", "STACK", "FACTORY", "REASON")
+    table = _table("#", "PROVIDER", "SOURCE", "PRIO", "STACK", "REASON")
     for r in exp.ranked:
         c = r.candidate
-        table.add_row(str(r.rank), c.provider, c.source, str(c.priority), str(r.effective_stack_level),
-                      c.factory, r.reason)
+        table.add_row(str(r.rank), c.provider, c.source, str(c.priority), str(r.effective_stack_level), r.reason)
     out.print(table)
+    out.print("factories:")
+    for r in exp.ranked:
+        out.print(f"  {r.candidate.provider}: {r.candidate.factory}")
     return EXIT_OK
 
 
 def cmd_health(engine, args) -> int:
+    from .domains import HealthResult
+
     refs = _filter_refs(engine, args.domain, args.key)
     results = []
     if args.probe:
-        async def probe_all():
-            return await asyncio.gather(*(engine.probe_candidate(r.domain, r.key) for r in refs))
+        async def probe_one(ref):
+            try:
+                cand, res = await engine.probe_candidate(ref.domain, ref.key)
+            except NotFound as exc:  # selected in settings but nothing registered
+                return None, HealthResult.failed(str(exc))
+            return cand.provider, res
 
-        for ref, (cand, res) in zip(refs, asyncio.run(probe_all())):
-            results.append({"domain": ref.domain.value, "key": ref.key, "provider": cand.provider,
+        async def probe_all():
+            return await asyncio.gather(*(probe_one(r) for r in refs))
+
+        for ref, (provider, res) in zip(refs, asyncio.run(probe_all())):
+            results.append({"domain": ref.domain.value, "key": ref.key, "provider": provider,
                             "status": res.status.value, "latency_ms": res.latency_ms,
                             "message": res.message, "checked_at": time.time()})
         engine.lifecycle.close()
@@ -389,7 +402,8 @@ def cmd_config_validate(args) -> int:
     elif problems:
         for p in problems:
             print(p)
-        print(f"{len(problems)} problem(s): fix them; until then the last good settings stay in force.")
+        print(f"{len(problems)} problem(s). Until they are fixed, the engine keeps the last good version "
+              "of each broken file in force (defaults if it never loaded one).")
     else:
         print(f"{args.settings}: every settings file is valid.")
     return EXIT_ERROR if problems else EXIT_OK

@@ -9,12 +9,13 @@ it takes the lease, activates every winner and starts the health monitor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from .store import (
 
 LEASE_STALE_AFTER_S = 5.0
 HEARTBEAT_S = 1.0
+PRUNE_EVERY_S = 3600.0
 
 
 class HostBusy(OneiricError):
@@ -92,6 +94,7 @@ class Engine:
         self._loader = SettingsLoader(self.settings_dir)
         self.settings: SettingsSnapshot = self._loader.load()
         self.state_dir = Path(state_dir).resolve() if state_dir else self.settings.state_dir
+        self.settings = self._loader.use_keep_dir(self.state_dir / "settings-last-good")
         app = self.settings.app
         self.read_only = app.read_only if read_only is None else read_only
         self.actor = actor or operator_identity()
@@ -112,6 +115,7 @@ class Engine:
             blocker=self.activity.blocker,
             on_change=self._persist_slot,
             on_health=self._on_health,
+            batch=self._store_batch,
         )
         self.health = HealthMonitor(
             self.lifecycle.probe,
@@ -136,6 +140,15 @@ class Engine:
             self.store_error = str(exc)
         self.bus.publish(event)
         return event
+
+    @contextlib.contextmanager
+    def _store_batch(self) -> Iterator[None]:
+        """Group a swap's journal and snapshot writes in one transaction; never raises StoreError."""
+        try:
+            with self.store.batch():
+                yield
+        except StoreError as exc:
+            self.store_error = str(exc)
 
     def subscribe(self, maxsize: int = 1000) -> Subscription:
         return self.bus.subscribe(maxsize)
@@ -180,7 +193,7 @@ class Engine:
     def _journal_problems(self, problems: list[ConfigProblem]) -> None:
         for problem in problems:
             self.emit(Event(
-                "config-invalid", f"{problem}; the last good settings stay in force",
+                "config-invalid", f"{problem}; {self.settings.fallback(problem)}",
                 Severity.ERROR, actor=self.actor, data=problem.to_dict(),
             ))
 
@@ -199,8 +212,8 @@ class Engine:
         self._start_telemetry()
         self.store.clear_lifecycle()
         self.store.clear_health()
-        retention = self.settings.app.journal
-        pruned = self.store.prune_journal(max_age_s=retention.max_age_days * 86400, max_rows=retention.max_rows)
+        pruned = self.prune_journal()
+        self._last_prune = time.monotonic()
         self.emit(Event("host-started", f"host started (pid {os.getpid()} on {socket.gethostname()})",
                         actor=self.actor, data={"pid": os.getpid(), "pruned": pruned}))
         self._journal_problems(self.settings.problems)
@@ -213,7 +226,8 @@ class Engine:
 
         opts = self.settings.app.telemetry
         self.telemetry = Telemetry(opts.exporter, opts.endpoint, opts.service_name)
-        self.telemetry.observe_resolutions(lambda: dict(self.resolver.resolutions))
+        self.telemetry.observe_resolutions(
+            lambda: {d.value: n for d, n in self.resolver.resolutions.items()})
         self.lifecycle._telemetry = self.telemetry
         self.health._telemetry = self.telemetry
 
@@ -238,8 +252,17 @@ class Engine:
                                     Severity.ERROR, actor=self.actor))
                     return
                 self.sync_activity()
+                if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
+                    self._last_prune = time.monotonic()
+                    self.prune_journal()
             except StoreError as exc:
                 self.store_error = str(exc)
+
+    def prune_journal(self) -> int:
+        """Apply the journal retention of app.yml (max age, max rows); returns rows deleted."""
+        retention = self.settings.app.journal
+        return self.store.prune_journal(max_age_s=retention.max_age_days * 86400,
+                                        max_rows=retention.max_rows)
 
     def sync_activity(self) -> None:
         """Adopt activity changes made by other processes; finish drains they started."""

@@ -158,6 +158,9 @@ class HealthMonitor:
                 self._emit(Event("health-changed", f"health round failed: {exc}", Severity.ERROR))
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the
+                # cancellation that stop() sends, and the loop would never end.
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass

@@ -5,12 +5,14 @@ has been built and found healthy; binding is one reference assignment, so every 
 gets either the old instance or the new one, never none and never a stopped one. The old
 instance is stopped only after its in-flight uses reach zero (or `cleanup_timeout`).
 Sync factories, `start()`, `health()` and `stop()` run on a dedicated thread pool so a
-provider that hangs costs a timeout, not a frozen event loop.
+provider that hangs costs a timeout, not a frozen event loop. Timeouts use
+`asyncio.timeout()` rather than `wait_for`, which on Python 3.11 can swallow a cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import inspect
@@ -158,7 +160,8 @@ class Instance:
             fut: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, fut))
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
             return True
         except TimeoutError:
             return self._inflight == 0
@@ -237,8 +240,10 @@ class LifecycleManager:
         on_change: Callable[[Slot], None] | None = None,
         on_health: Callable[[ComponentRef, str, HealthResult], None] | None = None,
         telemetry: Any | None = None,
+        batch: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         self._resolver = resolver
+        self._batch = batch or contextlib.nullcontext
         self.options = options
         self._allowlist = list(allowlist)
         self._state_dir = state_dir
@@ -382,25 +387,17 @@ class LifecycleManager:
         old_provider = old.candidate.provider if old else None
         activation = old is None
         t0 = time.perf_counter()
-        if not activation:
-            self._emit(Event(
-                "swap-started", f"Swap of {ref} started: {old_provider} -> {target.provider}"
-                + (" (forced)" if force else ""),
-                Severity.INFO, ref.domain, ref.key, target.provider, actor,
-                data={"from": old_provider, "to": target.provider, "source": target.source, "force": force},
-            ))
-        slot.state = LifecycleState.ACTIVATING
-        slot.pending = target
-        self._on_change(slot)
-
+        with self._batch():
+            self._mark_started(slot, target, old_provider, force, actor, activation)
         activation_ms = health_ms = None
         obj: Any = None
         try:
-            obj = await self._build(target)
             t1 = time.perf_counter()
-            activation_ms = (t1 - t0) * 1000
+            obj = await self._build(target)
+            t2 = time.perf_counter()
+            activation_ms = (t2 - t1) * 1000
             health = await self._check(obj)
-            health_ms = (time.perf_counter() - t1) * 1000
+            health_ms = (time.perf_counter() - t2) * 1000
             if not health.healthy and not force:
                 await self._stop_quietly(ref, target.provider, obj)
                 obj = None
@@ -420,8 +417,9 @@ class LifecycleManager:
         slot.state = LifecycleState.READY
         slot.pending = None
         slot.last_error = None
-        self._on_change(slot)
-        self._on_health(ref, target.provider, health)
+        with self._batch():
+            self._on_health(ref, target.provider, health)
+            self._on_change(slot)
 
         cleanup_ms = None
         if old is not None:
@@ -437,18 +435,33 @@ class LifecycleManager:
         )
         slot.last_swap = result
         slot.swaps_ok += 1
-        self._on_change(slot)
         verb = f"activated with {target.label()}" if activation else (
             f"swapped {old_provider} -> {target.provider}" + (" (forced)" if force else ""))
         unhealthy = "" if health.healthy else f"; bound although unhealthy: {health.message}"
-        self._emit(Event(
-            "swap-complete", f"{ref} {verb} in {total_ms:.1f} ms{unhealthy}",
-            Severity.INFO if health.healthy else Severity.WARNING,
-            ref.domain, ref.key, target.provider, actor, "complete", total_ms,
-            data=_timings(result),
-        ))
+        with self._batch():
+            self._on_change(slot)
+            self._emit(Event(
+                "swap-complete", f"{ref} {verb} in {total_ms:.1f} ms{unhealthy}",
+                Severity.INFO if health.healthy else Severity.WARNING,
+                ref.domain, ref.key, target.provider, actor, "complete", total_ms,
+                data=_timings(result),
+            ))
         self._record(result)
         return result
+
+    def _mark_started(self, slot: Slot, target: Candidate, old_provider: str | None, force: bool,
+                      actor: str | None, activation: bool) -> None:
+        ref = slot.ref
+        if not activation:
+            self._emit(Event(
+                "swap-started", f"Swap of {ref} started: {old_provider} -> {target.provider}"
+                + (" (forced)" if force else ""),
+                Severity.INFO, ref.domain, ref.key, target.provider, actor,
+                data={"from": old_provider, "to": target.provider, "source": target.source, "force": force},
+            ))
+        slot.state = LifecycleState.ACTIVATING
+        slot.pending = target
+        self._on_change(slot)
 
     def _failed(self, slot, target, old, reason, force, actor, t0, activation_ms, health_ms) -> SwapResult:
         ref = slot.ref
@@ -471,9 +484,10 @@ class LifecycleManager:
             total_ms=total_ms, actor=actor,
         )
         slot.last_swap = result
-        self._on_change(slot)
-        self._emit(Event(kind, message, sev, ref.domain, ref.key, target.provider, actor,
-                         outcome.value, total_ms, data=_timings(result)))
+        with self._batch():
+            self._on_change(slot)
+            self._emit(Event(kind, message, sev, ref.domain, ref.key, target.provider, actor,
+                             outcome.value, total_ms, data=_timings(result)))
         self._record(result)
         return result
 
@@ -512,7 +526,8 @@ class LifecycleManager:
 
         timeout = self.options.activation_timeout
         try:
-            return await asyncio.wait_for(build(), timeout)
+            async with asyncio.timeout(timeout):
+                return await build()
         except TimeoutError:
             if built:  # built but start() hung: stop it in the background
                 asyncio.ensure_future(self._stop_quietly(cand.ref, cand.provider, built[0]))
@@ -529,7 +544,8 @@ class LifecycleManager:
         timeout = self.options.health_timeout
         t0 = time.perf_counter()
         try:
-            raw = await asyncio.wait_for(self._call(fn), timeout)
+            async with asyncio.timeout(timeout):
+                raw = await self._call(fn)
         except TimeoutError:
             return HealthResult.failed(f"health check timed out after {timeout:g}s", timeout * 1000)
         except Exception as exc:
@@ -569,7 +585,8 @@ class LifecycleManager:
     async def _stop(self, obj: Any) -> None:
         fn = getattr(obj, "stop", None) or getattr(obj, "close", None)
         if fn is not None:
-            await asyncio.wait_for(self._call(fn), self.options.cleanup_timeout)
+            async with asyncio.timeout(self.options.cleanup_timeout):
+                await self._call(fn)
 
     async def _stop_quietly(self, ref: ComponentRef, provider: str, obj: Any) -> str | None:
         try:

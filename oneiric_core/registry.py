@@ -125,6 +125,12 @@ class CandidateRegistry:
             bucket = self._by_ref.get(ref)
             return sorted(bucket.values(), key=lambda c: c.seq) if bucket else []
 
+    def bucket(self, ref: ComponentRef) -> list[Candidate]:
+        """The candidates for one key in no particular order (the resolver sorts them itself)."""
+        with self._lock:
+            bucket = self._by_ref.get(ref)
+            return list(bucket.values()) if bucket else []
+
     def refs(self, domain: Domain | None = None) -> list[ComponentRef]:
         with self._lock:
             refs = [r for r in self._by_ref if domain is None or r.domain == domain]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .domains import Candidate, ComponentRef, Domain
 from .errors import NotFound
@@ -63,12 +64,18 @@ class StackOrder:
         return cls(tuple(tokens))
 
     def lift(self, source: str) -> tuple[int, str | None]:
-        for pattern, value in self.tokens:
-            if pattern == source or fnmatch.fnmatchcase(source, pattern) or (
-                pattern == "remote" and source.startswith("remote:")
-            ):
-                return value, pattern
-        return 0, None
+        return _lift(self.tokens, source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lift(tokens: tuple[tuple[str, int], ...], source: str) -> tuple[int, str | None]:
+    """The first matching token's lift; cached because sources are few and candidates many."""
+    for pattern, value in tokens:
+        if pattern == source or fnmatch.fnmatchcase(source, pattern) or (
+            pattern == "remote" and source.startswith("remote:")
+        ):
+            return value, pattern
+    return 0, None
 
 
 def _is_int(text: str) -> bool:
@@ -156,8 +163,12 @@ class Resolver:
         self._label = settings_dir_label
         # winners[domain][key] -> Candidate: the hot-path table.
         self._winners: dict[Domain, dict[str, Candidate]] = {d: {} for d in Domain}
-        self._rankings: dict[ComponentRef, Explanation] = {}
-        self.resolutions: dict[str, int] = {d.value: 0 for d in Domain}
+        # ranked rows per key (cheap tuples); the worded Explanation is built on demand.
+        self._rows: dict[ComponentRef, list[_Row]] = {}
+        self._explained: dict[ComponentRef, Explanation] = {}
+        # Resolutions per domain; telemetry reads it. Keyed like `_winners` so the hot path
+        # hashes one key type.
+        self.resolutions: dict[Domain, int] = dict.fromkeys(Domain, 0)
         if selections:
             for domain, table in selections.items():
                 self._selections[Domain.parse(domain)] = dict(table)
@@ -180,7 +191,7 @@ class Resolver:
 
     def set_stack_order(self, stack_order: StackOrder) -> None:
         self._stack = stack_order
-        self._recompute(set(self._rankings) | set(self._registry.refs()))
+        self._recompute(set(self._rows) | set(self._registry.refs()))
 
     def selection(self, ref: ComponentRef) -> str | None:
         return self._selections[ref.domain].get(ref.key)
@@ -206,16 +217,20 @@ class Resolver:
     # -- explain ---------------------------------------------------------------------------
     def explain(self, domain: Domain | str, key: str) -> Explanation:
         ref = ComponentRef(Domain.parse(domain), key)
-        explanation = self._rankings.get(ref)
-        if explanation is None:
+        explanation = self._explained.get(ref)
+        if explanation is not None:
+            return explanation
+        rows = self._rows.get(ref)
+        if rows is None:
             if self.selection(ref):
-                return self._rank(ref)  # selected but nothing registered at all
+                return self._explain(ref, [])  # selected but nothing registered at all
             raise self._not_found(ref.domain, key)
+        explanation = self._explained[ref] = self._explain(ref, rows)
         return explanation
 
     def refs(self) -> list[ComponentRef]:
         """Every key that has candidates or a selection."""
-        refs = set(self._rankings)
+        refs = set(self._rows)
         for domain, table in self._selections.items():
             refs.update(ComponentRef(domain, k) for k in table)
         return sorted(refs, key=lambda r: (list(Domain).index(r.domain), r.key))
@@ -223,63 +238,78 @@ class Resolver:
     # -- ranking ---------------------------------------------------------------------------
     def _recompute(self, refs: set[ComponentRef]) -> None:
         for ref in refs:
-            explanation = self._rank(ref)
-            if explanation.ranked:
-                self._rankings[ref] = explanation
-                self._winners[ref.domain][ref.key] = explanation.ranked[0].candidate
+            self._explained.pop(ref, None)
+            rows = self._rank(ref)
+            if rows:
+                self._rows[ref] = rows
+                self._winners[ref.domain][ref.key] = rows[0].candidate
             else:
-                self._rankings.pop(ref, None)
+                self._rows.pop(ref, None)
                 self._winners[ref.domain].pop(ref.key, None)
 
-    def _rank(self, ref: ComponentRef) -> Explanation:
+    def _rank(self, ref: ComponentRef) -> list[_Row]:
+        selection = self.selection(ref)
+        rows = []
+        for cand in self._registry.bucket(ref):
+            lift, token = self._stack.lift(cand.source)
+            rows.append(_Row(cand, selection is not None and cand.provider == selection,
+                             cand.stack_level + lift, lift, token))
+        rows.sort(key=_Row.sort_key, reverse=True)
+        return rows
+
+    def _explain(self, ref: ComponentRef, rows: list[_Row]) -> Explanation:
         selection = self.selection(ref)
         file_label = f"{self._label}/{ref.domain.settings_file}"
-        cands = self._registry.candidates(ref)
-        rows = []
-        for cand in cands:
-            lift, token = self._stack.lift(cand.source)
-            selected = selection is not None and cand.provider == selection
-            rows.append((cand, selected, cand.stack_level + lift, lift, token))
-        rows.sort(key=lambda r: (r[1], r[2], r[0].priority, r[0].seq), reverse=True)
-
         misconfigured = None
-        if selection is not None and not any(r[1] for r in rows):
+        if selection is not None and not any(r.selected for r in rows):
             misconfigured = (
                 f"{file_label} selects '{selection}' for {ref}, but no candidate with that provider "
                 "is registered"
             )
-
         ranked: list[RankedCandidate] = []
-        for index, (cand, selected, eff, lift, token) in enumerate(rows):
+        for index, row in enumerate(rows):
             if index == 0:
                 other = rows[1] if len(rows) > 1 else None
-                rung, reason = _winner_reason(selected, eff, lift, token, cand, other, file_label)
+                rung, reason = _winner_reason(row, other, file_label)
                 if misconfigured:
                     reason = f"fallback: selection '{selection}' is not registered; {reason}"
             else:
-                rung, reason = _loser_reason(selected, eff, cand, rows[index - 1], selection, file_label)
-            ranked.append(RankedCandidate(cand, index + 1, selected, eff, lift, token, rung, reason))
+                rung, reason = _loser_reason(row, rows[index - 1], selection, file_label)
+            ranked.append(RankedCandidate(row.candidate, index + 1, row.selected, row.effective,
+                                          row.lift, row.token, rung, reason))
         return Explanation(ref, selection, file_label, misconfigured, ranked)
 
 
-def _stack_text(eff: int, cand: Candidate, lift: int, token: str | None) -> str:
-    if lift:
-        return f"{eff} ({cand.stack_level} + {lift} from stack_order '{token}')"
-    return str(eff)
+class _Row(NamedTuple):
+    candidate: Candidate
+    selected: bool
+    effective: int
+    lift: int
+    token: str | None
+
+    def sort_key(self) -> tuple[bool, int, int, int]:
+        return (self.selected, self.effective, self.candidate.priority, self.candidate.seq)
 
 
-def _winner_reason(selected, eff, lift, token, cand, other, file_label) -> tuple[Rung, str]:
+def _stack_text(row: _Row) -> str:
+    if row.lift:
+        return f"{row.effective} ({row.candidate.stack_level} + {row.lift} from stack_order '{row.token}')"
+    return str(row.effective)
+
+
+def _winner_reason(row: _Row, other: _Row | None, file_label: str) -> tuple[Rung, str]:
+    cand = row.candidate
     if other is None:
-        if selected:
+        if row.selected:
             return Rung.SELECTION, f"selected in {file_label} (only candidate)"
         return Rung.ONLY, "only candidate"
-    o_cand, o_sel, o_eff, _, _ = other
-    if selected and not o_sel:
+    o_cand = other.candidate
+    if row.selected and not other.selected:
         return Rung.SELECTION, f"selected in {file_label}"
-    prefix = "selected in " + file_label + "; " if selected else ""
-    if eff != o_eff:
+    prefix = "selected in " + file_label + "; " if row.selected else ""
+    if row.effective != other.effective:
         return Rung.STACK_LEVEL, (
-            f"{prefix}stack_level {_stack_text(eff, cand, lift, token)} > {o_eff} ({o_cand.provider})"
+            f"{prefix}stack_level {_stack_text(row)} > {other.effective} ({o_cand.provider})"
         )
     if cand.priority != o_cand.priority:
         return Rung.PRIORITY, f"{prefix}priority {cand.priority} > {o_cand.priority} ({o_cand.provider})"
@@ -288,12 +318,12 @@ def _winner_reason(selected, eff, lift, token, cand, other, file_label) -> tuple
     )
 
 
-def _loser_reason(selected, eff, cand, above, selection, file_label) -> tuple[Rung, str]:
-    a_cand, a_sel, a_eff, _, _ = above
-    if a_sel and not selected:
+def _loser_reason(row: _Row, above: _Row, selection: str | None, file_label: str) -> tuple[Rung, str]:
+    cand, a_cand = row.candidate, above.candidate
+    if above.selected and not row.selected:
         return Rung.SELECTION, f"shadowed: {file_label} selects '{selection}'"
-    if eff != a_eff:
-        return Rung.STACK_LEVEL, f"shadowed: stack_level {eff} < {a_eff} ({a_cand.provider})"
+    if row.effective != above.effective:
+        return Rung.STACK_LEVEL, f"shadowed: stack_level {row.effective} < {above.effective} ({a_cand.provider})"
     if cand.priority != a_cand.priority:
         return Rung.PRIORITY, f"shadowed: priority {cand.priority} < {a_cand.priority} ({a_cand.provider})"
     return Rung.REGISTRATION, (

@@ -28,7 +28,7 @@ import stat
 import threading
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -627,10 +627,18 @@ class SettingsSnapshot:
     app: AppSettings
     domains: dict[Domain, DomainSettings]
     problems: list[ConfigProblem]
+    # For each file with problems, what serves instead: "last good" or "defaults".
+    in_force: dict[Path, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def fallback(self, problem: ConfigProblem) -> str:
+        """What is in force for the file of `problem`, in words for an operator."""
+        if self.in_force.get(_abs(problem.file)) == "last good":
+            return "the last good version of that file stays in force"
+        return "that file's settings fall back to defaults (no good version was ever loaded)"
 
     @property
     def state_dir(self) -> Path:
@@ -669,9 +677,12 @@ class SettingsSnapshot:
 class SettingsLoader:
     """Loads a settings directory; a file that fails keeps its last good model. Thread-safe."""
 
-    def __init__(self, settings_dir: Path) -> None:
+    def __init__(self, settings_dir: Path, keep_dir: Path | None = None) -> None:
         self.settings_dir = _abs(settings_dir)
         self._files = _known_files(self.settings_dir)
+        # Where a copy of each file's last good text is kept (under the state dir), so the
+        # last good settings stay in force across restarts and in every process.
+        self.keep_dir = keep_dir
         self._good: dict[Path, BaseModel] = {}
         self._problems: dict[Path, list[ConfigProblem]] = {}
         self._loaded = False
@@ -696,13 +707,57 @@ class SettingsLoader:
 
     def _load_one(self, file: Path) -> list[ConfigProblem]:
         model = self._files[file]
-        instance, problems, _ = _read_and_parse(file, model)
+        instance, problems, exists = _read_and_parse(file, model)
         if instance is not None and not problems:
             self._good[file] = instance
             self._problems[file] = []
+            if exists:
+                self._keep(file)
         else:
             self._problems[file] = problems
+            if file not in self._good:
+                kept = self._kept(file, model)
+                if kept is not None:
+                    self._good[file] = kept
         return list(self._problems[file])
+
+    def use_keep_dir(self, keep_dir: Path) -> SettingsSnapshot:
+        """Start keeping last good copies in `keep_dir`; files that failed fall back to them."""
+        with self._lock:
+            self.keep_dir = keep_dir
+            for file in self._files:
+                if self._problems.get(file):
+                    if file not in self._good:
+                        kept = self._kept(file, self._files[file])
+                        if kept is not None:
+                            self._good[file] = kept
+                elif file.exists():
+                    self._keep(file)
+            return self._snapshot()
+
+    def _keep(self, file: Path) -> None:
+        if self.keep_dir is None:
+            return
+        target = self.keep_dir / file.name
+        try:
+            data = file.read_bytes()
+            if target.exists() and target.read_bytes() == data:
+                return
+            self.keep_dir.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError:
+            pass  # keeping a copy is a convenience; never a reason to fail a load
+
+    def _kept(self, file: Path, model: type[BaseModel]) -> BaseModel | None:
+        if self.keep_dir is None:
+            return None
+        copy = self.keep_dir / file.name
+        if not copy.exists():
+            return None
+        instance, problems, _ = _read_and_parse(copy, model)
+        return instance if instance is not None and not problems else None
 
     def _snapshot(self) -> SettingsSnapshot:
         app = self._good.get(self.settings_dir / APP_FILE)
@@ -711,11 +766,16 @@ class SettingsLoader:
             model = self._good.get(self.settings_dir / domain.settings_file)
             domains[domain] = model if isinstance(model, DomainSettings) else DomainSettings()
         problems = [p for file in self._files for p in self._problems.get(file, [])]
+        in_force = {
+            file: "last good" if file in self._good else "defaults"
+            for file in self._files if self._problems.get(file)
+        }
         return SettingsSnapshot(
             settings_dir=self.settings_dir,
             app=app if isinstance(app, AppSettings) else AppSettings(),
             domains=domains,
             problems=problems,
+            in_force=in_force,
         )
 
     def load(self) -> SettingsSnapshot:

@@ -15,13 +15,14 @@ ordered `MIGRATIONS` list: append to it, never edit an entry that has shipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -258,6 +259,7 @@ class StateStore:
         self.path = Path(path)
         self.busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.RLock()
+        self._batch_owner: int | None = None  # thread id inside batch(), if any
         self._conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -343,8 +345,40 @@ class StateStore:
             delay = min(delay * 2, 0.5)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make the writes inside one transaction (a swap's journal and snapshot writes).
+
+        Holds the lock for its duration, so keep it short and never await inside it. If a
+        write inside fails, everything in the batch is rolled back and StoreError raised."""
+        with self._lock:
+            if self._batch_owner == threading.get_ident():
+                yield
+                return
+            conn = self._require()
+            self._retry("write", lambda: conn.execute("BEGIN IMMEDIATE"))
+            self._batch_owner = threading.get_ident()
+            try:
+                yield
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._error("write", exc) from exc
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._batch_owner = None
+
     def _write(self, fn: Callable[[sqlite3.Connection], T], *, action: str = "write") -> T:
         """One `BEGIN IMMEDIATE` transaction running `fn`; rolled back if anything raises."""
+        if self._batch_owner == threading.get_ident():
+            try:
+                return fn(self._require())
+            except sqlite3.Error as exc:
+                raise self._error(action, exc) from exc
 
         def attempt() -> T:
             conn = self._require()

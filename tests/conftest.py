@@ -81,3 +81,26 @@ def run_cli(tmp_path: Path, demo_settings: Path, cli_env: dict[str, str]) -> Cal
         return CliResult(argv, proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# -- in-process engines ----------------------------------------------------------------------------
+
+@pytest.fixture
+def settings_dir(tmp_path: Path) -> Path:
+    """The demo settings with short timeouts and tests.fixture_providers allowed; modules
+    that need other settings override this fixture."""
+    from tests.helpers import demo_copy
+
+    return demo_copy(tmp_path)
+
+
+@pytest.fixture
+async def engine(settings_dir: Path, tmp_path: Path):
+    """A started host Engine on `settings_dir`, stopped and closed after the test."""
+    from oneiric_core.engine import Engine
+
+    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
+    await eng.start()
+    yield eng
+    await eng.stop()
+    eng.close()

@@ -9,21 +9,7 @@ import pytest
 from oneiric_core.engine import Engine
 from oneiric_core.errors import ComponentPaused, NotFound, ReadOnlyError
 from oneiric_core.lifecycle import SwapOutcome
-from tests.helpers import demo_copy
 
-
-@pytest.fixture
-def settings_dir(tmp_path):
-    return demo_copy(tmp_path)
-
-
-@pytest.fixture
-async def engine(settings_dir, tmp_path):
-    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
-    await eng.start()
-    yield eng
-    await eng.stop()
-    eng.close()
 
 
 async def test_paused_key_raises_component_paused_not_not_found(engine):

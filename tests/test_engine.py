@@ -10,21 +10,7 @@ import pytest
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.engine import Engine, HostBusy
 from oneiric_core.events import Event
-from tests.helpers import demo_copy, write
-
-
-@pytest.fixture
-def settings_dir(tmp_path):
-    return demo_copy(tmp_path)
-
-
-@pytest.fixture
-async def engine(settings_dir, tmp_path):
-    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
-    await eng.start()
-    yield eng
-    await eng.stop()
-    eng.close()
+from tests.helpers import write
 
 
 ADAPTERS_SQLITE = """\
@@ -63,7 +49,7 @@ async def test_broken_yaml_keeps_the_last_good_selections_serving(engine, settin
     assert engine.resolve("adapter", "cache").provider == "sqlite"  # last good still in force
     invalid = engine.journal(kinds=["config-invalid"])[-1]
     assert invalid.severity.value == "error"
-    assert "adapters.yml:4:" in invalid.message and "the last good settings stay in force" in invalid.message
+    assert "adapters.yml:4:" in invalid.message and "the last good version of that file stays in force" in invalid.message
     assert invalid.data["line"] == 4 and invalid.data["file"].endswith("adapters.yml")
 
     adapters.write_text(BROKEN_SCHEMA)

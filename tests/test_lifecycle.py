@@ -39,15 +39,6 @@ def settings_dir(tmp_path):
     return settings
 
 
-@pytest.fixture
-async def engine(settings_dir, tmp_path):
-    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
-    await eng.start()
-    yield eng
-    await eng.stop()
-    eng.close()
-
-
 def serving(engine: Engine, key: str = "svc"):
     with engine.use("adapter", key) as obj:
         return obj

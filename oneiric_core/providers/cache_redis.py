@@ -103,7 +103,9 @@ class RedisCache:
         """Send one command and return its reply; an error reply raises RedisError."""
         async with self._lock:
             try:
-                reply = await asyncio.wait_for(self._roundtrip(args), self.timeout_s)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+                async with asyncio.timeout(self.timeout_s):
+                    reply = await self._roundtrip(args)
             except BaseException:
                 # After a timeout, cancel or broken read the stream position is unknown.
                 await self._close()
@@ -182,7 +184,8 @@ class RedisCache:
             return
         writer.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
         except (OSError, TimeoutError, asyncio.CancelledError):
             pass
 

@@ -73,10 +73,8 @@ class MemoryEventBus:
         delivered = 0
         for handler in handlers:
             try:
-                if self.handler_timeout_s is None:
+                async with asyncio.timeout(self.handler_timeout_s):
                     await _common.call(handler, topic, payload)
-                else:
-                    await asyncio.wait_for(_common.call(handler, topic, payload), self.handler_timeout_s)
             except Exception as exc:
                 self.errors += 1
                 log.warning("event handler %r for topic %r failed: %s", handler, topic, _common.describe(exc))

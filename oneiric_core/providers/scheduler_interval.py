@@ -58,7 +58,7 @@ class IntervalScheduler:
         self._jobs: dict[str, Job] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self._waker: asyncio.Future[None] | None = None  # the loop's sleep; resolving it wakes the loop
         self._stopped = False
 
     def add_job(self, name: str, interval_s: float, fn: Callable[[], Any], *, run_now: bool = False) -> None:
@@ -75,12 +75,12 @@ class IntervalScheduler:
         _common.check_callable(fn, f"Job {name!r}")
         first = time.monotonic() + (0.0 if run_now else float(interval_s))
         self._jobs[name] = Job(name, float(interval_s), fn, first)
-        self._wake.set()
+        self._wake()
 
     def remove_job(self, name: str) -> bool:
         """Unschedule `name` (a run in progress finishes); True when it existed."""
         job = self._jobs.pop(name, None)
-        self._wake.set()
+        self._wake()
         return job is not None
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -128,8 +128,8 @@ class IntervalScheduler:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            self._wake.clear()
             now = time.monotonic()
             for job in list(self._jobs.values()):
                 if job.busy or job.next_due > now:
@@ -147,14 +147,21 @@ class IntervalScheduler:
             waiting = [job.next_due for job in self._jobs.values() if not job.busy]
             delay = min(waiting, default=now + 3600.0) - time.monotonic()
             if delay > 0:
+                self._waker = loop.create_future()
+                timer = loop.call_later(delay, self._wake)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                except TimeoutError:
-                    pass
+                    await self._waker
+                finally:
+                    timer.cancel()
+                    self._waker = None
+
+    def _wake(self) -> None:
+        if self._waker is not None and not self._waker.done():
+            self._waker.set_result(None)
 
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._wake.set()
+        self._wake()
 
     async def _run(self, job: Job) -> None:
         started = time.perf_counter()

@@ -116,7 +116,8 @@ class SubprocessRunner:
         readers = [asyncio.ensure_future(proc.stdout.read()), asyncio.ensure_future(proc.stderr.read())]
         try:
             try:
-                await asyncio.wait_for(proc.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # None: no limit
+                    await proc.wait()
             except TimeoutError:
                 _kill(proc)
                 await proc.wait()

@@ -90,9 +90,8 @@ class InlineWorkflowRunner:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         try:
-            if self.step_timeout_s is None:
+            async with asyncio.timeout(self.step_timeout_s):  # None: no limit
                 return await task
-            return await asyncio.wait_for(task, self.step_timeout_s)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if task.cancelled() and self._stopped and not (current and current.cancelling()):

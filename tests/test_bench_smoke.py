@@ -1,0 +1,35 @@
+"""The benchmark scripts still run: each one, with --quick, as a subprocess.
+
+No timing is asserted here (the machines are noisy); the figures themselves are read by a
+person from `make bench`. This only checks that the scripts exit 0 and print their table
+and a PASS/FAIL verdict.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+CASES = {
+    "resolve.py": ("N", "layout", "resolve ns/call", "dict ns/call", "f(k) ns/call", "ratio", "flatness"),
+    "swap.py": ("phase", "median ms", "p95 ms"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_bench_script_runs_quick(script: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), "--quick"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    header = next((line for line in lines if all(col in line for col in CASES[script])), None)
+    assert header is not None, f"no table header in:\n{proc.stdout}"
+    assert any(re.match(r"^(PASS|FAIL): ", line) for line in lines), f"no PASS/FAIL line in:\n{proc.stdout}"
