@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .activity import ActivityManager, ActivityState
+from .approvals import Approvals
 from .domains import Candidate, ComponentRef, Domain
 from .errors import NotFound, OneiricError, ReadOnlyError
 from .events import Event, EventBus, Severity, Subscription
@@ -32,7 +33,7 @@ from .registry import CandidateRegistry
 from .resolver import Explanation, Resolver, StackOrder
 from .settings import ConfigProblem, SettingsLoader, SettingsSnapshot
 from .store import (
-    HealthSnapshot, LeaseInfo, LifecycleSnapshot, StateStore, StoreError,
+    HealthSnapshot, LeaseInfo, LifecycleSnapshot, ProposalRecord, StateStore, StoreError,
 )
 
 LEASE_STALE_AFTER_S = 5.0
@@ -105,6 +106,10 @@ class Engine:
         self.resolver = Resolver(self.registry, settings_dir_label=_label(self.settings_dir))
         self._apply_settings(self.settings)
         self.activity = ActivityManager(self.store, self.emit)
+        self.approvals = Approvals(
+            self.store, self.emit, mode=app.approvals.mode, two_person=app.approvals.two_person,
+            expire_after_s=app.approvals.expire_after_s,
+        )
         self.telemetry: Any | None = None
         self.lifecycle = LifecycleManager(
             self.resolver,
@@ -349,6 +354,47 @@ class Engine:
             self._writable("swap")
         return await self.lifecycle.swap(ref, provider, source=source, force=force, dry_run=dry_run,
                                          actor=actor or self.actor)
+
+    # -- change control: every swap is a proposal first --------------------------------------
+    async def request_swap(
+        self, domain: Domain | str, key: str, provider: str | None = None, *, force: bool = False,
+        source: str = "console", reason: str = "", actor: str | None = None, approve: bool = False,
+    ) -> tuple[ProposalRecord, SwapResult | None]:
+        """Propose a swap and apply it when the policy allows: at once under `mode: auto`, or
+        when the requester approves it in the same breath (`approve`, refused by two_person).
+        Returns the proposal and the swap result (None while it waits for an approver)."""
+        ref = self.known(domain, key)
+        self._writable("swap")
+        actor = actor or self.actor
+        plan = self.lifecycle.plan(ref, provider, force=force, actor=actor)
+        record = self.approvals.propose(
+            ref, plan.to_provider, from_provider=plan.from_provider, to_source=plan.to_source,
+            force=force, source=source, reason=reason, requested_by=actor,
+        )
+        if self.approvals.mode == "auto":
+            return await self.approve(record.id, actor="policy:auto")
+        if approve and not self.approvals.two_person:
+            return await self.approve(record.id, actor=actor)
+        return record, None
+
+    async def approve(self, proposal_id: int, *, actor: str | None = None,
+                      comment: str | None = None) -> tuple[ProposalRecord, SwapResult]:
+        """Approve a pending proposal and apply its swap; the proposal records the outcome."""
+        self._writable("approve")
+        record = self.approvals.approve(proposal_id, actor or self.actor, comment)
+        ref = self.known(record.domain, record.key)
+        try:
+            result = await self.lifecycle.swap(ref, record.to_provider, source=record.to_source,
+                                               force=record.force, actor=record.decided_by)
+        except NotFound as exc:
+            self.approvals.settle(record, "failed", str(exc))
+            raise
+        self.approvals.settle(record, result.outcome.value, result.reason)
+        return record, result
+
+    def reject(self, proposal_id: int, *, actor: str | None = None, comment: str | None = None) -> ProposalRecord:
+        self._writable("reject")
+        return self.approvals.reject(proposal_id, actor or self.actor, comment)
 
     def pause(self, domain: Domain | str, key: str, *, note: str | None = None, actor: str | None = None):
         ref = self.known(domain, key)

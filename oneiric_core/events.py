@@ -31,7 +31,7 @@ class Severity(str, enum.Enum):
 KINDS = frozenset(
     {
         "component-registered", "component-removed", "selection-changed",
-        "swap-requested", "swap-approved", "swap-rejected", "swap-started", "swap-complete",
+        "swap-requested", "swap-approved", "swap-rejected", "swap-expired", "swap-started", "swap-complete",
         "swap-failed", "swap-rollback", "swap-interrupted", "cleanup-failed", "activation-failed",
         "health-changed", "activity-changed", "config-changed", "config-invalid",
         "watcher-started", "watcher-stopped", "watcher-error",

@@ -104,6 +104,30 @@ MIGRATIONS: list[Sequence[str]] = [
         )""",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
     ),
+    # 2: swap proposals (change control)
+    (
+        """CREATE TABLE IF NOT EXISTS proposals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            domain TEXT NOT NULL,
+            key TEXT NOT NULL,
+            from_provider TEXT,
+            to_provider TEXT NOT NULL,
+            to_source TEXT,
+            force INTEGER NOT NULL DEFAULT 0,
+            source TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            requested_by TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            status TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at REAL,
+            comment TEXT,
+            outcome TEXT,
+            outcome_reason TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -152,6 +176,30 @@ class HealthSnapshot:
     checked_at: float
     changed_at: float
     samples: list[float | None] = field(default_factory=list)  # recent latencies, oldest first
+
+
+@dataclass(slots=True)
+class ProposalRecord:
+    """A requested swap waiting for (or past) a decision; see approvals.py for the rules."""
+
+    domain: str
+    key: str
+    from_provider: str | None
+    to_provider: str
+    source: str  # who proposed it: console, cli, watcher, remote, runbook
+    requested_by: str
+    created_at: float
+    status: str = "pending"  # pending | rejected | expired | applied | failed
+    to_source: str | None = None
+    force: bool = False
+    reason: str = ""
+    expires_at: float | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    comment: str | None = None
+    outcome: str | None = None
+    outcome_reason: str | None = None
+    id: int | None = None
 
 
 @dataclass(slots=True)
@@ -673,6 +721,48 @@ class StateStore:
 
     def all_health(self) -> list[HealthSnapshot]:
         return [self._health(r) for r in self._read("SELECT * FROM health ORDER BY domain, key")]
+
+    # ------------------------------------------------------------------ proposals
+
+    _PROPOSAL_FIELDS = (
+        "domain", "key", "from_provider", "to_provider", "to_source", "force", "source", "reason",
+        "requested_by", "created_at", "expires_at", "status", "decided_by", "decided_at", "comment",
+        "outcome", "outcome_reason",
+    )
+
+    def put_proposal(self, record: ProposalRecord) -> ProposalRecord:
+        """Insert a new proposal (sets `record.id`) or update an existing one."""
+        values = [getattr(record, f) for f in self._PROPOSAL_FIELDS]
+        values[0] = _dom(values[0])
+        values[5] = int(bool(values[5]))
+        if record.id is None:
+            sql = (f"INSERT INTO proposals ({', '.join(self._PROPOSAL_FIELDS)}) "
+                   f"VALUES ({', '.join('?' for _ in self._PROPOSAL_FIELDS)})")
+            record.id = int(self._write(lambda conn: conn.execute(sql, values).lastrowid))
+        else:
+            sql = (f"UPDATE proposals SET {', '.join(f + ' = ?' for f in self._PROPOSAL_FIELDS)} "
+                   "WHERE id = ?")
+            self._write(lambda conn: conn.execute(sql, [*values, record.id]))
+        return record
+
+    @staticmethod
+    def _proposal(row: sqlite3.Row) -> ProposalRecord:
+        data = {f: row[f] for f in StateStore._PROPOSAL_FIELDS}
+        data["force"] = bool(data["force"])
+        return ProposalRecord(id=row["id"], **data)
+
+    def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
+        rows = self._read("SELECT * FROM proposals WHERE id = ?", (int(proposal_id),))
+        return self._proposal(rows[0]) if rows else None
+
+    def proposals(self, *, status: str | None = None, limit: int = 200) -> list[ProposalRecord]:
+        """Newest `limit` proposals (optionally of one status), oldest first."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self._read(
+            f"SELECT * FROM (SELECT * FROM proposals {where} ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (*params, int(limit)),
+        )
+        return [self._proposal(r) for r in rows]
 
     def clear_health(self) -> None:
         self._write(lambda conn: conn.execute("DELETE FROM health"))
