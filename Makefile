@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/oneiric --settings settings status
+	$(BIN)/oneiric --settings settings console
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
         return p
 
+    p = cmd("console", "the operations console (Textual); hosts the state dir unless another process does",
+            json_flag=False)
+    p.add_argument("--theme", help="a Textual theme, e.g. ansi-dark (default: $TEXTUAL_THEME or textual-dark)")
     cmd("status", "every component: winner, serving provider, state, activity, health", ref="optional")
     p = cmd("list", "every registered candidate and how it ranks", ref="optional")
     p.add_argument("--shadowed", action="store_true", help="only candidates that do not win")
@@ -409,6 +412,17 @@ def cmd_config_validate(args) -> int:
     return EXIT_ERROR if problems else EXIT_OK
 
 
+def cmd_console(args) -> int:
+    """Start the console. It lives in the `oneiric_tui` package, loaded by name here: the engine
+    modules never import the UI (tests/test_layering.py)."""
+    import importlib
+
+    if args.theme:
+        os.environ["TEXTUAL_THEME"] = args.theme
+    console = importlib.import_module("oneiric_tui.app")
+    return console.run_console(args.settings, state_dir=args.state_dir, read_only=args.read_only)
+
+
 COMMANDS: dict[str, Callable[[Any, Any], int]] = {
     "status": cmd_status, "list": cmd_list, "explain": cmd_explain, "health": cmd_health,
     "activity": cmd_activity, "pause": cmd_pause_resume, "resume": cmd_pause_resume,
@@ -426,6 +440,8 @@ def run(argv: Sequence[str]) -> int:
         if args.config_command != "validate":
             raise UsageError("config needs an action: validate (see 'oneiric config --help').")
         return cmd_config_validate(args)
+    if args.command == "console":
+        return cmd_console(args)
     from .engine import Engine
 
     engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
-from .domains import Candidate, ComponentRef, Domain
+from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import NotFound, OneiricError, ReadOnlyError
 from .events import Event, EventBus, Severity, Subscription
 from .health import HealthMonitor, HealthTrack
@@ -120,6 +120,7 @@ class Engine:
             blocker=self.activity.blocker,
             on_change=self._persist_slot,
             on_health=self._on_health,
+            on_gate=self._on_gate,
             batch=self._store_batch,
         )
         self.health = HealthMonitor(
@@ -133,6 +134,10 @@ class Engine:
         self.started = False
         self.is_host = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._watchers: list[Callable[[ComponentRef], None]] = []
+        # Last health seen per (key, provider), from probes and swap health gates: what the
+        # console shows next to each candidate when picking a swap target.
+        self.candidate_health: dict[tuple[ComponentRef, str], HealthResult] = {}
 
     # -- journal and bus -------------------------------------------------------------------
     def emit(self, event: Event) -> Event:
@@ -154,6 +159,16 @@ class Engine:
                 yield
         except StoreError as exc:
             self.store_error = str(exc)
+
+    def watch(self, callback: Callable[[ComponentRef], None]) -> Callable[[], None]:
+        """Call `callback(ref)` whenever a key's lifecycle or health changes (not journaled,
+        so it fires for every health sample). Returns a function that stops the calls."""
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback) if callback in self._watchers else None
+
+    def _changed(self, ref: ComponentRef) -> None:
+        for callback in list(self._watchers):
+            callback(ref)
 
     def subscribe(self, maxsize: int = 1000) -> Subscription:
         return self.bus.subscribe(maxsize)
@@ -359,6 +374,7 @@ class Engine:
     async def request_swap(
         self, domain: Domain | str, key: str, provider: str | None = None, *, force: bool = False,
         source: str = "console", reason: str = "", actor: str | None = None, approve: bool = False,
+        to_source: str | None = None,
     ) -> tuple[ProposalRecord, SwapResult | None]:
         """Propose a swap and apply it when the policy allows: at once under `mode: auto`, or
         when the requester approves it in the same breath (`approve`, refused by two_person).
@@ -366,7 +382,7 @@ class Engine:
         ref = self.known(domain, key)
         self._writable("swap")
         actor = actor or self.actor
-        plan = self.lifecycle.plan(ref, provider, force=force, actor=actor)
+        plan = self.lifecycle.plan(ref, provider, source=to_source, force=force, actor=actor)
         record = self.approvals.propose(
             ref, plan.to_provider, from_provider=plan.from_provider, to_source=plan.to_source,
             force=force, source=source, reason=reason, requested_by=actor,
@@ -423,9 +439,22 @@ class Engine:
             return
         await instance.wait_idle(timeout)
 
-    async def probe(self, domain: Domain | str, key: str) -> HealthTrack | None:
+    async def probe(self, domain: Domain | str, key: str, *, actor: str | None = None,
+                    journal: bool = False) -> HealthTrack | None:
+        """Probe the serving provider now; `journal` records it (an operator's explicit probe)."""
         ref = self.known(domain, key)
-        return await self.health.probe(ref)
+        track = await self.health.probe(ref)
+        if journal:
+            if track is None:
+                message, outcome = f"{ref} probed: nothing is serving", None
+            else:
+                latency = f" in {track.latency_ms:.1f} ms" if track.latency_ms is not None else ""
+                detail = f": {track.message}" if track.message else ""
+                message, outcome = f"{ref} ({track.provider}) probed: {track.status.value}{latency}{detail}", track.status.value
+            self.emit(Event("health-probed", message, Severity.INFO, ref.domain, ref.key,
+                            track.provider if track else None, actor or self.actor, outcome,
+                            track.latency_ms if track else None))
+        return track
 
     async def probe_candidate(self, domain: Domain | str, key: str, provider: str | None = None):
         """Build, probe and stop a candidate in this process (no host needed)."""
@@ -437,10 +466,15 @@ class Engine:
     def _serving_refs(self) -> list[ComponentRef]:
         return [s.ref for s in self.lifecycle.slots() if s.current is not None]
 
-    def _on_health(self, ref: ComponentRef, provider: str, result) -> None:
+    def _on_health(self, ref: ComponentRef, provider: str, result: HealthResult) -> None:
+        self.candidate_health[(ref, provider)] = result
         self.health.record(ref, provider, result)
 
+    def _on_gate(self, ref: ComponentRef, provider: str, result: HealthResult) -> None:
+        self.candidate_health[(ref, provider)] = result
+
     def _persist_slot(self, slot: Slot) -> None:
+        self._changed(slot.ref)
         if not self.is_host:
             return
         cand = slot.current.candidate if slot.current else None
@@ -452,6 +486,7 @@ class Engine:
         ))
 
     def _persist_health(self, track: HealthTrack) -> None:
+        self._changed(track.ref)
         if not self.is_host:
             return
         self._store_write(self.store.put_health, HealthSnapshot(
@@ -467,14 +502,19 @@ class Engine:
             self.store_error = str(exc)
 
     # -- the status every front door shows -------------------------------------------------
-    def components(self) -> list[ComponentStatus]:
-        lease, alive = self.host()
+    def components(self, refs: list[ComponentRef] | None = None) -> list[ComponentStatus]:
+        """Status of every key (or of `refs`), from this process when it is the host, else from
+        the snapshots the host keeps in the store."""
+        lease, alive = self.host() if not self.is_host else (None, False)
         live_remote = alive and not self.is_host
         snaps = {(s.domain, s.key): s for s in self.store.all_lifecycle()} if live_remote else {}
         healths = {} if self.is_host else {(h.domain, h.key): h for h in self.store.all_health()}
         out = []
-        for ref in self.resolver.refs():
-            exp = self.resolver.explain(ref.domain, ref.key)
+        for ref in self.resolver.refs() if refs is None else refs:
+            try:
+                exp = self.resolver.explain(ref.domain, ref.key)
+            except NotFound:
+                continue
             winner = exp.winner
             act = self.activity.get(ref)
             slot = self.lifecycle.find_slot(ref)

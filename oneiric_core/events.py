@@ -33,7 +33,7 @@ KINDS = frozenset(
         "component-registered", "component-removed", "selection-changed",
         "swap-requested", "swap-approved", "swap-rejected", "swap-expired", "swap-started", "swap-complete",
         "swap-failed", "swap-rollback", "swap-interrupted", "cleanup-failed", "activation-failed",
-        "health-changed", "activity-changed", "config-changed", "config-invalid",
+        "health-changed", "health-probed", "activity-changed", "config-changed", "config-invalid",
         "watcher-started", "watcher-stopped", "watcher-error",
         "remote-sync-started", "remote-sync-complete", "remote-sync-error",
         "signature-verification-failed", "digest-check-failed", "circuit-open", "circuit-closed",

@@ -239,6 +239,7 @@ class LifecycleManager:
         blocker: Callable[[ComponentRef], str | None] | None = None,
         on_change: Callable[[Slot], None] | None = None,
         on_health: Callable[[ComponentRef, str, HealthResult], None] | None = None,
+        on_gate: Callable[[ComponentRef, str, HealthResult], None] | None = None,
         telemetry: Any | None = None,
         batch: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
@@ -251,6 +252,7 @@ class LifecycleManager:
         self._blocker = blocker or (lambda ref: None)
         self._on_change = on_change or (lambda slot: None)
         self._on_health = on_health or (lambda ref, provider, result: None)
+        self._on_gate = on_gate or (lambda ref, provider, result: None)
         self._telemetry = telemetry
         self._slots: dict[ComponentRef, Slot] = {}
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="oneiric-provider")
@@ -398,6 +400,7 @@ class LifecycleManager:
             activation_ms = (t2 - t1) * 1000
             health = await self._check(obj)
             health_ms = (time.perf_counter() - t2) * 1000
+            self._on_gate(ref, target.provider, health)
             if not health.healthy and not force:
                 await self._stop_quietly(ref, target.provider, obj)
                 obj = None

@@ -1,0 +1,325 @@
+"""OneiricApp: the engine and the console on one asyncio loop.
+
+On mount the app subscribes to the engine's event bus and its change notifications, then
+starts the engine as the host for its state directory (activating providers happens in
+a worker, so the first frame never waits for it). If another process already hosts the
+state directory, the console attaches read-only and follows the store instead.
+Live updates are pushed by the engine and coalesced here: a burst of events becomes one
+batch every 50 ms, a burst of changes one refresh every 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+
+from oneiric_core.domains import ComponentRef
+from oneiric_core.engine import ComponentStatus, Engine, HostBusy
+from oneiric_core.errors import OneiricError
+from oneiric_core.events import Event
+from oneiric_core.resolver import Explanation
+
+from .main_screen import MUTATING, MainScreen
+from .messages import ComponentsChanged, EngineEvents, EngineReady
+from .screens.confirm import ConfirmDialog
+from .widgets.approvals import ApprovalsTable
+from .widgets.component_tree import ComponentTree
+from .widgets.health_table import HealthTable
+from .widgets.swap_log import SwapLog
+
+EVENT_BATCH_S = 0.05
+CHANGE_BATCH_S = 0.1
+HISTORY = 500
+
+
+class OneiricApp(App):
+    CSS_PATH = "console.tcss"
+    TITLE = "Oneiric Console"
+    BINDINGS = [
+        Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True, id="app.hard_quit"),
+    ]
+
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.engine = engine
+        if read_only:
+            engine.read_only = True
+        self.mode = "starting"
+        self.host_detail = ""
+        self.statuses: dict[ComponentRef, ComponentStatus] = {}
+        self.swapping: set[ComponentRef] = set()
+        self._dirty: set[ComponentRef] = set()
+        self._flush_pending = False
+        self._last_event_id = 0
+        self._stop_watch = None
+        self._stopped = False
+
+    # -- state the screens read --------------------------------------------------------------
+    @property
+    def is_host(self) -> bool:
+        return self.mode in ("host", "starting")
+
+    @property
+    def can_change(self) -> bool:
+        return self.is_host and not self.engine.read_only
+
+    def explanation(self, ref: ComponentRef) -> Explanation | None:
+        try:
+            return self.engine.explain(ref.domain, ref.key)
+        except OneiricError:
+            return None
+
+    def candidate_health(self, ref: ComponentRef, provider: str) -> tuple[str, str]:
+        """Last known health of one candidate: its last probe or health gate, if any."""
+        result = self.engine.candidate_health.get((ref, provider))
+        if result is not None:
+            return result.status.value, result.message
+        status = self.statuses.get(ref)
+        if status is not None and status.serving == provider:
+            return status.health, status.health_message
+        return "unknown", ""
+
+    @property
+    def main(self) -> MainScreen:
+        return self.get_screen("main")  # type: ignore[return-value]
+
+    # -- start and stop ----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        keymap = self.engine.settings.app.keymap
+        if keymap:
+            self.set_keymap(dict(keymap))
+        self.install_screen(MainScreen(), "main")
+        self.push_screen("main")
+
+    def main_screen_ready(self) -> None:
+        """Called by MainScreen once its panes exist: load history, go live, start the engine."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, lambda: self.call_later(self._shutdown))
+            except (NotImplementedError, RuntimeError):
+                pass
+        self._load_initial()
+        self._stop_watch = self.engine.watch(self._on_engine_change)
+        self._pump_events()
+        self._start_engine()
+
+    def _load_initial(self) -> None:
+        history = self.engine.journal(limit=HISTORY)
+        if history:
+            self._last_event_id = history[-1].id or 0
+        self.main.query_one(SwapLog).add(history)
+        self.refresh_all()
+
+    @work(group="engine", exit_on_error=False)
+    async def _start_engine(self) -> None:
+        try:
+            await self.engine.start()
+        except HostBusy as exc:
+            holder = exc.holder
+            self.mode = "client"
+            self.host_detail = f"attached read-only to pid {holder.pid} on {holder.hostname}"
+            self.post_message(EngineReady("client", self.host_detail))
+            self.set_interval(1.0, self._follow_store)
+            return
+        except OneiricError as exc:
+            self.mode = "client"
+            self.host_detail = f"engine failed to start: {exc}"
+            self.post_message(EngineReady("failed", self.host_detail))
+            return
+        self.mode = "host"
+        self.host_detail = f"pid {self.engine_pid()}"
+        self.post_message(EngineReady("host", self.host_detail))
+
+    @staticmethod
+    def engine_pid() -> int:
+        import os
+
+        return os.getpid()
+
+    async def _shutdown(self) -> None:
+        """Stop providers cleanly and release the lease, then leave."""
+        await self._stop_engine()
+        self.exit()
+
+    async def _stop_engine(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._stop_watch:
+            self._stop_watch()
+        try:
+            await self.engine.stop()
+        finally:
+            self.engine.close()
+
+    async def on_unmount(self) -> None:
+        await self._stop_engine()
+
+    async def action_quit_console(self) -> None:
+        if self.swapping:
+            running = ", ".join(sorted(str(r) for r in self.swapping))
+            self.push_screen(
+                ConfirmDialog("Quit while a swap is running?",
+                              f"A swap of {running} is still running; quitting stops it part-way "
+                              "(the old provider keeps serving).", "Quit"),
+                lambda ok: self.call_later(self._shutdown) if ok else None,
+            )
+            return
+        await self._shutdown()
+
+    # -- live data ---------------------------------------------------------------------------
+    @work(group="events", exit_on_error=False)
+    async def _pump_events(self) -> None:
+        """Forward bus events in batches: one message per 50 ms at most, however busy."""
+        subscription = self.engine.subscribe(maxsize=5000)
+        try:
+            while True:
+                first = await subscription.get()
+                await asyncio.sleep(EVENT_BATCH_S)
+                self.post_message(EngineEvents([first, *subscription.drain()]))
+        finally:
+            subscription.close()
+
+    def _follow_store(self) -> None:
+        """Client mode: the host lives in another process, so read what it wrote."""
+        events = self.engine.journal(limit=1000, after_id=self._last_event_id)
+        if events:
+            self.post_message(EngineEvents(events))
+        self.engine.activity.reload()
+        self.refresh_all()
+
+    def _on_engine_change(self, ref: ComponentRef) -> None:
+        self._dirty.add(ref)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.set_timer(CHANGE_BATCH_S, self._flush_changes)
+
+    def _flush_changes(self) -> None:
+        self._flush_pending = False
+        refs, self._dirty = self._dirty, set()
+        if refs:
+            self.post_message(ComponentsChanged(refs))
+
+    @on(ComponentsChanged)
+    def _components_changed(self, message: ComponentsChanged) -> None:
+        self.refresh_refs(message.refs)
+
+    @on(EngineEvents)
+    def _engine_events(self, message: EngineEvents) -> None:
+        events = message.events
+        for event in events:
+            if event.id and event.id > self._last_event_id:
+                self._last_event_id = event.id
+        main = self.main
+        with self.batch_update():
+            main.query_one(SwapLog).add(events)
+            kinds = {e.kind for e in events}
+            if kinds & {"config-changed", "selection-changed", "component-registered", "component-removed"}:
+                self.refresh_all()
+            else:
+                touched = {ComponentRef(e.domain, e.key) for e in events
+                           if e.domain and e.key and e.kind == "activity-changed"}
+                if touched:
+                    self.refresh_refs(touched)
+            if any(k.startswith("swap-") for k in kinds):
+                self.refresh_approvals()
+
+    @on(EngineReady)
+    def _engine_ready(self, message: EngineReady) -> None:
+        if message.mode == "failed":
+            self.notify(message.detail, severity="error", timeout=15, markup=False)
+        elif message.mode == "client":
+            self.notify(f"Another host runs this state directory: {message.detail}. "
+                        "Showing its state; changes are disabled.", severity="warning", timeout=10, markup=False)
+        self.main.refresh_bindings()
+        self.refresh_all()
+
+    # -- rendering ---------------------------------------------------------------------------
+    def refresh_all(self) -> None:
+        statuses = self.engine.components()
+        self.statuses = {s.ref: s for s in statuses}
+        main = self.main
+        explain = {s.ref: e for s in statuses if (e := self.explanation(s.ref)) is not None}
+        with self.batch_update():
+            main.query_one(ComponentTree).populate(statuses, explain)
+            main.query_one(HealthTable).sync(statuses, {t.ref: t for t in self.engine.health.tracks()})
+            self.refresh_approvals()
+            main.show_detail()
+            self.update_status_bar()
+
+    def refresh_refs(self, refs: set[ComponentRef]) -> None:
+        if not refs:
+            return
+        fresh = self.engine.components(sorted(refs, key=str))
+        for status in fresh:
+            self.statuses[status.ref] = status
+        main = self.main
+        explain = {s.ref: e for s in fresh if (e := self.explanation(s.ref)) is not None}
+        with self.batch_update():
+            main.query_one(ComponentTree).update_keys(fresh, explain, list(self.statuses.values()))
+            main.query_one(HealthTable).sync(list(self.statuses.values()),
+                                             {t.ref: t for t in self.engine.health.tracks()})
+            if main.current in refs:
+                main.show_detail()
+
+    def refresh_approvals(self) -> None:
+        try:
+            pending = self.engine.approvals.pending() if self.is_host else self.engine.store.proposals(status="pending")
+        except OneiricError:
+            pending = []
+        self.main.query_one(ApprovalsTable).sync(pending)
+        self._pending = len(pending)
+        self.update_status_bar()
+
+    def update_status_bar(self) -> None:
+        engine = self.engine
+        text = Text()
+        text.append(" Oneiric Console ", style="bold reverse")
+        mode = {"starting": "HOST starting...", "host": "HOST"}.get(self.mode, "CLIENT")
+        text.append(f"  {mode}", style="bold")
+        if self.host_detail:
+            text.append(f" ({self.host_detail})")
+        text.append(f"  operator {engine.actor}")
+        text.append(f"  approvals {engine.approvals.mode}" + (" two-person" if engine.approvals.two_person else ""))
+        text.append(f"  {getattr(self, '_pending', 0)} pending")
+        if not self.can_change:
+            text.append("  READ-ONLY", style="bold yellow")
+        self.main.update_status_bar(text)
+
+    # -- the command palette -----------------------------------------------------------------
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, MainScreen):
+            return
+        actions = [("swap", "Swap", "choose another provider"), ("pause", "Pause", "stop new work"),
+                   ("drain", "Drain", "stop new work and wait for work in flight"),
+                   ("resume", "Resume", "accept work again"), ("probe", "Probe", "run the health check now")]
+        for ref in sorted(self.statuses, key=str):
+            for action, title, help_text in actions:
+                if screen.check_action(action, ()) is not True:
+                    continue  # read-only: mutating commands are hidden from the palette
+                yield SystemCommand(f"{title} {ref}", f"{help_text} for {ref}",
+                                    lambda a=action, r=ref: self._palette_action(a, r))
+
+    def _palette_action(self, action: str, ref: ComponentRef) -> None:
+        main = self.main
+        main.current, main.current_provider = ref, None
+        main.query_one(ComponentTree).select_ref(ref)
+        getattr(main, f"action_{action}")()
+
+
+def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False) -> int:
+    engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None)
+    app = OneiricApp(engine, read_only=read_only)
+    app.run()
+    return app.return_code or 0
+
+
+__all__ = ["MUTATING", "OneiricApp", "run_console"]

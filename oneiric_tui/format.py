@@ -1,0 +1,75 @@
+"""How states look on screen: a symbol AND a word for each, so nothing depends on colour.
+
+Only ASCII symbols are used (plus the block characters of sparklines, which every
+terminal font has), so the console reads the same over any SSH client and with NO_COLOR.
+"""
+
+from __future__ import annotations
+
+import time
+
+# symbol, word, style (style is a bonus for colour terminals; the word carries the meaning)
+HEALTH = {
+    "ok": ("+", "OK", "green"),
+    "degraded": ("~", "DEGRADED", "yellow"),
+    "failed": ("x", "FAILED", "red bold"),
+    "unknown": ("?", "UNKNOWN", "dim"),
+}
+STATE = {
+    "ready": ("", "", ""),
+    "inactive": (".", "INACTIVE", "dim"),
+    "activating": (">", "SWAPPING", "cyan bold"),
+    "failed": ("x", "FAILED", "red bold"),
+    "stopping": ("<", "STOPPING", "yellow"),
+}
+ACTIVITY = {
+    "active": ("", "", ""),
+    "paused": ("=", "PAUSED", "yellow bold"),
+    "draining": ("v", "DRAINING", "yellow"),
+    "drained": ("_", "DRAINED", "yellow"),
+}
+SEVERITY = {
+    "info": ("i", "info", ""),
+    "warning": ("!", "warn", "yellow"),
+    "error": ("x", "ERROR", "red bold"),
+}
+WINNER = ("*", "winner")
+SHADOWED = ("-", "shadowed")
+MISCONFIGURED = ("!", "MISCONFIGURED", "red bold")
+
+SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(samples: list[float | None], width: int = 20) -> str:
+    """The last `width` latencies as block characters, scaled to their own maximum."""
+    values = samples[-width:]
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    top = max(known) or 1.0
+    out = []
+    for v in values:
+        if v is None:
+            out.append(" ")
+        else:
+            out.append(SPARK[max(1, min(len(SPARK) - 1, round(v / top * (len(SPARK) - 1))))])
+    return "".join(out)
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    if ts is None:
+        return "-"
+    secs = max(0.0, (now or time.time()) - ts)
+    if secs < 60:
+        return f"{secs:.0f}s"
+    if secs < 3600:
+        return f"{secs / 60:.0f}m"
+    if secs < 86400:
+        return f"{secs / 3600:.1f}h"
+    return f"{secs / 86400:.1f}d"
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"

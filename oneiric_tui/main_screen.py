@@ -1,0 +1,333 @@
+"""The main view: five panes, the operator's actions on the highlighted component.
+
+Everything here renders what the engine reports and calls the engine to act. Long work
+(swaps, drains, probes) runs in workers so the panes keep updating, and every change an
+operator makes is confirmed in a dialog first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+
+from oneiric_core.domains import ComponentRef
+from oneiric_core.errors import OneiricError
+from oneiric_core.lifecycle import SwapOutcome
+
+from .messages import RefHighlighted, SwapDone
+from .screens.approval_dialog import ApprovalDialog
+from .screens.confirm import ConfirmDialog
+from .screens.help import HelpScreen, help_sections
+from .screens.swap_picker import PickerOption, SwapChoice, SwapPicker
+from .widgets.approvals import ApprovalsTable
+from .widgets.component_tree import ComponentTree
+from .widgets.detail import DetailPane, render_detail
+from .widgets.health_table import HealthTable
+from .widgets.swap_log import SwapLog
+
+if TYPE_CHECKING:
+    from .app import OneiricApp
+
+PANES = (("tree", "Components"), ("detail", "Explain"), ("health", "Health"), ("log", "Swap log"),
+         ("approvals", "Approvals"))
+# Actions that change the system: dimmed and inert in read-only mode or as a client.
+MUTATING = {"swap", "pause", "drain", "resume", "approve_selected", "reject_selected"}
+
+
+class MainScreen(Screen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS = [
+        *(Binding(str(i), f"focus_pane('{pane}')", title, show=False, id=f"pane.{pane}")
+          for i, (pane, title) in enumerate(PANES, start=1)),
+        Binding("tab", "cycle_pane(1)", "Next pane", show=False, priority=True, id="pane.next"),
+        Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, priority=True, id="pane.previous"),
+        Binding("s", "swap", "Swap", id="component.swap"),
+        Binding("p", "pause", "Pause", id="component.pause"),
+        Binding("d", "drain", "Drain", id="component.drain"),
+        Binding("r", "resume", "Resume", id="component.resume"),
+        Binding("h", "probe", "Probe", id="component.probe"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("q", "app.quit_console", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: ComponentRef | None = None
+        self.current_provider: str | None = None
+
+    @property
+    def oneiric(self) -> OneiricApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status-bar")
+        yield Static(id="tabs")
+        with Container(id="main"):
+            yield ComponentTree(id="tree", classes="pane")
+            yield DetailPane(id="detail", classes="pane")
+            yield HealthTable(id="health", classes="pane")
+            yield SwapLog(id="log", classes="pane")
+            yield ApprovalsTable(id="approvals", classes="pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for index, (pane, title) in enumerate(PANES, start=1):
+            self.query_one(f"#{pane}").border_title = f"{index} {title}"
+        self.action_focus_pane("tree")
+        self.oneiric.main_screen_ready()
+
+    # -- panes -----------------------------------------------------------------------------
+    def pane(self, name: str) -> Widget:
+        return self.query_one(f"#{name}")
+
+    def active_pane(self) -> str:
+        focused = self.focused
+        while focused is not None and focused is not self:
+            if focused.has_class("pane"):
+                return focused.id or "tree"
+            focused = focused.parent  # type: ignore[assignment]
+        return "tree"
+
+    def action_focus_pane(self, name: str) -> None:
+        for pane, _ in PANES:
+            self.pane(pane).set_class(pane == name, "-active")
+        self.pane(name).focus()
+        self._render_tabs(name)
+
+    def action_cycle_pane(self, step: int) -> None:
+        names = [p for p, _ in PANES]
+        current = names.index(self.active_pane())
+        self.action_focus_pane(names[(current + step) % len(names)])
+
+    def _render_tabs(self, active: str) -> None:
+        text = Text()
+        for index, (pane, title) in enumerate(PANES, start=1):
+            label = f" {index} {title} "
+            text.append(f"[{label.strip()}]" if pane == active else label,
+                        style="reverse bold" if pane == active else "dim")
+            text.append(" ")
+        self.query_one("#tabs", Static).update(text)
+
+    def on_descendant_focus(self) -> None:
+        name = self.active_pane()
+        for pane, _ in PANES:
+            self.pane(pane).set_class(pane == name, "-active")
+        self._render_tabs(name)
+
+    # -- rendering what the engine says ----------------------------------------------------
+    def update_status_bar(self, text: Text) -> None:
+        self.query_one("#status-bar", Static).update(text)
+
+    @on(RefHighlighted)
+    def _highlighted(self, message: RefHighlighted) -> None:
+        self.current = message.ref
+        self.current_provider = message.provider
+        self.show_detail()
+        self.refresh_bindings()
+
+    def show_detail(self) -> None:
+        if self.current is None:
+            return
+        app = self.oneiric
+        status = app.statuses.get(self.current)
+        if status is None:
+            return
+        self.query_one(DetailPane).show(render_detail(
+            status, app.explanation(self.current), app.engine.health.track(self.current), self.current_provider))
+
+    # -- actions ---------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING and not self.oneiric.can_change:
+            return None  # shown dimmed, does nothing
+        if action == "probe" and not self.oneiric.is_host:
+            return None
+        if action in ("approve_selected", "reject_selected") and self.active_pane() != "approvals":
+            return False
+        return True
+
+    def _need_ref(self) -> ComponentRef | None:
+        if self.current is None:
+            self.notify("Highlight a component in the tree first.", severity="warning")
+        return self.current
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(help_sections(self.app)))
+
+    def action_swap(self) -> None:
+        ref = self._need_ref()
+        if ref is None:
+            return
+        app = self.oneiric
+        explanation = app.explanation(ref)
+        status = app.statuses.get(ref)
+        if explanation is None or status is None:
+            return
+        options = []
+        for r in explanation.ranked:
+            c = r.candidate
+            serving = status.serving == c.provider and status.serving_source == c.source
+            health, message = app.candidate_health(ref, c.provider)
+            options.append(PickerOption(c.provider, c.source, r.rank, r.reason, serving, health, message))
+        self.app.push_screen(SwapPicker(str(ref), options), lambda choice: self._picked(ref, choice))
+
+    def _picked(self, ref: ComponentRef, choice: SwapChoice | None) -> None:
+        if choice is None:
+            return
+        app = self.oneiric
+        try:
+            plan = app.engine.lifecycle.plan(ref, choice.provider, source=choice.source, force=choice.force)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        risks = []
+        if choice.force:
+            risks.append("force skips the health gate: an unhealthy provider will be bound")
+        health, message = app.candidate_health(ref, choice.provider)
+        if health == "failed":
+            risks.append(f"{choice.provider}'s last health check failed" + (f": {message}" if message else ""))
+        dialog = ApprovalDialog(
+            ref_label=str(ref), key=ref.key, from_provider=plan.from_provider, to_provider=plan.to_provider,
+            to_source=plan.to_source, reason=plan.reason, blockers=plan.blockers, force=choice.force,
+            high_risk=bool(risks), risk_reasons=risks,
+        )
+        self.app.push_screen(dialog, lambda ok: self._run_swap(ref, choice) if ok else None)
+
+    @work(group="swaps")
+    async def _run_swap(self, ref: ComponentRef, choice: SwapChoice) -> None:
+        app = self.oneiric
+        app.swapping.add(ref)
+        self.notify(f"Swapping {ref} to {choice.provider}...", markup=False)
+        try:
+            proposal, result = await app.engine.request_swap(
+                ref.domain, ref.key, choice.provider, to_source=choice.source, force=choice.force,
+                source="console", approve=True, actor=app.engine.actor,
+            )
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False, timeout=10)
+            return
+        finally:
+            app.swapping.discard(ref)
+        self.post_message(SwapDone(proposal, result))
+
+    @on(SwapDone)
+    def _swap_done(self, message: SwapDone) -> None:
+        result, proposal = message.result, message.proposal
+        if result is None:
+            self.notify(f"Proposal #{proposal.id} waits for another operator to approve it.", markup=False)
+        elif result.outcome == SwapOutcome.COMPLETE:
+            self.notify(f"{result.ref} now served by {result.to_provider} ({result.total_ms:.0f} ms).",
+                        title="Swap complete", markup=False)
+        elif result.outcome == SwapOutcome.NOOP:
+            self.notify(result.reason, markup=False)
+        elif result.outcome == SwapOutcome.ROLLED_BACK:
+            self.notify(f"{result.ref}: {result.reason}; {result.from_provider} keeps serving.",
+                        title="Swap rolled back", severity="warning", markup=False, timeout=10)
+        else:
+            self.notify(f"{result.ref}: {result.reason}", title=f"Swap {result.outcome.value}",
+                        severity="error", markup=False, timeout=10)
+        self.oneiric.refresh_refs({result.ref} if result else set())
+
+    def action_approve_selected(self) -> None:
+        proposal_id = self.query_one(ApprovalsTable).selected_id
+        if proposal_id is None:
+            return
+        record = self.oneiric.engine.approvals.get(proposal_id)
+        self._confirm_then(
+            f"Approve proposal #{proposal_id}?",
+            f"{record.domain}/{record.key}: {record.from_provider or 'nothing'} -> {record.to_provider}, "
+            f"asked by {record.requested_by}. The swap runs at once.", "Approve",
+            lambda: self._approve(proposal_id))
+
+    @work(group="swaps")
+    async def _approve(self, proposal_id: int) -> None:
+        app = self.oneiric
+        try:
+            proposal, result = await app.engine.approve(proposal_id)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False, timeout=10)
+            return
+        self.post_message(SwapDone(proposal, result))
+
+    def action_reject_selected(self) -> None:
+        proposal_id = self.query_one(ApprovalsTable).selected_id
+        if proposal_id is None:
+            return
+        self._confirm_then(f"Reject proposal #{proposal_id}?", "It will never be applied.", "Reject",
+                           lambda: self._act(lambda: self.oneiric.engine.reject(proposal_id),
+                                             f"Rejected proposal #{proposal_id}."))
+
+    def _confirm_then(self, title: str, body: str, label: str, then) -> None:
+        self.app.push_screen(ConfirmDialog(title, body, label), lambda ok: then() if ok else None)
+
+    def action_pause(self) -> None:
+        ref = self._need_ref()
+        if ref is not None:
+            self._confirm_then(f"Pause {ref}?", "New work on it fails with 'paused' until it is resumed; "
+                               "work in flight finishes. Swaps are refused unless forced.", "Pause",
+                               lambda: self._act(lambda: self.oneiric.engine.pause(ref.domain, ref.key), f"Paused {ref}."))
+
+    def action_resume(self) -> None:
+        ref = self._need_ref()
+        if ref is not None:
+            self._confirm_then(f"Resume {ref}?", "It accepts new work again.", "Resume",
+                               lambda: self._act(lambda: self.oneiric.engine.resume(ref.domain, ref.key), f"Resumed {ref}."))
+
+    def action_drain(self) -> None:
+        ref = self._need_ref()
+        if ref is not None:
+            self._confirm_then(f"Drain {ref}?", "New work is refused; the console waits for work in flight "
+                               "to finish and then marks it drained.", "Drain", lambda: self._drain(ref))
+
+    def action_probe(self) -> None:
+        ref = self._need_ref()
+        if ref is not None:
+            self._confirm_then(f"Probe {ref} now?", "Runs its health check once, now, and journals the result.",
+                               "Probe", lambda: self._probe(ref))
+
+    def _act(self, fn, done: str) -> None:
+        try:
+            fn()
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.notify(done, markup=False)
+        self.oneiric.refresh_refs({self.current} if self.current else set())
+
+    @work(group="drains")
+    async def _drain(self, ref: ComponentRef) -> None:
+        app = self.oneiric
+        timer = self.set_interval(0.2, lambda: app.refresh_refs({ref}))
+        try:
+            record = await app.engine.drain(ref.domain, ref.key)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        finally:
+            timer.stop()
+        app.refresh_refs({ref})
+        if record.state == "drained":
+            self.notify(f"{ref} drained: no work in flight.", markup=False)
+        else:
+            self.notify(f"{ref} is {record.state}.", markup=False)
+
+    @work(group="probes")
+    async def _probe(self, ref: ComponentRef) -> None:
+        try:
+            track = await self.oneiric.engine.probe(ref.domain, ref.key, journal=True)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        if track is None:
+            self.notify(f"Nothing serves {ref}, so there is nothing to probe.", severity="warning", markup=False)
+        else:
+            severity = {"ok": "information", "degraded": "warning"}.get(track.status.value, "error")
+            self.notify(f"{ref} ({track.provider}): {track.status.value.upper()} {track.message}",
+                        severity=severity, markup=False)

@@ -1,0 +1,53 @@
+"""Typed messages the app posts to itself: work finishes off the UI path, results come back here."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from oneiric_core.domains import ComponentRef
+from oneiric_core.events import Event
+from oneiric_core.lifecycle import SwapResult
+from oneiric_core.store import ProposalRecord
+
+
+class EngineEvents(Message):
+    """A batch of journal events from the engine's bus (or, in client mode, from the store)."""
+
+    def __init__(self, events: list[Event]) -> None:
+        super().__init__()
+        self.events = events
+
+
+class ComponentsChanged(Message):
+    """Lifecycle or health of these keys changed (coalesced)."""
+
+    def __init__(self, refs: set[ComponentRef]) -> None:
+        super().__init__()
+        self.refs = refs
+
+
+class EngineReady(Message):
+    """The engine finished starting (providers activated) or attached as a client."""
+
+    def __init__(self, mode: str, detail: str = "") -> None:
+        super().__init__()
+        self.mode = mode
+        self.detail = detail
+
+
+class SwapDone(Message):
+    """A swap the operator approved has finished (or is waiting for a second approver)."""
+
+    def __init__(self, proposal: ProposalRecord, result: SwapResult | None) -> None:
+        super().__init__()
+        self.proposal = proposal
+        self.result = result
+
+
+class RefHighlighted(Message):
+    """The operator moved to another component (tree or health table)."""
+
+    def __init__(self, ref: ComponentRef | None, provider: str | None = None) -> None:
+        super().__init__()
+        self.ref = ref
+        self.provider = provider

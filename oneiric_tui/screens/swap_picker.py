@@ -1,0 +1,207 @@
+"""The swap picker: choose which candidate should serve a component next.
+
+It shows each candidate with what the operator needs to choose well: its rank, where it
+comes from, why the resolver ranked it there, and its last known health (as a word, so the
+list reads the same without colour). It only *chooses*; the app turns the choice into a
+proposal and the approval dialog, so nothing is swapped from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from ..format import HEALTH
+
+
+@dataclass(frozen=True)
+class SwapChoice:
+    """What the operator picked: the target candidate and whether to skip the health gate."""
+
+    provider: str
+    source: str
+    force: bool
+
+
+@dataclass(frozen=True)
+class PickerOption:
+    """One candidate as the picker shows it (built by the app from the explain ranking)."""
+
+    provider: str
+    source: str
+    rank: int
+    reason: str
+    serving: bool
+    health: str  # "ok" | "degraded" | "failed" | "unknown"
+    health_message: str
+
+
+def option_prompt(option: PickerOption, *, cursor: bool = False) -> Content:
+    """Three lines for one candidate; `cursor` adds a `>` so the highlight shows without colour.
+
+    Every value comes from data, so it is assembled as plain text, never parsed as markup.
+    """
+    symbol, word, style = HEALTH.get(option.health, ("?", (option.health or "unknown").upper(), "dim"))
+    marker = ">" if cursor else " "
+    head = Content.assemble(
+        f"{marker} {option.rank}. ",
+        (option.provider, "bold"),
+        f" ({option.source})",
+        ("  (serving)" if option.serving else "", "bold"),
+    )
+    message = option.health_message.strip()
+    health = Content.assemble("     health: ", (f"{symbol} {word}", style), f" - {message}" if message else "")
+    why = Content.assemble("     why: ", option.reason or "-")
+    return Content("\n").join([head, health, why])
+
+
+def first_choice(options: list[PickerOption]) -> int | None:
+    """Where the highlight starts: the first candidate that is not already serving."""
+    for index, option in enumerate(options):
+        if not option.serving:
+            return index
+    return 0 if options else None
+
+
+class SwapPicker(ModalScreen[SwapChoice | None]):
+    """Pick a swap target; dismisses with a `SwapChoice`, or None when cancelled.
+
+    Choosing the serving candidate is allowed: the engine answers it with a no-op, which is
+    clearer than a picker that silently refuses.
+    """
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", id="swap_picker.down"),
+        Binding("k", "cursor_up", "Up", id="swap_picker.up"),
+        Binding("enter", "choose", "Choose", id="swap_picker.choose"),
+        Binding("f", "toggle_force", "Force", id="swap_picker.force"),
+        Binding("escape,q", "cancel", "Cancel", id="swap_picker.cancel"),
+    ]
+
+    DEFAULT_CSS = """
+    SwapPicker {
+        align: center middle;
+    }
+    SwapPicker #dialog {
+        width: 100%;
+        max-width: 76;
+        height: auto;
+        max-height: 100%;
+        overflow-y: auto;
+        border: solid $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    SwapPicker #title {
+        text-style: bold;
+    }
+    SwapPicker #candidates {
+        height: auto;
+        max-height: 16;
+        border: none;
+        margin: 1 0;
+    }
+    SwapPicker #force.-on {
+        text-style: bold;
+        color: $warning;
+    }
+    SwapPicker #keys {
+        color: $text-muted;
+    }
+    """
+
+    def __init__(self, ref_label: str, options: list[PickerOption]) -> None:
+        super().__init__()
+        self.ref_label = ref_label
+        self.options = list(options)
+        self.force = False
+        self._marked: int | None = None
+        self._answered = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Content(f"Swap {self.ref_label} to..."), id="title")
+            if self.options:
+                prompts: list[Option | None] = []
+                for index, option in enumerate(self.options):
+                    if index:
+                        prompts.append(None)  # separator line between candidates
+                    prompts.append(Option(option_prompt(option)))
+                yield OptionList(*prompts, id="candidates")
+            else:
+                yield Static("No candidates to swap to.", id="empty", markup=False)
+            yield Static(self._force_text(), id="force", markup=False)
+            yield Static("j/k: move   enter: choose   f: force   esc / q: cancel", id="keys", markup=False)
+
+    def on_mount(self) -> None:
+        start = first_choice(self.options)
+        if start is not None:
+            candidates = self.query_one("#candidates", OptionList)
+            candidates.highlighted = start
+            self._mark(start)
+            candidates.focus()
+
+    def _force_text(self) -> str:
+        return f"force: {'on' if self.force else 'off'} (skips the health gate)"
+
+    def _mark(self, index: int | None) -> None:
+        """Move the `>` marker to the highlighted option."""
+        candidates = self.query_one("#candidates", OptionList)
+        if self._marked is not None and self._marked != index:
+            candidates.replace_option_prompt_at_index(
+                self._marked, option_prompt(self.options[self._marked])
+            )
+        if index is not None:
+            candidates.replace_option_prompt_at_index(index, option_prompt(self.options[index], cursor=True))
+        self._marked = index
+
+    @on(OptionList.OptionHighlighted, "#candidates")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        if event.option_index != self._marked:
+            self._mark(event.option_index)
+
+    @on(OptionList.OptionSelected, "#candidates")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._choose(event.option_index)
+
+    def _choose(self, index: int | None) -> None:
+        if self._answered or index is None or not 0 <= index < len(self.options):
+            return
+        option = self.options[index]
+        self._answered = True
+        self.dismiss(SwapChoice(provider=option.provider, source=option.source, force=self.force))
+
+    # -- actions ---------------------------------------------------------------------
+
+    def action_cursor_down(self) -> None:
+        if self.options:
+            self.query_one("#candidates", OptionList).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.options:
+            self.query_one("#candidates", OptionList).action_cursor_up()
+
+    def action_choose(self) -> None:
+        if self.options:
+            self._choose(self.query_one("#candidates", OptionList).highlighted)
+
+    def action_toggle_force(self) -> None:
+        self.force = not self.force
+        force_line = self.query_one("#force", Static)
+        force_line.update(self._force_text())
+        force_line.set_class(self.force, "-on")
+
+    def action_cancel(self) -> None:
+        if not self._answered:
+            self._answered = True
+            self.dismiss(None)

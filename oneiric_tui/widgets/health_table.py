@@ -1,0 +1,93 @@
+"""Live health: one row per serving component, updated cell by cell (never clear-and-refill)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from oneiric_core.domains import ComponentRef
+from oneiric_core.engine import ComponentStatus
+from oneiric_core.health import HealthTrack
+
+from .. import format as fmt
+from ..messages import RefHighlighted
+
+COLUMNS = (("component", "COMPONENT"), ("provider", "PROVIDER"), ("status", "STATUS"),
+           ("latency", "LATENCY"), ("trend", "TREND"), ("changed", "CHANGED"))
+
+
+class HealthTable(DataTable):
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="health.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="health.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="health.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="health.bottom"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._rows: dict[ComponentRef, tuple] = {}
+        self._refs_by_key: dict[str, ComponentRef] = {}
+        self._changed_at: dict[ComponentRef, float] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def action_scroll_top(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_scroll_bottom(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
+    def _cells(self, status: ComponentStatus, track: HealthTrack | None) -> tuple:
+        sym, word, style = fmt.HEALTH.get(status.health, fmt.HEALTH["unknown"])
+        samples = [s.latency_ms for s in track.samples] if track else []
+        return (
+            str(status.ref),
+            status.serving or "-",
+            Text(f"{sym} {word}", style=style),
+            fmt.ms(status.latency_ms),
+            fmt.sparkline(samples, 16),
+            fmt.ago(track.changed_at if track else None),
+        )
+
+    def sync(self, statuses: list[ComponentStatus], tracks: dict[ComponentRef, HealthTrack]) -> None:
+        """Add, update and remove rows so the table matches `statuses` (serving ones only)."""
+        wanted = {s.ref: s for s in statuses if s.serving}
+        for ref in [r for r in self._rows if r not in wanted]:
+            self.remove_row(str(ref))
+            del self._rows[ref]
+        added = False
+        for ref, status in wanted.items():
+            cells = self._cells(status, tracks.get(ref))
+            old = self._rows.get(ref)
+            if old is None:
+                self.add_row(*cells, key=str(ref))
+                self._refs_by_key[str(ref)] = ref
+                added = True
+            elif old != cells:
+                for (column, _), new, before in zip(COLUMNS, cells, old):
+                    if new != before:
+                        self.update_cell(str(ref), column, new)
+            self._rows[ref] = cells
+        if added:  # keep the tree's order: domain, then key
+            order = {ref: i for i, ref in enumerate(wanted)}
+            self.sort("component", key=lambda name: order.get(self._refs_by_key.get(str(name)), 0))
+
+    def tick(self, tracks: dict[ComponentRef, HealthTrack]) -> None:
+        """Refresh only the 'changed' ages (a UI clock, not engine data)."""
+        for ref, cells in list(self._rows.items()):
+            track = tracks.get(ref)
+            age = fmt.ago(track.changed_at if track else None)
+            if cells[5] != age:
+                self.update_cell(str(ref), "changed", age)
+                self._rows[ref] = (*cells[:5], age)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        ref = self._refs_by_key.get(event.row_key.value) if event.row_key else None
+        if ref is not None and self.has_focus:
+            self.post_message(RefHighlighted(ref))

@@ -1,0 +1,161 @@
+"""The swap log: the journal, newest at the bottom, bounded, filterable with `/`.
+
+It starts with history from the store and then appends live events as they arrive in
+batches. Filtering re-renders from a bounded in-memory copy; it never reads the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Input, RichLog
+
+from oneiric_core.events import Event
+
+from .. import format as fmt
+
+KEEP = 2000
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """`/` filter: words match anywhere; `kind:`, `domain:`, `key:`, `sev:` narrow by field."""
+
+    words: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def parse(cls, text: str) -> LogFilter:
+        words, fields = [], []
+        for token in text.lower().split():
+            name, sep, value = token.partition(":")
+            if sep and value and name in ("kind", "domain", "key", "sev", "severity", "provider", "actor"):
+                fields.append(("severity" if name == "sev" else name, value))
+            else:
+                words.append(token)
+        return cls(tuple(words), tuple(fields))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.words or self.fields)
+
+    def matches(self, event: Event) -> bool:
+        values = {
+            "kind": event.kind, "domain": event.domain.value if event.domain else "",
+            "key": event.key or "", "severity": event.severity.value,
+            "provider": event.provider or "", "actor": event.actor or "",
+        }
+        for name, value in self.fields:
+            if value not in values[name].lower():
+                return False
+        haystack = " ".join([event.message, event.kind, event.ref_text, event.provider or "",
+                             event.actor or ""]).lower()
+        return all(word in haystack for word in self.words)
+
+    def describe(self) -> str:
+        return " ".join([*self.words, *(f"{n}:{v}" for n, v in self.fields)])
+
+
+def event_line(event: Event) -> Text:
+    sym, word, style = fmt.SEVERITY.get(event.severity.value, ("?", "?", ""))
+    text = Text(no_wrap=False)
+    text.append(time.strftime("%H:%M:%S ", time.localtime(event.ts)), style="dim")
+    text.append(f"{sym} {word:<5} ", style=style)
+    text.append(f"{event.kind:<16} ", style="bold" if event.severity.value != "info" else "")
+    if event.actor:
+        text.append(f"{event.actor}  ", style="dim")
+    if event.ref_text and event.ref_text not in event.message:
+        text.append(f"{event.ref_text} ", style="cyan")
+    text.append(event.message, style=style if event.severity.value == "error" else "")
+    return text
+
+
+class SwapLog(Vertical):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="log.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="log.clear_filter"),
+        Binding("j", "scroll_down", "Down", show=False, id="log.down"),
+        Binding("k", "scroll_up", "Up", show=False, id="log.up"),
+        Binding("g", "scroll_home", "Top", show=False, id="log.top"),
+        Binding("G", "scroll_end", "Bottom", show=False, id="log.bottom"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.can_focus = True
+        self._events: deque[Event] = deque(maxlen=KEEP)
+        self._seen: set[int] = set()
+        self.filter = LogFilter()
+
+    def compose(self):
+        yield Input(placeholder="filter: words, kind:swap-rollback, domain:adapter, key:cache, sev:error",
+                    id="log-filter")
+        yield RichLog(max_lines=KEEP, wrap=True, auto_scroll=True, id="log-lines")
+
+    def on_mount(self) -> None:
+        self.query_one("#log-filter", Input).display = False
+
+    @property
+    def lines(self) -> RichLog:
+        return self.query_one("#log-lines", RichLog)
+
+    def add(self, events: list[Event]) -> None:
+        """Append events (duplicates by id are ignored: history and live may overlap)."""
+        log = self.lines
+        for event in events:
+            if event.id is not None:
+                if event.id in self._seen:
+                    continue
+                self._seen.add(event.id)
+                if len(self._seen) > KEEP * 2:
+                    self._seen = {e.id for e in self._events if e.id is not None}
+            self._events.append(event)
+            if self.filter.matches(event):
+                log.write(event_line(event))
+
+    def visible_events(self) -> list[Event]:
+        return [e for e in self._events if self.filter.matches(e)]
+
+    def apply_filter(self, text: str) -> None:
+        self.filter = LogFilter.parse(text)
+        log = self.lines
+        log.clear()
+        for event in self.visible_events():
+            log.write(event_line(event))
+        self.border_subtitle = f"filter: {self.filter.describe()}" if self.filter.active else ""
+
+    def action_filter(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        box.display = True
+        box.value = self.filter.describe()
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        box.display = False
+        if self.filter.active:
+            self.apply_filter("")
+        self.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.apply_filter(event.value)
+        event.input.display = bool(event.value.strip())
+        self.focus()
+
+    def action_scroll_down(self) -> None:
+        self.lines.scroll_down()
+
+    def action_scroll_up(self) -> None:
+        self.lines.scroll_up()
+
+    def action_scroll_home(self) -> None:
+        self.lines.scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.lines.scroll_end()
