@@ -45,9 +45,12 @@ class OneiricApp(App):
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True, id="app.hard_quit"),
     ]
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False, autostart: bool = True) -> None:
+        """`autostart=False` shows the configuration without starting providers (snapshot tests
+        use it so nothing time-dependent is on screen)."""
         super().__init__()
         self.engine = engine
+        self.autostart = autostart
         if read_only:
             engine.read_only = True
         self.mode = "starting"
@@ -59,6 +62,7 @@ class OneiricApp(App):
         self._last_event_id = 0
         self._stop_watch = None
         self._stopped = False
+        self._leaving = False
 
     # -- state the screens read --------------------------------------------------------------
     @property
@@ -108,7 +112,9 @@ class OneiricApp(App):
         self._load_initial()
         self._stop_watch = self.engine.watch(self._on_engine_change)
         self._pump_events()
-        self._start_engine()
+        self.set_interval(1.0, self._tick)
+        if self.autostart:
+            self._start_engine()
 
     def _load_initial(self) -> None:
         history = self.engine.journal(limit=HISTORY)
@@ -143,10 +149,16 @@ class OneiricApp(App):
 
         return os.getpid()
 
+    def exit(self, result=None, return_code: int = 0, message=None) -> None:
+        self._leaving = True
+        super().exit(result, return_code, message)
+
     async def _shutdown(self) -> None:
-        """Stop providers cleanly and release the lease, then leave."""
+        """Stop providers cleanly and release the lease, then leave (unless already leaving,
+        in which case the result given to exit() stands)."""
         await self._stop_engine()
-        self.exit()
+        if not self._leaving:
+            self.exit()
 
     async def _stop_engine(self) -> None:
         if self._stopped:
@@ -186,6 +198,10 @@ class OneiricApp(App):
                 self.post_message(EngineEvents([first, *subscription.drain()]))
         finally:
             subscription.close()
+
+    def _tick(self) -> None:
+        """Once a second: age the 'changed' column (a clock on screen, not engine data)."""
+        self.main.query_one(HealthTable).tick({t.ref: t for t in self.engine.health.tracks()})
 
     def _follow_store(self) -> None:
         """Client mode: the host lives in another process, so read what it wrote."""
@@ -248,7 +264,11 @@ class OneiricApp(App):
         main = self.main
         explain = {s.ref: e for s in statuses if (e := self.explanation(s.ref)) is not None}
         with self.batch_update():
-            main.query_one(ComponentTree).populate(statuses, explain)
+            tree = main.query_one(ComponentTree)
+            tree.populate(statuses, explain)
+            if main.current is None and statuses:
+                # open on the first component, not on nothing (after layout, when lines exist)
+                tree.call_after_refresh(tree.select_ref, statuses[0].ref)
             main.query_one(HealthTable).sync(statuses, {t.ref: t for t in self.engine.health.tracks()})
             self.refresh_approvals()
             main.show_detail()
@@ -281,16 +301,16 @@ class OneiricApp(App):
     def update_status_bar(self) -> None:
         engine = self.engine
         text = Text()
-        text.append(" Oneiric Console ", style="bold reverse")
+        text.append(" Oneiric ", style="bold reverse")
         mode = {"starting": "HOST starting...", "host": "HOST"}.get(self.mode, "CLIENT")
-        text.append(f"  {mode}", style="bold")
+        text.append(f" {mode}", style="bold")
         if self.host_detail:
-            text.append(f" ({self.host_detail})")
-        text.append(f"  operator {engine.actor}")
-        text.append(f"  approvals {engine.approvals.mode}" + (" two-person" if engine.approvals.two_person else ""))
-        text.append(f"  {getattr(self, '_pending', 0)} pending")
+            text.append(f" {self.host_detail}")
         if not self.can_change:
-            text.append("  READ-ONLY", style="bold yellow")
+            text.append(" READ-ONLY", style="bold yellow")
+        text.append(f" | operator {engine.actor}")
+        text.append(f" | approvals {engine.approvals.mode}" + (" two-person" if engine.approvals.two_person else ""))
+        text.append(f" | {getattr(self, '_pending', 0)} pending")
         self.main.update_status_bar(text)
 
     # -- the command palette -----------------------------------------------------------------

@@ -101,6 +101,8 @@ class GuardedDialog(ModalScreen[bool]):
         self._title = title
         self._accept_label = accept_label
         self._high_risk = high_risk
+        # Guards against a second dismiss (key repeat). Not `_closed`: MessagePump owns that
+        # name, and setting it makes the screen's removal hang forever.
         self._answered = False
         self._accept_key = "y"
 

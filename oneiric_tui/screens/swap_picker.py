@@ -124,6 +124,8 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
         self.options = list(options)
         self.force = False
         self._marked: int | None = None
+        # Guards against a second dismiss (key repeat). Not `_closed`: MessagePump owns that
+        # name, and setting it makes the screen's removal hang forever.
         self._answered = False
 
     def compose(self) -> ComposeResult:

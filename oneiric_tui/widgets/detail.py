@@ -108,5 +108,9 @@ class DetailPane(VerticalScroll):
     def compose(self):
         yield Static(Text("Select a component in the tree.", style="dim"), id="detail-body")
 
+    shown: RenderableType | None = None
+    """What the pane shows now (kept so tests and exports can read it)."""
+
     def show(self, renderable: RenderableType) -> None:
+        self.shown = renderable
         self.query_one("#detail-body", Static).update(renderable)

@@ -384,3 +384,14 @@ async def test_screens_render_with_no_color(monkeypatch: pytest.MonkeyPatch, mak
         await pilot.pause()
         assert app.no_color
         has_words(app, *words)
+
+
+async def test_dialogs_leave_the_live_panes_updating() -> None:
+    """A modal sits over the console: panes underneath keep rendering new data."""
+    app = Host(approval(high_risk=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.query_one(Pane).update("tick 42")
+        await pilot.pause()
+        assert isinstance(app.screen, ApprovalDialog)
+        has_words(app, "tick 42")

@@ -1,0 +1,284 @@
+"""The console driven from the keyboard with Pilot, over a real engine on the demo settings."""
+
+from __future__ import annotations
+
+import io
+
+from oneiric_tui.main_screen import MainScreen
+from oneiric_tui.screens.approval_dialog import ApprovalDialog
+from oneiric_tui.screens.confirm import ConfirmDialog
+from oneiric_tui.screens.help import HelpScreen
+from oneiric_tui.screens.swap_picker import SwapPicker
+from oneiric_tui.widgets.approvals import ApprovalsTable
+from oneiric_tui.widgets.component_tree import ComponentTree
+from oneiric_tui.widgets.detail import DetailPane
+from oneiric_tui.widgets.health_table import HealthTable
+from oneiric_tui.widgets.swap_log import SwapLog
+from tests.tui.conftest import ready, until
+
+DEMO_KEYS = {"adapter/cache", "adapter/http", "adapter/storage", "service/scheduler", "task/runner",
+             "event/bus", "workflow/runner", "action/compress"}
+
+
+def screen_text(app) -> str:
+    """What the terminal shows, as plain text (the SVG export carries every visible character)."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+def tree_labels(app) -> list[str]:
+    tree = app.main.query_one(ComponentTree)
+    out = []
+
+    def walk(node):
+        for child in node.children:
+            out.append(str(child.label))
+            walk(child)
+
+    walk(tree.root)
+    return out
+
+
+def detail_text(app) -> str:
+    from rich.console import Console
+
+    shown = app.main.query_one(DetailPane).shown
+    if shown is None:
+        return ""
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(shown)
+    return console.export_text()
+
+
+async def to_cache(pilot) -> None:
+    """Move the tree cursor to adapter/cache (the first key of the first domain)."""
+    tree = pilot.app.main.query_one(ComponentTree)
+    await pilot.press("1")
+    tree.cursor_line = 1
+    await pilot.pause(0.1)
+
+
+async def test_every_pane_is_present_and_populated(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        labels = tree_labels(app)
+        for domain in ("adapters", "services", "tasks", "events", "workflows", "actions"):
+            assert any(label.startswith(domain) for label in labels)
+        assert any(label.startswith("cache  memory  + OK") for label in labels)
+        health = main.query_one(HealthTable)
+        assert health.row_count == 8
+        assert {str(r) for r in health._rows} == DEMO_KEYS
+        log = main.query_one(SwapLog)
+        assert sum(1 for e in log.visible_events() if e.kind == "swap-complete") == 8
+        assert main.query_one(ApprovalsTable).row_count == 0
+        text = screen_text(app)
+        for title in ("1 Components", "2 Explain", "3 Health", "4 Swap log", "5 Approvals"):
+            assert title in text
+        assert "HOST" in text and "operator tester" in text and "approvals manual" in text and "0 pending" in text
+
+
+async def test_navigating_the_tree_updates_the_explain_pane(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        text = " ".join(detail_text(app).split())
+        assert "adapter/cache" in text and "memory-large" in text and "selected in" in text
+        await pilot.press("j")  # adapter/http
+        await pilot.pause(0.1)
+        text = detail_text(app)
+        assert "adapter/http" in text and "only candidate" in text
+
+
+async def _swap_to(pilot, provider: str) -> None:
+    app = pilot.app
+    await to_cache(pilot)
+    await pilot.press("s")
+    await until(pilot, lambda: isinstance(app.screen, SwapPicker))
+    picker = app.screen
+    options = picker.query_one("OptionList")
+    index = next(i for i, o in enumerate(picker.options) if o.provider == provider)
+    options.highlighted = index
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, ApprovalDialog))
+
+
+async def test_swap_to_a_healthy_provider_changes_tree_log_and_health(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await ready(pilot)
+        await _swap_to(pilot, "sqlite")
+        await pilot.press("y")
+        await until(pilot, lambda: app.statuses[app.main.current].serving == "sqlite")
+        await until(pilot, lambda: any(l.startswith("cache  sqlite") for l in tree_labels(app)))
+        log = app.main.query_one(SwapLog)
+        await until(pilot, lambda: any(e.kind == "swap-complete" and e.provider == "sqlite" for e in log.visible_events()))
+        kinds = [e.kind for e in log.visible_events()]
+        assert "swap-requested" in kinds and "swap-approved" in kinds
+        health = app.main.query_one(HealthTable)
+        await until(pilot, lambda: health._rows[app.main.current][1] == "sqlite")
+        assert any("now served by sqlite" in n.message for n in app._notifications)
+
+
+async def test_swap_to_the_unhealthy_demo_provider_rolls_back(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await ready(pilot)
+        await _swap_to(pilot, "redis")
+        await pilot.press("y")
+        log = app.main.query_one(SwapLog)
+        await until(pilot, lambda: any(e.kind == "swap-rollback" for e in log.visible_events()))
+        await until(pilot, lambda: any("rolled back" in n.title.lower() for n in app._notifications))
+        assert app.statuses[app.main.current].serving == "memory"
+        with app.engine.use("adapter", "cache") as cache:
+            assert type(cache).__module__.endswith("cache_memory")
+        assert "127.0.0.1:6399" in detail_text(app)
+
+
+async def test_enter_on_the_dialog_never_approves_and_esc_cancels(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        before = app.engine.store.last_journal_id()
+        await _swap_to(pilot, "sqlite")
+        assert app.focused.id == "cancel"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await _swap_to(pilot, "sqlite")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SwapPicker))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.pause(0.3)
+        assert app.engine.journal(after_id=before, kinds=["swap-requested", "swap-started"]) == []
+        assert app.statuses[app.main.current].serving == "memory"
+
+
+async def _confirm(pilot, key: str) -> None:
+    app = pilot.app
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+    assert app.focused.id == "cancel"
+    await pilot.press("y")
+    await until(pilot, lambda: isinstance(app.screen, MainScreen))
+
+
+async def test_pause_drain_and_resume_from_the_keyboard(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        ref = app.main.current
+        await _confirm(pilot, "p")
+        await until(pilot, lambda: app.statuses[ref].activity == "paused")
+        await until(pilot, lambda: any("PAUSED" in l and l.startswith("cache") for l in tree_labels(app)))
+        paused = app.engine.journal(kinds=["activity-changed"])[-1]
+        assert paused.actor == "tester" and paused.outcome == "paused"
+        await _confirm(pilot, "r")
+        await until(pilot, lambda: app.statuses[ref].activity == "active")
+        await _confirm(pilot, "d")
+        await until(pilot, lambda: app.statuses[ref].activity == "drained")
+        assert [e.outcome for e in app.engine.journal(kinds=["activity-changed"])][-2:] == ["draining", "drained"]
+        await _confirm(pilot, "r")
+        await until(pilot, lambda: app.statuses[ref].activity == "active")
+
+
+async def test_probe_is_confirmed_and_journaled(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        await _confirm(pilot, "h")
+        await until(pilot, lambda: bool(app.engine.journal(kinds=["health-probed"])))
+        probed = app.engine.journal(kinds=["health-probed"])[-1]
+        assert probed.actor == "tester" and probed.outcome == "ok" and probed.key == "cache"
+
+
+async def test_read_only_blocks_every_mutating_key(make_app):
+    app = make_app(read_only=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        before = app.engine.store.last_journal_id()
+        for key in ("s", "p", "d", "r"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, MainScreen), key
+        assert app.engine.journal(after_id=before) == []
+        main = app.main
+        for action in ("swap", "pause", "drain", "resume"):
+            assert main.check_action(action, ()) is None  # shown dimmed, inert
+        titles = [c.title for c in app.get_system_commands(main)]
+        assert not any(t.startswith(("Swap ", "Pause ", "Drain ", "Resume ")) for t in titles)
+        assert any(t.startswith("Probe ") for t in titles)
+        assert "READ-ONLY" in screen_text(app)
+
+
+async def test_the_filter_narrows_the_log(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await app.engine.swap("adapter", "cache", "redis")
+        log = app.main.query_one(SwapLog)
+        await until(pilot, lambda: any(e.kind == "swap-rollback" for e in log.visible_events()))
+        total = len(log.visible_events())
+        await pilot.press("4", "slash")
+        for ch in "kind:swap-rollback":
+            await pilot.press(ch if ch != ":" else "colon")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        visible = log.visible_events()
+        assert len(visible) == 1 < total and visible[0].kind == "swap-rollback"
+        assert len(log.lines.lines) >= 1
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert len(log.visible_events()) == total
+
+
+async def test_help_lists_the_keys(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = screen_text(app)
+        for word in ("Swap", "Pause", "Drain", "Resume", "Probe", "Quit", "Components"):
+            assert word in text
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+
+
+async def test_80x24_has_every_pane_reachable(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        main = app.main
+        assert main.has_class("-narrow")
+        for number, pane in enumerate(("tree", "detail", "health", "log", "approvals"), start=1):
+            await pilot.press(str(number))
+            await pilot.pause(0.1)
+            widget = main.query_one(f"#{pane}")
+            assert widget.display and widget.region.height >= 5 and widget.region.width >= 70, pane
+            others = [p for p in ("tree", "detail", "health", "log", "approvals") if p != pane]
+            assert not any(main.query_one(f"#{o}").region.height for o in others)
+        await pilot.press("tab")
+        await pilot.pause(0.1)
+        assert main.active_pane() == "tree"
+
+
+async def test_quit_stops_the_engine_and_releases_the_lease(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        store = app.engine.store
+        await pilot.press("q")
+        await pilot.pause(0.5)
+    assert app.engine.started is False

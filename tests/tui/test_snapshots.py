@@ -1,0 +1,46 @@
+"""Looks: the main screen at 120x40 and 80x24, and the approval dialog.
+
+The app runs with `autostart=False` (configuration shown, no providers started) from a
+settings copy in the working directory, so nothing on screen depends on time, latency,
+process ids or temp paths. Regenerate after an intended change with
+`.venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from oneiric_core.engine import Engine
+from oneiric_tui.app import OneiricApp
+from tests.helpers import demo_copy
+
+
+@pytest.fixture
+def still_app(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    settings = demo_copy(tmp_path)
+    engine = Engine("settings", state_dir=tmp_path / "state", actor="operator")
+    assert settings.exists()
+    return OneiricApp(engine, autostart=False)
+
+
+def test_main_screen_120x40(snap_compare, still_app):
+    assert snap_compare(still_app, terminal_size=(120, 40))
+
+
+def test_main_screen_80x24(snap_compare, still_app):
+    assert snap_compare(still_app, terminal_size=(80, 24))
+
+
+def test_approval_dialog(snap_compare, still_app):
+    async def open_dialog(pilot):
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        picker = pilot.app.screen
+        picker.query_one("OptionList").highlighted = next(
+            i for i, o in enumerate(picker.options) if o.provider == "redis")
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+
+    assert snap_compare(still_app, run_before=open_dialog, terminal_size=(120, 40))

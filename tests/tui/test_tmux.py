@@ -1,0 +1,58 @@
+"""The real console in a real terminal (tmux): it draws the tree and quits cleanly on `q`."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from oneiric_core.store import StateStore
+from tests.helpers import REPO, demo_copy
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def capture(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_console_in_tmux_shows_the_tree_and_quits_cleanly(tmp_path):
+    settings = demo_copy(tmp_path)
+    state = tmp_path / "state"
+    done = tmp_path / "exit-code"
+    session = f"oneiric-test-{tmp_path.name}"[:50]
+    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
+                          "--state-dir", str(state), "console"])
+    shell = f"cd {shlex.quote(str(REPO))} && ONEIRIC_OPERATOR=tmux-tester {console}; echo $? > {shlex.quote(str(done))}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell], check=True)
+    try:
+        assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
+        screen = capture(session)
+        for text in ("1 Components", "adapters", "storage  scratch", "3 Health", "4 Swap log",
+                     "operator tmux-tester", "HOST"):
+            assert text in screen, text
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        assert wait_for(done.exists), capture(session)
+        assert done.read_text().strip() == "0"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    store = StateStore(state / "state.sqlite")
+    try:
+        assert store.current_lease() is None  # the lease was released
+        kinds = [e.kind for e in store.journal(limit=5)]
+        assert kinds[-1] == "host-stopped"
+    finally:
+        store.close()
