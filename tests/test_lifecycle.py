@@ -233,7 +233,13 @@ async def test_thousand_uses_during_a_hundred_swaps(engine):
     assert handed_out == {"good", "good2"}
 
 
-async def test_uses_from_threads_never_get_a_stopped_instance(engine):
+async def test_uses_from_threads_never_get_a_stopped_instance(settings_dir, tmp_path):
+    # A generous cleanup_timeout: the guarantee is "never stopped while in use, unless the use
+    # outlives cleanup_timeout", and a loaded CI machine can stall a thread for a second.
+    app = settings_dir / "app.yml"
+    app.write_text(app.read_text().replace("cleanup_timeout: 1.0", "cleanup_timeout: 30"))
+    engine = Engine(settings_dir, state_dir=tmp_path / "state-threads", actor="tester")
+    await engine.start()
     problems: list[str] = []
     stop = threading.Event()
 
@@ -253,6 +259,8 @@ async def test_uses_from_threads_never_get_a_stopped_instance(engine):
         stop.set()
         for t in threads:
             t.join()
+        await engine.stop()
+        engine.close()
     assert problems == []
 
 

@@ -282,3 +282,73 @@ async def test_quit_stops_the_engine_and_releases_the_lease(make_app):
         await pilot.press("q")
         await pilot.pause(0.5)
     assert app.engine.started is False
+
+
+HOST_SCRIPT = """
+import asyncio, sys
+from oneiric_core.engine import Engine
+
+async def main():
+    engine = Engine(sys.argv[1], state_dir=sys.argv[2], actor="other-host")
+    await engine.start()
+    await engine.swap("adapter", "cache", "sqlite")
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_with_another_host_the_console_attaches_read_only(make_app, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    app = make_app()
+    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, str(app.engine.settings_dir),
+                             str(app.engine.state_dir)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert host.stdout.readline().strip() == "ready"
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await until(pilot, lambda: app.mode == "client")
+            await until(pilot, lambda: app.statuses and app.statuses[next(iter(app.statuses))].state == "ready")
+            cache = next(s for s in app.statuses.values() if str(s.ref) == "adapter/cache")
+            assert cache.serving == "sqlite"  # the other host's state, read from the store
+            text = screen_text(app)
+            assert f"CLIENT attached read-only to pid {host.pid}" in text and "READ-ONLY" in text
+            assert any("Another host runs this state directory" in n.message for n in app._notifications)
+            for action in ("swap", "pause", "drain", "resume", "probe"):
+                assert app.main.check_action(action, ()) is None
+            await pilot.press("s")
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, MainScreen)
+    finally:
+        host.kill()
+        host.wait()
+
+
+async def test_keys_can_be_remapped_from_app_yml(make_app):
+    app = make_app()
+    app_yml = app.engine.settings_dir / "app.yml"
+    app_yml.write_text(app_yml.read_text() + "keymap:\n  component.swap: w\n")
+    app.engine.settings = app.engine._loader.load()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, SwapPicker))
+
+
+async def test_no_color_and_ansi_dark_still_say_everything_in_words(make_app, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.theme = "ansi-dark"
+        await ready(pilot)
+        app.engine.pause("adapter", "cache")
+        await until(pilot, lambda: any("PAUSED" in l for l in tree_labels(app)))
+        text = screen_text(app)
+        assert app.no_color
+        for words in ("cache  memory  = PAUSED", "+ OK", "1 Components", "HOST"):
+            assert words in text, words
