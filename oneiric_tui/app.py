@@ -201,7 +201,7 @@ class OneiricApp(App):
 
     def _tick(self) -> None:
         """Once a second: age the 'changed' column (a clock on screen, not engine data)."""
-        self.main.query_one(HealthTable).tick({t.ref: t for t in self.engine.health.tracks()})
+        self.main.query_one(HealthTable).tick(self.engine.health.track)
 
     def _follow_store(self) -> None:
         """Client mode: the host lives in another process, so read what it wrote."""
@@ -269,7 +269,7 @@ class OneiricApp(App):
             if main.current is None and statuses:
                 # open on the first component, not on nothing (after layout, when lines exist)
                 tree.call_after_refresh(tree.select_ref, statuses[0].ref)
-            main.query_one(HealthTable).sync(statuses, {t.ref: t for t in self.engine.health.tracks()})
+            main.query_one(HealthTable).sync(statuses, self.engine.health.track)
             self.refresh_approvals()
             main.show_detail()
             self.update_status_bar()
@@ -284,8 +284,7 @@ class OneiricApp(App):
         explain = {s.ref: e for s in fresh if (e := self.explanation(s.ref)) is not None}
         with self.batch_update():
             main.query_one(ComponentTree).update_keys(fresh, explain, list(self.statuses.values()))
-            main.query_one(HealthTable).sync(list(self.statuses.values()),
-                                             {t.ref: t for t in self.engine.health.tracks()})
+            main.query_one(HealthTable).sync(fresh, self.engine.health.track, complete=False)
             if main.current in refs:
                 main.show_detail()
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from oneiric_core.domains import ComponentRef
+from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.engine import ComponentStatus
 from oneiric_core.health import HealthTrack
 
@@ -55,15 +57,19 @@ class HealthTable(DataTable):
             fmt.ago(track.changed_at if track else None),
         )
 
-    def sync(self, statuses: list[ComponentStatus], tracks: dict[ComponentRef, HealthTrack]) -> None:
-        """Add, update and remove rows so the table matches `statuses` (serving ones only)."""
+    def sync(self, statuses: list[ComponentStatus], track: Callable[[ComponentRef], HealthTrack | None], *,
+             complete: bool = True) -> None:
+        """Make the rows match `statuses` (serving components only). `complete=False` means
+        `statuses` is only the part that changed: other rows are left alone."""
         wanted = {s.ref: s for s in statuses if s.serving}
-        for ref in [r for r in self._rows if r not in wanted]:
+        stale = [r for r in self._rows if r not in wanted] if complete else [
+            s.ref for s in statuses if not s.serving and s.ref in self._rows]
+        for ref in stale:
             self.remove_row(str(ref))
             del self._rows[ref]
         added = False
         for ref, status in wanted.items():
-            cells = self._cells(status, tracks.get(ref))
+            cells = self._cells(status, track(ref))
             old = self._rows.get(ref)
             if old is None:
                 self.add_row(*cells, key=str(ref))
@@ -75,14 +81,13 @@ class HealthTable(DataTable):
                         self.update_cell(str(ref), column, new)
             self._rows[ref] = cells
         if added:  # keep the tree's order: domain, then key
-            order = {ref: i for i, ref in enumerate(wanted)}
-            self.sort("component", key=lambda name: order.get(self._refs_by_key.get(str(name)), 0))
+            self.sort("component", key=lambda name: _order(self._refs_by_key.get(str(name))))
 
-    def tick(self, tracks: dict[ComponentRef, HealthTrack]) -> None:
+    def tick(self, track: Callable[[ComponentRef], HealthTrack | None]) -> None:
         """Refresh only the 'changed' ages (a UI clock, not engine data)."""
         for ref, cells in list(self._rows.items()):
-            track = tracks.get(ref)
-            age = fmt.ago(track.changed_at if track else None)
+            found = track(ref)
+            age = fmt.ago(found.changed_at if found else None)
             if cells[5] != age:
                 self.update_cell(str(ref), "changed", age)
                 self._rows[ref] = (*cells[:5], age)
@@ -91,3 +96,10 @@ class HealthTable(DataTable):
         ref = self._refs_by_key.get(event.row_key.value) if event.row_key else None
         if ref is not None and self.has_focus:
             self.post_message(RefHighlighted(ref))
+
+
+_DOMAIN_ORDER = {d: i for i, d in enumerate(Domain)}
+
+
+def _order(ref: ComponentRef | None) -> tuple[int, str]:
+    return (_DOMAIN_ORDER.get(ref.domain, 99), ref.key) if ref else (99, "")
