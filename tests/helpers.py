@@ -49,3 +49,41 @@ def fixture_candidates(key: str, *providers: tuple[str, str], **extra: int) -> s
             f"      name: {name}",
         ]
     return "\n".join(lines) + "\n"
+
+
+HOST_SCRIPT = """
+import asyncio, sys
+from oneiric_core.engine import Engine
+
+async def main():
+    engine = Engine(sys.argv[1], state_dir=sys.argv[2], actor="host-proc")
+    await engine.start()
+    await engine.swap("adapter", "cache", "sqlite")
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def start_host_process(settings: Path, state: Path):
+    """A real host in another process (its cache swapped to sqlite); returns once it is ready.
+    The caller kills it."""
+    import subprocess
+    import sys
+
+    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, str(settings), str(state)],
+                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    line = host.stdout.readline().strip()
+    if line != "ready":
+        host.kill()
+        raise AssertionError(f"the host process did not start (said {line!r})")
+    return host
+
+
+def settings_with(tmp_path: Path, app_yml_extra: str) -> Path:
+    """The demo settings with FAST_APP plus `app_yml_extra` as app.yml."""
+    settings = tmp_path / "settings"
+    shutil.copytree(DEMO, settings)
+    (settings / "app.yml").write_text(FAST_APP + app_yml_extra)
+    return settings

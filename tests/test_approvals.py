@@ -7,7 +7,7 @@ import pytest
 from oneiric_core.engine import Engine
 from oneiric_core.errors import NotFound, SwapRefused
 from oneiric_core.lifecycle import SwapOutcome
-from tests.helpers import FAST_APP, write
+from tests.helpers import settings_with
 
 
 async def test_a_manual_proposal_waits_then_applies_on_approval(engine):
@@ -44,13 +44,7 @@ async def test_reject_and_double_decisions(engine):
 
 
 async def test_two_person_rule_is_enforced_by_the_engine(tmp_path):
-    settings = tmp_path / "settings"
-    import shutil
-
-    from tests.helpers import DEMO
-
-    shutil.copytree(DEMO, settings)
-    write(settings / "app.yml", FAST_APP + "approvals:\n  two_person: true\n")
+    settings = settings_with(tmp_path, "approvals:\n  two_person: true\n")
     eng = Engine(settings, state_dir=tmp_path / "state", actor="alice@10.0.0.1")
     await eng.start()
     try:
@@ -75,13 +69,7 @@ async def test_expired_proposals_cannot_be_approved(engine):
 
 
 async def test_auto_mode_applies_at_once(tmp_path):
-    import shutil
-
-    from tests.helpers import DEMO
-
-    settings = tmp_path / "settings"
-    shutil.copytree(DEMO, settings)
-    write(settings / "app.yml", FAST_APP + "approvals:\n  mode: auto\n")
+    settings = settings_with(tmp_path, "approvals:\n  mode: auto\n")
     eng = Engine(settings, state_dir=tmp_path / "state", actor="alice")
     await eng.start()
     try:

@@ -136,32 +136,12 @@ async def test_monitor_probes_periodically_and_keeps_bounded_history(settings_di
         eng.close()
 
 
-HOST_SCRIPT = """
-import asyncio, sys
-from oneiric_core.engine import Engine
-
-async def main():
-    engine = Engine(sys.argv[1], state_dir=sys.argv[2], actor="host-proc")
-    await engine.start()
-    await engine.swap("adapter", "cache", "sqlite")
-    print("ready", flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"""
-
-
 async def test_a_second_host_is_refused_and_a_client_sees_the_hosts_state(settings_dir, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
+    from tests.helpers import start_host_process
 
     state = tmp_path / "state"
-    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, str(settings_dir), str(state)],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    host = start_host_process(settings_dir, state)
     try:
-        assert host.stdout.readline().strip() == "ready"
         other = Engine(settings_dir, state_dir=state, actor="second")
         try:
             with pytest.raises(HostBusy, match=f"pid {host.pid} .*already runs this state directory"):

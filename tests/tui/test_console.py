@@ -284,32 +284,12 @@ async def test_quit_stops_the_engine_and_releases_the_lease(make_app):
     assert app.engine.started is False
 
 
-HOST_SCRIPT = """
-import asyncio, sys
-from oneiric_core.engine import Engine
-
-async def main():
-    engine = Engine(sys.argv[1], state_dir=sys.argv[2], actor="other-host")
-    await engine.start()
-    await engine.swap("adapter", "cache", "sqlite")
-    print("ready", flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"""
-
-
 async def test_with_another_host_the_console_attaches_read_only(make_app, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
+    from tests.helpers import start_host_process
 
     app = make_app()
-    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, str(app.engine.settings_dir),
-                             str(app.engine.state_dir)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    host = start_host_process(app.engine.settings_dir, app.engine.state_dir)
     try:
-        assert host.stdout.readline().strip() == "ready"
         async with app.run_test(size=(120, 40), notifications=True) as pilot:
             await until(pilot, lambda: app.mode == "client")
             await until(pilot, lambda: app.statuses and app.statuses[next(iter(app.statuses))].state == "ready")
