@@ -56,3 +56,23 @@ def test_console_in_tmux_shows_the_tree_and_quits_cleanly(tmp_path):
         assert kinds[-1] == "host-stopped"
     finally:
         store.close()
+
+
+def test_closing_the_terminal_stops_the_engine_cleanly(tmp_path):
+    settings = demo_copy(tmp_path)
+    state = tmp_path / "state"
+    session = f"oneiric-hup-{tmp_path.name}"[:50]
+    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
+                          "--state-dir", str(state), "console"])
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                    f"cd {shlex.quote(str(REPO))} && exec {console}"], check=True)
+    try:
+        assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)  # SIGHUP
+    store = StateStore(state / "state.sqlite")
+    try:
+        assert wait_for(lambda: store.current_lease() is None, timeout=15)
+        assert wait_for(lambda: store.journal(limit=1)[-1].kind == "host-stopped", timeout=5)
+    finally:
+        store.close()
