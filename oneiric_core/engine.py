@@ -39,6 +39,7 @@ from .store import (
 LEASE_STALE_AFTER_S = 5.0
 HEARTBEAT_S = 1.0
 PRUNE_EVERY_S = 3600.0
+HEALTH_WRITE_DELAY_S = 0.05
 
 
 class HostBusy(OneiricError):
@@ -135,6 +136,8 @@ class Engine:
         self.is_host = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._watchers: list[Callable[[ComponentRef], None]] = []
+        self._health_dirty: dict[ComponentRef, HealthSnapshot] = {}
+        self._health_flush: asyncio.TimerHandle | None = None
         # Last health seen per (key, provider), from probes and swap health gates: what the
         # console shows next to each candidate when picking a swap target.
         self.candidate_health: dict[tuple[ComponentRef, str], HealthResult] = {}
@@ -305,6 +308,7 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.health.stop()
+        self.flush_snapshots()
         await self.lifecycle.stop_all()
         self.emit(Event("host-stopped", f"host stopped (pid {os.getpid()})", actor=self.actor))
         try:
@@ -486,14 +490,30 @@ class Engine:
         ))
 
     def _persist_health(self, track: HealthTrack) -> None:
+        """Health samples arrive one per key per round; they are written together, in one
+        transaction a moment later, so 2,500 probes cost one write instead of 2,500."""
         self._changed(track.ref)
         if not self.is_host:
             return
-        self._store_write(self.store.put_health, HealthSnapshot(
+        self._health_dirty[track.ref] = HealthSnapshot(
             track.ref.domain.value, track.ref.key, track.provider, track.status.value,
             track.latency_ms, track.message, track.checked_at or time.time(), track.changed_at,
             [s.latency_ms for s in track.samples],
-        ))
+        )
+        if self._health_flush is None:
+            self._health_flush = asyncio.get_running_loop().call_later(
+                HEALTH_WRITE_DELAY_S, self.flush_snapshots)
+
+    def flush_snapshots(self) -> None:
+        """Write the health snapshots waiting to be written (also done on stop)."""
+        if self._health_flush is not None:
+            self._health_flush.cancel()
+            self._health_flush = None
+        dirty, self._health_dirty = self._health_dirty, {}
+        if dirty:
+            with self._store_batch():
+                for snapshot in dirty.values():
+                    self._store_write(self.store.put_health, snapshot)
 
     def _store_write(self, fn: Callable[[Any], Any], value: Any) -> None:
         try:

@@ -5,7 +5,7 @@ starts the engine as the host for its state directory (activating providers happ
 a worker, so the first frame never waits for it). If another process already hosts the
 state directory, the console attaches read-only and follows the store instead.
 Live updates are pushed by the engine and coalesced here: a burst of events becomes one
-batch every 50 ms, a burst of changes one refresh every 100 ms.
+batch every 50 ms, a burst of changes one refresh every 250 ms.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .widgets.health_table import HealthTable
 from .widgets.swap_log import SwapLog
 
 EVENT_BATCH_S = 0.05
-CHANGE_BATCH_S = 0.1
+CHANGE_BATCH_S = 0.25
 HISTORY = 500
 
 

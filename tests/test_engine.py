@@ -115,6 +115,7 @@ async def test_health_changes_are_journaled_on_transitions_only(settings_dir, tm
         assert "backend unreachable" in changes[0].message and changes[0].severity.value == "error"
         track = eng.health.track(ComponentRef(Domain.ADAPTER, "flap"))
         assert track.status.value == "ok" and len(track.samples) >= 9
+        eng.flush_snapshots()
         stored = eng.store.get_health("adapter", "flap")
         assert stored.status == "ok" and len(stored.samples) == len(track.samples)
     finally:

@@ -98,6 +98,7 @@ class ComponentTree(Tree[NodeData]):
         self._domains: dict[Domain, TreeNode[NodeData]] = {}
         self._keys: dict[ComponentRef, TreeNode[NodeData]] = {}
         self._candidates: dict[ComponentRef, tuple] = {}
+        self._labels: dict[ComponentRef, Text] = {}
 
     def action_scroll_home(self) -> None:
         self.cursor_line = 0
@@ -130,17 +131,22 @@ class ComponentTree(Tree[NodeData]):
                 self.populate(all_statuses, explain)
                 return
             self._update_key(domain_node, status, explain.get(status.ref))
-        for domain, node in self._domains.items():
-            node.set_label(domain_label(domain, [s for s in all_statuses if s.ref.domain == domain]))
+        touched = {s.ref.domain for s in statuses}
+        for domain in touched:
+            node = self._domains.get(domain)
+            if node is not None:
+                node.set_label(domain_label(domain, [s for s in all_statuses if s.ref.domain == domain]))
 
     def _update_key(self, domain_node: TreeNode[NodeData], status: ComponentStatus,
                     explanation: Explanation | None) -> None:
         ref = status.ref
+        label = key_label(status)
         node = self._keys.get(ref)
         if node is None:
-            node = self._keys[ref] = domain_node.add(key_label(status), NodeData(ref.domain, ref), expand=False)
-        else:
-            node.set_label(key_label(status))
+            node = self._keys[ref] = domain_node.add(label, NodeData(ref.domain, ref), expand=False)
+        elif self._labels.get(ref) != label:  # most health samples change nothing shown here
+            node.set_label(label)
+        self._labels[ref] = label
         ranked = explanation.ranked if explanation else []
         shape = tuple((r.candidate.ident, r.rank, status.serving == r.candidate.provider
                        and status.serving_source == r.candidate.source) for r in ranked)
