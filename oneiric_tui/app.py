@@ -114,7 +114,8 @@ class OneiricApp(App):
         self._pump_events()
         self.set_interval(1.0, self._tick)
         if self.autostart:
-            self._start_engine()
+            # After the first frame: activating providers must never delay the first paint.
+            self.call_after_refresh(self._start_engine)
 
     def _load_initial(self) -> None:
         history = self.engine.journal(limit=HISTORY)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PANES = (("tree", "Components"), ("detail", "Explain"), ("health", "Health"), ("log", "Swap log"),
          ("approvals", "Approvals"))
 # Actions that change the system: dimmed and inert in read-only mode or as a client.
+DETAIL_SETTLE_S = 0.06
 MUTATING = {"swap", "pause", "drain", "resume", "approve_selected", "reject_selected"}
 
 
@@ -62,6 +63,7 @@ class MainScreen(Screen):
         super().__init__()
         self.current: ComponentRef | None = None
         self.current_provider: str | None = None
+        self._detail_timer = None
 
     @property
     def oneiric(self) -> OneiricApp:
@@ -128,10 +130,13 @@ class MainScreen(Screen):
 
     @on(RefHighlighted)
     def _highlighted(self, message: RefHighlighted) -> None:
+        """Remember the selection now; redraw the explain pane once the cursor settles, so
+        holding `j` stays fast (the bindings do not depend on the selection: no footer work)."""
         self.current = message.ref
         self.current_provider = message.provider
-        self.show_detail()
-        self.refresh_bindings()
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(DETAIL_SETTLE_S, self.show_detail)
 
     def show_detail(self) -> None:
         if self.current is None:

@@ -20,6 +20,7 @@ from oneiric_core.events import Event
 from .. import format as fmt
 
 KEEP = 2000
+WRITE_AT_MOST = 200  # lines drawn per batch; a storm's older lines stay in memory for filters
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,11 @@ class SwapLog(Vertical):
         return self.query_one("#log-lines", RichLog)
 
     def add(self, events: list[Event]) -> None:
-        """Append events (duplicates by id are ignored: history and live may overlap)."""
-        log = self.lines
+        """Append events (duplicates by id are ignored: history and live may overlap).
+
+        Drawing a line costs far more than keeping it, so a burst only draws its newest
+        WRITE_AT_MOST lines; all of them are kept for filtering."""
+        fresh = []
         for event in events:
             if event.id is not None:
                 if event.id in self._seen:
@@ -116,7 +120,10 @@ class SwapLog(Vertical):
                     self._seen = {e.id for e in self._events if e.id is not None}
             self._events.append(event)
             if self.filter.matches(event):
-                log.write(event_line(event))
+                fresh.append(event)
+        log = self.lines
+        for event in fresh[-WRITE_AT_MOST:]:
+            log.write(event_line(event))
 
     def visible_events(self) -> list[Event]:
         return [e for e in self._events if self.filter.matches(e)]

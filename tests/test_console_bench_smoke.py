@@ -1,0 +1,53 @@
+"""The console benchmark and the screenshot script still run, each as a subprocess.
+
+No timing is asserted (the machines are noisy and `--quick` figures mean nothing): this
+only checks that `bench/console.py --quick` exits 0 and prints its tables and PASS/FAIL
+verdicts, and that `screenshots/make_screenshots.py --out DIR` writes the six SVGs.
+About 25 s together on a 2-vCPU VM.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+TABLE_HEADERS = (
+    ("app", "runs", "first frame ms", "ratio", "Engine()", "app to frame"),
+    ("app", "RSS MB at first frame", "RSS MB after activation"),
+    ("phase", "presses", "key median ms", "key p95 ms", "key max ms"),
+)
+VERDICTS = ("cold start, demo", "cold start,", "event storm", "swap log bounded", "memory,")
+SCREENSHOTS = ("main-120x40.svg", "main-80x24.svg", "swap-picker-120x40.svg", "approval-120x40.svg",
+               "rollback-120x40.svg", "help-120x40.svg")
+
+
+def test_console_bench_runs_quick() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "console.py"), "--quick"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    for columns in TABLE_HEADERS:
+        assert any(all(col in line for col in columns) for line in lines), \
+            f"no table header with {columns} in:\n{proc.stdout}"
+    verdicts = [line for line in lines if re.match(r"^(PASS|FAIL): ", line)]
+    for what in VERDICTS:
+        assert any(what in line for line in verdicts), f"no PASS/FAIL line about {what!r} in:\n{proc.stdout}"
+
+
+def test_make_screenshots_writes_six_svgs(tmp_path: Path) -> None:
+    out = tmp_path / "shots"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "screenshots" / "make_screenshots.py"), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    for name in SCREENSHOTS:
+        path = out / name
+        assert path.is_file(), f"{name} not written; stdout:\n{proc.stdout}"
+        assert "<svg" in path.read_text(encoding="utf-8"), f"{name} is not an SVG"
