@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NotFound, OneiricError, UsageError
+from .humanize import age, millis
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNHEALTHY, EXIT_SWAP, EXIT_REMOTE = range(7)
 
@@ -98,20 +99,11 @@ def _print_json(data: Any) -> None:
 
 
 def _age(ts: float | None) -> str:
-    if ts is None:
-        return "never"
-    secs = max(0.0, time.time() - ts)
-    if secs < 60:
-        return f"{secs:.0f}s ago"
-    if secs < 3600:
-        return f"{secs / 60:.0f}m ago"
-    if secs < 86400:
-        return f"{secs / 3600:.1f}h ago"
-    return f"{secs / 86400:.1f}d ago"
+    text = age(ts)
+    return "never" if text is None else f"{text} ago"
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
+_ms = millis
 
 
 # -- resolving --domain/--key ----------------------------------------------------------------------

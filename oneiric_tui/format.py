@@ -6,7 +6,7 @@ terminal font has), so the console reads the same over any SSH client and with N
 
 from __future__ import annotations
 
-import time
+from oneiric_core.humanize import age, millis
 
 # symbol, word, style (style is a bonus for colour terminals; the word carries the meaning)
 HEALTH = {
@@ -57,19 +57,7 @@ def sparkline(samples: list[float | None], width: int = 20) -> str:
 
 
 def ago(ts: float | None, now: float | None = None) -> str:
-    if ts is None:
-        return "-"
-    secs = max(0.0, (now or time.time()) - ts)
-    if secs < 60:
-        return f"{secs:.0f}s"
-    if secs < 3600:
-        return f"{secs / 60:.0f}m"
-    if secs < 86400:
-        return f"{secs / 3600:.1f}h"
-    return f"{secs / 86400:.1f}d"
+    return age(ts, now) or "-"
 
 
-def ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+ms = millis

@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 from oneiric_core.store import ProposalRecord
 
 from .. import format as fmt
+from ..keys import vim_keys
 
 COLUMNS = (("id", "#"), ("component", "COMPONENT"), ("change", "FROM -> TO"), ("by", "ASKED BY"),
            ("when", "WHEN"), ("why", "WHY"))
@@ -15,8 +16,7 @@ COLUMNS = (("id", "#"), ("component", "COMPONENT"), ("change", "FROM -> TO"), ("
 
 class ApprovalsTable(DataTable):
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="approvals.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="approvals.up"),
+        *vim_keys("approvals", top=None, bottom=None),
         Binding("y", "screen.approve_selected", "Approve", id="approvals.approve"),
         Binding("n", "screen.reject_selected", "Reject", id="approvals.reject"),
     ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -18,6 +17,7 @@ from oneiric_core.engine import ComponentStatus
 from oneiric_core.resolver import Explanation
 
 from .. import format as fmt
+from ..keys import vim_keys
 from ..messages import RefHighlighted
 
 
@@ -85,10 +85,7 @@ def domain_label(domain: Domain, statuses: list[ComponentStatus]) -> Text:
 
 class ComponentTree(Tree[NodeData]):
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
-        Binding("g", "scroll_home", "Top", show=False, id="tree.top"),
-        Binding("G", "scroll_end", "Bottom", show=False, id="tree.bottom"),
+        *vim_keys("tree"),
     ]
 
     def __init__(self, **kwargs) -> None:

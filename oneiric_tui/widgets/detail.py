@@ -6,7 +6,6 @@ from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -15,6 +14,7 @@ from oneiric_core.health import HealthTrack
 from oneiric_core.resolver import Explanation
 
 from .. import format as fmt
+from ..keys import vim_keys
 
 
 def _field(name: str, value: str | Text, style: str = "") -> Text:
@@ -99,10 +99,7 @@ class DetailPane(VerticalScroll):
     """Scrollable explain view; the app pushes new content when the selection or its state changes."""
 
     BINDINGS = [
-        Binding("j", "scroll_down", "Down", show=False, id="detail.down"),
-        Binding("k", "scroll_up", "Up", show=False, id="detail.up"),
-        Binding("g", "scroll_home", "Top", show=False, id="detail.top"),
-        Binding("G", "scroll_end", "Bottom", show=False, id="detail.bottom"),
+        *vim_keys("detail", down="scroll_down", up="scroll_up"),
     ]
 
     def compose(self):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import DataTable
 
 from oneiric_core.domains import ComponentRef, Domain
@@ -13,6 +12,7 @@ from oneiric_core.engine import ComponentStatus
 from oneiric_core.health import HealthTrack
 
 from .. import format as fmt
+from ..keys import vim_keys
 from ..messages import RefHighlighted
 
 COLUMNS = (("component", "COMPONENT"), ("provider", "PROVIDER"), ("status", "STATUS"),
@@ -21,10 +21,7 @@ COLUMNS = (("component", "COMPONENT"), ("provider", "PROVIDER"), ("status", "STA
 
 class HealthTable(DataTable):
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="health.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="health.up"),
-        Binding("g", "scroll_top", "Top", show=False, id="health.top"),
-        Binding("G", "scroll_bottom", "Bottom", show=False, id="health.bottom"),
+        *vim_keys("health", top="scroll_top", bottom="scroll_bottom"),
     ]
 
     def __init__(self, **kwargs) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import Input, RichLog
 from oneiric_core.events import Event
 
 from .. import format as fmt
+from ..keys import vim_keys
 
 KEEP = 2000
 WRITE_AT_MOST = 200  # lines drawn per batch; a storm's older lines stay in memory for filters
@@ -80,10 +81,7 @@ class SwapLog(Vertical):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="log.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="log.clear_filter"),
-        Binding("j", "scroll_down", "Down", show=False, id="log.down"),
-        Binding("k", "scroll_up", "Up", show=False, id="log.up"),
-        Binding("g", "scroll_home", "Top", show=False, id="log.top"),
-        Binding("G", "scroll_end", "Bottom", show=False, id="log.bottom"),
+        *vim_keys("log", down="scroll_down", up="scroll_up"),
     ]
 
     def __init__(self, **kwargs) -> None:
