@@ -538,7 +538,34 @@ def _decode(file: Path, raw: bytes) -> tuple[str | None, ConfigProblem | None]:
         return None, ConfigProblem(file, line, column, "the file is not valid UTF-8 text")
 
 
+# Anchors, aliases and tags always take the careful path (it bounds alias expansion and
+# refuses unknown tags with their line); so does anything the fast path cannot validate.
+_CAREFUL_MARKS = re.compile(r"[&*!]")
+
+
+def _fast_parse(text: str, model: type[BaseModel]) -> BaseModel | None:
+    """The common case, a valid file with no anchors, aliases or tags, through ruamel's C
+    parser (about 5x faster than the round-trip parser, which matters for settings with
+    thousands of candidates). None means: take the careful path, which finds and words
+    any problem with its line and column."""
+    if _CAREFUL_MARKS.search(text):
+        return None
+    try:
+        data = YAML(typ="safe").load(text)
+    except Exception:
+        return None
+    if data is None or not isinstance(data, dict):
+        return None
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError:
+        return None
+
+
 def _parse_text(file: Path, text: str, model: type[BaseModel]) -> tuple[BaseModel | None, list[ConfigProblem]]:
+    fast = _fast_parse(text, model)
+    if fast is not None:
+        return fast, []
     parsed = _parse_yaml(file, text)
     if parsed.problems:
         return None, _sorted(parsed.problems)

@@ -646,3 +646,21 @@ def test_edit_yaml_refuses_unknown_files(sdir: Path) -> None:
     with pytest.raises(ConfigError, match="not a settings file"):
         edit_yaml(sdir / "notes.yml", lambda root: None)
     assert not (sdir / "notes.yml").exists()
+
+
+def test_fast_and_careful_parsers_agree_on_the_demo():
+    """Valid files take the C-parser fast path; it must give exactly what the careful path gives."""
+    from oneiric_core.settings import APP_FILE, _fast_parse, _parse_yaml, _validate, model_for_file
+
+    demo = Path(__file__).resolve().parent.parent / "settings"
+    files = [demo / APP_FILE] + [demo / d.settings_file for d in Domain]
+    for file in files:
+        text = file.read_text()
+        model = model_for_file(file)
+        fast = _fast_parse(text, model)
+        careful, problems = _validate(file, _parse_yaml(file, text).data, model)
+        assert problems == [] and fast is not None, file.name
+        assert fast == careful, file.name
+    # anything with tags, anchors or aliases, or anything invalid, is left to the careful path
+    assert _fast_parse("a: &x 1\nb: *x\n", model_for_file(demo / APP_FILE)) is None
+    assert _fast_parse("lifecycle:\n  health_timeout: -1\n", model_for_file(demo / APP_FILE)) is None
