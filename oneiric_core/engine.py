@@ -40,6 +40,7 @@ LEASE_STALE_AFTER_S = 5.0
 HEARTBEAT_S = 1.0
 PRUNE_EVERY_S = 3600.0
 HEALTH_WRITE_DELAY_S = 0.05
+ACTIVATION_CONCURRENCY = 16
 
 
 class HostBusy(OneiricError):
@@ -255,8 +256,16 @@ class Engine:
         self.health._telemetry = self.telemetry
 
     async def activate_all(self) -> list[SwapResult]:
+        """Activate every winner, a few at a time: thousands at once would stall the loop long
+        enough for healthy providers to miss their health timeout."""
         refs = [ref for ref in self.resolver.refs() if self._has_winner(ref)]
-        return list(await asyncio.gather(*(self.lifecycle.activate(ref, actor=self.actor) for ref in refs)))
+        gate = asyncio.Semaphore(ACTIVATION_CONCURRENCY)
+
+        async def activate(ref: ComponentRef) -> SwapResult:
+            async with gate:
+                return await self.lifecycle.activate(ref, actor=self.actor)
+
+        return list(await asyncio.gather(*(activate(ref) for ref in refs)))
 
     def _has_winner(self, ref: ComponentRef) -> bool:
         try:

@@ -147,13 +147,22 @@ class ComponentTree(Tree[NodeData]):
         ranked = explanation.ranked if explanation else []
         shape = tuple((r.candidate.ident, r.rank, status.serving == r.candidate.provider
                        and status.serving_source == r.candidate.source) for r in ranked)
-        if self._candidates.get(ref) == shape:
+        before = self._candidates.get(ref)
+        if before == shape:
             return
         self._candidates[ref] = shape
+        children = list(node.children)
+        same_candidates = before is not None and [s[:2] for s in before] == [s[:2] for s in shape]
+        if same_candidates and len(children) == len(ranked):
+            # Only which one serves changed (an activation or a swap): relabel in place.
+            for child, r, (_, _, serving), (_, _, was) in zip(children, ranked, shape, before):
+                if serving != was:
+                    c = r.candidate
+                    child.set_label(candidate_label(c.provider, c.source, r.winner, serving, r.reason))
+            return
         node.remove_children()
-        for r in ranked:
+        for r, (_, _, serving) in zip(ranked, shape):
             c = r.candidate
-            serving = status.serving == c.provider and status.serving_source == c.source
             node.add_leaf(candidate_label(c.provider, c.source, r.winner, serving, r.reason),
                           NodeData(ref.domain, ref, c.provider, c.source))
 
