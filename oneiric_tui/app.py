@@ -63,6 +63,7 @@ class OneiricApp(App):
         self._stop_watch = None
         self._stopped = False
         self._leaving = False
+        self._starter = None
 
     # -- state the screens read --------------------------------------------------------------
     @property
@@ -115,7 +116,7 @@ class OneiricApp(App):
         self.set_interval(1.0, self._tick)
         if self.autostart:
             # After the first frame: activating providers must never delay the first paint.
-            self.call_after_refresh(self._start_engine)
+            self.call_after_refresh(self._begin_start)
 
     def _load_initial(self) -> None:
         history = self.engine.journal(limit=HISTORY)
@@ -123,6 +124,10 @@ class OneiricApp(App):
             self._last_event_id = history[-1].id or 0
         self.main.query_one(SwapLog).add(history)
         self.refresh_all()
+
+    def _begin_start(self) -> None:
+        if not self._stopped:
+            self._starter = self._start_engine()
 
     @work(group="engine", exit_on_error=False)
     async def _start_engine(self) -> None:
@@ -167,6 +172,15 @@ class OneiricApp(App):
         self._stopped = True
         if self._stop_watch:
             self._stop_watch()
+        starter = self._starter
+        if starter is not None and not starter.is_finished:
+            # Quitting while providers are still being activated: stop that first, so
+            # nothing keeps using the engine after it is closed.
+            starter.cancel()
+            try:
+                await starter.wait()
+            except Exception:  # WorkerCancelled / WorkerFailed: either way it is over
+                pass
         try:
             await self.engine.stop()
         finally:
@@ -202,10 +216,14 @@ class OneiricApp(App):
 
     def _tick(self) -> None:
         """Once a second: age the 'changed' column (a clock on screen, not engine data)."""
+        if self._stopped:
+            return
         self.main.query_one(HealthTable).tick(self.engine.health.track)
 
     def _follow_store(self) -> None:
         """Client mode: the host lives in another process, so read what it wrote."""
+        if self._stopped:
+            return
         events = self.engine.journal(limit=1000, after_id=self._last_event_id)
         if events:
             self.post_message(EngineEvents(events))
@@ -226,10 +244,13 @@ class OneiricApp(App):
 
     @on(ComponentsChanged)
     def _components_changed(self, message: ComponentsChanged) -> None:
-        self.refresh_refs(message.refs)
+        if not self._stopped:
+            self.refresh_refs(message.refs)
 
     @on(EngineEvents)
     def _engine_events(self, message: EngineEvents) -> None:
+        if self._stopped:
+            return  # the engine is closed: nothing more to read from it
         events = message.events
         for event in events:
             if event.id and event.id > self._last_event_id:
@@ -250,6 +271,8 @@ class OneiricApp(App):
 
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
+        if self._stopped:
+            return
         if message.mode == "failed":
             self.notify(message.detail, severity="error", timeout=15, markup=False)
         elif message.mode == "client":
@@ -260,6 +283,8 @@ class OneiricApp(App):
 
     # -- rendering ---------------------------------------------------------------------------
     def refresh_all(self) -> None:
+        if self._stopped:
+            return
         statuses = self.engine.components()
         self.statuses = {s.ref: s for s in statuses}
         main = self.main
@@ -276,6 +301,8 @@ class OneiricApp(App):
             self.update_status_bar()
 
     def refresh_refs(self, refs: set[ComponentRef]) -> None:
+        if self._stopped:
+            return
         if not refs:
             return
         fresh = self.engine.components(sorted(refs, key=str))
@@ -290,6 +317,8 @@ class OneiricApp(App):
                 main.show_detail()
 
     def refresh_approvals(self) -> None:
+        if self._stopped:
+            return
         try:
             pending = self.engine.approvals.pending() if self.is_host else self.engine.store.proposals(status="pending")
         except OneiricError:

@@ -332,3 +332,13 @@ async def test_no_color_and_ansi_dark_still_say_everything_in_words(make_app, mo
         assert app.no_color
         for words in ("cache  memory  = PAUSED", "+ OK", "1 Components", "HOST"):
             assert words in text, words
+
+
+async def test_quitting_while_providers_are_still_starting_exits_cleanly(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app._starter is not None)
+        await pilot.press("q")  # the engine is still activating providers
+        await pilot.pause(0.5)
+    assert app.return_code in (0, None)
+    assert app.engine.started is False
