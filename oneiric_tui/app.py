@@ -11,6 +11,7 @@ batch every 50 ms, a burst of changes one refresh every 250 ms.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 
@@ -146,14 +147,8 @@ class OneiricApp(App):
             self.post_message(EngineReady("failed", self.host_detail))
             return
         self.mode = "host"
-        self.host_detail = f"pid {self.engine_pid()}"
+        self.host_detail = f"pid {os.getpid()}"
         self.post_message(EngineReady("host", self.host_detail))
-
-    @staticmethod
-    def engine_pid() -> int:
-        import os
-
-        return os.getpid()
 
     def exit(self, result=None, return_code: int = 0, message=None) -> None:
         self._leaving = True
