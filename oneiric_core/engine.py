@@ -534,7 +534,7 @@ class Engine:
     def components(self, refs: list[ComponentRef] | None = None) -> list[ComponentStatus]:
         """Status of every key (or of `refs`), from this process when it is the host, else from
         the snapshots the host keeps in the store."""
-        lease, alive = self.host() if not self.is_host else (None, False)
+        _, alive = self.host() if not self.is_host else (None, False)
         live_remote = alive and not self.is_host
         snaps = {(s.domain, s.key): s for s in self.store.all_lifecycle()} if live_remote else {}
         healths = {} if self.is_host else {(h.domain, h.key): h for h in self.store.all_health()}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .domains import Candidate, ComponentRef, Domain, HealthResult, HealthStatus
+from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import ComponentPaused, ComponentUnavailable, FactoryError, NotFound
 from .events import Event, Severity
 from .factories import load_factory

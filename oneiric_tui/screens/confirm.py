@@ -27,6 +27,8 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from ._style import dialog_box_css
+
 
 class GuardedDialog(ModalScreen[bool]):
     """Base of the confirm and approval dialogs: dismisses True only on a deliberate `y`.
@@ -44,20 +46,7 @@ class GuardedDialog(ModalScreen[bool]):
     ACCEPT_BINDING_ID: ClassVar[str] = ""
     """Id of the binding that confirms; its (possibly remapped) key is shown on the control."""
 
-    DEFAULT_CSS = """
-    GuardedDialog {
-        align: center middle;
-    }
-    GuardedDialog #dialog {
-        width: 100%;
-        max-width: 76;
-        height: auto;
-        max-height: 100%;
-        overflow-y: auto;
-        border: solid $primary;
-        background: $surface;
-        padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_box_css("GuardedDialog") + """
     GuardedDialog #dialog.-high-risk {
         border: double $error;
     }

@@ -19,6 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from ._style import dialog_box_css
+
 from ..format import HEALTH
 
 
@@ -86,20 +88,7 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
         Binding("escape,q", "cancel", "Cancel", id="swap_picker.cancel"),
     ]
 
-    DEFAULT_CSS = """
-    SwapPicker {
-        align: center middle;
-    }
-    SwapPicker #dialog {
-        width: 100%;
-        max-width: 76;
-        height: auto;
-        max-height: 100%;
-        overflow-y: auto;
-        border: solid $primary;
-        background: $surface;
-        padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_box_css("SwapPicker") + """
     SwapPicker #title {
         text-style: bold;
     }

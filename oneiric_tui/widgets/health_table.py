@@ -28,7 +28,6 @@ class HealthTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._rows: dict[ComponentRef, tuple] = {}
         self._refs_by_key: dict[str, ComponentRef] = {}
-        self._changed_at: dict[ComponentRef, float] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
