@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/resolve.py
 	$(BIN)/python bench/swap.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/cli_host.py
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/make_screenshots.py

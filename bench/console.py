@@ -425,7 +425,7 @@ async def _storm(root: Path, seconds: float, rate: float, idle_seconds: float) -
         app._display = display  # type: ignore[method-assign]
 
         swap_log = main.query_one(SwapLog)
-        rich_log = swap_log.lines
+        event_lines = swap_log.lines
         max_lines_seen = [0]
         max_gap = [0.0]
 
@@ -443,7 +443,7 @@ async def _storm(root: Path, seconds: float, rate: float, idle_seconds: float) -
 
         def sample_log() -> None:
             now = time.perf_counter()
-            max_lines_seen[0] = max(max_lines_seen[0], len(rich_log.lines))
+            max_lines_seen[0] = max(max_lines_seen[0], len(event_lines))
             newest = swap_log._events[-1].id if swap_log._events else None
             if newest is None:
                 return
@@ -497,7 +497,7 @@ async def _storm(root: Path, seconds: float, rate: float, idle_seconds: float) -
         await pilot.pause(0.2)
         sample_log()
         tick.cancel()
-        shown = " ".join(strip.text for strip in rich_log.lines[-3:])
+        shown = " ".join(event_lines.text_lines()[-3:]) if event_lines.is_vertical_scroll_end else ""
         subs = [s for s in engine.bus._subscriptions if s._queue.maxsize == 5000]
         out.update(
             idle=idle, storm=storm, emitted=state["emitted"], emit_s=state.get("emit_s", float("nan")),
@@ -505,7 +505,7 @@ async def _storm(root: Path, seconds: float, rate: float, idle_seconds: float) -
             log_delays=log_delays, log_delays_complete=seen_upto[0] == len(emitted),
             last_on_screen=last_event is not None and last_event.message in shown,
             catch_up_ms=(caught_up - state["emit_end"]) * 1000 if caught_up else float("nan"),
-            max_lines_seen=max_lines_seen[0], max_lines=rich_log.max_lines,
+            max_lines_seen=max_lines_seen[0], max_lines=event_lines.max_events,
             events_kept=len(swap_log._events), events_kept_max=swap_log._events.maxlen,
             dropped=sum(s.dropped for s in subs) if subs else None,
             max_stall_ms=max_gap[0] * 1000, last_message=last_event.message if last_event else "",

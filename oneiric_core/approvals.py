@@ -18,6 +18,12 @@ from .events import Event, Severity
 from .store import ProposalRecord, StateStore
 
 PENDING, REJECTED, EXPIRED, APPLIED, FAILED = "pending", "rejected", "expired", "applied", "failed"
+# APPROVED: decided, its swap under way (durable, so a host that dies mid-swap leaves a trace);
+# INTERRUPTED: the host stopped before that swap finished (journaled `swap-interrupted`).
+APPROVED, INTERRUPTED = "approved", "interrupted"
+# Outcomes that leave the proposal applied: the swap ran ("complete"), nothing needed to
+# change ("noop"), or, with no host running, the choice was written into settings ("selected").
+_APPLIED_OUTCOMES = ("complete", "noop", "selected")
 
 
 def operator_name(identity: str) -> str:
@@ -84,6 +90,7 @@ class Approvals:
                 f"Proposal #{record.id} was requested by {record.requested_by}; the two-person rule "
                 "needs another operator to approve it."
             )
+        record.status = APPROVED
         record.decided_by, record.decided_at, record.comment = approver, time.time(), comment
         self._store.put_proposal(record)
         self._emit(Event(
@@ -96,8 +103,17 @@ class Approvals:
 
     def settle(self, record: ProposalRecord, outcome: str, reason: str) -> ProposalRecord:
         """Store what applying an approved proposal did (the swap itself journals the details)."""
-        record.status = APPLIED if outcome in ("complete", "noop") else FAILED
+        record.status = APPLIED if outcome in _APPLIED_OUTCOMES else FAILED
         record.outcome, record.outcome_reason = outcome, reason
+        return self._store.put_proposal(record)
+
+    def interrupted(self) -> list[ProposalRecord]:
+        """Approved proposals whose swap never settled: their host stopped mid-swap."""
+        return self._store.proposals(status=APPROVED, limit=10_000)
+
+    def interrupt(self, record: ProposalRecord, reason: str) -> ProposalRecord:
+        """Mark an approved proposal whose swap was cut short (the swap itself journals it)."""
+        record.status, record.outcome, record.outcome_reason = INTERRUPTED, INTERRUPTED, reason
         return self._store.put_proposal(record)
 
     def reject(self, proposal_id: int, actor: str, comment: str | None = None) -> ProposalRecord:

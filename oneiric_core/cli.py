@@ -8,9 +8,9 @@ sentence on stderr and an exit code from ARCHITECTURE §10, never a traceback un
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +21,7 @@ from .errors import NotFound, OneiricError, UsageError
 from .humanize import age, millis
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNHEALTHY, EXIT_SWAP, EXIT_REMOTE = range(7)
+WAIT_S = 30.0  # how long a command waits for a running host's answer (--wait)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
         return p
 
+    def waits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--wait", type=float, default=WAIT_S, metavar="SECONDS",
+                       help=f"with a host running: how long to wait for its answer (default {WAIT_S:g})")
+
     p = cmd("console", "the operations console (Textual); hosts the state dir unless another process does",
             json_flag=False)
     p.add_argument("--theme", help="a Textual theme, e.g. ansi-dark (default: $TEXTUAL_THEME or textual-dark)")
@@ -56,14 +61,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shadowed", action="store_true", help="only candidates that do not win")
     cmd("explain", "why a provider wins a key: every candidate in rank order with the deciding rule", ref="required")
     p = cmd("health", "last known health, or probe now with --probe", ref="optional")
-    p.add_argument("--probe", action="store_true", help="build each provider, probe it and stop it")
+    p.add_argument("--probe", action="store_true", help="probe now: the running host's live providers "
+                   "(journaled), else build each provider here, probe it and stop it")
+    waits(p)
     cmd("activity", "paused, draining and drained keys")
     for name, text in (("pause", "stop new work on a key"), ("resume", "accept work on a key again")):
         p = cmd(name, text, ref="required")
         p.add_argument("--note", help="why (journaled)")
+        waits(p)
     p = cmd("drain", "stop new work on a key and wait for in-flight work to finish", ref="required")
     p.add_argument("--note", help="why (journaled)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for drained (default 30)")
+    waits(p)
+    p = cmd("swap", "propose a swap of a key to another provider; applied as the approvals policy allows",
+            ref="required")
+    p.add_argument("--provider", required=True, help="the provider to swap to")
+    p.add_argument("--force", action="store_true", help="bind it even if its health check fails, and swap a paused key")
+    p.add_argument("--dry-run", action="store_true", help="print from, to and blockers; change nothing")
+    p.add_argument("--reason", default="", help="why (shown to the approver, journaled)")
+    waits(p)
+    p = cmd("approvals", "pending and recent swap proposals")
+    p.add_argument("--limit", type=int, default=20, help="how many decided proposals to show (default 20)")
+    for name, text in (("approve", "approve a pending proposal and apply it"),
+                       ("reject", "reject a pending proposal")):
+        p = cmd(name, text)
+        p.add_argument("id", type=int, metavar="ID", help="the proposal number (see 'oneiric approvals')")
+        p.add_argument("--comment", help="why (journaled)")
+        waits(p)
+    p = cmd("run", "the headless host (for systemd): hosts the state dir until SIGTERM or SIGINT, "
+            "printing every journal event as a JSON line", json_flag=False)
+    p.add_argument("--stop-timeout", type=float, default=None, metavar="SECONDS",
+                   help="on a signal: how long running commands get to finish, then how long providers "
+                   "get to stop (default: lifecycle.cleanup_timeout in app.yml)")
     p = cmd("journal", "the event journal, oldest first", ref="optional")
     p.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
     p.add_argument("--kind", action="append", help="only this kind (repeatable)")
@@ -109,17 +138,7 @@ _ms = millis
 # -- resolving --domain/--key ----------------------------------------------------------------------
 def _pick_ref(engine, domain: str | None, key: str):
     """`--key cache` alone works when only one domain has that key."""
-    from .domains import Domain
-
-    if domain:
-        return engine.known(Domain.parse(domain), key)
-    matches = [r for r in engine.resolver.refs() if r.key == key]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFound(f"No component has the key '{key}'.")
-    domains = ", ".join(r.domain.value for r in matches)
-    raise UsageError(f"The key '{key}' exists in several domains ({domains}); add --domain.")
+    return engine.find_ref(domain, key)
 
 
 def _filter_refs(engine, domain: str | None, key: str | None):
@@ -149,6 +168,162 @@ def _host_json(engine) -> dict[str, Any] | None:
             "started_at": lease.started_at, "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3)}
 
 
+# -- asking the running host ---------------------------------------------------------------------
+# A change (and a probe of live providers) is the host's job while one runs: the command goes
+# into the store's queue (commands.py) and this process prints the host's answer. With no
+# host, the same commands change the desired state here and say so.
+
+def _host_request(args) -> tuple[str, dict[str, Any]] | None:
+    """The host command for these arguments, or None when this command never needs a host."""
+    ref = {"domain": getattr(args, "domain", None), "key": getattr(args, "key", None)}
+    if args.command in ("pause", "resume"):
+        return args.command, {**ref, "note": args.note}
+    if args.command == "drain":
+        return "drain", {**ref, "note": args.note, "timeout": args.timeout}
+    if args.command == "health" and args.probe:
+        return "probe", ref
+    if args.command == "swap":
+        return "swap", {**ref, "provider": args.provider, "force": args.force, "dry_run": args.dry_run,
+                        "reason": args.reason}
+    if args.command in ("approve", "reject"):
+        return args.command, {"id": args.id, "comment": args.comment}
+    return None
+
+
+def _changes(args) -> bool:
+    return not (args.command == "health" or (args.command == "swap" and args.dry_run))
+
+
+def _via_host(store, lease, args) -> int | None:
+    """Ask the live host `lease` names to run this command and print its answer; None when
+    the command does not go to a host (the caller then runs it here)."""
+    request = _host_request(args)
+    if request is None or lease is None:
+        return None
+    if args.read_only and _changes(args):
+        from .errors import ReadOnlyError
+
+        raise ReadOnlyError(f"Read-only mode: {args.command} is disabled.")
+    from .commands import submit, wait
+    from .identity import operator_identity
+
+    kind, payload = request
+    patience = max(args.wait, args.timeout + 5) if kind == "drain" else args.wait
+    command = submit(store, kind, payload, operator_identity(), timeout=patience)
+    return _print_result(args, wait(store, command.id, patience), lease)
+
+
+def _via_host_quick(args) -> int | None:
+    """The same before any settings are loaded, when the state store can be found cheaply:
+    a command answered by a running host then costs a store write and a few reads."""
+    if _host_request(args) is None:
+        return None
+    path = _quick_store_path(args)
+    if path is None or not path.is_file():
+        return None
+    from .store import LEASE_STALE_AFTER_S, StateStore
+
+    store = StateStore(path)
+    try:
+        lease = store.current_lease()
+        if lease is None or lease.is_stale(time.time(), LEASE_STALE_AFTER_S):
+            return None
+        return _via_host(store, lease, args)
+    finally:
+        store.close()
+
+
+def _quick_store_path(args) -> Path | None:
+    """Where the engine would put the state store, without loading the settings models:
+    --state-dir, $ONEIRIC_STATE_DIR, app.yml `state_dir` (relative to the settings' parent),
+    else .oneiric beside the settings (SettingsSnapshot.state_dir has the same rule). None
+    when app.yml cannot be read simply: the full path then decides (and reports problems)."""
+    if args.state_dir:
+        return Path(args.state_dir).resolve() / "state.sqlite"
+    env = os.environ.get("ONEIRIC_STATE_DIR", "").strip()
+    if env:
+        return Path(os.path.abspath(os.path.expanduser(env))) / "state.sqlite"
+    settings = Path(os.path.abspath(os.path.expanduser(args.settings)))
+    try:
+        text = (settings / "app.yml").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError):
+        return None
+    configured = _app_state_dir(text)
+    if configured is _UNREADABLE:
+        return None
+    if not configured:
+        return settings.parent / ".oneiric" / "state.sqlite"
+    state = Path(os.path.expanduser(configured))
+    return Path(os.path.abspath(state if state.is_absolute() else settings.parent / state)) / "state.sqlite"
+
+
+_UNREADABLE = object()
+# `state_dir: some/path` on one line, as app.yml writes it: a plain scalar that YAML reads as
+# that very string (no quotes, flow, anchors or tags), with an optional comment.
+_PLAIN_STATE_DIR = re.compile(r"state_dir:[ \t]*(?P<value>[\w./~-]*)[ \t]*(?:#.*)?")
+_NOT_A_STRING = re.compile(r"~|null|true|false|[-+]?[\d._]+(?:e[-+]?\d+)?", re.IGNORECASE)
+
+
+def _app_state_dir(text: str) -> Any:
+    """app.yml's `state_dir` (None when unset), or _UNREADABLE. One plain line is read
+    directly; anything else goes through YAML (ruamel's C loader costs ~25 ms to import)."""
+    lines = [line for line in text.splitlines() if "state_dir" in line]
+    if not lines:
+        return None
+    if len(lines) == 1 and (match := _PLAIN_STATE_DIR.fullmatch(lines[0].rstrip())):
+        value = match["value"]
+        if not value:
+            return None
+        if not _NOT_A_STRING.fullmatch(value):
+            return value
+    try:
+        from ruamel.yaml import YAML
+
+        data = YAML(typ="safe").load(text)
+    except Exception:
+        return _UNREADABLE
+    value = data.get("state_dir") if isinstance(data, dict) else None
+    return value if value is None or isinstance(value, str) else _UNREADABLE
+
+
+def _print_result(args, result, lease=None) -> int:
+    """Print a command's answer: the data as JSON (same shapes as without a host) or the
+    sentence; a failure's sentence goes to stderr. Returns the exit code."""
+    if args.json and result.data:
+        if args.command == "health":
+            _print_json({"probed": True, "host": _lease_json(lease), "results": result.data.get("results", [])})
+        elif args.command in ("pause", "resume", "drain"):
+            _print_json(result.data)
+        else:
+            _print_json({"message": result.message, **result.data})
+    elif args.command == "health" and result.data:
+        _print_probe_table(result.data.get("results", []), f"probed on {_lease_text(lease)}")
+    elif result.ok:
+        print(result.message)
+    if not result.ok:
+        print(f"oneiric: {result.message}", file=sys.stderr)
+    return result.exit_code
+
+
+def _lease_json(lease) -> dict[str, Any] | None:
+    if lease is None:
+        return None
+    return {"pid": lease.pid, "hostname": lease.hostname, "alive": True, "started_at": lease.started_at,
+            "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3)}
+
+
+def _lease_text(lease) -> str:
+    return "the running host" if lease is None else f"the running host (pid {lease.pid} on {lease.hostname})"
+
+
+def _live_host(engine):
+    """The lease of a live host other than this process, or None."""
+    lease, alive = engine.host()
+    return lease if alive and not engine.is_host else None
+
+
 # -- commands ------------------------------------------------------------------------------------
 def cmd_status(engine, args) -> int:
     refs = set(_filter_refs(engine, args.domain, args.key))
@@ -158,6 +333,7 @@ def cmd_status(engine, args) -> int:
         _print_json({
             "settings_dir": str(engine.settings_dir), "state_dir": str(engine.state_dir),
             "host": _host_json(engine), "read_only": engine.read_only,
+            "watcher": engine.watcher_status().to_dict(),
             "config_problems": [p.to_dict() for p in problems],
             "components": [c.to_dict() for c in rows],
         })
@@ -165,6 +341,7 @@ def cmd_status(engine, args) -> int:
     out = _console()
     out.print(f"settings: {engine.settings_dir}   state: {engine.state_dir}")
     out.print(_host_line(engine))
+    out.print(f"settings watcher: {engine.watcher_status().describe()}", markup=False)
     for p in problems:
         out.print(f"config invalid: {p}; {engine.settings.fallback(p)}", markup=False, style="red")
     table = _table("COMPONENT", "WINNER", "SERVING", "STATE", "ACTIVITY", "HEALTH", "NOTES")
@@ -178,6 +355,10 @@ def cmd_status(engine, args) -> int:
             notes.append(f"{c.shadowed} shadowed")
         if c.last_error:
             notes.append(f"last error: {c.last_error}")
+        if c.proposal:
+            prop = c.proposal
+            notes.append(f"proposal #{prop['id']} pending: {prop['from'] or 'nothing'} -> {prop['to']} "
+                         f"({prop['source']})")
         latency = f" {c.latency_ms:.1f}ms" if c.latency_ms is not None else ""
         table.add_row(
             str(c.ref), f"{c.winner} ({c.winner_source})" if c.winner else "-",
@@ -237,9 +418,13 @@ def cmd_explain(engine, args) -> int:
 def cmd_health(engine, args) -> int:
     from .domains import HealthResult
 
+    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
+        return code
     refs = _filter_refs(engine, args.domain, args.key)
     results = []
     if args.probe:
+        import asyncio
+
         async def probe_one(ref):
             try:
                 cand, res = await engine.probe_candidate(ref.domain, ref.key)
@@ -267,16 +452,21 @@ def cmd_health(engine, args) -> int:
     if args.json:
         _print_json({"probed": args.probe, "host": _host_json(engine), "results": results})
     else:
-        out = _console()
-        out.print("probed now in this process" if args.probe else _host_line(engine))
-        table = _table("COMPONENT", "PROVIDER", "HEALTH", "LATENCY", "CHECKED", "MESSAGE")
-        for r in results:
-            table.add_row(f"{r['domain']}/{r['key']}", r["provider"] or "-", r["status"].upper(),
-                          _ms(r["latency_ms"]), _age(r["checked_at"]), r["message"])
-        out.print(table)
+        out = _print_probe_table(results, "probed now in this process" if args.probe else _host_line(engine))
         if failed:
             out.print(f"{len(failed)} unhealthy: " + ", ".join(f"{r['domain']}/{r['key']}" for r in failed))
     return EXIT_UNHEALTHY if failed else EXIT_OK
+
+
+def _print_probe_table(results: list[dict[str, Any]], header: str):
+    out = _console()
+    out.print(header, markup=False)
+    table = _table("COMPONENT", "PROVIDER", "HEALTH", "LATENCY", "CHECKED", "MESSAGE")
+    for r in results:
+        table.add_row(f"{r['domain']}/{r['key']}", r["provider"] or "-", r["status"].upper(),
+                      _ms(r["latency_ms"]), _age(r["checked_at"]), r["message"])
+    out.print(table)
+    return out
 
 
 def _activity_json(rec) -> dict[str, Any]:
@@ -305,11 +495,13 @@ def cmd_activity(engine, args) -> int:
 def _takes_effect(engine) -> str:
     lease, alive = engine.host()
     if alive:
-        return f"The running host (pid {lease.pid} on {lease.hostname}) applies it within a second."
-    return "No host is running: it takes effect when a host starts."
+        return f"the running host (pid {lease.pid} on {lease.hostname}) applies it within a second"
+    return "no host is running, so it takes effect when a host starts"
 
 
 def cmd_pause_resume(engine, args) -> int:
+    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
+        return code
     ref = _pick_ref(engine, args.domain, args.key)
     action = engine.pause if args.command == "pause" else engine.resume
     rec = action(ref.domain, ref.key, note=args.note)
@@ -317,26 +509,17 @@ def cmd_pause_resume(engine, args) -> int:
         _print_json({"activity": _activity_json(rec)})
     else:
         verb = "Paused" if args.command == "pause" else "Resumed"
-        print(f"{verb} {ref} (by {rec.actor}). {_takes_effect(engine)}")
+        print(f"{verb} {ref} (by {rec.actor}); {_takes_effect(engine)}.")
     return EXIT_OK
 
 
 def cmd_drain(engine, args) -> int:
+    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
+        return code
+    import asyncio
+
     ref = _pick_ref(engine, args.domain, args.key)
-    lease, alive = engine.host()
-    if alive:
-        engine._writable("drain")
-        engine.activity.begin_drain(ref, actor=engine.actor, note=args.note)
-        deadline = time.monotonic() + args.timeout
-        rec = engine.activity.get(ref)
-        while time.monotonic() < deadline:
-            engine.activity.reload()
-            rec = engine.activity.get(ref)
-            if rec.state != "draining":
-                break
-            time.sleep(0.2)
-    else:
-        rec = asyncio.run(engine.drain(ref.domain, ref.key, note=args.note, timeout=args.timeout))
+    rec = asyncio.run(engine.drain(ref.domain, ref.key, note=args.note, timeout=args.timeout))
     if args.json:
         _print_json({"activity": _activity_json(rec)})
     elif rec.state == "drained":
@@ -387,6 +570,83 @@ def cmd_journal(engine, args) -> int:
             last = e.id
 
 
+def cmd_swap(engine, args) -> int:
+    """With a host: a proposal it applies as the policy allows. Without: a proposal here;
+    once approved (auto mode, or `approve`) the selection is written into settings."""
+    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
+        return code
+    import asyncio
+
+    from .commands import plan_result, swap_result
+
+    ref = _pick_ref(engine, args.domain, args.key)
+    if args.dry_run:
+        plan = asyncio.run(engine.swap(ref.domain, ref.key, args.provider, force=args.force, dry_run=True))
+        return _print_result(args, plan_result(plan))
+    record, result = asyncio.run(engine.request_swap(
+        ref.domain, ref.key, args.provider, force=args.force, source="cli", reason=args.reason))
+    return _print_result(args, swap_result(record, result, offline=True))
+
+
+def cmd_approve(engine, args) -> int:
+    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
+        return code
+    import asyncio
+
+    from .commands import swap_result
+
+    record, result = asyncio.run(engine.approve(args.id, comment=args.comment))
+    return _print_result(args, swap_result(record, result, offline=True))
+
+
+def cmd_reject(engine, args) -> int:
+    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
+        return code
+    from .commands import reject_result
+
+    return _print_result(args, reject_result(engine.reject(args.id, comment=args.comment)))
+
+
+def cmd_approvals(engine, args) -> int:
+    from .commands import proposal_json
+
+    pending = engine.approvals.pending()  # retires (and journals) the expired ones first
+    decided = [p for p in engine.approvals.recent(200) if p.status != "pending"][-max(args.limit, 0):]
+    if args.json:
+        _print_json({"pending": [proposal_json(p) for p in pending],
+                     "recent": [proposal_json(p) for p in decided]})
+        return EXIT_OK
+    out = _console()
+    policy = engine.approvals
+    out.print(f"policy: mode {policy.mode}, two-person rule {'on' if policy.two_person else 'off'}, "
+              f"proposals expire after {policy.expire_after_s:g}s", markup=False)
+    if pending:
+        table = _table("ID", "COMPONENT", "FROM -> TO", "BY", "ASKED", "EXPIRES", "REASON")
+        for p in pending:
+            now = time.time()
+            expires = f"in {age(now, now=p.expires_at)}" if p.expires_at else "never"
+            table.add_row(str(p.id), f"{p.domain}/{p.key}", f"{p.from_provider or '-'} -> {p.to_provider}"
+                          + (" (force)" if p.force else ""), p.requested_by, _age(p.created_at), expires,
+                          p.reason or f"from {p.source}")
+        out.print(table)
+    else:
+        out.print("No proposal waits for approval.")
+    if decided:
+        table = _table("ID", "COMPONENT", "FROM -> TO", "STATUS", "DECIDED BY", "OUTCOME")
+        for p in decided:
+            table.add_row(str(p.id), f"{p.domain}/{p.key}", f"{p.from_provider or '-'} -> {p.to_provider}",
+                          p.status.upper(), p.decided_by or "-", p.outcome_reason or p.comment or "")
+        out.print(table)
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .host import run_host
+
+    return run_host(args.settings, state_dir=args.state_dir, read_only=args.read_only or None,
+                    stop_timeout=args.stop_timeout)
+
+
 def cmd_config_validate(args) -> int:
     from .settings import validate_dir
 
@@ -418,7 +678,8 @@ def cmd_console(args) -> int:
 COMMANDS: dict[str, Callable[[Any, Any], int]] = {
     "status": cmd_status, "list": cmd_list, "explain": cmd_explain, "health": cmd_health,
     "activity": cmd_activity, "pause": cmd_pause_resume, "resume": cmd_pause_resume,
-    "drain": cmd_drain, "journal": cmd_journal,
+    "drain": cmd_drain, "journal": cmd_journal, "swap": cmd_swap, "approvals": cmd_approvals,
+    "approve": cmd_approve, "reject": cmd_reject,
 }
 
 
@@ -434,6 +695,10 @@ def run(argv: Sequence[str]) -> int:
         return cmd_config_validate(args)
     if args.command == "console":
         return cmd_console(args)
+    if args.command == "run":
+        return cmd_run(args)
+    if (code := _via_host_quick(args)) is not None:
+        return code
     from .engine import Engine
 
     engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None)

@@ -3,7 +3,9 @@
 It loads settings, registers candidates, and wires the resolver, lifecycle, activity,
 health monitor, journal and telemetry together. Constructing an Engine is cheap and does
 no provider I/O (the CLI builds one per command); `start()` makes this process the host:
-it takes the lease, activates every winner and starts the health monitor.
+it takes the lease, activates every winner and starts the health monitor and the command
+queue through which other processes ask it to act (commands.py). An Engine that is not the
+host changes only the desired state: `approve` then writes the selection into settings.
 """
 
 from __future__ import annotations
@@ -22,25 +24,31 @@ from typing import Any
 
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
+from .commands import CommandLoop, CommandResult
+from .commands import submit as submit_command
+from .commands import wait as wait_for_command
 from .domains import Candidate, ComponentRef, Domain, HealthResult
-from .errors import NotFound, OneiricError, ReadOnlyError
+from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
 from .health import HealthMonitor, HealthTrack
 from .identity import operator_identity
 from .lifecycle import LifecycleManager, LifecycleOptions, LifecycleState, Slot, SwapResult, _Use
 from .providers import builtin_candidates
+from .recovery import recover_interrupted_swaps
 from .registry import CandidateRegistry
 from .resolver import Explanation, Resolver, StackOrder
-from .settings import ConfigProblem, SettingsLoader, SettingsSnapshot
+from .settings import APP_FILE, AppSettings, ConfigProblem, SettingsLoader, SettingsSnapshot
 from .store import (
-    HealthSnapshot, LeaseInfo, LifecycleSnapshot, ProposalRecord, StateStore, StoreError,
+    LEASE_STALE_AFTER_S, HealthSnapshot, LeaseInfo, LifecycleSnapshot, ProposalRecord, StateStore, StoreError,
 )
+from .watcher import QUIET_S, SettingsWatcher, WatcherStatus
 
-LEASE_STALE_AFTER_S = 5.0
 HEARTBEAT_S = 1.0
 PRUNE_EVERY_S = 3600.0
 HEALTH_WRITE_DELAY_S = 0.05
 ACTIVATION_CONCURRENCY = 16
+WATCHER_SOURCE = "settings-watcher"  # the `source` of proposals made from settings edits
+WATCHER_META = "settings_watcher"  # store meta key: the host's watcher state, for clients
 
 
 class HostBusy(OneiricError):
@@ -77,6 +85,10 @@ class ComponentStatus:
     health_checked_at: float | None
     last_error: str | None
     last_swap: dict[str, Any] | None
+    # The newest pending proposal for this key ({id, from, to, source, requested_by, reason,
+    # created_at}): while it waits, `winner` already shows what settings ask for and
+    # `serving` what still serves, so every front door can say why the two differ.
+    proposal: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -142,6 +154,13 @@ class Engine:
         # Last health seen per (key, provider), from probes and swap health gates: what the
         # console shows next to each candidate when picking a swap target.
         self.candidate_health: dict[tuple[ComponentRef, str], HealthResult] = {}
+        # What other processes ask this host to do (commands.py); runs only while hosting.
+        self.commands = CommandLoop(self)
+        self._lease_task: asyncio.Task[None] | None = None
+        # The host's settings watcher (see watcher.py and settings_file_changed below).
+        self.watcher: SettingsWatcher | None = None
+        self.watcher_quiet_s = QUIET_S
+        self._settings_present: set[str] = set()
 
     # -- journal and bus -------------------------------------------------------------------
     def emit(self, event: Event) -> Event:
@@ -221,29 +240,277 @@ class Engine:
                 Severity.ERROR, actor=self.actor, data=problem.to_dict(),
             ))
 
+    # -- the settings watcher: edits on disk become proposals -------------------------------
+    # While a proposal waits, the resolver already follows the files (`winner` is what the
+    # settings ask for, in this process and in every CLI process that reads the same files),
+    # and the lifecycle keeps the old provider serving until the proposal is approved;
+    # ComponentStatus.proposal says why the two differ.
+    def _settings_file_names(self) -> list[str]:
+        return [APP_FILE, *(domain.settings_file for domain in Domain)]
+
+    def _start_watcher(self) -> None:
+        """Host only: watch the settings directory. A watcher that cannot start (no inotify
+        watches left, say) is journaled and shown as down; the host keeps serving."""
+        directory = self._loader.settings_dir
+        names = self._settings_file_names()
+        self._settings_present = {name for name in names if (directory / name).exists()}
+        watcher = SettingsWatcher(directory, names, self.settings_file_changed,
+                                  on_down=self._watcher_down, quiet_s=self.watcher_quiet_s)
+        self.watcher = watcher
+        try:
+            watcher.start()
+        except OSError as exc:
+            watcher.down_reason = f"cannot watch {directory}: {exc.strerror or exc}"
+            self._watcher_down(watcher.down_reason)
+            return
+        self.emit(Event("watcher-started", f"settings watcher started: watching {directory} ({watcher.backend})",
+                        actor=self.actor, data={"directory": str(directory), "backend": watcher.backend}))
+        self._publish_watcher()
+        self._spawn(self._check_watcher(), "oneiric-settings-watcher-check")
+        # Edits saved between loading the settings and watching them are caught up now
+        # (unchanged files are a no-op).
+        for name in names:
+            self.settings_file_changed(directory / name)
+
+    async def _check_watcher(self) -> None:
+        """Each heartbeat: notice a watcher thread that died without an event; once."""
+        while self.watcher is not None and self.watcher.check() is None:
+            await asyncio.sleep(HEARTBEAT_S)
+
+    def _watcher_down(self, reason: str) -> None:
+        directory = self._loader.settings_dir
+        self.emit(Event("watcher-error", f"settings watcher is down ({reason}); settings edits on disk are "
+                        "not picked up until the host restarts", Severity.ERROR, actor=self.actor,
+                        data={"directory": str(directory), "reason": reason}))
+        self._publish_watcher()
+
+    def _stop_watcher(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is None:
+            return
+        was_alive = watcher.alive
+        watcher.stop()
+        if was_alive:
+            self.emit(Event("watcher-stopped", f"settings watcher stopped: no longer watching {watcher.directory}",
+                            actor=self.actor, data={"directory": str(watcher.directory), "changes": watcher.changes}))
+        self._publish_watcher(WatcherStatus("down", str(watcher.directory), "the host stopped", time.time()))
+
+    def _publish_watcher(self, status: WatcherStatus | None = None) -> None:
+        """Record the watcher's state in the store: `oneiric status` runs in another process."""
+        status = status or self.watcher_status()
+        record = {**status.to_dict(), "pid": os.getpid(), "hostname": socket.gethostname(),
+                  "updated_at": time.time()}
+        self._store_write(lambda value: self.store.set_meta(WATCHER_META, value), record)
+
+    def watcher_status(self) -> WatcherStatus:
+        """Whether settings edits on disk are being picked up: from the watcher itself in the
+        host, else from what the live host recorded in the store."""
+        directory = str(self._loader.settings_dir)
+        if self.is_host:
+            if self.watcher is None:
+                return WatcherStatus("down", directory, "the host is still starting")
+            return self.watcher.status()
+        lease, alive = self.host()
+        if lease is None or not alive:
+            return WatcherStatus("down", None, "no host running")
+        try:
+            raw = self.store.get_meta(WATCHER_META)
+        except StoreError as exc:
+            return WatcherStatus("down", None, f"cannot read the state store: {exc}")
+        if not isinstance(raw, dict) or raw.get("pid") != lease.pid or raw.get("hostname") != lease.hostname:
+            return WatcherStatus("down", None, f"the host (pid {lease.pid} on {lease.hostname}) "
+                                 "reports no settings watcher")
+        return WatcherStatus.from_dict(raw)
+
+    def settings_file_changed(self, path: str | Path) -> None:
+        """A settings file settled on disk (the watcher calls this on the loop thread).
+
+        Reloads just that file. Invalid: journal config-invalid (file:line:column) and keep
+        its last good version in force. Valid: journal config-changed (config-recovered after
+        a bad version), apply it, and turn each key whose winner it changed into a swap
+        proposal through request_swap, so what serves changes only as the approvals policy
+        allows. A deleted file keeps its last good version. Unchanged content does nothing,
+        so a spurious event or a re-save never journals twice."""
+        file = Path(path)
+        name, label = file.name, _label(file)
+        before_problems = [p for p in self.settings.problems if Path(p.file).name == name]
+        if not file.exists():
+            if name in self._settings_present:
+                self._settings_present.discard(name)
+                self.emit(Event("config-changed", f"{label} was deleted; its last good version stays in force "
+                                "(a restart would use defaults)", Severity.WARNING, actor=self.actor,
+                                data={"file": str(file), "deleted": True}))
+            return
+        self._settings_present.add(name)
+        before = self._loader.last_good(file)
+        snap, problems = self._loader.reload_file(file)
+        self.settings = snap
+        if problems:
+            if problems != before_problems:
+                self._journal_problems(problems)
+            return
+        after = self._loader.last_good(file)
+        if before_problems:
+            self.emit(Event("config-recovered", f"{label} is valid again; its current content is in force",
+                            actor=self.actor, data={"file": str(file),
+                                                    "was": [p.to_dict() for p in before_problems]}))
+        if after != before:
+            self._apply_file_change(file, label, before, after, snap)
+
+    def _apply_file_change(self, file: Path, label: str, before: Any, after: Any,
+                           snap: SettingsSnapshot) -> None:
+        refs_before = self.resolver.refs()
+        winners_before = {ref: self.resolver.winner(ref) for ref in refs_before}
+        selections_before = self.resolver.selections()
+        live: list[str] = []
+        later: list[str] = []
+        if file.name == APP_FILE and isinstance(after, AppSettings):
+            live, later = self._apply_app_settings(before if isinstance(before, AppSettings) else AppSettings(), after)
+        changed = self._apply_settings(snap)
+        stale = []  # serving providers whose own settings changed: they keep the old ones
+        for slot in self.lifecycle.slots():
+            cand, winner = (slot.current.candidate if slot.current else None), self.resolver.winner(slot.ref)
+            if cand is not None and winner is not None and winner.ident == cand.ident and winner.settings != cand.settings:
+                stale.append(f"{slot.ref} ({cand.provider})")
+        message = f"{label} changed on disk and was reloaded"
+        if live:
+            message += f"; in force now: {', '.join(live)}"
+        if later:
+            message += f"; takes effect at the next host start: {', '.join(later)}"
+        if stale:
+            message += f"; new provider settings for {', '.join(stale)} take effect at its next swap or restart"
+        self.emit(Event("config-changed", message, actor=self.actor,
+                        data={"file": str(file), "applied": live, "restart_needed": later, "stale": stale}))
+        for ref in sorted(changed, key=str):
+            old, new = selections_before[ref.domain].get(ref.key), self.resolver.selection(ref)
+            self.emit(Event(
+                "selection-changed", f"{ref} selection {old or 'none'} -> {new or 'none'} ({label})",
+                Severity.INFO, ref.domain, ref.key, new, self.actor,
+                data={"from": old, "to": new, "file": str(file)},
+            ))
+        touched = set(changed) | {
+            ref for ref in set(refs_before) | set(self.resolver.refs())
+            if _ident(winners_before.get(ref)) != _ident(self.resolver.winner(ref))
+        }
+        if touched and self.is_host:
+            self._propose_settings_changes(sorted(touched, key=str), label, selections_before)
+
+    def _apply_app_settings(self, old: AppSettings, new: AppSettings) -> tuple[list[str], list[str]]:
+        """Put the app.yml options a running host can change in force; name the others."""
+        before, after = old.model_dump(), new.model_dump()
+        changed = [k for k in after if after[k] != before.get(k)]
+        self.approvals.mode = new.approvals.mode
+        self.approvals.two_person = new.approvals.two_person
+        self.approvals.expire_after_s = new.approvals.expire_after_s
+        self.lifecycle.options = LifecycleOptions(**new.lifecycle.model_dump())
+        self.health.interval_s = new.health.interval_s
+        live, later = [], []
+        for key in changed:
+            if key in ("approvals", "lifecycle", "stack_order", "journal"):
+                live.append(key)
+            elif key == "health":
+                if before["health"]["interval_s"] != after["health"]["interval_s"]:
+                    live.append("health.interval_s")
+                if before["health"]["history"] != after["health"]["history"]:
+                    later.append("health.history")
+            else:
+                later.append(key)
+        return live, later
+
+    def _propose_settings_changes(self, refs: list[ComponentRef], label: str,
+                                  selections_before: dict[Domain, dict[str, str]]) -> None:
+        """Each key whose winner a settings change moved away from what serves becomes one
+        proposal; an older watcher proposal for that key that the files no longer ask for is
+        withdrawn (rejected as superseded), and a key the files bring back to what serves
+        gets none."""
+        try:
+            waiting = [p for p in self.approvals.pending() if p.source == WATCHER_SOURCE and p.decided_by is None]
+        except StoreError as exc:
+            self.store_error = str(exc)
+            waiting = []
+        for ref in refs:
+            target = self.resolver.winner(ref)
+            mine = [p for p in waiting if (p.domain, p.key) == (ref.domain.value, ref.key)]
+            for p in mine:
+                if target is None or (p.to_provider, p.to_source) != (target.provider, target.source):
+                    now = f"asks for {target.provider}" if target else "has no candidate for it"
+                    with contextlib.suppress(OneiricError):
+                        self.approvals.reject(p.id, WATCHER_SOURCE, f"superseded: {label} now {now}")
+            if target is None:
+                continue
+            slot = self.lifecycle.find_slot(ref)
+            serving = slot.current.candidate if slot and slot.current else None
+            heading = slot.pending if slot else None
+            if (serving is not None and serving.ident == target.ident) or \
+                    (heading is not None and heading.ident == target.ident):
+                continue
+            if any((p.to_provider, p.to_source) == (target.provider, target.source) for p in mine):
+                continue
+            old, new = selections_before[ref.domain].get(ref.key), self.resolver.selection(ref)
+            if old != new and new == target.provider:
+                reason = f"{label} selects {new}"
+            elif old != new and new:
+                reason = f"{label} selects {new}, which is not registered; ranking picked {target.provider}"
+            elif old != new:
+                reason = f"{label} no longer selects {old}; {self._why(ref)}"
+            else:
+                reason = f"{label} changed: {self._why(ref)}"
+            self._spawn(self._propose_swap(ref, target, reason), f"oneiric-propose-{ref}")
+
+    def _why(self, ref: ComponentRef) -> str:
+        try:
+            ranked = self.resolver.explain(ref.domain, ref.key).ranked
+        except NotFound:
+            return "no candidate"
+        return f"{ranked[0].candidate.provider} wins ({ranked[0].reason})" if ranked else "no candidate"
+
+    async def _propose_swap(self, ref: ComponentRef, target: Candidate, reason: str) -> None:
+        try:
+            await self.request_swap(ref.domain, ref.key, target.provider, to_source=target.source,
+                                    source=WATCHER_SOURCE, reason=reason, actor=self.actor)
+        except OneiricError as exc:
+            self.emit(Event("watcher-error", f"{ref}: {reason}, but no swap was proposed: {exc}", Severity.WARNING,
+                            ref.domain, ref.key, target.provider, self.actor, data={"reason": reason}))
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
     # -- hosting ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Become the host: take the lease, activate every winner, start health probes."""
+        """Become the host: take the lease (a stale one, or one whose holder process on this
+        machine is gone), settle the swaps a dead predecessor left half done, activate every
+        winner, start health probes and the command queue other processes talk to."""
         if self.started:
             return
+        previous = self.store.current_lease()
         acquired, holder = self.store.acquire_lease(
-            os.getpid(), socket.gethostname(), stale_after_s=LEASE_STALE_AFTER_S)
+            os.getpid(), socket.gethostname(), stale_after_s=LEASE_STALE_AFTER_S, holder_dead=_holder_gone)
         if not acquired:
             assert holder is not None
             raise HostBusy(holder)
         self.is_host = True
         self.started = True
+        # Renew the lease from now on: activating thousands of keys can outlast its staleness.
+        self._lease_task = asyncio.create_task(self._heartbeat(), name="oneiric-lease-heartbeat")
+        self._tasks.append(self._lease_task)
         self._start_telemetry()
-        self.store.clear_lifecycle()
+        ours = previous is not None and (previous.pid, previous.hostname) == (os.getpid(), socket.gethostname())
+        before = None if previous is None or ours else previous
         self.store.clear_health()
         pruned = self.prune_journal()
         self._last_prune = time.monotonic()
-        self.emit(Event("host-started", f"host started (pid {os.getpid()} on {socket.gethostname()})",
-                        actor=self.actor, data={"pid": os.getpid(), "pruned": pruned}))
+        took_over = None if before is None else {"pid": before.pid, "hostname": before.hostname}
+        self.emit(Event("host-started", f"host started (pid {os.getpid()} on {socket.gethostname()})"
+                        + (f", taking over from pid {before.pid} on {before.hostname}" if before else ""),
+                        actor=self.actor, data={"pid": os.getpid(), "pruned": pruned, "took_over": took_over}))
+        recover_interrupted_swaps(self.store, self.approvals, self.emit, previous=before, actor=self.actor)
+        self.store.clear_lifecycle()
         self._journal_problems(self.settings.problems)
         await self.activate_all()
         self.health.start()
-        self._tasks.append(asyncio.create_task(self._heartbeat(), name="oneiric-lease-heartbeat"))
+        self.commands.start()
+        self._start_watcher()
 
     def _start_telemetry(self) -> None:
         from .telemetry import Telemetry  # imported here: the CLI's read commands never pay for it
@@ -308,17 +575,38 @@ class Engine:
                     actor=record.actor, note=record.note,
                 )))
 
-    async def stop(self) -> None:
-        """Stop probes, stop every provider after its in-flight work, release the lease."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop taking commands and let the running ones finish, stop probes, stop every
+        provider after its in-flight work, release the lease.
+
+        `timeout` (default: lifecycle.cleanup_timeout) bounds each of the two waits, for
+        running commands and for stopping providers; whatever is still going after it is cut
+        short (and journaled), and the lease is released anyway. The lease is renewed until
+        then, so no second host starts providers while these still stop."""
         if not self.started:
             return
+        wait = self.lifecycle.options.cleanup_timeout if timeout is None else timeout
+        self._stop_watcher()
+        await self.commands.stop(wait)
+        lease_task = self._lease_task
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+            if task is not lease_task:
+                task.cancel()
+        await asyncio.gather(*(t for t in self._tasks if t is not lease_task), return_exceptions=True)
         await self.health.stop()
         self.flush_snapshots()
-        await self.lifecycle.stop_all()
+        try:
+            async with asyncio.timeout(wait):
+                await self.lifecycle.stop_all()
+        except TimeoutError:
+            self.emit(Event("cleanup-failed", f"providers were still stopping after {wait:g}s; the host stops "
+                            "without waiting for them", Severity.WARNING, actor=self.actor))
+        rest = [t for t in self._tasks if not t.done()]  # the heartbeat, and drains it adopted meanwhile
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+        self._tasks.clear()
+        self._lease_task = None
         self.emit(Event("host-stopped", f"host stopped (pid {os.getpid()})", actor=self.actor))
         try:
             self.store.release_lease(os.getpid(), socket.gethostname())
@@ -365,8 +653,30 @@ class Engine:
         self.resolver.explain(ref.domain, key)
         return ref
 
+    def find_ref(self, domain: Domain | str | None, key: str) -> ComponentRef:
+        """The ref for `--key K [--domain D]`: the key alone is enough when only one domain
+        has it, as the runbooks write it; NotFound or an ambiguity (UsageError) otherwise."""
+        if domain:
+            return self.known(domain, key)
+        matches = [r for r in self.resolver.refs() if r.key == key]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise NotFound(f"No component has the key '{key}'.")
+        domains = ", ".join(r.domain.value for r in matches)
+        raise UsageError(f"The key '{key}' exists in several domains ({domains}); add --domain.")
+
     def use(self, domain: Domain | str, key: str) -> _Use:
         return self.lifecycle.use(domain, key)
+
+    def ask_host(self, kind: str, args: dict[str, Any], *, timeout: float = 30.0) -> CommandResult:
+        """As a client: have the running host do `kind` (swap, approve, pause, ...) through
+        the command queue and return its answer. Blocks up to `timeout` seconds: call it from
+        a thread. Read-only processes may only ask for probes."""
+        if kind != "probe":
+            self._writable(kind)
+        command = submit_command(self.store, kind, args, self.actor, timeout=timeout)
+        return wait_for_command(self.store, command.id, timeout)
 
     # -- changes ---------------------------------------------------------------------------
     def _writable(self, what: str) -> None:
@@ -380,8 +690,11 @@ class Engine:
         ref = self.known(domain, key)
         if not dry_run:
             self._writable("swap")
-        return await self.lifecycle.swap(ref, provider, source=source, force=force, dry_run=dry_run,
-                                         actor=actor or self.actor)
+        result = await self.lifecycle.swap(ref, provider, source=source, force=force, dry_run=dry_run,
+                                           actor=actor or self.actor)
+        if dry_run and not self.is_host:
+            result.from_provider = self._serving_elsewhere(ref)
+        return result
 
     # -- change control: every swap is a proposal first --------------------------------------
     async def request_swap(
@@ -396,8 +709,9 @@ class Engine:
         self._writable("swap")
         actor = actor or self.actor
         plan = self.lifecycle.plan(ref, provider, source=to_source, force=force, actor=actor)
+        from_provider = plan.from_provider if self.is_host else self._serving_elsewhere(ref)
         record = self.approvals.propose(
-            ref, plan.to_provider, from_provider=plan.from_provider, to_source=plan.to_source,
+            ref, plan.to_provider, from_provider=from_provider, to_source=plan.to_source,
             force=force, source=source, reason=reason, requested_by=actor,
         )
         if self.approvals.mode == "auto":
@@ -407,19 +721,74 @@ class Engine:
         return record, None
 
     async def approve(self, proposal_id: int, *, actor: str | None = None,
-                      comment: str | None = None) -> tuple[ProposalRecord, SwapResult]:
-        """Approve a pending proposal and apply its swap; the proposal records the outcome."""
+                      comment: str | None = None) -> tuple[ProposalRecord, SwapResult | None]:
+        """Approve a pending proposal and apply it; the proposal records the outcome.
+
+        On the host the swap runs now. In a process that is not the host, with no host
+        running, the choice is written into the domain's settings file instead (the desired
+        state, which takes effect when a host starts) and the swap result is None. The rules
+        (two_person, expiry) are Approvals' and hold either way."""
         self._writable("approve")
+        if not self.is_host:
+            self._refuse_if_hosted("approve")
         record = self.approvals.approve(proposal_id, actor or self.actor, comment)
-        ref = self.known(record.domain, record.key)
+        if not self.is_host:
+            return self._select_in_settings(record), None
         try:
+            ref = self.known(record.domain, record.key)
             result = await self.lifecycle.swap(ref, record.to_provider, source=record.to_source,
                                                force=record.force, actor=record.decided_by)
         except NotFound as exc:
             self.approvals.settle(record, "failed", str(exc))
             raise
+        except asyncio.CancelledError:  # the host is stopping: say so, the next host will not
+            self.approvals.interrupt(record, "the host stopped before the swap finished")
+            self.emit(Event("swap-interrupted", f"Swap of {record.domain}/{record.key} to {record.to_provider} "
+                            f"(proposal #{record.id}) was interrupted: the host is stopping",
+                            Severity.WARNING, Domain.parse(record.domain), record.key, record.to_provider,
+                            record.decided_by, "interrupted", data={"proposal": record.id}))
+            raise
         self.approvals.settle(record, result.outcome.value, result.reason)
         return record, result
+
+    def _refuse_if_hosted(self, what: str) -> None:
+        lease, alive = self.host()
+        if alive and lease is not None:
+            raise OneiricError(f"A host (pid {lease.pid} on {lease.hostname}) runs this state directory, so "
+                               f"{what} must go through it (the oneiric CLI does that by itself).")
+
+    def _select_in_settings(self, record: ProposalRecord) -> ProposalRecord:
+        """No host: an approved swap becomes the selection in settings/<domain>s.yml (a
+        round-trip edit that keeps comments), the state the next host starts from."""
+        from .settings import set_selection
+
+        ref = self.ref(record.domain, record.key)
+        old = self.resolver.selection(ref)
+        try:
+            path = set_selection(self.settings_dir, ref.domain, ref.key, record.to_provider)
+        except OneiricError as exc:
+            self.approvals.settle(record, "failed", f"cannot write the selection: {exc}")
+            raise
+        label = _label(path)
+        self.approvals.settle(record, "selected", f"Selected {record.to_provider} for {ref} in {label}; no host "
+                                                  "is running, so it takes effect when a host starts")
+        self.emit(Event("selection-changed", f"{ref} selection {old or 'none'} -> {record.to_provider} ({label}), "
+                        f"approved by {record.decided_by}; takes effect when a host starts",
+                        Severity.INFO, ref.domain, ref.key, record.to_provider, record.decided_by,
+                        data={"from": old, "to": record.to_provider, "file": str(path), "proposal": record.id}))
+        self.settings = self._loader.load()
+        self._apply_settings(self.settings)
+        return record
+
+    def _serving_elsewhere(self, ref: ComponentRef) -> str | None:
+        """What serves `ref` as far as a process that is not the host can tell: the live
+        host's snapshot, else what a host would start (the resolver's winner)."""
+        _, alive = self.host()
+        if alive:
+            snap = self.store.get_lifecycle(ref.domain, ref.key)
+            return snap.provider if snap else None
+        winner = self.resolver.winner(ref)
+        return winner.provider if winner else None
 
     def reject(self, proposal_id: int, *, actor: str | None = None, comment: str | None = None) -> ProposalRecord:
         self._writable("reject")
@@ -538,6 +907,7 @@ class Engine:
         live_remote = alive and not self.is_host
         snaps = {(s.domain, s.key): s for s in self.store.all_lifecycle()} if live_remote else {}
         healths = {} if self.is_host else {(h.domain, h.key): h for h in self.store.all_health()}
+        proposals = self._pending_by_key()
         out = []
         for ref in self.resolver.refs() if refs is None else refs:
             try:
@@ -573,8 +943,46 @@ class Engine:
                 exp.selection, exp.misconfigured, len(exp.ranked), max(0, len(exp.ranked) - 1),
                 serving_p, serving_s, state, inflight, act.state, act.note, act.actor,
                 health[0], health[1], health[2], health[3], last_error, last_swap,
+                proposal=proposals.get((ref.domain.value, ref.key)),
             ))
         return out
+
+    def _pending_by_key(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The newest undecided, unexpired proposal per key, from the store (so clients see
+        the host's proposals too). Read-only: expiring them is the host's job."""
+        try:
+            pending = self.store.proposals(status="pending", limit=10_000)
+        except StoreError as exc:
+            self.store_error = str(exc)
+            return {}
+        now = time.time()
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for p in pending:  # oldest first, so the newest wins
+            if p.expires_at is None or p.expires_at > now:
+                out[(p.domain, p.key)] = {
+                    "id": p.id, "from": p.from_provider, "to": p.to_provider, "source": p.source,
+                    "requested_by": p.requested_by, "reason": p.reason, "created_at": p.created_at,
+                }
+        return out
+
+
+def _ident(cand: Candidate | None) -> tuple[Any, ...] | None:
+    return cand.ident if cand is not None else None
+
+
+def _holder_gone(holder: LeaseInfo) -> bool:
+    """True when the lease holder was a process of this machine that no longer exists (killed,
+    crashed): a restarted host takes over at once instead of waiting for the lease to go
+    stale. A holder on another machine, or a pid that is alive, is never judged gone."""
+    if holder.hostname != socket.gethostname() or holder.pid == os.getpid():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: alive, owned by another user
+        return False
+    return False
 
 
 def _label(path: Path) -> str:

@@ -8,7 +8,6 @@ dropped and the subscription counts the loss.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ KINDS = frozenset(
         "component-registered", "component-removed", "selection-changed",
         "swap-requested", "swap-approved", "swap-rejected", "swap-expired", "swap-started", "swap-complete",
         "swap-failed", "swap-rollback", "swap-interrupted", "cleanup-failed", "activation-failed",
-        "health-changed", "health-probed", "activity-changed", "config-changed", "config-invalid",
+        "health-changed", "health-probed", "activity-changed", "config-changed", "config-invalid", "config-recovered",
         "watcher-started", "watcher-stopped", "watcher-error",
         "remote-sync-started", "remote-sync-complete", "remote-sync-error",
         "signature-verification-failed", "digest-check-failed", "circuit-open", "circuit-closed",
@@ -92,6 +91,8 @@ class Subscription:
     """A bounded queue of events for one reader; iterate it with `async for`."""
 
     def __init__(self, bus: EventBus, maxsize: int) -> None:
+        import asyncio  # here, not at the top: CLI processes import events but never subscribe
+
         self._bus = bus
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
         self.dropped = 0
@@ -106,10 +107,7 @@ class Subscription:
         return await self._queue.get()
 
     def get_nowait(self) -> Event | None:
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
+        return None if self._queue.empty() else self._queue.get_nowait()
 
     def drain(self) -> list[Event]:
         """Everything queued now, oldest first: lets a reader batch a burst into one update."""

@@ -196,6 +196,11 @@ class Resolver:
     def selection(self, ref: ComponentRef) -> str | None:
         return self._selections[ref.domain].get(ref.key)
 
+    def winner(self, ref: ComponentRef) -> Candidate | None:
+        """The current winner or None, without counting a resolution: for diffing what a
+        settings change did (the settings watcher), which is not traffic."""
+        return self._winners[ref.domain].get(ref.key)
+
     def selections(self) -> dict[Domain, dict[str, str]]:
         return {d: dict(t) for d, t in self._selections.items()}
 

@@ -128,9 +128,30 @@ MIGRATIONS: list[Sequence[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status)",
     ),
+    # 3: the command queue clients use to ask the host to act (commands.py)
+    (
+        """CREATE TABLE IF NOT EXISTS commands (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '{}',
+            requested_by TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            deadline REAL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            started_at REAL,
+            result TEXT,
+            exit_code INTEGER,
+            finished_at REAL
+        )""",
+        "CREATE INDEX IF NOT EXISTS commands_status ON commands(status, id)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A host renews its lease every second; one this old belongs to a host that is gone (or hung),
+# and another process may take over. Clients use it to tell whether a host is running.
+LEASE_STALE_AFTER_S = 5.0
 
 ACTIVITY_STATES = ("active", "paused", "draining", "drained")
 
@@ -189,7 +210,7 @@ class ProposalRecord:
     source: str  # who proposed it: console, cli, watcher, remote, runbook
     requested_by: str
     created_at: float
-    status: str = "pending"  # pending | rejected | expired | applied | failed
+    status: str = "pending"  # pending | approved | rejected | expired | applied | failed | interrupted
     to_source: str | None = None
     force: bool = False
     reason: str = ""
@@ -199,6 +220,23 @@ class ProposalRecord:
     comment: str | None = None
     outcome: str | None = None
     outcome_reason: str | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """One request from a client to the host (see commands.py for the kinds and the loop)."""
+
+    kind: str
+    args: dict[str, Any]
+    requested_by: str
+    created_at: float
+    deadline: float | None = None  # after this the client no longer waits: never start it
+    status: str = "pending"  # pending | running | done | failed | expired
+    started_at: float | None = None
+    result: dict[str, Any] | None = None  # {"message": str, "data": {...}}
+    exit_code: int | None = None
+    finished_at: float | None = None
     id: int | None = None
 
 
@@ -351,6 +389,12 @@ class StateStore:
         conn.execute("PRAGMA foreign_keys = ON")
 
     def _migrate(self) -> None:
+        # Up to date (the usual case): a read, not a write transaction, so the many short-lived
+        # CLI processes opening the store never queue behind the host for the write lock.
+        current = self._retry("open", lambda: self._require().execute("PRAGMA user_version").fetchone()[0])
+        if current == SCHEMA_VERSION:
+            return
+
         def run(conn: sqlite3.Connection) -> None:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -779,15 +823,21 @@ class StateStore:
         )
 
     def acquire_lease(
-        self, pid: int, hostname: str, *, stale_after_s: float = 5.0, now: float | None = None
+        self, pid: int, hostname: str, *, stale_after_s: float = 5.0, now: float | None = None,
+        holder_dead: Callable[[LeaseInfo], bool] | None = None,
     ) -> tuple[bool, LeaseInfo | None]:
-        """Take the host lease if it is free, stale, or already ours; else (False, holder)."""
+        """Take the host lease if it is free, stale, or already ours; else (False, holder).
+
+        `holder_dead(holder)` may say that a fresh-looking holder is gone (a process of this
+        machine that no longer exists): it is asked inside the write transaction, so two new
+        hosts racing for a dead holder's lease cannot both win."""
         at = time.time() if now is None else now
 
         def run(conn: sqlite3.Connection) -> tuple[bool, LeaseInfo | None]:
             current = self._lease(conn.execute("SELECT * FROM lease WHERE id = 1").fetchone())
             ours = current is not None and current.pid == pid and current.hostname == hostname
-            if current is not None and not ours and not current.is_stale(at, stale_after_s):
+            if (current is not None and not ours and not current.is_stale(at, stale_after_s)
+                    and not (holder_dead is not None and holder_dead(current))):
                 return False, current
             started = current.started_at if ours and current is not None else at
             conn.execute(
@@ -824,6 +874,95 @@ class StateStore:
     def current_lease(self) -> LeaseInfo | None:
         rows = self._read("SELECT * FROM lease WHERE id = 1")
         return self._lease(rows[0] if rows else None)
+
+    # ------------------------------------------------------------------ command queue
+
+    @staticmethod
+    def _command(row: sqlite3.Row) -> CommandRecord:
+        args = _loads(row["args"], {})
+        result = _loads(row["result"], None)
+        return CommandRecord(
+            kind=row["kind"], args=args if isinstance(args, dict) else {},
+            requested_by=row["requested_by"], created_at=row["created_at"], deadline=row["deadline"],
+            status=row["status"], started_at=row["started_at"],
+            result=result if isinstance(result, dict) else None, exit_code=row["exit_code"],
+            finished_at=row["finished_at"], id=row["id"],
+        )
+
+    def add_command(self, kind: str, args: dict[str, Any], requested_by: str, *,
+                    deadline: float | None = None, now: float | None = None) -> CommandRecord:
+        """Queue a pending command for the host; returns it with its id."""
+        record = CommandRecord(kind, dict(args), requested_by, time.time() if now is None else now,
+                               deadline=deadline)
+        params = (kind, json.dumps(record.args, default=str), requested_by, record.created_at, deadline)
+        record.id = int(self._write(lambda conn: conn.execute(
+            "INSERT INTO commands (kind, args, requested_by, created_at, deadline, status) "
+            "VALUES (?, ?, ?, ?, ?, 'pending')", params).lastrowid))
+        return record
+
+    def get_command(self, command_id: int) -> CommandRecord | None:
+        rows = self._read("SELECT * FROM commands WHERE id = ?", (int(command_id),))
+        return self._command(rows[0]) if rows else None
+
+    def has_pending_commands(self) -> bool:
+        """A cheap indexed check the host's loop makes before claiming anything."""
+        return bool(self._read("SELECT 1 FROM commands WHERE status = 'pending' LIMIT 1"))
+
+    def claim_command(self, now: float | None = None) -> CommandRecord | None:
+        """Take the oldest pending command (it becomes `running`); None when there is none.
+
+        Pending commands whose deadline has passed are expired first: their client stopped
+        waiting, so running them now would be a surprise."""
+        at = time.time() if now is None else now
+
+        def run(conn: sqlite3.Connection) -> CommandRecord | None:
+            conn.execute("UPDATE commands SET status = 'expired', finished_at = ? "
+                         "WHERE status = 'pending' AND deadline IS NOT NULL AND deadline < ?", (at, at))
+            row = conn.execute(
+                "SELECT * FROM commands WHERE status = 'pending' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE commands SET status = 'running', started_at = ? WHERE id = ?", (at, row["id"]))
+            record = self._command(row)
+            record.status, record.started_at = "running", at
+            return record
+
+        return self._write(run)
+
+    def finish_command(self, command_id: int, status: str, result: dict[str, Any], exit_code: int,
+                       now: float | None = None) -> None:
+        """Store a command's outcome (`done` or `failed`) for the client waiting on it."""
+        at = time.time() if now is None else now
+        text = json.dumps(result, default=str)
+        self._write(lambda conn: conn.execute(
+            "UPDATE commands SET status = ?, result = ?, exit_code = ?, finished_at = ? WHERE id = ?",
+            (status, text, int(exit_code), at, int(command_id))))
+
+    def expire_command(self, command_id: int, now: float | None = None) -> bool:
+        """Withdraw a command its client gave up on; False when the host already took it."""
+        at = time.time() if now is None else now
+        return bool(self._write(lambda conn: conn.execute(
+            "UPDATE commands SET status = 'expired', finished_at = ? WHERE id = ? AND status = 'pending'",
+            (at, int(command_id))).rowcount))
+
+    def fail_running_commands(self, reason: str, exit_code: int = 1, now: float | None = None) -> int:
+        """Close the commands a previous host took but never answered (it died); returns how many."""
+        at = time.time() if now is None else now
+        text = json.dumps({"message": reason, "data": {}})
+        return int(self._write(lambda conn: conn.execute(
+            "UPDATE commands SET status = 'failed', result = ?, exit_code = ?, finished_at = ? "
+            "WHERE status = 'running'", (text, int(exit_code), at)).rowcount))
+
+    def prune_commands(self, max_age_s: float, now: float | None = None) -> int:
+        """Delete finished commands older than `max_age_s`; returns how many."""
+        cutoff = (time.time() if now is None else now) - max_age_s
+        return int(self._write(lambda conn: conn.execute(
+            "DELETE FROM commands WHERE status NOT IN ('pending', 'running') AND created_at < ?",
+            (cutoff,)).rowcount))
+
+    def data_version(self) -> int:
+        """Changes whenever *another* connection commits: lets a poller skip unchanged rounds."""
+        return int(self.pragma("data_version"))
 
     # ------------------------------------------------------------------ meta
 

@@ -11,6 +11,7 @@ batch every 50 ms, a burst of changes one refresh every 250 ms.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from pathlib import Path
@@ -20,6 +21,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
+from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
@@ -37,6 +39,7 @@ from .widgets.swap_log import SwapLog
 EVENT_BATCH_S = 0.05
 CHANGE_BATCH_S = 0.25
 HISTORY = 500
+COMMAND_WAIT_S = 60.0  # client mode: how long an action waits for the host to answer
 
 
 class OneiricApp(App):
@@ -73,7 +76,12 @@ class OneiricApp(App):
 
     @property
     def can_change(self) -> bool:
-        return self.is_host and not self.engine.read_only
+        """Host: the engine acts. Client: the host acts on commands sent through the store."""
+        return self.mode in ("host", "starting", "client") and not self.engine.read_only
+
+    def ask_host(self, kind: str, args: dict) -> CommandResult:
+        """Client mode: have the running host act (blocking; call from a thread worker)."""
+        return self.engine.ask_host(kind, args, timeout=COMMAND_WAIT_S)
 
     def explanation(self, ref: ComponentRef) -> Explanation | None:
         try:
@@ -137,12 +145,12 @@ class OneiricApp(App):
         except HostBusy as exc:
             holder = exc.holder
             self.mode = "client"
-            self.host_detail = f"attached read-only to pid {holder.pid} on {holder.hostname}"
+            self.host_detail = f"attached to pid {holder.pid} on {holder.hostname}"
             self.post_message(EngineReady("client", self.host_detail))
-            self.set_interval(1.0, self._follow_store)
+            self.set_interval(1.0, self.follow_store)
             return
         except OneiricError as exc:
-            self.mode = "client"
+            self.mode = "failed"
             self.host_detail = f"engine failed to start: {exc}"
             self.post_message(EngineReady("failed", self.host_detail))
             return
@@ -215,7 +223,7 @@ class OneiricApp(App):
             return
         self.main.query_one(HealthTable).tick(self.engine.health.track)
 
-    def _follow_store(self) -> None:
+    def follow_store(self) -> None:
         """Client mode: the host lives in another process, so read what it wrote."""
         if self._stopped:
             return
@@ -271,10 +279,14 @@ class OneiricApp(App):
         if message.mode == "failed":
             self.notify(message.detail, severity="error", timeout=15, markup=False)
         elif message.mode == "client":
-            self.notify(f"Another host runs this state directory: {message.detail}. "
-                        "Showing its state; changes are disabled.", severity="warning", timeout=10, markup=False)
+            self.notify(f"Another process hosts this state directory: {message.detail}. Showing its state; "
+                        "your actions are sent to it as commands.", severity="warning", timeout=10, markup=False)
         self.main.refresh_bindings()
         self.refresh_all()
+        # Everything built so far (settings, registry, providers, widgets) lives as long as the
+        # console does. Freezing it keeps the collector from walking it all again in every
+        # full collection: those walks were 50-110 ms pauses, long enough to drop key presses.
+        gc.freeze()
 
     # -- rendering ---------------------------------------------------------------------------
     def refresh_all(self) -> None:
@@ -283,10 +295,9 @@ class OneiricApp(App):
         statuses = self.engine.components()
         self.statuses = {s.ref: s for s in statuses}
         main = self.main
-        explain = {s.ref: e for s in statuses if (e := self.explanation(s.ref)) is not None}
         with self.batch_update():
             tree = main.query_one(ComponentTree)
-            tree.populate(statuses, explain)
+            tree.populate(statuses)
             if main.current is None and statuses:
                 # open on the first component, not on nothing (after layout, when lines exist)
                 tree.call_after_refresh(tree.select_ref, statuses[0].ref)
@@ -304,9 +315,8 @@ class OneiricApp(App):
         for status in fresh:
             self.statuses[status.ref] = status
         main = self.main
-        explain = {s.ref: e for s in fresh if (e := self.explanation(s.ref)) is not None}
         with self.batch_update():
-            main.query_one(ComponentTree).update_keys(fresh, explain, list(self.statuses.values()))
+            main.query_one(ComponentTree).update_keys(fresh, list(self.statuses.values()))
             main.query_one(HealthTable).sync(fresh, self.engine.health.track, complete=False)
             if main.current in refs:
                 main.show_detail()
@@ -335,6 +345,9 @@ class OneiricApp(App):
         text.append(f" | operator {engine.actor}")
         text.append(f" | approvals {engine.approvals.mode}" + (" two-person" if engine.approvals.two_person else ""))
         text.append(f" | {getattr(self, '_pending', 0)} pending")
+        if self.mode in ("host", "client") and engine.watcher_status().state == "down":
+            # alive is the normal case; down must not go unnoticed (edits would be ignored)
+            text.append(" | settings watcher DOWN", style="bold red")
         self.main.update_status_bar(text)
 
     # -- the command palette -----------------------------------------------------------------

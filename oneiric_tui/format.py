@@ -33,6 +33,7 @@ SEVERITY = {
     "warning": ("!", "warn", "yellow"),
     "error": ("x", "ERROR", "red bold"),
 }
+PROPOSAL = ("?", "PROPOSED", "magenta bold")  # a swap waits for approval on this key
 WINNER = ("*", "winner")
 SHADOWED = ("-", "shadowed")
 MISCONFIGURED = ("!", "MISCONFIGURED", "red bold")

@@ -55,6 +55,7 @@ class MainScreen(Screen):
         Binding("d", "drain", "Drain", id="component.drain"),
         Binding("r", "resume", "Resume", id="component.resume"),
         Binding("h", "probe", "Probe", id="component.probe"),
+        Binding("a", "focus_pane('approvals')", "Approvals", id="approvals.open"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
@@ -64,6 +65,7 @@ class MainScreen(Screen):
         self.current: ComponentRef | None = None
         self.current_provider: str | None = None
         self._detail_timer = None
+        self._status_text: Text | None = None
 
     @property
     def oneiric(self) -> OneiricApp:
@@ -73,7 +75,7 @@ class MainScreen(Screen):
         yield Static(id="status-bar")
         yield Static(id="tabs")
         with Container(id="main"):
-            yield ComponentTree(id="tree", classes="pane")
+            yield ComponentTree(self.oneiric.explanation, id="tree", classes="pane")
             yield DetailPane(id="detail", classes="pane")
             yield HealthTable(id="health", classes="pane")
             yield SwapLog(id="log", classes="pane")
@@ -126,7 +128,11 @@ class MainScreen(Screen):
 
     # -- rendering what the engine says ----------------------------------------------------
     def update_status_bar(self, text: Text) -> None:
-        self.query_one("#status-bar", Static).update(text)
+        """Redraw the one-line bar only when its words change, and without a layout pass: it
+        is asked after every batch of events, and a layout pass redraws every pane."""
+        if text != self._status_text:
+            self._status_text = text
+            self.query_one("#status-bar", Static).update(text, layout=False)
 
     @on(RefHighlighted)
     def _highlighted(self, message: RefHighlighted) -> None:
@@ -152,7 +158,7 @@ class MainScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING and not self.oneiric.can_change:
             return None  # shown dimmed, does nothing
-        if action == "probe" and not self.oneiric.is_host:
+        if action == "probe" and self.oneiric.mode not in ("host", "starting", "client"):
             return None
         if action in ("approve_selected", "reject_selected") and self.active_pane() != "approvals":
             return False
@@ -192,6 +198,10 @@ class MainScreen(Screen):
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
+        from_provider = plan.from_provider
+        if app.mode == "client":  # this process serves nothing: the host's snapshot says what serves
+            status = app.statuses.get(ref)
+            from_provider = status.serving if status else None
         risks = []
         if choice.force:
             risks.append("force skips the health gate: an unhealthy provider will be bound")
@@ -199,7 +209,7 @@ class MainScreen(Screen):
         if health == "failed":
             risks.append(f"{choice.provider}'s last health check failed" + (f": {message}" if message else ""))
         dialog = ApprovalDialog(
-            ref_label=str(ref), key=ref.key, from_provider=plan.from_provider, to_provider=plan.to_provider,
+            ref_label=str(ref), key=ref.key, from_provider=from_provider, to_provider=plan.to_provider,
             to_source=plan.to_source, reason=plan.reason, blockers=plan.blockers, force=choice.force,
             high_risk=bool(risks), risk_reasons=risks,
         )
@@ -208,6 +218,11 @@ class MainScreen(Screen):
     @work(group="swaps")
     async def _run_swap(self, ref: ComponentRef, choice: SwapChoice) -> None:
         app = self.oneiric
+        if app.mode == "client":
+            self._send("swap", _ref_args(ref, provider=choice.provider, to_source=choice.source,
+                                         force=choice.force, source="console", approve=True),
+                       f"Asking the host to swap {ref} to {choice.provider}...")
+            return
         app.swapping.add(ref)
         self.notify(f"Swapping {ref} to {choice.provider}...", markup=False)
         try:
@@ -254,6 +269,9 @@ class MainScreen(Screen):
     @work(group="swaps")
     async def _approve(self, proposal_id: int) -> None:
         app = self.oneiric
+        if app.mode == "client":
+            self._send("approve", {"id": proposal_id}, f"Asking the host to apply proposal #{proposal_id}...")
+            return
         try:
             proposal, result = await app.engine.approve(proposal_id)
         except OneiricError as exc:
@@ -267,7 +285,7 @@ class MainScreen(Screen):
             return
         self._confirm_then(f"Reject proposal #{proposal_id}?", "It will never be applied.", "Reject",
                            lambda: self._act(lambda: self.oneiric.engine.reject(proposal_id),
-                                             f"Rejected proposal #{proposal_id}."))
+                                             f"Rejected proposal #{proposal_id}.", ("reject", {"id": proposal_id})))
 
     def _confirm_then(self, title: str, body: str, label: str, then) -> None:
         self.app.push_screen(ConfirmDialog(title, body, label), lambda ok: then() if ok else None)
@@ -277,13 +295,15 @@ class MainScreen(Screen):
         if ref is not None:
             self._confirm_then(f"Pause {ref}?", "New work on it fails with 'paused' until it is resumed; "
                                "work in flight finishes. Swaps are refused unless forced.", "Pause",
-                               lambda: self._act(lambda: self.oneiric.engine.pause(ref.domain, ref.key), f"Paused {ref}."))
+                               lambda: self._act(lambda: self.oneiric.engine.pause(ref.domain, ref.key), f"Paused {ref}.",
+                                                 ("pause", _ref_args(ref))))
 
     def action_resume(self) -> None:
         ref = self._need_ref()
         if ref is not None:
             self._confirm_then(f"Resume {ref}?", "It accepts new work again.", "Resume",
-                               lambda: self._act(lambda: self.oneiric.engine.resume(ref.domain, ref.key), f"Resumed {ref}."))
+                               lambda: self._act(lambda: self.oneiric.engine.resume(ref.domain, ref.key), f"Resumed {ref}.",
+                                                 ("resume", _ref_args(ref))))
 
     def action_drain(self) -> None:
         ref = self._need_ref()
@@ -297,7 +317,11 @@ class MainScreen(Screen):
             self._confirm_then(f"Probe {ref} now?", "Runs its health check once, now, and journals the result.",
                                "Probe", lambda: self._probe(ref))
 
-    def _act(self, fn, done: str) -> None:
+    def _act(self, fn, done: str, command: tuple[str, dict] | None = None) -> None:
+        """Do a quick change here (host), or send it to the host as `command` (client)."""
+        if self.oneiric.mode == "client" and command is not None:
+            self._send(*command)
+            return
         try:
             fn()
         except OneiricError as exc:
@@ -309,6 +333,9 @@ class MainScreen(Screen):
     @work(group="drains")
     async def _drain(self, ref: ComponentRef) -> None:
         app = self.oneiric
+        if app.mode == "client":
+            self._send("drain", _ref_args(ref), f"Asking the host to drain {ref}...")
+            return
         timer = self.set_interval(0.2, lambda: app.refresh_refs({ref}))
         try:
             record = await app.engine.drain(ref.domain, ref.key)
@@ -323,8 +350,30 @@ class MainScreen(Screen):
         else:
             self.notify(f"{ref} is {record.state}.", markup=False)
 
+    def _send(self, kind: str, args: dict, progress: str | None = None) -> None:
+        """Client mode: send an action to the host through the command queue and show its
+        answer; the panes follow the host's journal as it acts."""
+        if progress:
+            self.notify(progress, markup=False)
+        self._ask_host(kind, args)
+
+    @work(thread=True, group="commands")
+    def _ask_host(self, kind: str, args: dict) -> None:
+        try:
+            result = self.oneiric.ask_host(kind, args)
+        except OneiricError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", markup=False, timeout=10)
+            return
+        severity = "information" if result.ok else ("warning" if result.exit_code in (4, 5) else "error")
+        self.app.call_from_thread(self.notify, result.message or f"{kind}: done", severity=severity,
+                                  markup=False, timeout=10 if not result.ok else 5)
+        self.app.call_from_thread(self.oneiric.follow_store)
+
     @work(group="probes")
     async def _probe(self, ref: ComponentRef) -> None:
+        if self.oneiric.mode == "client":
+            self._send("probe", _ref_args(ref))
+            return
         try:
             track = await self.oneiric.engine.probe(ref.domain, ref.key, journal=True)
         except OneiricError as exc:
@@ -336,3 +385,7 @@ class MainScreen(Screen):
             severity = {"ok": "information", "degraded": "warning"}.get(track.status.value, "error")
             self.notify(f"{ref} ({track.provider}): {track.status.value.upper()} {track.message}",
                         severity=severity, markup=False)
+
+
+def _ref_args(ref: ComponentRef, **extra: object) -> dict[str, object]:
+    return {"domain": ref.domain.value, "key": ref.key, **extra}

@@ -127,3 +127,19 @@ class _Flappy(Plain):
 
 def flappy(settings: dict) -> Plain:
     return _Flappy(settings)
+
+
+class _SlowStart(Plain):
+    """start() takes `start_s` seconds (settings): a swap to it is in flight that long."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__(settings)
+        self.start_s = float(settings.get("start_s", 1.0))
+
+    async def start(self) -> None:
+        await asyncio.sleep(self.start_s)
+        self.started = True
+
+
+def slow_start(settings: dict) -> Plain:
+    return _SlowStart(settings)

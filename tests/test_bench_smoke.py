@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 CASES = {
     "resolve.py": ("N", "layout", "resolve ns/call", "dict ns/call", "f(k) ns/call", "ratio", "flatness"),
     "swap.py": ("phase", "median ms", "p95 ms"),
+    "cli_host.py": ("command", "runs", "median ms", "p95 ms", "x --help"),
+    "watcher.py": ("measure", "saves", "median ms", "p95 ms", "x watchdog"),
 }
 
 

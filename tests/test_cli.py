@@ -17,11 +17,11 @@ import pytest
 
 # -- the JSON shapes (a change to any of these sets must fail a test) ----------------------------
 
-STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "config_problems", "components"}
+STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "config_problems", "components"}
 COMPONENT_KEYS = {
     "domain", "key", "winner", "winner_source", "selection", "misconfigured", "candidates", "shadowed",
     "serving", "serving_source", "state", "inflight", "activity", "activity_note", "activity_actor",
-    "health", "latency_ms", "health_message", "health_checked_at", "last_error", "last_swap",
+    "health", "latency_ms", "health_message", "health_checked_at", "last_error", "last_swap", "proposal",
 }
 RANKED_KEYS = {
     "rank", "provider", "source", "factory", "priority", "stack_level", "effective_stack_level",

@@ -2,12 +2,18 @@
 
 Labels are updated in place (`set_label`) when a key changes; a key's candidate nodes are
 rebuilt only when its set of candidates changes, so a busy engine never rebuilds the tree.
+
+A key's candidates are added when the key is first expanded, not before: with thousands of
+keys, building every candidate node (and every key's explanation) up front would be most
+of the console's start-up, for nodes nobody has opened yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -50,6 +56,9 @@ def key_label(status: ComponentStatus) -> Text:
         marks.append((f"{sym} {word}", style))
     if status.inflight:
         marks.append((f"{status.inflight} in flight", "cyan"))
+    if status.proposal:
+        sym, word, style = fmt.PROPOSAL
+        marks.append((f"{sym} {word} #{status.proposal['id']} -> {status.proposal['to']}", style))
     for mark, style in marks:
         text.append("  ")
         text.append(mark, style=style)
@@ -83,19 +92,43 @@ def domain_label(domain: Domain, statuses: list[ComponentStatus]) -> Text:
     return text
 
 
+Explain = Callable[[ComponentRef], "Explanation | None"]
+"""How the tree asks for a key's ranked candidates, only when it shows them."""
+
+
 class ComponentTree(Tree[NodeData]):
     BINDINGS = [
         *vim_keys("tree"),
     ]
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, explain: Explain, **kwargs) -> None:
+        # Set before Tree.__init__, whose reactive watchers already call the methods below.
+        self._icon_width = cell_len(self.ICON_NODE)
+        self._deferring = False
+        self._invalidated = False
         super().__init__("components", **kwargs)
         self.show_root = False
         self.guide_depth = 2
+        self._explain = explain
         self._domains: dict[Domain, TreeNode[NodeData]] = {}
         self._keys: dict[ComponentRef, TreeNode[NodeData]] = {}
+        self._statuses: dict[ComponentRef, ComponentStatus] = {}
         self._candidates: dict[ComponentRef, tuple] = {}
         self._labels: dict[ComponentRef, Text] = {}
+
+    def get_label_width(self, node: TreeNode[NodeData]) -> int:
+        """Same answer as Tree's, without rendering the label: the tree measures every line
+        whenever it changes, and rendering thousands of labels to count cells was slow."""
+        return node.label.cell_len + (self._icon_width if node.allow_expand else 0)
+
+    def _invalidate(self) -> None:
+        """Tree clears its line cache and asks for a layout on every node added; while
+        `populate` adds thousands of keys, do that once at the end instead. (`_invalidate`
+        is Textual's private hook; textual is pinned, and tests cover the tree's content.)"""
+        if self._deferring:
+            self._invalidated = True
+        else:
+            super()._invalidate()
 
     def action_scroll_home(self) -> None:
         self.cursor_line = 0
@@ -103,40 +136,48 @@ class ComponentTree(Tree[NodeData]):
     def action_scroll_end(self) -> None:
         self.cursor_line = self.last_line
 
-    def populate(self, statuses: list[ComponentStatus], explain: dict[ComponentRef, Explanation]) -> None:
+    def populate(self, statuses: list[ComponentStatus]) -> None:
         """Create or update every node; safe to call again with fresh data."""
         by_domain: dict[Domain, list[ComponentStatus]] = {}
         for status in statuses:
             by_domain.setdefault(status.ref.domain, []).append(status)
-        for domain in Domain:
-            rows = by_domain.get(domain, [])
-            if not rows:
-                continue
-            node = self._domains.get(domain)
-            if node is None:
-                node = self._domains[domain] = self.root.add(domain_label(domain, rows), NodeData(domain), expand=True)
-            else:
-                node.set_label(domain_label(domain, rows))
-            for status in rows:
-                self._update_key(node, status, explain.get(status.ref))
+        self._deferring, self._invalidated = True, False
+        try:
+            for domain in Domain:
+                rows = by_domain.get(domain, [])
+                if not rows:
+                    continue
+                node = self._domains.get(domain)
+                if node is None:
+                    node = self._domains[domain] = self.root.add(
+                        domain_label(domain, rows), NodeData(domain), expand=True)
+                else:
+                    node.set_label(domain_label(domain, rows))
+                for status in rows:
+                    self._update_key(node, status)
+        finally:
+            self._deferring = False
+            if self._invalidated:
+                self._invalidate()
 
-    def update_keys(self, statuses: list[ComponentStatus], explain: dict[ComponentRef, Explanation],
-                    all_statuses: list[ComponentStatus]) -> None:
+    def update_keys(self, statuses: list[ComponentStatus], all_statuses: list[ComponentStatus]) -> None:
         for status in statuses:
             domain_node = self._domains.get(status.ref.domain)
             if domain_node is None:
-                self.populate(all_statuses, explain)
+                self.populate(all_statuses)
                 return
-            self._update_key(domain_node, status, explain.get(status.ref))
+            self._update_key(domain_node, status)
         touched = {s.ref.domain for s in statuses}
         for domain in touched:
             node = self._domains.get(domain)
             if node is not None:
-                node.set_label(domain_label(domain, [s for s in all_statuses if s.ref.domain == domain]))
+                label = domain_label(domain, [s for s in all_statuses if s.ref.domain == domain])
+                if label != node.label:  # a relabel redraws the tree: only when the counts change
+                    node.set_label(label)
 
-    def _update_key(self, domain_node: TreeNode[NodeData], status: ComponentStatus,
-                    explanation: Explanation | None) -> None:
+    def _update_key(self, domain_node: TreeNode[NodeData], status: ComponentStatus) -> None:
         ref = status.ref
+        self._statuses[ref] = status
         label = key_label(status)
         node = self._keys.get(ref)
         if node is None:
@@ -144,6 +185,19 @@ class ComponentTree(Tree[NodeData]):
         elif self._labels.get(ref) != label:  # most health samples change nothing shown here
             node.set_label(label)
         self._labels[ref] = label
+        if ref in self._candidates:  # its candidates are on screen (or were): keep them current
+            self._sync_candidates(node, status)
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeData]) -> None:
+        data = event.node.data
+        if data is not None and data.ref is not None and data.provider is None:
+            status = self._statuses.get(data.ref)
+            if status is not None:
+                self._sync_candidates(event.node, status)
+
+    def _sync_candidates(self, node: TreeNode[NodeData], status: ComponentStatus) -> None:
+        ref = status.ref
+        explanation = self._explain(ref)
         ranked = explanation.ranked if explanation else []
         shape = tuple((r.candidate.ident, r.rank, status.serving == r.candidate.provider
                        and status.serving_source == r.candidate.source) for r in ranked)
@@ -165,6 +219,12 @@ class ComponentTree(Tree[NodeData]):
             c = r.candidate
             node.add_leaf(candidate_label(c.provider, c.source, r.winner, serving, r.reason),
                           NodeData(ref.domain, ref, c.provider, c.source))
+
+    def expand_ref(self, ref: ComponentRef) -> None:
+        """Open a key to show its candidates (what `enter` does on it)."""
+        node = self._keys.get(ref)
+        if node is not None:
+            node.expand()
 
     def select_ref(self, ref: ComponentRef) -> None:
         node = self._keys.get(ref)

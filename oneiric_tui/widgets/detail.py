@@ -42,6 +42,11 @@ def render_detail(status: ComponentStatus, explanation: Explanation | None, trac
         parts.append(_field("selection", selection))
     serving = f"{status.serving} ({status.serving_source})" if status.serving else "nothing"
     parts.append(_field("serving", serving))
+    if status.proposal:
+        p = status.proposal
+        sym, word, style = fmt.PROPOSAL
+        parts.append(_field("proposal", f"{sym} {word} #{p['id']}: {p.get('from') or 'nothing'} -> {p['to']}"
+                            f" by {p.get('requested_by')} via {p.get('source')}; waiting for approval (5)", style))
     sym, word, style = fmt.STATE.get(status.state, ("", status.state.upper(), ""))
     parts.append(_field("lifecycle", f"{status.state}" + (f"  {sym} {word}" if word else ""), style))
     parts.append(_field("in flight", str(status.inflight)))

@@ -1,7 +1,9 @@
 """The swap log: the journal, newest at the bottom, bounded, filterable with `/`.
 
 It starts with history from the store and then appends live events as they arrive in
-batches. Filtering re-renders from a bounded in-memory copy; it never reads the store.
+batches. Filtering redraws from a bounded in-memory copy; it never reads the store. The
+lines themselves are drawn only when on screen (`EventLines`), so a storm of events costs
+list appends, not rendering.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Input, RichLog
+from textual.widgets import Input
 
 from oneiric_core.events import Event
 
 from .. import format as fmt
 from ..keys import vim_keys
+from .event_lines import EventLines
 
-KEEP = 2000
-WRITE_AT_MOST = 200  # lines drawn per batch; a storm's older lines stay in memory for filters
+KEEP = 2000  # events kept in memory, for the lines on screen and for filtering
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class LogFilter:
 
 def event_line(event: Event) -> Text:
     sym, word, style = fmt.SEVERITY.get(event.severity.value, ("?", "?", ""))
-    text = Text(no_wrap=False)
+    text = Text()
     text.append(time.strftime("%H:%M:%S ", time.localtime(event.ts)), style="dim")
     text.append(f"{sym} {word:<5} ", style=style)
     text.append(f"{event.kind:<16} ", style="bold" if event.severity.value != "info" else "")
@@ -94,20 +96,17 @@ class SwapLog(Vertical):
     def compose(self):
         yield Input(placeholder="filter: words, kind:swap-rollback, domain:adapter, key:cache, sev:error",
                     id="log-filter")
-        yield RichLog(max_lines=KEEP, wrap=True, auto_scroll=True, id="log-lines")
+        yield EventLines(event_line, KEEP, id="log-lines")
 
     def on_mount(self) -> None:
         self.query_one("#log-filter", Input).display = False
 
     @property
-    def lines(self) -> RichLog:
-        return self.query_one("#log-lines", RichLog)
+    def lines(self) -> EventLines:
+        return self.query_one("#log-lines", EventLines)
 
     def add(self, events: list[Event]) -> None:
-        """Append events (duplicates by id are ignored: history and live may overlap).
-
-        Drawing a line costs far more than keeping it, so a burst only draws its newest
-        WRITE_AT_MOST lines; all of them are kept for filtering."""
+        """Append events (duplicates by id are ignored: history and live may overlap)."""
         fresh = []
         for event in events:
             if event.id is not None:
@@ -119,9 +118,8 @@ class SwapLog(Vertical):
             self._events.append(event)
             if self.filter.matches(event):
                 fresh.append(event)
-        log = self.lines
-        for event in fresh[-WRITE_AT_MOST:]:
-            log.write(event_line(event))
+        if fresh:
+            self.lines.add(fresh[-KEEP:])
 
     def visible_events(self) -> list[Event]:
         return [e for e in self._events if self.filter.matches(e)]
@@ -130,8 +128,7 @@ class SwapLog(Vertical):
         self.filter = LogFilter.parse(text)
         log = self.lines
         log.clear()
-        for event in self.visible_events():
-            log.write(event_line(event))
+        log.add(self.visible_events())
         self.border_subtitle = f"filter: {self.filter.describe()}" if self.filter.active else ""
 
     def action_filter(self) -> None:

@@ -96,6 +96,28 @@ async def test_navigating_the_tree_updates_the_explain_pane(make_app):
         assert "adapter/http" in text and "only candidate" in text
 
 
+async def test_enter_on_a_key_shows_its_candidates_ranked_and_follows_a_swap(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        before = tree_labels(app)
+        assert not any("(builtin)" in label for label in before)  # candidates are built on first open
+        await pilot.press("enter")
+        await until(pilot, lambda: any("sqlite (builtin)" in label for label in tree_labels(app)))
+        labels = tree_labels(app)
+        start = labels.index(next(l for l in labels if l.startswith("cache  memory")))
+        leaves = labels[start + 1:start + 6]
+        assert leaves[0].startswith("* memory (builtin)")  # the winner is listed first
+        assert any(l.startswith("* memory") and "winner" in l and "serving" in l for l in leaves)
+        assert any(l.startswith("- sqlite (builtin)") and "shadowed" in l and "serving" not in l for l in leaves)
+        await _swap_to(pilot, "sqlite")
+        await pilot.press("y")
+        await until(pilot, lambda: any(l.startswith("- sqlite (builtin)") and "serving" in l
+                                       for l in tree_labels(app)))
+        assert not any(l.startswith("* memory") and "serving" in l for l in tree_labels(app))
+
+
 async def _swap_to(pilot, provider: str) -> None:
     app = pilot.app
     await to_cache(pilot)
@@ -237,10 +259,11 @@ async def test_the_filter_narrows_the_log(make_app):
         await pilot.pause(0.1)
         visible = log.visible_events()
         assert len(visible) == 1 < total and visible[0].kind == "swap-rollback"
-        assert len(log.lines.lines) >= 1
+        assert log.lines.events == visible
+        assert "swap-rollback" in screen_text(app) and "swap-complete" not in screen_text(app)
         await pilot.press("escape")
         await pilot.pause(0.1)
-        assert len(log.visible_events()) == total
+        assert len(log.visible_events()) == total == len(log.lines)
 
 
 async def test_help_lists_the_keys(make_app):
@@ -284,7 +307,7 @@ async def test_quit_stops_the_engine_and_releases_the_lease(make_app):
     assert app.engine.started is False
 
 
-async def test_with_another_host_the_console_attaches_read_only(make_app, tmp_path):
+async def test_with_another_host_the_console_attaches_as_a_client_and_sends_commands(make_app, tmp_path):
     from tests.helpers import start_host_process
 
     app = make_app()
@@ -296,9 +319,43 @@ async def test_with_another_host_the_console_attaches_read_only(make_app, tmp_pa
             cache = next(s for s in app.statuses.values() if str(s.ref) == "adapter/cache")
             assert cache.serving == "sqlite"  # the other host's state, read from the store
             text = screen_text(app)
-            assert f"CLIENT attached read-only to pid {host.pid}" in text and "READ-ONLY" in text
-            assert any("Another host runs this state directory" in n.message for n in app._notifications)
-            for action in ("swap", "pause", "drain", "resume", "probe"):
+            assert f"CLIENT attached to pid {host.pid}" in text and "READ-ONLY" not in text
+            assert any("your actions are sent to it as commands" in n.message for n in app._notifications)
+            # pause, sent to the host as a command; the host's journal says who asked
+            await to_cache(pilot)
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            await pilot.press("y")
+            await until(pilot, lambda: app.statuses[app.main.current].activity == "paused")
+            await until(pilot, lambda: any("PAUSED" in l for l in tree_labels(app)))
+            paused = app.engine.journal(kinds=["activity-changed"])[-1]
+            assert paused.actor == "tester" and "paused" in paused.message
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            await pilot.press("y")
+            await until(pilot, lambda: app.statuses[app.main.current].activity == "active")
+            # a swap through the picker and the dialog, applied by the host
+            await _swap_to(pilot, "memory")
+            await pilot.press("y")
+            await until(pilot, lambda: app.statuses[app.main.current].serving == "memory")
+            await until(pilot, lambda: any("Swapped adapter/cache sqlite -> memory" in n.message
+                                           for n in app._notifications))
+            done = [e for e in app.engine.journal(kinds=["swap-complete"]) if e.provider == "memory"]
+            assert done and done[-1].actor == "tester"
+    finally:
+        host.kill()
+        host.wait()
+
+
+async def test_read_only_client_blocks_every_mutating_key(make_app, tmp_path):
+    from tests.helpers import start_host_process
+
+    app = make_app(read_only=True)
+    host = start_host_process(app.engine.settings_dir, app.engine.state_dir)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.mode == "client")
+            for action in ("swap", "pause", "drain", "resume", "approve_selected", "reject_selected"):
                 assert app.main.check_action(action, ()) is None
             await pilot.press("s")
             await pilot.pause(0.1)
@@ -342,3 +399,29 @@ async def test_quitting_while_providers_are_still_starting_exits_cleanly(make_ap
         await pilot.pause(0.5)
     assert app.return_code in (0, None)
     assert app.engine.started is False
+
+
+async def test_a_settings_edit_on_disk_shows_as_a_proposal_and_y_approves_it(make_app):
+    """The watcher turns the edit into a proposal (manual mode); the tree, the explain pane
+    and the approvals pane show it live; `a` opens the queue and `y` approves it."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        adapters = app.engine.settings_dir / "adapters.yml"
+        adapters.write_text(adapters.read_text().replace("cache: memory", "cache: sqlite"))
+        approvals = app.main.query_one(ApprovalsTable)
+        await until(pilot, lambda: approvals.row_count == 1)
+        await until(pilot, lambda: any(l.startswith("cache  memory") and "PROPOSED" in l and "-> sqlite" in l
+                                       for l in tree_labels(app)))
+        await until(pilot, lambda: "waiting for approval" in detail_text(app))
+        assert app.statuses[app.main.current].serving == "memory"  # nothing changes before approval
+        assert "settings-watcher" in screen_text(app)
+        await pilot.press("a")
+        assert app.main.active_pane() == "approvals"
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: app.statuses[app.main.current].serving == "sqlite")
+        await until(pilot, lambda: approvals.row_count == 0)
+        assert not any("PROPOSED" in l for l in tree_labels(app))

@@ -1,0 +1,107 @@
+"""`oneiric run`: the headless host, for systemd (deploy/systemd/oneiric.service).
+
+It makes this process the host of its state directory and keeps it so until SIGTERM or
+SIGINT. Every journal event goes to stdout as one JSON line, so journald (or any log
+shipper) keeps the host's story without reading SQLite. On a signal it stops taking
+commands and lets the running ones finish, then stops every provider after its in-flight
+work, each phase within the stop timeout; it journals `host-stopped`, releases the lease and
+exits 0. It speaks systemd's notify protocol: READY=1 once every provider has started,
+WATCHDOG=1 while the event loop turns and the lease is still this host's, STOPPING=1 when
+shutdown begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from . import sdnotify
+from .engine import HEARTBEAT_S, Engine
+from .errors import OneiricError
+from .events import Event
+from .store import StoreError
+
+
+class LeaseLost(OneiricError):
+    """Another process took this host's lease (this one stalled past the staleness limit)."""
+
+
+def run_host(settings: str | Path, *, state_dir: str | Path | None = None, read_only: bool | None = None,
+             stop_timeout: float | None = None, out: IO[str] | None = None) -> int:
+    """Host until a signal; returns the exit code (HostBusy, LeaseLost and settings errors
+    are raised as OneiricError for the CLI to print as one sentence)."""
+    engine = Engine(settings, state_dir=state_dir, read_only=read_only)
+    engine.bus.add_listener(_json_lines(out or sys.stdout))
+    try:
+        return asyncio.run(_serve(engine, stop_timeout))
+    finally:
+        engine.close()
+
+
+def _json_lines(out: IO[str]) -> Callable[[Event], None]:
+    def write(event: Event) -> None:
+        try:
+            out.write(json.dumps(event.to_dict(), default=str, separators=(",", ":")) + "\n")
+            out.flush()
+        except (BrokenPipeError, ValueError):  # nobody reads stdout any more: keep hosting
+            pass
+
+    return write
+
+
+async def _serve(engine: Engine, stop_timeout: float | None) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await engine.start()
+    sdnotify.notify(f"READY=1\nSTATUS=hosting {engine.state_dir}\nMAINPID={os.getpid()}")
+    holder = await _until_stopped(engine, stopping)
+    sdnotify.notify("STOPPING=1\nSTATUS=stopping: finishing in-flight work")
+    await engine.stop(stop_timeout)
+    if holder is not None:
+        raise LeaseLost(f"This host lost its lease to {holder} and stopped its providers.")
+    return 0
+
+
+async def _until_stopped(engine: Engine, stopping: asyncio.Event) -> str | None:
+    """Wait for a signal, pinging the watchdog meanwhile; returns who took the lease if
+    another process did (then this host must stop: two hosts would run every provider twice)."""
+    interval = sdnotify.watchdog_interval()
+    tick = min(interval, HEARTBEAT_S) if interval else HEARTBEAT_S
+    next_ping = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        if interval and loop.time() >= next_ping:
+            sdnotify.notify("WATCHDOG=1")
+            next_ping = loop.time() + interval
+        try:
+            await asyncio.wait_for(stopping.wait(), tick)
+            return None
+        except TimeoutError:
+            pass
+        holder = _lease_taken(engine)
+        if holder is not None:
+            return holder
+
+
+def _lease_taken(engine: Engine) -> str | None:
+    """Who holds the lease now if it is no longer this process's (None while it is ours,
+    or while the store cannot tell: a store error is not a reason to stop serving)."""
+    try:
+        lease, _ = engine.host()
+    except StoreError as exc:
+        engine.store_error = str(exc)
+        return None
+    if lease is None:
+        return "nobody (the lease was released by another process)"
+    if (lease.pid, lease.hostname) != (os.getpid(), socket.gethostname()):
+        return f"pid {lease.pid} on {lease.hostname}"
+    return None
