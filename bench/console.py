@@ -13,7 +13,9 @@ Targets, each judged against a baseline measured in the same run:
   memory                    RSS of the console with 10,000 candidates after its first frame
                             and after activation: under 150 MB (the empty app is the baseline)
 
-Cold start. Every run is a fresh subprocess: `python bench/console.py --child KIND ...`.
+Cold start. Every run is a fresh subprocess: `python bench/console.py --child KIND ...`,
+after one uncounted warm-up run that writes the project's .pyc files (textual's come from
+pip), with PYTHONDONTWRITEBYTECODE removed from the children's environment.
 The parent stores `time.time()` in ONEIRIC_BENCH_SPAWN just before it spawns the child,
 so "first frame" counts interpreter start-up, imports, building the Engine (reading and
 validating the settings), building the app and painting, exactly what an operator waits
@@ -318,6 +320,10 @@ def run_child(variant: Variant, root: Path, index: int, hold: float = 0.0) -> di
     if hold > 0:
         cmd += ["--hold", str(hold)]
     env = dict(os.environ, COLUMNS=str(SIZE[0]), LINES=str(SIZE[1]))
+    # Bytecode as any install has it: textual's .pyc were written by pip, ours are written by
+    # the warm-up run. With PYTHONDONTWRITEBYTECODE (set on some CI machines) every start
+    # would recompile the project's modules, which no operator's second start does.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env[SPAWN_ENV] = repr(time.time())
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     if not out.exists():
@@ -560,6 +566,7 @@ def report(args, root: Path, runs: int, components: int, storm_s: float, idle_s:
     large = Variant(large_label, "console", root / "large-settings")
     large_idle = Variant(f"{large_label}, autostart=False (info)", "console", root / "large-settings", autostart=False)
     variants = [empty, demo_v, large]
+    run_child(demo_v, root, -1)  # warm-up, not counted: writes the project's .pyc files
     for i in range(runs):
         for v in variants:
             last_large = v is large and i == runs - 1

@@ -78,7 +78,9 @@ def prepare_settings(root: Path) -> Path:
     settings = root / "settings"
     shutil.copytree(REPO / "settings", settings)
     app = settings / "app.yml"
-    text, count = re.subn(r"(?m)^(\s+interval_s:\s*)[0-9.]+", r"\g<1>3600", app.read_text())
+    # health.interval_s only (remote sources have an interval_s too, further indented)
+    text, count = re.subn(r"(?m)^(health:\n(?:[ \t]+.*\n|[ \t]*#.*\n|\n)*?[ \t]+interval_s:[ \t]*)[0-9.]+",
+                          r"\g<1>3600", app.read_text())
     if count != 1:
         raise SystemExit(f"bench/swap.py: could not find health.interval_s in {app}")
     app.write_text(text)

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", action="append", help="only this kind (repeatable)")
     p.add_argument("--grep", help="only events whose text contains this")
     p.add_argument("--follow", action="store_true", help="keep printing new events")
+    from .remote.cli import add_parsers as add_remote_parsers
+
+    add_remote_parsers(sub, cmd, waits)
     config = sub.add_parser("config", help="settings checks")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     p = config_sub.add_parser("validate", help="parse and validate every settings file")
@@ -187,11 +190,13 @@ def _host_request(args) -> tuple[str, dict[str, Any]] | None:
                         "reason": args.reason}
     if args.command in ("approve", "reject"):
         return args.command, {"id": args.id, "comment": args.comment}
+    if args.command == "remote-sync":
+        return "sync", {"source": args.source, "dry_run": args.dry_run}
     return None
 
 
 def _changes(args) -> bool:
-    return not (args.command == "health" or (args.command == "swap" and args.dry_run))
+    return not (args.command == "health" or (args.command in ("swap", "remote-sync") and args.dry_run))
 
 
 def _via_host(store, lease, args) -> int | None:
@@ -298,6 +303,11 @@ def _print_result(args, result, lease=None) -> int:
             _print_json(result.data)
         else:
             _print_json({"message": result.message, **result.data})
+    elif args.command == "remote-sync":
+        from .remote.cli import print_sync
+
+        print_sync(result)
+        return result.exit_code
     elif args.command == "health" and result.data:
         _print_probe_table(result.data.get("results", []), f"probed on {_lease_text(lease)}")
     elif result.ok:
@@ -675,11 +685,19 @@ def cmd_console(args) -> int:
     return console.run_console(args.settings, state_dir=args.state_dir, read_only=args.read_only)
 
 
+def _remote_cli():
+    from .remote import cli as remote_cli
+
+    return remote_cli
+
+
 COMMANDS: dict[str, Callable[[Any, Any], int]] = {
     "status": cmd_status, "list": cmd_list, "explain": cmd_explain, "health": cmd_health,
     "activity": cmd_activity, "pause": cmd_pause_resume, "resume": cmd_pause_resume,
     "drain": cmd_drain, "journal": cmd_journal, "swap": cmd_swap, "approvals": cmd_approvals,
     "approve": cmd_approve, "reject": cmd_reject,
+    "remote-status": lambda engine, args: _remote_cli().cmd_remote_status(engine, args),
+    "remote-sync": lambda engine, args: _remote_cli().cmd_remote_sync(engine, args),
 }
 
 
@@ -697,6 +715,8 @@ def run(argv: Sequence[str]) -> int:
         return cmd_console(args)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "manifest":
+        return _remote_cli().run_manifest(args)
     if (code := _via_host_quick(args)) is not None:
         return code
     from .engine import Engine

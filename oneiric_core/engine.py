@@ -24,6 +24,7 @@ from typing import Any
 
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
+from .bulk import gc_paused
 from .commands import CommandLoop, CommandResult
 from .commands import submit as submit_command
 from .commands import wait as wait_for_command
@@ -118,7 +119,8 @@ class Engine:
         self.store_error: str | None = None
         self.registry = CandidateRegistry()
         self.resolver = Resolver(self.registry, settings_dir_label=_label(self.settings_dir))
-        self._apply_settings(self.settings)
+        with gc_paused():  # thousands of candidates, no cycles: see bulk.py
+            self._apply_settings(self.settings)
         self.activity = ActivityManager(self.store, self.emit)
         self.approvals = Approvals(
             self.store, self.emit, mode=app.approvals.mode, two_person=app.approvals.two_person,
@@ -161,6 +163,11 @@ class Engine:
         self.watcher: SettingsWatcher | None = None
         self.watcher_quiet_s = QUIET_S
         self._settings_present: set[str] = set()
+        # Remote manifests (remote/): the last good manifest of each source is in force from
+        # the cache in every process; the host runs the refresh loops (start/stop below).
+        from .remote.loop import RemoteManager
+
+        self.remote = RemoteManager(self)
 
     # -- journal and bus -------------------------------------------------------------------
     def emit(self, event: Event) -> Event:
@@ -205,18 +212,21 @@ class Engine:
         for cand in builtin_candidates():
             overrides = snap.domains[cand.domain].provider_settings.get(cand.key, {}).get(cand.provider, {})
             builtins.append(dataclasses.replace(cand, settings={**cand.settings, **overrides}))
-        local = []
+        local = []  # field tuples: the registry builds each Candidate once (see replace_source_fields)
         for domain, layer in snap.domains.items():
             for spec in layer.candidates:
                 overrides = layer.provider_settings.get(spec.key, {}).get(spec.provider, {})
-                local.append(Candidate(
+                local.append((
                     domain, spec.key, spec.provider, spec.factory, spec.priority, spec.stack_level,
-                    "settings", {**spec.settings, **overrides}, dict(spec.metadata),
+                    {**spec.settings, **overrides}, dict(spec.metadata),
                 ))
-        self.registry.replace_source("builtin", builtins)
-        self.registry.replace_source("settings", local)
+        # Order and selections first, candidates last: each step re-ranks the keys it changes,
+        # so this ranks a new key once (at start-up, 10,000 candidates) instead of three times.
         self.resolver.set_stack_order(StackOrder.parse(snap.stack_order))
-        return self.resolver.set_selections({d: dict(layer.selections) for d, layer in snap.domains.items()})
+        changed = self.resolver.set_selections({d: dict(layer.selections) for d, layer in snap.domains.items()})
+        self.registry.replace_source("builtin", builtins)
+        self.registry.replace_source_fields("settings", local)
+        return changed
 
     def reload_settings(self) -> list[ConfigProblem]:
         """Reload every settings file; a broken file keeps its last good content in force."""
@@ -408,6 +418,9 @@ class Engine:
         for key in changed:
             if key in ("approvals", "lifecycle", "stack_order", "journal"):
                 live.append(key)
+            elif key == "remote":
+                self.remote.reconfigure(new.remote)
+                live.append(key)
             elif key == "health":
                 if before["health"]["interval_s"] != after["health"]["interval_s"]:
                     live.append("health.interval_s")
@@ -507,7 +520,9 @@ class Engine:
         recover_interrupted_swaps(self.store, self.approvals, self.emit, previous=before, actor=self.actor)
         self.store.clear_lifecycle()
         self._journal_problems(self.settings.problems)
+        await self.remote.start()  # the first sync of each source, a few seconds at most
         await self.activate_all()
+        self.remote.mark_activated()
         self.health.start()
         self.commands.start()
         self._start_watcher()
@@ -587,6 +602,7 @@ class Engine:
             return
         wait = self.lifecycle.options.cleanup_timeout if timeout is None else timeout
         self._stop_watcher()
+        await self.remote.stop()
         await self.commands.stop(wait)
         lease_task = self._lease_task
         for task in self._tasks:
@@ -751,6 +767,24 @@ class Engine:
         self.approvals.settle(record, result.outcome.value, result.reason)
         return record, result
 
+    def edit_selection(self, domain: Domain | str, key: str, provider: str, *, actor: str | None = None) -> Path:
+        """Make `provider` the key's selection in its settings file, keeping comments: the
+        permanent way to change a winner. A running host's settings watcher turns the edit
+        into a proposal (applied or waiting, by policy); with no host, the next host starts
+        with it. Returns the file written."""
+        from .settings import set_selection
+
+        ref = self.known(domain, key)
+        self._writable("editing settings")
+        if provider not in {c.provider for c in self.registry.bucket(ref)}:
+            raise NotFound(f"{ref} has no candidate named '{provider}'.")
+        old = self.resolver.selection(ref)
+        path = set_selection(self.settings_dir, ref.domain, ref.key, provider)
+        self.emit(Event("selection-edited", f"{ref} selection {old or 'none'} -> {provider} written to {_label(path)}",
+                        Severity.INFO, ref.domain, ref.key, provider, actor or self.actor,
+                        data={"from": old, "to": provider, "file": str(path)}))
+        return path
+
     def _refuse_if_hosted(self, what: str) -> None:
         lease, alive = self.host()
         if alive and lease is not None:
@@ -876,7 +910,7 @@ class Engine:
         self._health_dirty[track.ref] = HealthSnapshot(
             track.ref.domain.value, track.ref.key, track.provider, track.status.value,
             track.latency_ms, track.message, track.checked_at or time.time(), track.changed_at,
-            [s.latency_ms for s in track.samples],
+            track.samples.latencies(),
         )
         if self._health_flush is None:
             self._health_flush = asyncio.get_running_loop().call_later(

@@ -57,3 +57,15 @@ class FactoryError(OneiricError):
     """A factory that is malformed, outside the allow-list (never imported), or not importable."""
 
     exit_code = 1
+
+
+class RemoteSyncFailed(OneiricError):
+    """A remote manifest could not be fetched, verified or used; `kind` says which step failed
+    (unreachable, timeout, http-status, too-large, parse, schema, signature, digest, ...)."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, kind: str = "error", *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable

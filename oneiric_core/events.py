@@ -29,7 +29,7 @@ class Severity(str, enum.Enum):
 # The kinds the engine emits today (ARCHITECTURE §3); later front doors add to it.
 KINDS = frozenset(
     {
-        "component-registered", "component-removed", "selection-changed",
+        "component-registered", "component-removed", "selection-changed", "selection-edited",
         "swap-requested", "swap-approved", "swap-rejected", "swap-expired", "swap-started", "swap-complete",
         "swap-failed", "swap-rollback", "swap-interrupted", "cleanup-failed", "activation-failed",
         "health-changed", "health-probed", "activity-changed", "config-changed", "config-invalid", "config-recovered",

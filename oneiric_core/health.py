@@ -9,9 +9,10 @@ provider is not news, a first unhealthy one is.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +27,85 @@ SEVERITY = {
 }
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class HealthSample:
     ts: float
     status: HealthStatus
     latency_ms: float | None
 
 
-@dataclass
+_STATUSES = tuple(HealthStatus)
+_STATUS_INDEX = {status: index for index, status in enumerate(_STATUSES)}
+
+
+class SampleHistory:
+    """The last `maxlen` health samples of one key, oldest first, like a bounded deque of
+    HealthSample (append, len, iteration, indexing) but stored as three compact arrays.
+
+    A deque of sample objects cost about 16 KB per key once full (each sample an object
+    with two float objects); with 2,500 keys and 60 samples each that was 40 MB of a
+    console's memory. Here a full history is about 1 KB. Iterating builds the HealthSample
+    objects on the fly; `latencies()` gives the sparkline data without building them.
+    """
+
+    __slots__ = ("maxlen", "_ts", "_latency", "_status", "_start")
+
+    def __init__(self, maxlen: int = 60) -> None:
+        self.maxlen = maxlen
+        self._ts = array("d")
+        self._latency = array("d")  # NaN stands for "no latency" (None)
+        self._status = array("B")
+        self._start = 0  # index of the oldest sample once the arrays are full (a ring)
+
+    def append(self, sample: HealthSample) -> None:
+        latency = math.nan if sample.latency_ms is None else sample.latency_ms
+        status = _STATUS_INDEX[sample.status]
+        if len(self._ts) < self.maxlen:
+            self._ts.append(sample.ts)
+            self._latency.append(latency)
+            self._status.append(status)
+            return
+        if self.maxlen <= 0:
+            return
+        i = self._start
+        self._ts[i] = sample.ts
+        self._latency[i] = latency
+        self._status[i] = status
+        self._start = (i + 1) % self.maxlen
+
+    def __len__(self) -> int:
+        return len(self._ts)
+
+    def _order(self) -> range | list[int]:
+        n = len(self._ts)
+        if not self._start:
+            return range(n)
+        return [*range(self._start, n), *range(self._start)]
+
+    def __getitem__(self, index: int) -> HealthSample:
+        n = len(self._ts)
+        if not -n <= index < n:
+            raise IndexError("sample index out of range")
+        i = (self._start + index % n) % n
+        return self._sample(i)
+
+    def _sample(self, i: int) -> HealthSample:
+        latency = self._latency[i]
+        return HealthSample(self._ts[i], _STATUSES[self._status[i]], None if latency != latency else latency)
+
+    def __iter__(self) -> Iterator[HealthSample]:
+        return (self._sample(i) for i in self._order())
+
+    def latencies(self) -> list[float | None]:
+        """Every sample's latency_ms, oldest first."""
+        values = self._latency[self._start:] + self._latency[:self._start]
+        return [None if v != v else v for v in values]
+
+    def __repr__(self) -> str:
+        return f"SampleHistory({list(self)!r}, maxlen={self.maxlen})"
+
+
+@dataclass(slots=True)
 class HealthTrack:
     ref: ComponentRef
     provider: str
@@ -42,7 +114,7 @@ class HealthTrack:
     message: str = ""
     checked_at: float | None = None
     changed_at: float = field(default_factory=time.time)
-    samples: deque[HealthSample] = field(default_factory=lambda: deque(maxlen=60))
+    samples: SampleHistory = field(default_factory=SampleHistory)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,7 +126,7 @@ class HealthTrack:
             "message": self.message,
             "checked_at": self.checked_at,
             "changed_at": self.changed_at,
-            "samples": [s.latency_ms for s in self.samples],
+            "samples": self.samples.latencies(),
         }
 
 
@@ -93,7 +165,7 @@ class HealthMonitor:
         now = time.time()
         track = self._tracks.get(ref)
         if track is None or track.provider != provider:
-            track = HealthTrack(ref, provider, changed_at=now, samples=deque(maxlen=self._history))
+            track = HealthTrack(ref, provider, changed_at=now, samples=SampleHistory(self._history))
             self._tracks[ref] = track
         previous = track.status
         track.samples.append(HealthSample(now, result.status, result.latency_ms))

@@ -61,7 +61,7 @@ class LifecycleOptions:
     cleanup_timeout: float = 10.0
 
 
-@dataclass
+@dataclass(slots=True)  # one per key: thousands with 10,000 candidates
 class SwapResult:
     ref: ComponentRef
     outcome: SwapOutcome
@@ -172,7 +172,7 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-@dataclass
+@dataclass(slots=True)  # one per key: thousands with 10,000 candidates
 class Slot:
     """Everything the lifecycle knows about one key."""
 

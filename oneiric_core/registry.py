@@ -9,15 +9,20 @@ or a settings reload can never leave duplicates behind. Listeners hear which
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from .domains import Candidate, ComponentRef, Domain
+from .bulk import gc_paused
+from .domains import Candidate, ComponentRef, Domain, new_candidate
 
 Ident = tuple[Domain, str, str, str]
+# A candidate as (domain, key, provider, factory, priority, stack_level, settings, metadata):
+# what `replace_source_fields` takes, so that a caller does not build a Candidate the
+# registry would only copy to give it its registration number.
+CandidateFields = tuple[Domain, str, str, str, int, int, dict[str, Any], dict[str, Any]]
 ChangeListener = Callable[[set[ComponentRef]], None]
 
 
@@ -73,37 +78,74 @@ class CandidateRegistry:
 
     def replace_source(self, source: str, candidates: Iterable[Candidate]) -> SourceDiff:
         """Make `source`'s registered set exactly `candidates` (each must carry that source)."""
-        wanted = {c.ident: c for c in candidates}
-        for cand in wanted.values():
+        rows = []
+        for cand in candidates:
             if cand.source != source:
                 raise ValueError(f"candidate {cand.label()} does not belong to source {source}")
+            rows.append((cand.domain, cand.key, cand.provider, cand.factory, cand.priority, cand.stack_level,
+                         cand.settings, cand.metadata))
+        return self.replace_source_fields(source, rows)
+
+    def replace_source_fields(self, source: str, rows: Iterable[CandidateFields]) -> SourceDiff:
+        """`replace_source` for candidates given as field tuples (see `CandidateFields`).
+
+        A settings load registers 10,000 candidates through here: each is built once, with
+        its registration number, and only when it is new or changed (a reload that changes
+        nothing builds none); one pass over the registry finds what went away, and the
+        listeners hear all the changed keys in one call."""
+        with gc_paused():  # thousands of candidates, no cycles: see bulk.py
+            return self._replace_source_fields(source, rows)
+
+    def _replace_source_fields(self, source: str, rows: Iterable[CandidateFields]) -> SourceDiff:
+        wanted: dict[Ident, CandidateFields] = {}
+        for row in rows:
+            wanted[(row[0], row[1], row[2], source)] = row
         diff = SourceDiff()
         changed: set[ComponentRef] = set()
+        last_changed: ComponentRef | None = None
         with self._lock:
-            for ref, bucket in list(self._by_ref.items()):
-                for ident, old in list(bucket.items()):
-                    if old.source == source and ident not in wanted:
-                        del bucket[ident]
-                        diff.removed.append(old)
-                        changed.add(ref)
-                if not bucket:
-                    del self._by_ref[ref]
-            for ident, cand in wanted.items():
-                existing = self.get(ident)
+            by_ref = self._by_ref
+            for ref, bucket in list(by_ref.items()):
+                stale = [ident for ident, old in bucket.items() if old.source == source and ident not in wanted]
+                for ident in stale:
+                    diff.removed.append(bucket.pop(ident))
+                if stale:
+                    changed.add(ref)
+                    if not bucket:
+                        del by_ref[ref]
+            # (domain, key) -> (ref, bucket): a tuple hashes in C, a ComponentRef in Python.
+            slots: dict[tuple[Domain, str], tuple[ComponentRef, dict[Ident, Candidate]]] = {}
+            for ident, (domain, key, provider, factory, priority, stack_level, settings, metadata) in wanted.items():
+                slot = slots.get((domain, key))
+                if slot is None:
+                    ref = ComponentRef(domain, key)
+                    bucket = by_ref.get(ref)
+                    if bucket is None:
+                        bucket = by_ref[ref] = {}
+                    slot = slots[(domain, key)] = (ref, bucket)
+                ref, bucket = slot
+                existing = bucket.get(ident)
                 if existing is None:
-                    diff.added.append(self._put(cand))
-                    changed.add(cand.ref)
-                elif _differs(existing, cand):
-                    diff.replaced.append(self._put(cand))
-                    changed.add(cand.ref)
+                    stored = bucket[ident] = new_candidate(domain, key, provider, factory, priority, stack_level,
+                                                           source, settings, metadata, next(self._seq))
+                    diff.added.append(stored)
+                elif (existing.factory, existing.priority, existing.stack_level, existing.settings,
+                      existing.metadata) != (factory, priority, stack_level, settings, metadata):
+                    stored = bucket[ident] = new_candidate(domain, key, provider, factory, priority, stack_level,
+                                                           source, settings, metadata, existing.seq)
+                    diff.replaced.append(stored)
+                else:
+                    continue
+                if not changed or ref is not last_changed:
+                    changed.add(ref)
+                    last_changed = ref
             self._changed(changed)
         return diff
 
     def _put(self, cand: Candidate) -> Candidate:
         bucket = self._by_ref.setdefault(cand.ref, {})
         old = bucket.get(cand.ident)
-        seq = old.seq if old is not None else next(self._seq)
-        stored = dataclasses.replace(cand, seq=seq)
+        stored = _with_seq(cand, old.seq if old is not None else next(self._seq))
         bucket[cand.ident] = stored
         return stored
 
@@ -145,7 +187,10 @@ class CandidateRegistry:
             return sum(len(b) for b in self._by_ref.values())
 
 
-def _differs(a: Candidate, b: Candidate) -> bool:
-    return (a.factory, a.priority, a.stack_level, a.settings, a.metadata) != (
-        b.factory, b.priority, b.stack_level, b.settings, b.metadata,
-    )
+def _with_seq(cand: Candidate, seq: int) -> Candidate:
+    """`cand` with registration number `seq`: itself when it already has it, else a copy
+    (`dataclasses.replace` costs several times as much)."""
+    if cand.seq == seq:
+        return cand
+    return new_candidate(cand.domain, cand.key, cand.provider, cand.factory, cand.priority, cand.stack_level,
+                         cand.source, cand.settings, cand.metadata, seq)

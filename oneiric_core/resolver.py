@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import functools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -86,7 +87,7 @@ def _is_int(text: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RankedCandidate:
     candidate: Candidate
     rank: int
@@ -119,7 +120,7 @@ class RankedCandidate:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Explanation:
     ref: ComponentRef
     selection: str | None
@@ -190,6 +191,8 @@ class Resolver:
         return changed
 
     def set_stack_order(self, stack_order: StackOrder) -> None:
+        if stack_order == self._stack:
+            return  # a reload with the same order re-ranks nothing
         self._stack = stack_order
         self._recompute(set(self._rows) | set(self._registry.refs()))
 
@@ -242,9 +245,10 @@ class Resolver:
 
     # -- ranking ---------------------------------------------------------------------------
     def _recompute(self, refs: set[ComponentRef]) -> None:
+        lifts: dict[str, tuple[int, str | None]] = {}  # per source, for this pass
         for ref in refs:
             self._explained.pop(ref, None)
-            rows = self._rank(ref)
+            rows = self._rank(ref, lifts)
             if rows:
                 self._rows[ref] = rows
                 self._winners[ref.domain][ref.key] = rows[0].candidate
@@ -252,14 +256,17 @@ class Resolver:
                 self._rows.pop(ref, None)
                 self._winners[ref.domain].pop(ref.key, None)
 
-    def _rank(self, ref: ComponentRef) -> list[_Row]:
-        selection = self.selection(ref)
+    def _rank(self, ref: ComponentRef, lifts: dict[str, tuple[int, str | None]]) -> list[_Row]:
+        selection = self._selections[ref.domain].get(ref.key)
         rows = []
         for cand in self._registry.bucket(ref):
-            lift, token = self._stack.lift(cand.source)
-            rows.append(_Row(cand, selection is not None and cand.provider == selection,
-                             cand.stack_level + lift, lift, token))
-        rows.sort(key=_Row.sort_key, reverse=True)
+            lift = lifts.get(cand.source)
+            if lift is None:
+                lift = lifts[cand.source] = self._stack.lift(cand.source)
+            rows.append(_new_row((cand, selection is not None and cand.provider == selection,
+                                  cand.stack_level + lift[0], lift[0], lift[1], cand.priority, cand.seq)))
+        if len(rows) > 1:
+            rows.sort(key=_PRECEDENCE, reverse=True)
         return rows
 
     def _explain(self, ref: ComponentRef, rows: list[_Row]) -> Explanation:
@@ -291,9 +298,15 @@ class _Row(NamedTuple):
     effective: int
     lift: int
     token: str | None
+    # Copies of candidate.priority and candidate.seq, so that the precedence order is a
+    # C-level itemgetter (rungs 1-4 of the module docstring, highest first when reversed).
+    priority: int
+    seq: int
 
-    def sort_key(self) -> tuple[bool, int, int, int]:
-        return (self.selected, self.effective, self.candidate.priority, self.candidate.seq)
+
+_PRECEDENCE = operator.itemgetter(1, 2, 5, 6)  # selected, effective stack_level, priority, seq
+# `_Row(...)` goes through a Python-level __new__; this is the same tuple built in C.
+_new_row = functools.partial(tuple.__new__, _Row)
 
 
 def _stack_text(row: _Row) -> str:

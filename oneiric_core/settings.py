@@ -6,13 +6,14 @@ defaults; a missing directory is a `ConfigError`.
 
 Two ways in, one result. A file is first read by the fast path: yaml-rs (a Rust YAML 1.2
 parser that builds plain dicts and lists, never objects from tags) and one pydantic
-validation in strict mode, about 40x faster than ruamel.yaml's round-trip parser on
-settings with thousands of candidates. The fast path only takes text it parses exactly as
-the careful path would (no anchors, aliases, tags, merge keys, directives, timestamps,
-tabs, control characters or very deep nesting; see `_needs_careful`) and only keeps a
-result that validates. Anything else, every broken file included, goes to the careful
-path in `settings_yaml.py`: ruamel.yaml's round-trip composer, which checks tags before
-constructing anything and words every problem with its file:line:column.
+validation in strict mode: on 10,000 candidates (1.2 MB) yaml-rs takes about 40 ms where
+ruamel.yaml took over a second even with its C parser. The fast path only takes text it
+parses exactly as the careful path would (no anchors, aliases, tags, merge keys,
+directives, timestamps, tabs, control characters or very deep nesting; see
+`_needs_careful`) and only keeps a result that validates. Anything else, every broken file
+included, goes to the careful path in `settings_yaml.py`: ruamel.yaml's round-trip
+composer, which checks tags before constructing anything and words every problem with its
+file:line:column. Reloading a file whose bytes have not changed parses nothing.
 
 `SettingsLoader` never raises for file content: a file that fails keeps the model from
 its last good load (or defaults) and the problems are listed on the snapshot.
@@ -25,6 +26,8 @@ file atomically.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import itertools
 import os
 import re
 import threading
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import core_schema
 
+from .bulk import gc_paused
 from .domains import Domain
 from .errors import ConfigError
 
@@ -188,6 +192,90 @@ class TelemetryOptions(_SettingsModel):
     service_name: str = "oneiric"
 
 
+# -- remote manifests (ARCHITECTURE §7; the machinery is oneiric_core/remote/) ---------------
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+class RemoteSourceOptions(_SettingsModel):
+    """One manifest source: `uri` is http(s)://..., file:PATH, file:///PATH or a plain path
+    (relative paths are relative to the settings directory)."""
+
+    name: KeyName
+    uri: str = Field(min_length=1)
+    interval_s: float = Field(300.0, gt=0)
+    # None: required for http(s) sources, not for files (a file is as trusted as settings/).
+    signature_required: bool | None = None
+    timeout: float = Field(10.0, gt=0)
+    max_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_artifact_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    retries: int = Field(2, ge=0, le=10)  # extra attempts inside one sync, with backoff + jitter
+    backoff_s: float = Field(0.5, gt=0)
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        match = _URI_SCHEME.match(value)
+        if match and match[1].lower() not in ("http", "https", "file"):
+            raise ValueError(f"unsupported scheme '{match[1]}': use http://, https://, file: or a path")
+        return value
+
+    @property
+    def is_http(self) -> bool:
+        return self.uri.lower().startswith(("http://", "https://"))
+
+    @property
+    def requires_signature(self) -> bool:
+        return self.is_http if self.signature_required is None else self.signature_required
+
+
+class TrustedKey(_SettingsModel):
+    """An ed25519 public key manifests may be signed with (`oneiric manifest keygen` prints one)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    public_key: str  # base64 of the raw 32-byte key
+
+    @field_validator("public_key")
+    @classmethod
+    def _raw_ed25519(cls, value: str) -> str:
+        import base64
+        import binascii
+
+        try:
+            raw = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("public_key is not valid base64") from None
+        if len(raw) != 32:
+            raise ValueError(f"public_key must be a raw 32-byte ed25519 key in base64, got {len(raw)} bytes")
+        return value.strip()
+
+
+class BreakerOptions(_SettingsModel):
+    failures: int = Field(3, ge=1)  # consecutive failed syncs that open the circuit
+    reset_s: float = Field(60.0, gt=0)  # how long it stays open before one trial sync
+
+
+class RemoteOptions(_SettingsModel):
+    sources: list[RemoteSourceOptions] = Field(default_factory=list)
+    trusted_keys: list[TrustedKey] = Field(default_factory=list)
+    threshold: int = Field(1, ge=1)  # distinct trusted keys whose signatures must verify
+    breaker: BreakerOptions = Field(default_factory=BreakerOptions)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RemoteOptions:
+        for what, names in (("source name", [s.name for s in self.sources]),
+                            ("trusted key id", [k.id for k in self.trusted_keys])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {what} {', '.join(repr(d) for d in dupes)}")
+        needs = [s.name for s in self.sources if s.requires_signature]
+        if needs and len(self.trusted_keys) < self.threshold:
+            which = f"source {needs[0]!r} requires" if len(needs) == 1 else \
+                f"sources {', '.join(repr(n) for n in needs)} require"
+            raise ValueError(f"{which} signatures, but threshold {self.threshold} needs at least "
+                             f"{self.threshold} trusted key(s) and {len(self.trusted_keys)} are configured")
+        return self
+
+
 class AppSettings(_SettingsModel):
     state_dir: str | None = None
     stack_order: list[str] = Field(default_factory=list)
@@ -199,6 +287,7 @@ class AppSettings(_SettingsModel):
     approvals: ApprovalsOptions = Field(default_factory=ApprovalsOptions)
     journal: JournalOptions = Field(default_factory=JournalOptions)
     telemetry: TelemetryOptions = Field(default_factory=TelemetryOptions)
+    remote: RemoteOptions = Field(default_factory=RemoteOptions)
 
 
 class CandidateSpec(_StrictModel):
@@ -224,12 +313,17 @@ class DomainSettings(_SettingsModel):
     @field_validator("candidates", mode="before")
     @classmethod
     def _empty_candidate_fields_mean_default(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [
-                _drop_empty(CandidateSpec, item) if isinstance(item, dict) and None in item.values() else item
-                for item in value
-            ]
-        return value
+        if not isinstance(value, list):
+            return value
+        try:  # the usual case, no empty field anywhere, in one C-level scan of every value
+            if None not in itertools.chain.from_iterable(map(dict.values, value)):
+                return value
+        except TypeError:  # an item is not a mapping: validation words that
+            pass
+        return [
+            _drop_empty(CandidateSpec, item) if isinstance(item, dict) and None in item.values() else item
+            for item in value
+        ]
 
 
 def model_for_file(path: Path | str) -> type[AppSettings] | type[DomainSettings] | None:
@@ -392,8 +486,9 @@ _CAREFUL_MARKS = (
 )
 # ASCII control characters: ruamel refuses them (\t, \n, \r are handled separately).
 _ASCII_CONTROLS = tuple(chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F))
-# Outside ASCII: control characters, and NEL, LS, PS where ruamel breaks lines.
-_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Outside ASCII: control characters, and NEL, LS, PS where ruamel breaks lines. Compiled on
+# first use: compiling these ranges costs 10-20 ms, and most settings files are ASCII.
+_UNPRINTABLE = "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 _CAREFUL_PATTERNS = [
     re.compile(r"<<"),  # merge keys: ruamel merges, yaml-rs keeps a '<<' key
     # Numbers the two resolve differently: an underscore next to a digit, a sign, a point or
@@ -411,8 +506,8 @@ _FLOW_PATTERNS = [  # only looked for when the text has a flow collection
     re.compile(r", *[|>@`%:]"),  # ... differently at the start of a flow item
     re.compile(r":[,\[\]{}]"),  # `{a:}`: an empty value to yaml-rs, text to ruamel
 ]
-_BLOCK_SCALAR = re.compile(r"(?:^|[ :-])[|>][-+0-9]* *(?:#.*)?$", re.MULTILINE)  # the two
-#                                                    differ on empty ones and at the end of the text
+# Block scalars (`key: |`): the two differ on empty ones and on one that ends the text.
+_BLOCK_SCALAR = re.compile(r"(?:^|[ :-])[|>][-+0-9]* *(?:#.*)?$", re.MULTILINE)
 # 60 columns of indentation (spaces, or the dashes of compact nested lists): nesting deep
 # enough for the careful path to run out of recursion (about 250 levels).
 _DEEP_INDENT = re.compile(r"(?:^|\n)[ ?-]{60}")
@@ -421,12 +516,13 @@ _MAX_FAST_BRACKETS = 100
 
 
 def _needs_careful(text: str) -> bool:
+    """Whether `text` must take the careful path (see the tables above)."""
     if any(mark in text for mark in _CAREFUL_MARKS):
         return True
     if text.isascii():
         if any(c in text for c in _ASCII_CONTROLS):
             return True
-    elif _UNPRINTABLE.search(text):
+    elif re.search(_UNPRINTABLE, text):
         return True
     if text.startswith("%") or "\n%" in text:  # directives: `%YAML 1.1` changes how ruamel
         return True  # resolves `yes`, `on`, ...
@@ -471,8 +567,8 @@ def _fast_load(text: str) -> dict[str, Any] | None:
 
 
 def _fast_loader() -> Callable[[str], Any]:
-    """yaml-rs where it is installed (a wheel for every CPython on Linux, macOS and Windows);
-    otherwise ruamel's safe loader (C parser, Python constructor), about 25x slower."""
+    """yaml-rs (pinned in pyproject.toml); where it cannot be installed, ruamel's safe loader
+    (C parser, Python constructor), about 30x slower but still safe and exact."""
     global _LOADS
     if _LOADS is None:
         try:
@@ -538,22 +634,35 @@ class _Read(NamedTuple):
     raw: bytes | None = None
 
 
-def _read_and_parse(file: Path, model: type[BaseModel]) -> _Read:
-    """A missing file is defaults."""
+def _read(file: Path, model: type[BaseModel]) -> tuple[bytes | None, _Read | None]:
+    """(the file's bytes, None), or (None, the result) for a missing or unreadable file."""
     try:
-        raw = file.read_bytes()
+        return file.read_bytes(), None
     except FileNotFoundError:
-        return _Read(model(), [], False)
+        return None, _Read(model(), [], False)
     except IsADirectoryError:
-        return _Read(None, [ConfigProblem(file, None, None, "cannot read the file: it is a directory")], True)
+        return None, _Read(None, [ConfigProblem(file, None, None, "cannot read the file: it is a directory")], True)
     except OSError as err:
-        return _Read(None, [ConfigProblem(file, None, None, f"cannot read the file: {err.strerror or err}")], True)
+        return None, _Read(None, [ConfigProblem(file, None, None, f"cannot read the file: {err.strerror or err}")], True)
+
+
+def _parse_raw(file: Path, raw: bytes, model: type[BaseModel]) -> _Read:
     text, problem = _decode(file, raw)
     if problem is not None:
         return _Read(None, [problem], True, raw)
     assert text is not None
     instance, problems = _parse_text(file, text, model)
     return _Read(instance, problems, True, raw)
+
+
+def _read_and_parse(file: Path, model: type[BaseModel]) -> _Read:
+    """A missing file is defaults."""
+    raw, result = _read(file, model)
+    return result if raw is None else _parse_raw(file, raw, model)
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def load_file(path: Path, model: type[BaseModel]) -> BaseModel:
@@ -680,6 +789,8 @@ class SettingsLoader:
         self.keep_dir = keep_dir
         self._good: dict[Path, BaseModel] = {}
         self._problems: dict[Path, list[ConfigProblem]] = {}
+        # A digest of the bytes each file's current state (model or problems) came from.
+        self._digests: dict[Path, bytes] = {}
         # The validated bytes of good files loaded while there was no keep_dir yet, for
         # `use_keep_dir` to keep without reading the files again (which could also keep a
         # newer, unvalidated version).
@@ -706,7 +817,21 @@ class SettingsLoader:
 
     def _load_one(self, file: Path) -> list[ConfigProblem]:
         model = self._files[file]
-        instance, problems, exists, raw = _read_and_parse(file, model)
+        raw, result = _read(file, model)
+        if raw is not None:
+            # The very content the current state came from (a watcher's catch-up pass at
+            # start-up, a re-save, a full reload): nothing to parse, and the models stay the
+            # same objects, so nothing downstream sees a change. With 10,000 candidates a
+            # parse is ~100 ms and a second copy of every model.
+            digest = _digest(raw)
+            if self._digests.get(file) == digest:
+                return list(self._problems[file])
+            result = _parse_raw(file, raw, model)
+            self._digests[file] = digest
+        else:
+            self._digests.pop(file, None)
+        assert result is not None
+        instance, problems, exists, raw = result
         if instance is not None and not problems:
             self._good[file] = instance
             self._problems[file] = []
@@ -792,7 +917,7 @@ class SettingsLoader:
 
     def load(self) -> SettingsSnapshot:
         """Load every file. Raises ConfigError only when the directory itself is missing."""
-        with self._lock:
+        with self._lock, gc_paused():  # thousands of models, no cycles: see bulk.py
             self._check_dir()
             for file in self._files:
                 self._load_one(file)

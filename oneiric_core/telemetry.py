@@ -103,6 +103,13 @@ def clean_attributes(attributes: Mapping[str, Any]) -> dict[str, str | int | flo
     return out
 
 
+def _without_key(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Histogram attributes: everything but the key. A histogram keeps a bucket array per
+    attribute set, so one per key cost megabytes with thousands of keys (and as much again
+    in any collector); the counters keep the key, so per-key rates stay available."""
+    return {name: value for name, value in attrs.items() if name != "key"}
+
+
 def _otlp_endpoint(endpoint: str | None, signal: str) -> str | None:
     """`http://collector:4318` -> `http://collector:4318/v1/<signal>`; a full URL is kept."""
     if not endpoint:
@@ -223,7 +230,7 @@ class Telemetry:
             return
         attrs = clean_attributes({"domain": domain, "key": key, "provider": provider, "outcome": outcome})
         self._swaps.add(1, attrs)
-        self._swap_duration.record(max(0.0, float(duration_ms)), attrs)
+        self._swap_duration.record(max(0.0, float(duration_ms)), _without_key(attrs))
 
     def record_health(
         self, *, domain: str, key: str, provider: str, status: str, latency_ms: float | None
@@ -233,7 +240,7 @@ class Telemetry:
         attrs = clean_attributes({"domain": domain, "key": key, "provider": provider, "status": status})
         self._health_checks.add(1, attrs)
         if latency_ms is not None:
-            self._health_latency.record(max(0.0, float(latency_ms)), attrs)
+            self._health_latency.record(max(0.0, float(latency_ms)), _without_key(attrs))
 
     def observe_resolutions(self, source: Callable[[], Mapping[str, int]]) -> None:
         """Publish `oneiric.resolutions` from `source()` ({domain: cumulative count}).

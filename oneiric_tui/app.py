@@ -39,6 +39,11 @@ from .widgets.swap_log import SwapLog
 EVENT_BATCH_S = 0.05
 CHANGE_BATCH_S = 0.25
 HISTORY = 500
+# Journal kinds after which the console re-reads state. Lifecycle and health changes come
+# through engine.watch(); these are the ones only the journal announces.
+RESHAPING_KINDS = {"config-changed", "component-registered", "component-removed"}  # keys may come or go
+KEY_STATE_KINDS = {"activity-changed", "selection-changed", "swap-requested", "swap-approved",
+                   "swap-rejected", "swap-expired", "swap-interrupted"}  # one key's marks change
 COMMAND_WAIT_S = 60.0  # client mode: how long an action waits for the host to answer
 
 
@@ -262,11 +267,11 @@ class OneiricApp(App):
         with self.batch_update():
             main.query_one(SwapLog).add(events)
             kinds = {e.kind for e in events}
-            if kinds & {"config-changed", "selection-changed", "component-registered", "component-removed"}:
+            if kinds & RESHAPING_KINDS:
                 self.refresh_all()
             else:
                 touched = {ComponentRef(e.domain, e.key) for e in events
-                           if e.domain and e.key and e.kind == "activity-changed"}
+                           if e.domain and e.key and e.kind in KEY_STATE_KINDS}
                 if touched:
                     self.refresh_refs(touched)
             if any(k.startswith("swap-") for k in kinds):

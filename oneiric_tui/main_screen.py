@@ -40,7 +40,7 @@ PANES = (("tree", "Components"), ("detail", "Explain"), ("health", "Health"), ("
          ("approvals", "Approvals"))
 # Actions that change the system: dimmed and inert in read-only mode or as a client.
 DETAIL_SETTLE_S = 0.06
-MUTATING = {"swap", "pause", "drain", "resume", "approve_selected", "reject_selected"}
+MUTATING = {"swap", "edit_selection", "pause", "drain", "resume", "approve_selected", "reject_selected"}
 
 
 class MainScreen(Screen):
@@ -51,17 +51,21 @@ class MainScreen(Screen):
         Binding("tab", "cycle_pane(1)", "Next pane", show=False, priority=True, id="pane.next"),
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, priority=True, id="pane.previous"),
         Binding("s", "swap", "Swap", id="component.swap"),
+        Binding("e", "edit_selection", "Select", id="component.edit_selection"),
         Binding("p", "pause", "Pause", id="component.pause"),
         Binding("d", "drain", "Drain", id="component.drain"),
         Binding("r", "resume", "Resume", id="component.resume"),
         Binding("h", "probe", "Probe", id="component.probe"),
-        Binding("a", "focus_pane('approvals')", "Approvals", id="approvals.open"),
+        Binding("a", "focus_pane('approvals')", "Approvals", show=False, id="approvals.open"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        # Start with the breakpoint class the terminal's width calls for: set later (on the
+        # first resize) it would restyle every widget once more before the first frame.
+        width = self.app.size.width
+        super().__init__(classes=next(c for w, c in reversed(self.HORIZONTAL_BREAKPOINTS) if width >= w))
         self.current: ComponentRef | None = None
         self.current_provider: str | None = None
         self._detail_timer = None
@@ -80,7 +84,7 @@ class MainScreen(Screen):
             yield HealthTable(id="health", classes="pane")
             yield SwapLog(id="log", classes="pane")
             yield ApprovalsTable(id="approvals", classes="pane")
-        yield Footer()
+        yield Footer(compact=True)  # every key still fits at 80 columns
 
     def on_mount(self) -> None:
         for index, (pane, title) in enumerate(PANES, start=1):
@@ -176,18 +180,59 @@ class MainScreen(Screen):
         ref = self._need_ref()
         if ref is None:
             return
+        options = self._picker_options(ref)
+        if options is not None:
+            self.app.push_screen(SwapPicker(str(ref), options), lambda choice: self._picked(ref, choice))
+
+    def _picker_options(self, ref: ComponentRef) -> list[PickerOption] | None:
+        """The key's candidates in rank order, each with explain's reason and its last health."""
         app = self.oneiric
         explanation = app.explanation(ref)
         status = app.statuses.get(ref)
         if explanation is None or status is None:
-            return
+            return None
         options = []
         for r in explanation.ranked:
             c = r.candidate
             serving = status.serving == c.provider and status.serving_source == c.source
             health, message = app.candidate_health(ref, c.provider)
             options.append(PickerOption(c.provider, c.source, r.rank, r.reason, serving, health, message))
-        self.app.push_screen(SwapPicker(str(ref), options), lambda choice: self._picked(ref, choice))
+        return options
+
+    def action_edit_selection(self) -> None:
+        """`e`: change the key's selection in its settings file (the permanent change); the
+        host's settings watcher makes it a proposal like any other swap."""
+        ref = self._need_ref()
+        if ref is None:
+            return
+        options = self._picker_options(ref)
+        if options is None:
+            return
+        explanation = self.oneiric.explanation(ref)
+        where = explanation.selection_file if explanation else "its settings file"
+        self.app.push_screen(
+            SwapPicker(str(ref), options, title=f"Select for {ref} in {where} (permanent)...", allow_force=False),
+            lambda choice: self._edit_picked(ref, choice, where))
+
+    def _edit_picked(self, ref: ComponentRef, choice: SwapChoice | None, where: str) -> None:
+        if choice is None:
+            return
+        mode = self.oneiric.engine.approvals.mode
+        then = ("the running host's settings watcher applies it at once (approvals: auto)" if mode == "auto" else
+                "the running host's settings watcher turns it into a proposal waiting for approval")
+        self._confirm_then(f"Select {choice.provider} for {ref}?",
+                           f"Writes 'selection {ref.key}: {choice.provider}' into {where} (comments kept); {then}.",
+                           "Write", lambda: self._write_selection(ref, choice.provider))
+
+    @work(thread=True, group="settings")
+    def _write_selection(self, ref: ComponentRef, provider: str) -> None:
+        try:
+            path = self.oneiric.engine.edit_selection(ref.domain, ref.key, provider)
+        except OneiricError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", markup=False, timeout=10)
+            return
+        self.app.call_from_thread(self.notify, f"Wrote the selection {ref.key}: {provider} to {path.name}.",
+                                  markup=False)
 
     def _picked(self, ref: ComponentRef, choice: SwapChoice | None) -> None:
         if choice is None:

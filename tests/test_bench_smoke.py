@@ -21,6 +21,8 @@ CASES = {
     "swap.py": ("phase", "median ms", "p95 ms"),
     "cli_host.py": ("command", "runs", "median ms", "p95 ms", "x --help"),
     "watcher.py": ("measure", "saves", "median ms", "p95 ms", "x watchdog"),
+    "remote.py": ("measure", "runs", "median ms", "p95 ms", "x json.loads"),
+    "engine_load.py": ("phase", "median ms", "min", "max", "share of Engine()"),
 }
 
 

@@ -32,13 +32,21 @@ def test_swaps_metrics(tel: Telemetry) -> None:
     ok = (("domain", "adapter"), ("key", "cache"), ("outcome", "complete"), ("provider", "redis"))
     failed = (("domain", "service"), ("key", "queue"), ("outcome", "failed"), ("provider", "kafka"))
     assert points(m, "oneiric.swaps") == {ok: 2.0, failed: 1.0}
-    assert points(m, "oneiric.swap.duration_ms") == {ok: 40.0, failed: 5.5}
-    assert points(m, "oneiric.swap.duration_ms.count") == {ok: 2.0, failed: 1.0}
-    # cumulative: reading again does not reset, a new record adds
+    # histograms leave the key out (bounded cardinality with thousands of keys)
+    ok_h = (("domain", "adapter"), ("outcome", "complete"), ("provider", "redis"))
+    failed_h = (("domain", "service"), ("outcome", "failed"), ("provider", "kafka"))
+    assert points(m, "oneiric.swap.duration_ms") == {ok_h: 40.0, failed_h: 5.5}
+    assert points(m, "oneiric.swap.duration_ms.count") == {ok_h: 2.0, failed_h: 1.0}
+    # cumulative: reading again does not reset, a new record adds; another key with the same
+    # provider adds to the same histogram series but gets its own counter series
     tel.record_swap(domain="adapter", key="cache", provider="redis", outcome="complete", duration_ms=1.0)
+    tel.record_swap(domain="adapter", key="session", provider="redis", outcome="complete", duration_ms=2.0)
     m = tel.metrics()
     assert points(m, "oneiric.swaps")[ok] == 3.0
-    assert points(m, "oneiric.swap.duration_ms")[ok] == 41.0
+    assert points(m, "oneiric.swaps")[(("domain", "adapter"), ("key", "session"), ("outcome", "complete"),
+                                        ("provider", "redis"))] == 1.0
+    assert points(m, "oneiric.swap.duration_ms")[ok_h] == 43.0
+    assert len(points(m, "oneiric.swap.duration_ms")) == 2
 
 
 def test_health_metrics(tel: Telemetry) -> None:
@@ -49,9 +57,10 @@ def test_health_metrics(tel: Telemetry) -> None:
     ok = (("domain", "adapter"), ("key", "db"), ("provider", "pg"), ("status", "ok"))
     failed = (("domain", "adapter"), ("key", "db"), ("provider", "pg"), ("status", "failed"))
     assert points(m, "oneiric.health.checks") == {ok: 2.0, failed: 1.0}
-    # a check with no latency counts but records no latency sample
-    assert points(m, "oneiric.health.latency_ms") == {ok: 6.0}
-    assert points(m, "oneiric.health.latency_ms.count") == {ok: 2.0}
+    # a check with no latency counts but records no latency sample; the histogram has no key
+    ok_h = (("domain", "adapter"), ("provider", "pg"), ("status", "ok"))
+    assert points(m, "oneiric.health.latency_ms") == {ok_h: 6.0}
+    assert points(m, "oneiric.health.latency_ms.count") == {ok_h: 2.0}
 
 
 def test_resolutions_are_read_from_the_source_on_collection(tel: Telemetry) -> None:

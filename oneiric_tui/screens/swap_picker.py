@@ -107,9 +107,12 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
     }
     """
 
-    def __init__(self, ref_label: str, options: list[PickerOption]) -> None:
+    def __init__(self, ref_label: str, options: list[PickerOption], *, title: str | None = None,
+                 allow_force: bool = True) -> None:
         super().__init__()
         self.ref_label = ref_label
+        self.title_text = title or f"Swap {ref_label} to..."
+        self.allow_force = allow_force
         self.options = list(options)
         self.force = False
         self._marked: int | None = None
@@ -119,7 +122,7 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Content(f"Swap {self.ref_label} to..."), id="title")
+            yield Static(Content(self.title_text), id="title")
             if self.options:
                 prompts: list[Option | None] = []
                 for index, option in enumerate(self.options):
@@ -129,8 +132,10 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
                 yield OptionList(*prompts, id="candidates")
             else:
                 yield Static("No candidates to swap to.", id="empty", markup=False)
-            yield Static(self._force_text(), id="force", markup=False)
-            yield Static("j/k: move   enter: choose   f: force   esc / q: cancel", id="keys", markup=False)
+            if self.allow_force:
+                yield Static(self._force_text(), id="force", markup=False)
+            force_key = "   f: force" if self.allow_force else ""
+            yield Static(f"j/k: move   enter: choose{force_key}   esc / q: cancel", id="keys", markup=False)
 
     def on_mount(self) -> None:
         start = first_choice(self.options)
@@ -187,6 +192,8 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
             self._choose(self.query_one("#candidates", OptionList).highlighted)
 
     def action_toggle_force(self) -> None:
+        if not self.allow_force:
+            return
         self.force = not self.force
         force_line = self.query_one("#force", Static)
         force_line.update(self._force_text())

@@ -15,6 +15,7 @@ from .. import format as fmt
 from ..keys import vim_keys
 from ..messages import RefHighlighted
 
+SORT_SETTLE_S = 0.3
 COLUMNS = (("component", "COMPONENT"), ("provider", "PROVIDER"), ("status", "STATUS"),
            ("latency", "LATENCY"), ("trend", "TREND"), ("changed", "CHANGED"))
 
@@ -28,6 +29,7 @@ class HealthTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._rows: dict[ComponentRef, tuple] = {}
         self._refs_by_key: dict[str, ComponentRef] = {}
+        self._sort_timer = None
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -76,8 +78,20 @@ class HealthTable(DataTable):
                     if new != before:
                         self.update_cell(str(ref), column, new)
             self._rows[ref] = cells
-        if added:  # keep the tree's order: domain, then key
-            self.sort("component", key=lambda name: _order(self._refs_by_key.get(str(name))))
+        if added:
+            self._sort_soon()
+
+    def _sort_soon(self) -> None:
+        """Keep the tree's order (domain, then key), sorting once rows stop arriving: while
+        thousands of providers start, sorting the whole table after every batch stalled the
+        screen."""
+        if self._sort_timer is not None:
+            self._sort_timer.stop()
+        self._sort_timer = self.set_timer(SORT_SETTLE_S, self._sort_rows)
+
+    def _sort_rows(self) -> None:
+        self._sort_timer = None
+        self.sort("component", key=lambda name: _order(self._refs_by_key.get(str(name))))
 
     def tick(self, track: Callable[[ComponentRef], HealthTrack | None]) -> None:
         """Refresh only the 'changed' ages (a UI clock, not engine data)."""

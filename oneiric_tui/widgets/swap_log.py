@@ -94,12 +94,18 @@ class SwapLog(Vertical):
         self.filter = LogFilter()
 
     def compose(self):
-        yield Input(placeholder="filter: words, kind:swap-rollback, domain:adapter, key:cache, sev:error",
-                    id="log-filter")
         yield EventLines(event_line, KEEP, id="log-lines")
 
-    def on_mount(self) -> None:
-        self.query_one("#log-filter", Input).display = False
+    def _filter_box(self) -> Input:
+        """The filter input, mounted on first use: most sessions never filter, and every
+        widget mounted before the first frame delays it."""
+        found = self.query("#log-filter")
+        if found:
+            return found.first(Input)
+        box = Input(placeholder="filter: words, kind:swap-rollback, domain:adapter, key:cache, sev:error",
+                    id="log-filter")
+        self.mount(box, before=self.lines)
+        return box
 
     @property
     def lines(self) -> EventLines:
@@ -132,14 +138,14 @@ class SwapLog(Vertical):
         self.border_subtitle = f"filter: {self.filter.describe()}" if self.filter.active else ""
 
     def action_filter(self) -> None:
-        box = self.query_one("#log-filter", Input)
+        box = self._filter_box()
         box.display = True
         box.value = self.filter.describe()
         box.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#log-filter", Input)
-        box.display = False
+        for box in self.query("#log-filter"):
+            box.display = False
         if self.filter.active:
             self.apply_filter("")
         self.focus()

@@ -230,13 +230,15 @@ async def test_read_only_blocks_every_mutating_key(make_app):
         await ready(pilot)
         await to_cache(pilot)
         before = app.engine.store.last_journal_id()
-        for key in ("s", "p", "d", "r"):
+        settings_before = (app.engine.settings_dir / "adapters.yml").read_text()
+        for key in ("s", "e", "p", "d", "r"):
             await pilot.press(key)
             await pilot.pause(0.1)
             assert isinstance(app.screen, MainScreen), key
         assert app.engine.journal(after_id=before) == []
+        assert (app.engine.settings_dir / "adapters.yml").read_text() == settings_before
         main = app.main
-        for action in ("swap", "pause", "drain", "resume"):
+        for action in ("swap", "edit_selection", "pause", "drain", "resume"):
             assert main.check_action(action, ()) is None  # shown dimmed, inert
         titles = [c.title for c in app.get_system_commands(main)]
         assert not any(t.startswith(("Swap ", "Pause ", "Drain ", "Resume ")) for t in titles)
@@ -425,3 +427,53 @@ async def test_a_settings_edit_on_disk_shows_as_a_proposal_and_y_approves_it(mak
         await until(pilot, lambda: app.statuses[app.main.current].serving == "sqlite")
         await until(pilot, lambda: approvals.row_count == 0)
         assert not any("PROPOSED" in l for l in tree_labels(app))
+
+
+async def test_a_swap_proposed_from_the_cli_in_another_process_appears_live(make_app):
+    """The console hosts; `oneiric swap` in another process goes through the command queue
+    and its proposal shows in the approvals pane (and the tree) without any key press."""
+    import asyncio
+    import os
+    import sys
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        env = {**os.environ, "ONEIRIC_OPERATOR": "alice"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "oneiric_core.cli", "--settings", str(app.engine.settings_dir),
+            "--state-dir", str(app.engine.state_dir), "swap", "--domain", "adapter", "--key", "cache",
+            "--provider", "sqlite", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        assert "waits for approval" in out.decode()
+        approvals = app.main.query_one(ApprovalsTable)
+        await until(pilot, lambda: approvals.row_count == 1)
+        assert "alice via cli" in screen_text(app)
+        await until(pilot, lambda: any("PROPOSED" in l and "-> sqlite" in l for l in tree_labels(app)))
+        assert app.statuses[next(r for r in app.statuses if str(r) == "adapter/cache")].serving == "memory"
+
+
+async def test_e_writes_the_selection_to_the_settings_file_and_the_watcher_proposes_it(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, SwapPicker))
+        picker = app.screen
+        assert "permanent" in str(picker.query_one("#title").render())
+        picker.query_one("OptionList").highlighted = next(
+            i for i, o in enumerate(picker.options) if o.provider == "sqlite")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        adapters = app.engine.settings_dir / "adapters.yml"
+        await until(pilot, lambda: "cache: sqlite" in adapters.read_text())
+        text = adapters.read_text()
+        assert text.startswith("# Adapters: which provider serves each adapter key.")  # comments kept
+        approvals = app.main.query_one(ApprovalsTable)
+        await until(pilot, lambda: approvals.row_count == 1)  # the watcher made it a proposal
+        edited = app.engine.journal(kinds=["selection-edited"])
+        assert edited and edited[-1].actor == "tester" and edited[-1].provider == "sqlite"
+        assert app.statuses[app.main.current].serving == "memory"  # manual mode: nothing applied yet

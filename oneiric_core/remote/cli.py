@@ -1,0 +1,274 @@
+"""The remote commands of `oneiric`: remote-status, remote-sync and manifest {keygen,pack,sign,verify}.
+
+cli.py owns the parser and dispatch; this module adds the remote subcommands to it and
+implements them. Output follows the CLI's rules: `--json` with a stable shape (README "JSON
+shapes"), one-sentence errors, exit 6 when a remote source or a manifest fails (§10).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReadOnlyError, RemoteSyncFailed, UsageError
+from ..humanize import age
+
+EXIT_OK, EXIT_REMOTE = 0, 6
+
+
+def add_parsers(sub: Any, cmd: Any, waits: Any) -> None:
+    cmd("remote-status", "per remote source: state, last success and its age, failures, circuit breaker, "
+        "manifest, signature, entries, rejected entries")
+    p = cmd("remote-sync", "sync remote manifests now: through the running host, else in this process")
+    p.add_argument("--source", metavar="NAME", help="only this source (default: every source in app.yml)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="fetch and check everything, print what would be added, replaced and removed; change nothing")
+    waits(p)
+
+    manifest = sub.add_parser("manifest", help="make, sign and check remote manifests",
+                              description="make, sign and check remote manifests")
+    msub = manifest.add_subparsers(dest="manifest_command", metavar="ACTION", parser_class=sub._parser_class)
+    p = msub.add_parser("keygen", help="a new ed25519 signing key (private key file 0600 + its .pub)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the private key (PEM)")
+    p.add_argument("--key-id", help="the key's id in app.yml (default: ed25519- and 16 hex digits of its hash)")
+    p.add_argument("--force", action="store_true", help="replace an existing key file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = msub.add_parser("pack", help="a manifest from a YAML/JSON list of entries")
+    p.add_argument("entries", type=Path, metavar="ENTRIES", help="YAML or JSON: a list of entries, or {entries: [...]}")
+    p.add_argument("--name", required=True, help="the manifest's name")
+    p.add_argument("--version", required=True, help="the manifest's version")
+    p.add_argument("--generated-at", help="ISO 8601 time (default: now, UTC)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write it here (default: print it)")
+    p = msub.add_parser("sign", help="add this key's ed25519 signature to a manifest")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--key", required=True, type=Path, metavar="FILE", help="the private key (from keygen)")
+    p.add_argument("--key-id", help="the key's id (default: from FILE.pub, else derived from the key)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write the signed manifest here (default: in place)")
+    p = msub.add_parser("verify", help="check a manifest's signatures and entries")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--public-key", action="append", default=[], metavar="ID=BASE64|FILE.pub",
+                   help="a trusted key (repeatable; default: app.yml remote.trusted_keys)")
+    p.add_argument("--threshold", type=int, help="distinct keys needed (default: app.yml remote.threshold, "
+                   "or 1 with --public-key)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _n(count: Any, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _age(ts: float | None) -> str:
+    text = age(ts)
+    return "never" if text is None else f"{text} ago"
+
+
+def _in(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    now = time.time()
+    return "now" if ts <= now else f"in {age(now, now=ts)}"
+
+
+# -- remote-status ------------------------------------------------------------------------------------
+
+def cmd_remote_status(engine: Any, args: Any) -> int:
+    from ..cli import _host_json, _host_line, _print_json
+
+    sources = engine.remote.statuses()
+    failing = [s for s in sources if s["consecutive_failures"] or s["breaker"].get("state") != "closed"]
+    if args.json:
+        _print_json({"host": _host_json(engine), "sources": sources})
+        return EXIT_REMOTE if failing else EXIT_OK
+    if not sources:
+        print("No remote sources are configured (app.yml `remote.sources`).")
+        return EXIT_OK
+    lease, alive = engine.host()
+    if lease is None or not alive:
+        print("no host running: showing what the last sync recorded (the next host starts from the cached manifests)")
+    else:
+        print(_host_line(engine))
+    for s in sources:
+        print()
+        _print_source(s)
+    return EXIT_REMOTE if failing else EXIT_OK
+
+
+def _print_source(s: dict[str, Any]) -> None:
+    sig_rule = "signatures required" if s["signature_required"] else "signatures optional"
+    print(f"{s['name']}: {s['state'].upper()}  {s['uri']}  (every {s['interval_s']:g} s; {sig_rule})")
+    reported = s.get("reported_by") or {}
+    if reported:
+        print(f"  reported by pid {reported.get('pid')} on {reported.get('hostname')} {_age(reported.get('updated_at'))}")
+    next_at = f"; next attempt {_in(s['next_attempt_at'])}" if s.get("next_attempt_at") else ""
+    print(f"  last attempt {_age(s['last_attempt_at'])}; last success {_age(s['last_success_at'])}{next_at}")
+    print(f"  failures: {s['consecutive_failures']} consecutive, {s['total_failures']} total; "
+          f"{s['total_syncs']} good sync(s)")
+    b = s["breaker"]
+    line = f"  breaker: {b.get('state', 'closed')}"
+    if b.get("state") in ("open", "half-open"):
+        line += f" (trial sync {_in(b.get('retry_at'))})"
+    if b.get("threshold"):
+        line += f"; opens after {b['threshold']} failed syncs, trial after {b.get('reset_s', 0):g} s"
+    print(line)
+    m = s.get("manifest")
+    if m:
+        src = {"cache": "the cache (last good)", "fetched": "the source"}.get(s.get("in_force") or "", "?")
+        print(f"  manifest: {m.get('name')} v{m.get('version')}, generated {m.get('generated_at')}, "
+              f"sha256 {str(m.get('digest', ''))[:16]}..., {_n(m.get('entries'), 'entry', 'entries')}, from {src}"
+              + (" (STALE)" if s.get("stale") else ""))
+    else:
+        print("  manifest: none yet")
+    sig = s.get("signature")
+    if sig:
+        keys = ", ".join(sig.get("key_ids") or []) or "-"
+        print(f"  signature: {sig.get('status')} (keys: {keys}; threshold {sig.get('threshold')}): {sig.get('reason')}")
+    entries = s.get("entries") or {}
+    print("  entries: " + (", ".join(f"{d} {n}" for d, n in entries.items()) if entries else "none"))
+    rejected = s.get("rejected") or []
+    if rejected:
+        print(f"  rejected: {len(rejected)}")
+        for r in rejected:
+            what = "/".join(p for p in (r.get("domain"), r.get("key")) if p) or "?"
+            print(f"    #{r.get('index')} {what} {r.get('provider') or ''}: {r.get('reason')}".replace("  ", " "))
+    else:
+        print("  rejected: none")
+    if s.get("last_error"):
+        print(f"  last error ({s.get('last_error_kind')}, {_age(s.get('last_error_at'))}): {s['last_error']}")
+
+
+# -- remote-sync ---------------------------------------------------------------------------------------
+
+def cmd_remote_sync(engine: Any, args: Any) -> int:
+    """No host alive (cli.py asked the host first): sync here; the cache and the status this
+    writes are what the next host starts from."""
+    import asyncio
+
+    from ..cli import _print_result
+    from ..commands import sync_result
+
+    if not args.dry_run:
+        if args.read_only or engine.read_only:
+            raise ReadOnlyError("Read-only mode: remote-sync is disabled (use --dry-run to look).")
+    outcomes = asyncio.run(engine.remote.sync_now(args.source, dry_run=args.dry_run))
+    where = "this process; no host is running, so the next host starts with it" if not args.dry_run \
+        else "this process"
+    return _print_result(args, sync_result(outcomes, where=where))
+
+
+def print_sync(result: Any) -> None:
+    """remote-sync's text output: the sentence per source, then what changes (dry run) or changed."""
+    results = result.data.get("results") or []
+    if not results:
+        if result.ok:
+            print(result.message)
+        else:
+            print(f"oneiric: {result.message}", file=sys.stderr)
+        return
+    for r in results:
+        print(r["message"], file=sys.stdout if r["ok"] or r.get("skipped") else sys.stderr)
+        for mark, name in (("+", "added"), ("~", "replaced"), ("-", "removed")):
+            for label in r.get(name) or []:
+                print(f"  {mark} {label}")
+            more = (r.get("counts") or {}).get(name, 0) - len(r.get(name) or [])
+            if more > 0:
+                print(f"  {mark} ... and {more} more")
+        for rej in r.get("rejected") or []:
+            what = "/".join(p for p in (rej.get("domain"), rej.get("key")) if p) or "?"
+            print(f"  rejected #{rej.get('index')} {what} {rej.get('provider') or ''}: {rej.get('reason')}")
+        for note in r.get("notes") or []:
+            print(f"  note: {note}")
+        if r.get("proposals"):
+            print(f"  swap proposals: {', '.join('#' + str(p) for p in r['proposals'])} "
+                  "(see 'oneiric approvals')")
+
+
+# -- manifest ----------------------------------------------------------------------------------------
+
+def run_manifest(args: Any) -> int:
+    from . import tools
+
+    action = getattr(args, "manifest_command", None)
+    if action == "keygen":
+        info = tools.keygen(args.out, key_id=args.key_id, force=args.force)
+        if args.json:
+            _json(info.to_dict())
+        else:
+            print(f"Wrote the private key to {info.private_path} (mode 0600; keep it secret, never commit it) "
+                  f"and the public key to {info.public_path}.")
+            print(f"key id:     {info.key_id}")
+            print(f"public key: {info.public_key}")
+            print("Trust it in app.yml:")
+            print(info.app_yml().rstrip())
+        return EXIT_OK
+    if action == "pack":
+        allowlist = _app(args).factory_allowlist
+        manifest, out = tools.pack(args.entries, name=args.name, version=args.version, out=args.out,
+                                   allowlist=allowlist, generated_at=args.generated_at)
+        if out is None:
+            sys.stdout.write(tools.manifest_json(manifest).decode("utf-8"))
+        else:
+            print(f"Wrote {out}: {manifest['name']} v{manifest['version']} with "
+                  f"{_n(len(manifest['entries']), 'entry', 'entries')}, unsigned (next: oneiric manifest sign "
+                  f"{out} --key KEY).")
+        return EXIT_OK
+    if action == "sign":
+        key_id, target, signed = tools.sign(args.manifest, args.key, key_id=args.key_id, out=args.out)
+        print(f"Signed {target} with key {key_id} ({len(signed['signatures'])} signature(s)); it verifies "
+              "against that key.")
+        return EXIT_OK
+    if action == "verify":
+        return _verify(args)
+    raise UsageError("manifest needs an action: keygen, pack, sign or verify (see 'oneiric manifest --help').")
+
+
+def _verify(args: Any) -> int:
+    from . import tools
+
+    app = _app(args)
+    if args.public_key:
+        keys = tools.parse_key_args(args.public_key)
+        threshold = args.threshold or 1
+    else:
+        keys = {k.id: k.public_key for k in app.remote.trusted_keys}
+        threshold = args.threshold or app.remote.threshold
+        if not keys:
+            raise UsageError("No trusted keys: give --public-key ID=BASE64 (or a .pub file), or list "
+                             "remote.trusted_keys in app.yml.")
+    if threshold < 1:
+        raise UsageError("--threshold must be at least 1.")
+    try:
+        report = tools.verify_file(args.manifest, keys, threshold=threshold, allowlist=app.factory_allowlist)
+    except RemoteSyncFailed as exc:
+        report = getattr(exc, "report", None)
+        if args.json and report is not None:
+            _json(report)
+        raise
+    if args.json:
+        _json(report)
+    else:
+        m = report["manifest"]
+        print(f"{args.manifest}: {m['name']} v{m['version']} verifies: {report['signature']['reason']}.")
+        print(f"entries: {report['accepted']} accepted, {len(report['rejected'])} rejected")
+        for r in report["rejected"]:
+            print(f"  rejected #{r['index']}: {r['reason']}")
+    return EXIT_OK
+
+
+def _app(args: Any) -> Any:
+    """app.yml of --settings (defaults when there is none); a broken app.yml is an error."""
+    from ..settings import APP_FILE, AppSettings, load_file
+
+    directory = Path(args.settings)
+    if not (directory / APP_FILE).exists():
+        return AppSettings()
+    return load_file(directory / APP_FILE, AppSettings)
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+__all__ = ["add_parsers", "cmd_remote_status", "cmd_remote_sync", "print_sync", "run_manifest"]

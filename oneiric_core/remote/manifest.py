@@ -1,0 +1,309 @@
+"""The manifest: its model, how its bytes are parsed, what is signed, and which entries may register.
+
+A manifest is JSON or YAML:
+
+    version: 3                       # the publisher's version of this manifest (string or integer)
+    name: acme-components
+    generated_at: "2025-01-31T12:00:00Z"
+    entries:
+      - {domain: adapter, key: cache, provider: acme-redis,
+         factory: oneiric_core.providers.cache_redis:create, priority: 0, stack_level: 0,
+         settings: {...}, metadata: {...}, artifact: {uri: blobs/x.bin, sha256: <64 hex>}}
+    signatures:
+      - {key_id: acme-2025, algorithm: ed25519, signature: <base64>}
+
+What is signed (`canonical_bytes`) is the parsed manifest without `signatures`, as JSON with
+sorted keys and compact separators, UTF-8: every other field, unknown ones included, is
+covered, and the bytes do not depend on how the file was formatted (JSON or YAML, spacing,
+key order, comments).
+
+YAML is read by yaml-rs (YAML 1.2, plain data only: no tags construct objects, timestamps stay
+strings); a value JSON cannot carry (a non-string key, NaN) makes the manifest invalid, since it
+could not be signed unambiguously.
+
+The top level is checked as a whole (a malformed manifest changes nothing); entries one by one:
+a bad entry is rejected with a reason and the good ones still register.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..domains import Domain
+from ..errors import NotFound, RemoteSyncFailed
+from ..factories import module_allowed
+from ..settings import FactoryRef, KeyName, ProviderName
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+MAX_DEPTH = 64  # nesting deeper than this is refused (a YAML bomb cannot hide in depth)
+MAX_VALUES = 500_000  # values in a YAML document after alias expansion (nor in breadth)
+
+
+class ManifestError(RemoteSyncFailed):
+    """The manifest as a whole cannot be used (not UTF-8, not JSON/YAML, wrong shape)."""
+
+    def __init__(self, message: str, kind: str = "parse") -> None:
+        super().__init__(message, kind)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Artifact(_Model):
+    uri: str = Field(min_length=1, max_length=2048)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+
+
+class Signature(_Model):
+    key_id: str = Field(min_length=1, max_length=200)
+    algorithm: Literal["ed25519"] = "ed25519"
+    signature: str = Field(min_length=1, max_length=200)
+
+
+class Entry(_Model):
+    domain: str
+    key: KeyName
+    provider: ProviderName
+    factory: FactoryRef
+    priority: int = Field(0, ge=-1000, le=1000)
+    stack_level: int = Field(0, ge=-1000, le=1000)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    artifact: Artifact | None = None
+
+
+class Manifest(_Model):
+    version: str | int
+    name: str = Field(min_length=1, max_length=200)
+    generated_at: str = Field(min_length=1, max_length=64)
+    entries: list[Any]  # checked one by one (`check_entries`): one bad entry rejects only itself
+    signatures: list[Signature] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ParsedManifest:
+    raw: bytes
+    data: dict[str, Any]  # exactly what was parsed: what the signature covers
+    model: Manifest
+    digest: str  # sha256 of `raw`
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.model.name, "version": str(self.model.version),
+                "generated_at": self.model.generated_at, "digest": self.digest,
+                "entries": len(self.model.entries), "size": len(self.raw)}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    domain: str | None
+    key: str | None
+    provider: str | None
+    reason: str
+
+    def label(self) -> str:
+        what = "/".join(p for p in (self.domain, self.key) if p) or "?"
+        return f"entry #{self.index} ({what}{' ' + self.provider if self.provider else ''})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "domain": self.domain, "key": self.key, "provider": self.provider,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Accepted:
+    index: int
+    domain: Domain
+    entry: Entry
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def load_document(raw: bytes, what: str = "the manifest") -> Any:
+    """JSON (when it starts with `{` or `[`) or YAML bytes -> plain data (str keys; str, int,
+    float, bool, None, lists, mappings). ManifestError names what is wrong."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{what} is not UTF-8 text (byte {exc.start})") from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise ManifestError(f"{what} is empty")
+    if stripped[0] in "{[":
+        try:
+            return json.loads(stripped, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise ManifestError(f"{what} is not valid JSON: {exc}") from None
+    data = _load_yaml(text, what)
+    _check_plain(data, 0, [0])
+    return data
+
+
+def parse_manifest(raw: bytes) -> ParsedManifest:
+    """Bytes -> a manifest checked as a whole; ManifestError names what is wrong."""
+    data = load_document(raw)
+    if not isinstance(data, dict):
+        raise ManifestError(f"the manifest must be a mapping at the top level, not {_kind(data)}", "schema")
+    try:
+        model = Manifest.model_validate(data, strict=True)
+    except ValidationError as exc:
+        raise ManifestError(f"the manifest is invalid: {describe_errors(exc)}", "schema") from None
+    return ParsedManifest(raw, data, model, digest(raw))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed (it cannot be signed unambiguously)")
+
+
+def _load_yaml(text: str, what: str) -> Any:
+    try:
+        import yaml_rs
+    except ImportError:  # pragma: no cover - yaml-rs is a pinned dependency
+        from ruamel.yaml import YAML
+
+        try:
+            return YAML(typ="safe", pure=True).load(text)
+        except Exception as exc:
+            raise ManifestError(f"{what} is neither JSON nor valid YAML: {exc}") from None
+    try:
+        return yaml_rs.loads(text, parse_datetime=False,
+                             duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ManifestError(f"{what} is neither JSON nor valid YAML: {reason}") from None
+
+
+def _check_plain(value: Any, depth: int, count: list[int]) -> None:
+    """Only what JSON can carry (str keys; str, int, float, bool, None, lists, mappings)."""
+    if depth > MAX_DEPTH:
+        raise ManifestError(f"the manifest nests deeper than {MAX_DEPTH} levels")
+    count[0] += 1
+    if count[0] > MAX_VALUES:
+        raise ManifestError(f"the manifest holds more than {MAX_VALUES:,} values (aliases expanded)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ManifestError(f"the manifest has a non-string key {key!r}; keys must be strings")
+            _check_plain(item, depth + 1, count)
+    elif isinstance(value, list):
+        for item in value:
+            _check_plain(item, depth + 1, count)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ManifestError(f"the manifest holds {value!r}, which JSON cannot carry")
+    elif value is not None and not isinstance(value, (str, int, bool)):
+        raise ManifestError(f"the manifest holds a {type(value).__name__} value, which JSON cannot carry")
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+            type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def describe_errors(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for error in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in error.get("loc", ()))
+        msg = str(error.get("msg", "invalid"))
+        if error.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif error.get("type") == "missing":
+            msg = "missing"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def canonical_bytes(data: dict[str, Any]) -> bytes:
+    """What is signed: the manifest without `signatures`, JSON, sorted keys, compact, UTF-8."""
+    body = {k: v for k, v in data.items() if k != "signatures"}
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"the manifest cannot be written as canonical JSON: {exc}") from None
+    return text.encode("utf-8")
+
+
+# -- entries -----------------------------------------------------------------------------------------
+
+ArtifactCheck = Callable[[str], "str | None"]  # artifact uri -> reason it is refused, or None
+
+
+def check_entries(model: Manifest, allowlist: Sequence[str], *,
+                  artifact_check: ArtifactCheck | None = None) -> tuple[list[Accepted], list[Rejection]]:
+    """Each entry on its own: a known domain, a valid shape, a factory inside the allow-list,
+    a safe artifact URI, not a duplicate of an earlier entry. Returns (accepted, rejected)."""
+    accepted: list[Accepted] = []
+    rejected: list[Rejection] = []
+    seen: dict[tuple[Domain, str, str], int] = {}
+    allow = tuple(allowlist)
+    modules_ok: dict[str, bool] = {}
+    domains: dict[str, Domain | str] = {}  # what each domain text parses to (or why it does not)
+    for index, raw in enumerate(model.entries):
+        if not isinstance(raw, dict):
+            rejected.append(Rejection(index, None, None, None, f"an entry must be a mapping, not {_kind(raw)}"))
+            continue
+        names = tuple(v if isinstance(v, str) else None for v in (raw.get("domain"), raw.get("key"),
+                                                                    raw.get("provider")))
+        try:
+            entry = Entry.model_validate(raw, strict=True)
+        except ValidationError as exc:
+            rejected.append(Rejection(index, *names, describe_errors(exc)))
+            continue
+        domain = domains.get(entry.domain)
+        if domain is None:
+            try:
+                domain = domains[entry.domain] = Domain.parse(entry.domain)
+            except NotFound as exc:
+                domain = domains[entry.domain] = str(exc).rstrip(".")
+        if not isinstance(domain, Domain):
+            rejected.append(Rejection(index, *names, domain))
+            continue
+        module = entry.factory.partition(":")[0]
+        allowed = modules_ok.get(module)
+        if allowed is None:
+            allowed = modules_ok[module] = module_allowed(module, allow)
+        if not allowed:
+            listed = ", ".join(allow) if allow else "nothing (the allow-list is empty)"
+            rejected.append(Rejection(index, *names, f"factory module '{module}' is not in app.yml "
+                                      f"factory_allowlist (allowed: {listed})"))
+            continue
+        if entry.artifact is not None and artifact_check is not None:
+            refused = artifact_check(entry.artifact.uri)
+            if refused:
+                rejected.append(Rejection(index, *names, f"artifact refused: {refused}"))
+                continue
+        ident = (domain, entry.key, entry.provider)
+        if ident in seen:
+            rejected.append(Rejection(index, *names, f"duplicate of entry #{seen[ident]} "
+                                      f"({domain.value}/{entry.key} {entry.provider})"))
+            continue
+        seen[ident] = index
+        accepted.append(Accepted(index, domain, entry))
+    return accepted, rejected
+
+
+def per_domain(accepted: Sequence[Accepted]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in accepted:
+        out[item.domain.value] = out.get(item.domain.value, 0) + 1
+    return out
+
+
+__all__ = [
+    "Accepted", "Artifact", "Entry", "Manifest", "ManifestError", "ParsedManifest", "Rejection", "Signature",
+    "canonical_bytes", "check_entries", "describe_errors", "digest", "load_document", "parse_manifest",
+    "per_domain",
+]

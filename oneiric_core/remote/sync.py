@@ -1,0 +1,536 @@
+"""One remote source and one sync of it.
+
+A sync: breaker -> fetch (with retries) -> unchanged? done -> parse -> verify signatures ->
+check entries -> fetch and check artifacts -> [dry run: the diff, nothing else] -> cache the
+manifest -> replace the source's candidates -> proposals. Everything before "cache" can fail,
+and a failure changes nothing that was registered: the last good manifest stays in force,
+the failure is journaled (`signature-verification-failed`, `digest-check-failed` or
+`remote-sync-error`) and counted, and the circuit breaker hears of it.
+
+`load_cached` puts the last good manifest in force without any network or signature check
+(the keys that verified it are recorded with it and must still be trusted), so every process,
+the CLI's included, sees what the host would serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RemoteSyncFailed
+from ..events import Event, Severity
+from ..registry import CandidateFields, SourceDiff
+from . import source_id
+from .breaker import HALF_OPEN, CircuitBreaker
+from .cache import ArtifactStore, CachedManifest, ManifestCache
+from .fetch import FetchError, Location, artifact_refusal, download, fetch_manifest, locate, resolve_artifact, \
+    with_retries
+from .status import SourceStatus
+
+if TYPE_CHECKING:
+    from ..settings import BreakerOptions, RemoteSourceOptions
+    from .manifest import Accepted, ParsedManifest, Rejection
+    from .registration import Applied
+    from .signing import Verification
+
+DIFF_LIMIT = 50  # candidates named per list in events and outcomes (the counts are always complete)
+
+
+@dataclass
+class Trust:
+    keys: dict[str, str]  # key id -> base64 public key
+    threshold: int
+
+
+@dataclass
+class SyncContext:
+    """What a source needs from its surroundings (the engine, through RemoteManager)."""
+
+    settings_dir: Path
+    root: Path  # state_dir/remote
+    trust: Callable[[], Trust]
+    allowlist: Callable[[], Sequence[str]]
+    client: Callable[[], Any]  # the shared httpx.AsyncClient, created on first use
+    emit: Callable[[Event], Any]
+    preview: Callable[[str, Sequence[CandidateFields]], SourceDiff]
+    apply: Callable[[str, Sequence[CandidateFields], str], Awaitable[Applied]]
+
+
+@dataclass
+class InForce:
+    """The manifest whose entries are registered now."""
+
+    digest: str
+    etag: str | None
+    summary: dict[str, Any]
+    verification: dict[str, Any]
+    trusted: dict[str, str]  # the keys that verified it: {id: public key}
+    from_cache: bool
+    last_modified: str | None = None
+
+
+class SignatureFailed(RemoteSyncFailed):
+    def __init__(self, message: str, verification: Verification) -> None:
+        super().__init__(message, "signature")
+        self.verification = verification
+
+
+class DigestFailed(RemoteSyncFailed):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "digest")
+
+
+@dataclass
+class SyncOutcome:
+    source: str
+    ok: bool
+    dry_run: bool = False
+    not_modified: bool = False
+    skipped: str | None = None  # why no sync ran (the circuit is open)
+    error: str | None = None
+    error_kind: str | None = None
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # added, replaced, removed, accepted, rejected
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+    signature: dict[str, Any] | None = None
+    proposals: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+    fetch_ms: float = 0.0  # of duration_ms: the transfer itself (HTTP exchange or file read)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.counts.get("added") or self.counts.get("replaced") or self.counts.get("removed"))
+
+    def message(self) -> str:
+        """One sentence for the CLI and the console."""
+        name = f"remote:{self.source}"
+        if self.skipped:
+            return f"{name}: not synced: {self.skipped}."
+        if not self.ok:
+            return f"{name}: sync failed ({self.error_kind}): {self.error}; the last good manifest stays in force."
+        manifest = self.manifest or {}
+        what = f"{manifest.get('name', '?')} v{manifest.get('version', '?')}"
+        if self.not_modified:
+            return f"{name}: {what} is unchanged; nothing to do."
+        c = self.counts
+        change = (f"{c.get('added', 0)} added, {c.get('replaced', 0)} replaced, {c.get('removed', 0)} removed"
+                  if self.changed else "no change")
+        rejected = f", {c['rejected']} entr{'y' if c['rejected'] == 1 else 'ies'} rejected" if c.get("rejected") else ""
+        prefix = "dry run, nothing changed: would apply " if self.dry_run else ""
+        props = f", {len(self.proposals)} swap proposal(s)" if self.proposals else ""
+        return f"{name}: {prefix}{what} ({change}{rejected}{props})."
+
+    def to_dict(self) -> dict[str, Any]:
+        import dataclasses
+
+        out = dataclasses.asdict(self)
+        out["message"] = self.message()
+        return out
+
+
+@dataclass
+class _Plan:
+    not_modified: bool
+    etag: str | None
+    parsed: ParsedManifest | None = None
+    verification: Verification | None = None
+    accepted: list[Accepted] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    rows: list[CandidateFields] = field(default_factory=list)
+    fetch_ms: float = 0.0
+    last_modified: str | None = None
+
+
+class RemoteSource:
+    def __init__(self, options: RemoteSourceOptions, breaker: BreakerOptions, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        self.name = options.name
+        self.source = source_id(options.name)
+        self.cache = ManifestCache(ctx.root, options.name)
+        self.artifacts = ArtifactStore(ctx.root)
+        self.breaker = CircuitBreaker(breaker.failures, breaker.reset_s)
+        self.current: InForce | None = None
+        self.status = SourceStatus(options.name, options.uri, options.interval_s, options.requires_signature)
+        self.options = options
+        self.location: Location | None = None
+        self.location_error: str | None = None
+        self.reconfigure(options, breaker)
+        self._lock: asyncio.Lock | None = None
+
+    def reconfigure(self, options: RemoteSourceOptions, breaker: BreakerOptions) -> None:
+        if self.current is not None and options.uri != self.options.uri:
+            self.current.etag = self.current.last_modified = None  # they belong to the old URL
+        self.options = options
+        self.breaker.configure(breaker.failures, breaker.reset_s)
+        self.status.uri, self.status.interval_s = options.uri, options.interval_s
+        self.status.signature_required = options.requires_signature
+        try:
+            self.location, self.location_error = locate(options.uri, self.ctx.settings_dir), None
+        except FetchError as exc:
+            self.location, self.location_error = None, str(exc)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    # -- the last good manifest -----------------------------------------------------------------
+    def load_cached(self) -> list[CandidateFields] | None:
+        """The cached manifest's rows when it may still be used; None when there is none, it
+        cannot be read, or the keys that verified it are no longer trusted."""
+        from .manifest import ManifestError
+
+        cached, _why = self.cache.load()
+        if cached is None:
+            return None
+        if not self._cache_trusted(cached):
+            return None
+        try:
+            plan = self._plan_from(cached.raw, None, verified=cached.record)
+        except (ManifestError, RemoteSyncFailed):
+            return None
+        assert plan.parsed is not None
+        self._in_force(plan, cached, from_cache=True)
+        if cached.record.get("uri") != self.options.uri and self.current is not None:
+            self.current.etag = self.current.last_modified = None  # fetched from another URI
+        self.status.stale = True
+        self.status.in_force = "cache"
+        return plan.rows
+
+    def _cache_trusted(self, cached: CachedManifest) -> bool:
+        """Signatures are not checked again on load: the keys that verified the manifest are
+        recorded with it, and they must still be trusted (same ids, same public keys, enough
+        of them). A manifest cached from a source that did not require signatures may be used
+        only while that source still does not."""
+        from .signing import still_trusted
+
+        trust = self.ctx.trust()
+        if not self.options.requires_signature:
+            return True
+        trusted = cached.record.get("trusted")
+        return isinstance(trusted, dict) and still_trusted(trusted, trust.keys, threshold=trust.threshold)
+
+    def withdraw_untrusted(self) -> bool:
+        """After a change of trusted keys or threshold: True (and nothing is in force any more)
+        when the keys that verified the manifest in force are no longer enough; the caller
+        then removes the source's candidates, as a restart would."""
+        if self.current is None or self._current_trusted():
+            return False
+        self.current = None
+        self.status.manifest = self.status.signature = None
+        self.status.entries, self.status.rejected = {}, []
+        self.ctx.emit(Event("remote-sync-error", f"{self.source}: the keys that verified its manifest are no longer "
+                            "trusted enough (app.yml remote.trusted_keys / threshold); its entries were withdrawn "
+                            "until a manifest verifies again", Severity.WARNING, actor=self.source,
+                            data={"source": self.name, "kind": "trust"}))
+        return True
+
+    def _current_trusted(self) -> bool:
+        if self.current is None:
+            return False
+        if not self.options.requires_signature:
+            return True
+        from .signing import still_trusted
+
+        trust = self.ctx.trust()
+        return still_trusted(self.current.trusted, trust.keys, threshold=trust.threshold)
+
+    # -- one sync ---------------------------------------------------------------------------------
+    async def sync(self, *, dry_run: bool = False, manual: bool = False, retries: int | None = None) -> SyncOutcome:
+        async with self.lock:
+            return await self._sync(dry_run=dry_run, manual=manual, retries=retries)
+
+    async def _sync(self, *, dry_run: bool, manual: bool, retries: int | None) -> SyncOutcome:
+        started = time.perf_counter()
+        if not dry_run and not manual and not self.breaker.allows():
+            retry = time.strftime("%H:%M:%S", time.localtime(self.breaker.retry_at or time.time()))
+            return SyncOutcome(self.name, False, skipped=f"the circuit is open after {self.breaker.failures} "
+                               f"failed syncs; next trial at {retry}")
+        trial = self.breaker.state == HALF_OPEN
+        if not dry_run:
+            self.status.last_attempt_at = time.time()
+            if manual:
+                self.ctx.emit(Event("remote-sync-started", f"{self.source}: sync of {self.options.uri} started",
+                                    actor=self.source, data={"source": self.name, "uri": self.options.uri}))
+        try:
+            plan = await self._prepare(retries, dry_run)
+        except RemoteSyncFailed as exc:
+            return self._failed(exc, started, dry_run)
+        except Exception as exc:  # a bug must not stop the loop: report it like any failure
+            return self._failed(RemoteSyncFailed(f"unexpected {type(exc).__name__}: {exc}", "internal"),
+                                started, dry_run)
+        if plan.not_modified:
+            outcome = self._unchanged(plan, started, dry_run, manual, trial)
+        elif dry_run:
+            outcome = self._outcome(plan, self.ctx.preview(self.source, plan.rows), started, dry_run=True)
+            artifacts = sum(1 for a in plan.accepted if a.entry.artifact is not None)
+            if artifacts:
+                outcome.notes.append(f"{artifacts} artifact(s) were not downloaded or checked (dry run)")
+        else:
+            outcome = await self._commit(plan, started, manual, trial)
+        outcome.fetch_ms = round(plan.fetch_ms, 3)
+        return outcome
+
+    async def _prepare(self, retries: int | None, dry_run: bool = False) -> _Plan:
+        if self.location is None:
+            raise RemoteSyncFailed(self.location_error or f"cannot read {self.options.uri}", "config")
+        location = self.location
+        current = self.current if self._current_trusted() else None
+        opts = self.options
+        fetched = await with_retries(
+            lambda: fetch_manifest(location, client=self.ctx.client, etag=current.etag if current else None,
+                                   known_digest=current.digest if current else None,
+                                   timeout=opts.timeout, max_bytes=opts.max_bytes,
+                                   last_modified=current.last_modified if current else None),
+            retries=opts.retries if retries is None else retries, base_s=opts.backoff_s)
+        if fetched.not_modified:
+            if current is None:
+                raise RemoteSyncFailed(f"{self.options.uri} answered 304 Not Modified, but no manifest is in "
+                                       "force to reuse", "http-status")
+            return _Plan(True, fetched.etag, fetch_ms=fetched.fetch_ms, last_modified=fetched.last_modified)
+        assert fetched.body is not None
+        plan = self._plan_from(fetched.body, fetched.etag)
+        plan.fetch_ms, plan.last_modified = fetched.fetch_ms, fetched.last_modified
+        if not dry_run:  # a dry run changes nothing, the artifact cache included
+            await self._artifacts(plan)
+        return plan
+
+    def _plan_from(self, raw: bytes, etag: str | None, *, verified: dict[str, Any] | None = None) -> _Plan:
+        """Parse, verify (unless `verified`, the cache record of an earlier verification) and
+        check the entries of `raw`."""
+        from .manifest import check_entries, parse_manifest
+        from .registration import candidate_rows
+        from .signing import Verification, verify
+
+        parsed = parse_manifest(raw)
+        if verified is None:
+            trust = self.ctx.trust()
+            verification = verify(parsed.data, parsed.model.signatures, trust.keys, threshold=trust.threshold,
+                                  required=self.options.requires_signature)
+            if not verification.ok:
+                raise SignatureFailed(verification.reason, verification)
+        else:
+            recorded = verified.get("signature") or {}
+            verification = Verification(True, str(recorded.get("status", "verified")), self.options.requires_signature,
+                                        int(recorded.get("threshold", 1)), list(recorded.get("key_ids") or []),
+                                        reason=str(recorded.get("reason", "")),
+                                        trusted=dict(verified.get("trusted") or {}))
+        location = self.location
+        check = (lambda uri: artifact_refusal(location, uri)) if location is not None else None
+        accepted, rejected = check_entries(parsed.model, self.ctx.allowlist(), artifact_check=check)
+        paths = {a.entry.artifact.sha256: self.artifacts.path_for(a.entry.artifact.sha256)
+                 for a in accepted if a.entry.artifact is not None}
+        return _Plan(False, etag, parsed, verification, accepted, rejected, candidate_rows(accepted, paths))
+
+    async def _artifacts(self, plan: _Plan) -> None:
+        """Every artifact of an accepted entry, verified in the content-addressed cache: a cached
+        copy that no longer matches its sha256 is quarantined and fetched again; a download that
+        does not match fails the sync (DigestFailed) and is thrown away."""
+        wanted: dict[str, str] = {}
+        for item in plan.accepted:
+            if item.entry.artifact is not None:
+                wanted.setdefault(item.entry.artifact.sha256, item.entry.artifact.uri)
+        for sha, uri in wanted.items():
+            path, quarantined = await asyncio.to_thread(self.artifacts.verified, sha)
+            if quarantined:
+                self.ctx.emit(Event("digest-check-failed", f"{self.source}: the cached artifact {sha[:12]}... no "
+                                    f"longer matched its sha256; moved to {quarantined} and fetched again",
+                                    Severity.WARNING, actor=self.source,
+                                    data={"source": self.name, "sha256": sha, "quarantined": quarantined}))
+            if path is None:
+                await self._download(uri, sha)
+
+    async def _download(self, uri: str, sha: str) -> Path:
+        assert self.location is not None
+        location = resolve_artifact(self.location, uri)
+        opts = self.options
+        handle = self.artifacts.temp_file()
+        tmp = Path(handle.name)
+        committed = False
+        try:
+            async def attempt() -> str:
+                handle.seek(0)
+                handle.truncate()
+                return await download(location, handle, client=self.ctx.client, timeout=opts.timeout,
+                                      max_bytes=opts.max_artifact_bytes)
+
+            got = await with_retries(attempt, retries=opts.retries, base_s=opts.backoff_s)
+            handle.close()
+            if got != sha:
+                raise DigestFailed(f"artifact {uri} has sha256 {got}, but the manifest says {sha}")
+            path = await asyncio.to_thread(self.artifacts.commit, tmp, sha)
+            committed = True
+            return path
+        finally:
+            with contextlib.suppress(OSError):
+                handle.close()
+            if not committed:
+                self.artifacts.discard(tmp)
+
+    # -- outcomes ---------------------------------------------------------------------------------
+    async def _commit(self, plan: _Plan, started: float, manual: bool, trial: bool) -> SyncOutcome:
+        assert plan.parsed is not None and plan.verification is not None
+        verification = plan.verification
+        try:
+            cached = await asyncio.to_thread(
+                self.cache.save, plan.parsed.raw, etag=plan.etag, last_modified=plan.last_modified,
+                uri=self.options.uri, fetched_at=time.time(),
+                signature=verification.to_dict(), trusted=dict(verification.trusted))
+        except OSError as exc:
+            return self._failed(RemoteSyncFailed(f"cannot write the manifest cache under {self.cache.dir}: "
+                                                 f"{exc.strerror or exc}", "cache"), started, False)
+        applied = await self.ctx.apply(self.source, plan.rows, f"{self.source} {plan.parsed.model.name} "
+                                       f"v{plan.parsed.model.version}")
+        self._in_force(plan, cached, from_cache=False)
+        outcome = self._outcome(plan, applied.diff, started, dry_run=False)
+        outcome.proposals, outcome.notes = list(applied.proposals), list(applied.notes)
+        now = time.time()
+        recovered = self.status.consecutive_failures > 0
+        self._succeeded(now, outcome.duration_ms)
+        if outcome.changed:
+            self.status.last_change_at = now
+        if outcome.changed or manual or outcome.notes or recovered or self.status.total_syncs == 1:
+            self.ctx.emit(Event("remote-sync-complete", outcome.message(),
+                                Severity.WARNING if outcome.notes or outcome.rejected else Severity.INFO,
+                                actor=self.source, outcome="changed" if outcome.changed else "unchanged",
+                                duration_ms=outcome.duration_ms, data=self._event_data(outcome)))
+        self._closed(trial)
+        return outcome
+
+    def _unchanged(self, plan: _Plan, started: float, dry_run: bool, manual: bool, trial: bool) -> SyncOutcome:
+        current = self.current
+        assert current is not None
+        outcome = SyncOutcome(self.name, True, dry_run=dry_run, not_modified=True,
+                              manifest={**current.summary}, signature=dict(current.verification),
+                              rejected=list(self.status.rejected),
+                              counts={"accepted": sum(self.status.entries.values()),
+                                      "rejected": len(self.status.rejected)},
+                              duration_ms=_ms(started))
+        if dry_run:
+            return outcome
+        if plan.etag and plan.etag != current.etag:
+            current.etag = plan.etag
+        if plan.last_modified:
+            current.last_modified = plan.last_modified
+        current.summary["fetched_at"] = time.time()
+        self.status.manifest = {**current.summary, "etag": current.etag}
+        recovered = self.status.consecutive_failures > 0
+        self._succeeded(time.time(), outcome.duration_ms)
+        if manual or recovered:
+            self.ctx.emit(Event("remote-sync-complete", outcome.message(), actor=self.source, outcome="unchanged",
+                                duration_ms=outcome.duration_ms, data=self._event_data(outcome)))
+        self._closed(trial)
+        return outcome
+
+    def _in_force(self, plan: _Plan, cached: CachedManifest, *, from_cache: bool) -> None:
+        from .manifest import per_domain
+
+        assert plan.parsed is not None and plan.verification is not None
+        summary = {**plan.parsed.summary(), "etag": cached.etag,
+                   "fetched_at": cached.record.get("fetched_at")}
+        verification = plan.verification.to_dict()
+        self.current = InForce(plan.parsed.digest, cached.etag, summary, verification,
+                               dict(plan.verification.trusted or cached.record.get("trusted") or {}), from_cache,
+                               cached.last_modified)
+        self.status.manifest = dict(summary)
+        self.status.signature = verification
+        self.status.entries = per_domain(plan.accepted)
+        self.status.rejected = [r.to_dict() for r in plan.rejected]
+
+    def _succeeded(self, now: float, duration_ms: float) -> None:
+        status = self.status
+        status.last_success_at = now
+        status.consecutive_failures = 0
+        status.total_syncs += 1
+        status.last_duration_ms = round(duration_ms, 3)
+        status.stale = False
+        status.in_force = "fetched"
+        status.breaker = self.breaker.to_dict()
+
+    def _closed(self, trial: bool) -> None:
+        failures = self.breaker.failures
+        if self.breaker.success():
+            self.ctx.emit(Event("circuit-closed", f"{self.source}: circuit closed: "
+                                f"{'the trial sync' if trial else 'a sync'} succeeded after {failures} failure(s)",
+                                actor=self.source, data={"source": self.name, "failures": failures}))
+        self.status.breaker = self.breaker.to_dict()
+
+    def _failed(self, exc: RemoteSyncFailed, started: float, dry_run: bool) -> SyncOutcome:
+        outcome = SyncOutcome(self.name, False, dry_run=dry_run, error=str(exc), error_kind=exc.kind,
+                              duration_ms=_ms(started))
+        if isinstance(exc, SignatureFailed):
+            outcome.signature = exc.verification.to_dict()
+        if dry_run:
+            return outcome
+        now = time.time()
+        status = self.status
+        status.consecutive_failures += 1
+        status.total_failures += 1
+        status.last_error, status.last_error_kind, status.last_error_at = str(exc), exc.kind, now
+        status.last_duration_ms = round(outcome.duration_ms, 3)
+        if self.current is not None:
+            status.stale = True
+        kind = {"signature": "signature-verification-failed", "digest": "digest-check-failed"}.get(
+            exc.kind, "remote-sync-error")
+        keeps = ("the last good manifest stays in force" if self.current is not None
+                 else "nothing from this source is registered")
+        data: dict[str, Any] = {"source": self.name, "uri": self.options.uri, "kind": exc.kind,
+                                "consecutive_failures": status.consecutive_failures,
+                                "total_failures": status.total_failures}
+        if outcome.signature is not None:
+            data["signature"] = outcome.signature
+        self.ctx.emit(Event(kind, f"{self.source}: {exc}; {keeps}", Severity.ERROR, actor=self.source,
+                            outcome="failed", duration_ms=outcome.duration_ms, data=data))
+        if self.breaker.failure():
+            retry = self.breaker.retry_at or now
+            self.ctx.emit(Event("circuit-open", f"{self.source}: circuit open after {self.breaker.failures} "
+                                f"consecutive failed syncs; no sync until a trial in {self.breaker.reset_s:g} s",
+                                Severity.WARNING, actor=self.source,
+                                data={"source": self.name, "failures": self.breaker.failures, "retry_at": retry}))
+        status.breaker = self.breaker.to_dict()
+        return outcome
+
+    def _outcome(self, plan: _Plan, diff: SourceDiff, started: float, *, dry_run: bool) -> SyncOutcome:
+        from .registration import labels
+
+        assert plan.parsed is not None and plan.verification is not None
+        return SyncOutcome(
+            self.name, True, dry_run=dry_run,
+            added=labels(diff.added, DIFF_LIMIT), replaced=labels(diff.replaced, DIFF_LIMIT),
+            removed=labels(diff.removed, DIFF_LIMIT),
+            counts={"added": len(diff.added), "replaced": len(diff.replaced), "removed": len(diff.removed),
+                    "accepted": len(plan.accepted), "rejected": len(plan.rejected)},
+            rejected=[r.to_dict() for r in plan.rejected], manifest=plan.parsed.summary(),
+            signature=plan.verification.to_dict(), duration_ms=_ms(started),
+        )
+
+    def _event_data(self, outcome: SyncOutcome) -> dict[str, Any]:
+        return {"source": self.name, "uri": self.options.uri, "manifest": outcome.manifest,
+                "signature": outcome.signature, "counts": outcome.counts, "added": outcome.added,
+                "replaced": outcome.replaced, "removed": outcome.removed, "rejected": outcome.rejected[:DIFF_LIMIT],
+                "proposals": outcome.proposals, "notes": outcome.notes}
+
+    def record(self) -> dict[str, Any]:
+        """The status as written to the store for other processes."""
+        self.status.breaker = self.breaker.to_dict()
+        self.status.reported_by = {"pid": os.getpid(), "hostname": socket.gethostname(), "updated_at": time.time()}
+        return self.status.to_dict()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+__all__ = ["InForce", "RemoteSource", "SyncContext", "SyncOutcome", "Trust"]

@@ -1,0 +1,235 @@
+"""`oneiric manifest keygen | pack | sign | verify`: producing a manifest that verifies.
+
+    keygen  a new ed25519 key: the private key as PEM (PKCS#8, mode 0600, never overwritten
+            unless --force), `<key>.pub` with its id and public key, and the lines to add to
+            app.yml `remote.trusted_keys`
+    pack    a manifest from a YAML/JSON list of entries (or a mapping with `entries:`), each
+            checked as a sync would check it; refuses to write one a sync would reject
+    sign    adds (or replaces) this key's signature; the output is verified against the key
+            before it is written, so `sign` can never produce a manifest that fails its own check
+    verify  checks the signatures against given keys or app.yml's trusted keys and threshold,
+            and the entries against the allow-list
+
+Every file is written atomically (a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import OneiricError, RemoteSyncFailed, UsageError
+from .manifest import ManifestError, load_document, parse_manifest
+
+
+class ToolError(OneiricError):
+    """A manifest tool could not do its job (a usage or file problem)."""
+
+
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path = path.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ToolError(f"{what} {path} does not exist.") from None
+    except OSError as exc:
+        raise ToolError(f"Cannot read {what} {path}: {exc.strerror or exc}.") from None
+
+
+def manifest_json(data: Mapping[str, Any]) -> bytes:
+    """How the tools write a manifest: readable JSON (what is signed is the canonical form)."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def public_file(private_path: Path) -> Path:
+    return private_path.with_name(private_path.name + ".pub")
+
+
+# -- keygen ---------------------------------------------------------------------------------------
+
+@dataclass
+class KeyInfo:
+    key_id: str
+    public_key: str
+    private_path: Path
+    public_path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key_id": self.key_id, "public_key": self.public_key, "private_key_file": str(self.private_path),
+                "public_key_file": str(self.public_path)}
+
+    def app_yml(self) -> str:
+        return (f"remote:\n  trusted_keys:\n    - id: {self.key_id}\n      public_key: {self.public_key}\n")
+
+
+def keygen(out: Path, *, key_id: str | None = None, force: bool = False) -> KeyInfo:
+    from .signing import b64, generate_private_key, key_id_for, private_pem, public_raw
+
+    if out.exists() and not force:
+        raise ToolError(f"{out} already exists; keygen never overwrites a key (use --force to replace it).")
+    if not out.parent.is_dir():
+        raise ToolError(f"The directory {out.parent} does not exist.")
+    key = generate_private_key()
+    raw = public_raw(key)
+    kid = key_id or key_id_for(raw)
+    if not kid.strip() or any(c.isspace() for c in kid):
+        raise UsageError(f"The key id {kid!r} must be a non-empty word without spaces.")
+    with contextlib.suppress(FileNotFoundError):
+        if force:
+            out.unlink()
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, private_pem(key))
+    finally:
+        os.close(fd)
+    info = KeyInfo(kid, b64(raw), out, public_file(out))
+    _write(info.public_path, (json.dumps({"id": kid, "public_key": info.public_key}, indent=2) + "\n").encode())
+    return info
+
+
+# -- pack -------------------------------------------------------------------------------------------
+
+def pack(entries_path: Path, *, name: str, version: str | int, out: Path | None,
+         allowlist: Sequence[str], generated_at: str | None = None) -> tuple[dict[str, Any], Path | None]:
+    """A manifest (unsigned) around the entries in `entries_path`; refuses entries a sync would reject."""
+    from .manifest import Manifest, check_entries
+
+    try:
+        data = load_document(_read(entries_path, "The entries file"), f"the entries file {entries_path}")
+    except ManifestError as exc:
+        raise ToolError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+    entries = data.get("entries") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ToolError(f"{entries_path} must hold a list of entries (or a mapping with `entries:`).")
+    stamp = generated_at or datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace(
+        "+00:00", "Z")
+    manifest = {"version": version, "name": name, "generated_at": stamp, "entries": entries, "signatures": []}
+    try:
+        model = Manifest.model_validate(manifest, strict=True)
+    except Exception as exc:
+        raise ToolError(f"The manifest would be invalid: {exc}.") from None
+    _, rejected = check_entries(model, allowlist)
+    if rejected:
+        reasons = "; ".join(f"{r.label()}: {r.reason}" for r in rejected[:5])
+        more = f" (and {len(rejected) - 5} more)" if len(rejected) > 5 else ""
+        raise ToolError(f"{len(rejected)} entr{'y' if len(rejected) == 1 else 'ies'} would be rejected: "
+                        f"{reasons}{more}.")
+    if out is not None:
+        _write(out, manifest_json(manifest))
+    return manifest, out
+
+
+# -- sign ---------------------------------------------------------------------------------------------
+
+def _key_id(private_path: Path, raw_public: bytes, given: str | None) -> str:
+    from .signing import key_id_for
+
+    if given:
+        return given
+    pub = public_file(private_path)
+    if pub.exists():
+        try:
+            recorded = json.loads(pub.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+        if isinstance(recorded, dict) and isinstance(recorded.get("id"), str):
+            from .signing import b64
+
+            if recorded.get("public_key") == b64(raw_public):
+                return recorded["id"]
+    return key_id_for(raw_public)
+
+
+def sign(manifest_path: Path, key_path: Path, *, key_id: str | None = None,
+         out: Path | None = None) -> tuple[str, Path, dict[str, Any]]:
+    """Sign `manifest_path` with the PEM key at `key_path`; returns (key id, file written, manifest)."""
+    from .signing import b64, load_private_key, public_raw, sign_manifest, verify
+
+    parsed = _parse(manifest_path)
+    try:
+        key = load_private_key(_read(key_path, "The private key"))
+    except ValueError as exc:
+        raise ToolError(f"{key_path}: {exc}.") from None
+    raw = public_raw(key)
+    kid = _key_id(key_path, raw, key_id)
+    signed = sign_manifest(parsed.data, key, kid)
+    body = manifest_json(signed)
+    check = parse_manifest(body)  # what is written must verify against this very key
+    result = verify(check.data, check.model.signatures, {kid: b64(raw)}, threshold=1, required=True)
+    if not result.ok:  # pragma: no cover - would be a bug in canonical_bytes
+        raise ToolError(f"The signed manifest does not verify ({result.reason}); nothing was written.")
+    target = out or manifest_path
+    _write(target, body)
+    return kid, target, signed
+
+
+def _parse(path: Path) -> Any:
+    try:
+        return parse_manifest(_read(path, "The manifest"))
+    except ManifestError as exc:
+        raise ToolError(f"{path}: {exc}.") from None
+
+
+# -- verify ---------------------------------------------------------------------------------------------
+
+def parse_key_args(values: Sequence[str]) -> dict[str, str]:
+    """`--public-key ID=BASE64` (repeatable) or `--public-key FILE.pub` (as keygen writes it)."""
+    keys: dict[str, str] = {}
+    for value in values:
+        if "=" in value and not Path(value).exists():
+            kid, _, key = value.partition("=")
+            keys[kid.strip()] = key.strip()
+            continue
+        path = Path(value)
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+            keys[str(recorded["id"])] = str(recorded["public_key"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UsageError(f"--public-key {value}: give ID=BASE64 or a .pub file written by keygen.") from None
+    return keys
+
+
+def verify_file(manifest_path: Path, keys: Mapping[str, str], *, threshold: int, allowlist: Sequence[str],
+                required: bool = True) -> dict[str, Any]:
+    """Verify a manifest file; returns the report. Raises RemoteSyncFailed (exit 6) when the
+    signatures do not verify."""
+    from .fetch import Location, artifact_refusal
+    from .manifest import check_entries
+    from .signing import verify
+
+    parsed = _parse(manifest_path)
+    result = verify(parsed.data, parsed.model.signatures, keys, threshold=threshold, required=required)
+    location = Location("file", path=manifest_path.resolve())
+    accepted, rejected = check_entries(parsed.model, allowlist,
+                                       artifact_check=lambda uri: artifact_refusal(location, uri))
+    report = {"file": str(manifest_path), "manifest": parsed.summary(), "signature": result.to_dict(),
+              "accepted": len(accepted), "rejected": [r.to_dict() for r in rejected], "ok": result.ok}
+    if not result.ok:
+        err = RemoteSyncFailed(f"{manifest_path} does not verify: {result.reason}.", "signature")
+        err.report = report  # type: ignore[attr-defined]
+        raise err
+    return report
+
+
+__all__ = ["KeyInfo", "ToolError", "keygen", "manifest_json", "pack", "parse_key_args", "sign", "verify_file"]

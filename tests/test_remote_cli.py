@@ -1,0 +1,127 @@
+"""The remote commands through the real `oneiric` CLI, in subprocesses: keygen -> pack -> sign ->
+verify, remote-sync and remote-status with and without a running host, exit codes."""
+
+from __future__ import annotations
+
+import json
+import stat
+import textwrap
+from pathlib import Path
+
+from tests.helpers import start_host_process
+
+ENTRIES = textwrap.dedent("""\
+    - domain: adapter
+      key: cache
+      provider: acme-memory
+      factory: oneiric_core.providers.cache_memory:create
+      settings: {max_entries: 64}
+    - domain: action
+      key: compress
+      provider: acme-zlib
+      factory: oneiric_core.providers.compress:create_zlib
+    """)
+
+
+def no_traceback(result) -> None:
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, str(result)
+
+
+def test_keygen_pack_sign_verify_round_trip(run_cli, tmp_path):
+    key = tmp_path / "ops.pem"
+    made = run_cli("manifest", "keygen", "--out", key, "--key-id", "ops-1", "--json")
+    assert made.returncode == 0, str(made)
+    info = made.json()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    pub = json.loads((tmp_path / "ops.pem.pub").read_text())
+    assert pub == {"id": "ops-1", "public_key": info["public_key"]}
+    again = run_cli("manifest", "keygen", "--out", key)
+    assert again.returncode == 1 and "already exists" in again.stderr and key.read_bytes(), str(again)
+
+    (tmp_path / "entries.yml").write_text(ENTRIES)
+    packed = run_cli("manifest", "pack", "entries.yml", "--name", "acme", "--version", "7", "--out", "m.json")
+    assert packed.returncode == 0, str(packed)
+    unsigned = run_cli("manifest", "verify", "m.json", "--public-key", "ops.pem.pub")
+    assert unsigned.returncode == 6 and "not signed" in unsigned.stderr, str(unsigned)
+    signed = run_cli("manifest", "sign", "m.json", "--key", key)
+    assert signed.returncode == 0 and "ops-1" in signed.stdout, str(signed)
+    checked = run_cli("manifest", "verify", "m.json", "--public-key", "ops.pem.pub", "--json")
+    assert checked.returncode == 0, str(checked)
+    report = checked.json()
+    assert report["ok"] and report["signature"]["key_ids"] == ["ops-1"] and report["accepted"] == 2
+
+    # a second key: threshold 2 needs both; one key signing twice does not count twice
+    run_cli("manifest", "keygen", "--out", "ops2.pem", "--key-id", "ops-2")
+    both = ["--public-key", "ops.pem.pub", "--public-key", "ops2.pem.pub", "--threshold", "2"]
+    assert run_cli("manifest", "sign", "m.json", "--key", key).returncode == 0  # replaces, never duplicates
+    assert len(json.loads((tmp_path / "m.json").read_text())["signatures"]) == 1
+    short = run_cli("manifest", "verify", "m.json", *both)
+    assert short.returncode == 6 and "1 of the 2" in short.stderr, str(short)
+    assert run_cli("manifest", "sign", "m.json", "--key", "ops2.pem").returncode == 0
+    assert run_cli("manifest", "verify", "m.json", *both).returncode == 0
+
+    wrong = run_cli("manifest", "verify", "m.json", "--public-key", f"ops-1={json.loads((tmp_path / 'ops2.pem.pub').read_text())['public_key']}")
+    assert wrong.returncode == 6 and "did not match: ops-1" in wrong.stderr, str(wrong)
+    data = json.loads((tmp_path / "m.json").read_text())
+    data["entries"][0]["settings"]["max_entries"] = 10**9
+    (tmp_path / "tampered.json").write_text(json.dumps(data))
+    tampered = run_cli("manifest", "verify", "tampered.json", "--public-key", "ops.pem.pub")
+    assert tampered.returncode == 6 and tampered.stderr.count("\n") == 1, str(tampered)
+    for result in (again, unsigned, short, wrong, tampered):
+        no_traceback(result)
+
+    (tmp_path / "bad.yml").write_text(ENTRIES.replace("oneiric_core.providers.compress", "evil.module"))
+    refused = run_cli("manifest", "pack", "bad.yml", "--name", "x", "--version", "1")
+    assert refused.returncode == 1 and "factory_allowlist" in refused.stderr, str(refused)
+    no_traceback(refused)
+
+
+def test_remote_sync_and_status_without_and_with_a_host(run_cli, demo_settings, tmp_path):
+    status = run_cli("remote-status", "--json")
+    assert status.returncode == 0, str(status)
+    source = status.json()["sources"][0]
+    assert (source["name"], source["state"], source["manifest"]) == ("demo", "pending", None)
+
+    dry = run_cli("remote-sync", "--dry-run")
+    assert dry.returncode == 0 and "would apply oneiric-demo v1 (2 added" in dry.stdout, str(dry)
+    assert "+ adapter/cache memory-remote" in dry.stdout
+    assert run_cli("remote-status", "--json").json()["sources"][0]["state"] == "pending", "a dry run changes nothing"
+
+    synced = run_cli("remote-sync", "--json")
+    assert synced.returncode == 0, str(synced)
+    assert synced.json()["results"][0]["counts"]["added"] == 2
+    shown = run_cli("remote-status", "--json").json()["sources"][0]
+    assert shown["state"] == "ok" and shown["signature"]["key_ids"] == ["oneiric-demo-2025"]
+    assert shown["entries"] == {"adapter": 1, "action": 1} and shown["breaker"]["state"] == "closed"
+    listed = run_cli("list", "--json", "--key", "cache").json()["candidates"]
+    assert ("memory-remote", "remote:demo") in {(c["provider"], c["source"]) for c in listed}
+
+    host = start_host_process(demo_settings, tmp_path / "state")
+    try:
+        via_host = run_cli("remote-sync", "--json")
+        assert via_host.returncode == 0, str(via_host)
+        assert "on the running host (pid" in via_host.json()["message"]
+        text = run_cli("remote-status")
+        assert text.returncode == 0 and f"reported by pid {host.pid}" in text.stdout, str(text)
+        assert "signature: verified (keys: oneiric-demo-2025" in text.stdout
+        unknown = run_cli("remote-sync", "--source", "nope")
+        assert unknown.returncode == 3 and "No remote source is named 'nope'" in unknown.stderr, str(unknown)
+    finally:
+        host.kill()
+        host.wait()
+
+
+def test_a_failing_source_exits_6_with_one_sentence(run_cli, demo_settings):
+    manifest = demo_settings / "manifests" / "demo.json"
+    data = json.loads(manifest.read_text())
+    data["entries"][0]["priority"] = 999  # changed after signing
+    manifest.write_text(json.dumps(data))
+    failed = run_cli("remote-sync")
+    assert failed.returncode == 6, str(failed)
+    assert "signature" in failed.stderr and "stays in force" in failed.stderr
+    no_traceback(failed)
+    status = run_cli("remote-status", "--json")
+    assert status.returncode == 6
+    source = status.json()["sources"][0]
+    assert (source["state"], source["last_error_kind"], source["consecutive_failures"]) == ("failing", "signature", 1)
+    assert Path(manifest).exists()
