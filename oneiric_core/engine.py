@@ -945,7 +945,7 @@ class Engine:
         out = []
         for ref in self.resolver.refs() if refs is None else refs:
             try:
-                exp = self.resolver.explain(ref.domain, ref.key)
+                exp = self.resolver.summary(ref)
             except NotFound:
                 continue
             winner = exp.winner
@@ -974,7 +974,7 @@ class Engine:
                 health = ("unknown", None, "", None)
             out.append(ComponentStatus(
                 ref, winner.provider if winner else None, winner.source if winner else None,
-                exp.selection, exp.misconfigured, len(exp.ranked), max(0, len(exp.ranked) - 1),
+                exp.selection, exp.misconfigured, exp.candidates, max(0, exp.candidates - 1),
                 serving_p, serving_s, state, inflight, act.state, act.note, act.actor,
                 health[0], health[1], health[2], health[3], last_error, last_swap,
                 proposal=proposals.get((ref.domain.value, ref.key)),

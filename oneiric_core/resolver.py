@@ -120,6 +120,18 @@ class RankedCandidate:
         }
 
 
+_DOMAIN_ORDER = {domain: index for index, domain in enumerate(Domain)}
+
+
+class KeySummary(NamedTuple):
+    """A key at a glance: see `Resolver.summary`."""
+
+    winner: Candidate | None
+    selection: str | None
+    misconfigured: str | None
+    candidates: int
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     ref: ComponentRef
@@ -236,12 +248,27 @@ class Resolver:
         explanation = self._explained[ref] = self._explain(ref, rows)
         return explanation
 
+    def summary(self, ref: ComponentRef) -> KeySummary:
+        """What a status line needs (winner, selection, misconfiguration, how many candidates)
+        without wording every candidate's reason: `components()` asks this of every key, and
+        full explanations for thousands of keys were most of a large console's first frame."""
+        rows = self._rows.get(ref)
+        if rows is None:
+            if not self.selection(ref):
+                raise self._not_found(ref.domain, ref.key)
+            rows = []
+        selection = self.selection(ref)
+        misconfigured = None
+        if selection is not None and not any(r.selected for r in rows):
+            misconfigured = self.explain(ref.domain, ref.key).misconfigured  # rare: word it once
+        return KeySummary(rows[0].candidate if rows else None, selection, misconfigured, len(rows))
+
     def refs(self) -> list[ComponentRef]:
         """Every key that has candidates or a selection."""
         refs = set(self._rows)
         for domain, table in self._selections.items():
             refs.update(ComponentRef(domain, k) for k in table)
-        return sorted(refs, key=lambda r: (list(Domain).index(r.domain), r.key))
+        return sorted(refs, key=lambda r: (_DOMAIN_ORDER[r.domain], r.key))
 
     # -- ranking ---------------------------------------------------------------------------
     def _recompute(self, refs: set[ComponentRef]) -> None:

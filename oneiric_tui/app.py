@@ -34,6 +34,7 @@ from .screens.confirm import ConfirmDialog
 from .widgets.approvals import ApprovalsTable
 from .widgets.component_tree import ComponentTree
 from .widgets.health_table import HealthTable
+from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
 
 EVENT_BATCH_S = 0.05
@@ -41,9 +42,13 @@ CHANGE_BATCH_S = 0.25
 HISTORY = 500
 # Journal kinds after which the console re-reads state. Lifecycle and health changes come
 # through engine.watch(); these are the ones only the journal announces.
-RESHAPING_KINDS = {"config-changed", "component-registered", "component-removed"}  # keys may come or go
+RESHAPING_KINDS = {"config-changed", "component-registered", "component-removed",
+                   "remote-sync-complete"}  # keys and candidates may come or go
+REMOTE_KINDS = {"remote-sync-started", "remote-sync-complete", "remote-sync-error", "circuit-open",
+                "circuit-closed", "signature-verification-failed", "digest-check-failed"}
 KEY_STATE_KINDS = {"activity-changed", "selection-changed", "swap-requested", "swap-approved",
                    "swap-rejected", "swap-expired", "swap-interrupted"}  # one key's marks change
+FULL_GC_EVERY = 100  # middle-generation collections between full ones (Python's default: 10)
 COMMAND_WAIT_S = 60.0  # client mode: how long an action waits for the host to answer
 
 
@@ -57,6 +62,10 @@ class OneiricApp(App):
     def __init__(self, engine: Engine, *, read_only: bool = False, autostart: bool = True) -> None:
         """`autostart=False` shows the configuration without starting providers (snapshot tests
         use it so nothing time-dependent is on screen)."""
+        # What exists now (imports, settings, the registry) lives as long as the console: keep
+        # the collector from walking it again in every full collection while the first frame
+        # is built (with 10,000 candidates each such walk took tens of milliseconds).
+        gc.freeze()
         super().__init__()
         self.engine = engine
         self.autostart = autostart
@@ -227,6 +236,7 @@ class OneiricApp(App):
         if self._stopped:
             return
         self.main.query_one(HealthTable).tick(self.engine.health.track)
+        self.refresh_remote()  # ages and retry times move on
 
     def follow_store(self) -> None:
         """Client mode: the host lives in another process, so read what it wrote."""
@@ -276,6 +286,8 @@ class OneiricApp(App):
                     self.refresh_refs(touched)
             if any(k.startswith("swap-") for k in kinds):
                 self.refresh_approvals()
+            if kinds & REMOTE_KINDS:
+                self.refresh_remote()
 
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
@@ -290,8 +302,12 @@ class OneiricApp(App):
         self.refresh_all()
         # Everything built so far (settings, registry, providers, widgets) lives as long as the
         # console does. Freezing it keeps the collector from walking it all again in every
-        # full collection: those walks were 50-110 ms pauses, long enough to drop key presses.
+        # full collection: those walks were 50-110 ms pauses, long enough to delay key presses.
+        # Full collections are also made rarer (every 100 middle ones, not 10): what a busy
+        # console allocates is freed by reference counting; cycles just wait a little longer.
         gc.freeze()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_GC_EVERY)
 
     # -- rendering ---------------------------------------------------------------------------
     def refresh_all(self) -> None:
@@ -305,9 +321,10 @@ class OneiricApp(App):
             tree.populate(statuses)
             if main.current is None and statuses:
                 # open on the first component, not on nothing (after layout, when lines exist)
-                tree.call_after_refresh(tree.select_ref, statuses[0].ref)
+                tree.call_after_refresh(tree.select_start)
             main.query_one(HealthTable).sync(statuses, self.engine.health.track)
             self.refresh_approvals()
+            self.refresh_remote()
             main.show_detail()
             self.update_status_bar()
 
@@ -325,6 +342,15 @@ class OneiricApp(App):
             main.query_one(HealthTable).sync(fresh, self.engine.health.track, complete=False)
             if main.current in refs:
                 main.show_detail()
+
+    def refresh_remote(self) -> None:
+        if self._stopped:
+            return
+        try:
+            statuses = self.engine.remote.statuses()
+        except OneiricError:
+            return
+        self.main.query_one(RemoteTable).sync(statuses)
 
     def refresh_approvals(self) -> None:
         if self._stopped:

@@ -31,16 +31,18 @@ from .widgets.approvals import ApprovalsTable
 from .widgets.component_tree import ComponentTree
 from .widgets.detail import DetailPane, render_detail
 from .widgets.health_table import HealthTable
+from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
 
 if TYPE_CHECKING:
     from .app import OneiricApp
 
 PANES = (("tree", "Components"), ("detail", "Explain"), ("health", "Health"), ("log", "Swap log"),
-         ("approvals", "Approvals"))
+         ("approvals", "Approvals"), ("remote", "Remote"))
 # Actions that change the system: dimmed and inert in read-only mode or as a client.
 DETAIL_SETTLE_S = 0.06
-MUTATING = {"swap", "edit_selection", "pause", "drain", "resume", "approve_selected", "reject_selected"}
+MUTATING = {"swap", "edit_selection", "pause", "drain", "resume", "approve_selected", "reject_selected",
+            "sync_remote"}
 
 
 class MainScreen(Screen):
@@ -83,6 +85,7 @@ class MainScreen(Screen):
             yield DetailPane(id="detail", classes="pane")
             yield HealthTable(id="health", classes="pane")
             yield SwapLog(id="log", classes="pane")
+            yield RemoteTable(id="remote", classes="pane")  # before approvals: the grid's bottom-left cell
             yield ApprovalsTable(id="approvals", classes="pane")
         yield Footer(compact=True)  # every key still fits at 80 columns
 
@@ -394,6 +397,31 @@ class MainScreen(Screen):
             self.notify(f"{ref} drained: no work in flight.", markup=False)
         else:
             self.notify(f"{ref} is {record.state}.", markup=False)
+
+    def action_sync_remote(self) -> None:
+        """`S` in the Remote pane: sync the highlighted source (every source if none) now."""
+        source = self.query_one(RemoteTable).selected_source
+        what = f"the remote source '{source}'" if source else "every remote source"
+        self._confirm_then(f"Sync {what} now?", "Fetches and verifies the manifest and registers its entries "
+                           "(an entry that disappears while serving becomes a swap proposal, never a removal).",
+                           "Sync", lambda: self._sync_remote(source))
+
+    @work(group="remote")
+    async def _sync_remote(self, source: str | None) -> None:
+        app = self.oneiric
+        if app.mode == "client":
+            self._send("sync", {"source": source} if source else {}, "Asking the host to sync...")
+            return
+        try:
+            outcomes = await app.engine.remote.sync_now(source)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False, timeout=10)
+            return
+        for outcome in outcomes:
+            failed = not outcome.ok
+            self.notify(outcome.message(), severity="error" if failed else "information", markup=False,
+                        timeout=10 if failed else 5)
+        app.refresh_remote()
 
     def _send(self, kind: str, args: dict, progress: str | None = None) -> None:
         """Client mode: send an action to the host through the command queue and show its

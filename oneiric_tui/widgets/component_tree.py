@@ -5,7 +5,9 @@ rebuilt only when its set of candidates changes, so a busy engine never rebuilds
 
 A key's candidates are added when the key is first expanded, not before: with thousands of
 keys, building every candidate node (and every key's explanation) up front would be most
-of the console's start-up, for nodes nobody has opened yet.
+of the console's start-up, for nodes nobody has opened yet. For the same reason a domain
+with more than EXPAND_AT_MOST keys starts collapsed (its label still counts its keys, paused,
+failed and misconfigured ones) and gets its key nodes when first opened.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def domain_label(domain: Domain, statuses: list[ComponentStatus]) -> Text:
     return text
 
 
+EXPAND_AT_MOST = 100  # keys in a domain shown open at start; larger domains open on demand
 Explain = Callable[[ComponentRef], "Explanation | None"]
 """How the tree asks for a key's ranked candidates, only when it shows them."""
 
@@ -111,6 +114,7 @@ class ComponentTree(Tree[NodeData]):
         self.guide_depth = 2
         self._explain = explain
         self._domains: dict[Domain, TreeNode[NodeData]] = {}
+        self._built: set[Domain] = set()  # domains whose key nodes exist
         self._keys: dict[ComponentRef, TreeNode[NodeData]] = {}
         self._statuses: dict[ComponentRef, ComponentStatus] = {}
         self._candidates: dict[ComponentRef, tuple] = {}
@@ -149,8 +153,11 @@ class ComponentTree(Tree[NodeData]):
                     continue
                 node = self._domains.get(domain)
                 if node is None:
+                    small = len(rows) <= EXPAND_AT_MOST
                     node = self._domains[domain] = self.root.add(
-                        domain_label(domain, rows), NodeData(domain), expand=True)
+                        domain_label(domain, rows), NodeData(domain), expand=small)
+                    if small:
+                        self._built.add(domain)
                 else:
                     node.set_label(domain_label(domain, rows))
                 for status in rows:
@@ -178,6 +185,8 @@ class ComponentTree(Tree[NodeData]):
     def _update_key(self, domain_node: TreeNode[NodeData], status: ComponentStatus) -> None:
         ref = status.ref
         self._statuses[ref] = status
+        if ref.domain not in self._built:
+            return  # drawn when the domain is first opened
         label = key_label(status)
         node = self._keys.get(ref)
         if node is None:
@@ -188,9 +197,26 @@ class ComponentTree(Tree[NodeData]):
         if ref in self._candidates:  # its candidates are on screen (or were): keep them current
             self._sync_candidates(node, status)
 
+    def _build_domain(self, domain: Domain) -> None:
+        """Add a collapsed domain's key nodes, in the order the engine lists the keys."""
+        node = self._domains.get(domain)
+        if node is None or domain in self._built:
+            return
+        self._built.add(domain)
+        self._deferring, self._invalidated = True, False
+        try:
+            for status in [s for s in self._statuses.values() if s.ref.domain == domain]:
+                self._update_key(node, status)
+        finally:
+            self._deferring = False
+            if self._invalidated:
+                self._invalidate()
+
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeData]) -> None:
         data = event.node.data
-        if data is not None and data.ref is not None and data.provider is None:
+        if data is not None and data.ref is None:
+            self._build_domain(data.domain)
+        elif data is not None and data.ref is not None and data.provider is None:
             status = self._statuses.get(data.ref)
             if status is not None:
                 self._sync_candidates(event.node, status)
@@ -226,7 +252,22 @@ class ComponentTree(Tree[NodeData]):
         if node is not None:
             node.expand()
 
+    def select_start(self) -> None:
+        """Open on the first key, or on the first domain when that one starts collapsed."""
+        first = next(iter(self._domains.values()), None)
+        if first is None:
+            return
+        keys = [n for n in first.children] if first.data.domain in self._built else []
+        self.move_cursor(keys[0] if keys else first)
+
     def select_ref(self, ref: ComponentRef) -> None:
+        if ref.domain not in self._built and ref.domain in self._domains:
+            self._build_domain(ref.domain)
+            self._domains[ref.domain].expand()
+            node = self._keys.get(ref)
+            if node is not None:
+                self.call_after_refresh(self.move_cursor, node)  # once the new lines exist
+            return
         node = self._keys.get(ref)
         if node is not None:
             self.move_cursor(node)

@@ -72,9 +72,13 @@ class EventLines(ScrollView, can_focus=False):
     EventLines { background: $surface; color: $text; overflow-y: scroll; overflow-x: hidden; }
     """
 
-    def __init__(self, render_event: Callable[[Event], Text], max_events: int, **kwargs) -> None:
+    def __init__(self, render_event: Callable[[Event], Text], max_events: int, *,
+                 plain_event: Callable[[Event], str] | None = None, **kwargs) -> None:
+        """`render_event` styles a line when it is drawn; `plain_event` (the same characters,
+        no styles; cheaper) is what is kept for every event."""
         super().__init__(**kwargs)
         self._render_event = render_event
+        self._plain_event = plain_event or (lambda event: render_event(event).plain)
         self.max_events = max_events
         self._entries: deque[_Entry] = deque()
         self._index: list[tuple[_Entry, int]] = []  # screen row -> (entry, row within it)
@@ -96,7 +100,7 @@ class EventLines(ScrollView, can_focus=False):
         dropped_rows = 0
         width = self._text_width()
         for event in events:
-            self._entries.append(_Entry(event, self._render_event(event).plain))
+            self._entries.append(_Entry(event, self._plain_event(event)))
             if len(self._entries) > self.max_events:
                 old = self._entries.popleft()
                 if old.width == width:

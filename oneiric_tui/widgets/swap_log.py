@@ -49,6 +49,8 @@ class LogFilter:
         return bool(self.words or self.fields)
 
     def matches(self, event: Event) -> bool:
+        if not (self.words or self.fields):
+            return True  # no filter: the common case, checked for every event of a storm
         values = {
             "kind": event.kind, "domain": event.domain.value if event.domain else "",
             "key": event.key or "", "severity": event.severity.value,
@@ -65,18 +67,28 @@ class LogFilter:
         return " ".join([*self.words, *(f"{n}:{v}" for n, v in self.fields)])
 
 
-def event_line(event: Event) -> Text:
+def event_parts(event: Event) -> list[tuple[str, str]]:
+    """A journal line as (text, style) pieces: time, severity (symbol and word), kind, who,
+    which component, what happened."""
     sym, word, style = fmt.SEVERITY.get(event.severity.value, ("?", "?", ""))
-    text = Text()
-    text.append(time.strftime("%H:%M:%S ", time.localtime(event.ts)), style="dim")
-    text.append(f"{sym} {word:<5} ", style=style)
-    text.append(f"{event.kind:<16} ", style="bold" if event.severity.value != "info" else "")
+    parts = [(time.strftime("%H:%M:%S ", time.localtime(event.ts)), "dim"), (f"{sym} {word:<5} ", style),
+             (f"{event.kind:<16} ", "bold" if event.severity.value != "info" else "")]
     if event.actor:
-        text.append(f"{event.actor}  ", style="dim")
+        parts.append((f"{event.actor}  ", "dim"))
     if event.ref_text and event.ref_text not in event.message:
-        text.append(f"{event.ref_text} ", style="cyan")
-    text.append(event.message, style=style if event.severity.value == "error" else "")
-    return text
+        parts.append((f"{event.ref_text} ", "cyan"))
+    parts.append((event.message, style if event.severity.value == "error" else ""))
+    return parts
+
+
+def event_line(event: Event) -> Text:
+    return Text.assemble(*event_parts(event))
+
+
+def event_plain(event: Event) -> str:
+    """The line's characters only: what the log keeps for every event (styles are applied
+    when a line is drawn)."""
+    return "".join(text for text, _ in event_parts(event))
 
 
 class SwapLog(Vertical):
@@ -94,7 +106,7 @@ class SwapLog(Vertical):
         self.filter = LogFilter()
 
     def compose(self):
-        yield EventLines(event_line, KEEP, id="log-lines")
+        yield EventLines(event_line, KEEP, plain_event=event_plain, id="log-lines")
 
     def _filter_box(self) -> Input:
         """The filter input, mounted on first use: most sessions never filter, and every

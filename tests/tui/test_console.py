@@ -238,7 +238,7 @@ async def test_read_only_blocks_every_mutating_key(make_app):
         assert app.engine.journal(after_id=before) == []
         assert (app.engine.settings_dir / "adapters.yml").read_text() == settings_before
         main = app.main
-        for action in ("swap", "edit_selection", "pause", "drain", "resume"):
+        for action in ("swap", "edit_selection", "pause", "drain", "resume", "sync_remote"):
             assert main.check_action(action, ()) is None  # shown dimmed, inert
         titles = [c.title for c in app.get_system_commands(main)]
         assert not any(t.startswith(("Swap ", "Pause ", "Drain ", "Resume ")) for t in titles)
@@ -287,12 +287,13 @@ async def test_80x24_has_every_pane_reachable(make_app):
         await ready(pilot)
         main = app.main
         assert main.has_class("-narrow")
-        for number, pane in enumerate(("tree", "detail", "health", "log", "approvals"), start=1):
+        panes = ("tree", "detail", "health", "log", "approvals", "remote")
+        for number, pane in enumerate(panes, start=1):
             await pilot.press(str(number))
             await pilot.pause(0.1)
             widget = main.query_one(f"#{pane}")
             assert widget.display and widget.region.height >= 5 and widget.region.width >= 70, pane
-            others = [p for p in ("tree", "detail", "health", "log", "approvals") if p != pane]
+            others = [p for p in panes if p != pane]
             assert not any(main.query_one(f"#{o}").region.height for o in others)
         await pilot.press("tab")
         await pilot.pause(0.1)
@@ -477,3 +478,81 @@ async def test_e_writes_the_selection_to_the_settings_file_and_the_watcher_propo
         edited = app.engine.journal(kinds=["selection-edited"])
         assert edited and edited[-1].actor == "tester" and edited[-1].provider == "sqlite"
         assert app.statuses[app.main.current].serving == "memory"  # manual mode: nothing applied yet
+
+
+async def test_a_domain_with_hundreds_of_keys_starts_collapsed_and_opens_on_enter(tmp_path):
+    """Large domains start closed with their counts (their key nodes are built on first
+    open); small ones open as usual; a key in a closed domain can still be selected."""
+    from oneiric_core.domains import ComponentRef, Domain
+    from oneiric_core.engine import Engine
+    from oneiric_tui.app import OneiricApp
+    from tests.helpers import demo_copy
+
+    settings = demo_copy(tmp_path)
+    lines = ["candidates:"]
+    for k in range(150):
+        lines += [f"  - key: k{k:03d}", f"    provider: p{k:03d}",
+                  "    factory: oneiric_core.providers.cache_memory:create"]
+    (settings / "services.yml").write_text("\n".join(lines) + "\n")
+    (settings / "events.yml").write_text("\n".join(lines) + "\n")
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "state", actor="tester"), autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        tree = app.main.query_one(ComponentTree)
+        labels = tree_labels(app)
+        services = next(l for l in labels if l.startswith("services"))
+        assert "151 keys" in services  # the demo's scheduler plus 150
+        assert not any(l.startswith("k000") for l in labels)  # not built yet
+        assert any(l.startswith("cache  memory") for l in labels)  # small domains are open
+        services_node = next(n for n in tree.root.children if str(n.label).startswith("services"))
+        tree.move_cursor(services_node)
+        await pilot.press("enter")
+        await until(pilot, lambda: any(l.startswith("k149") for l in tree_labels(app)))
+        # selecting a key of a domain never opened (the palette does this) opens it first
+        assert not any(str(n.label).startswith("k") for n in tree._domains[Domain.EVENT].children)
+        tree.select_ref(next(r for r in app.statuses if r.key == "k120" and r.domain == Domain.EVENT))
+        await pilot.pause(0.3)
+        assert tree.cursor_node is not None and tree.cursor_node.data.ref == ComponentRef(Domain.EVENT, "k120")
+        await until(pilot, lambda: "event/k120" in detail_text(app))
+
+
+async def test_the_remote_pane_shows_each_source_and_S_syncs_it(tmp_path):
+    """Pane 6 on the demo's signed file source: healthy after start, its candidates in the
+    tree with their source; a tampered manifest makes `S` report the failure in one sentence,
+    the row goes STALE with the error, and the last good entries stay registered."""
+    import json
+
+    from oneiric_core.engine import Engine
+    from oneiric_tui.app import OneiricApp
+    from oneiric_tui.widgets.remote_table import RemoteTable
+    from tests.helpers import DEMO, FAST_APP, demo_copy
+
+    settings = demo_copy(tmp_path, fast=False)
+    remote = (DEMO / "app.yml").read_text().split("\nremote:", 1)[1]
+    (settings / "app.yml").write_text(FAST_APP + "remote:" + remote)
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "state", actor="tester"))
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await ready(pilot)
+        table = app.main.query_one(RemoteTable)
+        await until(pilot, lambda: table._rows.get("demo") is not None and str(table._rows["demo"][1]) == "+ OK")
+        assert table._rows["demo"][4] == "2"
+        await to_cache(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: any("memory-remote (remote:demo)" in l for l in tree_labels(app)))
+        # tamper with the manifest on disk: the next sync fails verification
+        manifest = settings / "manifests" / "demo.json"
+        data = json.loads(manifest.read_text())
+        data["entries"][0]["priority"] = 99
+        manifest.write_text(json.dumps(data))
+        await pilot.press("6")
+        assert app.main.active_pane() == "remote"
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: any("sync failed" in n.message and "remote:demo" in n.message
+                                       for n in app._notifications))
+        await until(pilot, lambda: str(table._rows["demo"][1]) == "~ STALE")
+        assert table._rows["demo"][5] != "-"  # the last error is shown
+        assert "STALE" in screen_text(app)
+        assert any("memory-remote (remote:demo)" in l for l in tree_labels(app))  # last good stays
+        assert app.engine.journal(kinds=["signature-verification-failed"])
