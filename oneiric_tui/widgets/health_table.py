@@ -14,34 +14,28 @@ from oneiric_core.health import HealthTrack
 from .. import format as fmt
 from ..keys import vim_keys
 from ..messages import RefHighlighted
+from .pane_table import PaneTable
 
 SORT_SETTLE_S = 0.3
 COLUMNS = (("component", "COMPONENT"), ("provider", "PROVIDER"), ("status", "STATUS"),
            ("latency", "LATENCY"), ("trend", "TREND"), ("changed", "CHANGED"))
 
 
-class HealthTable(DataTable):
+class HealthTable(PaneTable):
+    """Rows are keyed by ComponentRef here (`_rows`), with their own sync: rows follow the
+    serving components, `complete=False` updates part of them, and the order is the tree's."""
+
     BINDINGS = [
         *vim_keys("health", top="scroll_top", bottom="scroll_bottom"),
     ]
 
+    COLUMNS = COLUMNS
+
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
-        self._rows: dict[ComponentRef, tuple] = {}
+        super().__init__(zebra_stripes=False, **kwargs)
+        self._rows: dict[ComponentRef, tuple] = {}  # type: ignore[assignment]
         self._refs_by_key: dict[str, ComponentRef] = {}
         self._sort_timer = None
-
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-
-    def action_scroll_top(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=0)
-
-    def action_scroll_bottom(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1)
 
     def _cells(self, status: ComponentStatus, track: HealthTrack | None) -> tuple:
         sym, word, style = fmt.HEALTH.get(status.health, fmt.HEALTH["unknown"])

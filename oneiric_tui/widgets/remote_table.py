@@ -11,10 +11,10 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.widgets import DataTable
 
 from .. import format as fmt
 from ..keys import vim_keys
+from .pane_table import PaneTable
 
 COLUMNS = (("source", "SOURCE"), ("state", "STATE"), ("synced", "GOOD"), ("circuit", "CIRCUIT"),
            ("entries", "ENTRIES"), ("error", "LAST ERROR"))
@@ -60,47 +60,16 @@ def _until(ts: float) -> str:
     return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
 
 
-class RemoteTable(DataTable):
+class RemoteTable(PaneTable):
     BINDINGS = [
         Binding("S", "screen.sync_remote", "Sync now", id="remote.sync"),
         *vim_keys("remote", top="scroll_top", bottom="scroll_bottom"),
     ]
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", **kwargs)
-        self._rows: dict[str, tuple] = {}
-
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-
-    def action_scroll_top(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=0)
-
-    def action_scroll_bottom(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1)
+    COLUMNS = COLUMNS
 
     def sync(self, statuses: list[dict[str, Any]]) -> None:
-        wanted = {str(s.get("name")): s for s in statuses}
-        for name in [n for n in self._rows if n not in wanted]:
-            self.remove_row(name)
-            del self._rows[name]
-        for name, status in wanted.items():
-            cells = source_cells(status)
-            old = self._rows.get(name)
-            if old is None:
-                self.add_row(*cells, key=name)
-            elif old != cells:
-                for (column, _), new, before in zip(COLUMNS, cells, old):
-                    if new != before:
-                        self.update_cell(name, column, new, update_width=True)
-            self._rows[name] = cells
+        self.sync_rows({str(s.get("name")): source_cells(s) for s in statuses})
 
     @property
     def selected_source(self) -> str | None:
-        if not self.row_count:
-            return None
-        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        return str(key.value) if key and key.value else None
+        return self.selected_key

@@ -1,0 +1,65 @@
+"""A DataTable pane whose rows are keyed and updated cell by cell, never cleared and refilled.
+
+The health, approvals and remote panes all show "one row per thing, kept current": this is
+that behaviour once. `sync_rows` adds new rows, removes gone ones and rewrites only the cells
+whose value changed, so a refresh that changes nothing redraws nothing.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.widgets import DataTable
+
+
+class PaneTable(DataTable):
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """(column key, header) pairs."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", **kwargs)
+        self._rows: dict[str, tuple] = {}
+
+    def on_mount(self) -> None:
+        for key, label in self.COLUMNS:
+            self.add_column(label, key=key)
+
+    def action_scroll_top(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_scroll_bottom(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
+    def sync_rows(self, wanted: dict[str, tuple], *, complete: bool = True) -> bool:
+        """Make the rows match `wanted` (row key -> cells). With `complete=False`, `wanted` is
+        only the rows that changed and the others stay. Returns whether rows were added."""
+        if complete:
+            for key in [k for k in self._rows if k not in wanted]:
+                self.remove_row(key)
+                del self._rows[key]
+        added = False
+        for key, cells in wanted.items():
+            old = self._rows.get(key)
+            if old is None:
+                self.add_row(*cells, key=key)
+                added = True
+            elif old != cells:
+                for (column, _), new, before in zip(self.COLUMNS, cells, old):
+                    if new != before:
+                        self.update_cell(key, column, new, update_width=True)
+            self._rows[key] = cells
+        return added
+
+    def drop_row(self, key: str) -> None:
+        if key in self._rows:
+            self.remove_row(key)
+            del self._rows[key]
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        return str(row_key.value) if row_key and row_key.value else None
