@@ -1,0 +1,105 @@
+"""Reading settings/runbooks/*.yml into a Catalog: safe YAML only, every tree checked.
+
+YAML is read with ruamel's safe loader (no Python objects are ever built from tags; an
+unknown tag is an error). A broken file is refused with one sentence naming the file and the
+node, and left out of the catalog; the others still load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .model import TREE_PREFIX, Tree, TreeError, check_structure, parse_tree
+
+RUNBOOK_DIR = "runbooks"
+
+
+@dataclass
+class Catalog:
+    trees: dict[str, Tree] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    directory: Path | None = None
+
+    def get(self, tree_id: str) -> Tree:
+        from ..errors import NotFound
+
+        tree = self.trees.get(tree_id)
+        if tree is None:
+            known = ", ".join(sorted(self.trees)) or "none"
+            raise NotFound(f"No runbook is named '{tree_id}' (known: {known}).")
+        return tree
+
+    def resolve_target(self, tree: Tree, target: str) -> tuple[Tree, str]:
+        """The tree and node a branch target names (`tree:<id>` is that tree's start)."""
+        if target.startswith(TREE_PREFIX):
+            other = self.get(target[len(TREE_PREFIX):])
+            return other, other.start
+        return tree, target
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file safely; a syntax error becomes a TreeError with line:column."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TreeError(f"{path}: cannot be read ({exc}).") from None
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise TreeError(f"{path}{where}: not valid YAML ({exc.problem or exc.context}).") from None
+    except YAMLError as exc:
+        raise TreeError(f"{path}: not valid YAML ({exc}).") from None
+
+
+def load_file(path: Path) -> Tree:
+    return parse_tree(read_yaml(path), path)
+
+
+def runbook_dir(settings_dir: Path | str) -> Path:
+    return Path(settings_dir) / RUNBOOK_DIR
+
+
+def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) -> Catalog:
+    """Every tree under settings_dir/runbooks/, structurally checked against the fact and
+    action registries (and the escalation roles, when given)."""
+    from .actions import ACTIONS
+    from .facts import FACTS
+
+    directory = runbook_dir(settings_dir)
+    catalog = Catalog(directory=directory)
+    if not directory.is_dir():
+        return catalog
+    parsed: list[Tree] = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
+            continue
+        try:
+            tree = load_file(path)
+        except TreeError as exc:
+            catalog.errors.append(str(exc))
+            continue
+        if any(t.id == tree.id for t in parsed):
+            catalog.errors.append(f"{path}: the runbook id '{tree.id}' is already used by another file.")
+            continue
+        parsed.append(tree)
+    ids = {t.id for t in parsed}
+    for tree in parsed:
+        try:
+            check_structure(tree, facts=FACTS, actions=ACTIONS, trees=ids, roles=roles)
+        except TreeError as exc:
+            catalog.errors.append(str(exc))
+            continue
+        catalog.trees[tree.id] = tree
+    # A jump to a tree that was refused is itself a dangling branch.
+    for tree in list(catalog.trees.values()):
+        missing = sorted(tree.external_trees() - set(catalog.trees))
+        if missing:
+            catalog.errors.append(f"{tree.file}: jumps to the runbook '{missing[0]}', which could not be loaded.")
+    return catalog

@@ -1,0 +1,265 @@
+"""The runbook tree format: nodes, branches, and the structural checks every tree must pass.
+
+A tree is one YAML mapping (one file in settings/runbooks/):
+
+    id: hot-swap-failed            # the name `oneiric runbook show` takes
+    title: Hot-swap failed
+    reviewed: 2025-06-01           # ISO dates; `oneiric runbook list` flags an overdue next_review
+    next_review: 2025-09-01
+    params: [domain, key]          # filled from the console's selection, else asked
+    start: state                   # the first node (default: the first in the list)
+    nodes:
+      - {id: state, kind: check, fact: key.last_swap, text: "...", branches: {rolled-back: why}, default: verify}
+      - {id: ask, kind: question, text: "...", choices: {"yes, retry": retry, "no": lead}}
+      - {id: retry, kind: action, action: swap, args: {provider: "{target}"}, branches: {applied: verify}, default: lead}
+      - {id: lead, kind: escalate, role: engineering_lead, text: "..."}
+      - {id: ok, kind: done, text: "..."}
+
+A branch target is a node id of the same tree, or `tree:<id>` to continue in another tree.
+Text may use `{domain}`, `{key}`, `{source}` and any value a fact set (`{target}`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+KINDS = ("check", "question", "action", "escalate", "done")
+PARAMS = ("domain", "key", "source")
+TREE_PREFIX = "tree:"
+_NODE_FIELDS = {"id", "kind", "text", "fact", "args", "branches", "default", "choices", "action", "next",
+                "role", "severity", "changes", "where", "title"}
+_TREE_FIELDS = {"id", "title", "summary", "kind", "reviewed", "next_review", "params", "start", "nodes", "symptom",
+                "severity", "owner", "sources"}
+
+
+class TreeError(ConfigError):
+    """A runbook file that cannot be used; the message names the file and the node."""
+
+
+@dataclass
+class Node:
+    id: str
+    kind: str
+    text: str = ""
+    title: str = ""
+    fact: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)  # value (or action outcome) -> target
+    default: str | None = None  # target when no branch matches
+    choices: dict[str, str] = field(default_factory=dict)  # question: label -> target, in order
+    action: str | None = None
+    next: str | None = None
+    role: str | None = None
+    severity: str | None = None
+    changes: str = ""
+    where: str = ""  # a question about something outside the engine: where to look
+
+    def targets(self) -> list[str]:
+        out = [*self.branches.values(), *self.choices.values()]
+        out += [t for t in (self.default, self.next) if t]
+        return out
+
+    @property
+    def terminal(self) -> bool:
+        """A node that can end a walk: done, or an escalation with nowhere further to go."""
+        return self.kind == "done" or (self.kind == "escalate" and not self.targets())
+
+
+@dataclass
+class Tree:
+    id: str
+    title: str
+    nodes: dict[str, Node]
+    start: str
+    file: Path
+    summary: str = ""
+    kind: str = "tree"  # tree | procedure
+    reviewed: dt.date | None = None
+    next_review: dt.date | None = None
+    params: list[str] = field(default_factory=list)
+    symptom: str = ""
+    severity: str | None = None
+    owner: str | None = None
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def overdue(self, today: dt.date | None = None) -> bool:
+        today = today or dt.date.today()
+        return self.next_review is None or self.next_review < today
+
+    def checks(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind == "check"]
+
+    def external_trees(self) -> set[str]:
+        return {t[len(TREE_PREFIX):] for n in self.nodes.values() for t in n.targets() if t.startswith(TREE_PREFIX)}
+
+
+def _date(value: Any, file: Path, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise TreeError(f"{file}: {name} '{value}' is not a date like 2025-06-30.") from None
+
+
+def _str_map(raw: Any, file: Path, node_id: str, name: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise TreeError(f"{file}: node '{node_id}' has a {name} that is not a mapping.")
+    out = {}
+    for k, v in raw.items():
+        if not isinstance(v, str):
+            raise TreeError(f"{file}: node '{node_id}' {name} '{k}' does not name a node.")
+        out[_label(k)] = v
+    return out
+
+
+def _label(value: Any) -> str:
+    """Branch labels as text: YAML reads `yes:` as True and `0:` as 0; the trees mean words."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def parse_tree(data: Any, file: Path) -> Tree:
+    """Build a Tree from parsed YAML data and check its shape (not yet its facts and actions)."""
+    if not isinstance(data, dict):
+        raise TreeError(f"{file}: a runbook must be a mapping with id, title and nodes.")
+    unknown = sorted(set(map(str, data)) - _TREE_FIELDS)
+    if unknown:
+        raise TreeError(f"{file}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(_TREE_FIELDS))}).")
+    tree_id, title, raw_nodes = data.get("id"), data.get("title"), data.get("nodes")
+    if not isinstance(tree_id, str) or not tree_id:
+        raise TreeError(f"{file}: the runbook has no id.")
+    if not isinstance(title, str) or not title:
+        raise TreeError(f"{file}: runbook '{tree_id}' has no title.")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise TreeError(f"{file}: runbook '{tree_id}' has no nodes.")
+    params = data.get("params") or []
+    if not isinstance(params, list) or any(p not in PARAMS for p in params):
+        raise TreeError(f"{file}: params must be a list of {', '.join(PARAMS)}.")
+    nodes: dict[str, Node] = {}
+    for index, raw in enumerate(raw_nodes):
+        node = _parse_node(raw, file, index)
+        if node.id in nodes:
+            raise TreeError(f"{file}: node '{node.id}' is defined twice.")
+        nodes[node.id] = node
+    start = data.get("start") or next(iter(nodes))
+    if start not in nodes:
+        raise TreeError(f"{file}: start node '{start}' does not exist.")
+    tree = Tree(
+        id=tree_id, title=title, nodes=nodes, start=start, file=file, summary=str(data.get("summary") or ""),
+        kind=str(data.get("kind") or "tree"), reviewed=_date(data.get("reviewed"), file, "reviewed"),
+        next_review=_date(data.get("next_review"), file, "next_review"), params=list(params),
+        symptom=str(data.get("symptom") or ""), severity=data.get("severity"), owner=data.get("owner"),
+    )
+    if tree.reviewed is None or tree.next_review is None:
+        raise TreeError(f"{file}: runbook '{tree_id}' needs both reviewed and next_review dates.")
+    return tree
+
+
+def _parse_node(raw: Any, file: Path, index: int) -> Node:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise TreeError(f"{file}: node #{index + 1} has no id.")
+    node_id = raw["id"]
+    unknown = sorted(set(map(str, raw)) - _NODE_FIELDS)
+    if unknown:
+        raise TreeError(f"{file}: node '{node_id}' has an unknown field '{unknown[0]}'.")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise TreeError(f"{file}: node '{node_id}' has kind '{kind}'; use one of {', '.join(KINDS)}.")
+    args = raw.get("args") or {}
+    if not isinstance(args, dict):
+        raise TreeError(f"{file}: node '{node_id}' has args that are not a mapping.")
+    node = Node(
+        id=node_id, kind=kind, text=str(raw.get("text") or ""), title=str(raw.get("title") or ""),
+        fact=raw.get("fact"), args=dict(args),
+        branches=_str_map(raw.get("branches"), file, node_id, "branch"),
+        default=raw.get("default"), choices=_str_map(raw.get("choices"), file, node_id, "choice"),
+        action=raw.get("action"), next=raw.get("next"), role=raw.get("role"), severity=raw.get("severity"),
+        changes=str(raw.get("changes") or ""), where=str(raw.get("where") or ""),
+    )
+    for name in ("default", "next"):
+        value = getattr(node, name)
+        if value is not None and not isinstance(value, str):
+            raise TreeError(f"{file}: node '{node_id}' {name} does not name a node.")
+    if kind == "check" and not node.fact:
+        raise TreeError(f"{file}: check node '{node_id}' names no fact.")
+    if kind == "check" and not (node.branches or node.default or node.next):
+        raise TreeError(f"{file}: check node '{node_id}' has no branches and no next node.")
+    if kind == "question" and not node.choices:
+        raise TreeError(f"{file}: question node '{node_id}' has no choices.")
+    if kind == "action" and not node.action:
+        raise TreeError(f"{file}: action node '{node_id}' names no action.")
+    if kind == "action" and not (node.branches or node.default or node.next):
+        raise TreeError(f"{file}: action node '{node_id}' has no next node.")
+    if kind == "done" and node.targets():
+        raise TreeError(f"{file}: done node '{node_id}' must not lead anywhere.")
+    if kind == "escalate" and not node.role:
+        raise TreeError(f"{file}: escalate node '{node_id}' names no role.")
+    return node
+
+
+def check_structure(tree: Tree, *, facts: Iterable[str], actions: Iterable[str], trees: Iterable[str],
+                    roles: Iterable[str] | None = None) -> None:
+    """Refuse a dangling branch, an unknown fact/action/role, an unreachable node, or a loop
+    with no exit; each refusal is one sentence naming the file and the node."""
+    facts, actions, trees = set(facts), set(actions), set(trees)
+    roles = set(roles) if roles is not None else None
+    file = tree.file
+    for node in tree.nodes.values():
+        if node.kind == "check" and node.fact not in facts:
+            raise TreeError(f"{file}: node '{node.id}' uses the unknown fact '{node.fact}'.")
+        if node.kind == "action" and node.action not in actions:
+            raise TreeError(f"{file}: node '{node.id}' uses the unknown action '{node.action}'.")
+        if node.kind == "escalate" and roles is not None and node.role not in roles:
+            raise TreeError(f"{file}: node '{node.id}' escalates to the unknown role '{node.role}'.")
+        for target in node.targets():
+            if target.startswith(TREE_PREFIX):
+                if target[len(TREE_PREFIX):] not in trees:
+                    raise TreeError(f"{file}: node '{node.id}' jumps to the unknown runbook '{target}'.")
+            elif target not in tree.nodes:
+                raise TreeError(f"{file}: node '{node.id}' has a dangling branch to '{target}'.")
+    reachable = _reach(tree, [tree.start], forward=True)
+    for node_id in tree.nodes:
+        if node_id not in reachable:
+            raise TreeError(f"{file}: node '{node_id}' is unreachable from the start node '{tree.start}'.")
+    exits = [n.id for n in tree.nodes.values()
+             if n.terminal or any(t.startswith(TREE_PREFIX) for t in n.targets())]
+    can_exit = _reach(tree, exits, forward=False)
+    for node_id in tree.nodes:
+        if node_id not in can_exit:
+            raise TreeError(f"{file}: node '{node_id}' is in a loop with no exit (no path from it ends the walk).")
+
+
+def _reach(tree: Tree, roots: list[str], *, forward: bool) -> set[str]:
+    edges: dict[str, set[str]] = {n: set() for n in tree.nodes}
+    for node in tree.nodes.values():
+        for target in node.targets():
+            if target in tree.nodes:
+                if forward:
+                    edges[node.id].add(target)
+                else:
+                    edges[target].add(node.id)
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(edges[current] - seen)
+    return seen
