@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .remote.cli import add_parsers as add_remote_parsers
 
     add_remote_parsers(sub, cmd, waits)
+    from .runbooks.cli import add_parsers as add_runbook_parsers
+
+    add_runbook_parsers(sub)
     config = sub.add_parser("config", help="settings checks")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     p = config_sub.add_parser("validate", help="parse and validate every settings file")
@@ -691,6 +694,12 @@ def _remote_cli():
     return remote_cli
 
 
+def _runbook_cli():
+    from .runbooks import cli as runbook_cli
+
+    return runbook_cli
+
+
 COMMANDS: dict[str, Callable[[Any, Any], int]] = {
     "status": cmd_status, "list": cmd_list, "explain": cmd_explain, "health": cmd_health,
     "activity": cmd_activity, "pause": cmd_pause_resume, "resume": cmd_pause_resume,
@@ -698,6 +707,8 @@ COMMANDS: dict[str, Callable[[Any, Any], int]] = {
     "approve": cmd_approve, "reject": cmd_reject,
     "remote-status": lambda engine, args: _remote_cli().cmd_remote_status(engine, args),
     "remote-sync": lambda engine, args: _remote_cli().cmd_remote_sync(engine, args),
+    "runbook": lambda engine, args: _runbook_cli().cmd_runbook(engine, args),
+    "incident": lambda engine, args: _runbook_cli().cmd_incident(engine, args),
 }
 
 

@@ -37,6 +37,7 @@ KINDS = frozenset(
         "remote-sync-started", "remote-sync-complete", "remote-sync-error",
         "signature-verification-failed", "digest-check-failed", "circuit-open", "circuit-closed",
         "host-started", "host-stopped", "journal-pruned", "store-error",
+        "incident-opened", "incident-updated", "incident-closed",
     }
 )
 

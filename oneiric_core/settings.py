@@ -276,6 +276,60 @@ class RemoteOptions(_SettingsModel):
         return self
 
 
+# -- escalation (runbooks and incidents, ARCHITECTURE §8) -------------------------------------
+class ContactOptions(_SettingsModel):
+    """Who to reach for one role: a name, an email and a paging target (all free text)."""
+
+    name: str = ""
+    email: str | None = None
+    page: str | None = None  # a paging target: a PagerDuty service, a phone rota, ...
+    chat: str | None = None
+    responsibility: str = ""
+
+
+class SeverityOptions(_SettingsModel):
+    """One severity level. `response_min` holds the response target (minutes) per runbook that
+    states one; where they disagree, `EscalationOptions.response_source` picks the one in force."""
+
+    name: str
+    response_min: dict[str, float] = Field(default_factory=dict)
+    resolve_min: float | None = None
+    notify: str = ""
+    examples: list[str] = Field(default_factory=list)
+    escalate_to: list[str] = Field(default_factory=list)  # "role" or "30m: role"
+
+
+def _default_roles() -> dict[str, ContactOptions]:
+    return {
+        "on_call_engineer": ContactOptions(name="On-call engineer", email="pagerduty@example.com",
+                                           page="oneiric-on-call", responsibility="immediate response"),
+        "engineering_lead": ContactOptions(name="Engineering lead", email="lead@example.com",
+                                           responsibility="escalation, decisions"),
+        "product_owner": ContactOptions(name="Product owner", email="product@example.com",
+                                        responsibility="communication"),
+        "support": ContactOptions(name="Support team", email="support@example.com",
+                                  responsibility="customer communication"),
+    }
+
+
+def _default_severities() -> dict[str, SeverityOptions]:
+    rows = {  # incident-response runbook vs the runbook index (README): they disagree, both kept
+        "P0": ("Critical", 5, 15, 60, "page on-call now", ["on_call_engineer", "30m: engineering_lead"]),
+        "P1": ("High", 15, 60, 240, "critical channel + email", ["on_call_engineer", "30m: engineering_lead"]),
+        "P2": ("Medium", 60, 240, 480, "warning channel", ["on_call_engineer", "30m: engineering_lead"]),
+        "P3": ("Low", 240, 1440, 1440, "info channel", ["on_call_engineer"]),
+    }
+    return {sev: SeverityOptions(name=name, response_min={"incident-response": ir, "readme": rm}, resolve_min=res,
+                                 notify=notify, escalate_to=chain)
+            for sev, (name, ir, rm, res, notify, chain) in rows.items()}
+
+
+class EscalationOptions(_SettingsModel):
+    response_source: str = "incident-response"
+    roles: dict[str, ContactOptions] = Field(default_factory=_default_roles)
+    severities: dict[Literal["P0", "P1", "P2", "P3"], SeverityOptions] = Field(default_factory=_default_severities)
+
+
 class AppSettings(_SettingsModel):
     state_dir: str | None = None
     stack_order: list[str] = Field(default_factory=list)
@@ -288,6 +342,7 @@ class AppSettings(_SettingsModel):
     journal: JournalOptions = Field(default_factory=JournalOptions)
     telemetry: TelemetryOptions = Field(default_factory=TelemetryOptions)
     remote: RemoteOptions = Field(default_factory=RemoteOptions)
+    escalation: EscalationOptions = Field(default_factory=EscalationOptions)
 
 
 class CandidateSpec(_StrictModel):

@@ -145,6 +145,35 @@ MIGRATIONS: list[Sequence[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS commands_status ON commands(status, id)",
     ),
+    # 4: incidents and their timelines (runbooks/incidents.py)
+    (
+        """CREATE TABLE IF NOT EXISTS incidents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            commander TEXT NOT NULL,
+            opened_at REAL NOT NULL,
+            closed_at REAL,
+            refs TEXT NOT NULL DEFAULT '[]',
+            tree TEXT,
+            summary TEXT NOT NULL DEFAULT '',
+            impact TEXT NOT NULL DEFAULT '',
+            root_cause TEXT NOT NULL DEFAULT '',
+            resolution TEXT NOT NULL DEFAULT '',
+            follow_ups TEXT NOT NULL DEFAULT '[]'
+        )""",
+        """CREATE TABLE IF NOT EXISTS incident_timeline (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_id INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT,
+            text TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX IF NOT EXISTS incident_timeline_incident ON incident_timeline(incident_id, id)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -82,6 +82,7 @@ class OneiricApp(App):
         self._stopped = False
         self._leaving = False
         self._starter = None
+        self._follow_timer = None
 
     # -- state the screens read --------------------------------------------------------------
     @property
@@ -161,7 +162,7 @@ class OneiricApp(App):
             self.mode = "client"
             self.host_detail = f"attached to pid {holder.pid} on {holder.hostname}"
             self.post_message(EngineReady("client", self.host_detail))
-            self.set_interval(1.0, self.follow_store)
+            self._follow_timer = self.set_interval(1.0, self.follow_store)
             return
         except OneiricError as exc:
             self.mode = "failed"
@@ -239,8 +240,19 @@ class OneiricApp(App):
         self.refresh_remote()  # ages and retry times move on
 
     def follow_store(self) -> None:
-        """Client mode: the host lives in another process, so read what it wrote."""
+        """Client mode: the host lives in another process, so read what it wrote. When that
+        host is gone (stopped, or its heartbeat went stale), this console takes over."""
         if self._stopped:
+            return
+        lease, alive = self.engine.host()
+        if not alive and self.mode == "client" and self._follow_timer is not None:
+            self._follow_timer.stop()
+            self._follow_timer = None
+            gone = f"pid {lease.pid} on {lease.hostname}" if lease else "the host"
+            self.notify(f"The host ({gone}) is gone; this console takes over as the host.",
+                        severity="warning", timeout=10, markup=False)
+            self.mode, self.host_detail = "starting", ""
+            self._starter = self._start_engine()
             return
         events = self.engine.journal(limit=1000, after_id=self._last_event_id)
         if events:

@@ -345,6 +345,15 @@ async def test_with_another_host_the_console_attaches_as_a_client_and_sends_comm
                                            for n in app._notifications))
             done = [e for e in app.engine.journal(kinds=["swap-complete"]) if e.provider == "memory"]
             assert done and done[-1].actor == "tester"
+            # the host dies: the console notices and takes over as the host
+            host.kill()
+            host.wait()
+            await until(pilot, lambda: app.mode == "host", timeout=20)
+            await until(pilot, lambda: all(s.state == "ready" for s in app.statuses.values()))
+            assert any("takes over as the host" in n.message for n in app._notifications)
+            started = app.engine.journal(kinds=["host-started"])[-1]
+            assert f"taking over from pid {host.pid}" in started.message
+            assert "CLIENT" not in screen_text(app) and "HOST" in screen_text(app)
     finally:
         host.kill()
         host.wait()

@@ -1,0 +1,219 @@
+"""`oneiric runbook {list,show,check}` and `oneiric incident {open,list,show,note,close,export}`.
+
+cli.py owns the parser and dispatch; this module adds these subcommands and implements them.
+Exit codes follow ARCHITECTURE §10: 0 ok, 1 error (a broken runbook file), 2 usage, 3 not found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+
+
+def add_parsers(sub: Any) -> None:
+    runbook = sub.add_parser("runbook", help="runbook decision trees (settings/runbooks/)",
+                             description="runbook decision trees (settings/runbooks/)")
+    rsub = runbook.add_subparsers(dest="runbook_command", metavar="ACTION", parser_class=sub._parser_class)
+    p = rsub.add_parser("list", help="every runbook, flagging an overdue next_review")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = rsub.add_parser("show", help="one runbook's nodes and branches")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = rsub.add_parser("check", help="run every automated check of every runbook against the engine")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    incident = sub.add_parser("incident", help="incidents: open, note, close, export",
+                              description="incidents: open, note, close, export")
+    isub = incident.add_subparsers(dest="incident_command", metavar="ACTION", parser_class=sub._parser_class)
+    p = isub.add_parser("open", help="open an incident")
+    p.add_argument("--severity", required=True, help="P0, P1, P2 or P3")
+    p.add_argument("--title", required=True)
+    p.add_argument("--summary", default="")
+    p.add_argument("--component", action="append", default=[], metavar="DOMAIN/KEY",
+                   help="a component involved (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = isub.add_parser("list", help="incidents, newest first")
+    p.add_argument("--status", choices=["open", "mitigated", "closed"])
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = isub.add_parser("show", help="one incident with its timeline")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = isub.add_parser("note", help="add a note to an incident's timeline")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("text", metavar="TEXT")
+    p = isub.add_parser("close", help="close an incident with its resolution")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--resolution", required=True)
+    p.add_argument("--root-cause")
+    p.add_argument("--follow-up", action="append", default=[], metavar="TEXT", help="a follow-up (repeatable)")
+    p = isub.add_parser("export", help="the post-mortem (or with --handoff the escalation hand-off) in Markdown")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--format", default="md", choices=["md"])
+    p.add_argument("--handoff", action="store_true", help="write the escalation hand-off instead")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write here (default: print)")
+
+
+def _catalog(engine: Any) -> Any:
+    from .loader import load_catalog
+
+    return load_catalog(engine.settings_dir, roles=list(engine.settings.app.escalation.roles))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _errors(catalog: Any) -> int:
+    for error in catalog.errors:
+        print(f"oneiric: {error}", file=sys.stderr)
+    return EXIT_ERROR if catalog.errors else EXIT_OK
+
+
+def cmd_runbook(engine: Any, args: Any) -> int:
+    from ..errors import UsageError
+
+    action = args.runbook_command
+    if action is None:
+        raise UsageError("runbook needs an action: list, show or check (see 'oneiric runbook --help').")
+    catalog = _catalog(engine)
+    if action == "list":
+        today = dt.date.today()
+        rows = [{"id": t.id, "title": t.title, "kind": t.kind, "params": t.params, "reviewed": str(t.reviewed),
+                 "next_review": str(t.next_review), "overdue": t.overdue(today), "nodes": len(t.nodes),
+                 "file": str(t.file)} for t in sorted(catalog.trees.values(), key=lambda t: (t.kind, t.id))]
+        if args.json:
+            _print_json({"runbooks": rows, "errors": catalog.errors})
+        else:
+            for r in rows:
+                flag = "  OVERDUE review" if r["overdue"] else ""
+                print(f"{r['id']:<24} {r['kind']:<9} next review {r['next_review']}{flag}  {r['title']}")
+            if not rows:
+                print(f"no runbooks in {catalog.directory}")
+        return _errors(catalog)
+    if action == "show":
+        tree = catalog.get(args.id)
+        if args.json:
+            _print_json({"id": tree.id, "title": tree.title, "summary": tree.summary, "kind": tree.kind,
+                         "params": tree.params, "start": tree.start, "reviewed": str(tree.reviewed),
+                         "next_review": str(tree.next_review), "overdue": tree.overdue(),
+                         "nodes": [{"id": n.id, "kind": n.kind, "text": n.text, "fact": n.fact, "action": n.action,
+                                    "role": n.role, "branches": n.branches, "choices": n.choices,
+                                    "default": n.default, "next": n.next} for n in tree.nodes.values()]})
+            return EXIT_OK
+        print(f"{tree.title} ({tree.id}){'  OVERDUE review' if tree.overdue() else ''}")
+        if tree.summary:
+            print(tree.summary)
+        print(f"params: {', '.join(tree.params) or 'none'}; reviewed {tree.reviewed}, next review {tree.next_review}")
+        for n in tree.nodes.values():
+            what = n.fact or n.action or n.role or ""
+            print(f"\n[{n.id}] {n.kind}{' ' + what if what else ''}{'  (start)' if n.id == tree.start else ''}")
+            if n.text:
+                print(f"  {n.text}")
+            for label, target in {**n.branches, **n.choices}.items():
+                print(f"  {label} -> {target}")
+            for label, target in (("otherwise", n.default), ("next", n.next)):
+                if target:
+                    print(f"  {label} -> {target}")
+        return EXIT_OK
+    if action == "check":
+        from .doctor import run_checks
+
+        findings = asyncio.run(run_checks(catalog, engine))
+        if args.json:
+            _print_json({"findings": [f.to_dict() for f in findings], "errors": catalog.errors})
+        else:
+            for f in findings:
+                mark = "!!" if f.bad else "ok"
+                subject = f" {f.subject}" if f.subject else ""
+                print(f"{mark} {f.fact}{subject}: {f.value}   (used by {', '.join(f.trees)})")
+                for line in f.evidence:
+                    print(f"     {line}")
+            problems = sum(f.bad for f in findings)
+            print(f"\n{len(findings)} check(s), {problems} finding(s) worth a look.")
+        return _errors(catalog)
+    raise UsageError(f"unknown runbook action '{action}'.")
+
+
+def _incidents(engine: Any) -> Any:
+    from .incidents import Incidents
+
+    return Incidents(engine)
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def cmd_incident(engine: Any, args: Any) -> int:
+    from ..errors import ReadOnlyError, UsageError
+
+    action = args.incident_command
+    if action is None:
+        raise UsageError("incident needs an action: open, list, show, note, close or export.")
+    incidents = _incidents(engine)
+    if action in ("open", "note", "close") and engine.read_only:
+        raise ReadOnlyError(f"Read-only mode: incident {action} is disabled.")
+    if action == "open":
+        for comp in args.component:
+            domain, sep, key = comp.partition("/")
+            if not sep:
+                raise UsageError(f"'{comp}' is not DOMAIN/KEY, e.g. adapter/cache.")
+            engine.known(domain, key)
+        inc = incidents.open(args.title, args.severity, refs=args.component, summary=args.summary)
+        if args.json:
+            _print_json(inc.to_dict())
+        else:
+            print(f"Opened incident #{inc.id} ({inc.severity}): {inc.title}; commander {inc.commander}; "
+                  f"{incidents.escalation.response_text(inc.severity)}.")
+        return EXIT_OK
+    if action == "list":
+        rows = incidents.list(status=args.status)
+        if args.json:
+            _print_json({"incidents": [i.to_dict() for i in rows]})
+        else:
+            for i in rows:
+                print(f"#{i.id:<4} {i.severity} {i.status:<9} {_when(i.opened_at)}  {i.commander:<12} {i.title}")
+            if not rows:
+                print("no incidents")
+        return EXIT_OK
+    if action == "show":
+        inc = incidents.get(args.id)
+        timeline = incidents.timeline(inc.id)
+        if args.json:
+            _print_json({**inc.to_dict(), "response": incidents.escalation.response_text(inc.severity),
+                         "timeline": [e.to_dict() for e in timeline]})
+            return EXIT_OK
+        print(f"Incident #{inc.id} ({inc.severity}, {inc.status}): {inc.title}")
+        print(f"commander {inc.commander}; opened {_when(inc.opened_at)}; {incidents.escalation.response_text(inc.severity)}")
+        print(f"components: {', '.join(inc.refs) or 'none'}; runbook: {inc.tree or 'none'}")
+        if inc.resolution:
+            print(f"resolution: {inc.resolution}")
+        for e in timeline:
+            print(f"  {_when(e.ts)} {e.kind:<10} {e.actor or '-':<12} {e.text}")
+        return EXIT_OK
+    if action == "note":
+        incidents.note(args.id, args.text)
+        print(f"Noted on incident #{args.id}.")
+        return EXIT_OK
+    if action == "close":
+        inc = incidents.close(args.id, args.resolution, root_cause=args.root_cause, follow_ups=args.follow_up)
+        print(f"Closed incident #{inc.id}: {inc.resolution}")
+        return EXIT_OK
+    if action == "export":
+        from .export import handoff, postmortem
+
+        text = handoff(incidents, args.id) if args.handoff else postmortem(incidents, args.id)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+            print(f"Wrote {'the hand-off' if args.handoff else 'the post-mortem'} of incident #{args.id} to {args.out}.")
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+    raise UsageError(f"unknown incident action '{action}'.")

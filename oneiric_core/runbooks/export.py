@@ -1,0 +1,101 @@
+"""Incident exports in Markdown: the post-mortem and the escalation hand-off."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .incidents import Incidents
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60)} s"
+
+
+def _cell(text: Any) -> str:
+    return str(text if text not in (None, "") else "-").replace("|", "\\|").replace("\n", " ")
+
+
+def postmortem(incidents: Incidents, incident_id: int) -> str:
+    inc = incidents.get(incident_id)
+    esc = incidents.escalation
+    timeline = incidents.timeline(incident_id)
+    actions = incidents.approvals(incident_id)
+    notes = [e for e in timeline if e.kind == "note"]
+    out = [
+        f"# Post-mortem: incident #{inc.id}: {inc.title}", "",
+        f"- Severity: {inc.severity} ({esc.response_text(inc.severity)})",
+        f"- Status: {inc.status}",
+        f"- Commander: {inc.commander}",
+        f"- Opened: {_when(inc.opened_at)}; closed: {_when(inc.closed_at)}; duration {_duration(inc.elapsed_s())}",
+        f"- Components: {', '.join(inc.refs) or 'none recorded'}",
+        f"- Runbook: {inc.tree or 'none'}", "",
+        "## Summary", "", inc.summary or inc.resolution or "(to be written)", "",
+        "## Impact", "", inc.impact or f"Components involved: {', '.join(inc.refs) or 'none recorded'}.", "",
+        "## Timeline", "",
+        "| time | kind | who | what |", "|---|---|---|---|",
+    ]
+    out += [f"| {_when(e.ts)} | {e.kind} | {_cell(e.actor)} | {_cell(e.text)} |" for e in timeline]
+    out += ["", "## Actions and approvals", ""]
+    if actions:
+        out += ["| time | action | outcome | requested by | approved by | proposal |", "|---|---|---|---|---|---|"]
+        out += [f"| {_when(a['ts'])} | {_cell(a['action'])} | {_cell(a['outcome'])} | {_cell(a['requested_by'])} | "
+                f"{_cell(a['approved_by'])} | {_cell('#' + str(a['proposal']) if a['proposal'] else None)} |"
+                for a in actions]
+    else:
+        out.append("No remediation was taken through a runbook.")
+    out += ["", "## Root cause", "", inc.root_cause or "(to be written)", "",
+            "## Resolution", "", inc.resolution or "(open)", "",
+            "## Follow-ups", ""]
+    out += [f"- [ ] {f}" for f in inc.follow_ups] or ["- [ ] (none recorded yet)"]
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {_when(n.ts)} {n.actor}: {n.text}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def handoff(incidents: Incidents, incident_id: int) -> str:
+    """What the next responder needs: the symptom, what was checked and tried, the current state."""
+    inc = incidents.get(incident_id)
+    esc = incidents.escalation
+    entries = incidents.entries(incident_id)
+    checks = [e for e in entries if e.kind in ("step", "answer")]
+    actions = incidents.approvals(incident_id)
+    chain = esc.options.severities[inc.severity].escalate_to if inc.severity in esc.options.severities else []
+    out = [
+        f"# Escalation hand-off: incident #{inc.id}: {inc.title}", "",
+        "## Issue", "",
+        f"- Symptom: {inc.summary or inc.title}",
+        f"- Started: {_when(inc.opened_at)} ({_duration(inc.elapsed_s())} ago)",
+        f"- Severity: {inc.severity} ({esc.response_text(inc.severity)})",
+        f"- Commander: {inc.commander}; status {inc.status}",
+        f"- Components: {', '.join(inc.refs) or 'none recorded'}", "",
+        "## Diagnostics done", "",
+    ]
+    out += [f"- {e.text}" + (f" ({'; '.join(e.data.get('evidence') or [])})" if e.data.get("evidence") else "")
+            for e in checks] or ["- none recorded"]
+    out += ["", "## Solutions attempted", ""]
+    out += [f"- {a['action']} -> {a['outcome']}" + (f", approved by {a['approved_by']}" if a["approved_by"] else "")
+            for a in actions] or ["- none"]
+    out += ["", "## Current state", ""]
+    for ref in inc.refs:
+        domain, _, key = ref.partition("/")
+        try:
+            row = incidents.engine.components([incidents.engine.ref(domain, key)])[0]
+        except Exception:  # noqa: BLE001 - a component gone since is worth saying, not failing
+            out.append(f"- {ref}: no longer registered")
+            continue
+        out.append(f"- {ref}: {row.state}, serving {row.serving or 'nothing'}, health {row.health}, {row.activity}")
+    if not inc.refs:
+        out.append("- no component recorded")
+    out += ["", "## Who to reach", ""]
+    for link in chain:
+        role = link.split(":", 1)[-1].strip()
+        when = link.split(":", 1)[0] if ":" in link else "now"
+        out.append(f"- {when}: " + "; ".join(esc.lines(role, None)[:1]))
+    out += ["", "## Assistance needed", "", "(state what you need from the next responder)"]
+    return "\n".join(out) + "\n"

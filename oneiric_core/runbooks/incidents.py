@@ -1,0 +1,253 @@
+"""Incidents: severity with its response target, commander, status, a timeline, a resolution.
+
+Persisted in the state store (tables `incidents` and `incident_timeline`, migration 4), so
+every process sees them. The timeline a reader gets merges what was recorded for the incident
+(walker steps, answers, actions with who approved them, notes, status changes) with the
+journal events of the components involved since the incident opened: one ordered list.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import NotFound, UsageError
+from ..events import Event, Severity
+from .escalation import Escalation
+
+STATUSES = ("open", "mitigated", "closed")
+
+
+@dataclass
+class Incident:
+    id: int
+    title: str
+    severity: str
+    status: str
+    commander: str
+    opened_at: float
+    closed_at: float | None = None
+    refs: list[str] = field(default_factory=list)  # "domain/key" of the components involved
+    tree: str | None = None
+    summary: str = ""
+    impact: str = ""
+    root_cause: str = ""
+    resolution: str = ""
+    follow_ups: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def elapsed_s(self, now: float | None = None) -> float:
+        return ((self.closed_at or now or time.time()) - self.opened_at)
+
+
+@dataclass
+class Entry:
+    ts: float
+    kind: str  # step | answer | action | note | status | escalation | event
+    actor: str | None
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+    source: str = "incident"  # incident | journal
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_FIELDS = ("title", "severity", "status", "commander", "opened_at", "closed_at", "refs", "tree", "summary",
+           "impact", "root_cause", "resolution", "follow_ups")
+
+
+class Incidents:
+    """Incident records over an engine's state store; journals incident-* events."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.escalation = Escalation.from_engine(engine)
+
+    # -- records ---------------------------------------------------------------------------------
+    @staticmethod
+    def _row(row: Any) -> Incident:
+        return Incident(
+            id=row["id"], title=row["title"], severity=row["severity"], status=row["status"],
+            commander=row["commander"], opened_at=row["opened_at"], closed_at=row["closed_at"],
+            refs=json.loads(row["refs"] or "[]"), tree=row["tree"], summary=row["summary"], impact=row["impact"],
+            root_cause=row["root_cause"], resolution=row["resolution"], follow_ups=json.loads(row["follow_ups"] or "[]"),
+        )
+
+    def get(self, incident_id: int) -> Incident:
+        rows = self.store._read("SELECT * FROM incidents WHERE id = ?", (int(incident_id),))
+        if not rows:
+            raise NotFound(f"No incident #{incident_id} exists.")
+        return self._row(rows[0])
+
+    def list(self, *, status: str | None = None, limit: int = 100) -> list[Incident]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self.store._read(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", (*params, int(limit)))
+        return [self._row(r) for r in rows]
+
+    def _save(self, inc: Incident) -> None:
+        values = [getattr(inc, f) for f in _FIELDS]
+        values[_FIELDS.index("refs")] = json.dumps(inc.refs)
+        values[_FIELDS.index("follow_ups")] = json.dumps(inc.follow_ups)
+        sql = f"UPDATE incidents SET {', '.join(f + ' = ?' for f in _FIELDS)} WHERE id = ?"
+        self.store._write(lambda conn: conn.execute(sql, [*values, inc.id]))
+
+    def _emit(self, kind: str, inc: Incident, message: str, actor: str, **data: Any) -> None:
+        self.engine.emit(Event(kind, f"incident #{inc.id} ({inc.severity}) {message}", Severity.INFO, actor=actor,
+                               outcome=inc.status, data={"incident": inc.id, **data}))
+
+    def open(self, title: str, severity: str, *, commander: str | None = None, refs: list[str] | None = None,
+             tree: str | None = None, summary: str = "") -> Incident:
+        if not title.strip():
+            raise UsageError("An incident needs a title.")
+        sev = self.escalation.check_severity(severity)
+        commander = commander or self.engine.actor
+        now = time.time()
+        values = [title.strip(), sev, "open", commander, now, None, json.dumps(sorted(set(refs or []))), tree,
+                  summary, "", "", "", "[]"]
+        sql = f"INSERT INTO incidents ({', '.join(_FIELDS)}) VALUES ({', '.join('?' for _ in _FIELDS)})"
+        new_id = int(self.store._write(lambda conn: conn.execute(sql, values).lastrowid))
+        inc = self.get(new_id)
+        self.add_entry(inc.id, "status", commander, f"opened ({self.escalation.response_text(sev)}); "
+                       f"commander {commander}")
+        self._emit("incident-opened", inc, f"opened: {inc.title}", commander, severity=sev)
+        return inc
+
+    def add_entry(self, incident_id: int, kind: str, actor: str | None, text: str,
+                  data: dict[str, Any] | None = None, ts: float | None = None) -> None:
+        payload = json.dumps(data or {}, default=str)
+        self.store._write(lambda conn: conn.execute(
+            "INSERT INTO incident_timeline (incident_id, ts, kind, actor, text, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (int(incident_id), ts or time.time(), kind, actor, text, payload)))
+
+    def note(self, incident_id: int, text: str, *, actor: str | None = None) -> None:
+        inc = self.get(incident_id)
+        if not text.strip():
+            raise UsageError("A note needs some text.")
+        actor = actor or self.engine.actor
+        self.add_entry(inc.id, "note", actor, text.strip())
+        self._emit("incident-updated", inc, f"note by {actor}: {text.strip()}", actor)
+
+    def involve(self, incident_id: int, ref: str) -> None:
+        inc = self.get(incident_id)
+        if ref not in inc.refs:
+            inc.refs = sorted({*inc.refs, ref})
+            self._save(inc)
+
+    def update(self, incident_id: int, *, actor: str | None = None, **changes: Any) -> Incident:
+        inc = self.get(incident_id)
+        allowed = {"summary", "impact", "root_cause", "follow_ups", "severity", "status", "title"}
+        bad = sorted(set(changes) - allowed)
+        if bad:
+            raise UsageError(f"'{bad[0]}' cannot be changed on an incident.")
+        if "severity" in changes:
+            changes["severity"] = self.escalation.check_severity(changes["severity"])
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise UsageError(f"'{changes['status']}' is not an incident status; use one of {', '.join(STATUSES)}.")
+        for k, v in changes.items():
+            setattr(inc, k, v)
+        self._save(inc)
+        actor = actor or self.engine.actor
+        shown = ", ".join(f"{k}={v}" for k, v in changes.items() if k in ("severity", "status", "title"))
+        if shown:
+            self.add_entry(inc.id, "status", actor, f"changed {shown}")
+        return inc
+
+    def close(self, incident_id: int, resolution: str, *, actor: str | None = None,
+              root_cause: str | None = None, follow_ups: list[str] | None = None) -> Incident:
+        inc = self.get(incident_id)
+        if inc.status == "closed":
+            raise UsageError(f"Incident #{inc.id} is already closed.")
+        if not resolution.strip():
+            raise UsageError("Closing an incident needs a resolution.")
+        actor = actor or self.engine.actor
+        inc.status, inc.closed_at, inc.resolution = "closed", time.time(), resolution.strip()
+        if root_cause is not None:
+            inc.root_cause = root_cause
+        if follow_ups:
+            inc.follow_ups = [*inc.follow_ups, *follow_ups]
+        self._save(inc)
+        self.add_entry(inc.id, "status", actor, f"closed: {inc.resolution}")
+        self._emit("incident-closed", inc, f"closed by {actor}: {inc.resolution}", actor)
+        return inc
+
+    # -- the walker's steps ------------------------------------------------------------------------
+    def recorder(self, incident_id: int) -> Any:
+        """A Walker `recorder`: each step goes on the incident's timeline, and the components the
+        walk touches join the incident."""
+        def record(step: Any) -> None:
+            kind = {"check": "step", "question": "answer", "action": "action", "escalate": "escalation",
+                    "done": "step"}.get(step.kind, "step")
+            if step.kind == "question":
+                text = f"[{step.tree}] {step.text} -> {step.value}"
+            elif step.kind == "action":
+                who = f"; approved by {step.approved_by}" if step.approved_by else ""
+                text = f"[{step.tree}] action: {step.text} -> {step.value}{who}"
+            else:
+                text = f"[{step.tree}] {step.text} -> {step.value}"
+            self.add_entry(incident_id, kind, step.actor, text, step.to_dict(), ts=step.ts)
+        return record
+
+    def attach_walk(self, incident_id: int, walker: Any) -> None:
+        """Record the walker's steps on this incident from now on (and the ones it already made)."""
+        record = self.recorder(incident_id)
+        for step in walker.history:
+            record(step)
+        previous = walker.recorder
+        params = walker.params
+
+        def both(step: Any) -> None:
+            if previous is not None:
+                previous(step)
+            record(step)
+            if params.get("domain") and params.get("key"):
+                self.involve(incident_id, f"{params['domain']}/{params['key']}")
+
+        walker.recorder = both
+        if params.get("domain") and params.get("key"):
+            self.involve(incident_id, f"{params['domain']}/{params['key']}")
+        inc = self.get(incident_id)
+        if inc.tree is None:
+            inc.tree = walker.tree.id
+            self._save(inc)
+
+    # -- the timeline ------------------------------------------------------------------------------
+    def entries(self, incident_id: int) -> list[Entry]:
+        rows = self.store._read("SELECT * FROM incident_timeline WHERE incident_id = ? ORDER BY ts, id",
+                                (int(incident_id),))
+        return [Entry(r["ts"], r["kind"], r["actor"], r["text"], json.loads(r["data"] or "{}")) for r in rows]
+
+    def timeline(self, incident_id: int, *, limit_events: int = 500) -> list[Entry]:
+        """Recorded entries merged with the journal events of the involved components (and every
+        swap decision about them) between opening and closing, oldest first."""
+        inc = self.get(incident_id)
+        out = self.entries(incident_id)
+        until = inc.closed_at or time.time() + 1
+        seen: set[int] = set()
+        for ref in inc.refs:
+            domain, _, key = ref.partition("/")
+            for e in self.engine.journal(domain=domain, key=key, since_ts=inc.opened_at - 1, limit=limit_events):
+                if e.id in seen or e.ts > until:
+                    continue
+                seen.add(e.id or 0)
+                out.append(Entry(e.ts, "event", e.actor, f"{e.kind}: {e.message}",
+                                 {"kind": e.kind, "id": e.id, "outcome": e.outcome, "provider": e.provider}, "journal"))
+        out.sort(key=lambda entry: entry.ts)
+        return out
+
+    def approvals(self, incident_id: int) -> list[dict[str, Any]]:
+        """The actions taken during the incident and who asked for and approved each."""
+        out = []
+        for entry in self.entries(incident_id):
+            if entry.kind != "action":
+                continue
+            d = entry.data
+            out.append({"ts": entry.ts, "action": d.get("text") or entry.text, "outcome": d.get("value"),
+                        "requested_by": entry.actor, "approved_by": d.get("approved_by"), "proposal": d.get("proposal"),
+                        "evidence": d.get("evidence") or []})
+        return out

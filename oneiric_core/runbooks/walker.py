@@ -1,0 +1,293 @@
+"""The walker: a pure state machine that walks one runbook tree against the engine.
+
+No UI and no I/O of its own: facts and actions are called through facts.evaluate and
+actions.perform. The front door (console panel, tests) drives it:
+
+    w = Walker(catalog, "hot-swap-failed", engine, params={"domain": "adapter", "key": "cache"})
+    await w.advance()          # runs checks until a node needs the operator
+    w.view()                   # what to show: text, evidence, choices, action preview, contacts
+    w.answer("retry")          # question
+    await w.perform()          # action: a swap becomes a proposal; status "waiting" until decided
+    await w.wait(timeout=30)   # or poll() from a timer
+    w.back()                   # one step back; await w.rerun() re-runs the last check
+
+Every step is appended to `history` and handed to `recorder` (an incident's timeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+from .actions import ACTIONS, ActionOutcome, perform, proposal_outcome
+from .facts import FactContext, FactResult, MissingParam, evaluate
+from .loader import Catalog
+from .model import Node, Tree
+
+AUTO_STEPS = 50  # advance() stops after this many automatic steps in a row (a loop guard of last resort)
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def render(text: str, params: dict[str, Any]) -> str:
+    """`{key}` and friends replaced by the walk's parameters; unknown ones stay visible as `{name}`."""
+    return _FIELD.sub(lambda m: str(params[m[1]]) if params.get(m[1]) not in (None, "") else m[0], text)
+
+
+@dataclass
+class Step:
+    tree: str
+    node: str
+    kind: str
+    text: str
+    value: str | None = None  # fact value, chosen answer, action outcome, "acknowledged"
+    evidence: list[str] = field(default_factory=list)
+    actor: str | None = None
+    ts: float = field(default_factory=time.time)
+    proposal_id: int | None = None
+    approved_by: str | None = None
+    target: str | None = None  # where the walk went next
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tree": self.tree, "node": self.node, "kind": self.kind, "text": self.text, "value": self.value,
+                "evidence": list(self.evidence), "actor": self.actor, "ts": self.ts,
+                "proposal": self.proposal_id, "approved_by": self.approved_by, "target": self.target}
+
+
+@dataclass
+class _Frame:
+    tree: Tree
+    node: str
+    params: dict[str, Any]
+    status: str
+    pending: ActionOutcome | None
+
+
+class Walker:
+    def __init__(self, catalog: Catalog, tree_id: str, engine: Any, *, params: dict[str, Any] | None = None,
+                 actor: str | None = None, recorder: Callable[[Step], None] | None = None,
+                 escalation: Any = None, severity: str | None = None) -> None:
+        self.catalog = catalog
+        self.engine = engine
+        self.tree = catalog.get(tree_id)
+        self.node_id = self.tree.start
+        self.params: dict[str, Any] = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        self._pinned = set(self.params)  # given by the operator: facts do not overwrite these
+        self.actor = actor or getattr(engine, "actor", None) or "operator"
+        self.recorder = recorder
+        self.escalation = escalation
+        self.severity = severity
+        self.history: list[Step] = []
+        self.status = "at-node"  # at-node | waiting (an action's proposal) | finished
+        self.pending: ActionOutcome | None = None
+        self.last_result: FactResult | None = None
+        self.started_at = time.time()
+        self.visits: dict[str, int] = {self._visit_key(self.tree, self.node_id): 1}
+        self._frames: list[_Frame] = []
+
+    # -- where we are ------------------------------------------------------------------------------
+    @property
+    def node(self) -> Node:
+        return self.tree.node(self.node_id)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    def missing_params(self) -> list[str]:
+        """Parameters the current node needs and the walk does not have: ask the operator."""
+        node = self.node
+        needs: tuple[str, ...] = ()
+        if node.kind == "check" and node.fact:
+            from .facts import FACTS
+
+            needs = FACTS[node.fact].needs
+        elif node.kind == "action" and node.action:
+            needs = ACTIONS[node.action].needs
+        return [n for n in needs if self.params.get(n) in (None, "")]
+
+    def set_param(self, name: str, value: Any) -> None:
+        self.params[name] = value
+        self._pinned.add(name)
+
+    def breadcrumb(self) -> list[str]:
+        return [f"{s.tree}:{s.node}" for s in self.history] + [f"{self.tree.id}:{self.node_id}"]
+
+    def view(self) -> dict[str, Any]:
+        """Everything a front door shows for the current node."""
+        node = self.node
+        out: dict[str, Any] = {
+            "tree": self.tree.id, "tree_title": self.tree.title, "node": node.id, "kind": node.kind,
+            "title": render(node.title, self.params), "text": render(node.text, self.params),
+            "status": self.status, "params": dict(self.params), "missing": self.missing_params(),
+            "choices": list(node.choices), "where": render(node.where, self.params),
+            "evidence": list(self.last_result.evidence) if self.last_result and self.history
+            and self.history[-1].target == node.id else [],
+        }
+        if node.kind == "action":
+            spec = ACTIONS[node.action or ""]
+            out["action"] = {"name": spec.name, "changes": render(node.changes or spec.changes, self.params),
+                             "via_proposal": spec.via_proposal,
+                             "args": {k: render(str(v), self.params) for k, v in node.args.items()}}
+            if self.pending is not None:
+                out["action"]["pending"] = self.pending.to_dict()
+        if node.kind == "escalate" and self.escalation is not None:
+            out["escalation"] = self.escalation.brief(node.role or "", node.severity or self.severity)
+        return out
+
+    # -- moving ------------------------------------------------------------------------------------
+    @staticmethod
+    def _visit_key(tree: Tree, node_id: str) -> str:
+        return f"{tree.id}:{node_id}"
+
+    def _ctx(self, node: Node) -> FactContext:
+        args = {k: render(v, self.params) if isinstance(v, str) else v for k, v in node.args.items()}
+        visits = {k.split(":", 1)[1]: v for k, v in self.visits.items() if k.startswith(self.tree.id + ":")}
+        return FactContext(self.engine, self.params, args, visits, self.started_at)
+
+    def _push(self) -> None:
+        self._frames.append(_Frame(self.tree, self.node_id, dict(self.params), self.status, self.pending))
+
+    def _goto(self, step: Step, target: str | None) -> None:
+        self.history.append(step)
+        if target is None:
+            self.status = "finished"
+        else:
+            tree, node_id = self.catalog.resolve_target(self.tree, target)
+            self.tree, self.node_id = tree, node_id
+            step.target = node_id
+            key = self._visit_key(tree, node_id)
+            self.visits[key] = self.visits.get(key, 0) + 1
+            self.status = "at-node"
+        self.pending = None
+        if self.recorder is not None:
+            self.recorder(step)
+
+    def _require(self, *kinds: str) -> Node:
+        if self.finished:
+            raise UsageError("The walk is finished.")
+        node = self.node
+        if node.kind not in kinds:
+            raise UsageError(f"Node '{node.id}' is a {node.kind}, not a {' or '.join(kinds)}.")
+        missing = self.missing_params()
+        if missing:
+            raise MissingParam(missing[0])
+        return node
+
+    @staticmethod
+    def _branch(node: Node, value: str) -> str | None:
+        return node.branches.get(value) or node.default or node.next
+
+    async def run_check(self) -> Step:
+        node = self._require("check")
+        result = await evaluate(node.fact or "", self._ctx(node))
+        self.params.update({k: v for k, v in result.sets.items() if v not in (None, "") and k not in self._pinned})
+        self.last_result = result
+        target = self._branch(node, result.value)
+        if target is None:
+            raise UsageError(f"Node '{node.id}' has no branch for the value '{result.value}'.")
+        self._push()
+        step = Step(self.tree.id, node.id, "check", render(node.text, self.params), result.value,
+                    list(result.evidence), self.actor)
+        self._goto(step, target)
+        return step
+
+    def answer(self, choice: str, *, actor: str | None = None) -> Step:
+        node = self._require("question")
+        if choice not in node.choices:
+            raise UsageError(f"'{choice}' is not a choice here; choose one of: {', '.join(node.choices)}.")
+        self._push()
+        step = Step(self.tree.id, node.id, "question", render(node.text, self.params), choice, [], actor or self.actor)
+        self._goto(step, node.choices[choice])
+        return step
+
+    def acknowledge(self, *, actor: str | None = None) -> Step:
+        """Escalate (and done) nodes: the operator has read it; go on, or finish."""
+        node = self._require("escalate", "done")
+        self._push()
+        evidence = []
+        if node.kind == "escalate" and self.escalation is not None:
+            evidence = self.escalation.lines(node.role or "", node.severity or self.severity)
+        step = Step(self.tree.id, node.id, node.kind, render(node.text, self.params),
+                    "escalated" if node.kind == "escalate" else "done", evidence, actor or self.actor)
+        self._goto(step, node.next or node.default)
+        return step
+
+    async def perform(self, *, actor: str | None = None) -> ActionOutcome:
+        """Run the current action: its outcome moves the walk on, or (a swap proposal waiting
+        for an approver) leaves it `waiting`; then call poll() or wait()."""
+        node = self._require("action")
+        if self.status == "waiting":
+            raise UsageError("This step already waits for its proposal's outcome.")
+        who = actor or self.actor
+        outcome = await perform(node.action or "", self._ctx(node), who)
+        self._push()
+        self._frames[-1].status = "at-node"
+        if outcome.pending:
+            self.status, self.pending = "waiting", outcome
+            return outcome
+        self._settle(node, outcome, who)
+        return outcome
+
+    async def poll(self) -> ActionOutcome | None:
+        """Check a waiting proposal once; moves on and returns the outcome when it is decided."""
+        if self.status != "waiting" or self.pending is None or self.pending.proposal_id is None:
+            return None
+        outcome = proposal_outcome(self.engine, self.pending.proposal_id)
+        if outcome.pending:
+            self.pending = outcome
+            return None
+        self._settle(self.node, outcome, self.pending.requested_by or self.actor)
+        return outcome
+
+    async def wait(self, timeout: float = 60.0, interval: float = 0.05) -> ActionOutcome | None:
+        deadline = time.monotonic() + timeout
+        while self.status == "waiting":
+            outcome = await self.poll()
+            if outcome is not None:
+                return outcome
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(interval)
+        return None
+
+    def _settle(self, node: Node, outcome: ActionOutcome, actor: str) -> None:
+        step = Step(self.tree.id, node.id, "action", render(node.text, self.params), outcome.outcome,
+                    [outcome.message], actor, proposal_id=outcome.proposal_id, approved_by=outcome.approved_by)
+        self._goto(step, self._branch(node, outcome.outcome))
+
+    async def advance(self, max_steps: int = AUTO_STEPS) -> list[Step]:
+        """Run checks until a node needs the operator (question, action, escalate, done, a
+        missing parameter) or max_steps automatic steps have run."""
+        steps: list[Step] = []
+        while not self.finished and self.node.kind == "check" and not self.missing_params() and len(steps) < max_steps:
+            steps.append(await self.run_check())
+        return steps
+
+    def back(self) -> bool:
+        """Undo the last step (the engine is not rolled back: an applied action stays applied)."""
+        if not self._frames:
+            return False
+        frame = self._frames.pop()
+        self.tree, self.node_id, self.params = frame.tree, frame.node, frame.params
+        self.status, self.pending = ("at-node", None)
+        if self.history:
+            self.history.pop()
+        self.last_result = None
+        return True
+
+    async def rerun(self) -> Step:
+        """Run the last check again (after back-tracking to it)."""
+        if self.node.kind != "check":
+            for index in range(len(self.history) - 1, -1, -1):
+                if self.history[index].kind == "check":
+                    while len(self.history) > index:
+                        self.back()
+                    break
+            else:
+                raise UsageError("There is no check to re-run.")
+        return await self.run_check()

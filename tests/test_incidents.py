@@ -1,0 +1,108 @@
+"""Incidents: store, timeline merging walker steps + approvals + journal events, exports, CLI."""
+
+from __future__ import annotations
+
+from oneiric_core.runbooks.export import handoff, postmortem
+from oneiric_core.runbooks.incidents import Incidents
+from oneiric_core.runbooks.loader import load_catalog
+from oneiric_core.runbooks.walker import Walker
+from oneiric_core.store import SCHEMA_VERSION
+from tests.helpers import DEMO
+
+
+async def test_postmortem_has_steps_approver_and_events(engine):
+    incidents = Incidents(engine)
+    inc = incidents.open("cache blocked", "P1", commander="alice")
+    assert inc.status == "open" and inc.commander == "alice"
+    engine.pause("adapter", "cache", note="oops", actor="carol")
+    engine.settings.app.approvals  # noqa: B018 - the engine's policy is the demo's (manual)
+    walker = Walker(load_catalog(DEMO), "proc-hot-swap", engine, params={"domain": "adapter", "key": "cache",
+                                                                           "target": "sqlite"}, actor="alice")
+    incidents.attach_walk(inc.id, walker)
+    engine.resume("adapter", "cache", actor="carol")
+    await walker.advance()
+    assert walker.node.id == "target"
+    walker.answer("swap now")
+    outcome = await walker.perform()
+    assert outcome.pending
+    await engine.approve(outcome.proposal_id, actor="bob")
+    assert (await walker.wait(timeout=10)).outcome == "applied"
+    await walker.advance()
+    assert walker.node.id == "resume"
+    await walker.perform()
+    await walker.perform()  # persist: a manual step
+    assert walker.node.kind == "done"
+    incidents.note(inc.id, "sqlite is serving", actor="alice")
+    incidents.close(inc.id, "swapped cache to sqlite", actor="alice", root_cause="redis down",
+                    follow_ups=["alert on rollbacks"])
+
+    timeline = incidents.timeline(inc.id)
+    kinds = {e.kind for e in timeline}
+    assert {"status", "step", "answer", "action", "note", "event"} <= kinds
+    journal_kinds = {e.data.get("kind") for e in timeline if e.kind == "event"}
+    assert {"activity-changed", "swap-requested", "swap-approved", "swap-complete"} <= journal_kinds
+    actions = incidents.approvals(inc.id)
+    assert actions and actions[0]["approved_by"] == "bob" and actions[0]["outcome"] == "applied"
+
+    text = postmortem(incidents, inc.id)
+    for needle in ("# Post-mortem: incident #", "## Summary", "## Impact", "## Timeline", "## Actions and approvals",
+                   "## Root cause", "redis down", "## Follow-ups", "alert on rollbacks", "| bob |",
+                   "swap-complete", "activity-changed", "[proc-hot-swap]", "sqlite is serving"):
+        assert needle in text, needle
+    hand = handoff(incidents, inc.id)
+    assert "## Diagnostics done" in hand and "## Solutions attempted" in hand and "approved by bob" in hand
+    assert "adapter/cache: ready, serving sqlite" in hand
+
+
+def test_schema_has_incident_tables(tmp_path):
+    from oneiric_core.store import StateStore
+
+    with StateStore(tmp_path / "s.sqlite") as store:
+        assert store.schema_version == SCHEMA_VERSION >= 4
+        assert store._read("SELECT COUNT(*) FROM incidents")[0][0] == 0
+
+
+def test_cli_runbooks_and_incidents(run_cli, tmp_path):
+    listed = run_cli("runbook", "list", "--json")
+    assert listed.returncode == 0, listed
+    rows = {r["id"]: r for r in listed.json()["runbooks"]}
+    assert "hot-swap-failed" in rows and not rows["hot-swap-failed"]["overdue"]
+    shown = run_cli("runbook", "show", "component-not-found")
+    assert shown.returncode == 0 and "key.activity" in shown.stdout
+    missing = run_cli("runbook", "show", "nope")
+    assert missing.returncode == 3 and missing.stderr.count("\n") == 1 and "nope" in missing.stderr
+    check = run_cli("runbook", "check")
+    assert check.returncode == 0 and "config.parse" in check.stdout and "check(s)" in check.stdout
+
+    opened = run_cli("incident", "open", "--severity", "P1", "--title", "cache down", "--component", "adapter/cache",
+                     "--json")
+    assert opened.returncode == 0, opened
+    inc_id = opened.json()["id"]
+    assert run_cli("incident", "note", inc_id, "looking at redis").returncode == 0
+    bad = run_cli("incident", "open", "--severity", "P9", "--title", "x")
+    assert bad.returncode == 2 and "P9" in bad.stderr
+    assert run_cli("pause", "--domain", "adapter", "--key", "cache", "--note", "test").returncode == 0
+    closed = run_cli("incident", "close", inc_id, "--resolution", "restarted redis", "--follow-up", "add alert")
+    assert closed.returncode == 0, closed
+    out = tmp_path / "pm.md"
+    exported = run_cli("incident", "export", inc_id, "--format", "md", "--out", out)
+    assert exported.returncode == 0, exported
+    text = out.read_text()
+    assert "looking at redis" in text and "restarted redis" in text and "activity-changed" in text
+    hand = run_cli("incident", "export", inc_id, "--format", "md", "--handoff")
+    assert hand.returncode == 0 and "# Escalation hand-off" in hand.stdout
+    shown = run_cli("incident", "show", inc_id, "--json")
+    assert shown.json()["status"] == "closed" and shown.json()["commander"] == "tester"
+    assert run_cli("incident", "show", 999).returncode == 3
+
+
+def test_cli_runbook_list_flags_broken_and_overdue(run_cli, demo_settings):
+    (demo_settings / "runbooks" / "old.yml").write_text(
+        "id: old\ntitle: Old\nreviewed: 2020-01-01\nnext_review: 2020-04-01\nnodes:\n  - {id: a, kind: done}\n")
+    (demo_settings / "runbooks" / "broken.yml").write_text(
+        "id: broken\ntitle: B\nreviewed: 2020-01-01\nnext_review: 2030-01-01\n"
+        "nodes:\n  - {id: a, kind: check, fact: key.activity, default: gone}\n")
+    listed = run_cli("runbook", "list")
+    assert listed.returncode == 1
+    assert "OVERDUE" in next(line for line in listed.stdout.splitlines() if line.startswith("old"))
+    assert "broken.yml" in listed.stderr and "node 'a'" in listed.stderr and "gone" in listed.stderr

@@ -1,0 +1,241 @@
+"""Runbook trees: the shipped ones load; malformed ones are refused naming the node; walks on a real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from oneiric_core.runbooks.loader import load_catalog, load_file
+from oneiric_core.runbooks.model import TreeError, check_structure
+from oneiric_core.runbooks.facts import FACTS
+from oneiric_core.runbooks.actions import ACTIONS
+from oneiric_core.runbooks.walker import Walker
+from tests.helpers import DEMO
+
+ROLES = ["on_call_engineer", "engineering_lead", "product_owner", "support"]
+SHIPPED = {"quick-reference", "component-not-found", "hot-swap-failed", "remote-sync", "digest-corruption",
+           "config-not-applying", "stuck-activating", "high-rollback-rate", "shadowed-increasing", "slow-resolution",
+           "pause-drain-resume", "incident-response", "proc-config-update", "proc-hot-swap", "proc-health-checks",
+           "proc-rolling-update", "proc-maintenance-pause"}
+
+
+def test_every_shipped_tree_loads_clean():
+    catalog = load_catalog(DEMO, roles=ROLES)
+    assert catalog.errors == []
+    assert SHIPPED <= set(catalog.trees)
+    for tree in catalog.trees.values():
+        assert tree.reviewed and tree.next_review and not tree.overdue()
+
+
+GOOD = """\
+id: t
+title: T
+reviewed: 2026-01-01
+next_review: 2027-01-01
+params: [domain, key]
+nodes:
+  - {id: a, kind: check, fact: key.activity, branches: {paused: b}, default: c}
+  - {id: b, kind: question, text: q, choices: {go: c}}
+  - {id: c, kind: done}
+"""
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("default: c}", "default: nowhere}", ["node 'a'", "dangling", "nowhere"]),
+    ("fact: key.activity", "fact: key.nonsense", ["node 'a'", "unknown fact"]),
+    ("  - {id: c, kind: done}", "  - {id: c, kind: action, action: explode, next: d}\n  - {id: d, kind: done}",
+     ["node 'c'", "unknown action"]),
+    ("  - {id: c, kind: done}", "  - {id: c, kind: done}\n  - {id: z, kind: done}", ["node 'z'", "unreachable"]),
+    ("choices: {go: c}", "choices: {go: b2}}\n  - {id: b2, kind: question, text: r, choices: {back: b}",
+     ["loop with no exit"]),
+    ("  - {id: c, kind: done}", "  - {id: c, kind: escalate, role: nobody}", ["node 'c'", "unknown role"]),
+])
+def test_malformed_trees_are_refused_naming_the_node(tmp_path, old, new, words):
+    assert old in GOOD
+    path = tmp_path / "t.yml"
+    path.write_text(GOOD.replace(old, new))
+    with pytest.raises(TreeError) as caught:
+        check_structure(load_file(path), facts=FACTS, actions=ACTIONS, trees=["t"], roles=ROLES)
+    message = str(caught.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message, message
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path):
+    path = tmp_path / "t.yml"
+    path.write_text(GOOD.replace("title: T", "title: !!python/object/apply:os.system ['touch pwned']"))
+    with pytest.raises(TreeError):
+        load_file(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_loader_reports_broken_file_and_keeps_the_rest(tmp_path):
+    rb = tmp_path / "runbooks"
+    rb.mkdir()
+    (rb / "good.yml").write_text(GOOD)
+    (rb / "bad.yml").write_text("id: bad\ntitle: [unclosed\n")
+    catalog = load_catalog(tmp_path, roles=ROLES)
+    assert set(catalog.trees) == {"t"}
+    assert len(catalog.errors) == 1 and "bad.yml:" in catalog.errors[0]
+
+
+def _catalog():
+    return load_catalog(DEMO, roles=ROLES)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _pong_server(port: int):
+    async def handle(reader, writer):
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                if line.upper().startswith(b"PING"):
+                    writer.write(b"+PONG\r\n")
+                    await writer.drain()
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+@pytest.fixture
+def settings_dir(tmp_path):
+    from tests.helpers import demo_copy
+
+    settings = demo_copy(tmp_path)
+    port = _free_port()
+    text = (settings / "adapters.yml").read_text().replace("port: 6399", f"port: {port}")
+    (settings / "adapters.yml").write_text(text)
+    settings.joinpath("redis.port").write_text(str(port))
+    return settings
+
+
+async def test_hot_swap_failed_walk_reaches_remediation_applies_and_verifies(engine, settings_dir):
+    port = int((settings_dir / "redis.port").read_text())
+    _, result = await engine.request_swap("adapter", "cache", "redis", actor="alice", approve=True)
+    assert result is not None and result.outcome.value == "rolled-back"
+
+    steps_seen = []
+    walker = Walker(_catalog(), "hot-swap-failed", engine, params={"domain": "adapter", "key": "cache"},
+                    actor="alice", recorder=steps_seen.append)
+    await walker.advance()
+    # last swap rolled back -> health error -> settings present -> backend unreachable: asks the operator
+    assert [s.node for s in walker.history] == ["last-swap", "why", "settings", "reachable"]
+    assert walker.params["target"] == "redis" and walker.node.id == "backend-down"
+    assert any("rolled-back" in line or "rolled back" in line for line in walker.history[0].evidence)
+    server = await _pong_server(port)  # the operator brings the backend up
+    try:
+        walker.answer("up now - re-check")
+        await walker.advance()
+        assert walker.node.id == "retry" and walker.view()["action"]["via_proposal"]
+        outcome = await walker.perform()
+        assert outcome.pending and walker.status == "waiting"
+        await engine.approve(outcome.proposal_id, actor="bob")
+        settled = await walker.wait(timeout=10)
+        assert settled is not None and settled.outcome == "applied" and settled.approved_by == "bob"
+        await walker.advance()
+        assert walker.node.kind == "done", walker.breadcrumb()
+        assert [s.node for s in walker.history][-2:] == ["verify", "probe"]
+        assert walker.history[-2].value == "yes" and walker.history[-1].value == "ok"
+        assert engine.components([engine.ref("adapter", "cache")])[0].serving == "redis"
+    finally:
+        server.close()
+        await server.wait_closed()
+        # stop the redis client before the server disappears
+        await engine.swap("adapter", "cache", "memory")
+    assert len(steps_seen) == len(walker.history)
+
+
+async def test_back_and_rerun(engine):
+    walker = Walker(_catalog(), "component-not-found", engine, params={"domain": "adapter", "key": "cache"})
+    await walker.run_check()
+    assert walker.node.id == "candidates"
+    assert walker.back() and walker.node.id == "blocked" and walker.history == []
+    step = await walker.rerun()
+    assert step.node == "blocked" and walker.node.id == "candidates"
+
+
+async def test_component_not_found_on_paused_key_finds_pause_and_resumes(engine):
+    engine.pause("adapter", "cache", note="maintenance by carol", actor="carol")
+    walker = Walker(_catalog(), "component-not-found", engine, params={"domain": "adapter", "key": "cache"})
+    await walker.advance()
+    assert walker.history[0].value == "paused"
+    assert any("carol" in line for line in walker.history[0].evidence)
+    assert walker.node.id == "intentional"
+    walker.answer("no - resume it")
+    assert walker.node.id == "resume" and walker.view()["action"]["name"] == "resume"
+    outcome = await walker.perform()
+    assert outcome.outcome == "done"
+    assert engine.activity.get(engine.ref("adapter", "cache")).state == "active"
+    await walker.advance()
+    assert walker.node.kind == "done"
+
+
+async def test_config_not_applying_shows_line_and_column(engine, settings_dir):
+    (settings_dir / "adapters.yml").write_text("selections:\n  cache: memory\n  bad: [unclosed\n")
+    walker = Walker(_catalog(), "config-not-applying", engine, params={"domain": "adapter", "key": "cache"})
+    await walker.advance()
+    step = walker.history[0]
+    assert step.value == "invalid"
+    assert any("adapters.yml:" in line and ":3:" in line or "line 3" in line for line in step.evidence), step.evidence
+    assert walker.node.id == "fix"
+    assert walker.params["line"] is not None and walker.params["column"] is not None
+    assert f"line {walker.params['line']}, column {walker.params['column']}" in walker.view()["text"]
+
+
+async def test_mitigate_loop_is_guarded(engine):
+    engine.pause("adapter", "cache", note="stays broken", actor="carol")  # the engine is never clear
+    walker = Walker(_catalog(), "incident-response", engine)
+    walker.answer("P2")
+    await walker.perform()  # ticket (manual)
+    await walker.perform()  # acknowledge (manual)
+    await walker.advance()
+    rounds = 0
+    while walker.node.id != "escalate":
+        rounds += 1
+        assert rounds <= 5, walker.breadcrumb()
+        assert walker.node.id == "mitigate"
+        walker.answer("mitigation applied")
+        await walker.advance()
+        if walker.node.id == "again":
+            walker.answer("try again")
+    assert rounds == 3 and walker.history[-1].node == "guard" and walker.history[-1].value == "exceeded"
+
+
+async def test_remote_sync_with_breaker_open_reaches_the_server_branch(tmp_path):
+    from oneiric_core.engine import Engine
+    from tests.remote_helpers import Key, remote_settings, source, start_server, until
+
+    server = start_server()
+    try:
+        key = Key.new("k1")
+        settings = remote_settings(tmp_path, [source("acme", server.url("/m.json"), interval_s=0.05)], [key],
+                                   failures=2, reset_s=60)
+        server.serve("/m.json", b"boom", status=500)
+        engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+        await engine.start()
+        try:
+            await until(lambda: engine.journal(kinds=["circuit-open"]))
+            walker = Walker(_catalog(), "remote-sync", engine)
+            await walker.advance()
+            values = [(s.node, s.value) for s in walker.history]
+            assert values[:4] == [("configured", "yes"), ("health", "failing"), ("breaker", "open"),
+                                  ("cause", "http")], values
+            assert walker.node.id == "server-side"
+            assert walker.params["source"] == "acme"
+        finally:
+            await engine.stop()
+            engine.close()
+    finally:
+        server.close()
