@@ -6,7 +6,6 @@ Exit codes follow ARCHITECTURE §10: 0 ok, 1 error (a broken runbook file), 2 us
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sys
@@ -123,6 +122,8 @@ def cmd_runbook(engine: Any, args: Any) -> int:
                     print(f"  {label} -> {target}")
         return EXIT_OK
     if action == "check":
+        import asyncio
+
         from .doctor import run_checks
 
         findings = asyncio.run(run_checks(catalog, engine))
