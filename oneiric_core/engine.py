@@ -578,6 +578,7 @@ class Engine:
     def sync_activity(self) -> None:
         """Adopt activity changes made by other processes; finish drains they started."""
         for ref in self.activity.reload():
+            self._activate_if_idle(ref)
             if self.activity.state(ref) == ActivityState.DRAINING:
                 record = self.activity.get(ref)
                 self._tasks = [t for t in self._tasks if not t.done()]
@@ -833,7 +834,22 @@ class Engine:
     def resume(self, domain: Domain | str, key: str, *, note: str | None = None, actor: str | None = None):
         ref = self.known(domain, key)
         self._writable("resume")
-        return self.activity.resume(ref, actor=actor or self.actor, note=note)
+        record = self.activity.resume(ref, actor=actor or self.actor, note=note)
+        self._activate_if_idle(ref)
+        return record
+
+    def _activate_if_idle(self, ref: ComponentRef) -> None:
+        """A key paused when the host started was never activated (activation is refused
+        while paused): once it accepts work again, start its winner, or it would stay
+        "resumed" with nothing serving it."""
+        if not (self.is_host and self.started) or self.activity.blocker(ref) is not None:
+            return
+        slot = self.lifecycle.find_slot(ref)
+        if (slot is not None and slot.current is not None) or not self._has_winner(ref):
+            return
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(self.lifecycle.activate(ref, actor=self.actor),
+                                               name=f"oneiric-activate-{ref}"))
 
     async def drain(self, domain: Domain | str, key: str, *, note: str | None = None,
                     actor: str | None = None, timeout: float | None = None):

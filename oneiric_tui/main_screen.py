@@ -53,12 +53,14 @@ class MainScreen(Screen):
         Binding("tab", "cycle_pane(1)", "Next pane", show=False, priority=True, id="pane.next"),
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, priority=True, id="pane.previous"),
         Binding("s", "swap", "Swap", id="component.swap"),
-        Binding("e", "edit_selection", "Select", id="component.edit_selection"),
+        Binding("e", "edit_selection", "Select", show=False, id="component.edit_selection"),
         Binding("p", "pause", "Pause", id="component.pause"),
         Binding("d", "drain", "Drain", id="component.drain"),
         Binding("r", "resume", "Resume", id="component.resume"),
         Binding("h", "probe", "Probe", id="component.probe"),
         Binding("a", "focus_pane('approvals')", "Approvals", show=False, id="approvals.open"),
+        Binding("i", "incident", "Incident", id="incident.open"),
+        Binding("7", "incident", "Incident", show=False, id="pane.incident"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
@@ -178,6 +180,17 @@ class MainScreen(Screen):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(help_sections(self.app)))
+
+    def action_incident(self) -> None:
+        """`i` / `7`: the incident panel (pane 7), full screen; the highlighted component
+        becomes the next walk's domain/key. A walk already running is shown as it stands."""
+        from .widgets.incident_panel import IncidentScreen
+
+        if not self.app.is_screen_installed("incident"):
+            self.app.install_screen(IncidentScreen(), "incident")
+        screen = self.app.get_screen("incident")
+        screen.use_ref(self.current)  # type: ignore[attr-defined]
+        self.app.push_screen("incident")
 
     def action_swap(self) -> None:
         ref = self._need_ref()

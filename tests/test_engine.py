@@ -200,3 +200,28 @@ async def test_telemetry_counts_swaps_health_and_resolutions(engine):
     resolutions = {attrs["domain"]: value for attrs, value in metrics["oneiric.resolutions"]}
     assert resolutions["adapter"] >= 7
     assert any(attrs.get("key") == "cache" for attrs, _ in metrics["oneiric.health.checks"])
+
+
+async def test_a_key_paused_before_the_host_starts_is_activated_when_resumed(settings_dir, tmp_path):
+    """Paused at start means never activated; resuming it (here, or from another process
+    through the store) must start its winner, not leave it 'active' with nothing serving."""
+    offline = Engine(settings_dir, state_dir=tmp_path / "state", actor="ops")
+    offline.pause("adapter", "cache", note="maintenance")
+    offline.close()
+    engine = Engine(settings_dir, state_dir=tmp_path / "state", actor="ops")
+    await engine.start()
+    try:
+        cache = ComponentRef(Domain.ADAPTER, "cache")
+        assert next(s for s in engine.components([cache])).serving is None
+        engine.resume("adapter", "cache")
+        deadline = time.monotonic() + 10
+        while next(s for s in engine.components([cache])).serving is None:
+            assert time.monotonic() < deadline, "resumed key never started"
+            await asyncio.sleep(0.05)
+        status = engine.components([cache])[0]
+        assert status.serving == status.winner and status.state == "ready" and status.activity == "active"
+        with engine.use("adapter", "cache") as provider:
+            assert provider is not None
+    finally:
+        await engine.stop()
+        engine.close()

@@ -1,0 +1,624 @@
+"""Pane 7, the incident panel: a runbook walk with its incident, full screen.
+
+`i` (from anywhere in the main view) or `7` opens it; the component highlighted there becomes
+the walk's `domain`/`key`. With no walk running it lists the runbooks (the symptom chooser
+first); once one is picked it shows the current node, the evidence of the check that led
+there, the choices, the path so far, and the incident's timeline beside it. `esc` leaves the
+view; the walk and its incident stay, and `i`/`7` come back to them.
+
+Nothing here decides anything: the walker (oneiric_core.runbooks.walker) moves, the
+Incidents store records, export.postmortem writes the Markdown. Walker calls that await run
+in workers, so the main view's panes stay live underneath.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from oneiric_core.domains import ComponentRef
+from oneiric_core.errors import OneiricError
+from oneiric_core.runbooks.escalation import Escalation
+from oneiric_core.runbooks.export import postmortem
+from oneiric_core.runbooks.facts import MissingParam
+from oneiric_core.runbooks.incidents import Incidents
+from oneiric_core.runbooks.loader import Catalog, load_catalog
+from oneiric_core.runbooks.walker import Walker
+
+from ..keys import vim_keys
+from ..screens._style import dialog_box_css
+from ..screens.confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from ..app import OneiricApp
+
+POLL_S = 0.3  # a waiting proposal is checked this often
+DEFAULT_SEVERITY = "P2"
+TIMELINE_LINES = 200
+TIMELINE_EVERY_S = 3
+# Actions here that change the system: dimmed and inert when the console cannot change anything.
+MUTATING = {"perform"}
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _crumb(path: list[str], current_tree: str, keep: int = 10) -> Text:
+    """`tree:node` steps as `node > node`, naming a tree where the walk enters it."""
+    text = Text()
+    if len(path) > keep:
+        text.append("... > ", style="dim")
+        path = path[-keep:]
+    last_tree = None
+    for index, item in enumerate(path):
+        tree, _, node = item.partition(":")
+        if index:
+            text.append(" > ")
+        if tree != last_tree and (index or tree != current_tree):
+            text.append(f"[{tree}] ", style="bold")
+        last_tree = tree
+        text.append(node, style="bold reverse" if index == len(path) - 1 else "")
+    return text
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """One line of text (a note, a missing parameter); `enter` keeps it, `esc` drops it."""
+
+    DEFAULT_CSS = dialog_box_css("TextPrompt") + """
+    TextPrompt #prompt-title { text-style: bold; margin-bottom: 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
+
+    def __init__(self, title: str, placeholder: str = "") -> None:
+        super().__init__()
+        self._title = title
+        self._placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(self._title, id="prompt-title", markup=False)
+            yield Input(placeholder=self._placeholder, id="prompt-input")
+            yield Static("enter keeps it, esc cancels", classes="hint")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceList(OptionList):
+    """The node's choices (or the runbooks to pick from); j/k move, enter picks."""
+
+    BINDINGS = vim_keys("incident", top="first", bottom="last")
+
+
+class IncidentScreen(Screen):
+    """The incident panel (pane 7). One instance lives as long as the console."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    DEFAULT_CSS = """
+    IncidentScreen #inc-head { height: auto; padding: 0 1; background: $panel; }
+    IncidentScreen #inc-body { height: 1fr; }
+    IncidentScreen #inc-walk { width: 3fr; }
+    IncidentScreen #inc-timeline-box { width: 2fr; border: round $panel-lighten-2; }
+    IncidentScreen #inc-crumb { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
+    IncidentScreen #inc-node-box { height: 1fr; border: round $panel-lighten-2; padding: 0 1; }
+    IncidentScreen #inc-choices { height: auto; max-height: 12; border: round $accent; }
+    IncidentScreen #inc-timeline { padding: 0 1; }
+    IncidentScreen.-narrow #inc-body { layout: vertical; }
+    IncidentScreen.-narrow #inc-walk { width: 1fr; height: 2fr; }
+    IncidentScreen.-narrow #inc-timeline-box { width: 1fr; height: 1fr; }
+    IncidentScreen.-narrow #inc-choices { max-height: 7; }
+    """
+    BINDINGS = [
+        Binding("escape", "leave", "Back", id="incident.leave"),
+        Binding("backspace", "back", "Step back", id="incident.back"),
+        Binding("r", "rerun", "Re-run check", id="incident.rerun"),
+        Binding("n", "note", "Note", id="incident.note"),
+        Binding("x", "export", "Export", id="incident.export"),
+        Binding("question_mark", "help", "Help", show=False, id="incident.help"),
+        Binding("q", "app.quit_console", "Quit", show=False, id="incident.quit"),
+    ]
+
+    def __init__(self) -> None:
+        width = self.app.size.width
+        super().__init__(classes=next(c for w, c in reversed(self.HORIZONTAL_BREAKPOINTS) if width >= w))
+        self.catalog: Catalog | None = None
+        self.walker: Walker | None = None
+        self.incidents: Incidents | None = None
+        self.incident_id: int | None = None
+        self.ref: ComponentRef | None = None
+        self.busy = False
+        self.asked: list[str] = []  # parameters a step asked for that the walker's view did not list
+        self.last_export: Path | None = None
+        self._poller = None
+        self._timeline_plain = ""
+
+    @property
+    def oneiric(self) -> OneiricApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="inc-head")
+        with Horizontal(id="inc-body"):
+            with Vertical(id="inc-walk"):
+                yield Static(id="inc-crumb")
+                with VerticalScroll(id="inc-node-box"):
+                    yield Static(id="inc-node")
+                yield ChoiceList(id="inc-choices")
+            with VerticalScroll(id="inc-timeline-box"):
+                yield Static(id="inc-timeline")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#inc-node-box").border_title = "7 Incident"
+        self.query_one("#inc-timeline-box").border_title = "Timeline"
+        self.query_one("#inc-choices").border_title = "Choices (j/k, enter)"
+        self._ticks = 0
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """Once a second while shown: the elapsed time; every few seconds the timeline too (the
+        journal events of the components involved arrive on their own)."""
+        if not self.is_current:
+            return
+        self._ticks += 1
+        self._render_head()
+        if self.incident_id is not None and self._ticks % TIMELINE_EVERY_S == 0:
+            self._render_timeline()
+
+    def on_screen_resume(self) -> None:
+        self.render_all()
+        self.query_one(ChoiceList).focus()
+
+    # -- entry point ---------------------------------------------------------------------------
+    def use_ref(self, ref: ComponentRef | None) -> None:
+        """The main view's highlighted component: the parameters of the next walk."""
+        if self.walker is None:
+            self.ref = ref
+
+    def _load(self) -> Catalog:
+        if self.catalog is None:
+            engine = self.oneiric.engine
+            self.catalog = load_catalog(engine.settings_dir, roles=list(engine.settings.app.escalation.roles))
+            for error in self.catalog.errors:
+                self.notify(error, severity="warning", markup=False, timeout=10)
+        return self.catalog
+
+    def _trees(self) -> list[Any]:
+        catalog = self._load()
+        trees = list(catalog.trees.values())
+        order = {"quick-reference": 0, "incident-response": 1}
+        return sorted(trees, key=lambda t: (order.get(t.id, 2), t.kind == "procedure", t.title))
+
+    # -- rendering -----------------------------------------------------------------------------
+    def render_all(self) -> None:
+        self._render_head()
+        self._render_node()
+        self._render_timeline()
+
+    def _render_head(self) -> None:
+        text = Text()
+        text.append(" Incident ", style="bold reverse")
+        walker = self.walker
+        if walker is None:
+            text.append("  no walk running: pick a runbook below")
+            if self.ref is not None:
+                text.append(f"  (for {self.ref})")
+        else:
+            text.append(f"  {walker.tree.title}", style="bold")
+            params = ", ".join(f"{k}={v}" for k, v in walker.params.items() if k in ("domain", "key", "source"))
+            if params:
+                text.append(f"  [{params}]")
+            inc = self._incident()
+            if inc is not None:
+                esc = self.incidents.escalation if self.incidents else None
+                target = esc.response_min(inc.severity) if esc else None
+                elapsed = inc.elapsed_s()
+                text.append(f"\n #{inc.id} {inc.severity} {inc.status} | elapsed {_elapsed(elapsed)}")
+                if target is not None:
+                    over = elapsed > target * 60
+                    text.append(f" of {_elapsed(target * 60)} to respond", style="bold red" if over else "")
+                    if over:
+                        text.append(" OVER", style="bold red")
+                text.append(f" | cmdr {inc.commander}")
+            else:
+                text.append(f"\n no incident (read-only) | elapsed {_elapsed(time.time() - walker.started_at)}")
+            text.append(f" | {'working...' if self.busy else walker.status}")
+        self.query_one("#inc-head", Static).update(text)
+
+    def _incident(self) -> Any:
+        if self.incidents is None or self.incident_id is None:
+            return None
+        try:
+            return self.incidents.get(self.incident_id)
+        except OneiricError:
+            return None
+
+    def _render_node(self) -> None:
+        choices = self.query_one(ChoiceList)
+        crumb = self.query_one("#inc-crumb", Static)
+        body = Text()
+        options: list[Option] = []
+        walker = self.walker
+        if walker is None:
+            crumb.update("Pick a runbook (the symptom chooser triages the engine first).")
+            body = self._tree_summary(choices.highlighted)
+            for tree in self._trees():
+                label = f"{tree.title}" + ("  (procedure)" if tree.kind == "procedure" else "")
+                options.append(Option(label, id=f"tree:{tree.id}"))
+        else:
+            crumb.update(_crumb(walker.breadcrumb(), walker.tree.id))
+            view = walker.view()
+            kind = view["kind"].upper()
+            body.append(f"[{kind}] ", style="bold reverse")
+            if view["title"]:
+                body.append(view["title"] + "\n", style="bold")
+            body.append(view["text"] + "\n")
+            if view["where"]:
+                body.append(f"Where to look: {view['where']}\n", style="italic")
+            evidence = view["evidence"] or (walker.history[-1].evidence if walker.history else [])
+            if walker.history:
+                last = walker.history[-1]
+                body.append(f"\nLast step: {last.node} -> {last.value}\n", style="bold")
+            if evidence:
+                body.append("Evidence:\n", style="bold")
+                for line in evidence:
+                    body.append(f"  * {line}\n")
+            action = view.get("action")
+            if action:
+                body.append(f"\nAction {action['name']}: changes {action['changes']}\n", style="bold")
+                if action["via_proposal"]:
+                    body.append("  (a swap proposal: the approvals policy applies; approve it in the approvals pane, 'a')\n")
+                pending = action.get("pending")
+                if pending:
+                    body.append(f"  waiting: {pending['message']}\n", style="bold yellow")
+            escalation = view.get("escalation")
+            if escalation:
+                c = escalation["contact"]
+                reach = ", ".join(f"{k} {c[k]}" for k in ("page", "email", "chat") if c.get(k))
+                body.append(f"\nEscalate to {c.get('name')}: {reach or 'no contact details'}\n", style="bold")
+                body.append(f"  {escalation['response']}\n")
+            if walker.finished:
+                body.append("\nThe walk is finished.", style="bold green")
+                options.append(Option("Start another walk", id="new"))
+            elif view["missing"] or [n for n in self.asked if n not in view["params"]]:
+                for name in [*view["missing"], *(n for n in self.asked if n not in view["params"])]:
+                    options.append(Option(f"Set the parameter '{name}'...", id=f"param:{name}"))
+            elif view["kind"] == "question":
+                for label in view["choices"]:
+                    options.append(Option(label, id=f"answer:{label}"))
+            elif view["kind"] == "action":
+                if walker.status == "waiting":
+                    options.append(Option("Waiting for the proposal's decision (checked every few seconds)",
+                                          id="wait", disabled=True))
+                elif self.check_action("perform", ()) is True:
+                    options.append(Option(f"Perform: {action['name']} (asks to confirm)", id="perform"))
+                else:
+                    options.append(Option(f"Perform: {action['name']} (disabled: read-only)", id="perform",
+                                          disabled=True))
+            elif view["kind"] == "check":
+                options.append(Option("Run the check", id="advance"))
+            elif view["kind"] in ("escalate", "done"):
+                options.append(Option("Acknowledge and go on" if view["kind"] == "escalate" else "Finish",
+                                      id="ack"))
+        self.query_one("#inc-node", Static).update(body)
+        old = [choices.get_option_at_index(i).id for i in range(choices.option_count)]
+        if old != [o.id for o in options]:
+            choices.clear_options()
+            choices.add_options(options)
+            if options:
+                choices.highlighted = next((i for i, o in enumerate(options) if not o.disabled), 0)
+
+    def _tree_summary(self, index: int | None) -> Text:
+        """With no walk: what the highlighted runbook is for."""
+        body = Text()
+        trees = self._trees()
+        if index is None or not 0 <= index < len(trees):
+            index = 0
+        if not trees:
+            body.append("No runbooks are loaded (settings/runbooks/).")
+            return body
+        tree = trees[index]
+        body.append(f"{tree.title}\n", style="bold")
+        if tree.summary:
+            body.append(f"{tree.summary}\n")
+        facts = [f"{'procedure' if tree.kind == 'procedure' else 'troubleshooting tree'}"]
+        if tree.severity:
+            facts.append(f"default severity {tree.severity}")
+        if tree.params:
+            facts.append("parameters " + ", ".join(tree.params))
+        body.append("\n" + "; ".join(facts) + "\n", style="dim")
+        if self.ref is not None:
+            body.append(f"Walks with domain={self.ref.domain.value}, key={self.ref.key} "
+                        "(the component highlighted in the main view).\n")
+        return body
+
+    @on(OptionList.OptionHighlighted, "#inc-choices")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if self.walker is None:
+            self.query_one("#inc-node", Static).update(self._tree_summary(event.option_index))
+
+    def _render_timeline(self) -> None:
+        text = Text()
+        entries: list[tuple[float, str, str | None, str]] = []
+        if self.incidents is not None and self.incident_id is not None:
+            try:
+                entries = [(e.ts, e.kind, e.actor, e.text) for e in self.incidents.timeline(self.incident_id)]
+            except OneiricError as exc:
+                text.append(str(exc))
+        elif self.walker is not None:
+            entries = [(s.ts, s.kind, s.actor, f"[{s.tree}] {s.text} -> {s.value}") for s in self.walker.history]
+        if not entries:
+            text.append("Nothing yet.", style="dim")
+        for ts, kind, actor, line in entries[-TIMELINE_LINES:]:
+            text.append(f"{_clock(ts)} ", style="dim")
+            text.append(f"{kind:<10}", style="bold")
+            text.append(f" {line}")
+            if actor:
+                text.append(f" ({actor})", style="dim")
+            text.append("\n")
+        if text.plain == self._timeline_plain:
+            return  # nothing new: leave the view (and where it is scrolled) alone
+        self._timeline_plain = text.plain
+        self.query_one("#inc-timeline", Static).update(text)
+        self.query_one("#inc-timeline-box", VerticalScroll).scroll_end(animate=False)
+
+    # -- actions -------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING and not self.oneiric.can_change:
+            return None
+        if action in ("note", "export") and self.incident_id is None:
+            return None
+        if action in ("back", "rerun") and self.walker is None:
+            return None
+        return True
+
+    def action_help(self) -> None:
+        from ..screens.help import HelpScreen, help_sections
+
+        self.app.push_screen(HelpScreen(help_sections(self.app)))
+
+    def action_leave(self) -> None:
+        self.app.pop_screen()
+
+    @on(OptionList.OptionSelected, "#inc-choices")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        if self.busy:
+            self.notify("Still working on the last step.", severity="warning")
+            return
+        choice = event.option.id or ""
+        what, _, arg = choice.partition(":")
+        if what == "tree":
+            self._start(arg)
+        elif what == "new":
+            self._stop_polling()
+            self.walker, self.incidents, self.incident_id = None, None, None
+            self.refresh_bindings()
+            self.render_all()
+        elif what == "answer":
+            self._call(lambda w: w.answer(arg, actor=self.oneiric.engine.actor))
+            self._advance()
+        elif what == "param":
+            self.app.push_screen(TextPrompt(f"Value for '{arg}'", arg), lambda v: self._set_param(arg, v))
+        elif what == "advance":
+            self._advance()
+        elif what == "ack":
+            self._call(lambda w: w.acknowledge(actor=self.oneiric.engine.actor))
+            self._advance()
+        elif what == "perform":
+            self._confirm_perform()
+
+    def _ask_for(self, exc: MissingParam) -> None:
+        if exc.name not in self.asked:
+            self.asked.append(exc.name)
+        self.notify(f"This step needs '{exc.name}': set it below.", severity="warning", markup=False)
+
+    def _call(self, fn) -> None:
+        try:
+            fn(self.walker)
+        except MissingParam as exc:
+            self._ask_for(exc)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        self.render_all()
+
+    def _set_param(self, name: str, value: str | None) -> None:
+        if value and self.walker is not None:
+            self.walker.set_param(name, value)
+            self._advance()
+
+    def _start(self, tree_id: str) -> None:
+        app = self.oneiric
+        catalog = self._load()
+        tree = catalog.trees.get(tree_id)
+        if tree is None:
+            return
+        params = {"domain": self.ref.domain.value, "key": self.ref.key} if self.ref is not None else {}
+        engine = app.engine
+        escalation = Escalation.from_engine(engine)
+        severity = tree.severity or DEFAULT_SEVERITY
+        self.walker = Walker(catalog, tree_id, engine, params=params, actor=engine.actor,
+                             escalation=escalation, severity=severity)
+        self.incidents, self.incident_id = None, None
+        self.asked = []
+        if app.can_change:  # read-only: walk and read, record nothing
+            try:
+                self.incidents = Incidents(engine)
+                title = tree.title + (f": {self.ref}" if self.ref is not None else "")
+                refs = [f"{self.ref.domain.value}/{self.ref.key}"] if self.ref is not None else []
+                inc = self.incidents.open(title, severity, refs=refs, tree=tree_id)
+                self.incident_id = inc.id
+                self.incidents.attach_walk(inc.id, self.walker)
+            except OneiricError as exc:
+                self.notify(f"No incident recorded: {exc}", severity="warning", markup=False)
+                self.incidents, self.incident_id = None, None
+        self.refresh_bindings()
+        self._advance()
+
+    @work(group="incident-walk", exit_on_error=False)
+    async def _advance(self) -> None:
+        await self._run_checks()
+
+    async def _run_checks(self) -> None:
+        """Run the checks until the walk needs the operator."""
+        walker = self.walker
+        if walker is None:
+            return
+        self.busy = True
+        self.render_all()
+        try:
+            await walker.advance()
+        except MissingParam as exc:
+            self._ask_for(exc)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False, timeout=10)
+        finally:
+            self.busy = False
+        self.render_all()
+
+    def action_back(self) -> None:
+        if self.walker is None or self.busy:
+            return
+        if self.walker.status == "waiting":
+            self._stop_polling()
+        if not self.walker.back():
+            self.notify("Already at the start of the walk.")
+        elif self.incidents is not None and self.incident_id is not None:
+            try:  # the timeline is append-only: say that the walk went back, not erase the step
+                self.incidents.add_entry(self.incident_id, "step", self.oneiric.engine.actor,
+                                         f"[{self.walker.tree.id}] went back to {self.walker.node_id}")
+            except OneiricError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+        self.render_all()
+
+    def action_rerun(self) -> None:
+        if self.walker is None or self.busy:
+            return
+        self._rerun()
+
+    @work(group="incident-walk", exit_on_error=False)
+    async def _rerun(self) -> None:
+        walker = self.walker
+        if walker is None:
+            return
+        self.busy = True
+        try:
+            step = await walker.rerun()
+            self.notify(f"Re-ran {step.node}: {step.value}", markup=False)
+            await walker.advance()
+        except (OneiricError, MissingParam) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        finally:
+            self.busy = False
+        self.render_all()
+
+    def _confirm_perform(self) -> None:
+        if self.check_action("perform", ()) is not True or self.walker is None:
+            self.notify("Read-only: actions are disabled.", severity="warning")
+            return
+        view = self.walker.view()
+        action = view.get("action") or {}
+        body = f"{view['text']}\nChanges: {action.get('changes', '')}."
+        if action.get("via_proposal"):
+            body += " It becomes a swap proposal; the approvals policy decides when it applies."
+        self.app.push_screen(ConfirmDialog(f"Perform {action.get('name')}?", body, "Perform"),
+                             lambda ok: self._perform() if ok else None)
+
+    @work(group="incident-walk", exit_on_error=False)
+    async def _perform(self) -> None:
+        walker = self.walker
+        if walker is None:
+            return
+        self.busy = True
+        self.render_all()
+        try:
+            outcome = await walker.perform(actor=self.oneiric.engine.actor)
+        except MissingParam as exc:
+            self.busy = False
+            self._ask_for(exc)
+            self.render_all()
+            return
+        except OneiricError as exc:
+            self.busy = False
+            self.notify(str(exc), severity="error", markup=False)
+            self.render_all()
+            return
+        self.busy = False
+        self.notify(outcome.message, markup=False, severity="warning" if outcome.outcome == "failed" else "information")
+        self.oneiric.refresh_all()
+        if walker.status == "waiting":
+            self.oneiric.refresh_approvals()
+            self._poller = self.set_interval(POLL_S, self._poll)
+            self.render_all()
+            return
+        await self._run_checks()
+
+    def _stop_polling(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
+
+    @work(group="incident-poll", exclusive=True, exit_on_error=False)
+    async def _poll(self) -> None:
+        walker = self.walker
+        if walker is None or walker.status != "waiting":
+            self._stop_polling()
+            return
+        outcome = await walker.poll()
+        if outcome is None:
+            return
+        self._stop_polling()
+        who = f", approved by {outcome.approved_by}" if outcome.approved_by else ""
+        self.notify(f"{outcome.outcome}{who}: {outcome.message}", markup=False)
+        self.oneiric.refresh_all()
+        self._advance()
+
+    def action_note(self) -> None:
+        if self.incident_id is None:
+            return
+        self.app.push_screen(TextPrompt(f"Note on incident #{self.incident_id}", "what you saw or did"),
+                             self._add_note)
+
+    def _add_note(self, text: str | None) -> None:
+        if not text or self.incidents is None or self.incident_id is None:
+            return
+        try:
+            self.incidents.note(self.incident_id, text)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        self._render_timeline()
+
+    def action_export(self) -> None:
+        if self.incidents is None or self.incident_id is None:
+            return
+        try:
+            markdown = postmortem(self.incidents, self.incident_id)
+            folder = Path(self.oneiric.engine.state_dir) / "incidents"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"incident-{self.incident_id}-postmortem.md"
+            path.write_text(markdown, encoding="utf-8")
+        except (OneiricError, OSError) as exc:
+            self.notify(f"Export failed: {exc}", severity="error", markup=False)
+            return
+        self.last_export = path
+        self.notify(f"Post-mortem written to {path}", title="Exported", markup=False, timeout=15)

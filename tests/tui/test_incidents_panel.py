@@ -1,0 +1,181 @@
+"""The incident panel (pane 7) driven from the keyboard with Pilot, over a real engine on the demo."""
+
+from __future__ import annotations
+
+from oneiric_core.runbooks.incidents import Incidents
+from oneiric_tui.screens.confirm import ConfirmDialog
+from oneiric_tui.widgets.incident_panel import IncidentScreen, TextPrompt
+from tests.tui.conftest import ready, until
+from tests.tui.test_console import screen_text, to_cache
+
+
+def _options(screen: IncidentScreen) -> list[str]:
+    choices = screen.query_one("#inc-choices")
+    return [choices.get_option_at_index(i).id or "" for i in range(choices.option_count)]
+
+
+async def _pick(pilot, screen: IncidentScreen, option_id: str) -> None:
+    """Move the choice list to `option_id` with j/k and press enter."""
+    await until(pilot, lambda: option_id in _options(screen) and not screen.busy)
+    choices = screen.query_one("#inc-choices")
+    target = _options(screen).index(option_id)
+    while choices.highlighted != target:
+        await pilot.press("j" if (choices.highlighted or 0) < target else "k")
+    await pilot.press("enter")
+    await pilot.pause(0.1)
+
+
+async def _open_on_paused_cache(pilot):
+    app = await ready(pilot)
+    app.engine.pause("adapter", "cache", note="maintenance by carol", actor="carol")
+    await to_cache(pilot)
+    await until(pilot, lambda: str(app.main.current) == "adapter/cache")
+    await pilot.press("i")
+    await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
+    return app, app.screen
+
+
+async def test_console_drives_component_not_found_to_resume(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app, screen = await _open_on_paused_cache(pilot)
+        assert "tree:component-not-found" in _options(screen)
+        assert "Symptom chooser" in screen_text(app)
+        await _pick(pilot, screen, "tree:component-not-found")
+        walker = screen.walker
+        # the first check finds the pause and who made it, then asks whether it was intended
+        await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy)
+        assert walker.params == {"domain": "adapter", "key": "cache"}
+        text = screen_text(app)
+        assert "carol" in text and "blocked > intentional" in text
+        assert "Incident" in text and "respond within" in text
+        await _pick(pilot, screen, "answer:no - resume it")
+        await until(pilot, lambda: walker.node.id == "resume")
+        await _pick(pilot, screen, "perform")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: walker.node.kind == "done" and not screen.busy)
+        assert app.engine.activity.get(app.engine.ref("adapter", "cache")).state == "active"
+        await _pick(pilot, screen, "ack")
+        await until(pilot, lambda: walker.finished)
+        assert "The walk is finished" in screen_text(app)
+        # the timeline (beside the walk, and in the store) has the steps, the answer and the action
+        entries = Incidents(app.engine).entries(screen.incident_id)
+        kinds = [e.kind for e in entries]
+        assert kinds[0] == "status" and "answer" in kinds and "action" in kinds
+        assert any("resume" in e.text.lower() for e in entries if e.kind == "action")
+        timeline = str(screen.query_one("#inc-timeline").content)
+        assert "-> no - resume it" in timeline and "-> paused" in timeline and "resume" in timeline
+        # a note and the post-mortem
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await pilot.press(*"resumed after carol's maintenance", "enter")
+        await until(pilot, lambda: app.screen is screen)
+        assert any(e.kind == "note" for e in Incidents(app.engine).entries(screen.incident_id))
+        await pilot.press("x")
+        await until(pilot, lambda: screen.last_export is not None)
+        markdown = screen.last_export.read_text()
+        assert "Post-mortem" in markdown and "no - resume it" in markdown and "carol" in markdown
+        # esc leaves; the walk stays, and i comes back to it
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main)
+        await pilot.press("7")
+        await until(pilot, lambda: app.screen is screen)
+        assert screen.walker is walker
+
+
+async def test_backspace_goes_back_one_step(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app, screen = await _open_on_paused_cache(pilot)
+        await _pick(pilot, screen, "tree:component-not-found")
+        walker = screen.walker
+        await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy)
+        await _pick(pilot, screen, "answer:no - resume it")
+        await until(pilot, lambda: walker.node.id == "resume")
+        await pilot.press("backspace")
+        await until(pilot, lambda: walker.node.id == "intentional")
+        assert "answer:no - resume it" in _options(screen)
+        assert "went back to intentional" in str(screen.query_one("#inc-timeline").content)
+        await pilot.press("r")  # re-runs the pause check: still paused, back at the question
+        await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy
+                    and [s.node for s in walker.history] == ["blocked"])
+
+
+async def test_read_only_walks_but_cannot_perform(make_app):
+    app = make_app(read_only=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(app.statuses) == 8)
+        await pilot.pause(0.2)
+        await to_cache(pilot)
+        await until(pilot, lambda: str(app.main.current) == "adapter/cache")
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
+        screen = app.screen
+        await _pick(pilot, screen, "tree:pause-drain-resume")
+        walker = screen.walker
+        await until(pilot, lambda: walker is not None and not screen.busy)
+        assert screen.incident_id is None  # nothing is recorded in read-only mode
+        assert screen.check_action("perform", ()) is None
+        # walk on through questions until an action shows up; it is listed but disabled
+        for _ in range(10):
+            if walker.node.kind == "action" or walker.finished:
+                break
+            options = [o for o in _options(screen) if o.startswith(("answer:", "ack", "advance"))]
+            if not options:
+                break
+            await _pick(pilot, screen, options[0])
+            await until(pilot, lambda: not screen.busy)
+        assert walker.node.kind == "action", walker.breadcrumb()
+        choices = screen.query_one("#inc-choices")
+        perform = _options(screen).index("perform")
+        assert choices.get_option_at_index(perform).disabled
+        await pilot.press("enter")  # a disabled option does nothing
+        screen._confirm_perform()  # nor does asking directly: no dialog, no change
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert walker.node.kind == "action" and walker.status == "at-node"
+        assert "disabled: read-only" in screen_text(app)
+
+
+async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
+    """A tree's swap is a proposal: with approvals manual it waits; approving it in the
+    Approvals pane applies it and the walk continues on the outcome."""
+    from oneiric_tui.widgets.approvals import ApprovalsTable
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        await to_cache(pilot)
+        await until(pilot, lambda: str(app.main.current) == "adapter/cache")
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
+        screen = app.screen
+        await _pick(pilot, screen, "tree:proc-hot-swap")
+        walker = screen.walker
+        await _pick(pilot, screen, "answer:swap now")
+        await until(pilot, lambda: walker.node.id == "swap" and not screen.busy)
+        await _pick(pilot, screen, "perform")
+        await pilot.press("y")
+        # the swap needs a target the walk does not have yet: the panel asks for it
+        await until(pilot, lambda: "param:target" in _options(screen))
+        await _pick(pilot, screen, "param:target")
+        await until(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await pilot.press(*"memory-large", "enter")
+        await _pick(pilot, screen, "perform")
+        await pilot.press("y")
+        await until(pilot, lambda: walker.status == "waiting")
+        assert "waiting" in screen_text(app)
+        # approve it where every proposal is approved
+        await pilot.press("escape", "a")
+        await until(pilot, lambda: app.main.query_one(ApprovalsTable).row_count == 1)
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: app.statuses[app.engine.ref("adapter", "cache")].serving == "memory-large")
+        await pilot.press("i")
+        await until(pilot, lambda: app.screen is screen)
+        await until(pilot, lambda: walker.status != "waiting" and not screen.busy and walker.node.id != "swap")
+        assert walker.history[-1].node == "verify" or walker.node.id in ("resume", "persist", "done"), walker.breadcrumb()
+        swap_step = next(s for s in walker.history if s.node == "swap")
+        assert swap_step.value == "applied" and swap_step.approved_by == "tester"
