@@ -141,22 +141,24 @@ def _note(ctx: FactContext) -> str:
     return str(ctx.args.get("note") or "runbook step")
 
 
-@action("resume", "accepts work on {domain}/{key} again (clears pause and drain)", ("domain", "key"))
-async def act_resume(ctx: FactContext, actor: str) -> ActionOutcome:
+async def _set_activity(kind: str, ctx: FactContext, actor: str) -> ActionOutcome:
+    """pause / resume: here when this process hosts, else through the host's command queue."""
     engine, ref = ctx.engine, ctx.ref
     if _remote_host(engine):
-        return await _ask(engine, "resume", {"domain": ref.domain.value, "key": ref.key, "note": _note(ctx)})
-    rec = engine.resume(ref.domain, ref.key, note=_note(ctx), actor=actor)
+        return await _ask(engine, kind, {"domain": ref.domain.value, "key": ref.key, "note": _note(ctx)})
+    change = engine.resume if kind == "resume" else engine.pause
+    rec = change(ref.domain, ref.key, note=_note(ctx), actor=actor)
     return ActionOutcome("done", f"{ref} is {rec.state}", requested_by=actor, approved_by=actor)
+
+
+@action("resume", "accepts work on {domain}/{key} again (clears pause and drain)", ("domain", "key"))
+async def act_resume(ctx: FactContext, actor: str) -> ActionOutcome:
+    return await _set_activity("resume", ctx, actor)
 
 
 @action("pause", "stops new work on {domain}/{key}; swaps are refused unless forced", ("domain", "key"))
 async def act_pause(ctx: FactContext, actor: str) -> ActionOutcome:
-    engine, ref = ctx.engine, ctx.ref
-    if _remote_host(engine):
-        return await _ask(engine, "pause", {"domain": ref.domain.value, "key": ref.key, "note": _note(ctx)})
-    rec = engine.pause(ref.domain, ref.key, note=_note(ctx), actor=actor)
-    return ActionOutcome("done", f"{ref} is {rec.state}", requested_by=actor, approved_by=actor)
+    return await _set_activity("pause", ctx, actor)
 
 
 @action("drain", "stops new work on {domain}/{key} and waits for in-flight work to finish", ("domain", "key"))

@@ -121,13 +121,13 @@ class IncidentScreen(Screen):
     IncidentScreen #inc-walk { width: 3fr; }
     IncidentScreen #inc-timeline-box { width: 2fr; border: round $panel-lighten-2; }
     IncidentScreen #inc-crumb { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
-    IncidentScreen #inc-node-box { height: 1fr; border: round $panel-lighten-2; padding: 0 1; }
-    IncidentScreen #inc-choices { height: auto; max-height: 12; border: round $accent; }
+    IncidentScreen #inc-node-box { height: 3fr; border: round $panel-lighten-2; padding: 0 1; }
+    IncidentScreen #inc-choices { height: 2fr; min-height: 5; border: round $accent; }
     IncidentScreen #inc-timeline { padding: 0 1; }
     IncidentScreen.-narrow #inc-body { layout: vertical; }
     IncidentScreen.-narrow #inc-walk { width: 1fr; height: 2fr; }
     IncidentScreen.-narrow #inc-timeline-box { width: 1fr; height: 1fr; }
-    IncidentScreen.-narrow #inc-choices { max-height: 7; }
+    IncidentScreen.-narrow #inc-choices { min-height: 5; }
     """
     BINDINGS = [
         Binding("escape", "leave", "Back", id="incident.leave"),
