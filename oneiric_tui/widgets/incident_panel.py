@@ -29,7 +29,7 @@ from textual.widgets.option_list import Option
 from oneiric_core.domains import ComponentRef
 from oneiric_core.errors import OneiricError
 from oneiric_core.runbooks.escalation import Escalation
-from oneiric_core.runbooks.export import postmortem
+from oneiric_core.runbooks.export import handoff, postmortem
 from oneiric_core.runbooks.facts import MissingParam
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
@@ -135,6 +135,8 @@ class IncidentScreen(Screen):
         Binding("r", "rerun", "Re-run check", id="incident.rerun"),
         Binding("n", "note", "Note", id="incident.note"),
         Binding("x", "export", "Export", id="incident.export"),
+        Binding("X", "export_handoff", "Hand-off", show=False, id="incident.handoff"),
+        Binding("C", "close_incident", "Close", id="incident.close"),
         Binding("question_mark", "help", "Help", show=False, id="incident.help"),
         Binding("q", "app.quit_console", "Quit", show=False, id="incident.quit"),
     ]
@@ -609,16 +611,41 @@ class IncidentScreen(Screen):
         self._render_timeline()
 
     def action_export(self) -> None:
+        self._export(postmortem, "postmortem", "Post-mortem")
+
+    def action_export_handoff(self) -> None:
+        """`X`: the escalation hand-off (who owns it, what was tried, what is next)."""
+        self._export(handoff, "handoff", "Hand-off")
+
+    def _export(self, render, suffix: str, what: str) -> None:
         if self.incidents is None or self.incident_id is None:
             return
         try:
-            markdown = postmortem(self.incidents, self.incident_id)
+            markdown = render(self.incidents, self.incident_id)
             folder = Path(self.oneiric.engine.state_dir) / "incidents"
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"incident-{self.incident_id}-postmortem.md"
+            path = folder / f"incident-{self.incident_id}-{suffix}.md"
             path.write_text(markdown, encoding="utf-8")
         except (OneiricError, OSError) as exc:
             self.notify(f"Export failed: {exc}", severity="error", markup=False)
             return
         self.last_export = path
-        self.notify(f"Post-mortem written to {path}", title="Exported", markup=False, timeout=15)
+        self.notify(f"{what} written to {path}", title="Exported", markup=False, timeout=15)
+
+    def action_close_incident(self) -> None:
+        """`C`: close the incident with a resolution (asked for; the walk can stay)."""
+        if self.incidents is None or self.incident_id is None:
+            return
+        self.app.push_screen(TextPrompt(f"Resolution of incident #{self.incident_id}", "what fixed it"),
+                             self._close)
+
+    def _close(self, resolution: str | None) -> None:
+        if not resolution or self.incidents is None or self.incident_id is None:
+            return
+        try:
+            self.incidents.close(self.incident_id, resolution)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.notify(f"Incident #{self.incident_id} closed: {resolution}", markup=False)
+        self.render_all()

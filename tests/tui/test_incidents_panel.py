@@ -76,6 +76,15 @@ async def test_console_drives_component_not_found_to_resume(make_app):
         await until(pilot, lambda: screen.last_export is not None)
         markdown = screen.last_export.read_text()
         assert "Post-mortem" in markdown and "no - resume it" in markdown and "carol" in markdown
+        # the hand-off, then closing with a resolution
+        await pilot.press("X")
+        await until(pilot, lambda: screen.last_export.name.endswith("-handoff.md"))
+        assert "Post-mortem" not in screen.last_export.read_text()
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await pilot.press(*"resumed the cache", "enter")
+        await until(pilot, lambda: Incidents(app.engine).get(screen.incident_id).status == "closed")
+        assert Incidents(app.engine).get(screen.incident_id).resolution == "resumed the cache"
         # esc leaves; the walk stays, and i comes back to it
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is app.main)
