@@ -44,3 +44,11 @@ def test_approval_dialog(snap_compare, still_app):
         await pilot.pause(0.2)
 
     assert snap_compare(still_app, run_before=open_dialog, terminal_size=(120, 40))
+
+
+def test_incident_runbook_picker(snap_compare, still_app):
+    async def open_incidents(pilot):
+        await pilot.press("i")
+        await pilot.pause(0.3)
+
+    assert snap_compare(still_app, run_before=open_incidents, terminal_size=(120, 40))
