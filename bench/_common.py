@@ -116,3 +116,21 @@ def verdict(ok: bool, text: str) -> str:
 def finish(ok: bool, check: bool) -> None:
     sys.stdout.flush()
     sys.exit(1 if (check and not ok) else 0)
+
+
+def record_frames(app: Any) -> list[float]:
+    """perf_counter() of every screen update the app hands to its display from now on
+    (skipping empty ones and those inside batch_update), appended to the returned list.
+    Wraps `App._display` on the instance: private API, fine with textual pinned."""
+    import time
+
+    frames: list[float] = []
+    original_display = app._display
+
+    def display(screen: Any, renderable: Any) -> None:
+        original_display(screen, renderable)
+        if renderable is not None and not app._batch_count:
+            frames.append(time.perf_counter())
+
+    app._display = display
+    return frames

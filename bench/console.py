@@ -420,15 +420,7 @@ async def _storm(root: Path, seconds: float, rate: float, idle_seconds: float) -
 
             setattr(tree, name, wrapped)
 
-        frames: list[float] = []
-        original_display = app._display
-
-        def display(screen, renderable) -> None:
-            original_display(screen, renderable)
-            if renderable is not None and not app._batch_count:
-                frames.append(time.perf_counter())
-
-        app._display = display  # type: ignore[method-assign]
+        frames = _common.record_frames(app)
 
         swap_log = main.query_one(SwapLog)
         event_lines = swap_log.lines

@@ -181,15 +181,7 @@ async def console_phase(root: Path, saves: int) -> dict[str, list[float]]:
             raise SystemExit(f"bench/watcher.py: the settings watcher is not alive: {engine.watcher_status().describe()}")
         table = app.main.query_one(ApprovalsTable)
         times = requested_times(engine)
-        frames: list[float] = []
-        original_display = app._display
-
-        def display(screen, renderable) -> None:
-            original_display(screen, renderable)
-            if renderable is not None and not app._batch_count:
-                frames.append(time.perf_counter())
-
-        app._display = display  # type: ignore[method-assign]
+        frames = _common.record_frames(app)
 
         # When the pane gets the row: ApprovalsTable.sync wrapped on the instance, so nothing
         # polls the app while it works (a busy poller changes when Textual paints).

@@ -290,12 +290,12 @@ class OneiricApp(App):
             main.query_one(SwapLog).add(events)
             kinds = {e.kind for e in events}
             if kinds & RESHAPING_KINDS:
-                self.refresh_all()
-            else:
-                touched = {ComponentRef(e.domain, e.key) for e in events
-                           if e.domain and e.key and e.kind in KEY_STATE_KINDS}
-                if touched:
-                    self.refresh_refs(touched)
+                self.refresh_all()  # every pane, approvals and remote included
+                return
+            touched = {ComponentRef(e.domain, e.key) for e in events
+                       if e.domain and e.key and e.kind in KEY_STATE_KINDS}
+            if touched:
+                self.refresh_refs(touched)
             if any(k.startswith("swap-") for k in kinds):
                 self.refresh_approvals()
             if kinds & REMOTE_KINDS:

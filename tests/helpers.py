@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "settings"
@@ -87,3 +91,15 @@ def settings_with(tmp_path: Path, app_yml_extra: str) -> Path:
     shutil.copytree(DEMO, settings)
     (settings / "app.yml").write_text(FAST_APP + app_yml_extra)
     return settings
+
+
+async def until(predicate: Callable[[], Any], what: str = "", timeout: float = 10.0, poll: float = 0.01) -> Any:
+    """Poll `predicate` until it returns something truthy (returned); fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}")
+        await asyncio.sleep(poll)

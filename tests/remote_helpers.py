@@ -7,14 +7,13 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from oneiric_core.remote import signing
-from tests.helpers import FAST_APP, demo_copy
+from tests.helpers import FAST_APP, demo_copy, until  # noqa: F401  (until: re-exported for the remote tests)
 
 
 # -- keys and manifests -------------------------------------------------------------------------
@@ -183,14 +182,3 @@ def remote_settings(tmp_path: Path, sources: list[dict[str, Any]], keys: list[Ke
     return settings
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 10.0, poll: float = 0.02) -> Any:
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        await asyncio.sleep(poll)

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from oneiric_core.store import StateStore
-from tests.helpers import REPO
+from tests.helpers import FAST_APP, REPO
 
 # -- settings ---------------------------------------------------------------------------------------
 
@@ -40,17 +39,8 @@ def configure(settings: Path, *, approvals: str = "", activation_timeout: float 
               slow_start_s: float | None = None) -> None:
     """app.yml with short timeouts (+ `approvals`), and optionally a `slow` cache candidate whose
     start() takes `slow_start_s` seconds."""
-    (settings / "app.yml").write_text(textwrap.dedent(f"""\
-        lifecycle:
-          activation_timeout: {activation_timeout}
-          health_timeout: 0.5
-          cleanup_timeout: 1.0
-        health:
-          interval_s: 3600
-        factory_allowlist:
-          - oneiric_core.providers.
-          - tests.fixture_providers
-        """) + approvals)
+    fast = FAST_APP.replace("activation_timeout: 1.0", f"activation_timeout: {activation_timeout}")
+    (settings / "app.yml").write_text(fast + approvals)
     if slow_start_s is not None:
         adapters = settings / "adapters.yml"
         text = adapters.read_text()

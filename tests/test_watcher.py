@@ -16,27 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from oneiric_core.engine import Engine
-from tests.helpers import FAST_APP, REPO, settings_with, start_host_process
-
-DEADLINE_S = 10.0
-
-
-async def until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE_S):
-    """Poll `predicate` until it returns something truthy (returned); fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.01)
+from tests.helpers import FAST_APP, REPO, settings_with, start_host_process, until
 
 
 def kinds(engine: Engine, *names: str):
