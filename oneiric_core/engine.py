@@ -129,7 +129,7 @@ class Engine:
         self.telemetry: Any | None = None
         self.lifecycle = LifecycleManager(
             self.resolver,
-            LifecycleOptions(**app.lifecycle.model_dump()),
+            LifecycleOptions(**dataclasses.asdict(app.lifecycle)),
             allowlist=list(app.factory_allowlist),
             state_dir=self.state_dir,
             emit=self.emit,
@@ -407,12 +407,12 @@ class Engine:
 
     def _apply_app_settings(self, old: AppSettings, new: AppSettings) -> tuple[list[str], list[str]]:
         """Put the app.yml options a running host can change in force; name the others."""
-        before, after = old.model_dump(), new.model_dump()
+        before, after = dataclasses.asdict(old), dataclasses.asdict(new)
         changed = [k for k in after if after[k] != before.get(k)]
         self.approvals.mode = new.approvals.mode
         self.approvals.two_person = new.approvals.two_person
         self.approvals.expire_after_s = new.approvals.expire_after_s
-        self.lifecycle.options = LifecycleOptions(**new.lifecycle.model_dump())
+        self.lifecycle.options = LifecycleOptions(**dataclasses.asdict(new.lifecycle))
         self.health.interval_s = new.health.interval_s
         live, later = [], []
         for key in changed:

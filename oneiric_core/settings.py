@@ -5,15 +5,18 @@ A settings directory holds `app.yml` (engine options) and one file per domain
 defaults; a missing directory is a `ConfigError`.
 
 Two ways in, one result. A file is first read by the fast path: yaml-rs (a Rust YAML 1.2
-parser that builds plain dicts and lists, never objects from tags) and one pydantic
-validation in strict mode: on 10,000 candidates (1.2 MB) yaml-rs takes about 40 ms where
-ruamel.yaml took over a second even with its C parser. The fast path only takes text it
-parses exactly as the careful path would (no anchors, aliases, tags, merge keys,
-directives, timestamps, tabs, control characters or very deep nesting; see
-`_needs_careful`) and only keeps a result that validates. Anything else, every broken file
-included, goes to the careful path in `settings_yaml.py`: ruamel.yaml's round-trip
-composer, which checks tags before constructing anything and words every problem with its
-file:line:column. Reloading a file whose bytes have not changed parses nothing.
+parser that builds plain dicts and lists, never objects from tags) and one strict
+validation by `schema` (the models are plain dataclasses checked in Python, without
+importing pydantic: 10,000 candidates take about 80 ms, less than pydantic's import and
+set-up alone). On those 10,000 candidates (1.2 MB) yaml-rs takes about 40 ms where
+ruamel.yaml took over a second even with its C parser. The
+fast path only takes text it parses exactly as the careful path would (no anchors, aliases,
+tags, merge keys, directives, timestamps, tabs, control characters or very deep nesting;
+see `_needs_careful`) and only keeps a result that validates. Anything else, every broken
+file included, goes to the careful path in `settings_yaml.py`: ruamel.yaml's round-trip
+composer, which checks tags before constructing anything, then pydantic, and words every
+problem with its file:line:column. Reloading a file whose bytes have not changed parses
+nothing.
 
 `SettingsLoader` never raises for file content: a file that fails keeps the model from
 its last good load (or defaults) and the problems are listed on the snapshot.
@@ -25,7 +28,6 @@ file atomically.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import os
@@ -35,14 +37,13 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import core_schema
-
+from . import schema
 from .bulk import gc_paused
 from .domains import Domain
 from .errors import ConfigError
+from .schema import Bounds, Check, Model, Pattern, drop_empty
 
 if TYPE_CHECKING:
     from ruamel.yaml.comments import CommentedMap
@@ -88,34 +89,7 @@ _ALLOWED_TAGS = frozenset(
 _MAX_VALUES = 200_000
 
 
-# --------------------------------------------------------------------------- validators
-
-# Names are checked by pydantic-core's own regex engine, not by a Python function per
-# value: with 10,000 candidates (three names each) the Python calls were the larger part
-# of validating them. The error is a custom one (`_NAME_ERROR`) carrying what kind of name
-# it is; `_describe_error` words it with the offending value.
-_NAME_ERROR = "oneiric_name"
-
-
-@dataclass(frozen=True)
-class _Checked:
-    """`Annotated[str, _Checked(pattern, kind)]`: a string that must match `pattern` whole."""
-
-    pattern: str
-    kind: str  # "component key", "provider name" or "factory"
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
-        # First the plain string check (so a number still reads "Input should be a valid
-        # string"), then the pattern, whose failure becomes our own error type.
-        return core_schema.chain_schema([
-            handler(source),
-            core_schema.custom_error_schema(
-                core_schema.str_schema(pattern=f"^(?:{self.pattern})$"),
-                _NAME_ERROR,
-                custom_error_message=f"not a valid {self.kind}",
-                custom_error_context={"kind": self.kind},
-            ),
-        ])
+# --------------------------------------------------------------------------- names
 
 
 def _name_reason(kind: str, value: Any) -> str:
@@ -127,66 +101,44 @@ def _name_reason(kind: str, value: Any) -> str:
     )
 
 
-KeyName = Annotated[str, _Checked(NAME_PATTERN, "component key")]
-ProviderName = Annotated[str, _Checked(NAME_PATTERN, "provider name")]
-FactoryRef = Annotated[str, _Checked(FACTORY_PATTERN, "factory")]
+KeyName = Annotated[str, Pattern(NAME_PATTERN, "component key")]
+ProviderName = Annotated[str, Pattern(NAME_PATTERN, "provider name")]
+FactoryRef = Annotated[str, Pattern(FACTORY_PATTERN, "factory")]
+PositiveFloat = Annotated[float, Bounds(gt=0)]
 
 
 # --------------------------------------------------------------------------- models
+# Plain dataclasses checked by `schema` (its module docstring says why not pydantic models).
 
 
-class _StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass
+class LifecycleOptions(Model):
+    activation_timeout: PositiveFloat = 30.0
+    health_timeout: PositiveFloat = 5.0
+    cleanup_timeout: PositiveFloat = 10.0
 
 
-def _drop_empty(model: type[BaseModel], data: Any) -> Any:
-    """`lifecycle:` or `selections:` with nothing under it means "defaults", not null."""
-    if isinstance(data, dict):
-        fields = model.model_fields
-        drop = [
-            k
-            for k, v in data.items()
-            if v is None and isinstance(k, str) and k in fields and not _allows_none(fields[k].annotation)
-        ]
-        if drop:
-            data = {k: v for k, v in data.items() if k not in drop}
-    return data
+@dataclass
+class HealthOptions(Model):
+    interval_s: PositiveFloat = 10.0
+    history: Annotated[int, Bounds(ge=2)] = 60
 
 
-class _SettingsModel(_StrictModel):
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_means_default(cls, data: Any) -> Any:
-        return _drop_empty(cls, data)
-
-
-def _allows_none(annotation: Any) -> bool:
-    return annotation is None or type(None) in typing.get_args(annotation)
-
-
-class LifecycleOptions(_SettingsModel):
-    activation_timeout: float = Field(30.0, gt=0)
-    health_timeout: float = Field(5.0, gt=0)
-    cleanup_timeout: float = Field(10.0, gt=0)
-
-
-class HealthOptions(_SettingsModel):
-    interval_s: float = Field(10.0, gt=0)
-    history: int = Field(60, ge=2)
-
-
-class ApprovalsOptions(_SettingsModel):
+@dataclass
+class ApprovalsOptions(Model):
     mode: Literal["manual", "auto"] = "manual"
     two_person: bool = False
-    expire_after_s: float = Field(3600.0, gt=0)
+    expire_after_s: PositiveFloat = 3600.0
 
 
-class JournalOptions(_SettingsModel):
-    max_age_days: float = Field(30.0, gt=0)
-    max_rows: int = Field(100_000, ge=100)
+@dataclass
+class JournalOptions(Model):
+    max_age_days: PositiveFloat = 30.0
+    max_rows: Annotated[int, Bounds(ge=100)] = 100_000
 
 
-class TelemetryOptions(_SettingsModel):
+@dataclass
+class TelemetryOptions(Model):
     exporter: Literal["none", "console", "otlp"] = "none"
     endpoint: str | None = None
     service_name: str = "oneiric"
@@ -196,28 +148,42 @@ class TelemetryOptions(_SettingsModel):
 _URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-class RemoteSourceOptions(_SettingsModel):
+def _known_scheme(value: str) -> str:
+    match = _URI_SCHEME.match(value)
+    if match and match[1].lower() not in ("http", "https", "file"):
+        raise ValueError(f"unsupported scheme '{match[1]}': use http://, https://, file: or a path")
+    return value
+
+
+def _raw_ed25519(value: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("public_key is not valid base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"public_key must be a raw 32-byte ed25519 key in base64, got {len(raw)} bytes")
+    return value.strip()
+
+
+@dataclass
+class RemoteSourceOptions(Model):
     """One manifest source: `uri` is http(s)://..., file:PATH, file:///PATH or a plain path
     (relative paths are relative to the settings directory)."""
 
     name: KeyName
-    uri: str = Field(min_length=1)
-    interval_s: float = Field(300.0, gt=0)
+    uri: Annotated[str, Bounds(min_length=1), Check(_known_scheme)]
+    interval_s: PositiveFloat = 300.0
     # None: required for http(s) sources, not for files (a file is as trusted as settings/).
     signature_required: bool | None = None
-    timeout: float = Field(10.0, gt=0)
-    max_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    max_artifact_bytes: int = Field(64 * 1024 * 1024, gt=0)
-    retries: int = Field(2, ge=0, le=10)  # extra attempts inside one sync, with backoff + jitter
-    backoff_s: float = Field(0.5, gt=0)
-
-    @field_validator("uri")
-    @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        match = _URI_SCHEME.match(value)
-        if match and match[1].lower() not in ("http", "https", "file"):
-            raise ValueError(f"unsupported scheme '{match[1]}': use http://, https://, file: or a path")
-        return value
+    timeout: PositiveFloat = 10.0
+    max_bytes: Annotated[int, Bounds(gt=0)] = 4 * 1024 * 1024
+    max_artifact_bytes: Annotated[int, Bounds(gt=0)] = 64 * 1024 * 1024
+    # Extra attempts inside one sync, with backoff + jitter.
+    retries: Annotated[int, Bounds(ge=0, le=10)] = 2
+    backoff_s: PositiveFloat = 0.5
 
     @property
     def is_http(self) -> bool:
@@ -228,40 +194,28 @@ class RemoteSourceOptions(_SettingsModel):
         return self.is_http if self.signature_required is None else self.signature_required
 
 
-class TrustedKey(_SettingsModel):
+@dataclass
+class TrustedKey(Model):
     """An ed25519 public key manifests may be signed with (`oneiric manifest keygen` prints one)."""
 
-    id: str = Field(min_length=1, max_length=200)
-    public_key: str  # base64 of the raw 32-byte key
-
-    @field_validator("public_key")
-    @classmethod
-    def _raw_ed25519(cls, value: str) -> str:
-        import base64
-        import binascii
-
-        try:
-            raw = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("public_key is not valid base64") from None
-        if len(raw) != 32:
-            raise ValueError(f"public_key must be a raw 32-byte ed25519 key in base64, got {len(raw)} bytes")
-        return value.strip()
+    id: Annotated[str, Bounds(min_length=1, max_length=200)]
+    public_key: Annotated[str, Check(_raw_ed25519)]  # base64 of the raw 32-byte key
 
 
-class BreakerOptions(_SettingsModel):
-    failures: int = Field(3, ge=1)  # consecutive failed syncs that open the circuit
-    reset_s: float = Field(60.0, gt=0)  # how long it stays open before one trial sync
+@dataclass
+class BreakerOptions(Model):
+    failures: Annotated[int, Bounds(ge=1)] = 3  # consecutive failed syncs that open the circuit
+    reset_s: PositiveFloat = 60.0  # how long it stays open before one trial sync
 
 
-class RemoteOptions(_SettingsModel):
-    sources: list[RemoteSourceOptions] = Field(default_factory=list)
-    trusted_keys: list[TrustedKey] = Field(default_factory=list)
-    threshold: int = Field(1, ge=1)  # distinct trusted keys whose signatures must verify
-    breaker: BreakerOptions = Field(default_factory=BreakerOptions)
+@dataclass
+class RemoteOptions(Model):
+    sources: list[RemoteSourceOptions] = field(default_factory=list)
+    trusted_keys: list[TrustedKey] = field(default_factory=list)
+    threshold: Annotated[int, Bounds(ge=1)] = 1  # distinct trusted keys whose signatures must verify
+    breaker: BreakerOptions = field(default_factory=BreakerOptions)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> RemoteOptions:
+    def _after(self) -> None:
         for what, names in (("source name", [s.name for s in self.sources]),
                             ("trusted key id", [k.id for k in self.trusted_keys])):
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -273,11 +227,11 @@ class RemoteOptions(_SettingsModel):
                 f"sources {', '.join(repr(n) for n in needs)} require"
             raise ValueError(f"{which} signatures, but threshold {self.threshold} needs at least "
                              f"{self.threshold} trusted key(s) and {len(self.trusted_keys)} are configured")
-        return self
 
 
 # -- escalation (runbooks and incidents, ARCHITECTURE §8) -------------------------------------
-class ContactOptions(_SettingsModel):
+@dataclass
+class ContactOptions(Model):
     """Who to reach for one role: a name, an email and a paging target (all free text)."""
 
     name: str = ""
@@ -287,16 +241,17 @@ class ContactOptions(_SettingsModel):
     responsibility: str = ""
 
 
-class SeverityOptions(_SettingsModel):
+@dataclass
+class SeverityOptions(Model):
     """One severity level. `response_min` holds the response target (minutes) per runbook that
     states one; where they disagree, `EscalationOptions.response_source` picks the one in force."""
 
     name: str
-    response_min: dict[str, float] = Field(default_factory=dict)
+    response_min: dict[str, float] = field(default_factory=dict)
     resolve_min: float | None = None
     notify: str = ""
-    examples: list[str] = Field(default_factory=list)
-    escalate_to: list[str] = Field(default_factory=list)  # "role" or "30m: role"
+    examples: list[str] = field(default_factory=list)
+    escalate_to: list[str] = field(default_factory=list)  # "role" or "30m: role"
 
 
 def _default_roles() -> dict[str, ContactOptions]:
@@ -324,61 +279,76 @@ def _default_severities() -> dict[str, SeverityOptions]:
             for sev, (name, ir, rm, res, notify, chain) in rows.items()}
 
 
-class EscalationOptions(_SettingsModel):
+@dataclass
+class EscalationOptions(Model):
     response_source: str = "incident-response"
-    roles: dict[str, ContactOptions] = Field(default_factory=_default_roles)
-    severities: dict[Literal["P0", "P1", "P2", "P3"], SeverityOptions] = Field(default_factory=_default_severities)
+    roles: dict[str, ContactOptions] = field(default_factory=_default_roles)
+    severities: dict[Literal["P0", "P1", "P2", "P3"], SeverityOptions] = field(default_factory=_default_severities)
 
 
-class AppSettings(_SettingsModel):
+def _default_allowlist() -> list[str]:
+    return ["oneiric_core.providers."]
+
+
+@dataclass
+class AppSettings(Model):
     state_dir: str | None = None
-    stack_order: list[str] = Field(default_factory=list)
-    factory_allowlist: list[str] = Field(default_factory=lambda: ["oneiric_core.providers."])
+    stack_order: list[str] = field(default_factory=list)
+    factory_allowlist: list[str] = field(default_factory=_default_allowlist)
     read_only: bool = False
-    keymap: dict[str, str] = Field(default_factory=dict)
-    lifecycle: LifecycleOptions = Field(default_factory=LifecycleOptions)
-    health: HealthOptions = Field(default_factory=HealthOptions)
-    approvals: ApprovalsOptions = Field(default_factory=ApprovalsOptions)
-    journal: JournalOptions = Field(default_factory=JournalOptions)
-    telemetry: TelemetryOptions = Field(default_factory=TelemetryOptions)
-    remote: RemoteOptions = Field(default_factory=RemoteOptions)
-    escalation: EscalationOptions = Field(default_factory=EscalationOptions)
+    keymap: dict[str, str] = field(default_factory=dict)
+    lifecycle: LifecycleOptions = field(default_factory=LifecycleOptions)
+    health: HealthOptions = field(default_factory=HealthOptions)
+    approvals: ApprovalsOptions = field(default_factory=ApprovalsOptions)
+    journal: JournalOptions = field(default_factory=JournalOptions)
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
+    remote: RemoteOptions = field(default_factory=RemoteOptions)
+    escalation: EscalationOptions = field(default_factory=EscalationOptions)
 
 
-class CandidateSpec(_StrictModel):
+Priority = Annotated[int, Bounds(ge=-1000, le=1000)]
+
+
+@dataclass
+class CandidateSpec(Model):
     """One candidate of a domain file. Empty fields (`settings:` with nothing under it) mean
     defaults as everywhere else, but that rule is applied by `DomainSettings` for the whole
-    list in one call: a before-validator per candidate cost 30 ms on 10,000 of them."""
+    list in one pass: a hook per candidate cost 30 ms on 10,000 of them."""
+
+    empty_means_default: ClassVar[bool] = False
 
     key: KeyName
     provider: ProviderName
     factory: FactoryRef
-    priority: int = Field(0, ge=-1000, le=1000)
-    stack_level: int = Field(0, ge=-1000, le=1000)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = 0
+    stack_level: Priority = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class DomainSettings(_SettingsModel):
-    selections: dict[KeyName, ProviderName] = Field(default_factory=dict)
-    candidates: list[CandidateSpec] = Field(default_factory=list)
+@dataclass
+class DomainSettings(Model):
+    selections: dict[KeyName, ProviderName] = field(default_factory=dict)
+    candidates: list[CandidateSpec] = field(default_factory=list)
     # provider_settings[key][provider] is merged over that candidate's own settings.
-    provider_settings: dict[KeyName, dict[ProviderName, dict[str, Any]]] = Field(default_factory=dict)
+    provider_settings: dict[KeyName, dict[ProviderName, dict[str, Any]]] = field(default_factory=dict)
 
-    @field_validator("candidates", mode="before")
     @classmethod
-    def _empty_candidate_fields_mean_default(cls, value: Any) -> Any:
+    def _before(cls, data: dict[str, Any]) -> dict[str, Any]:
+        data = drop_empty(cls, data)
+        value = data.get("candidates")
         if not isinstance(value, list):
-            return value
+            return data
         try:  # the usual case, no empty field anywhere, in one C-level scan of every value
             if None not in itertools.chain.from_iterable(map(dict.values, value)):
-                return value
+                return data
         except TypeError:  # an item is not a mapping: validation words that
             pass
-        return [
-            _drop_empty(CandidateSpec, item) if isinstance(item, dict) and None in item.values() else item
+        candidates = [
+            drop_empty(CandidateSpec, item) if isinstance(item, dict) and None in item.values() else item
             for item in value
         ]
+        return {**data, "candidates": candidates}
 
 
 def model_for_file(path: Path | str) -> type[AppSettings] | type[DomainSettings] | None:
@@ -459,15 +429,15 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _model_at(model: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model class that validates the value at `loc`, if there is one."""
+def _model_at(model: Any, loc: tuple[Any, ...]) -> type[Model] | None:
+    """The settings model that validates the value at `loc`, if there is one."""
     current: Any = model
     for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part) if isinstance(part, str) else None
-            if field is None:
+        if isinstance(current, type) and issubclass(current, Model):
+            hints = typing.get_type_hints(current, include_extras=True)
+            if not isinstance(part, str) or part not in hints:
                 return None
-            current = field.annotation
+            current = hints[part]
         else:
             origin = typing.get_origin(current)
             args = typing.get_args(current)
@@ -480,12 +450,13 @@ def _model_at(model: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
                 current = args[1]
             else:
                 return None
-    if isinstance(current, type) and issubclass(current, BaseModel):
+    if isinstance(current, type) and issubclass(current, Model):
         return current
     return None
 
 
-def _describe_error(model: type[BaseModel], error: dict[str, Any]) -> str:
+def _describe_error(model: type[Model], error: dict[str, Any]) -> str:
+    """One pydantic error (from `schema.validate(model, ...)`) as a sentence."""
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
     where = _format_loc(loc)
@@ -495,7 +466,9 @@ def _describe_error(model: type[BaseModel], error: dict[str, Any]) -> str:
         reason = f"unknown setting '{name}'" + (f" under {parent}" if parent else "")
         owner = _model_at(model, loc[:-1])
         if owner is not None:
-            known = list(owner.model_fields)
+            import difflib
+
+            known = schema.field_names(owner)
             close = difflib.get_close_matches(str(name), known, n=1)
             if close:
                 reason += f" (did you mean '{close[0]}'?)"
@@ -505,7 +478,7 @@ def _describe_error(model: type[BaseModel], error: dict[str, Any]) -> str:
     if kind == "missing" and loc:
         parent = _format_loc(loc[:-1])
         return (f"{parent}: " if parent else "") + f"missing required setting '{loc[-1]}'"
-    if kind == _NAME_ERROR:
+    if kind == schema.PATTERN_ERROR:
         msg = _name_reason(error.get("ctx", {}).get("kind", "name"), error.get("input"))
     else:
         msg = str(error.get("msg", "invalid value"))
@@ -642,19 +615,17 @@ def _fast_loader() -> Callable[[str], Any]:
 _LOADS: Callable[[str], Any] | None = None
 
 
-def _fast_parse(text: str, model: type[BaseModel]) -> BaseModel | None:
-    """The common case, a valid file, through `_fast_load` and one strict validation. None
-    means: take the careful path, which finds and words any problem with its line and column."""
+def _fast_parse(text: str, model: type[Model]) -> Model | None:
+    """The common case, a valid file, through `_fast_load` and the schema's fast validator.
+    None means: take the careful path, which finds and words any problem with its line and
+    column (pydantic is imported then, and only then)."""
     data = _fast_load(text)
     if data is None:
         return None
-    try:
-        return model.model_validate(data, strict=True)
-    except ValidationError:
-        return None
+    return schema.fast_validate(model, data)
 
 
-def _parse_text(file: Path, text: str, model: type[BaseModel]) -> tuple[BaseModel | None, list[ConfigProblem]]:
+def _parse_text(file: Path, text: str, model: type[Model]) -> tuple[Model | None, list[ConfigProblem]]:
     fast = _fast_parse(text, model)
     if fast is not None:
         return fast, []
@@ -671,8 +642,8 @@ def _parse_yaml(file: Path, text: str) -> _Parsed:
 
 
 def _validate(
-    file: Path, data: CommentedMap | None, model: type[BaseModel]
-) -> tuple[BaseModel | None, list[ConfigProblem]]:
+    file: Path, data: CommentedMap | None, model: type[Model]
+) -> tuple[Model | None, list[ConfigProblem]]:
     """The careful path's validation of parsed data, problems located by line: see settings_yaml."""
     from .settings_yaml import _validate as validate
 
@@ -683,13 +654,13 @@ class _Read(NamedTuple):
     """One settings file read and parsed. `raw` is the exact content that was validated (what
     the last-good copy keeps); None when the file is missing or unreadable."""
 
-    instance: BaseModel | None
+    instance: Model | None
     problems: list[ConfigProblem]
     exists: bool
     raw: bytes | None = None
 
 
-def _read(file: Path, model: type[BaseModel]) -> tuple[bytes | None, _Read | None]:
+def _read(file: Path, model: type[Model]) -> tuple[bytes | None, _Read | None]:
     """(the file's bytes, None), or (None, the result) for a missing or unreadable file."""
     try:
         return file.read_bytes(), None
@@ -701,7 +672,7 @@ def _read(file: Path, model: type[BaseModel]) -> tuple[bytes | None, _Read | Non
         return None, _Read(None, [ConfigProblem(file, None, None, f"cannot read the file: {err.strerror or err}")], True)
 
 
-def _parse_raw(file: Path, raw: bytes, model: type[BaseModel]) -> _Read:
+def _parse_raw(file: Path, raw: bytes, model: type[Model]) -> _Read:
     text, problem = _decode(file, raw)
     if problem is not None:
         return _Read(None, [problem], True, raw)
@@ -710,7 +681,7 @@ def _parse_raw(file: Path, raw: bytes, model: type[BaseModel]) -> _Read:
     return _Read(instance, problems, True, raw)
 
 
-def _read_and_parse(file: Path, model: type[BaseModel]) -> _Read:
+def _read_and_parse(file: Path, model: type[Model]) -> _Read:
     """A missing file is defaults."""
     raw, result = _read(file, model)
     return result if raw is None else _parse_raw(file, raw, model)
@@ -720,7 +691,7 @@ def _digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=16).digest()
 
 
-def load_file(path: Path, model: type[BaseModel]) -> BaseModel:
+def load_file(path: Path, model: type[Model]) -> Model:
     """Load and validate one file; a missing file gives the model's defaults.
 
     Raises ConfigError naming file:line:column, with `.problems` listing every problem.
@@ -732,8 +703,8 @@ def load_file(path: Path, model: type[BaseModel]) -> BaseModel:
     return instance
 
 
-def _known_files(settings_dir: Path) -> dict[Path, type[BaseModel]]:
-    files: dict[Path, type[BaseModel]] = {settings_dir / APP_FILE: AppSettings}
+def _known_files(settings_dir: Path) -> dict[Path, type[Model]]:
+    files: dict[Path, type[Model]] = {settings_dir / APP_FILE: AppSettings}
     for domain in Domain:
         files[settings_dir / domain.settings_file] = DomainSettings
     return files
@@ -842,7 +813,7 @@ class SettingsLoader:
         # Where a copy of each file's last good text is kept (under the state dir), so the
         # last good settings stay in force across restarts and in every process.
         self.keep_dir = keep_dir
-        self._good: dict[Path, BaseModel] = {}
+        self._good: dict[Path, Model] = {}
         self._problems: dict[Path, list[ConfigProblem]] = {}
         # A digest of the bytes each file's current state (model or problems) came from.
         self._digests: dict[Path, bytes] = {}
@@ -942,7 +913,7 @@ class SettingsLoader:
         except OSError:
             pass  # keeping a copy is a convenience; never a reason to fail a load
 
-    def _kept(self, file: Path, model: type[BaseModel]) -> BaseModel | None:
+    def _kept(self, file: Path, model: type[Model]) -> Model | None:
         if self.keep_dir is None:
             return None
         copy = self.keep_dir / file.name
@@ -991,7 +962,7 @@ class SettingsLoader:
             problems = self._load_one(file)
             return self._snapshot(), problems
 
-    def last_good(self, path: Path | str) -> BaseModel | None:
+    def last_good(self, path: Path | str) -> Model | None:
         with self._lock:
             file = self._resolve(path)
             return None if file is None else self._good.get(file)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark, MarkedYAMLError, YAMLError
@@ -37,8 +37,10 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
+from . import schema
 from .domains import Domain
 from .errors import ConfigError
+from .schema import Model
 from .settings import (
     _ALLOWED_TAGS,
     _MAX_VALUES,
@@ -232,7 +234,7 @@ def _locate(root: CommentedMap, loc: tuple[Any, ...], on_key: bool) -> tuple[int
     return pos
 
 
-def _validate(file: Path, data: CommentedMap | None, model: type[BaseModel]) -> tuple[BaseModel | None, list[ConfigProblem]]:
+def _validate(file: Path, data: CommentedMap | None, model: type[Model]) -> tuple[Model | None, list[ConfigProblem]]:
     if data is None:
         return model(), []
     try:
@@ -240,7 +242,7 @@ def _validate(file: Path, data: CommentedMap | None, model: type[BaseModel]) -> 
     except (_TooBig, RecursionError):
         return None, [ConfigProblem(file, None, None, "the file expands to too many values (check anchors and aliases)")]
     try:
-        return model.model_validate(plain, strict=True), []
+        return schema.validate(model, plain), []
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -253,7 +255,7 @@ def _validate(file: Path, data: CommentedMap | None, model: type[BaseModel]) -> 
         return None, _sorted(problems)
 
 
-def parse_careful(file: Path, text: str, model: type[BaseModel]) -> tuple[BaseModel | None, list[ConfigProblem]]:
+def parse_careful(file: Path, text: str, model: type[Model]) -> tuple[Model | None, list[ConfigProblem]]:
     """Parse and validate one file's text, wording every problem with its line and column."""
     parsed = _parse_yaml(file, text)
     if parsed.problems:

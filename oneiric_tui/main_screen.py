@@ -83,7 +83,8 @@ class MainScreen(Screen):
         yield Static(id="status-bar")
         yield Static(id="tabs")
         with Container(id="main"):
-            yield ComponentTree(self.oneiric.explanation, id="tree", classes="pane")
+            # The tree starts active: its class given here, not on mount, saves a restyle.
+            yield ComponentTree(self.oneiric.explanation, id="tree", classes="pane -active")
             yield DetailPane(id="detail", classes="pane")
             yield HealthTable(id="health", classes="pane")
             yield SwapLog(id="log", classes="pane")

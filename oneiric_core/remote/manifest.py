@@ -31,14 +31,14 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..domains import Domain
 from ..errors import NotFound, RemoteSyncFailed
 from ..factories import module_allowed
+from ..schema import Bounds, Model, Pattern, check
 from ..settings import FactoryRef, KeyName, ProviderName
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
@@ -53,39 +53,42 @@ class ManifestError(RemoteSyncFailed):
         super().__init__(message, kind)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass
+class Artifact(Model):
+    uri: Annotated[str, Bounds(min_length=1, max_length=2048)]
+    sha256: Annotated[str, Pattern(SHA256_PATTERN, "sha256 (64 lower-case hex digits)")]
 
 
-class Artifact(_Model):
-    uri: str = Field(min_length=1, max_length=2048)
-    sha256: str = Field(pattern=SHA256_PATTERN)
-
-
-class Signature(_Model):
-    key_id: str = Field(min_length=1, max_length=200)
+@dataclass
+class Signature(Model):
+    key_id: Annotated[str, Bounds(min_length=1, max_length=200)]
+    signature: Annotated[str, Bounds(min_length=1, max_length=200)]
     algorithm: Literal["ed25519"] = "ed25519"
-    signature: str = Field(min_length=1, max_length=200)
 
 
-class Entry(_Model):
+Priority = Annotated[int, Bounds(ge=-1000, le=1000)]
+
+
+@dataclass
+class Entry(Model):
     domain: str
     key: KeyName
     provider: ProviderName
     factory: FactoryRef
-    priority: int = Field(0, ge=-1000, le=1000)
-    stack_level: int = Field(0, ge=-1000, le=1000)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = 0
+    stack_level: Priority = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     artifact: Artifact | None = None
 
 
-class Manifest(_Model):
+@dataclass
+class Manifest(Model):
     version: str | int
-    name: str = Field(min_length=1, max_length=200)
-    generated_at: str = Field(min_length=1, max_length=64)
+    name: Annotated[str, Bounds(min_length=1, max_length=200)]
+    generated_at: Annotated[str, Bounds(min_length=1, max_length=64)]
     entries: list[Any]  # checked one by one (`check_entries`): one bad entry rejects only itself
-    signatures: list[Signature] = Field(default_factory=list)
+    signatures: list[Signature] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,9 @@ def parse_manifest(raw: bytes) -> ParsedManifest:
     data = load_document(raw)
     if not isinstance(data, dict):
         raise ManifestError(f"the manifest must be a mapping at the top level, not {_kind(data)}", "schema")
-    try:
-        model = Manifest.model_validate(data, strict=True)
-    except ValidationError as exc:
-        raise ManifestError(f"the manifest is invalid: {describe_errors(exc)}", "schema") from None
+    model, errors = check(Manifest, data)
+    if model is None:
+        raise ManifestError(f"the manifest is invalid: {describe_errors(errors)}", "schema")
     return ParsedManifest(raw, data, model, digest(raw))
 
 
@@ -212,9 +214,10 @@ def _kind(value: Any) -> str:
             type(None): "empty"}.get(type(value), type(value).__name__)
 
 
-def describe_errors(exc: ValidationError, limit: int = 3) -> str:
+def describe_errors(errors: list[dict[str, Any]], limit: int = 3) -> str:
+    """pydantic's errors (`schema.check`) in one line."""
     parts = []
-    for error in exc.errors()[:limit]:
+    for error in errors[:limit]:
         loc = ".".join(str(p) for p in error.get("loc", ()))
         msg = str(error.get("msg", "invalid"))
         if error.get("type") == "extra_forbidden":
@@ -222,7 +225,7 @@ def describe_errors(exc: ValidationError, limit: int = 3) -> str:
         elif error.get("type") == "missing":
             msg = "missing"
         parts.append(f"{loc}: {msg}" if loc else msg)
-    more = len(exc.errors()) - limit
+    more = len(errors) - limit
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
@@ -257,10 +260,9 @@ def check_entries(model: Manifest, allowlist: Sequence[str], *,
             continue
         names = tuple(v if isinstance(v, str) else None for v in (raw.get("domain"), raw.get("key"),
                                                                     raw.get("provider")))
-        try:
-            entry = Entry.model_validate(raw, strict=True)
-        except ValidationError as exc:
-            rejected.append(Rejection(index, *names, describe_errors(exc)))
+        entry, errors = check(Entry, raw)
+        if entry is None:
+            rejected.append(Rejection(index, *names, describe_errors(errors)))
             continue
         domain = domains.get(entry.domain)
         if domain is None:

@@ -190,11 +190,11 @@ class RemoteSource:
     def load_cached(self) -> list[CandidateFields] | None:
         """The cached manifest's rows when it may still be used; None when there is none, it
         cannot be read, or the keys that verified it are no longer trusted."""
-        from .manifest import ManifestError
-
         cached, _why = self.cache.load()
         if cached is None:
             return None
+        from .manifest import ManifestError
+
         if not self._cache_trusted(cached):
             return None
         try:

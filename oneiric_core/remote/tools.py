@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OneiricError, RemoteSyncFailed, UsageError
-from .manifest import ManifestError, load_document, parse_manifest
+from ..schema import check
+from .manifest import ManifestError, describe_errors, load_document, parse_manifest
 
 
 class ToolError(OneiricError):
@@ -125,10 +126,9 @@ def pack(entries_path: Path, *, name: str, version: str | int, out: Path | None,
     stamp = generated_at or datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace(
         "+00:00", "Z")
     manifest = {"version": version, "name": name, "generated_at": stamp, "entries": entries, "signatures": []}
-    try:
-        model = Manifest.model_validate(manifest, strict=True)
-    except Exception as exc:
-        raise ToolError(f"The manifest would be invalid: {exc}.") from None
+    model, errors = check(Manifest, manifest)
+    if model is None:
+        raise ToolError(f"The manifest would be invalid: {describe_errors(errors)}.")
     _, rejected = check_entries(model, allowlist)
     if rejected:
         reasons = "; ".join(f"{r.label()}: {r.reason}" for r in rejected[:5])
