@@ -1008,3 +1008,40 @@ class StateStore:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, text)
             )
         )
+
+    # ------------------------------------------------------------------ incidents (runbooks/incidents.py)
+
+    INCIDENT_FIELDS = ("title", "severity", "status", "commander", "opened_at", "closed_at", "refs", "tree",
+                       "summary", "impact", "root_cause", "resolution", "follow_ups")
+
+    def add_incident(self, values: dict[str, Any]) -> int:
+        """Insert an incident row (columns of INCIDENT_FIELDS; refs and follow_ups as JSON text); its id."""
+        cols = [f for f in self.INCIDENT_FIELDS if f in values]
+        sql = f"INSERT INTO incidents ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        return int(self._write(lambda conn: conn.execute(sql, [values[c] for c in cols]).lastrowid))
+
+    def update_incident(self, incident_id: int, values: dict[str, Any]) -> None:
+        cols = [f for f in self.INCIDENT_FIELDS if f in values]
+        if not cols:
+            return
+        sql = f"UPDATE incidents SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?"
+        self._write(lambda conn: conn.execute(sql, [*(values[c] for c in cols), int(incident_id)]))
+
+    def get_incident(self, incident_id: int) -> sqlite3.Row | None:
+        rows = self._read("SELECT * FROM incidents WHERE id = ?", (int(incident_id),))
+        return rows[0] if rows else None
+
+    def incidents(self, *, status: str | None = None, limit: int = 100) -> list[sqlite3.Row]:
+        """Incident rows, newest first."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        return self._read(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", (*params, int(limit)))
+
+    def add_incident_entry(self, incident_id: int, ts: float, kind: str, actor: str | None, text: str,
+                           data: str = "{}") -> None:
+        self._write(lambda conn: conn.execute(
+            "INSERT INTO incident_timeline (incident_id, ts, kind, actor, text, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (int(incident_id), ts, kind, actor, text, data)))
+
+    def incident_entries(self, incident_id: int) -> list[sqlite3.Row]:
+        """An incident's recorded timeline, oldest first."""
+        return self._read("SELECT * FROM incident_timeline WHERE incident_id = ? ORDER BY ts, id", (int(incident_id),))

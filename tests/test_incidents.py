@@ -19,17 +19,18 @@ async def test_postmortem_has_steps_approver_and_events(engine):
     walker = Walker(load_catalog(DEMO), "proc-hot-swap", engine, params={"domain": "adapter", "key": "cache",
                                                                            "target": "sqlite"}, actor="alice")
     incidents.attach_walk(inc.id, walker)
-    engine.resume("adapter", "cache", actor="carol")
     await walker.advance()
-    assert walker.node.id == "target"
-    walker.answer("swap now")
+    # a paused key would refuse the swap: the procedure finds the pause and offers to resume first
+    assert walker.node.id == "blocked-ask"
+    walker.answer("resume it")
+    assert (await walker.perform()).outcome == "done"
+    assert walker.node.id == "swap"
     outcome = await walker.perform()
     assert outcome.pending
     await engine.approve(outcome.proposal_id, actor="bob")
     assert (await walker.wait(timeout=10)).outcome == "applied"
     await walker.advance()
-    assert walker.node.id == "resume"
-    await walker.perform()
+    assert walker.node.id == "persist"
     await walker.perform()  # persist: a manual step
     assert walker.node.kind == "done"
     incidents.note(inc.id, "sqlite is serving", actor="alice")
@@ -42,7 +43,8 @@ async def test_postmortem_has_steps_approver_and_events(engine):
     journal_kinds = {e.data.get("kind") for e in timeline if e.kind == "event"}
     assert {"activity-changed", "swap-requested", "swap-approved", "swap-complete"} <= journal_kinds
     actions = incidents.approvals(inc.id)
-    assert actions and actions[0]["approved_by"] == "bob" and actions[0]["outcome"] == "applied"
+    swap = next(a for a in actions if a["proposal"])
+    assert swap["approved_by"] == "bob" and swap["outcome"] == "applied" and swap["requested_by"] == "alice"
 
     text = postmortem(incidents, inc.id)
     for needle in ("# Post-mortem: incident #", "## Summary", "## Impact", "## Timeline", "## Actions and approvals",
@@ -106,3 +108,25 @@ def test_cli_runbook_list_flags_broken_and_overdue(run_cli, demo_settings):
     assert listed.returncode == 1
     assert "OVERDUE" in next(line for line in listed.stdout.splitlines() if line.startswith("old"))
     assert "broken.yml" in listed.stderr and "node 'a'" in listed.stderr and "gone" in listed.stderr
+
+
+def test_cli_incident_update_changes_severity_on_the_timeline(run_cli):
+    opened = run_cli("incident", "open", "--severity", "P2", "--title", "cache slow", "--component", "adapter/cache",
+                     "--json")
+    inc_id = opened.json()["id"]
+    updated = run_cli("incident", "update", inc_id, "--severity", "p1")
+    assert updated.returncode == 0, updated
+    assert "severity P2 -> P1" in updated.stdout and "respond within 15 min" in updated.stdout
+    shown = run_cli("incident", "show", inc_id, "--json").json()
+    assert shown["severity"] == "P1"
+    changes = [e for e in shown["timeline"] if e["kind"] == "status" and "P2 -> P1" in e["text"]]
+    assert len(changes) == 1 and changes[0]["actor"] == "tester"
+    journaled = run_cli("journal", "--kind", "incident-updated", "--json")
+    assert journaled.returncode == 0 and "P2 -> P1" in journaled.stdout
+    # usage errors: a bad severity, nothing to change, a closed incident; an unknown one is not found
+    assert run_cli("incident", "update", inc_id, "--severity", "P7").returncode == 2
+    assert run_cli("incident", "update", inc_id).returncode == 2
+    assert run_cli("incident", "update", 999, "--severity", "P0").returncode == 3
+    assert run_cli("incident", "close", inc_id, "--resolution", "fixed").returncode == 0
+    refused = run_cli("incident", "update", inc_id, "--severity", "P0")
+    assert refused.returncode == 2 and "closed" in refused.stderr

@@ -239,3 +239,137 @@ async def test_remote_sync_with_breaker_open_reaches_the_server_branch(tmp_path)
             engine.close()
     finally:
         server.close()
+
+
+async def test_evidence_is_the_step_that_led_here_and_a_finished_path_ends_once(engine):
+    """A question reached by a check shows that check's evidence; the node an answer leads to
+    shows none (never the check before it); a finished walk's path names its last node once."""
+    walker = Walker(_catalog(), "quick-reference", engine)
+    await walker.advance()
+    view = walker.view()
+    assert view["node"] == "symptom" and view["evidence_from"] == "check"
+    assert any(line.startswith("suggests: ") for line in view["evidence"])
+    walker.answer("logs or metrics missing")
+    assert walker.view()["evidence"] == [] and walker.view()["evidence_from"] == "question"
+    walker.acknowledge()
+    assert walker.finished
+    assert walker.breadcrumb() == ["quick-reference:triage", "quick-reference:symptom", "quick-reference:observability"]
+
+
+async def test_severity_answer_and_return_from_a_runbook_opened_by_the_workflow(engine):
+    """incident-response: the severity answer classifies the incident; a runbook picked at
+    'mitigate' hands the walk back to the workflow when it ends, and back() undoes the jump."""
+    from oneiric_core.runbooks.incidents import Incidents
+
+    incidents = Incidents(engine)
+    inc = incidents.open("cache trouble", "P3")
+    walker = Walker(_catalog(), "incident-response", engine, params={"domain": "adapter", "key": "cache"},
+                    severity="P3")
+    incidents.attach_walk(inc.id, walker)
+    walker.answer("P1")
+    assert walker.severity == "P1" and incidents.get(inc.id).severity == "P1"
+    assert any("severity P3 -> P1" in e.text for e in incidents.entries(inc.id) if e.kind == "status")
+    walker.acknowledge()  # page
+    await walker.perform()  # acknowledge (manual)
+    await walker.advance()
+    assert walker.node.id == "mitigate"
+    walker.answer("components not resolving")
+    assert walker.tree.id == "component-not-found" and walker.returns_to.id == "incident-response"
+    walker.back()
+    assert (walker.tree.id, walker.node.id, walker.returns) == ("incident-response", "mitigate", [])
+    walker.answer("components not resolving")
+    await walker.advance()  # the cache is active with candidates and serves: the runbook ends at done
+    assert (walker.tree.id, walker.node.kind) == ("component-not-found", "done"), walker.breadcrumb()
+    walker.acknowledge()
+    assert not walker.finished and walker.tree.id == "incident-response" and walker.node.id == "resolved"
+    await walker.advance()  # the engine is clear: verify, then the close step
+    assert walker.node.id == "close", walker.breadcrumb()
+
+
+async def test_resume_of_a_key_paused_before_start_verifies_it_serving(tmp_path):
+    """A key paused before the host started is activated on resume in the background: the
+    resume step waits for that, so the check after it finds the key serving, not 'unknown'."""
+    from oneiric_core.engine import Engine
+    from tests.helpers import demo_copy
+
+    settings = demo_copy(tmp_path)
+    offline = Engine(settings, state_dir=tmp_path / "state", actor="carol")
+    offline.pause("adapter", "cache", note="before the host started")
+    offline.close()
+    engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+    await engine.start()
+    try:
+        walker = Walker(_catalog(), "component-not-found", engine, params={"domain": "adapter", "key": "cache"})
+        await walker.advance()
+        assert walker.node.id == "intentional"
+        walker.answer("no - resume it")
+        outcome = await walker.perform()
+        assert outcome.outcome == "done" and "serving memory" in outcome.message
+        await walker.advance()
+        assert walker.node.id == "done", walker.breadcrumb()
+        assert [s.value for s in walker.history if s.node == "verify"] == ["ok"]
+    finally:
+        await engine.stop()
+        engine.close()
+
+
+async def test_facts_signature_and_health_say_what_is_true(tmp_path):
+    """remote.signature reads the verification's status (the demo manifest is signed and
+    verified); health.slow with nothing serving is 'unknown', not a vacuous 'ok'."""
+    from oneiric_core.engine import Engine
+    from oneiric_core.runbooks.facts import FactContext, evaluate
+    from tests.helpers import demo_copy
+
+    settings = demo_copy(tmp_path, fast=False)  # the demo's own app.yml: its signed remote manifest
+    idle = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+    try:
+        nothing = await evaluate("health.slow", FactContext(idle, {}))
+        assert nothing.value == "unknown" and "nothing serves" in nothing.evidence[0]
+    finally:
+        idle.close()
+    engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+    await engine.start()
+    try:
+        await engine.remote.sync_now(None)
+        result = await evaluate("remote.signature", FactContext(engine, {}))
+        assert result.value == "verified" and "signature verified" in result.evidence[0], result.evidence
+        assert (await evaluate("health.slow", FactContext(engine, {}))).value == "ok"
+    finally:
+        await engine.stop()
+        engine.close()
+
+
+def test_question_sets_and_then_are_checked(tmp_path):
+    bad_sets = GOOD.replace("choices: {go: c}", "sets: severity, choices: {go: c}")
+    path = tmp_path / "t.yml"
+    path.write_text(bad_sets)
+    with pytest.raises(TreeError, match="choice 'go' is not one of P0"):
+        load_file(path)
+    path.write_text(GOOD.replace("choices: {go: c}", "then: c, choices: {go: c}"))
+    with pytest.raises(TreeError, match="none of its choices opens another runbook"):
+        load_file(path)
+
+
+async def test_remote_signature_reports_an_unsigned_manifest(tmp_path):
+    """An unsigned manifest accepted because its source does not require a signature is
+    'unsigned', not 'verified' (the fact reads the verification's status)."""
+    from oneiric_core.engine import Engine
+    from oneiric_core.runbooks.facts import FactContext, evaluate
+    from tests.remote_helpers import body, entry, manifest, remote_settings, source, start_server
+
+    server = start_server()
+    try:
+        settings = remote_settings(tmp_path, [source("acme", server.url("/m.json"), signature_required=False)])
+        server.serve("/m.json", body(manifest([entry()])))
+        engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+        await engine.start()
+        try:
+            await engine.remote.sync_now("acme")
+            result = await evaluate("remote.signature", FactContext(engine, {}))
+            assert result.value == "unsigned", result.evidence
+            assert result.evidence[0].startswith("acme: signature unsigned")
+        finally:
+            await engine.stop()
+            engine.close()
+    finally:
+        server.close()

@@ -148,7 +148,26 @@ async def _set_activity(kind: str, ctx: FactContext, actor: str) -> ActionOutcom
         return await _ask(engine, kind, {"domain": ref.domain.value, "key": ref.key, "note": _note(ctx)})
     change = engine.resume if kind == "resume" else engine.pause
     rec = change(ref.domain, ref.key, note=_note(ctx), actor=actor)
-    return ActionOutcome("done", f"{ref} is {rec.state}", requested_by=actor, approved_by=actor)
+    message = f"{ref} is {rec.state}"
+    if kind == "resume" and engine.is_host and getattr(engine, "started", False):
+        message += await _until_started(engine, ref)
+    return ActionOutcome("done", message, requested_by=actor, approved_by=actor)
+
+
+async def _until_started(engine: Any, ref: Any) -> str:
+    """A key paused since the host started was never activated; resuming starts it in the
+    background. Wait for that start (bounded by activation_timeout), so the check after this
+    step sees the key serving rather than still starting."""
+    deadline = asyncio.get_running_loop().time() + float(engine.settings.app.lifecycle.activation_timeout) + 1.0
+    while True:
+        row = next(iter(engine.components([ref])), None)
+        if row is None or row.winner is None or row.state not in ("inactive", "activating") \
+                or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    if row is None:
+        return ""
+    return f"; {row.state}, serving {row.serving or 'nothing'}"
 
 
 @action("resume", "accepts work on {domain}/{key} again (clears pause and drain)", ("domain", "key"))

@@ -1,4 +1,4 @@
-"""`oneiric runbook {list,show,check}` and `oneiric incident {open,list,show,note,close,export}`.
+"""`oneiric runbook {list,show,check}` and `oneiric incident {open,list,show,note,update,close,export}`.
 
 cli.py owns the parser and dispatch; this module adds these subcommands and implements them.
 Exit codes follow ARCHITECTURE §10: 0 ok, 1 error (a broken runbook file), 2 usage, 3 not found.
@@ -47,6 +47,12 @@ def add_parsers(sub: Any) -> None:
     p = isub.add_parser("note", help="add a note to an incident's timeline")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("text", metavar="TEXT")
+    p = isub.add_parser("update", help="change an incident's severity, status or title (on its timeline)")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--severity", help="P0, P1, P2 or P3")
+    p.add_argument("--status", choices=["open", "mitigated"], help="closing takes 'incident close'")
+    p.add_argument("--title")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p = isub.add_parser("close", help="close an incident with its resolution")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--resolution", required=True)
@@ -104,7 +110,8 @@ def cmd_runbook(engine: Any, args: Any) -> int:
                          "next_review": str(tree.next_review), "overdue": tree.overdue(),
                          "nodes": [{"id": n.id, "kind": n.kind, "text": n.text, "fact": n.fact, "action": n.action,
                                     "role": n.role, "branches": n.branches, "choices": n.choices,
-                                    "default": n.default, "next": n.next} for n in tree.nodes.values()]})
+                                    "default": n.default, "next": n.next, "sets": n.sets, "then": n.then}
+                                   for n in tree.nodes.values()]})
             return EXIT_OK
         print(f"{tree.title} ({tree.id}){'  OVERDUE review' if tree.overdue() else ''}")
         if tree.summary:
@@ -117,7 +124,9 @@ def cmd_runbook(engine: Any, args: Any) -> int:
                 print(f"  {n.text}")
             for label, target in {**n.branches, **n.choices}.items():
                 print(f"  {label} -> {target}")
-            for label, target in (("otherwise", n.default), ("next", n.next)):
+            if n.sets:
+                print(f"  (the answer sets the {n.sets})")
+            for label, target in (("otherwise", n.default), ("next", n.next), ("when that runbook ends", n.then)):
                 if target:
                     print(f"  {label} -> {target}")
         return EXIT_OK
@@ -131,13 +140,14 @@ def cmd_runbook(engine: Any, args: Any) -> int:
             _print_json({"findings": [f.to_dict() for f in findings], "errors": catalog.errors})
         else:
             for f in findings:
-                mark = "!!" if f.bad else "ok"
+                mark = "!!" if f.bad else "--" if f.value in ("unknown", "pending", "not-host") else "ok"
                 subject = f" {f.subject}" if f.subject else ""
                 print(f"{mark} {f.fact}{subject}: {f.value}   (used by {', '.join(f.trees)})")
                 for line in f.evidence:
                     print(f"     {line}")
             problems = sum(f.bad for f in findings)
-            print(f"\n{len(findings)} check(s), {problems} finding(s) worth a look.")
+            print(f"\n{len(findings)} check(s), {problems} finding(s) worth a look (!!); -- means the check "
+                  "could not tell.")
         return _errors(catalog)
     raise UsageError(f"unknown runbook action '{action}'.")
 
@@ -157,9 +167,9 @@ def cmd_incident(engine: Any, args: Any) -> int:
 
     action = args.incident_command
     if action is None:
-        raise UsageError("incident needs an action: open, list, show, note, close or export.")
+        raise UsageError("incident needs an action: open, list, show, note, update, close or export.")
     incidents = _incidents(engine)
-    if action in ("open", "note", "close") and engine.read_only:
+    if action in ("open", "note", "update", "close") and engine.read_only:
         raise ReadOnlyError(f"Read-only mode: incident {action} is disabled.")
     if action == "open":
         for comp in args.component:
@@ -202,6 +212,23 @@ def cmd_incident(engine: Any, args: Any) -> int:
     if action == "note":
         incidents.note(args.id, args.text)
         print(f"Noted on incident #{args.id}.")
+        return EXIT_OK
+    if action == "update":
+        changes = {k: v for k, v in (("severity", args.severity), ("status", args.status), ("title", args.title))
+                   if v is not None}
+        if not changes:
+            raise UsageError("incident update needs --severity, --status or --title.")
+        before = incidents.get(args.id)
+        if before.status == "closed":
+            raise UsageError(f"Incident #{before.id} is closed; it can no longer be changed.")
+        inc = incidents.update(args.id, **changes)
+        if args.json:
+            _print_json(inc.to_dict())
+        else:
+            shown = ", ".join(f"{k} {getattr(before, k)} -> {getattr(inc, k)}" for k in changes
+                              if getattr(before, k) != getattr(inc, k))
+            print(f"Updated incident #{inc.id}: {shown or 'nothing changed'}"
+                  + (f"; {incidents.escalation.response_text(inc.severity)}." if "severity" in changes else "."))
         return EXIT_OK
     if action == "close":
         inc = incidents.close(args.id, args.resolution, root_cause=args.root_cause, follow_ups=args.follow_up)

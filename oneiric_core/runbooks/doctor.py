@@ -15,8 +15,9 @@ from .loader import Catalog
 
 PER_KEY = ("key.activity", "key.state", "key.last_swap", "key.error_class", "key.health", "key.winner",
            "config.selection_applied")
-BAD = {"failing", "invalid", "open", "half-open", "down", "one-corrupt", "several-corrupt", "failed", "above",
-       "rolled-back", "misconfigured", "paused", "draining", "blocked", "many", "slow", "differs", "dead"}
+BAD = {"failing", "stale", "invalid", "open", "half-open", "down", "one-corrupt", "several-corrupt", "failed", "above",
+       "rolled-back", "misconfigured", "paused", "draining", "drained", "blocked", "many", "slow", "differs", "dead",
+       "remote", "config", "unsigned", "unverified"}
 
 
 @dataclass
@@ -47,7 +48,8 @@ async def run_checks(catalog: Catalog, engine: Any) -> list[Finding]:
                 if tree.id not in entry[1]:
                     entry[1].append(tree.id)
     findings: list[Finding] = []
-    for (fact, _), (args, trees) in sorted(uses.items()):
+    # The triage first (it sums up the rest), then the others by name.
+    for (fact, _), (args, trees) in sorted(uses.items(), key=lambda kv: (kv[0][0] != "engine.overview", kv[0])):
         result = await evaluate(fact, FactContext(engine, {}, args))
         findings.append(Finding(fact, args, result.value, result.evidence, trees))
     flagged = []

@@ -166,6 +166,8 @@ async def key_last_swap(ctx: FactContext) -> FactResult:
         if event is None:
             return FactResult("none", [f"{row.ref} has no recorded swap."])
         outcome = {"swap-rollback": "rolled-back", "swap-failed": "failed"}.get(event.kind, "complete")
+        if event.outcome in ("rolled-back", "failed", "refused", "complete", "noop"):
+            outcome = event.outcome  # a refused swap is journaled as swap-failed with outcome refused
         return FactResult(outcome, [event.message], sets={"target": event.provider} if event.provider else {})
     lines = [f"last swap {swap.get('from') or 'nothing'} -> {swap.get('to')}: {swap.get('outcome')}"]
     if swap.get("reason"):
@@ -200,7 +202,7 @@ async def key_error_class(ctx: FactContext) -> FactResult:
     parts = [row.last_error or "", swap.get("reason") or ""]
     if swap.get("health"):
         parts.append(str(swap["health"].get("message") or ""))
-    text = " ".join(p for p in parts if p)
+    text = " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))  # the same sentence once
     if not text.strip() or swap.get("outcome") == "complete":
         return FactResult("none", [f"{row.ref}: no swap error recorded."])
     return FactResult(classify_error(text), [text])
@@ -287,7 +289,13 @@ async def provider_reachable(ctx: FactContext) -> FactResult:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(str(host), int(port)), 2.0)
     except (OSError, TimeoutError) as exc:
-        return FactResult("unreachable", [f"cannot connect to {host}:{port}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__}"])
+        if isinstance(exc, ConnectionRefusedError):
+            why = "connection refused (nothing listens there)"
+        elif isinstance(exc, TimeoutError):
+            why = "no answer within 2 s"
+        else:
+            why = exc.strerror or type(exc).__name__
+        return FactResult("unreachable", [f"cannot connect to {host}:{port}: {why}."])
     writer.close()
     return FactResult("reachable", [f"{host}:{port} accepts connections ({(time.perf_counter() - started) * 1000:.1f} ms)."])
 
@@ -298,7 +306,9 @@ async def provider_importable(ctx: FactContext) -> FactResult:
 
     cand = _candidate(ctx)
     module = cand.factory.split(":", 1)[0]
-    allowed = any(module.startswith(p.rstrip(".")) for p in ctx.engine.settings.app.factory_allowlist)
+    from ..factories import module_allowed
+
+    allowed = module_allowed(module, ctx.engine.settings.app.factory_allowlist)
     if not allowed:
         return FactResult("no", [f"{cand.factory} is outside factory_allowlist in app.yml."])
     try:
@@ -322,17 +332,22 @@ async def config_parse(ctx: FactContext) -> FactResult:
                       data={"problems": [p.to_dict() for p in problems]})
 
 
-@fact("config.selection_applied", "whether what settings select is what serves (same | differs | no-selection)",
-      ("domain", "key"))
+@fact("config.selection_applied", "whether what settings select is what serves (same | pending: a proposal to "
+      "apply it waits | differs | no-selection)", ("domain", "key"))
 async def config_selection_applied(ctx: FactContext) -> FactResult:
     row = _status(ctx)
     if not row.selection:
         return FactResult("no-selection", [f"{row.ref} has no selection in settings."])
     if row.serving == row.selection:
         return FactResult("same", [f"{row.ref}: settings select {row.selection} and it serves."])
-    pending = f"; proposal #{row.proposal['id']} waits for approval" if row.proposal else ""
-    return FactResult("differs", [f"{row.ref}: settings select {row.selection}, {row.serving or 'nothing'} serves{pending}."],
-                      sets={"target": row.selection})
+    proposal = row.proposal or {}
+    if proposal.get("to") == row.selection:
+        return FactResult("pending", [f"{row.ref}: settings select {row.selection}, {row.serving or 'nothing'} serves "
+                                      f"until proposal #{proposal['id']} (requested by {proposal.get('requested_by')}, "
+                                      f"{proposal.get('source')}) is approved."],
+                          sets={"target": row.selection, "proposal": proposal["id"]})
+    return FactResult("differs", [f"{row.ref}: settings select {row.selection}, {row.serving or 'nothing'} serves, "
+                                  "and no proposal to change that waits."], sets={"target": row.selection})
 
 
 @fact("watcher.alive", "whether the settings watcher picks up edits (alive | down)")
@@ -361,18 +376,20 @@ async def remote_configured(ctx: FactContext) -> FactResult:
     return FactResult("yes", [f"{s['name']}: {s['uri']} ({s['state']})" for s in statuses])
 
 
-@fact("remote.sync", "sync health of the remote sources (ok | failing | pending)")
+@fact("remote.sync", "sync health of the remote sources, the worst one's (ok | pending | stale | failing)")
 async def remote_sync(ctx: FactContext) -> FactResult:
     statuses = _sources(ctx)
     if not statuses:
         return FactResult("ok", ["no remote source is configured."])
+    order = ("ok", "pending", "stale", "failing")
     worst = "ok"
     lines = []
     for s in statuses:
-        if s["consecutive_failures"]:
-            worst = "failing"
-        elif s["state"] == "pending" and worst == "ok":
-            worst = "pending"
+        # failing: the last attempts failed; stale: no failure, but no good sync for too long
+        # (e.g. the refresh loop stopped); pending: never synced yet.
+        state = "failing" if s["consecutive_failures"] else s["state"] if s["state"] in order else "ok"
+        if order.index(state) > order.index(worst):
+            worst = state
         age = f"{s['age_s']:.0f} s ago" if s.get("age_s") is not None else "never"
         lines.append(f"{s['name']}: {s['state']}, last success {age}, {s['consecutive_failures']} consecutive "
                      f"failure(s)" + (f"; last error ({s.get('last_error_kind')}): {s['last_error']}" if s.get("last_error") else ""))
@@ -410,23 +427,30 @@ async def remote_error_class(ctx: FactContext) -> FactResult:
                       sets={"source": s["name"]})
 
 
-@fact("remote.signature", "signature status of the manifests in force (verified | failed | unsigned | unknown)")
+_SIGNATURE_ORDER = ("verified", "unknown", "unverified", "unsigned", "failed")  # worst last
+
+
+@fact("remote.signature", "signature status of the manifests in force, the worst source's (verified | unknown | "
+      "unverified | unsigned | failed)")
 async def remote_signature(ctx: FactContext) -> FactResult:
     statuses = _sources(ctx)
     if not statuses:
         return FactResult("unknown", ["no remote source is configured."])
     worst, lines = "verified", []
     for s in statuses:
-        sig = s.get("signature") or {}
+        sig = s.get("signature") or {}  # the Verification of the manifest in force, if any
         if s.get("last_error_kind") == "signature" and s.get("consecutive_failures"):
-            state = "failed"
+            state, why = "failed", str(s.get("last_error") or "")
         elif not sig:
-            state = "unknown"
+            state, why = "unknown", "no manifest verified yet"
         else:
-            state = "verified" if sig.get("ok", sig.get("verified", True)) else "unsigned"
-        if state in ("failed", "unsigned") or (state == "unknown" and worst == "verified"):
-            worst = state if worst != "failed" else worst
-        lines.append(f"{s['name']}: signature {state}")
+            state = str(sig.get("status") or "unknown")
+            state = state if state in _SIGNATURE_ORDER else "unknown"
+            keys = ", ".join(sig.get("key_ids") or [])
+            why = str(sig.get("reason") or (f"by {keys}" if keys else ""))
+        if _SIGNATURE_ORDER.index(state) > _SIGNATURE_ORDER.index(worst):
+            worst = state
+        lines.append(f"{s['name']}: signature {state}" + (f" ({why})" if why else ""))
     return FactResult(worst, lines)
 
 
@@ -468,7 +492,7 @@ async def cache_digest_scan(ctx: FactContext) -> FactResult:
         return FactResult("clean", [f"{count} cached artifact(s), every digest matches."])
     value = "one-corrupt" if len(bad) == 1 else "several-corrupt"
     return FactResult(value, [f"{len(bad)} of {count} cached artifact(s) do not match their sha256: "
-                              + ", ".join(b[:12] for b in bad)], sets={"artifact": bad[0]})
+                              + ", ".join(b[:12] for b in bad)], sets={"artifact": bad[0], "artifact_short": bad[0][:12]})
 
 
 # -- journal and registry --------------------------------------------------------------------------
@@ -510,7 +534,7 @@ async def registry_shadowed(ctx: FactContext) -> FactResult:
     for cand in ctx.engine.registry.all():
         sources[cand.source] = sources.get(cand.source, 0) + 1
     lines = [f"{total} shadowed candidate(s) over {len(rows)} key(s) (threshold {threshold})."]
-    lines += [f"{r.ref}: {r.candidates} candidates" for r in top if r.shadowed]
+    lines += [f"{r.ref}: {r.candidates} candidates, {r.shadowed} shadowed" for r in top if r.shadowed]
     lines.append("by source: " + ", ".join(f"{s} {n}" for s, n in sorted(sources.items())))
     return FactResult("many" if total >= threshold else "few", lines)
 
@@ -534,15 +558,29 @@ async def perf_resolve(ctx: FactContext) -> FactResult:
                       [f"resolve({ref}) takes {per:.2f} µs per call (budget {budget:g} µs); {cands} candidates registered."])
 
 
-@fact("health.slow", "health of every serving key, slow or failing ones (slow | failing | ok); args slow_ms")
+@fact("health.slow", "health of every serving key, slow or failing ones (slow | failing | ok | unknown: nothing "
+      "serves); args slow_ms")
 async def health_slow(ctx: FactContext) -> FactResult:
     slow_ms = float(ctx.args.get("slow_ms", 1000))
     rows = [r for r in ctx.engine.components() if r.serving]
+    if not rows:
+        return FactResult("unknown", ["nothing serves: no host has started the providers (start the console or "
+                                      "'oneiric run'), so there is no health to judge."])
     failing = [r for r in rows if r.health == "failed"]
     slow = [r for r in rows if r.latency_ms is not None and r.latency_ms > slow_ms]
     lines = [f"{len(rows)} serving key(s); {len(failing)} failing, {len(slow)} slower than {slow_ms:g} ms."]
     lines += [f"{r.ref} ({r.serving}): {r.health} {_ms(r.latency_ms)} {r.health_message}".rstrip() for r in failing + slow][:10]
     return FactResult("failing" if failing else "slow" if slow else "ok", lines)
+
+
+_TRIAGE_HINT = {  # the quick-reference symptom each triage value points at
+    "failing": "swaps failing or rolling back (a key failed, rolled back or is unhealthy)",
+    "blocked": "pause drain or resume a key, or components not resolving (a blocked key refuses work)",
+    "remote": "remote sync failing or stale",
+    "config": "config changes not applying (a settings file does not load)",
+    "misconfigured": "components not resolving (a selection names a provider that is not registered)",
+    "clear": "nothing in the engine; if users still see a problem, slow resolution or health checks",
+}
 
 
 @fact("engine.overview", "triage: keys failing, blocked, misconfigured; remote and settings problems "
@@ -563,6 +601,7 @@ async def engine_overview(ctx: FactContext) -> FactResult:
     lines += [str(p) for p in problems[:3]]
     value = ("failing" if failing else "blocked" if blocked else "remote" if remote else
              "config" if problems else "misconfigured" if misconfigured else "clear")
+    lines.insert(1, "suggests: " + _TRIAGE_HINT[value])
     sets: dict[str, Any] = {}
     pick = (failing or blocked or misconfigured)
     if pick:

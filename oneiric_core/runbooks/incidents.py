@@ -80,22 +80,23 @@ class Incidents:
         )
 
     def get(self, incident_id: int) -> Incident:
-        rows = self.store._read("SELECT * FROM incidents WHERE id = ?", (int(incident_id),))
-        if not rows:
+        row = self.store.get_incident(int(incident_id))
+        if row is None:
             raise NotFound(f"No incident #{incident_id} exists.")
-        return self._row(rows[0])
+        return self._row(row)
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Incident]:
-        where, params = ("WHERE status = ?", [status]) if status else ("", [])
-        rows = self.store._read(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", (*params, int(limit)))
-        return [self._row(r) for r in rows]
+        return [self._row(r) for r in self.store.incidents(status=status, limit=limit)]
+
+    @staticmethod
+    def _values(inc: Incident) -> dict[str, Any]:
+        values = {f: getattr(inc, f) for f in _FIELDS}
+        values["refs"] = json.dumps(inc.refs)
+        values["follow_ups"] = json.dumps(inc.follow_ups)
+        return values
 
     def _save(self, inc: Incident) -> None:
-        values = [getattr(inc, f) for f in _FIELDS]
-        values[_FIELDS.index("refs")] = json.dumps(inc.refs)
-        values[_FIELDS.index("follow_ups")] = json.dumps(inc.follow_ups)
-        sql = f"UPDATE incidents SET {', '.join(f + ' = ?' for f in _FIELDS)} WHERE id = ?"
-        self.store._write(lambda conn: conn.execute(sql, [*values, inc.id]))
+        self.store.update_incident(inc.id, self._values(inc))
 
     def _emit(self, kind: str, inc: Incident, message: str, actor: str, **data: Any) -> None:
         self.engine.emit(Event(kind, f"incident #{inc.id} ({inc.severity}) {message}", Severity.INFO, actor=actor,
@@ -107,12 +108,9 @@ class Incidents:
             raise UsageError("An incident needs a title.")
         sev = self.escalation.check_severity(severity)
         commander = commander or self.engine.actor
-        now = time.time()
-        values = [title.strip(), sev, "open", commander, now, None, json.dumps(sorted(set(refs or []))), tree,
-                  summary, "", "", "", "[]"]
-        sql = f"INSERT INTO incidents ({', '.join(_FIELDS)}) VALUES ({', '.join('?' for _ in _FIELDS)})"
-        new_id = int(self.store._write(lambda conn: conn.execute(sql, values).lastrowid))
-        inc = self.get(new_id)
+        draft = Incident(0, title.strip(), sev, "open", commander, time.time(), refs=sorted(set(refs or [])),
+                         tree=tree, summary=summary)
+        inc = self.get(self.store.add_incident(self._values(draft)))
         self.add_entry(inc.id, "status", commander, f"opened ({self.escalation.response_text(sev)}); "
                        f"commander {commander}")
         self._emit("incident-opened", inc, f"opened: {inc.title}", commander, severity=sev)
@@ -120,10 +118,8 @@ class Incidents:
 
     def add_entry(self, incident_id: int, kind: str, actor: str | None, text: str,
                   data: dict[str, Any] | None = None, ts: float | None = None) -> None:
-        payload = json.dumps(data or {}, default=str)
-        self.store._write(lambda conn: conn.execute(
-            "INSERT INTO incident_timeline (incident_id, ts, kind, actor, text, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (int(incident_id), ts or time.time(), kind, actor, text, payload)))
+        self.store.add_incident_entry(int(incident_id), ts or time.time(), kind, actor, text,
+                                      json.dumps(data or {}, default=str))
 
     def note(self, incident_id: int, text: str, *, actor: str | None = None) -> None:
         inc = self.get(incident_id)
@@ -149,13 +145,24 @@ class Incidents:
             changes["severity"] = self.escalation.check_severity(changes["severity"])
         if "status" in changes and changes["status"] not in STATUSES:
             raise UsageError(f"'{changes['status']}' is not an incident status; use one of {', '.join(STATUSES)}.")
-        for k, v in changes.items():
+        if "title" in changes and not str(changes["title"]).strip():
+            raise UsageError("An incident needs a title.")
+        before = {k: getattr(inc, k) for k in changes}
+        changed = {k: v for k, v in changes.items() if before[k] != v}
+        if not changed:
+            return inc
+        for k, v in changed.items():
             setattr(inc, k, v)
         self._save(inc)
         actor = actor or self.engine.actor
-        shown = ", ".join(f"{k}={v}" for k, v in changes.items() if k in ("severity", "status", "title"))
+        shown = [f"{k} {before[k]} -> {v}" for k, v in changed.items() if k in ("severity", "status", "title")]
         if shown:
-            self.add_entry(inc.id, "status", actor, f"changed {shown}")
+            text = "changed " + ", ".join(shown)
+            if "severity" in changed:
+                text += f" ({self.escalation.response_text(inc.severity)})"
+            self.add_entry(inc.id, "status", actor, text)
+            self._emit("incident-updated", inc, f"{text} by {actor}", actor, **{k: changed[k] for k in changed
+                                                                               if k in ("severity", "status")})
         return inc
 
     def close(self, incident_id: int, resolution: str, *, actor: str | None = None,
@@ -191,6 +198,8 @@ class Incidents:
             else:
                 text = f"[{step.tree}] {step.text} -> {step.value}"
             self.add_entry(incident_id, kind, step.actor, text, step.to_dict(), ts=step.ts)
+            if step.severity:  # an answer that classifies the incident (`sets: severity`)
+                self.update(incident_id, severity=step.severity, actor=step.actor)
         return record
 
     def attach_walk(self, incident_id: int, walker: Any) -> None:
@@ -218,8 +227,7 @@ class Incidents:
 
     # -- the timeline ------------------------------------------------------------------------------
     def entries(self, incident_id: int) -> list[Entry]:
-        rows = self.store._read("SELECT * FROM incident_timeline WHERE incident_id = ? ORDER BY ts, id",
-                                (int(incident_id),))
+        rows = self.store.incident_entries(int(incident_id))
         return [Entry(r["ts"], r["kind"], r["actor"], r["text"], json.loads(r["data"] or "{}")) for r in rows]
 
     def timeline(self, incident_id: int, *, limit_events: int = 500) -> list[Entry]:

@@ -16,6 +16,9 @@ A tree is one YAML mapping (one file in settings/runbooks/):
       - {id: ok, kind: done, text: "..."}
 
 A branch target is a node id of the same tree, or `tree:<id>` to continue in another tree.
+A question may carry `sets: severity` (its answers are P0-P3 and become the walk's and the
+incident's severity) and `then: <node>` (when a choice opens another runbook, the walk comes
+back to that node once the other runbook's walk ends, instead of finishing).
 Text may use `{domain}`, `{key}`, `{source}` and any value a fact set (`{target}`).
 """
 
@@ -33,7 +36,8 @@ KINDS = ("check", "question", "action", "escalate", "done")
 PARAMS = ("domain", "key", "source")
 TREE_PREFIX = "tree:"
 _NODE_FIELDS = {"id", "kind", "text", "fact", "args", "branches", "default", "choices", "action", "next",
-                "role", "severity", "changes", "where", "title"}
+                "role", "severity", "changes", "where", "title", "sets", "then"}
+SETTABLE = ("severity",)  # what a question's answer can set for the walk (`sets: severity`)
 _TREE_FIELDS = {"id", "title", "summary", "kind", "reviewed", "next_review", "params", "start", "nodes", "symptom",
                 "severity", "owner", "sources"}
 
@@ -59,10 +63,12 @@ class Node:
     severity: str | None = None
     changes: str = ""
     where: str = ""  # a question about something outside the engine: where to look
+    sets: str | None = None  # question: the answer becomes this walk value (only `severity`)
+    then: str | None = None  # question: where the walk comes back to when a `tree:` choice's walk ends
 
     def targets(self) -> list[str]:
         out = [*self.branches.values(), *self.choices.values()]
-        out += [t for t in (self.default, self.next) if t]
+        out += [t for t in (self.default, self.next, self.then) if t]
         return out
 
     @property
@@ -191,8 +197,9 @@ def _parse_node(raw: Any, file: Path, index: int) -> Node:
         default=raw.get("default"), choices=_str_map(raw.get("choices"), file, node_id, "choice"),
         action=raw.get("action"), next=raw.get("next"), role=raw.get("role"), severity=raw.get("severity"),
         changes=str(raw.get("changes") or ""), where=str(raw.get("where") or ""),
+        sets=raw.get("sets"), then=raw.get("then"),
     )
-    for name in ("default", "next"):
+    for name in ("default", "next", "then"):
         value = getattr(node, name)
         if value is not None and not isinstance(value, str):
             raise TreeError(f"{file}: node '{node_id}' {name} does not name a node.")
@@ -202,6 +209,19 @@ def _parse_node(raw: Any, file: Path, index: int) -> Node:
         raise TreeError(f"{file}: check node '{node_id}' has no branches and no next node.")
     if kind == "question" and not node.choices:
         raise TreeError(f"{file}: question node '{node_id}' has no choices.")
+    if (node.sets is not None or node.then is not None) and kind != "question":
+        raise TreeError(f"{file}: node '{node_id}' is a {kind}; only a question takes sets or then.")
+    if node.sets is not None:
+        if node.sets not in SETTABLE:
+            raise TreeError(f"{file}: node '{node_id}' sets '{node.sets}'; it can set {', '.join(SETTABLE)}.")
+        from .escalation import SEVERITIES
+
+        bad = [c for c in node.choices if c not in SEVERITIES]
+        if bad:
+            raise TreeError(f"{file}: node '{node_id}' sets the severity, but its choice '{bad[0]}' is not one of "
+                            f"{', '.join(SEVERITIES)}.")
+    if node.then is not None and not any(t.startswith(TREE_PREFIX) for t in node.choices.values()):
+        raise TreeError(f"{file}: node '{node_id}' has then, but none of its choices opens another runbook.")
     if kind == "action" and not node.action:
         raise TreeError(f"{file}: action node '{node_id}' names no action.")
     if kind == "action" and not (node.branches or node.default or node.next):

@@ -27,7 +27,7 @@ from ..errors import UsageError
 from .actions import ACTIONS, ActionOutcome, perform, proposal_outcome
 from .facts import FactContext, FactResult, MissingParam, evaluate
 from .loader import Catalog
-from .model import Node, Tree
+from .model import TREE_PREFIX, Node, Tree
 
 AUTO_STEPS = 50  # advance() stops after this many automatic steps in a row (a loop guard of last resort)
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -51,11 +51,14 @@ class Step:
     proposal_id: int | None = None
     approved_by: str | None = None
     target: str | None = None  # where the walk went next
+    target_tree: str | None = None  # the tree of `target`
+    severity: str | None = None  # the severity this step set (a `sets: severity` question)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tree": self.tree, "node": self.node, "kind": self.kind, "text": self.text, "value": self.value,
                 "evidence": list(self.evidence), "actor": self.actor, "ts": self.ts,
-                "proposal": self.proposal_id, "approved_by": self.approved_by, "target": self.target}
+                "proposal": self.proposal_id, "approved_by": self.approved_by, "target": self.target,
+                "severity": self.severity}
 
 
 @dataclass
@@ -65,6 +68,7 @@ class _Frame:
     params: dict[str, Any]
     status: str
     pending: ActionOutcome | None
+    returns: list[tuple[Tree, str]]
 
 
 class Walker:
@@ -88,6 +92,8 @@ class Walker:
         self.started_at = time.time()
         self.visits: dict[str, int] = {self._visit_key(self.tree, self.node_id): 1}
         self._frames: list[_Frame] = []
+        # Where to come back to when the runbook a `then` question opened ends (innermost last).
+        self.returns: list[tuple[Tree, str]] = []
 
     # -- where we are ------------------------------------------------------------------------------
     @property
@@ -107,7 +113,10 @@ class Walker:
 
             needs = FACTS[node.fact].needs
         elif node.kind == "action" and node.action:
-            needs = ACTIONS[node.action].needs
+            spec = ACTIONS[node.action]
+            needs = spec.needs
+            if spec.via_proposal and not node.args.get("provider"):
+                needs = (*needs, "target")  # a swap needs to know where to: ask before "Perform", not after
         return [n for n in needs if self.params.get(n) in (None, "")]
 
     def set_param(self, name: str, value: Any) -> None:
@@ -115,7 +124,15 @@ class Walker:
         self._pinned.add(name)
 
     def breadcrumb(self) -> list[str]:
-        return [f"{s.tree}:{s.node}" for s in self.history] + [f"{self.tree.id}:{self.node_id}"]
+        path = [f"{s.tree}:{s.node}" for s in self.history]
+        if not self.finished:  # a finished walk's last step already is the node it ended on
+            path.append(f"{self.tree.id}:{self.node_id}")
+        return path
+
+    @property
+    def returns_to(self) -> Tree | None:
+        """The runbook the walk goes back to when this one ends (a `then` question opened it)."""
+        return self.returns[-1][0] if self.returns else None
 
     def view(self) -> dict[str, Any]:
         """Everything a front door shows for the current node."""
@@ -125,9 +142,15 @@ class Walker:
             "title": render(node.title, self.params), "text": render(node.text, self.params),
             "status": self.status, "params": dict(self.params), "missing": self.missing_params(),
             "choices": list(node.choices), "where": render(node.where, self.params),
-            "evidence": list(self.last_result.evidence) if self.last_result and self.history
-            and self.history[-1].target == node.id else [],
+            "severity": self.severity,
+            "returns_to": self.returns_to.title if self.returns_to else None,
         }
+        # What the step that led here found (a check's evidence, an action's outcome, an
+        # escalation's contacts), never an older step's: after an answer there is none.
+        last = self.history[-1] if self.history else None
+        led_here = last is not None and (self.finished or (last.target == node.id and last.target_tree == self.tree.id))
+        out["evidence"] = list(last.evidence) if led_here and last is not None else []
+        out["evidence_from"] = last.kind if led_here and last is not None else None
         if node.kind == "action":
             spec = ACTIONS[node.action or ""]
             out["action"] = {"name": spec.name, "changes": render(node.changes or spec.changes, self.params),
@@ -150,16 +173,25 @@ class Walker:
         return FactContext(self.engine, self.params, args, visits, self.started_at)
 
     def _push(self) -> None:
-        self._frames.append(_Frame(self.tree, self.node_id, dict(self.params), self.status, self.pending))
+        self._frames.append(_Frame(self.tree, self.node_id, dict(self.params), self.status, self.pending,
+                                   list(self.returns)))
 
-    def _goto(self, step: Step, target: str | None) -> None:
+    def _goto(self, step: Step, target: str | None, *, back_to: str | None = None) -> None:
+        """Move to `target` (None: the walk ends, or goes back to where a `then` question said).
+        `back_to` is set when a `then` question opens another runbook: remember where to return."""
         self.history.append(step)
+        if target is None and self.returns:
+            tree, node_id = self.returns.pop()
+            target = node_id
+            self.tree = tree
         if target is None:
             self.status = "finished"
         else:
+            if back_to is not None and target.startswith(TREE_PREFIX):
+                self.returns.append((self.tree, back_to))
             tree, node_id = self.catalog.resolve_target(self.tree, target)
             self.tree, self.node_id = tree, node_id
-            step.target = node_id
+            step.target, step.target_tree = node_id, tree.id
             key = self._visit_key(tree, node_id)
             self.visits[key] = self.visits.get(key, 0) + 1
             self.status = "at-node"
@@ -202,7 +234,9 @@ class Walker:
             raise UsageError(f"'{choice}' is not a choice here; choose one of: {', '.join(node.choices)}.")
         self._push()
         step = Step(self.tree.id, node.id, "question", render(node.text, self.params), choice, [], actor or self.actor)
-        self._goto(step, node.choices[choice])
+        if node.sets == "severity":
+            self.severity = step.severity = choice
+        self._goto(step, node.choices[choice], back_to=node.then)
         return step
 
     def acknowledge(self, *, actor: str | None = None) -> Step:
@@ -274,6 +308,7 @@ class Walker:
             return False
         frame = self._frames.pop()
         self.tree, self.node_id, self.params = frame.tree, frame.node, frame.params
+        self.returns = list(frame.returns)
         self.status, self.pending = ("at-node", None)
         if self.history:
             self.history.pop()

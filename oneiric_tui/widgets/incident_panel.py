@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -46,6 +48,7 @@ POLL_S = 0.3  # a waiting proposal is checked this often
 DEFAULT_SEVERITY = "P2"
 TIMELINE_LINES = 200
 TIMELINE_EVERY_S = 3
+EVIDENCE_LINES = 3  # evidence lines under each step in the timeline
 # Actions here that change the system: dimmed and inert when the console cannot change anything.
 MUTATING = {"perform"}
 
@@ -58,6 +61,16 @@ def _elapsed(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _bullets(lines: list[str]) -> Table:
+    """Evidence lines as `*` bullets whose wrapped lines stay indented under their text."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=3, justify="right")
+    grid.add_column(ratio=1)
+    for line in lines:
+        grid.add_row("*", Text(line))
+    return grid
 
 
 def _crumb(path: list[str], current_tree: str, keep: int = 10) -> Text:
@@ -121,13 +134,13 @@ class IncidentScreen(Screen):
     IncidentScreen #inc-walk { width: 3fr; }
     IncidentScreen #inc-timeline-box { width: 2fr; border: round $panel-lighten-2; }
     IncidentScreen #inc-crumb { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
-    IncidentScreen #inc-node-box { height: 3fr; border: round $panel-lighten-2; padding: 0 1; }
-    IncidentScreen #inc-choices { height: 2fr; min-height: 5; border: round $accent; }
+    IncidentScreen #inc-node-box { height: 1fr; min-height: 5; border: round $panel-lighten-2; padding: 0 1; }
+    IncidentScreen #inc-choices { height: auto; min-height: 3; max-height: 45%; border: round $accent; }
     IncidentScreen #inc-timeline { padding: 0 1; }
     IncidentScreen.-narrow #inc-body { layout: vertical; }
-    IncidentScreen.-narrow #inc-walk { width: 1fr; height: 2fr; }
-    IncidentScreen.-narrow #inc-timeline-box { width: 1fr; height: 1fr; }
-    IncidentScreen.-narrow #inc-choices { min-height: 5; }
+    IncidentScreen.-narrow #inc-walk { width: 1fr; height: 1fr; }
+    IncidentScreen.-narrow #inc-timeline-box { width: 1fr; height: 5; }
+    IncidentScreen.-narrow #inc-choices { max-height: 6; }
     """
     BINDINGS = [
         Binding("escape", "leave", "Back", id="incident.leave"),
@@ -137,6 +150,8 @@ class IncidentScreen(Screen):
         Binding("x", "export", "Export", id="incident.export"),
         Binding("X", "export_handoff", "Hand-off", show=False, id="incident.handoff"),
         Binding("C", "close_incident", "Close", id="incident.close"),
+        Binding("pagedown", "scroll_node(1)", "Scroll the node", show=False, id="incident.scroll_down"),
+        Binding("pageup", "scroll_node(-1)", "Scroll the node", show=False, id="incident.scroll_up"),
         Binding("question_mark", "help", "Help", show=False, id="incident.help"),
         Binding("q", "app.quit_console", "Quit", show=False, id="incident.quit"),
     ]
@@ -228,7 +243,10 @@ class IncidentScreen(Screen):
                 text.append(f"  (for {self.ref})")
         else:
             text.append(f"  {walker.tree.title}", style="bold")
-            params = ", ".join(f"{k}={v}" for k, v in walker.params.items() if k in ("domain", "key", "source"))
+            shown = [f"{walker.params['domain']}/{walker.params['key']}"] \
+                if walker.params.get("domain") and walker.params.get("key") else []
+            shown += [f"source={walker.params['source']}"] if walker.params.get("source") else []
+            params = ", ".join(shown)
             if params:
                 text.append(f"  [{params}]")
             inc = self._incident()
@@ -244,7 +262,8 @@ class IncidentScreen(Screen):
                         text.append(" OVER", style="bold red")
                 text.append(f" | cmdr {inc.commander}")
             else:
-                text.append(f"\n no incident (read-only) | elapsed {_elapsed(time.time() - walker.started_at)}")
+                sev = f"{walker.severity} " if walker.severity else ""
+                text.append(f"\n no incident (read-only) | {sev}| elapsed {_elapsed(time.time() - walker.started_at)}")
             text.append(f" | {'working...' if self.busy else walker.status}")
         self.query_one("#inc-head", Static).update(text)
 
@@ -259,49 +278,56 @@ class IncidentScreen(Screen):
     def _render_node(self) -> None:
         choices = self.query_one(ChoiceList)
         crumb = self.query_one("#inc-crumb", Static)
-        body = Text()
+        parts: list[Any] = []
         options: list[Option] = []
         walker = self.walker
         if walker is None:
             crumb.update("Pick a runbook (the symptom chooser triages the engine first).")
-            body = self._tree_summary(choices.highlighted)
+            parts.append(self._tree_summary(choices.highlighted))
             for tree in self._trees():
-                label = f"{tree.title}" + ("  (procedure)" if tree.kind == "procedure" else "")
-                options.append(Option(label, id=f"tree:{tree.id}"))
+                procedure = tree.kind == "procedure" and not tree.title.lower().startswith("procedure")
+                options.append(Option(tree.title + ("  (procedure)" if procedure else ""), id=f"tree:{tree.id}"))
         else:
             crumb.update(_crumb(walker.breadcrumb(), walker.tree.id))
             view = walker.view()
-            kind = view["kind"].upper()
-            body.append(f"[{kind}] ", style="bold reverse")
+            head = Text()
+            head.append(f"[{view['kind'].upper()}] ", style="bold reverse")
             if view["title"]:
-                body.append(view["title"] + "\n", style="bold")
-            body.append(view["text"] + "\n")
+                head.append(view["title"] + "\n", style="bold")
+            head.append(view["text"])
             if view["where"]:
-                body.append(f"Where to look: {view['where']}\n", style="italic")
-            evidence = view["evidence"] or (walker.history[-1].evidence if walker.history else [])
+                head.append(f"\nWhere to look: {view['where']}", style="italic")
+            parts.append(head)
             if walker.history:
                 last = walker.history[-1]
-                body.append(f"\nLast step: {last.node} -> {last.value}\n", style="bold")
+                parts.append(Text(f"\nLast step: {last.node} -> {last.value}", style="bold"))
+            evidence = view["evidence"]
             if evidence:
-                body.append("Evidence:\n", style="bold")
-                for line in evidence:
-                    body.append(f"  * {line}\n")
+                label = {"check": "Evidence", "action": "Outcome", "escalate": "Escalated to"}.get(
+                    view["evidence_from"] or "", "Evidence")
+                parts.append(Text(f"{label}:", style="bold"))
+                parts.append(_bullets(evidence))
             action = view.get("action")
             if action:
-                body.append(f"\nAction {action['name']}: changes {action['changes']}\n", style="bold")
+                if action["name"] == "manual":
+                    parts.append(Text("\nA step only you can do (outside the console): do it, then confirm it "
+                                      "is done.", style="bold"))
+                else:
+                    parts.append(Text(f"\nAction {action['name']}: {action['changes']}", style="bold"))
                 if action["via_proposal"]:
-                    body.append("  (a swap proposal: the approvals policy applies; approve it in the approvals pane, 'a')\n")
+                    parts.append(Text("  A swap proposal: the approvals policy applies (approve it in the Approvals "
+                                      "pane: esc, then a)."))
                 pending = action.get("pending")
                 if pending:
-                    body.append(f"  waiting: {pending['message']}\n", style="bold yellow")
+                    parts.append(Text(f"  waiting: {pending['message']}", style="bold yellow"))
             escalation = view.get("escalation")
-            if escalation:
+            if escalation and not walker.finished:
                 c = escalation["contact"]
                 reach = ", ".join(f"{k} {c[k]}" for k in ("page", "email", "chat") if c.get(k))
-                body.append(f"\nEscalate to {c.get('name')}: {reach or 'no contact details'}\n", style="bold")
-                body.append(f"  {escalation['response']}\n")
+                parts.append(Text(f"\nEscalate to {c.get('name')}: {reach or 'no contact details'}", style="bold"))
+                parts.append(Text(f"  {escalation['response']}"))
             if walker.finished:
-                body.append("\nThe walk is finished.", style="bold green")
+                parts.append(Text("\nThe walk is finished.", style="bold green"))
                 options.append(Option("Start another walk", id="new"))
             elif view["missing"] or [n for n in self.asked if n not in view["params"]]:
                 for name in [*view["missing"], *(n for n in self.asked if n not in view["params"])]:
@@ -310,22 +336,25 @@ class IncidentScreen(Screen):
                 for label in view["choices"]:
                     options.append(Option(label, id=f"answer:{label}"))
             elif view["kind"] == "action":
+                what = "Done: I did this step" if action["name"] == "manual" else f"Perform: {action['name']}"
                 if walker.status == "waiting":
                     options.append(Option("Waiting for the proposal's decision (checked every few seconds)",
                                           id="wait", disabled=True))
                 elif self.check_action("perform", ()) is True:
-                    options.append(Option(f"Perform: {action['name']} (asks to confirm)", id="perform"))
+                    options.append(Option(f"{what} (asks to confirm)", id="perform"))
                 else:
-                    options.append(Option(f"Perform: {action['name']} (disabled: read-only)", id="perform",
-                                          disabled=True))
+                    options.append(Option(f"{what} (disabled: read-only)", id="perform", disabled=True))
             elif view["kind"] == "check":
                 options.append(Option("Run the check", id="advance"))
-            elif view["kind"] in ("escalate", "done"):
-                options.append(Option("Acknowledge and go on" if view["kind"] == "escalate" else "Finish",
-                                      id="ack"))
-        self.query_one("#inc-node", Static).update(body)
-        old = [choices.get_option_at_index(i).id for i in range(choices.option_count)]
-        if old != [o.id for o in options]:
+            elif view["kind"] == "escalate":
+                options.append(Option("Acknowledge and go on", id="ack"))
+            elif view["kind"] == "done":
+                back = view.get("returns_to")
+                options.append(Option(f"Finish this runbook and go back to {back}" if back else "Finish", id="ack"))
+        self.query_one("#inc-node", Static).update(Group(*parts))
+        old = [(o.id, str(o.prompt), o.disabled) for o in (choices.get_option_at_index(i)
+                                                            for i in range(choices.option_count))]
+        if old != [(o.id, str(o.prompt), o.disabled) for o in options]:  # same ids can have new labels
             choices.clear_options()
             choices.add_options(options)
             if options:
@@ -362,23 +391,27 @@ class IncidentScreen(Screen):
 
     def _render_timeline(self) -> None:
         text = Text()
-        entries: list[tuple[float, str, str | None, str]] = []
+        entries: list[tuple[float, str, str | None, str, dict[str, Any]]] = []
         if self.incidents is not None and self.incident_id is not None:
             try:
-                entries = [(e.ts, e.kind, e.actor, e.text) for e in self.incidents.timeline(self.incident_id)]
+                entries = [(e.ts, e.kind, e.actor, e.text, e.data) for e in self.incidents.timeline(self.incident_id)]
             except OneiricError as exc:
                 text.append(str(exc))
         elif self.walker is not None:
-            entries = [(s.ts, s.kind, s.actor, f"[{s.tree}] {s.text} -> {s.value}") for s in self.walker.history]
+            entries = [(s.ts, s.kind, s.actor, f"[{s.tree}] {s.text} -> {s.value}", s.to_dict())
+                       for s in self.walker.history]
         if not entries:
             text.append("Nothing yet.", style="dim")
-        for ts, kind, actor, line in entries[-TIMELINE_LINES:]:
+        for ts, kind, actor, line, data in entries[-TIMELINE_LINES:]:
             text.append(f"{_clock(ts)} ", style="dim")
             text.append(f"{kind:<10}", style="bold")
             text.append(f" {line}")
             if actor:
                 text.append(f" ({actor})", style="dim")
             text.append("\n")
+            if kind in ("step", "check", "action"):  # what the check found, what the action did
+                for found in (data.get("evidence") or [])[:EVIDENCE_LINES]:
+                    text.append(f"    {found}\n", style="dim")
         if text.plain == self._timeline_plain:
             return  # nothing new: leave the view (and where it is scrolled) alone
         self._timeline_plain = text.plain
@@ -394,6 +427,11 @@ class IncidentScreen(Screen):
         if action in ("back", "rerun") and self.walker is None:
             return None
         return True
+
+    def action_scroll_node(self, direction: int) -> None:
+        """pgdn/pgup: scroll the node's text and evidence (the choices keep the focus)."""
+        box = self.query_one("#inc-node-box", VerticalScroll)
+        box.scroll_to(y=box.scroll_y + direction * max(1, box.size.height - 1), animate=False)
 
     def action_help(self) -> None:
         from ..screens.help import HelpScreen, help_sections
@@ -421,7 +459,7 @@ class IncidentScreen(Screen):
             self._call(lambda w: w.answer(arg, actor=self.oneiric.engine.actor))
             self._advance()
         elif what == "param":
-            self.app.push_screen(TextPrompt(f"Value for '{arg}'", arg), lambda v: self._set_param(arg, v))
+            self.app.push_screen(TextPrompt(*self._param_prompt(arg)), lambda v: self._set_param(arg, v))
         elif what == "advance":
             self._advance()
         elif what == "ack":
@@ -443,6 +481,30 @@ class IncidentScreen(Screen):
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False)
         self.render_all()
+
+    def _param_prompt(self, name: str) -> tuple[str, str]:
+        """The title and placeholder asking for parameter `name`; for a swap target, the
+        providers the key can be swapped to."""
+        walker = self.walker
+        title, hint = f"Value for '{name}'", name
+        if walker is None:
+            return title, hint
+        engine = self.oneiric.engine
+        domain, key = walker.params.get("domain"), walker.params.get("key")
+        try:
+            if name == "target" and domain and key:
+                ref = engine.ref(domain, key)
+                serving = next((r.serving for r in engine.components([ref])), None)
+                names = [c.provider for c in engine.registry.bucket(ref) if c.provider != serving]
+                title = f"Provider to swap {ref} to (serving now: {serving or 'nothing'})"
+                hint = ", ".join(dict.fromkeys(names)) or "no other candidate is registered"
+            elif name == "domain":
+                hint = "adapter, service, task, event, workflow or action"
+            elif name == "key" and domain:
+                hint = ", ".join(sorted({r.key for r in engine.resolver.refs() if r.domain.value == domain}))
+        except (OneiricError, ValueError):
+            pass
+        return title, hint
 
     def _set_param(self, name: str, value: str | None) -> None:
         if value and self.walker is not None:
@@ -540,11 +602,15 @@ class IncidentScreen(Screen):
             return
         view = self.walker.view()
         action = view.get("action") or {}
-        body = f"{view['text']}\nChanges: {action.get('changes', '')}."
-        if action.get("via_proposal"):
-            body += " It becomes a swap proposal; the approvals policy decides when it applies."
-        self.app.push_screen(ConfirmDialog(f"Perform {action.get('name')}?", body, "Perform"),
-                             lambda ok: self._perform() if ok else None)
+        if action.get("name") == "manual":
+            title, body, button = "Is this step done?", f"{view['text']}\nThe console cannot do it; confirm that " \
+                "you did it. It is recorded on the incident's timeline.", "Done"
+        else:
+            title, button = f"Perform {action.get('name')}?", "Perform"
+            body = f"{view['text']}\nChanges: {action.get('changes', '')}."
+            if action.get("via_proposal"):
+                body += " It becomes a swap proposal; the approvals policy decides when it applies."
+        self.app.push_screen(ConfirmDialog(title, body, button), lambda ok: self._perform() if ok else None)
 
     @work(group="incident-walk", exit_on_error=False)
     async def _perform(self) -> None:

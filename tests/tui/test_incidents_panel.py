@@ -162,14 +162,14 @@ async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
         screen = app.screen
         await _pick(pilot, screen, "tree:proc-hot-swap")
         walker = screen.walker
-        await _pick(pilot, screen, "answer:swap now")
         await until(pilot, lambda: walker.node.id == "swap" and not screen.busy)
-        await _pick(pilot, screen, "perform")
-        await pilot.press("y")
-        # the swap needs a target the walk does not have yet: the panel asks for it
-        await until(pilot, lambda: "param:target" in _options(screen))
+        # the swap needs a target the walk does not have yet: the panel asks for it before
+        # offering "Perform", naming what serves and what it can swap to
+        assert _options(screen) == ["param:target"]
         await _pick(pilot, screen, "param:target")
         await until(pilot, lambda: isinstance(app.screen, TextPrompt))
+        prompt = screen_text(app)
+        assert "serving now: memory" in prompt and "memory-large" in prompt and "redis" in prompt
         await pilot.press(*"memory-large", "enter")
         await _pick(pilot, screen, "perform")
         await pilot.press("y")
@@ -188,3 +188,28 @@ async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
         assert walker.history[-1].node == "verify" or walker.node.id in ("resume", "persist", "done"), walker.breadcrumb()
         swap_step = next(s for s in walker.history if s.node == "swap")
         assert swap_step.value == "applied" and swap_step.approved_by == "tester"
+
+
+async def test_choice_label_follows_the_node_and_manual_steps_say_so(make_app):
+    """Two actions in a row keep the same choice id: the label must still name the new one.
+    A manual step is confirmed as done, not 'performed'."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app = await ready(pilot)
+        await to_cache(pilot)
+        await until(pilot, lambda: str(app.main.current) == "adapter/cache")
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
+        screen = app.screen
+        await _pick(pilot, screen, "tree:proc-maintenance-pause")
+        walker = screen.walker
+        await until(pilot, lambda: walker.node.id == "announce" and not screen.busy)
+        choices = screen.query_one("#inc-choices")
+        assert str(choices.get_option_at_index(0).prompt).startswith("Done: I did this step")
+        await _pick(pilot, screen, "perform")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "Is this step done?" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: walker.node.id == "drain" and not screen.busy)
+        await until(pilot, lambda: str(choices.get_option_at_index(0).prompt).startswith("Perform: drain"))
+        assert "Outcome:" in screen_text(app) and "confirmed the step was done" in screen_text(app)
