@@ -19,7 +19,7 @@ after the imports:
               (the parent wrote it as JSON beforehand)
   Engine()    once, with its phases timed by wrapping functions of this process only (no
               engine file is changed): settings load (the fast path's checks, the YAML parse,
-              pydantic validation, the careful path if a file needs it), the last-good
+              the fast validation, the careful path if a file needs it), the last-good
               copies, opening the state store, and registering the candidates (registry and
               resolver); `rest` is everything else in Engine.__init__
   again       a second Engine() on the same state directory (copies already kept), for
@@ -213,7 +213,7 @@ PHASES = [  # (label, key); indented labels are parts of the row above
     ("  settings: read, parse, validate", "settings"),
     ("    fast path checks (_needs_careful)", "prescreen"),
     ("    YAML parse incl. checks (_fast_load)", "fast_load"),
-    ("    pydantic validation", "validate"),
+    ("    validation (schema.fast_validate)", "validate"),
     ("    careful path (ruamel)", "careful"),
     ("  last-good copies (use_keep_dir)", "keep"),
     ("  state store open", "store"),

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from oneiric_core.domains import ComponentRef
 from oneiric_core.errors import OneiricError
@@ -31,6 +31,7 @@ from .widgets.approvals import ApprovalsTable
 from .widgets.component_tree import ComponentTree
 from .widgets.detail import DetailPane, render_detail
 from .widgets.health_table import HealthTable
+from .widgets.key_bar import KeyBar
 from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
 
@@ -90,7 +91,7 @@ class MainScreen(Screen):
             yield SwapLog(id="log", classes="pane")
             yield RemoteTable(id="remote", classes="pane")  # before approvals: the grid's bottom-left cell
             yield ApprovalsTable(id="approvals", classes="pane")
-        yield Footer(compact=True)  # every key still fits at 80 columns
+        yield KeyBar()  # every key still fits at 80 columns
 
     def on_mount(self) -> None:
         for index, (pane, title) in enumerate(PANES, start=1):

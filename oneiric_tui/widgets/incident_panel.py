@@ -25,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from oneiric_core.domains import ComponentRef
@@ -40,6 +40,7 @@ from oneiric_core.runbooks.walker import Walker
 from ..keys import vim_keys
 from ..screens._style import dialog_box_css
 from ..screens.confirm import ConfirmDialog
+from .key_bar import KeyBar
 
 if TYPE_CHECKING:
     from ..app import OneiricApp
@@ -184,7 +185,7 @@ class IncidentScreen(Screen):
                 yield ChoiceList(id="inc-choices")
             with VerticalScroll(id="inc-timeline-box"):
                 yield Static(id="inc-timeline")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#inc-node-box").border_title = "7 Incident"

@@ -1,0 +1,122 @@
+"""The key bar: the keys of whatever has focus, on the bottom line, as one widget.
+
+Textual's Footer shows the same thing with one widget per key, and rebuilds all of them
+(mount, style, lay out, paint) every time the bindings change, which happens at start-up
+and on every focus change. In the console that was about 45 ms of a 190 ms start-up to
+first frame (bench/console.py). This is a single widget that renders one line of text
+from `Screen.active_bindings`, redrawn when the screen signals that they changed:
+
+* every binding with `show=True`, one per action, as `key Description`;
+* a binding whose action is disabled (read-only mode, an action that does not apply right
+  now) is dimmed, and pressing or clicking it does nothing;
+* the command palette key at the right end, as the Footer has it;
+* a click on a key presses that key.
+
+When the line is wider than the terminal the descriptions that do not fit are cut with an
+ellipsis; the palette key stays.
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.widget import Widget
+
+
+class KeyBar(Widget):
+    DEFAULT_CSS = """
+    KeyBar {
+        dock: bottom;
+        height: 1;
+        background: $footer-background;
+        color: $footer-foreground;
+    }
+    KeyBar > .key-bar--key {
+        color: $footer-key-foreground;
+        background: $footer-key-background;
+        text-style: bold;
+    }
+    KeyBar > .key-bar--description {
+        color: $footer-description-foreground;
+        background: $footer-description-background;
+    }
+    KeyBar > .key-bar--disabled {
+        text-style: dim;
+    }
+    """
+
+    COMPONENT_CLASSES = {"key-bar--key", "key-bar--description", "key-bar--disabled"}
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, _screen: object) -> None:
+        self.refresh()
+
+    def entries(self) -> list[tuple[str, str, str, bool]]:
+        """(key, key as shown, description, enabled) for each key on the bar, left to right;
+        the command palette key last."""
+        app = self.app
+        active = self.screen.active_bindings
+        palette = app.COMMAND_PALETTE_BINDING if app.ENABLE_COMMAND_PALETTE else None
+        seen: set[str] = set()
+        out: list[tuple[str, str, str, bool]] = []
+        for key, (_node, binding, enabled, _tooltip) in active.items():
+            if not binding.show or binding.action in seen or key == palette:
+                continue
+            seen.add(binding.action)
+            out.append((binding.key, app.get_key_display(binding), binding.description, enabled))
+        if palette is not None and palette in active:
+            _node, binding, enabled, _tooltip = active[palette]
+            out.append((binding.key, app.get_key_display(binding), binding.description, enabled))
+        return out
+
+    def render(self) -> Text:
+        entries = self.entries()
+        palette = None
+        if entries and self.app.ENABLE_COMMAND_PALETTE and entries[-1][0] == self.app.COMMAND_PALETTE_BINDING:
+            palette = entries.pop()
+        key_style = self.get_component_rich_style("key-bar--key")
+        description_style = self.get_component_rich_style("key-bar--description")
+        disabled_style = self.get_component_rich_style("key-bar--disabled")
+        width = self.size.width or 80
+
+        right = Text()
+        if palette is not None:
+            right = self._entry(palette, key_style, description_style, disabled_style)
+        left = Text(no_wrap=True, overflow="ellipsis", end="")
+        for index, entry in enumerate(entries):
+            if index:
+                left.append(" ")
+            left.append_text(self._entry(entry, key_style, description_style, disabled_style))
+        room = max(0, width - right.cell_len - (1 if right else 0))
+        if left.cell_len > room:
+            left.truncate(room, overflow="ellipsis")
+        left.append(" " * (width - left.cell_len - right.cell_len))
+        left.append_text(right)
+        return left
+
+    @staticmethod
+    def _entry(entry: tuple[str, str, str, bool], key_style: Style, description_style: Style,
+               disabled_style: Style) -> Text:
+        key, shown, description, enabled = entry
+        meta = Style(meta={"key-bar": key})
+        extra = Style() if enabled else disabled_style
+        text = Text(shown, style=key_style + extra + meta)
+        if description:
+            text.append(f" {description}", style=description_style + extra + meta)
+        return text
+
+    def on_click(self, event: events.Click) -> None:
+        key = event.style.meta.get("key-bar") if event.style else None
+        if key is None:
+            return
+        enabled = next((e[3] for e in self.entries() if e[0] == key), False)
+        if enabled:
+            self.app.simulate_key(key)
+        else:
+            self.app.bell()
