@@ -116,15 +116,18 @@ class OneiricApp(App):
 
     @property
     def main(self) -> MainScreen:
-        return self.get_screen("main")  # type: ignore[return-value]
+        return self.screen_stack[0]  # type: ignore[return-value]
 
     # -- start and stop ----------------------------------------------------------------------
+    def get_default_screen(self) -> MainScreen:
+        # The main screen is the app's first screen, composed and painted with the app itself:
+        # pushed later (from on_mount) it was laid out and painted once more before the first frame.
+        return MainScreen()
+
     def on_mount(self) -> None:
         keymap = self.engine.settings.app.keymap
         if keymap:
             self.set_keymap(dict(keymap))
-        self.install_screen(MainScreen(), "main")
-        self.push_screen("main")
 
     def main_screen_ready(self) -> None:
         """Called by MainScreen once its panes exist: load history, go live, start the engine."""

@@ -35,6 +35,7 @@ def test_main_screen_80x24(snap_compare, still_app):
 
 def test_approval_dialog(snap_compare, still_app):
     async def open_dialog(pilot):
+        await pilot.pause(0.2)  # the tree highlights its first key once mounted
         await pilot.press("s")
         await pilot.pause(0.2)
         picker = pilot.app.screen
@@ -48,6 +49,7 @@ def test_approval_dialog(snap_compare, still_app):
 
 def test_incident_runbook_picker(snap_compare, still_app):
     async def open_incidents(pilot):
+        await pilot.pause(0.2)
         await pilot.press("i")
         await pilot.pause(0.3)
 
