@@ -10,7 +10,7 @@ this module on first use.
 Parsing uses ruamel.yaml's round-trip composer so every value keeps its line and column,
 and YAML tags are checked on the node tree *before* anything is constructed: a
 `!!python/object/apply:...` tag is a reported problem, never code execution. Schema
-errors from pydantic are mapped back to the line of the offending key or value.
+errors (worded by pydantic, `schema.check`) are mapped back to the line of the offending key or value.
 
 `edit_yaml` / `set_selection` edit a file in place keeping comments, key order and
 quoting, validate the result before writing, and replace the file atomically.
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark, MarkedYAMLError, YAMLError
@@ -241,18 +240,18 @@ def _validate(file: Path, data: CommentedMap | None, model: type[Model]) -> tupl
         plain = _to_plain(data, [_MAX_VALUES])
     except (_TooBig, RecursionError):
         return None, [ConfigProblem(file, None, None, "the file expands to too many values (check anchors and aliases)")]
-    try:
-        return schema.validate(model, plain), []
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error.get("loc", ()))
-            pos = _locate(data, loc, on_key=error.get("type") == "extra_forbidden")
-            if pos is None:
-                pos = _lc(data, "key", next(iter(data))) if len(data) else None
-            line, col = (pos[0] + 1, pos[1] + 1) if pos else (None, None)
-            problems.append(ConfigProblem(file, line, col, _describe_error(model, error)))
-        return None, _sorted(problems)
+    instance, errors = schema.check(model, plain)  # pydantic is imported only for a problem
+    if instance is not None:
+        return instance, []
+    problems = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        pos = _locate(data, loc, on_key=error.get("type") == "extra_forbidden")
+        if pos is None:
+            pos = _lc(data, "key", next(iter(data))) if len(data) else None
+        line, col = (pos[0] + 1, pos[1] + 1) if pos else (None, None)
+        problems.append(ConfigProblem(file, line, col, _describe_error(model, error)))
+    return None, _sorted(problems)
 
 
 def parse_careful(file: Path, text: str, model: type[Model]) -> tuple[Model | None, list[ConfigProblem]]:
