@@ -373,3 +373,50 @@ async def test_remote_signature_reports_an_unsigned_manifest(tmp_path):
             engine.close()
     finally:
         server.close()
+
+
+async def test_stuck_activating_on_a_key_that_never_started_leads_to_component_not_found(tmp_path):
+    """A key paused before the host started is inactive, not activating: the tree says so and
+    offers the walk that finds why (the pause), instead of ending at 'no longer activating'."""
+    from oneiric_core.engine import Engine
+    from tests.helpers import demo_copy
+
+    settings = demo_copy(tmp_path)
+    offline = Engine(settings, state_dir=tmp_path / "state", actor="carol")
+    offline.pause("adapter", "cache", note="before the host started")
+    offline.close()
+    engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+    await engine.start()
+    try:
+        walker = Walker(_catalog(), "stuck-activating", engine, params={"domain": "adapter", "key": "cache"})
+        await walker.advance()
+        assert [(s.node, s.value) for s in walker.history] == [("age", "not-activating"), ("state", "inactive")]
+        assert walker.node.id == "inactive"
+        walker.answer("find out")
+        await walker.advance()
+        assert walker.tree.id == "component-not-found" and walker.node.id == "intentional", walker.breadcrumb()
+    finally:
+        await engine.stop()
+        engine.close()
+
+
+async def test_rolling_update_stops_at_a_failing_remote_source(tmp_path):
+    """The pre-update remote check no longer continues whatever it finds."""
+    from oneiric_core.engine import Engine
+    from tests.helpers import demo_copy
+
+    settings = demo_copy(tmp_path, fast=False)  # the demo's app.yml, with its remote source
+    (settings / "manifests" / "demo.json").write_text("{ not json")
+    engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+    await engine.start()
+    try:
+        walker = Walker(_catalog(), "proc-rolling-update", engine)
+        await walker.advance()
+        if walker.node.id == "not-clear":
+            walker.answer("continue")
+            await walker.advance()
+        assert walker.node.id == "remote-not-clear", walker.breadcrumb()
+        assert walker.history[-1].node == "remote" and walker.history[-1].value != "ok"
+    finally:
+        await engine.stop()
+        engine.close()
