@@ -225,3 +225,44 @@ async def test_a_key_paused_before_the_host_starts_is_activated_when_resumed(set
     finally:
         await engine.stop()
         engine.close()
+
+
+async def test_a_health_round_over_many_keys_lets_the_event_loop_run(tmp_path):
+    """Built-in health checks finish without awaiting anything: a round over hundreds of keys
+    must still hand the loop back between groups of probes (the console runs on that loop)."""
+    from oneiric_core.engine import Engine
+    from oneiric_core.health import PROBES_PER_TURN
+    from tests.helpers import demo_copy
+
+    settings = demo_copy(tmp_path)
+    lines = ["candidates:"]
+    for k in range(300):
+        lines += [f"  - key: k{k:03d}", f"    provider: p{k:03d}",
+                  "    factory: oneiric_core.providers.cache_memory:create"]
+    (settings / "services.yml").write_text("\n".join(lines) + "\n")
+    engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
+    await engine.start()
+    try:
+        serving = [s for s in engine.components() if s.serving]
+        assert len(serving) >= 300
+        before = {s.ref: engine.health.track(s.ref).checked_at for s in serving}
+        turns = 0
+        round_done = False
+
+        async def ticker() -> None:
+            nonlocal turns
+            while not round_done:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        await engine.health.probe_all()
+        round_done = True
+        await task
+        # every key was probed, and the loop turned between the groups of probes
+        assert all(engine.health.track(ref).checked_at > before[ref] for ref in before)
+        assert turns >= len(serving) // PROBES_PER_TURN - 1
+    finally:
+        await engine.stop()
+        engine.close()
