@@ -119,6 +119,16 @@ class OneiricApp(App):
         return self.screen_stack[0]  # type: ignore[return-value]
 
     # -- start and stop ----------------------------------------------------------------------
+    def get_key_display(self, binding: Binding) -> str:
+        """Key names in plain ASCII words where Textual draws a symbol (backspace, enter) that
+        many terminal fonts lack."""
+        if not binding.key_display:
+            words = {"backspace": "bksp", "enter": "enter"}
+            modifiers, key = binding.parse_key()
+            if key in words and not modifiers:
+                return words[key]
+        return super().get_key_display(binding)
+
     def get_default_screen(self) -> MainScreen:
         # The main screen is the app's first screen, composed and painted with the app itself:
         # pushed later (from on_mount) it was laid out and painted once more before the first frame.

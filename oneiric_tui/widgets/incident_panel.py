@@ -92,6 +92,10 @@ def _crumb(path: list[str], current_tree: str, keep: int = 10) -> Text:
     return text
 
 
+
+# The walker's status in the header, in an operator's words.
+WALK_STATUS = {"at-node": "your move", "waiting": "waiting for the approval", "finished": "walk finished"}
+
 class TextPrompt(ModalScreen[str | None]):
     """One line of text (a note, a missing parameter); `enter` keeps it, `esc` drops it."""
 
@@ -265,7 +269,7 @@ class IncidentScreen(Screen):
             else:
                 sev = f"{walker.severity} " if walker.severity else ""
                 text.append(f"\n no incident (read-only) | {sev}| elapsed {_elapsed(time.time() - walker.started_at)}")
-            text.append(f" | {'working...' if self.busy else walker.status}")
+            text.append(f" | {'working...' if self.busy else WALK_STATUS.get(walker.status, walker.status)}")
         self.query_one("#inc-head", Static).update(text)
 
     def _incident(self) -> Any:

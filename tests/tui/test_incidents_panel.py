@@ -145,6 +145,7 @@ async def test_read_only_walks_but_cannot_perform(make_app):
         assert not isinstance(app.screen, ConfirmDialog)
         assert walker.node.kind == "action" and walker.status == "at-node"
         assert "disabled: read-only" in screen_text(app)
+        assert "your move" in screen_text(app) and "at-node" not in screen_text(app)
 
 
 async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):

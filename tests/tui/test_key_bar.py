@@ -76,3 +76,14 @@ async def test_a_click_on_a_key_presses_it(make_app):
         assert not style.dim
         await pilot.click(KeyBar, offset=(column, 0))
         await until(pilot, lambda: isinstance(app.screen, SwapPicker))
+
+
+async def test_keys_are_named_in_ascii_where_textual_draws_symbols(make_app):
+    """backspace and enter read as words: their symbols are missing from many terminal fonts."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("i")
+        await until(pilot, lambda: app.screen.query(KeyBar) and "Step back" in bottom_line(app))
+        line = bottom_line(app)
+        assert "bksp Step back" in line and line.isascii(), line
