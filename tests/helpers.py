@@ -41,6 +41,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def many_candidates(count: int, factory: str = "oneiric_core.providers.cache_memory:create") -> str:
+    """A domain file's YAML with `count` keys k000, k001, ... of one cheap built-in candidate each."""
+    lines = ["candidates:"]
+    for k in range(count):
+        lines += [f"  - key: k{k:03d}", f"    provider: p{k:03d}", f"    factory: {factory}"]
+    return "\n".join(lines) + "\n"
+
+
 def fixture_candidates(key: str, *providers: tuple[str, str], **extra: int) -> str:
     """YAML for candidates of adapter/<key> built by tests.fixture_providers factories."""
     lines = ["candidates:"]

@@ -232,14 +232,10 @@ async def test_a_health_round_over_many_keys_lets_the_event_loop_run(tmp_path):
     must still hand the loop back between groups of probes (the console runs on that loop)."""
     from oneiric_core.engine import Engine
     from oneiric_core.health import PROBES_PER_TURN
-    from tests.helpers import demo_copy
+    from tests.helpers import demo_copy, many_candidates
 
     settings = demo_copy(tmp_path)
-    lines = ["candidates:"]
-    for k in range(300):
-        lines += [f"  - key: k{k:03d}", f"    provider: p{k:03d}",
-                  "    factory: oneiric_core.providers.cache_memory:create"]
-    (settings / "services.yml").write_text("\n".join(lines) + "\n")
+    (settings / "services.yml").write_text(many_candidates(300))
     engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
     await engine.start()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from pathlib import Path
 
@@ -286,9 +287,10 @@ async def test_severity_answer_and_return_from_a_runbook_opened_by_the_workflow(
     assert walker.node.id == "close", walker.breadcrumb()
 
 
-async def test_resume_of_a_key_paused_before_start_verifies_it_serving(tmp_path):
-    """A key paused before the host started is activated on resume in the background: the
-    resume step waits for that, so the check after it finds the key serving, not 'unknown'."""
+@contextlib.asynccontextmanager
+async def _host_with_cache_paused_before_start(tmp_path):
+    """A started host whose adapter/cache was paused (by another process) before it started:
+    inactive, nothing serving it."""
     from oneiric_core.engine import Engine
     from tests.helpers import demo_copy
 
@@ -299,6 +301,16 @@ async def test_resume_of_a_key_paused_before_start_verifies_it_serving(tmp_path)
     engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
     await engine.start()
     try:
+        yield engine
+    finally:
+        await engine.stop()
+        engine.close()
+
+
+async def test_resume_of_a_key_paused_before_start_verifies_it_serving(tmp_path):
+    """A key paused before the host started is activated on resume in the background: the
+    resume step waits for that, so the check after it finds the key serving, not 'unknown'."""
+    async with _host_with_cache_paused_before_start(tmp_path) as engine:
         walker = Walker(_catalog(), "component-not-found", engine, params={"domain": "adapter", "key": "cache"})
         await walker.advance()
         assert walker.node.id == "intentional"
@@ -308,9 +320,6 @@ async def test_resume_of_a_key_paused_before_start_verifies_it_serving(tmp_path)
         await walker.advance()
         assert walker.node.id == "done", walker.breadcrumb()
         assert [s.value for s in walker.history if s.node == "verify"] == ["ok"]
-    finally:
-        await engine.stop()
-        engine.close()
 
 
 async def test_facts_signature_and_health_say_what_is_true(tmp_path):
@@ -378,16 +387,7 @@ async def test_remote_signature_reports_an_unsigned_manifest(tmp_path):
 async def test_stuck_activating_on_a_key_that_never_started_leads_to_component_not_found(tmp_path):
     """A key paused before the host started is inactive, not activating: the tree says so and
     offers the walk that finds why (the pause), instead of ending at 'no longer activating'."""
-    from oneiric_core.engine import Engine
-    from tests.helpers import demo_copy
-
-    settings = demo_copy(tmp_path)
-    offline = Engine(settings, state_dir=tmp_path / "state", actor="carol")
-    offline.pause("adapter", "cache", note="before the host started")
-    offline.close()
-    engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
-    await engine.start()
-    try:
+    async with _host_with_cache_paused_before_start(tmp_path) as engine:
         walker = Walker(_catalog(), "stuck-activating", engine, params={"domain": "adapter", "key": "cache"})
         await walker.advance()
         assert [(s.node, s.value) for s in walker.history] == [("age", "not-activating"), ("state", "inactive")]
@@ -395,9 +395,6 @@ async def test_stuck_activating_on_a_key_that_never_started_leads_to_component_n
         walker.answer("find out")
         await walker.advance()
         assert walker.tree.id == "component-not-found" and walker.node.id == "intentional", walker.breadcrumb()
-    finally:
-        await engine.stop()
-        engine.close()
 
 
 async def test_rolling_update_stops_at_a_failing_remote_source(tmp_path):

@@ -495,15 +495,11 @@ async def test_a_domain_with_hundreds_of_keys_starts_collapsed_and_opens_on_ente
     from oneiric_core.domains import ComponentRef, Domain
     from oneiric_core.engine import Engine
     from oneiric_tui.app import OneiricApp
-    from tests.helpers import demo_copy
+    from tests.helpers import demo_copy, many_candidates
 
     settings = demo_copy(tmp_path)
-    lines = ["candidates:"]
-    for k in range(150):
-        lines += [f"  - key: k{k:03d}", f"    provider: p{k:03d}",
-                  "    factory: oneiric_core.providers.cache_memory:create"]
-    (settings / "services.yml").write_text("\n".join(lines) + "\n")
-    (settings / "events.yml").write_text("\n".join(lines) + "\n")
+    (settings / "services.yml").write_text(many_candidates(150))
+    (settings / "events.yml").write_text(many_candidates(150))
     app = OneiricApp(Engine(settings, state_dir=tmp_path / "state", actor="tester"), autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.3)

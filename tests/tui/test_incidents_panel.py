@@ -25,14 +25,27 @@ async def _pick(pilot, screen: IncidentScreen, option_id: str) -> None:
     await pilot.pause(0.1)
 
 
-async def _open_on_paused_cache(pilot):
-    app = await ready(pilot)
-    app.engine.pause("adapter", "cache", note="maintenance by carol", actor="carol")
+async def _open_on_cache(pilot):
+    """The incident screen, opened with adapter/cache highlighted in the main view."""
+    app = pilot.app
     await to_cache(pilot)
     await until(pilot, lambda: str(app.main.current) == "adapter/cache")
     await pilot.press("i")
     await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
-    return app, app.screen
+    return app.screen
+
+
+async def _open_on_paused_cache(pilot):
+    app = await ready(pilot)
+    app.engine.pause("adapter", "cache", note="maintenance by carol", actor="carol")
+    return app, await _open_on_cache(pilot)
+
+
+async def _walk_on_cache(pilot, tree: str):
+    """Start walking `tree` on adapter/cache; (screen, walker)."""
+    screen = await _open_on_cache(pilot)
+    await _pick(pilot, screen, f"tree:{tree}")
+    return screen, screen.walker
 
 
 async def test_console_drives_component_not_found_to_resume(make_app):
@@ -116,13 +129,7 @@ async def test_read_only_walks_but_cannot_perform(make_app):
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: len(app.statuses) == 8)
         await pilot.pause(0.2)
-        await to_cache(pilot)
-        await until(pilot, lambda: str(app.main.current) == "adapter/cache")
-        await pilot.press("i")
-        await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
-        screen = app.screen
-        await _pick(pilot, screen, "tree:pause-drain-resume")
-        walker = screen.walker
+        screen, walker = await _walk_on_cache(pilot, "pause-drain-resume")
         await until(pilot, lambda: walker is not None and not screen.busy)
         assert screen.incident_id is None  # nothing is recorded in read-only mode
         assert screen.check_action("perform", ()) is None
@@ -156,13 +163,7 @@ async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         app = await ready(pilot)
-        await to_cache(pilot)
-        await until(pilot, lambda: str(app.main.current) == "adapter/cache")
-        await pilot.press("i")
-        await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
-        screen = app.screen
-        await _pick(pilot, screen, "tree:proc-hot-swap")
-        walker = screen.walker
+        screen, walker = await _walk_on_cache(pilot, "proc-hot-swap")
         await until(pilot, lambda: walker.node.id == "swap" and not screen.busy)
         # the swap needs a target the walk does not have yet: the panel asks for it before
         # offering "Perform", naming what serves and what it can swap to
@@ -197,13 +198,7 @@ async def test_choice_label_follows_the_node_and_manual_steps_say_so(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         app = await ready(pilot)
-        await to_cache(pilot)
-        await until(pilot, lambda: str(app.main.current) == "adapter/cache")
-        await pilot.press("i")
-        await until(pilot, lambda: isinstance(app.screen, IncidentScreen))
-        screen = app.screen
-        await _pick(pilot, screen, "tree:proc-maintenance-pause")
-        walker = screen.walker
+        screen, walker = await _walk_on_cache(pilot, "proc-maintenance-pause")
         await until(pilot, lambda: walker.node.id == "announce" and not screen.busy)
         choices = screen.query_one("#inc-choices")
         assert str(choices.get_option_at_index(0).prompt).startswith("Done: I did this step")
