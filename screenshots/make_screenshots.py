@@ -13,6 +13,10 @@ with `App.run_test(size=...)` on a private copy of `settings/` in a temporary di
                            on the demo's port 6399), the swap rolls back and the swap log
                            shows the swap-rollback event
   help-120x40.svg          `?`
+  incident-120x40.svg      `esc`, then `i` and the Hot-swap failed runbook on adapter/cache
+                           after that rollback: the walk runs its checks (last swap, the
+                           health gate's error, the provider's settings, the backend) and
+                           stops at the question only the operator can answer
 
 The sessions run from inside the temporary directory with a relative settings path, so
 the explain pane shows `settings/adapters.yml` rather than a temporary path. COLUMNS is
@@ -48,10 +52,11 @@ from oneiric_tui.screens.approval_dialog import ApprovalDialog  # noqa: E402
 from oneiric_tui.screens.help import HelpScreen  # noqa: E402
 from oneiric_tui.screens.swap_picker import SwapPicker  # noqa: E402
 from oneiric_tui.widgets.component_tree import ComponentTree  # noqa: E402
+from oneiric_tui.widgets.incident_panel import IncidentScreen  # noqa: E402
 from oneiric_tui.widgets.swap_log import SwapLog  # noqa: E402
 
 FILES = ("main-120x40.svg", "main-80x24.svg", "swap-picker-120x40.svg", "approval-120x40.svg",
-         "rollback-120x40.svg", "help-120x40.svg")
+         "rollback-120x40.svg", "help-120x40.svg", "incident-120x40.svg")
 TIMEOUT_S = 20.0
 
 
@@ -119,6 +124,22 @@ async def wide_session(workdir: Path, out: Path, written: list[Path]) -> None:
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
         await pilot.pause(0.2)
         save(app, out, "help-120x40.svg", written)
+
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main, "the main view")
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, IncidentScreen), "the incident screen")
+        screen = app.screen
+        choices = screen.query_one("#inc-choices")
+        await until(pilot, lambda: choices.option_count > 0, "the runbook picker")
+        wanted = next(i for i in range(choices.option_count)
+                      if choices.get_option_at_index(i).id == "tree:hot-swap-failed")
+        choices.highlighted = wanted
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.walker is not None and not screen.busy
+                    and screen.walker.node.kind == "question", "the walk to reach a question")
+        await pilot.pause(0.3)
+        save(app, out, "incident-120x40.svg", written)
 
 
 async def narrow_session(workdir: Path, out: Path, written: list[Path]) -> None:

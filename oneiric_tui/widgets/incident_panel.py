@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -173,7 +174,7 @@ class IncidentScreen(Screen):
         self.asked: list[str] = []  # parameters a step asked for that the walker's view did not list
         self.last_export: Path | None = None
         self._poller = None
-        self._timeline_plain = ""
+        self.timeline_text = ""  # the timeline as shown, as plain text (one line per part)
 
     @property
     def oneiric(self) -> OneiricApp:
@@ -395,32 +396,35 @@ class IncidentScreen(Screen):
             self.query_one("#inc-node", Static).update(self._tree_summary(event.option_index))
 
     def _render_timeline(self) -> None:
-        text = Text()
+        """One entry per step, answer, approval and note: a heading line (time, kind, who),
+        its text indented under it, then what the check found indented further. Wrapped
+        lines keep their indent (Padding), so a narrow column still reads as a list."""
+        parts: list[Any] = []
         entries: list[tuple[float, str, str | None, str, dict[str, Any]]] = []
         if self.incidents is not None and self.incident_id is not None:
             try:
                 entries = [(e.ts, e.kind, e.actor, e.text, e.data) for e in self.incidents.timeline(self.incident_id)]
             except OneiricError as exc:
-                text.append(str(exc))
+                parts.append(Text(str(exc)))
         elif self.walker is not None:
             entries = [(s.ts, s.kind, s.actor, f"[{s.tree}] {s.text} -> {s.value}", s.to_dict())
                        for s in self.walker.history]
-        if not entries:
-            text.append("Nothing yet.", style="dim")
+        if not entries and not parts:
+            parts.append(Text("Nothing yet.", style="dim"))
+        plain: list[str] = [str(p) for p in parts]
         for ts, kind, actor, line, data in entries[-TIMELINE_LINES:]:
-            text.append(f"{_clock(ts)} ", style="dim")
-            text.append(f"{kind:<10}", style="bold")
-            text.append(f" {line}")
-            if actor:
-                text.append(f" ({actor})", style="dim")
-            text.append("\n")
+            heading = Text.assemble((f"{_clock(ts)} ", "dim"), (kind, "bold"), (f" ({actor})" if actor else "", "dim"))
+            parts += [heading, Padding(Text(line), (0, 0, 0, 2))]
+            plain += [heading.plain, line]
             if kind in ("step", "check", "action"):  # what the check found, what the action did
                 for found in (data.get("evidence") or [])[:EVIDENCE_LINES]:
-                    text.append(f"    {found}\n", style="dim")
-        if text.plain == self._timeline_plain:
+                    parts.append(Padding(Text(found, style="dim"), (0, 0, 0, 4)))
+                    plain.append(found)
+        key = "\n".join(plain)
+        if key == self.timeline_text:
             return  # nothing new: leave the view (and where it is scrolled) alone
-        self._timeline_plain = text.plain
-        self.query_one("#inc-timeline", Static).update(text)
+        self.timeline_text = key
+        self.query_one("#inc-timeline", Static).update(Group(*parts))
         self.query_one("#inc-timeline-box", VerticalScroll).scroll_end(animate=False)
 
     # -- actions -------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ async def test_console_drives_component_not_found_to_resume(make_app):
         kinds = [e.kind for e in entries]
         assert kinds[0] == "status" and "answer" in kinds and "action" in kinds
         assert any("resume" in e.text.lower() for e in entries if e.kind == "action")
-        timeline = str(screen.query_one("#inc-timeline").content)
+        timeline = screen.timeline_text
         assert "-> no - resume it" in timeline and "-> paused" in timeline and "resume" in timeline
         # a note and the post-mortem
         await pilot.press("n")
@@ -118,7 +118,7 @@ async def test_backspace_goes_back_one_step(make_app):
         await pilot.press("backspace")
         await until(pilot, lambda: walker.node.id == "intentional")
         assert "answer:no - resume it" in _options(screen)
-        assert "went back to intentional" in str(screen.query_one("#inc-timeline").content)
+        assert "went back to intentional" in screen.timeline_text
         await pilot.press("r")  # re-runs the pause check: still paused, back at the question
         await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy
                     and [s.node for s in walker.history] == ["blocked"])
