@@ -75,6 +75,8 @@ def test_cli_runbooks_and_incidents(run_cli, tmp_path):
     assert missing.returncode == 3 and missing.stderr.count("\n") == 1 and "nope" in missing.stderr
     check = run_cli("runbook", "check")
     assert check.returncode == 0 and "config.parse" in check.stdout and "check(s)" in check.stdout
+    # with no host running, a missing watcher is not a finding: nothing needs one
+    assert "-- watcher.alive: no-host" in check.stdout and "!! watcher.alive" not in check.stdout
 
     opened = run_cli("incident", "open", "--severity", "P1", "--title", "cache down", "--component", "adapter/cache",
                      "--json")

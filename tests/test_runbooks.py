@@ -417,3 +417,18 @@ async def test_rolling_update_stops_at_a_failing_remote_source(tmp_path):
     finally:
         await engine.stop()
         engine.close()
+
+
+async def test_config_not_applying_with_no_host_says_to_start_one(settings_dir, tmp_path):
+    """Walked from the CLI with no host running: the watcher is not 'down', there is simply no
+    host; the step says a host reads the settings as they are when it starts."""
+    from oneiric_core.engine import Engine
+
+    engine = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
+    try:
+        walker = Walker(_catalog(), "config-not-applying", engine, params={"domain": "adapter", "key": "cache"})
+        await walker.advance()
+        assert [(s.node, s.value) for s in walker.history][-1] == ("watcher", "no-host"), walker.breadcrumb()
+        assert walker.node.id == "no-host" and "Start one" in walker.view()["text"]
+    finally:
+        engine.close()

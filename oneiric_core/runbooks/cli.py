@@ -140,7 +140,7 @@ def cmd_runbook(engine: Any, args: Any) -> int:
             _print_json({"findings": [f.to_dict() for f in findings], "errors": catalog.errors})
         else:
             for f in findings:
-                mark = "!!" if f.bad else "--" if f.value in ("unknown", "pending", "not-host") else "ok"
+                mark = "!!" if f.bad else "--" if f.value in ("unknown", "pending", "not-host", "no-host") else "ok"
                 subject = f" {f.subject}" if f.subject else ""
                 print(f"{mark} {f.fact}{subject}: {f.value}   (used by {', '.join(f.trees)})")
                 for line in f.evidence:

@@ -350,8 +350,12 @@ async def config_selection_applied(ctx: FactContext) -> FactResult:
                                   "and no proposal to change that waits."], sets={"target": row.selection})
 
 
-@fact("watcher.alive", "whether the settings watcher picks up edits (alive | down)")
+@fact("watcher.alive", "whether the settings watcher picks up edits (alive | down | no-host)")
 async def watcher_alive(ctx: FactContext) -> FactResult:
+    lease, alive = ctx.engine.host()
+    if lease is None or not alive:
+        return FactResult("no-host", ["no host is running, so no watcher is needed: a host reads the settings as "
+                                      "they are when it starts (the console, or 'oneiric run')."])
     status = ctx.engine.watcher_status()
     data = status.to_dict()
     reason = data.get("reason") or ""
