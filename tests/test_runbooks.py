@@ -432,3 +432,47 @@ async def test_config_not_applying_with_no_host_says_to_start_one(settings_dir, 
         assert walker.node.id == "no-host" and "Start one" in walker.view()["text"]
     finally:
         engine.close()
+
+
+async def test_a_walk_saved_as_json_resumes_in_another_engine_where_it_was(settings_dir, tmp_path):
+    """to_state/from_state: the walk outlives its process (a procedure may restart the host).
+    The resumed walk is at the same node with the same history, can go back, and walks on."""
+    import json
+
+    from oneiric_core.engine import Engine
+
+    engine = Engine(settings_dir, state_dir=tmp_path / "state", actor="alice")
+    engine.pause("adapter", "cache", note="maintenance")
+    walker = Walker(_catalog(), "component-not-found", engine, params={"domain": "adapter", "key": "cache"})
+    await walker.advance()
+    assert walker.node.id == "intentional"
+    saved = json.loads(json.dumps(walker.to_state()))  # what the store keeps
+    engine.close()
+
+    engine = Engine(settings_dir, state_dir=tmp_path / "state", actor="bob")
+    await engine.start()
+    try:
+        resumed = Walker.from_state(_catalog(), engine, saved)
+        assert (resumed.tree.id, resumed.node_id) == ("component-not-found", "intentional")
+        assert [(s.node, s.value) for s in resumed.history] == [(s.node, s.value) for s in walker.history]
+        assert resumed.params["domain"] == "adapter" and resumed.breadcrumb() == walker.breadcrumb()
+        assert resumed.back() and resumed.node_id == walker.history[-1].node  # its frames came along
+        await resumed.advance()
+        assert resumed.node_id == "intentional"
+        resumed.answer("no - resume it")
+        outcome = await resumed.perform()
+        assert outcome.outcome == "done"
+        await resumed.advance()
+        assert resumed.node.kind == "done", resumed.breadcrumb()
+    finally:
+        await engine.stop()
+        engine.close()
+
+
+def test_a_saved_walk_on_a_runbook_that_is_gone_is_refused_in_one_sentence(tmp_path):
+    from oneiric_core.errors import UsageError
+
+    state = {"version": 1, "tree": "no-such-runbook", "node": "x", "params": {}, "actor": "a", "status": "at-node",
+             "started_at": 0.0}
+    with pytest.raises(UsageError, match="no-such-runbook.*no longer in settings/runbooks"):
+        Walker.from_state(_catalog(), object(), state)

@@ -68,6 +68,7 @@ class Incidents:
         self.engine = engine
         self.store = engine.store
         self.escalation = Escalation.from_engine(engine)
+        self._saved: dict[int, dict[str, Any]] = {}  # what save_walk last wrote, per incident
 
     # -- records ---------------------------------------------------------------------------------
     @staticmethod
@@ -202,11 +203,13 @@ class Incidents:
                 self.update(incident_id, severity=step.severity, actor=step.actor)
         return record
 
-    def attach_walk(self, incident_id: int, walker: Any) -> None:
-        """Record the walker's steps on this incident from now on (and the ones it already made)."""
+    def attach_walk(self, incident_id: int, walker: Any, *, resumed: bool = False) -> None:
+        """Record the walker's steps on this incident from now on (and, unless the walk was
+        `resumed` from this incident's saved walk, the ones it already made)."""
         record = self.recorder(incident_id)
-        for step in walker.history:
-            record(step)
+        if not resumed:
+            for step in walker.history:
+                record(step)
         previous = walker.recorder
         params = walker.params
 
@@ -224,6 +227,33 @@ class Incidents:
         if inc.tree is None:
             inc.tree = walker.tree.id
             self._save(inc)
+
+    # -- the walk, saved so another process can resume it ---------------------------------------------
+    @staticmethod
+    def _walk_key(incident_id: int) -> str:
+        return f"incident-walk:{int(incident_id)}"
+
+    def save_walk(self, incident_id: int, walker: Any) -> None:
+        """Keep where this incident's walk is (Walker.to_state), replacing what was kept."""
+        state = walker.to_state()
+        if self._saved.get(incident_id) != state:
+            self.store.set_meta(self._walk_key(incident_id), state)
+            self._saved[incident_id] = state
+
+    def saved_walk(self, incident_id: int) -> dict[str, Any] | None:
+        state = self.store.get_meta(self._walk_key(incident_id))
+        return state if isinstance(state, dict) else None
+
+    def resumable(self, limit: int = 20) -> list[tuple[Incident, dict[str, Any]]]:
+        """Incidents not closed whose walk was saved and has not finished, newest first."""
+        out = []
+        for inc in self.list(limit=limit):
+            if inc.status == "closed":
+                continue
+            state = self.saved_walk(inc.id)
+            if state is not None and state.get("status") != "finished":
+                out.append((inc, state))
+        return out
 
     # -- the timeline ------------------------------------------------------------------------------
     def entries(self, incident_id: int) -> list[Entry]:

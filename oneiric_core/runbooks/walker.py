@@ -12,24 +12,30 @@ actions.perform. The front door (console panel, tests) drives it:
     w.back()                   # one step back; await w.rerun() re-runs the last check
 
 Every step is appended to `history` and handed to `recorder` (an incident's timeline).
+
+`to_state()` / `Walker.from_state()` turn a walk into plain JSON data and back, so a walk
+outlives the process that walks it: a procedure step such as "restart this host" restarts
+the console too, and the incident (incidents.py) keeps where its walk was.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import NotFound, UsageError
 from .actions import ACTIONS, ActionOutcome, perform, proposal_outcome
 from .facts import FactContext, FactResult, MissingParam, evaluate
 from .loader import Catalog
 from .model import TREE_PREFIX, Node, Tree
 
 AUTO_STEPS = 50  # advance() stops after this many automatic steps in a row (a loop guard of last resort)
+STATE_VERSION = 1  # of to_state()'s data
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
@@ -326,3 +332,56 @@ class Walker:
             else:
                 raise UsageError("There is no check to re-run.")
         return await self.run_check()
+
+    # -- saving and resuming -------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to resume this walk in another process, as JSON-able data."""
+        def outcome(o: ActionOutcome | None) -> dict[str, Any] | None:
+            return None if o is None else dataclasses.asdict(o)
+
+        return {
+            "version": STATE_VERSION, "tree": self.tree.id, "node": self.node_id, "params": dict(self.params),
+            "pinned": sorted(self._pinned), "actor": self.actor, "severity": self.severity,
+            "status": self.status, "pending": outcome(self.pending), "started_at": self.started_at,
+            "visits": dict(self.visits), "returns": [[t.id, n] for t, n in self.returns],
+            "frames": [{"tree": f.tree.id, "node": f.node, "params": dict(f.params), "status": f.status,
+                        "pending": outcome(f.pending), "returns": [[t.id, n] for t, n in f.returns]}
+                       for f in self._frames],
+            "history": [dataclasses.asdict(step) for step in self.history],
+        }
+
+    @classmethod
+    def from_state(cls, catalog: Catalog, engine: Any, state: dict[str, Any], *,
+                   recorder: Callable[[Step], None] | None = None, escalation: Any = None) -> Walker:
+        """The walk `to_state()` saved, on `catalog` as it is now. UsageError, in one sentence,
+        when that is no longer possible (a runbook or node it was on has been removed)."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise UsageError("The saved walk was written by another version of Oneiric; start a new walk.")
+
+        def tree(tree_id: str) -> Tree:
+            try:
+                return catalog.get(tree_id)
+            except NotFound:
+                raise UsageError(f"The saved walk was on runbook '{tree_id}', which is no longer in "
+                                 "settings/runbooks/; start a new walk.") from None
+
+        def outcome(data: dict[str, Any] | None) -> ActionOutcome | None:
+            return None if data is None else ActionOutcome(**data)
+
+        tree(state["tree"])
+        walker = cls(catalog, state["tree"], engine, params=state["params"], actor=state["actor"],
+                     recorder=recorder, escalation=escalation, severity=state.get("severity"))
+        walker.node_id = state["node"]
+        if walker.node_id not in walker.tree.nodes:
+            raise UsageError(f"The saved walk was at node '{walker.node_id}' of runbook '{walker.tree.id}', "
+                             "which no longer exists; start a new walk.")
+        walker._pinned = set(state.get("pinned") or ())
+        walker.status = state["status"]
+        walker.pending = outcome(state.get("pending"))
+        walker.started_at = float(state["started_at"])
+        walker.visits = {str(k): int(v) for k, v in state.get("visits", {}).items()}
+        walker.returns = [(tree(t), n) for t, n in state.get("returns", [])]
+        walker._frames = [_Frame(tree(f["tree"]), f["node"], dict(f["params"]), f["status"], outcome(f.get("pending")),
+                                 [(tree(t), n) for t, n in f.get("returns", [])]) for f in state.get("frames", [])]
+        walker.history = [Step(**step) for step in state.get("history", [])]
+        return walker

@@ -30,7 +30,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from oneiric_core.domains import ComponentRef
-from oneiric_core.errors import OneiricError
+from oneiric_core.errors import OneiricError, UsageError
 from oneiric_core.runbooks.escalation import Escalation
 from oneiric_core.runbooks.export import handoff, postmortem
 from oneiric_core.runbooks.facts import MissingParam
@@ -174,7 +174,8 @@ class IncidentScreen(Screen):
         self.asked: list[str] = []  # parameters a step asked for that the walker's view did not list
         self.last_export: Path | None = None
         self._poller = None
-        self.timeline_text = ""  # the timeline as shown, as plain text (one line per part)
+        self.timeline_text = ""
+        self._save_failed = False  # the timeline as shown, as plain text (one line per part)
 
     @property
     def oneiric(self) -> OneiricApp:
@@ -235,9 +236,25 @@ class IncidentScreen(Screen):
 
     # -- rendering -----------------------------------------------------------------------------
     def render_all(self) -> None:
+        self._save_walk()
         self._render_head()
         self._render_node()
         self._render_timeline()
+
+    def _save_walk(self) -> None:
+        """Keep the walk on its incident after every change, so a restarted console (a
+        procedure step may restart this host) can resume it where it was."""
+        if self.walker is None or self.incidents is None or self.incident_id is None:
+            return
+        try:
+            self.incidents.save_walk(self.incident_id, self.walker)
+        except OneiricError as exc:
+            if not self._save_failed:
+                self.notify(f"The walk could not be saved on incident #{self.incident_id}: {exc}",
+                            severity="warning", markup=False)
+            self._save_failed = True
+        else:
+            self._save_failed = False
 
     def _render_head(self) -> None:
         text = Text()
@@ -288,8 +305,16 @@ class IncidentScreen(Screen):
         options: list[Option] = []
         walker = self.walker
         if walker is None:
-            crumb.update("Pick a runbook (the symptom chooser triages the engine first).")
-            parts.append(self._tree_summary(choices.highlighted))
+            resumable = self._resumable()
+            crumb.update("Resume a walk, or pick a runbook (the symptom chooser triages first)."
+                         if resumable else "Pick a runbook (the symptom chooser triages the engine first).")
+            for inc, state in resumable:
+                options.append(Option(f"Resume incident #{inc.id} ({inc.severity}): "
+                                      f"{self._tree_title(state['tree'])} at {state['node']}", id=f"resume:{inc.id}"))
+            highlighted = choices.highlighted
+            current = choices.get_option_at_index(highlighted).id \
+                if highlighted is not None and highlighted < choices.option_count else None
+            parts.append(self._picker_summary(current or (options[0].id if options else None)))
             for tree in self._trees():
                 procedure = tree.kind == "procedure" and not tree.title.lower().startswith("procedure")
                 options.append(Option(tree.title + ("  (procedure)" if procedure else ""), id=f"tree:{tree.id}"))
@@ -366,16 +391,55 @@ class IncidentScreen(Screen):
             if options:
                 choices.highlighted = next((i for i, o in enumerate(options) if not o.disabled), 0)
 
-    def _tree_summary(self, index: int | None) -> Text:
+    def _resumable(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Walks saved on incidents still open (read-only consoles record nothing: none)."""
+        if not self.oneiric.can_change:
+            return []
+        try:
+            return Incidents(self.oneiric.engine).resumable()
+        except OneiricError:
+            return []
+
+    def _tree_title(self, tree_id: str) -> str:
+        tree = self._load().trees.get(tree_id)
+        return tree.title if tree is not None else tree_id
+
+    def _picker_summary(self, option_id: str | None) -> Text:
+        """With no walk: what the highlighted choice is, a saved walk or a runbook."""
+        what, _, arg = (option_id or "").partition(":")
+        if what == "resume":
+            return self._resume_summary(int(arg))
+        return self._tree_summary(arg if what == "tree" else None)
+
+    def _resume_summary(self, incident_id: int) -> Text:
+        body = Text()
+        try:
+            incidents = Incidents(self.oneiric.engine)
+            inc, state = incidents.get(incident_id), incidents.saved_walk(incident_id) or {}
+        except OneiricError as exc:
+            body.append(str(exc))
+            return body
+        body.append(f"Incident #{inc.id}: {inc.title}\n", style="bold")
+        body.append(f"{inc.severity}, {inc.status}, commander {inc.commander}, opened "
+                    f"{_elapsed(inc.elapsed_s())} ago\n")
+        steps = state.get("history") or []
+        body.append(f"\nIts walk of {self._tree_title(state.get('tree', '?'))} stopped at "
+                    f"'{state.get('node', '?')}' after {len(steps)} step(s)"
+                    + (", waiting for the approval of a proposal" if state.get("status") == "waiting" else "")
+                    + ".\n")
+        for step in steps[-3:]:
+            body.append(f"  {step.get('node')} -> {step.get('value')}\n", style="dim")
+        body.append("\nenter resumes it there: the checks run again against the engine as it is now.\n")
+        return body
+
+    def _tree_summary(self, tree_id: str | None) -> Text:
         """With no walk: what the highlighted runbook is for."""
         body = Text()
         trees = self._trees()
-        if index is None or not 0 <= index < len(trees):
-            index = 0
         if not trees:
             body.append("No runbooks are loaded (settings/runbooks/).")
             return body
-        tree = trees[index]
+        tree = next((t for t in trees if t.id == tree_id), trees[0])
         body.append(f"{tree.title}\n", style="bold")
         if tree.summary:
             body.append(f"{tree.summary}\n")
@@ -393,7 +457,7 @@ class IncidentScreen(Screen):
     @on(OptionList.OptionHighlighted, "#inc-choices")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if self.walker is None:
-            self.query_one("#inc-node", Static).update(self._tree_summary(event.option_index))
+            self.query_one("#inc-node", Static).update(self._picker_summary(event.option.id))
 
     def _render_timeline(self) -> None:
         """One entry per step, answer, approval and note: a heading line (time, kind, who),
@@ -459,6 +523,8 @@ class IncidentScreen(Screen):
         what, _, arg = choice.partition(":")
         if what == "tree":
             self._start(arg)
+        elif what == "resume":
+            self._resume(int(arg))
         elif what == "new":
             self._stop_polling()
             self.walker, self.incidents, self.incident_id = None, None, None
@@ -547,6 +613,31 @@ class IncidentScreen(Screen):
                 self.incidents, self.incident_id = None, None
         self.refresh_bindings()
         self._advance()
+
+    def _resume(self, incident_id: int) -> None:
+        """Take up the walk saved on an incident (another console's, or this one's before a restart)."""
+        engine = self.oneiric.engine
+        try:
+            incidents = Incidents(engine)
+            state = incidents.saved_walk(incident_id)
+            if state is None:
+                raise UsageError(f"Incident #{incident_id} has no saved walk.")
+            walker = Walker.from_state(self._load(), engine, state, escalation=Escalation.from_engine(engine))
+            walker.actor = engine.actor  # whoever walks on from here
+            incidents.attach_walk(incident_id, walker, resumed=True)
+            incidents.add_entry(incident_id, "step", engine.actor,
+                                f"[{walker.tree.id}] walk resumed at {walker.node_id} by {engine.actor}")
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.walker, self.incidents, self.incident_id = walker, incidents, incident_id
+        self.asked = []
+        self.refresh_bindings()
+        if walker.status == "waiting":
+            self._poller = self.set_interval(POLL_S, self._poll)
+            self.render_all()
+        else:
+            self._advance()
 
     @work(group="incident-walk", exit_on_error=False)
     async def _advance(self) -> None:

@@ -209,3 +209,44 @@ async def test_choice_label_follows_the_node_and_manual_steps_say_so(make_app):
         await until(pilot, lambda: walker.node.id == "drain" and not screen.busy)
         await until(pilot, lambda: str(choices.get_option_at_index(0).prompt).startswith("Perform: drain"))
         assert "Outcome:" in screen_text(app) and "confirmed the step was done" in screen_text(app)
+
+
+async def test_a_walk_left_by_a_console_that_quit_is_resumed_by_the_next_one(make_app):
+    """A procedure step can restart the host the console runs in: the next console offers the
+    open incident's walk and takes it up at the node where it was, its timeline intact."""
+    first = make_app()
+    async with first.run_test(size=(120, 40)) as pilot:
+        _, screen = await _open_on_paused_cache(pilot)
+        await _pick(pilot, screen, "tree:component-not-found")
+        walker = screen.walker
+        await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy)
+        incident = screen.incident_id
+        steps_before = [(s.node, s.value) for s in walker.history]
+    # the first console has quit (its engine stopped); the next one starts on the same state
+    second = make_app()
+    async with second.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: second.mode == "host" and len(second.statuses) == 8)  # cache stays paused
+        screen = await _open_on_cache(pilot)
+        assert f"resume:{incident}" in _options(screen)
+        assert f"Resume incident #{incident}" in screen_text(second)
+        await _pick(pilot, screen, f"resume:{incident}")
+        walker = screen.walker
+        await until(pilot, lambda: walker is not None and not screen.busy)
+        assert screen.incident_id == incident and walker.node.id == "intentional"
+        assert [(s.node, s.value) for s in walker.history] == steps_before
+        entries = Incidents(second.engine).entries(incident)
+        assert sum(1 for e in entries if "-> paused" in e.text) == 1  # not recorded twice
+        assert any("walk resumed at intentional by tester" in e.text for e in entries)
+        # and it walks on from there
+        await _pick(pilot, screen, "answer:no - resume it")
+        await _pick(pilot, screen, "perform")
+        await until(pilot, lambda: isinstance(second.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: walker.node.kind == "done" and not screen.busy)
+        assert second.engine.activity.get(second.engine.ref("adapter", "cache")).state == "active"
+        await _pick(pilot, screen, "ack")
+        await until(pilot, lambda: walker.finished)
+        await pilot.press("escape", "i")
+        await until(pilot, lambda: second.screen is screen)
+        await _pick(pilot, screen, "new")
+        assert f"resume:{incident}" not in _options(screen)  # a finished walk is not offered again
