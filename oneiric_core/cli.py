@@ -112,21 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- output helpers ----------------------------------------------------------------------------
+# Output read by a program (a pipe, a file) is as wide as its rows: one row per line, no
+# word cut to fit the 80 columns Rich assumes when there is no terminal. COLUMNS still wins.
+PIPE_WIDTH = 400
+
+
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    width = None
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        width = PIPE_WIDTH
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def _table(*columns: str):
-    from rich import box
-    from rich.table import Table
+    from .cli_table import table
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for index, col in enumerate(columns):
-        last = index == len(columns) - 1
-        table.add_column(col, overflow="fold", no_wrap=not last, ratio=1 if last else None)
-    return table
+    return table(*columns)
 
 
 def _print_json(data: Any) -> None:
