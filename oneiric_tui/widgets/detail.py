@@ -80,7 +80,7 @@ def render_detail(status: ComponentStatus, explanation: Explanation | None, trac
         table.add_column("candidate", no_wrap=True)
         table.add_column("prio", justify="right", no_wrap=True)
         table.add_column("stack", justify="right", no_wrap=True)
-        table.add_column("why", ratio=1)
+        table.add_column("why", ratio=1, overflow="fold")  # a long path folds, never cut off
         for r in explanation.ranked:
             c = r.candidate
             mark = fmt.WINNER[0] if r.winner else fmt.SHADOWED[0]

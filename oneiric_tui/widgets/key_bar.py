@@ -12,8 +12,9 @@ from `Screen.active_bindings`, redrawn when the screen signals that they changed
 * the command palette key at the right end, as the Footer has it;
 * a click on a key presses that key.
 
-When the line is wider than the terminal the descriptions that do not fit are cut with an
-ellipsis; the palette key stays.
+When the line is wider than the terminal, the keys listed last before help and quit are left
+out (the focused pane's own keys come first and stay) and `...` says so; `? Help` and
+`q Quit` always stay, and so does the palette key.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.widget import Widget
+
+
+# Keys that stay on the bar however narrow the terminal: the way to every other key, and out.
+ALWAYS_SHOWN = frozenset({"question_mark", "q"})
 
 
 class KeyBar(Widget):
@@ -88,12 +93,26 @@ class KeyBar(Widget):
         right = Text()
         if palette is not None:
             right = self._entry(palette, key_style, description_style, disabled_style)
+        room = max(0, width - right.cell_len - (1 if right else 0))
+        texts = [(entry[0], self._entry(entry, key_style, description_style, disabled_style)) for entry in entries]
+        kept = [text for key, text in texts if key not in ALWAYS_SHOWN]
+        always = [text for key, text in texts if key in ALWAYS_SHOWN]
+        dropped = False
+
+        def width_of(parts: list[Text]) -> int:
+            return sum(part.cell_len for part in parts) + len(parts) - 1 if parts else 0
+
+        # Too long: the keys listed last before help and quit go first (the focused pane's own
+        # keys come first and stay); `...` says that `?` lists them.
+        while kept and width_of(kept + ([Text("...")] if kept else []) + always) > room:
+            kept.pop()
+            dropped = True
+        parts = kept + ([Text("...", style=description_style)] if dropped else []) + always
         left = Text(no_wrap=True, overflow="ellipsis", end="")
-        for index, entry in enumerate(entries):
+        for index, part in enumerate(parts):
             if index:
                 left.append(" ")
-            left.append_text(self._entry(entry, key_style, description_style, disabled_style))
-        room = max(0, width - right.cell_len - (1 if right else 0))
+            left.append_text(part)
         if left.cell_len > room:
             left.truncate(room, overflow="ellipsis")
         left.append(" " * (width - left.cell_len - right.cell_len))

@@ -46,7 +46,13 @@ async def test_at_80_columns_every_key_still_fits(make_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         line = bottom_line(app)
-        assert "q Quit" in line and line.rstrip().endswith("^p palette") and "…" not in line
+        assert "q Quit" in line and line.rstrip().endswith("^p palette") and "…" not in line and "..." not in line
+        # a pane with keys of its own: they stay, and so do help and quit; the last globals go
+        await pilot.press("6")
+        await until(pilot, lambda: "S Sync now" in bottom_line(app))
+        line = bottom_line(app)
+        assert len(line) == 80 and "? Help q Quit" in line and line.rstrip().endswith("^p palette")
+        assert "... ? Help" in line and "i Incident" not in line and "s Swap" in line
 
 
 async def test_read_only_dims_the_mutating_keys_and_a_click_on_one_does_nothing(make_app):
