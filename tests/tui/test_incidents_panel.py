@@ -48,6 +48,21 @@ async def _walk_on_cache(pilot, tree: str):
     return screen, screen.walker
 
 
+async def _answer_resume_and_finish(pilot, screen: IncidentScreen) -> None:
+    """At component-not-found's 'intentional': answer no, perform the resume (confirmed with y),
+    check the cache serves again, acknowledge the end."""
+    app, walker = pilot.app, screen.walker
+    await _pick(pilot, screen, "answer:no - resume it")
+    await until(pilot, lambda: walker.node.id == "resume")
+    await _pick(pilot, screen, "perform")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+    await pilot.press("y")
+    await until(pilot, lambda: walker.node.kind == "done" and not screen.busy)
+    assert app.engine.activity.get(app.engine.ref("adapter", "cache")).state == "active"
+    await _pick(pilot, screen, "ack")
+    await until(pilot, lambda: walker.finished)
+
+
 async def test_console_drives_component_not_found_to_resume(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -62,15 +77,7 @@ async def test_console_drives_component_not_found_to_resume(make_app):
         text = screen_text(app)
         assert "carol" in text and "blocked > intentional" in text
         assert "Incident" in text and "respond within" in text
-        await _pick(pilot, screen, "answer:no - resume it")
-        await until(pilot, lambda: walker.node.id == "resume")
-        await _pick(pilot, screen, "perform")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-        await pilot.press("y")
-        await until(pilot, lambda: walker.node.kind == "done" and not screen.busy)
-        assert app.engine.activity.get(app.engine.ref("adapter", "cache")).state == "active"
-        await _pick(pilot, screen, "ack")
-        await until(pilot, lambda: walker.finished)
+        await _answer_resume_and_finish(pilot, screen)
         assert "The walk is finished" in screen_text(app)
         # the timeline (beside the walk, and in the store) has the steps, the answer and the action
         entries = Incidents(app.engine).entries(screen.incident_id)
@@ -237,15 +244,7 @@ async def test_a_walk_left_by_a_console_that_quit_is_resumed_by_the_next_one(mak
         entries = Incidents(second.engine).entries(incident)
         assert sum(1 for e in entries if "-> paused" in e.text) == 1  # not recorded twice
         assert any("walk resumed at intentional by tester" in e.text for e in entries)
-        # and it walks on from there
-        await _pick(pilot, screen, "answer:no - resume it")
-        await _pick(pilot, screen, "perform")
-        await until(pilot, lambda: isinstance(second.screen, ConfirmDialog))
-        await pilot.press("y")
-        await until(pilot, lambda: walker.node.kind == "done" and not screen.busy)
-        assert second.engine.activity.get(second.engine.ref("adapter", "cache")).state == "active"
-        await _pick(pilot, screen, "ack")
-        await until(pilot, lambda: walker.finished)
+        await _answer_resume_and_finish(pilot, screen)  # and it walks on from there
         await pilot.press("escape", "i")
         await until(pilot, lambda: second.screen is screen)
         await _pick(pilot, screen, "new")
