@@ -55,30 +55,38 @@ def key_display(app: App, binding: Binding) -> str:
 def help_sections(app: App) -> list[HelpSection]:
     """The help for whatever is on screen now: "Focused: <pane>" then "Global".
 
-    Keys bound to the same action on the same node ("j" and "down") share one row.
-    Bindings without a description are internal and skipped.
+    Keys bound to the same action on the same node ("j" and "down") share one row, described
+    by the console's binding where there is one. The console's own keys come before the ones
+    a widget brings by default. Bindings without a description are internal and skipped.
     """
     screen = app.screen
     focused = screen.focused
-    rows: dict[tuple[int, str, str, bool], list[str]] = {}
-    is_global: dict[tuple[int, str, str, bool], bool] = {}
+    rows: dict[tuple[int, str, bool], list[str]] = {}
+    descriptions: dict[tuple[int, str, bool], str] = {}
+    ours: dict[tuple[int, str, bool], bool] = {}  # has a binding id: the console's key, not a widget default
+    is_global: dict[tuple[int, str, bool], bool] = {}
     for active in screen.active_bindings.values():
         binding = active.binding
         if not binding.description:
             continue
-        group = (id(active.node), binding.action, binding.description, bool(active.enabled))
+        group = (id(active.node), binding.action, bool(active.enabled))
         display = key_display(app, binding)
         if display not in rows.setdefault(group, []):
             rows[group].append(display)
+        if binding.id is not None or group not in descriptions:
+            descriptions[group] = binding.description
+        ours[group] = ours.get(group, False) or binding.id is not None
         is_global[group] = isinstance(active.node, (Screen, App))
 
     def section(title: str, want_global: bool) -> HelpSection:
         keys = []
-        for group, displays in rows.items():
+        # The console's own keys first (j/k, enter, /, ...), then what the widget brings by default.
+        for group in sorted(rows, key=lambda g: not ours[g]):
             if is_global[group] != want_global:
                 continue
-            _, _, description, enabled = group
-            keys.append(("/".join(displays), description if enabled else description + DISABLED_SUFFIX))
+            enabled = group[2]
+            description = descriptions[group]
+            keys.append(("/".join(rows[group]), description if enabled else description + DISABLED_SUFFIX))
         return HelpSection(title=title, keys=keys)
 
     sections = []

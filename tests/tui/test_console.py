@@ -277,6 +277,16 @@ async def test_help_lists_the_keys(make_app):
         text = screen_text(app)
         for word in ("Swap", "Pause", "Drain", "Resume", "Probe", "Quit", "Components"):
             assert word in text
+        # the tree's own keys (j/k/g/G, with the arrows doing the same) come before Tree's defaults
+        from oneiric_tui.screens.help import help_sections
+
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        tree_keys = help_sections(app)[0].keys
+        assert [desc for _, desc in tree_keys[:4]] == ["Up", "Down", "Top", "Bottom"], tree_keys[:6]
+        assert "k" in tree_keys[0][0].split("/") and "j" in tree_keys[1][0].split("/")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
 
