@@ -571,3 +571,35 @@ async def test_the_remote_pane_shows_each_source_and_S_syncs_it(tmp_path):
         assert "STALE" in screen_text(app)
         assert any("memory-remote (remote:demo)" in l for l in tree_labels(app))  # last good stays
         assert app.engine.journal(kinds=["signature-verification-failed"])
+
+
+async def test_health_rows_off_screen_are_current_once_scrolled_into_view(tmp_path):
+    """The health table redraws only the rows on screen; a row further down shows the newest
+    status, latency and trend as soon as it scrolls into view."""
+    from oneiric_core.engine import Engine
+    from oneiric_tui import format as fmt
+    from oneiric_tui.app import OneiricApp
+    from tests.helpers import demo_copy, many_candidates
+
+    settings = demo_copy(tmp_path)
+    (settings / "services.yml").write_text(many_candidates(200))
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "state", actor="tester"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.mode == "host" and len(app.statuses) == 208
+                    and all(s.state == "ready" for s in app.statuses.values()), timeout=30)
+        health = app.main.query_one(HealthTable)
+        await until(pilot, lambda: health.row_count == 208)
+        await pilot.pause(0.5)  # the table sorts once rows stop arriving
+        last = health.ordered_rows[-1].key.value
+        ref = next(r for r in app.statuses if str(r) == last)
+        for _ in range(3):  # new samples for every key, the last row's included
+            await app.engine.health.probe_all()
+        await pilot.pause(0.3)
+        await pilot.press("3", "G")
+        await until(pilot, lambda: health.scroll_y > 0)
+        await pilot.pause(0.2)
+        track = app.engine.health.track(ref)
+        samples = [s.latency_ms for s in track.samples]
+        assert health.get_cell(last, "latency") == fmt.ms(track.latency_ms)
+        assert health.get_cell(last, "trend") == fmt.sparkline(samples, 16)
+        assert len(samples) >= 4
