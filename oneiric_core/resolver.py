@@ -359,7 +359,8 @@ def _winner_reason(row: _Row, other: _Row | None, file_label: str) -> tuple[Rung
     if cand.priority != o_cand.priority:
         return Rung.PRIORITY, f"{prefix}priority {cand.priority} > {o_cand.priority} ({o_cand.provider})"
     return Rung.REGISTRATION, (
-        f"{prefix}registered later (#{cand.seq} > #{o_cand.seq}, {o_cand.provider})"
+        f"{prefix}ties with {o_cand.provider} on stack_level and priority; registered later "
+        f"(#{cand.seq} > #{o_cand.seq}), and the later one wins"
     )
 
 
@@ -372,5 +373,6 @@ def _loser_reason(row: _Row, above: _Row, selection: str | None, file_label: str
     if cand.priority != a_cand.priority:
         return Rung.PRIORITY, f"shadowed: priority {cand.priority} < {a_cand.priority} ({a_cand.provider})"
     return Rung.REGISTRATION, (
-        f"shadowed: registered earlier (#{cand.seq} < #{a_cand.seq}, {a_cand.provider})"
+        f"shadowed: ties with {a_cand.provider} on stack_level and priority; {a_cand.provider} "
+        f"registered later (#{a_cand.seq} > #{cand.seq}) and wins"
     )

@@ -55,8 +55,9 @@ def test_later_registration_wins_a_full_tie():
     exp = r.explain(A, "cache")
     assert exp.winner.provider == "sqlite"
     assert exp.ranked[0].rung == Rung.REGISTRATION
-    assert exp.ranked[0].reason.startswith("registered later (#2 > #1")
-    assert exp.ranked[1].reason.startswith("shadowed: registered earlier (#1 < #2")
+    assert exp.ranked[0].reason.startswith("ties with ") and "registered later (#2 > #1)" in exp.ranked[0].reason
+    assert exp.ranked[1].reason.startswith("shadowed: ties with ") and "registered later (#2 > #1) and wins" \
+        in exp.ranked[1].reason
 
 
 def test_only_candidate():
