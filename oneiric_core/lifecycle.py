@@ -327,9 +327,18 @@ class LifecycleManager:
         if current is not None and current.ident == target.ident and not force:
             reason = f"{slot.ref} already serves {target.label()}"
         else:
+            # Where the target stands in the ranking: a swap to anything but the winner is a
+            # choice made by hand against it, and the operator approving it should see that.
             ranked = self._resolver.explain(slot.ref.domain, slot.ref.key).ranked
-            why = next((r.reason for r in ranked if r.candidate.ident == target.ident), "")
-            reason = f"{current.provider if current else 'nothing'} -> {target.provider}: {why}"
+            rank, why = next(((i, r.reason) for i, r in enumerate(ranked, 1) if r.candidate.ident == target.ident),
+                             (None, ""))
+            if rank == 1:
+                note = f"{target.provider} is the ranking's winner ({why})"
+            elif rank is not None:
+                note = f"overrides the ranking: {target.provider} ranks #{rank} ({why})"
+            else:
+                note = why
+            reason = f"{current.provider if current else 'nothing'} -> {target.provider}: {note}"
         return SwapResult(
             slot.ref, SwapOutcome.PLANNED, current.provider if current else None,
             target.provider, target.source, reason, forced=force, blockers=blockers, actor=actor,

@@ -123,8 +123,14 @@ async def test_dry_run_changes_nothing(engine):
     plan = await engine.swap("adapter", "svc", "bad", dry_run=True)
     assert plan.outcome == SwapOutcome.PLANNED
     assert (plan.from_provider, plan.to_provider, plan.blockers) == ("good", "bad", [])
+    # the plan says where the target stands: chosen by hand against the ranking, or its winner
+    ranked = [r.candidate.provider for r in engine.explain("adapter", "svc").ranked]
+    assert f"good -> bad: overrides the ranking: bad ranks #{ranked.index('bad') + 1} (" in plan.reason
     assert serving(engine) is old
     assert engine.store.last_journal_id() == before_journal
+    assert (await engine.swap("adapter", "svc", "good2")).outcome == SwapOutcome.COMPLETE
+    back = await engine.swap("adapter", "svc", ranked[0], dry_run=True)
+    assert f"good2 -> {ranked[0]}: {ranked[0]} is the ranking's winner (" in back.reason
     engine.pause("adapter", "svc")
     plan = await engine.swap("adapter", "svc", "good2", dry_run=True)
     assert plan.blockers == ["adapter/svc is paused by tester"]
