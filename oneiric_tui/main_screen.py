@@ -306,8 +306,14 @@ class MainScreen(Screen):
         if result is None:
             self.notify(f"Proposal #{proposal.id} waits for another operator to approve it.", markup=False)
         elif result.outcome == SwapOutcome.COMPLETE:
-            self.notify(f"{result.ref} now served by {result.to_provider} ({result.total_ms:.0f} ms).",
-                        title="Swap complete", markup=False)
+            message = f"{result.ref} now served by {result.to_provider} ({result.total_ms:.0f} ms)."
+            explanation = self.oneiric.explanation(result.ref)
+            winner = explanation.winner if explanation is not None else None
+            if winner is not None and winner.provider != result.to_provider:
+                # Chosen against the ranking: a host started later serves the winner again.
+                message += (f" The settings still rank {winner.provider} first: a restart brings it back. "
+                            "Press e to write the selection into settings.")
+            self.notify(message, title="Swap complete", markup=False, timeout=10 if winner else 5)
         elif result.outcome == SwapOutcome.NOOP:
             self.notify(result.reason, markup=False)
         elif result.outcome == SwapOutcome.ROLLED_BACK:
