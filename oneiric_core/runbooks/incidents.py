@@ -9,6 +9,8 @@ journal events of the components involved since the incident opened: one ordered
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,32 @@ from ..events import Event, Severity
 from .escalation import Escalation
 
 STATUSES = ("open", "mitigated", "closed")
+
+
+@dataclass(frozen=True)
+class WalkOwner:
+    """The process walking an incident's runbook (the last console that started or resumed it)."""
+
+    pid: int
+    hostname: str
+    actor: str
+    at: float
+
+    def busy_elsewhere(self) -> bool:
+        """Whether another live process of this machine walks it now. A process on another
+        machine cannot be checked from here and is never judged busy: its walk can be taken up."""
+        if self.hostname != socket.gethostname() or self.pid == os.getpid():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:  # EPERM: alive, another user's
+            return True
+        return True
+
+    def describe(self) -> str:
+        return f"{self.actor} (pid {self.pid} on {self.hostname})"
 
 
 @dataclass
@@ -244,16 +272,29 @@ class Incidents:
         state = self.store.get_meta(self._walk_key(incident_id))
         return state if isinstance(state, dict) else None
 
-    def resumable(self, limit: int = 20) -> list[tuple[Incident, dict[str, Any]]]:
-        """Incidents not closed whose walk was saved and has not finished, newest first."""
+    def resumable(self, limit: int = 20) -> list[tuple[Incident, dict[str, Any], WalkOwner | None]]:
+        """Incidents not closed whose walk was saved and has not finished, newest first, with
+        who walked it last."""
         out = []
         for inc in self.list(limit=limit):
             if inc.status == "closed":
                 continue
             state = self.saved_walk(inc.id)
             if state is not None and state.get("status") != "finished":
-                out.append((inc, state))
+                out.append((inc, state, self.walk_owner(inc.id)))
         return out
+
+    def claim_walk(self, incident_id: int, actor: str) -> None:
+        """Record that this process walks the incident's runbook from now on."""
+        self.store.set_meta(f"incident-walker:{int(incident_id)}",
+                            {"pid": os.getpid(), "hostname": socket.gethostname(), "actor": actor, "at": time.time()})
+
+    def walk_owner(self, incident_id: int) -> WalkOwner | None:
+        data = self.store.get_meta(f"incident-walker:{int(incident_id)}")
+        try:
+            return WalkOwner(int(data["pid"]), str(data["hostname"]), str(data["actor"]), float(data["at"]))
+        except (TypeError, KeyError, ValueError):
+            return None
 
     # -- the timeline ------------------------------------------------------------------------------
     def entries(self, incident_id: int) -> list[Entry]:

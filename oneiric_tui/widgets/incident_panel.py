@@ -308,9 +308,11 @@ class IncidentScreen(Screen):
             resumable = self._resumable()
             crumb.update("Resume a walk, or pick a runbook (the symptom chooser triages first)."
                          if resumable else "Pick a runbook (the symptom chooser triages the engine first).")
-            for inc, state in resumable:
+            for inc, state, owner in resumable:
+                busy = f"  (walked now by {owner.describe()})" if owner and owner.busy_elsewhere() else ""
                 options.append(Option(f"Resume incident #{inc.id} ({inc.severity}): "
-                                      f"{self._tree_title(state['tree'])} at {state['node']}", id=f"resume:{inc.id}"))
+                                      f"{self._tree_title(state['tree'])} at {state['node']}{busy}",
+                                      id=f"resume:{inc.id}"))
             highlighted = choices.highlighted
             current = choices.get_option_at_index(highlighted).id \
                 if highlighted is not None and highlighted < choices.option_count else None
@@ -391,7 +393,7 @@ class IncidentScreen(Screen):
             if options:
                 choices.highlighted = next((i for i, o in enumerate(options) if not o.disabled), 0)
 
-    def _resumable(self) -> list[tuple[Any, dict[str, Any]]]:
+    def _resumable(self) -> list[tuple[Any, dict[str, Any], Any]]:
         """Walks saved on incidents still open (read-only consoles record nothing: none)."""
         if not self.oneiric.can_change:
             return []
@@ -607,6 +609,7 @@ class IncidentScreen(Screen):
                 refs = [f"{self.ref.domain.value}/{self.ref.key}"] if self.ref is not None else []
                 inc = self.incidents.open(title, severity, refs=refs, tree=tree_id)
                 self.incident_id = inc.id
+                self.incidents.claim_walk(inc.id, engine.actor)
                 self.incidents.attach_walk(inc.id, self.walker)
             except OneiricError as exc:
                 self.notify(f"No incident recorded: {exc}", severity="warning", markup=False)
@@ -622,8 +625,13 @@ class IncidentScreen(Screen):
             state = incidents.saved_walk(incident_id)
             if state is None:
                 raise UsageError(f"Incident #{incident_id} has no saved walk.")
+            owner = incidents.walk_owner(incident_id)
+            if owner is not None and owner.busy_elsewhere():
+                raise UsageError(f"Incident #{incident_id}'s walk is being walked now by {owner.describe()}; "
+                                 "walk on there, or quit that console first.")
             walker = Walker.from_state(self._load(), engine, state, escalation=Escalation.from_engine(engine))
             walker.actor = engine.actor  # whoever walks on from here
+            incidents.claim_walk(incident_id, engine.actor)
             incidents.attach_walk(incident_id, walker, resumed=True)
             incidents.add_entry(incident_id, "step", engine.actor,
                                 f"[{walker.tree.id}] walk resumed at {walker.node_id} by {engine.actor}")

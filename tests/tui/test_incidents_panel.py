@@ -249,3 +249,43 @@ async def test_a_walk_left_by_a_console_that_quit_is_resumed_by_the_next_one(mak
         await until(pilot, lambda: second.screen is screen)
         await _pick(pilot, screen, "new")
         assert f"resume:{incident}" not in _options(screen)  # a finished walk is not offered again
+
+
+async def test_a_walk_another_console_is_walking_is_not_taken_up(make_app):
+    """Two consoles on one state directory: a saved walk whose walker (another live process of
+    this machine) is still at it is listed with who walks it, and resuming it is refused in
+    one sentence; once that process has gone, it can be taken up."""
+    import socket
+    import subprocess
+    import sys
+
+    first = make_app()
+    async with first.run_test(size=(120, 40)) as pilot:
+        _, screen = await _open_on_paused_cache(pilot)
+        await _pick(pilot, screen, "tree:component-not-found")
+        await until(pilot, lambda: screen.walker.node.id == "intentional" and not screen.busy)
+        incident = screen.incident_id
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        second = make_app()
+        # another console (that process) walks it now
+        second.engine.store.set_meta(f"incident-walker:{incident}", {
+            "pid": other.pid, "hostname": socket.gethostname(), "actor": "alice", "at": 0.0})
+        async with second.run_test(size=(120, 40), notifications=True) as pilot:
+            await until(pilot, lambda: second.mode == "host" and len(second.statuses) == 8)
+            screen = await _open_on_cache(pilot)
+            assert f"walked now by alice (pid {other.pid}" in screen_text(second)
+            await _pick(pilot, screen, f"resume:{incident}")
+            await pilot.pause(0.2)
+            assert screen.walker is None
+            assert any("being walked now by alice" in n.message for n in second._notifications)
+            other.kill()
+            other.wait()
+            await _pick(pilot, screen, f"resume:{incident}")  # that console is gone: take it up
+            await until(pilot, lambda: screen.walker is not None and not screen.busy)
+            assert screen.walker.node.id == "intentional"
+            owner = Incidents(second.engine).walk_owner(incident)
+            assert owner is not None and owner.actor == "tester"
+    finally:
+        other.kill()
+        other.wait()
