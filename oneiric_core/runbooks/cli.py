@@ -28,8 +28,8 @@ def add_parsers(sub: Any) -> None:
     p = rsub.add_parser("check", help="run every automated check of every runbook against the engine")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    incident = sub.add_parser("incident", help="incidents: open, note, close, export",
-                              description="incidents: open, note, close, export")
+    incident = sub.add_parser("incident", help="incidents: open, list, show, note, update, close, export",
+                              description="incidents: open, list, show, note, update, close, export")
     isub = incident.add_subparsers(dest="incident_command", metavar="ACTION", parser_class=sub._parser_class)
     p = isub.add_parser("open", help="open an incident")
     p.add_argument("--severity", required=True, help="P0, P1, P2 or P3")
