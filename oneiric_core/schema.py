@@ -283,7 +283,10 @@ def _checker(hint: Any) -> Callable[[Any], Any]:
             if kind is float:
                 return value
             if kind is int:  # strict mode takes an int for a float, as a float
-                return float(value)
+                try:
+                    return float(value)
+                except OverflowError:  # too large for a float: pydantic words it
+                    raise _Unsure from None
             raise _Unsure
 
         return number
@@ -348,7 +351,9 @@ def fast_validate(cls: type[M], data: Any) -> M | None:
     """An instance of `cls` from `data` if `data` is plainly valid, else None (ask `validate`)."""
     try:
         return _plan(cls).build(data)
-    except _Unsure:
+    except (_Unsure, TypeError, ValueError, OverflowError, RecursionError):
+        # _Unsure is the expected "not plainly valid"; the others would be a value this
+        # validator did not foresee: never a crash here, pydantic decides and words it.
         return None
 
 

@@ -34,7 +34,7 @@ DEMO = REPO / "settings"
 # bounds it declares, and names that break the name patterns.
 ODD_VALUES: list[Any] = [
     None, "", "x", "bad name", ".dot", "-dash", "ok_name", "pkg.mod:attr", "pkg:", "3", "http://h/x", "ftp://h/x",
-    0, 1, -1, 2, 99, 100, 1000, 1001, -1001, 10**12, 0.0, 0.5, -0.5, 3.0, float("inf"), float("nan"),
+    0, 1, -1, 2, 99, 100, 1000, 1001, -1001, 10**12, 10**400, 0.0, 0.5, -0.5, 3.0, float("inf"), float("nan"),
     True, False, [], [1], ["a"], {}, {"a": 1}, {"": None}, {"name": "x"},
     "manual", "auto", "otlp", "P0", "ed25519",
 ]
@@ -178,6 +178,13 @@ def test_unsure_cases_are_left_to_pydantic_with_their_wording():
         "candidates[0].key: 'bad key' is not a valid component key: use letters, digits, '_', '.' and '-' "
         "(not starting with '.' or '-')"
     ]
+
+
+def test_a_number_too_large_for_a_float_is_refused_with_words_not_a_crash():
+    data = {"lifecycle": {"activation_timeout": 10**400}}
+    assert schema.fast_validate(AppSettings, data) is None
+    instance, errors = schema.check(AppSettings, data)
+    assert instance is None and [e["loc"] for e in errors] == [("lifecycle", "activation_timeout")]
 
 
 def test_empty_values_mean_defaults_in_both_validators():
