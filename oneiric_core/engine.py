@@ -32,7 +32,7 @@ from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
 from .health import HealthMonitor, HealthTrack
-from .identity import operator_identity
+from .identity import operator_identity, other_process_alive
 from .lifecycle import LifecycleManager, LifecycleOptions, LifecycleState, Slot, SwapResult, _Use
 from .providers import builtin_candidates
 from .recovery import recover_interrupted_swaps
@@ -1021,15 +1021,7 @@ def _holder_gone(holder: LeaseInfo) -> bool:
     """True when the lease holder was a process of this machine that no longer exists (killed,
     crashed): a restarted host takes over at once instead of waiting for the lease to go
     stale. A holder on another machine, or a pid that is alive, is never judged gone."""
-    if holder.hostname != socket.gethostname() or holder.pid == os.getpid():
-        return False
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: alive, owned by another user
-        return False
-    return False
+    return holder.pid != os.getpid() and other_process_alive(holder.hostname, holder.pid) is False
 
 
 def _label(path: Path) -> str:

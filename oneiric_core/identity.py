@@ -1,9 +1,11 @@
-"""Who is acting: every journaled change and every approval is attributed to an operator."""
+"""Who is acting: every journaled change and every approval is attributed to an operator;
+and whether a process another record names (a host's lease, an incident's walker) still runs."""
 
 from __future__ import annotations
 
 import getpass
 import os
+import socket
 
 
 def operator_identity(env: dict[str, str] | None = None) -> str:
@@ -20,3 +22,19 @@ def operator_identity(env: dict[str, str] | None = None) -> str:
             name = env.get("USER") or env.get("LOGNAME") or f"uid{os.getuid()}"
     ssh = (env.get("SSH_CLIENT") or env.get("SSH_CONNECTION") or "").split()
     return f"{name}@{ssh[0]}" if ssh else name
+
+
+def other_process_alive(hostname: str, pid: int) -> bool | None:
+    """Whether process `pid` of machine `hostname` (not this process) still runs: True or
+    False on this machine, None when it cannot be told from here (another machine)."""
+    if hostname != socket.gethostname():
+        return None
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFound, UsageError
+from ..identity import other_process_alive
 from ..events import Event, Severity
 from .escalation import Escalation
 
@@ -34,15 +35,7 @@ class WalkOwner:
     def busy_elsewhere(self) -> bool:
         """Whether another live process of this machine walks it now. A process on another
         machine cannot be checked from here and is never judged busy: its walk can be taken up."""
-        if self.hostname != socket.gethostname() or self.pid == os.getpid():
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:  # EPERM: alive, another user's
-            return True
-        return True
+        return self.pid != os.getpid() and other_process_alive(self.hostname, self.pid) is True
 
     def describe(self) -> str:
         return f"{self.actor} (pid {self.pid} on {self.hostname})"
