@@ -19,6 +19,8 @@ out (the focused pane's own keys come first and stay) and `...` says so; `? Help
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -27,6 +29,13 @@ from textual.widget import Widget
 
 # Keys that stay on the bar however narrow the terminal: the way to every other key, and out.
 ALWAYS_SHOWN = frozenset({"question_mark", "q"})
+
+
+class KeyEntry(NamedTuple):
+    key: str  # as Textual names it ("question_mark"): what a click presses
+    shown: str  # as the bar shows it ("?")
+    description: str
+    enabled: bool
 
 
 class KeyBar(Widget):
@@ -62,28 +71,27 @@ class KeyBar(Widget):
     def _bindings_changed(self, _screen: object) -> None:
         self.refresh()
 
-    def entries(self) -> list[tuple[str, str, str, bool]]:
-        """(key, key as shown, description, enabled) for each key on the bar, left to right;
-        the command palette key last."""
+    def entries(self) -> list[KeyEntry]:
+        """Each key on the bar, left to right; the command palette key last."""
         app = self.app
         active = self.screen.active_bindings
         palette = app.COMMAND_PALETTE_BINDING if app.ENABLE_COMMAND_PALETTE else None
         seen: set[str] = set()
-        out: list[tuple[str, str, str, bool]] = []
+        out: list[KeyEntry] = []
         for key, (_node, binding, enabled, _tooltip) in active.items():
             if not binding.show or binding.action in seen or key == palette:
                 continue
             seen.add(binding.action)
-            out.append((binding.key, app.get_key_display(binding), binding.description, enabled))
+            out.append(KeyEntry(binding.key, app.get_key_display(binding), binding.description, enabled))
         if palette is not None and palette in active:
             _node, binding, enabled, _tooltip = active[palette]
-            out.append((binding.key, app.get_key_display(binding), binding.description, enabled))
+            out.append(KeyEntry(binding.key, app.get_key_display(binding), binding.description, enabled))
         return out
 
     def render(self) -> Text:
         entries = self.entries()
         palette = None
-        if entries and self.app.ENABLE_COMMAND_PALETTE and entries[-1][0] == self.app.COMMAND_PALETTE_BINDING:
+        if entries and self.app.ENABLE_COMMAND_PALETTE and entries[-1].key == self.app.COMMAND_PALETTE_BINDING:
             palette = entries.pop()
         key_style = self.get_component_rich_style("key-bar--key")
         description_style = self.get_component_rich_style("key-bar--description")
@@ -94,7 +102,7 @@ class KeyBar(Widget):
         if palette is not None:
             right = self._entry(palette, key_style, description_style, disabled_style)
         room = max(0, width - right.cell_len - (1 if right else 0))
-        texts = [(entry[0], self._entry(entry, key_style, description_style, disabled_style)) for entry in entries]
+        texts = [(entry.key, self._entry(entry, key_style, description_style, disabled_style)) for entry in entries]
         kept = [text for key, text in texts if key not in ALWAYS_SHOWN]
         always = [text for key, text in texts if key in ALWAYS_SHOWN]
         dropped = False
@@ -120,21 +128,19 @@ class KeyBar(Widget):
         return left
 
     @staticmethod
-    def _entry(entry: tuple[str, str, str, bool], key_style: Style, description_style: Style,
-               disabled_style: Style) -> Text:
-        key, shown, description, enabled = entry
-        meta = Style(meta={"key-bar": key})
-        extra = Style() if enabled else disabled_style
-        text = Text(shown, style=key_style + extra + meta)
-        if description:
-            text.append(f" {description}", style=description_style + extra + meta)
+    def _entry(entry: KeyEntry, key_style: Style, description_style: Style, disabled_style: Style) -> Text:
+        meta = Style(meta={"key-bar": entry.key})  # what a click on it presses
+        extra = Style() if entry.enabled else disabled_style
+        text = Text(entry.shown, style=key_style + extra + meta)
+        if entry.description:
+            text.append(f" {entry.description}", style=description_style + extra + meta)
         return text
 
     def on_click(self, event: events.Click) -> None:
         key = event.style.meta.get("key-bar") if event.style else None
         if key is None:
             return
-        enabled = next((e[3] for e in self.entries() if e[0] == key), False)
+        enabled = next((e.enabled for e in self.entries() if e.key == key), False)
         if enabled:
             self.app.simulate_key(key)
         else:
