@@ -183,9 +183,9 @@ class IncidentScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="inc-head")
+        yield Static(id="inc-crumb")  # the path so far, over both columns: their boxes line up
         with Horizontal(id="inc-body"):
             with Vertical(id="inc-walk"):
-                yield Static(id="inc-crumb")
                 with VerticalScroll(id="inc-node-box"):
                     yield Static(id="inc-node")
                 yield ChoiceList(id="inc-choices")
