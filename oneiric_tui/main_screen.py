@@ -7,6 +7,7 @@ operator makes is confirmed in a dialog first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -36,6 +37,8 @@ from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
 
 if TYPE_CHECKING:
+    from oneiric_core.commands import CommandResult
+
     from .app import OneiricApp
 
 PANES = (("tree", "Components"), ("detail", "Explain"), ("health", "Health"), ("log", "Swap log"),
@@ -229,7 +232,8 @@ class MainScreen(Screen):
         explanation = self.oneiric.explanation(ref)
         where = explanation.selection_file if explanation else "its settings file"
         self.app.push_screen(
-            SwapPicker(str(ref), options, title=f"Select for {ref} in {where} (permanent)...", allow_force=False),
+            SwapPicker(str(ref), options, title=f"Select for {ref} in {where} (permanent)...", allow_force=False,
+                       allow_keep=False),
             lambda choice: self._edit_picked(ref, choice, where))
 
     def _edit_picked(self, ref: ComponentRef, choice: SwapChoice | None, where: str) -> None:
@@ -271,10 +275,14 @@ class MainScreen(Screen):
         health, message = app.candidate_health(ref, choice.provider)
         if health == "failed":
             risks.append(f"{choice.provider}'s last health check failed" + (f": {message}" if message else ""))
+        keep_in = None
+        if choice.keep:
+            explanation = app.explanation(ref)
+            keep_in = (explanation.selection_file if explanation else None) or ref.domain.settings_file
         dialog = ApprovalDialog(
             ref_label=str(ref), key=ref.key, from_provider=from_provider, to_provider=plan.to_provider,
             to_source=plan.to_source, reason=plan.reason, blockers=plan.blockers, force=choice.force,
-            high_risk=bool(risks), risk_reasons=risks,
+            high_risk=bool(risks), risk_reasons=risks, keep_in=keep_in,
         )
         self.app.push_screen(dialog, lambda ok: self._run_swap(ref, choice) if ok else None)
 
@@ -282,9 +290,10 @@ class MainScreen(Screen):
     async def _run_swap(self, ref: ComponentRef, choice: SwapChoice) -> None:
         app = self.oneiric
         if app.mode == "client":
+            then = (lambda _result: self._write_selection(ref, choice.provider)) if choice.keep else None
             self._send("swap", _ref_args(ref, provider=choice.provider, to_source=choice.source,
                                          force=choice.force, source="console", approve=True),
-                       f"Asking the host to swap {ref} to {choice.provider}...")
+                       f"Asking the host to swap {ref} to {choice.provider}...", then=then)
             return
         app.swapping.add(ref)
         self.notify(f"Swapping {ref} to {choice.provider}...", markup=False)
@@ -298,22 +307,26 @@ class MainScreen(Screen):
             return
         finally:
             app.swapping.discard(ref)
-        self.post_message(SwapDone(proposal, result))
+        self.post_message(SwapDone(proposal, result, keep=choice.keep))
 
     @on(SwapDone)
-    def _swap_done(self, message: SwapDone) -> None:
-        result, proposal = message.result, message.proposal
+    def _swap_done(self, done: SwapDone) -> None:
+        result, proposal = done.result, done.proposal
         if result is None:
             self.notify(f"Proposal #{proposal.id} waits for another operator to approve it.", markup=False)
         elif result.outcome == SwapOutcome.COMPLETE:
             message = f"{result.ref} now served by {result.to_provider} ({result.total_ms:.0f} ms)."
             explanation = self.oneiric.explanation(result.ref)
             winner = explanation.winner if explanation is not None else None
-            if winner is not None and winner.provider != result.to_provider:
+            against_ranking = winner is not None and winner.provider != result.to_provider
+            if done.keep:  # chosen to keep: it becomes the selection in settings (the watcher
+                self._write_selection(result.ref, result.to_provider)  # sees it already serves)
+            elif against_ranking:
                 # Chosen against the ranking: a host started later serves the winner again.
                 message += (f" The settings still rank {winner.provider} first: a restart brings it back. "
                             "Press e to write the selection into settings.")
-            self.notify(message, title="Swap complete", markup=False, timeout=10 if winner else 5)
+            self.notify(message, title="Swap complete", markup=False,
+                        timeout=10 if against_ranking and not done.keep else 5)
         elif result.outcome == SwapOutcome.NOOP:
             self.notify(result.reason, markup=False)
         elif result.outcome == SwapOutcome.ROLLED_BACK:
@@ -444,15 +457,17 @@ class MainScreen(Screen):
                         timeout=10 if failed else 5)
         app.refresh_remote()
 
-    def _send(self, kind: str, args: dict, progress: str | None = None) -> None:
+    def _send(self, kind: str, args: dict, progress: str | None = None,
+              then: Callable[[CommandResult], object] | None = None) -> None:
         """Client mode: send an action to the host through the command queue and show its
-        answer; the panes follow the host's journal as it acts."""
+        answer; the panes follow the host's journal as it acts. `then` runs (on the UI
+        thread) when the host says it succeeded."""
         if progress:
             self.notify(progress, markup=False)
-        self._ask_host(kind, args)
+        self._ask_host(kind, args, then)
 
     @work(thread=True, group="commands")
-    def _ask_host(self, kind: str, args: dict) -> None:
+    def _ask_host(self, kind: str, args: dict, then: Callable[[CommandResult], object] | None = None) -> None:
         try:
             result = self.oneiric.ask_host(kind, args)
         except OneiricError as exc:
@@ -462,6 +477,8 @@ class MainScreen(Screen):
         self.app.call_from_thread(self.notify, result.message or f"{kind}: done", severity=severity,
                                   markup=False, timeout=10 if not result.ok else 5)
         self.app.call_from_thread(self.oneiric.follow_store)
+        if then is not None and result.ok:
+            self.app.call_from_thread(then, result)
 
     @work(group="probes")
     async def _probe(self, ref: ComponentRef) -> None:

@@ -38,10 +38,11 @@ class EngineReady(Message):
 class SwapDone(Message):
     """A swap the operator approved has finished (or is waiting for a second approver)."""
 
-    def __init__(self, proposal: ProposalRecord, result: SwapResult | None) -> None:
+    def __init__(self, proposal: ProposalRecord, result: SwapResult | None, keep: bool = False) -> None:
         super().__init__()
         self.proposal = proposal
         self.result = result
+        self.keep = keep  # write the selection into settings if the swap completed
 
 
 class RefHighlighted(Message):

@@ -77,6 +77,7 @@ class ApprovalDialog(GuardedDialog):
         force: bool,
         high_risk: bool,
         risk_reasons: list[str],
+        keep_in: str | None = None,
     ) -> None:
         self.ref_label = ref_label
         self.key = key
@@ -88,6 +89,7 @@ class ApprovalDialog(GuardedDialog):
         self.force = force
         self.high_risk = high_risk
         self.risk_reasons = list(risk_reasons)
+        self.keep_in = keep_in  # the settings file the selection is written into afterwards, if kept
         super().__init__(title=f"Approve swap of {ref_label}?", accept_label="Approve", high_risk=high_risk)
 
     def compose_body(self) -> Iterable[Widget]:
@@ -98,6 +100,8 @@ class ApprovalDialog(GuardedDialog):
             ("Why", self.reason or "-"),
             ("Blockers", "\n".join(f"- {b}" for b in self.blockers) if self.blockers else "none"),
             ("Force", "yes (skips the health gate)" if self.force else "no"),
+            ("Keep", f"yes: written into {self.keep_in} once the swap completes" if self.keep_in else
+             "no: a restart brings the ranked winner back"),
         ]
         with Grid(id="summary"):
             for label, value in rows:

@@ -26,11 +26,13 @@ from ..format import HEALTH
 
 @dataclass(frozen=True)
 class SwapChoice:
-    """What the operator picked: the target candidate and whether to skip the health gate."""
+    """What the operator picked: the target candidate, whether to skip the health gate, and
+    whether to keep it (write the selection into settings once the swap completes)."""
 
     provider: str
     source: str
     force: bool
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
         Binding("k", "cursor_up", "Up", id="swap_picker.up"),
         Binding("enter", "choose", "Choose", id="swap_picker.choose"),
         Binding("f", "toggle_force", "Force", id="swap_picker.force"),
+        Binding("w", "toggle_keep", "Keep (write to settings)", id="swap_picker.keep"),
         Binding("escape,q", "cancel", "Cancel", id="swap_picker.cancel"),
     ]
 
@@ -98,7 +101,7 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
         border: none;
         margin: 1 0;
     }
-    SwapPicker #force.-on {
+    SwapPicker #keep.-on, SwapPicker #force.-on {
         text-style: bold;
         color: $warning;
     }
@@ -108,13 +111,15 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
     """
 
     def __init__(self, ref_label: str, options: list[PickerOption], *, title: str | None = None,
-                 allow_force: bool = True) -> None:
+                 allow_force: bool = True, allow_keep: bool = True) -> None:
         super().__init__()
         self.ref_label = ref_label
         self.title_text = title or f"Swap {ref_label} to..."
         self.allow_force = allow_force
+        self.allow_keep = allow_keep  # off where the pick is written to settings anyway (`e`)
         self.options = list(options)
         self.force = False
+        self.keep = False
         self._marked: int | None = None
         # Guards against a second dismiss (key repeat). Not `_closed`: MessagePump owns that
         # name, and setting it makes the screen's removal hang forever.
@@ -134,8 +139,11 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
                 yield Static("No candidates to swap to.", id="empty", markup=False)
             if self.allow_force:
                 yield Static(self._force_text(), id="force", markup=False)
+            if self.allow_keep:
+                yield Static(self._keep_text(), id="keep", markup=False)
             force_key = "   f: force" if self.allow_force else ""
-            yield Static(f"j/k: move   enter: choose{force_key}   esc / q: cancel", id="keys", markup=False)
+            keep_key = "   w: keep" if self.allow_keep else ""
+            yield Static(f"j/k: move   enter: choose{force_key}{keep_key}   esc / q: cancel", id="keys", markup=False)
 
     def on_mount(self) -> None:
         start = first_choice(self.options)
@@ -147,6 +155,10 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
 
     def _force_text(self) -> str:
         return f"force: {'on' if self.force else 'off'} (skips the health gate)"
+
+    def _keep_text(self) -> str:
+        return ("keep: on (written into settings once the swap completes)" if self.keep else
+                "keep: off (a restart brings the ranked winner back)")
 
     def _mark(self, index: int | None) -> None:
         """Move the `>` marker to the highlighted option."""
@@ -175,7 +187,7 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
             return
         option = self.options[index]
         self._answered = True
-        self.dismiss(SwapChoice(provider=option.provider, source=option.source, force=self.force))
+        self.dismiss(SwapChoice(provider=option.provider, source=option.source, force=self.force, keep=self.keep))
 
     # -- actions ---------------------------------------------------------------------
 
@@ -190,6 +202,14 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
     def action_choose(self) -> None:
         if self.options:
             self._choose(self.query_one("#candidates", OptionList).highlighted)
+
+    def action_toggle_keep(self) -> None:
+        if not self.allow_keep:
+            return
+        self.keep = not self.keep
+        keep_line = self.query_one("#keep", Static)
+        keep_line.update(self._keep_text())
+        keep_line.set_class(self.keep, "-on")
 
     def action_toggle_force(self) -> None:
         if not self.allow_force:

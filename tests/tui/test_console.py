@@ -118,7 +118,7 @@ async def test_enter_on_a_key_shows_its_candidates_ranked_and_follows_a_swap(mak
         assert not any(l.startswith("* memory") and "serving" in l for l in tree_labels(app))
 
 
-async def _swap_to(pilot, provider: str) -> None:
+async def _swap_to(pilot, provider: str, *, keep: bool = False) -> None:
     app = pilot.app
     await to_cache(pilot)
     await pilot.press("s")
@@ -127,6 +127,8 @@ async def _swap_to(pilot, provider: str) -> None:
     options = picker.query_one("OptionList")
     index = next(i for i, o in enumerate(picker.options) if o.provider == provider)
     options.highlighted = index
+    if keep:
+        await pilot.press("w")
     await pilot.press("enter")
     await until(pilot, lambda: isinstance(app.screen, ApprovalDialog))
 
@@ -148,6 +150,26 @@ async def test_swap_to_a_healthy_provider_changes_tree_log_and_health(make_app):
         done = next(n.message for n in app._notifications if "now served by sqlite" in n.message)
         # sqlite was chosen against the ranking (memory is selected): say a restart undoes it
         assert "still rank memory first" in done and "Press e" in done
+
+
+async def test_a_swap_kept_with_w_becomes_the_selection_in_settings(make_app):
+    """`w` in the picker: once the swap completes its provider is written into the settings
+    file, so a restart keeps it; the watcher sees it already serves and proposes nothing."""
+    app = make_app()
+    adapters = app.engine.settings_dir / "adapters.yml"
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await ready(pilot)
+        await _swap_to(pilot, "sqlite", keep=True)
+        assert "yes: written into" in screen_text(app)  # the dialog says it will be kept
+        await pilot.press("y")
+        await until(pilot, lambda: app.statuses[app.main.current].serving == "sqlite")
+        await until(pilot, lambda: "cache: sqlite" in adapters.read_text())
+        await until(pilot, lambda: app.engine.explain("adapter", "cache").winner.provider == "sqlite")
+        await pilot.pause(0.5)  # the watcher has reloaded the file
+        assert app.engine.approvals.pending() == []
+        done = next(n.message for n in app._notifications if "now served by sqlite" in n.message)
+        assert "Press e" not in done
+        assert any("Wrote the selection cache: sqlite" in n.message for n in app._notifications)
 
 
 async def test_swap_to_the_unhealthy_demo_provider_rolls_back(make_app):
