@@ -627,3 +627,22 @@ async def test_health_rows_off_screen_are_current_once_scrolled_into_view(tmp_pa
         assert health.get_cell(last, "latency") == fmt.ms(track.latency_ms)
         assert health.get_cell(last, "trend") == fmt.sparkline(samples, 16)
         assert len(samples) >= 4
+
+
+async def test_a_kept_swap_in_client_mode_is_written_once_the_host_applied_it(make_app):
+    from tests.helpers import start_host_process
+
+    app = make_app()
+    adapters = app.engine.settings_dir / "adapters.yml"
+    host = start_host_process(app.engine.settings_dir, app.engine.state_dir)
+    try:
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await until(pilot, lambda: app.mode == "client")
+            await until(pilot, lambda: app.statuses and all(s.state == "ready" for s in app.statuses.values()))
+            await _swap_to(pilot, "memory-large", keep=True)
+            await pilot.press("y")
+            await until(pilot, lambda: app.statuses[app.main.current].serving == "memory-large")
+            await until(pilot, lambda: "cache: memory-large" in adapters.read_text())
+    finally:
+        host.kill()
+        host.wait()
