@@ -204,20 +204,19 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
             self._choose(self.query_one("#candidates", OptionList).highlighted)
 
     def action_toggle_keep(self) -> None:
-        if not self.allow_keep:
-            return
-        self.keep = not self.keep
-        keep_line = self.query_one("#keep", Static)
-        keep_line.update(self._keep_text())
-        keep_line.set_class(self.keep, "-on")
+        if self.allow_keep:
+            self.keep = not self.keep
+            self._show_toggle("#keep", self._keep_text(), self.keep)
 
     def action_toggle_force(self) -> None:
-        if not self.allow_force:
-            return
-        self.force = not self.force
-        force_line = self.query_one("#force", Static)
-        force_line.update(self._force_text())
-        force_line.set_class(self.force, "-on")
+        if self.allow_force:
+            self.force = not self.force
+            self._show_toggle("#force", self._force_text(), self.force)
+
+    def _show_toggle(self, line_id: str, text: str, on: bool) -> None:
+        line = self.query_one(line_id, Static)
+        line.update(text)
+        line.set_class(on, "-on")
 
     def action_cancel(self) -> None:
         if not self._answered:
