@@ -29,8 +29,6 @@ def other_process_alive(hostname: str, pid: int) -> bool | None:
     False on this machine, None when it cannot be told from here (another machine)."""
     if hostname != socket.gethostname():
         return None
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

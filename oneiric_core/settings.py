@@ -7,7 +7,7 @@ defaults; a missing directory is a `ConfigError`.
 Two ways in, one result. A file is first read by the fast path: yaml-rs (a Rust YAML 1.2
 parser that builds plain dicts and lists, never objects from tags) and one strict
 validation by `schema` (the models are plain dataclasses checked in Python, without
-importing pydantic: 10,000 candidates take about 80 ms, less than pydantic's import and
+importing pydantic: 10,000 candidates take about 70 ms, less than pydantic's import and
 set-up alone). On those 10,000 candidates (1.2 MB) yaml-rs takes about 40 ms where
 ruamel.yaml took over a second even with its C parser. The
 fast path only takes text it parses exactly as the careful path would (no anchors, aliases,

@@ -120,14 +120,13 @@ class OneiricApp(App):
 
     # -- start and stop ----------------------------------------------------------------------
     def get_key_display(self, binding: Binding) -> str:
-        """Key names in plain ASCII words where Textual draws a symbol (backspace, enter) that
-        many terminal fonts lack."""
-        if not binding.key_display:
-            words = {"backspace": "bksp", "enter": "enter"}
-            modifiers, key = binding.parse_key()
-            if key in words and not modifiers:
-                return words[key]
-        return super().get_key_display(binding)
+        """How every key is shown (key bar, help, dialogs): Textual's display where it is plain
+        ASCII; where Textual draws a symbol many terminal fonts lack (backspace, enter, the
+        arrows), a word for it or the key's own name."""
+        display = super().get_key_display(binding)
+        if display.isascii():
+            return display
+        return {"backspace": "bksp"}.get(binding.key, binding.key)
 
     def get_default_screen(self) -> MainScreen:
         # The main screen is the app's first screen, composed and painted with the app itself:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import textwrap
 import time
@@ -111,3 +112,21 @@ async def until(predicate: Callable[[], Any], what: str = "", timeout: float = 1
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}")
         await asyncio.sleep(poll)
+
+
+@contextlib.asynccontextmanager
+async def host_with_cache_paused_before_start(settings: Path, state: Path):
+    """A started host Engine whose adapter/cache was paused (by another process) before it
+    started: inactive, nothing serving it. Stopped and closed afterwards."""
+    from oneiric_core.engine import Engine
+
+    offline = Engine(settings, state_dir=state, actor="carol")
+    offline.pause("adapter", "cache", note="before the host started")
+    offline.close()
+    engine = Engine(settings, state_dir=state, actor="tester")
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+        engine.close()

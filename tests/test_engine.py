@@ -205,12 +205,9 @@ async def test_telemetry_counts_swaps_health_and_resolutions(engine):
 async def test_a_key_paused_before_the_host_starts_is_activated_when_resumed(settings_dir, tmp_path):
     """Paused at start means never activated; resuming it (here, or from another process
     through the store) must start its winner, not leave it 'active' with nothing serving."""
-    offline = Engine(settings_dir, state_dir=tmp_path / "state", actor="ops")
-    offline.pause("adapter", "cache", note="maintenance")
-    offline.close()
-    engine = Engine(settings_dir, state_dir=tmp_path / "state", actor="ops")
-    await engine.start()
-    try:
+    from tests.helpers import host_with_cache_paused_before_start
+
+    async with host_with_cache_paused_before_start(settings_dir, tmp_path / "state") as engine:
         cache = ComponentRef(Domain.ADAPTER, "cache")
         assert next(s for s in engine.components([cache])).serving is None
         engine.resume("adapter", "cache")
@@ -222,9 +219,6 @@ async def test_a_key_paused_before_the_host_starts_is_activated_when_resumed(set
         assert status.serving == status.winner and status.state == "ready" and status.activity == "active"
         with engine.use("adapter", "cache") as provider:
             assert provider is not None
-    finally:
-        await engine.stop()
-        engine.close()
 
 
 async def test_a_health_round_over_many_keys_lets_the_event_loop_run(tmp_path):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -287,24 +285,10 @@ async def test_severity_answer_and_return_from_a_runbook_opened_by_the_workflow(
     assert walker.node.id == "close", walker.breadcrumb()
 
 
-@contextlib.asynccontextmanager
-async def _host_with_cache_paused_before_start(tmp_path):
-    """A started host whose adapter/cache was paused (by another process) before it started:
-    inactive, nothing serving it."""
-    from oneiric_core.engine import Engine
-    from tests.helpers import demo_copy
+def _host_with_cache_paused_before_start(tmp_path):
+    from tests.helpers import demo_copy, host_with_cache_paused_before_start
 
-    settings = demo_copy(tmp_path)
-    offline = Engine(settings, state_dir=tmp_path / "state", actor="carol")
-    offline.pause("adapter", "cache", note="before the host started")
-    offline.close()
-    engine = Engine(settings, state_dir=tmp_path / "state", actor="tester")
-    await engine.start()
-    try:
-        yield engine
-    finally:
-        await engine.stop()
-        engine.close()
+    return host_with_cache_paused_before_start(demo_copy(tmp_path), tmp_path / "state")
 
 
 async def test_resume_of_a_key_paused_before_start_verifies_it_serving(tmp_path):

@@ -32,14 +32,14 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 
 from ..domains import Domain
 from ..errors import NotFound, RemoteSyncFailed
 from ..factories import module_allowed
 from ..schema import Bounds, Model, Pattern, check
-from ..settings import FactoryRef, KeyName, ProviderName
+from ..settings import CandidateSpec
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_DEPTH = 64  # nesting deeper than this is refused (a YAML bomb cannot hide in depth)
@@ -66,19 +66,15 @@ class Signature(Model):
     algorithm: Literal["ed25519"] = "ed25519"
 
 
-Priority = Annotated[int, Bounds(ge=-1000, le=1000)]
-
-
 @dataclass
-class Entry(Model):
-    domain: str
-    key: KeyName
-    provider: ProviderName
-    factory: FactoryRef
-    priority: Priority = 0
-    stack_level: Priority = 0
-    settings: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+class Entry(CandidateSpec):
+    """A candidate as a settings domain file declares one, plus its domain and an optional
+    artifact. Unlike a domain file's candidates, each entry is checked on its own, so the
+    "empty means the default" rule is applied per entry."""
+
+    empty_means_default: ClassVar[bool] = True
+
+    domain: str = field(kw_only=True)
     artifact: Artifact | None = None
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFound, UsageError
-from ..identity import other_process_alive
 from ..events import Event, Severity
+from ..identity import other_process_alive
 from .escalation import Escalation
 
 STATUSES = ("open", "mitigated", "closed")
@@ -277,13 +277,17 @@ class Incidents:
                 out.append((inc, state, self.walk_owner(inc.id)))
         return out
 
+    @staticmethod
+    def _owner_key(incident_id: int) -> str:
+        return f"incident-walker:{int(incident_id)}"
+
     def claim_walk(self, incident_id: int, actor: str) -> None:
         """Record that this process walks the incident's runbook from now on."""
-        self.store.set_meta(f"incident-walker:{int(incident_id)}",
+        self.store.set_meta(self._owner_key(incident_id),
                             {"pid": os.getpid(), "hostname": socket.gethostname(), "actor": actor, "at": time.time()})
 
     def walk_owner(self, incident_id: int) -> WalkOwner | None:
-        data = self.store.get_meta(f"incident-walker:{int(incident_id)}")
+        data = self.store.get_meta(self._owner_key(incident_id))
         try:
             return WalkOwner(int(data["pid"]), str(data["hostname"]), str(data["actor"]), float(data["at"]))
         except (TypeError, KeyError, ValueError):

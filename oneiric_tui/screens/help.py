@@ -44,14 +44,6 @@ def pane_name(widget: Widget) -> str:
     return type(widget).__name__
 
 
-def key_display(app: App, binding: Binding) -> str:
-    """How to show a key; falls back to the key name when Textual's display needs a special glyph."""
-    if binding.key_display:
-        return binding.key_display
-    display = app.get_key_display(binding)
-    return display if display.isascii() else binding.key
-
-
 def help_sections(app: App) -> list[HelpSection]:
     """The help for whatever is on screen now: "Focused: <pane>" then "Global".
 
@@ -70,7 +62,7 @@ def help_sections(app: App) -> list[HelpSection]:
         if not binding.description:
             continue
         group = (id(active.node), binding.action, bool(active.enabled))
-        display = key_display(app, binding)
+        display = app.get_key_display(binding)  # plain ASCII in the console (OneiricApp)
         if display not in rows.setdefault(group, []):
             rows[group].append(display)
         if binding.id is not None or group not in descriptions:

@@ -41,6 +41,16 @@ async def _open_on_paused_cache(pilot):
     return app, await _open_on_cache(pilot)
 
 
+async def _walk_paused_cache_to_intentional(pilot):
+    """Component not found on the paused adapter/cache, walked to its question 'intentional?';
+    (app, screen, walker)."""
+    app, screen = await _open_on_paused_cache(pilot)
+    await _pick(pilot, screen, "tree:component-not-found")
+    walker = screen.walker
+    await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy)
+    return app, screen, walker
+
+
 async def _walk_on_cache(pilot, tree: str):
     """Start walking `tree` on adapter/cache; (screen, walker)."""
     screen = await _open_on_cache(pilot)
@@ -116,10 +126,7 @@ async def test_console_drives_component_not_found_to_resume(make_app):
 async def test_backspace_goes_back_one_step(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        app, screen = await _open_on_paused_cache(pilot)
-        await _pick(pilot, screen, "tree:component-not-found")
-        walker = screen.walker
-        await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy)
+        app, screen, walker = await _walk_paused_cache_to_intentional(pilot)
         await _pick(pilot, screen, "answer:no - resume it")
         await until(pilot, lambda: walker.node.id == "resume")
         await pilot.press("backspace")
@@ -223,10 +230,7 @@ async def test_a_walk_left_by_a_console_that_quit_is_resumed_by_the_next_one(mak
     open incident's walk and takes it up at the node where it was, its timeline intact."""
     first = make_app()
     async with first.run_test(size=(120, 40)) as pilot:
-        _, screen = await _open_on_paused_cache(pilot)
-        await _pick(pilot, screen, "tree:component-not-found")
-        walker = screen.walker
-        await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy)
+        _, screen, walker = await _walk_paused_cache_to_intentional(pilot)
         incident = screen.incident_id
         steps_before = [(s.node, s.value) for s in walker.history]
     # the first console has quit (its engine stopped); the next one starts on the same state
@@ -261,9 +265,7 @@ async def test_a_walk_another_console_is_walking_is_not_taken_up(make_app):
 
     first = make_app()
     async with first.run_test(size=(120, 40)) as pilot:
-        _, screen = await _open_on_paused_cache(pilot)
-        await _pick(pilot, screen, "tree:component-not-found")
-        await until(pilot, lambda: screen.walker.node.id == "intentional" and not screen.busy)
+        _, screen, _ = await _walk_paused_cache_to_intentional(pilot)
         incident = screen.incident_id
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
