@@ -12,7 +12,7 @@ swaps adapter/cache back and forth between `memory` (built-in) and `memory-large
 Per swap it records the SwapResult fields and, by wrapping the lifecycle's phase methods
 and the store's write methods of this engine instance (no engine file is changed):
 
-  wall           time around `await engine.swap(...)`, what a caller waits
+  wall           time around `await engine._swap_now(...)`, what a caller waits
   build          LifecycleManager._build: load the factory, call it in a worker thread, start()
   check          LifecycleManager._check: health()
   store writes   StateStore.append / put_lifecycle / put_health calls and their time
@@ -156,7 +156,7 @@ class EngineRun:
         probe = self.probe
         probe.reset()
         t0 = time.perf_counter()
-        result = await self.engine.swap(Domain.ADAPTER, "cache", target)
+        result = await self.engine._swap_now(Domain.ADAPTER, "cache", target)
         wall = (time.perf_counter() - t0) * 1e3
         if result.outcome != SwapOutcome.COMPLETE:
             raise SystemExit(f"bench/swap.py: swap to {target} ended {result.outcome}: {result.reason}")
@@ -279,7 +279,7 @@ async def run(args) -> int:
         return [label, med, p95]
 
     table_rows = [
-        line("engine.swap() wall (await engine.swap)", real, "wall"),
+        line("engine._swap_now() wall (await engine.swap)", real, "wall"),
         line("  SwapResult.total_ms", real, "total"),
         line("  SwapResult.activation_ms", real, "activation"),
         line("  SwapResult.health_ms", real, "health"),

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="bind it even if its health check fails, and swap a paused key")
     p.add_argument("--dry-run", action="store_true", help="print from, to and blockers; change nothing")
     p.add_argument("--reason", default="", help="why (shown to the approver, journaled)")
+    p.add_argument("--sign", action="store_true",
+                   help="sign the request with your ssh-agent key (app.yml access.allowed_signers)")
+    p.add_argument("--sign-key", metavar="KEY", help="with --sign: which agent key (fingerprint or public key)")
     waits(p)
     p = cmd("approvals", "pending and recent swap proposals")
     p.add_argument("--limit", type=int, default=20, help="how many decided proposals to show (default 20)")
@@ -87,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = cmd(name, text)
         p.add_argument("id", type=int, metavar="ID", help="the proposal number (see 'oneiric approvals')")
         p.add_argument("--comment", help="why (journaled)")
+        p.add_argument("--sign", action="store_true",
+                       help="sign the decision with your ssh-agent key (app.yml access.allowed_signers)")
+        p.add_argument("--sign-key", metavar="KEY", help="with --sign: which agent key (fingerprint or public key)")
         waits(p)
     p = cmd("run", "the headless host (for systemd): hosts the state dir until SIGTERM or SIGINT, "
             "printing every journal event as a JSON line", json_flag=False)
@@ -171,19 +177,23 @@ def _host_line(engine) -> str:
 
 def _host_json(engine) -> dict[str, Any] | None:
     lease, alive = engine.host()
+    return _lease_json(lease, alive=alive)
+
+
+def _lease_json(lease, *, alive: bool) -> dict[str, Any] | None:
     if lease is None:
         return None
     return {"pid": lease.pid, "hostname": lease.hostname, "alive": alive,
             "started_at": lease.started_at, "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3)}
 
 
-# -- asking the running host ---------------------------------------------------------------------
-# A change (and a probe of live providers) is the host's job while one runs: the command goes
-# into the store's queue (commands.py) and this process prints the host's answer. With no
-# host, the same commands change the desired state here and say so.
+# -- acting: one way, whatever runs the host ----------------------------------------------------
+# A change (and a probe) is a request on the Operator port (operator_port.py): over the
+# host's socket while another process hosts, else run here, where it changes the desired
+# state and says so. The command's code is the same either way.
 
 def _host_request(args) -> tuple[str, dict[str, Any]] | None:
-    """The host command for these arguments, or None when this command never needs a host."""
+    """The request for these arguments, or None when this command is not an action."""
     ref = {"domain": getattr(args, "domain", None), "key": getattr(args, "key", None)}
     if args.command in ("pause", "resume"):
         return args.command, {**ref, "note": args.note}
@@ -192,56 +202,75 @@ def _host_request(args) -> tuple[str, dict[str, Any]] | None:
     if args.command == "health" and args.probe:
         return "probe", ref
     if args.command == "swap":
-        return "swap", {**ref, "provider": args.provider, "force": args.force, "dry_run": args.dry_run,
-                        "reason": args.reason}
+        return "swap", {**ref, "provider": args.provider, "force": args.force or None,
+                        "dry_run": args.dry_run or None, "reason": args.reason or None, "source": "cli"}
     if args.command in ("approve", "reject"):
         return args.command, {"id": args.id, "comment": args.comment}
     if args.command == "remote-sync":
-        return "sync", {"source": args.source, "dry_run": args.dry_run}
+        return "sync", {"source": args.source, "dry_run": args.dry_run or None}
     return None
 
 
-def _changes(args) -> bool:
-    return not (args.command == "health" or (args.command in ("swap", "remote-sync") and args.dry_run))
+def _act(operator, args, store, host: dict[str, Any] | None) -> int:
+    """Send this command's request through `operator` and print the answer; `host` is the
+    live host's lease as `--json` shows it (None when this process runs the request)."""
+    import asyncio
 
+    kind, payload = _host_request(args)
+    if kind in ("approve", "reject") and args.sign:
+        payload["signature"] = _sign(kind, args, store)
+    elif kind == "swap" and args.sign and not args.dry_run:
+        from .approval_signing import sign_request
 
-def _via_host(store, lease, args) -> int | None:
-    """Ask the live host `lease` names to run this command and print its answer; None when
-    the command does not go to a host (the caller then runs it here)."""
-    request = _host_request(args)
-    if request is None or lease is None:
-        return None
-    if args.read_only and _changes(args):
-        from .errors import ReadOnlyError
-
-        raise ReadOnlyError(f"Read-only mode: {args.command} is disabled.")
-    from .commands import submit, wait
-    from .identity import operator_identity
-
-    kind, payload = request
+        payload["signature"], payload["signed_at"] = sign_request(payload, store, key=args.sign_key)
     patience = max(args.wait, args.timeout + 5) if kind == "drain" else args.wait
-    command = submit(store, kind, payload, operator_identity(), timeout=patience)
-    return _print_result(args, wait(store, command.id, patience), lease)
+    result = asyncio.run(operator.run(kind, wait=patience, **payload))
+    where = (f"the running host (pid {host['pid']} on {host['hostname']})" if host and host.get("alive")
+             else "this process (no host is running)")
+    return _print_result(args, result, where=where, host=host)
+
+
+def _sign(kind: str, args, store) -> str:
+    """A decision signed by this operator's ssh-agent (approval_signing.py)."""
+    from .approval_signing import sign_decision
+
+    record = store.get_proposal(args.id)
+    if record is None:
+        raise NotFound(f"No proposal #{args.id} exists.")
+    return sign_decision(kind, record, store, key=args.sign_key)
 
 
 def _via_host_quick(args) -> int | None:
-    """The same before any settings are loaded, when the state store can be found cheaply:
-    a command answered by a running host then costs a store write and a few reads."""
+    """Before any settings are loaded, when the state store can be found cheaply and a host
+    holds it: the request goes straight to the host's socket."""
     if _host_request(args) is None:
         return None
     path = _quick_store_path(args)
     if path is None or not path.is_file():
         return None
+    from .identity import other_process_alive
     from .store import LEASE_STALE_AFTER_S, StateStore
 
     store = StateStore(path)
     try:
         lease = store.current_lease()
-        if lease is None or lease.is_stale(time.time(), LEASE_STALE_AFTER_S):
+        if lease is None or lease.is_stale(time.time(), LEASE_STALE_AFTER_S) or \
+                other_process_alive(lease.hostname, lease.pid) is False:
             return None
-        return _via_host(store, lease, args)
+        from .host_session import socket_path
+        from .operator_port import Operator, OverSocket, display_name
+
+        operator = Operator(OverSocket(socket_path(path.parent), display=display_name()), read_only=args.read_only)
+        return _act(operator, args, store, _lease_json(lease, alive=True))
     finally:
         store.close()
+
+
+def cmd_act(engine, args) -> int:
+    """pause, resume, drain, swap, approve, reject, health --probe, remote-sync."""
+    from .operator_port import connect
+
+    return _act(connect(engine, read_only=args.read_only or None), args, engine.store, _host_json(engine))
 
 
 def _quick_store_path(args) -> Path | None:
@@ -299,12 +328,12 @@ def _app_state_dir(text: str) -> Any:
     return value if value is None or isinstance(value, str) else _UNREADABLE
 
 
-def _print_result(args, result, lease=None) -> int:
-    """Print a command's answer: the data as JSON (same shapes as without a host) or the
+def _print_result(args, result, *, where: str = "", host: dict[str, Any] | None = None) -> int:
+    """Print a command's answer: the data as JSON (same shapes whoever ran it) or the
     sentence; a failure's sentence goes to stderr. Returns the exit code."""
     if args.json and result.data:
         if args.command == "health":
-            _print_json({"probed": True, "host": _lease_json(lease), "results": result.data.get("results", [])})
+            _print_json({"probed": True, "host": host, "results": result.data.get("results", [])})
         elif args.command in ("pause", "resume", "drain"):
             _print_json(result.data)
         else:
@@ -315,29 +344,16 @@ def _print_result(args, result, lease=None) -> int:
         print_sync(result)
         return result.exit_code
     elif args.command == "health" and result.data:
-        _print_probe_table(result.data.get("results", []), f"probed on {_lease_text(lease)}")
+        results = result.data.get("results", [])
+        out = _print_probe_table(results, f"probed by {where}")
+        failed = [f"{r['domain']}/{r['key']}" for r in results if r["status"] == "failed"]
+        if failed:
+            out.print(f"{len(failed)} unhealthy: " + ", ".join(failed))
     elif result.ok:
         print(result.message)
     if not result.ok:
         print(f"oneiric: {result.message}", file=sys.stderr)
     return result.exit_code
-
-
-def _lease_json(lease) -> dict[str, Any] | None:
-    if lease is None:
-        return None
-    return {"pid": lease.pid, "hostname": lease.hostname, "alive": True, "started_at": lease.started_at,
-            "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3)}
-
-
-def _lease_text(lease) -> str:
-    return "the running host" if lease is None else f"the running host (pid {lease.pid} on {lease.hostname})"
-
-
-def _live_host(engine):
-    """The lease of a live host other than this process, or None."""
-    lease, alive = engine.host()
-    return lease if alive and not engine.is_host else None
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -432,43 +448,21 @@ def cmd_explain(engine, args) -> int:
 
 
 def cmd_health(engine, args) -> int:
-    from .domains import HealthResult
-
-    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
-        return code
+    """Last known health (a probe, `--probe`, is an action: cmd_act)."""
     refs = _filter_refs(engine, args.domain, args.key)
+    wanted = {(r.domain.value, r.key) for r in refs}
     results = []
-    if args.probe:
-        import asyncio
-
-        async def probe_one(ref):
-            try:
-                cand, res = await engine.probe_candidate(ref.domain, ref.key)
-            except NotFound as exc:  # selected in settings but nothing registered
-                return None, HealthResult.failed(str(exc))
-            return cand.provider, res
-
-        async def probe_all():
-            return await asyncio.gather(*(probe_one(r) for r in refs))
-
-        for ref, (provider, res) in zip(refs, asyncio.run(probe_all())):
-            results.append({"domain": ref.domain.value, "key": ref.key, "provider": provider,
-                            "status": res.status.value, "latency_ms": res.latency_ms,
-                            "message": res.message, "checked_at": time.time()})
-        engine.lifecycle.close()
-    else:
-        wanted = {(r.domain.value, r.key) for r in refs}
-        for c in engine.components():
-            if (c.ref.domain.value, c.ref.key) in wanted:
-                results.append({"domain": c.ref.domain.value, "key": c.ref.key,
-                                "provider": c.serving or c.winner, "status": c.health,
-                                "latency_ms": c.latency_ms, "message": c.health_message,
-                                "checked_at": c.health_checked_at})
+    for c in engine.components():
+        if (c.ref.domain.value, c.ref.key) in wanted:
+            results.append({"domain": c.ref.domain.value, "key": c.ref.key,
+                            "provider": c.serving or c.winner, "status": c.health,
+                            "latency_ms": c.latency_ms, "message": c.health_message,
+                            "checked_at": c.health_checked_at})
     failed = [r for r in results if r["status"] == "failed"]
     if args.json:
-        _print_json({"probed": args.probe, "host": _host_json(engine), "results": results})
+        _print_json({"probed": False, "host": _host_json(engine), "results": results})
     else:
-        out = _print_probe_table(results, "probed now in this process" if args.probe else _host_line(engine))
+        out = _print_probe_table(results, _host_line(engine))
         if failed:
             out.print(f"{len(failed)} unhealthy: " + ", ".join(f"{r['domain']}/{r['key']}" for r in failed))
     return EXIT_UNHEALTHY if failed else EXIT_OK
@@ -506,43 +500,6 @@ def cmd_activity(engine, args) -> int:
     out.print(table)
     out.print(", ".join(f"{n} {s}" for s, n in totals.items()))
     return EXIT_OK
-
-
-def _takes_effect(engine) -> str:
-    lease, alive = engine.host()
-    if alive:
-        return f"the running host (pid {lease.pid} on {lease.hostname}) applies it within a second"
-    return "no host is running, so it takes effect when a host starts"
-
-
-def cmd_pause_resume(engine, args) -> int:
-    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
-        return code
-    ref = _pick_ref(engine, args.domain, args.key)
-    action = engine.pause if args.command == "pause" else engine.resume
-    rec = action(ref.domain, ref.key, note=args.note)
-    if args.json:
-        _print_json({"activity": _activity_json(rec)})
-    else:
-        verb = "Paused" if args.command == "pause" else "Resumed"
-        print(f"{verb} {ref} (by {rec.actor}); {_takes_effect(engine)}.")
-    return EXIT_OK
-
-
-def cmd_drain(engine, args) -> int:
-    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
-        return code
-    import asyncio
-
-    ref = _pick_ref(engine, args.domain, args.key)
-    rec = asyncio.run(engine.drain(ref.domain, ref.key, note=args.note, timeout=args.timeout))
-    if args.json:
-        _print_json({"activity": _activity_json(rec)})
-    elif rec.state == "drained":
-        print(f"Drained {ref}: no work in flight (by {rec.actor}).")
-    else:
-        print(f"{ref} is still {rec.state} after {args.timeout:g}s; in-flight work has not finished.")
-    return EXIT_OK if rec.state == "drained" else EXIT_ERROR
 
 
 def _event_row(e) -> list[str]:
@@ -586,47 +543,10 @@ def cmd_journal(engine, args) -> int:
             last = e.id
 
 
-def cmd_swap(engine, args) -> int:
-    """With a host: a proposal it applies as the policy allows. Without: a proposal here;
-    once approved (auto mode, or `approve`) the selection is written into settings."""
-    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
-        return code
-    import asyncio
-
-    from .commands import plan_result, swap_result
-
-    ref = _pick_ref(engine, args.domain, args.key)
-    if args.dry_run:
-        plan = asyncio.run(engine.swap(ref.domain, ref.key, args.provider, force=args.force, dry_run=True))
-        return _print_result(args, plan_result(plan))
-    record, result = asyncio.run(engine.request_swap(
-        ref.domain, ref.key, args.provider, force=args.force, source="cli", reason=args.reason))
-    return _print_result(args, swap_result(record, result, offline=True))
-
-
-def cmd_approve(engine, args) -> int:
-    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
-        return code
-    import asyncio
-
-    from .commands import swap_result
-
-    record, result = asyncio.run(engine.approve(args.id, comment=args.comment))
-    return _print_result(args, swap_result(record, result, offline=True))
-
-
-def cmd_reject(engine, args) -> int:
-    if (code := _via_host(engine.store, _live_host(engine), args)) is not None:
-        return code
-    from .commands import reject_result
-
-    return _print_result(args, reject_result(engine.reject(args.id, comment=args.comment)))
-
-
 def cmd_approvals(engine, args) -> int:
     from .commands import proposal_json
 
-    pending = engine.approvals.pending()  # retires (and journals) the expired ones first
+    pending = engine.pending_proposals()  # with no host, retires (and journals) the expired ones first
     decided = [p for p in engine.approvals.recent(200) if p.status != "pending"][-max(args.limit, 0):]
     if args.json:
         _print_json({"pending": [proposal_json(p) for p in pending],
@@ -704,12 +624,12 @@ def _runbook_cli():
 
 
 COMMANDS: dict[str, Callable[[Any, Any], int]] = {
-    "status": cmd_status, "list": cmd_list, "explain": cmd_explain, "health": cmd_health,
-    "activity": cmd_activity, "pause": cmd_pause_resume, "resume": cmd_pause_resume,
-    "drain": cmd_drain, "journal": cmd_journal, "swap": cmd_swap, "approvals": cmd_approvals,
-    "approve": cmd_approve, "reject": cmd_reject,
+    "status": cmd_status, "list": cmd_list, "explain": cmd_explain,
+    "health": lambda engine, args: (cmd_act if args.probe else cmd_health)(engine, args),
+    "activity": cmd_activity, "pause": cmd_act, "resume": cmd_act, "drain": cmd_act,
+    "journal": cmd_journal, "swap": cmd_act, "approvals": cmd_approvals, "approve": cmd_act, "reject": cmd_act,
     "remote-status": lambda engine, args: _remote_cli().cmd_remote_status(engine, args),
-    "remote-sync": lambda engine, args: _remote_cli().cmd_remote_sync(engine, args),
+    "remote-sync": cmd_act,
     "runbook": lambda engine, args: _runbook_cli().cmd_runbook(engine, args),
     "incident": lambda engine, args: _runbook_cli().cmd_incident(engine, args),
 }

@@ -1,20 +1,16 @@
-"""The command queue: how a client process asks the host to act, and how the host answers.
+"""What an operator can ask of the engine, and the one place each request is carried out.
 
-A client (a CLI command) `submit`s a row to the store's `commands` table and `wait`s for its
-result. The host runs a `CommandLoop` on its event loop: it takes pending commands in id
-order, runs each on its live engine and writes back a `CommandResult` (one sentence, JSON
-data and an exit code of ARCHITECTURE §10). A table rather than a socket because every
-process already shares the store, a queue there outlives a host restart, and every request
-leaves a trace of who asked for what.
+A request (`Request`: a kind and its arguments) comes from a front door through the
+`Operator` port (operator_port.py): in the host's own process directly, from any other
+process over the host's Unix socket (host_session.py), where the kernel tells the host who
+sent it. Either way `execute` runs it: it checks the caller's right (access.py), runs the
+handler on the engine and answers with a `CommandResult` (one sentence, JSON data and an
+exit code of ARCHITECTURE §10). A process that is not the host and finds none running runs
+the same handlers on its own engine: they then change the desired state (settings,
+activity) and say that it takes effect when a host starts.
 
-Why it is cheap: `PRAGMA data_version` changes only when another connection commits, so an
-idle host spends one pragma per `HOST_POLL_S`, and a submitted command is picked up within
-that. Why nothing runs by surprise: a client that stops waiting withdraws its command
-(`expired`), and each command carries a deadline after which the host will not start it.
-
-The client half imports neither the Engine, the settings models nor asyncio (the host half
-imports it where it runs): `oneiric pause` against a running host is one store write and a
-few reads in a process that starts fast.
+The host records each request it takes as a sealed row in the store's `commands` table: a
+record of who asked for what and what came of it, never an inbox (seal.py).
 """
 
 from __future__ import annotations
@@ -26,11 +22,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .access import Forbidden, Right
 from .domains import Domain
-from .errors import NotFound, OneiricError, SwapRefused, Unhealthy, UsageError
-from .store import CommandRecord, ProposalRecord, StateStore, StoreError
+from .errors import NotFound, OneiricError, ReadOnlyError, SwapRefused, Unhealthy, UsageError
+from .principal import Principal
+from .store import ProposalRecord
 
-if TYPE_CHECKING:  # the host half gets the engine passed in; clients never import it
+if TYPE_CHECKING:  # the engine is passed in; a client process never imports it for this module
     from .engine import Engine
     from .lifecycle import SwapResult
 
@@ -42,15 +40,51 @@ EXIT_UNHEALTHY = Unhealthy.exit_code
 EXIT_SWAP = SwapRefused.exit_code
 EXIT_REMOTE = 6
 
-KINDS = ("swap", "approve", "reject", "pause", "drain", "resume", "probe", "reload", "sync")
-FINAL = ("done", "failed", "expired")
-
-HOST_POLL_S = 0.025  # how often the host looks for new commands (one PRAGMA when idle)
-MAX_RUNNING = 16  # commands the host runs at once (a long drain must not hold up a pause)
-KEEP_FINISHED_S = 7 * 86400  # finished commands are pruned after this
+KEEP_FINISHED_S = 7 * 86400  # recorded commands are pruned after this
 DEFAULT_WAIT_S = 30.0
 
-Command = CommandRecord  # a queued request: kind, args, requested_by, status, result, ...
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One thing an operator asks for: `kind` (swap, approve, ...) and its arguments."""
+
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def right(self) -> Right:
+        """The right this request needs; looking (a dry run) needs only `view`."""
+        if self.args.get("dry_run") or self.kind == "pending":
+            return Right.VIEW
+        return _RIGHTS[self.kind]
+
+    @property
+    def changes(self) -> bool:
+        return self.right() is not Right.VIEW and self.kind != "probe"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "args": self.args}
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Request:
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or \
+                not isinstance(data.get("args", {}), dict):
+            raise UsageError("The request is not of the form {\"kind\": ..., \"args\": {...}}.")
+        kind = data["kind"]
+        if kind not in _RIGHTS:
+            raise UsageError(f"'{kind}' is not a host command: use one of {', '.join(KINDS)}.")
+        return cls(kind, dict(data.get("args") or {}))
+
+
+_RIGHTS: dict[str, Right] = {
+    "swap": Right.PROPOSE, "approve": Right.APPROVE, "reject": Right.APPROVE,
+    "pause": Right.OPERATE, "drain": Right.OPERATE, "resume": Right.OPERATE, "probe": Right.OPERATE,
+    "reload": Right.OPERATE, "sync": Right.OPERATE, "pending": Right.VIEW,
+}
+KINDS = tuple(_RIGHTS)
+_WHAT = {"swap": "ask for a swap", "approve": "approve a proposal", "reject": "reject a proposal",
+         "pause": "pause a component", "drain": "drain a component", "resume": "resume a component",
+         "probe": "probe a component", "reload": "reload the settings", "sync": "sync remote sources",
+         "pending": "see pending proposals"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +94,7 @@ class CommandResult:
     exit_code: int
     message: str
     data: dict[str, Any] = field(default_factory=dict)
-    status: str = ""  # done | failed | expired | running (the client stopped waiting); "" if made here
+    status: str = ""  # done | failed | running (the client stopped waiting); "" if made here
     command_id: int | None = None
 
     @property
@@ -72,61 +106,11 @@ class CommandResult:
                 "message": self.message, "data": self.data}
 
     @classmethod
-    def from_record(cls, record: Command) -> CommandResult:
-        if record.status == "expired":
-            return cls(EXIT_ERROR, f"The host did not take command #{record.id} ({record.kind}) in time; "
-                       "it was withdrawn and will not run.", status="expired", command_id=record.id)
-        result = record.result or {}
-        code = EXIT_ERROR if record.exit_code is None else record.exit_code
-        return cls(code, str(result.get("message") or ""), dict(result.get("data") or {}),
-                   record.status, record.id)
-
-
-# -- the client half ---------------------------------------------------------------------------
-
-def submit(store: StateStore, kind: str, args: dict[str, Any], actor: str, *,
-           timeout: float = DEFAULT_WAIT_S) -> Command:
-    """Queue `kind` for the host, on behalf of `actor`; the host will not start it after
-    `timeout` seconds (by then this client has stopped waiting)."""
-    if kind not in KINDS:
-        raise UsageError(f"'{kind}' is not a host command: use one of {', '.join(KINDS)}.")
-    return store.add_command(kind, args, actor, deadline=time.time() + timeout)
-
-
-def wait(store: StateStore, command_id: int, timeout: float, *, poll_s: float = 0.005) -> CommandResult:
-    """The host's answer to a command, or, after `timeout` seconds, a result saying it
-    did not come; a command the host had not started by then is withdrawn so that it never
-    runs later by surprise (also when the wait is interrupted with Ctrl-C)."""
-    started = time.monotonic()
-    deadline = started + timeout
-    try:
-        while True:
-            record = store.get_command(command_id)
-            if record is None:
-                raise NotFound(f"No command #{command_id} is queued in {store.path}.")
-            if record.status in FINAL:
-                return CommandResult.from_record(record)
-            if time.monotonic() >= deadline:
-                return _gave_up(store, record, timeout)
-            # Most answers come within a few host polls: look often at first (a WAL read is
-            # cheap), then every 50 ms for the long ones (a drain, a slow provider).
-            time.sleep(poll_s if time.monotonic() < started + 2 else 0.05)
-    except KeyboardInterrupt:
-        store.expire_command(command_id)
-        raise
-
-
-def _gave_up(store: StateStore, record: Command, timeout: float) -> CommandResult:
-    if store.expire_command(record.id):
-        return CommandResult(
-            EXIT_ERROR, f"The host did not take command #{record.id} ({record.kind}) within {timeout:g}s; "
-            "it was withdrawn and will not run.", status="expired", command_id=record.id)
-    latest = store.get_command(record.id)
-    if latest is not None and latest.status in FINAL:  # answered (or expired by the host) just now
-        return CommandResult.from_record(latest)
-    return CommandResult(
-        EXIT_ERROR, f"The host is still running command #{record.id} ({record.kind}) after {timeout:g}s; "
-        "its outcome will be in the journal.", status="running", command_id=record.id)
+    def from_dict(cls, data: dict[str, Any]) -> CommandResult:
+        code = data.get("exit_code")
+        return cls(int(code) if isinstance(code, int) else EXIT_ERROR, str(data.get("message") or ""),
+                   dict(data.get("data") or {}), str(data.get("status") or ""),
+                   data.get("id") if isinstance(data.get("id"), int) else None)
 
 
 # -- result sentences (shared with the CLI's no-host path) ---------------------------------------
@@ -184,9 +168,9 @@ def plan_result(plan: SwapResult) -> CommandResult:
         f"({plan.to_source}); {blockers}.", {"plan": plan.to_dict()})
 
 
-# -- the host half -------------------------------------------------------------------------------
+# -- carrying a request out -----------------------------------------------------------------------
 
-Handler = Callable[["Engine", Command], Awaitable[CommandResult]]
+Handler = Callable[["Engine", Request, Principal], Awaitable[CommandResult]]
 _HANDLERS: dict[str, Handler] = {}
 
 
@@ -197,80 +181,99 @@ def _handles(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def execute(engine: Engine, command: Command) -> CommandResult:
-    """Run one command on the host's engine; every failure becomes a result, never a raise."""
-    handler = _HANDLERS.get(command.kind)
+async def execute(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    """Run one request for `principal` on this engine; every failure becomes a result, never a
+    raise (a provider's bug must not take down the host that runs it)."""
     try:
-        if handler is None:
-            raise UsageError(f"'{command.kind}' is not a host command: use one of {', '.join(KINDS)}.")
-        result = await handler(engine, command)
+        engine.access.require(principal, request.right(), _WHAT[request.kind])
+        if engine.read_only and request.changes:
+            raise ReadOnlyError(f"Read-only mode: {request.kind} is disabled.")
+        result = await _HANDLERS[request.kind](engine, request, principal)
+    except Forbidden as exc:  # who was refused what is part of the audit trail
+        from .events import Event, Severity
+
+        engine.emit(Event("access-denied", str(exc), Severity.WARNING, actor=principal.label, outcome="refused",
+                          data={"kind": request.kind, "principal": principal.id, "via": principal.via}))
+        return CommandResult(exc.exit_code, str(exc), status="refused")
     except OneiricError as exc:
         result = CommandResult(exc.exit_code, str(exc))
-    except Exception as exc:  # a bug must not kill the loop: report it to the client instead
-        result = CommandResult(EXIT_ERROR, f"The host failed to run {command.kind}: {type(exc).__name__}: {exc}.")
-    return dataclasses.replace(result, status="done" if result.ok else "failed", command_id=command.id)
+    except Exception as exc:  # a bug must not kill the host: report it to the client instead
+        result = CommandResult(EXIT_ERROR, f"The host failed to run {request.kind}: {type(exc).__name__}: {exc}.")
+    return dataclasses.replace(result, status="done" if result.ok else "failed")
 
 
-def _arg(command: Command, name: str) -> Any:
-    value = command.args.get(name)
+def _arg(request: Request, name: str) -> Any:
+    value = request.args.get(name)
     if value is None or value == "":
-        raise UsageError(f"The {command.kind} command needs '{name}'.")
+        raise UsageError(f"The {request.kind} command needs '{name}'.")
     return value
 
 
-def _host_text() -> str:
+def _where(engine: Engine) -> str:
+    """Who carried a request out, for its sentence."""
     import socket
 
-    return f"the running host (pid {os.getpid()} on {socket.gethostname()})"
+    if engine.is_host:
+        return f"the running host (pid {os.getpid()} on {socket.gethostname()})"
+    return "this process (no host is running)"
 
 
 @_handles("swap")
-async def _swap(engine: Engine, command: Command) -> CommandResult:
-    a = command.args
-    ref = engine.find_ref(a.get("domain"), _arg(command, "key"))
+async def _swap(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    a = request.args
+    ref = engine.find_ref(a.get("domain"), _arg(request, "key"))
     if a.get("dry_run"):
-        plan = await engine.swap(ref.domain, ref.key, a.get("provider"), force=bool(a.get("force")),
-                                 dry_run=True, actor=command.requested_by)
-        return plan_result(plan)
+        return plan_result(engine.plan_swap(ref.domain, ref.key, a.get("provider"), force=bool(a.get("force"))))
+    requester = engine.signed_requester(principal, a)
     # `approve`: the requester approves in the same breath (the console's swap dialog is an
     # approval); two_person still refuses it in the engine, leaving the proposal pending.
     record, result = await engine.request_swap(
         ref.domain, ref.key, a.get("provider"), force=bool(a.get("force")),
-        source=str(a.get("source") or "cli"), reason=a.get("reason") or "", actor=command.requested_by,
+        source=str(a.get("source") or "cli"), reason=a.get("reason") or "", actor=requester,
         approve=bool(a.get("approve")), to_source=a.get("to_source"))
-    return swap_result(record, result)
+    return swap_result(record, result, offline=not engine.is_host)
 
 
 @_handles("approve")
-async def _approve(engine: Engine, command: Command) -> CommandResult:
-    record, result = await engine.approve(int(_arg(command, "id")), actor=command.requested_by,
-                                          comment=command.args.get("comment"))
-    return swap_result(record, result)
+async def _approve(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    approver = engine.signed_approver("approve", int(_arg(request, "id")), principal, request.args.get("signature"))
+    record, result = await engine.approve(int(_arg(request, "id")), actor=approver,
+                                          comment=request.args.get("comment"))
+    return swap_result(record, result, offline=not engine.is_host)
 
 
 @_handles("reject")
-async def _reject(engine: Engine, command: Command) -> CommandResult:
-    return reject_result(engine.reject(int(_arg(command, "id")), actor=command.requested_by,
-                                       comment=command.args.get("comment")))
+async def _reject(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    approver = engine.signed_approver("reject", int(_arg(request, "id")), principal, request.args.get("signature"))
+    return reject_result(engine.reject(int(_arg(request, "id")), actor=approver,
+                                       comment=request.args.get("comment")))
+
+
+@_handles("pending")
+async def _pending(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    pending = engine.pending_proposals()
+    return CommandResult(EXIT_OK, f"{len(pending)} proposal(s) wait for approval.",
+                         {"pending": [proposal_json(p) for p in pending]})
 
 
 @_handles("pause")
 @_handles("resume")
-async def _pause_resume(engine: Engine, command: Command) -> CommandResult:
-    ref = engine.find_ref(command.args.get("domain"), _arg(command, "key"))
-    action = engine.pause if command.kind == "pause" else engine.resume
-    record = action(ref.domain, ref.key, note=command.args.get("note"), actor=command.requested_by)
-    verb = "Paused" if command.kind == "pause" else "Resumed"
-    return CommandResult(EXIT_OK, f"{verb} {ref} (by {record.actor}); {_host_text()} applied it.",
-                         {"activity": activity_json(record)})
+async def _pause_resume(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    ref = engine.find_ref(request.args.get("domain"), _arg(request, "key"))
+    action = engine.pause if request.kind == "pause" else engine.resume
+    record = action(ref.domain, ref.key, note=request.args.get("note"), actor=principal.label)
+    verb = "Paused" if request.kind == "pause" else "Resumed"
+    then = f"{_where(engine)} applied it" if engine.is_host else \
+        "no host is running, so it takes effect when a host starts"
+    return CommandResult(EXIT_OK, f"{verb} {ref} (by {record.actor}); {then}.", {"activity": activity_json(record)})
 
 
 @_handles("drain")
-async def _drain(engine: Engine, command: Command) -> CommandResult:
-    ref = engine.find_ref(command.args.get("domain"), _arg(command, "key"))
-    timeout = float(command.args.get("timeout") or DEFAULT_WAIT_S)
-    record = await engine.drain(ref.domain, ref.key, note=command.args.get("note"),
-                                actor=command.requested_by, timeout=timeout)
+async def _drain(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    ref = engine.find_ref(request.args.get("domain"), _arg(request, "key"))
+    timeout = float(request.args.get("timeout") or DEFAULT_WAIT_S)
+    record = await engine.drain(ref.domain, ref.key, note=request.args.get("note"),
+                                actor=principal.label, timeout=timeout)
     data = {"activity": activity_json(record)}
     if record.state == "drained":
         return CommandResult(EXIT_OK, f"Drained {ref}: no work in flight (by {record.actor}).", data)
@@ -279,38 +282,54 @@ async def _drain(engine: Engine, command: Command) -> CommandResult:
 
 
 @_handles("probe")
-async def _probe(engine: Engine, command: Command) -> CommandResult:
-    """Probe the LIVE instances of the host (journaled), not freshly built copies."""
-    domain, key = command.args.get("domain"), command.args.get("key")
+async def _probe(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    """On the host: probe the LIVE instances (journaled). Elsewhere, with no host: build, probe
+    and stop a copy of each winner in this process."""
+    import asyncio
+
+    domain, key = request.args.get("domain"), request.args.get("key")
     if key:
         refs = [engine.find_ref(domain, key)]
     else:
         wanted = Domain.parse(domain) if domain else None
         refs = [r for r in engine.resolver.refs() if wanted is None or r.domain == wanted]
-    import asyncio
-
-    tracks = await asyncio.gather(*(engine.probe(r.domain, r.key, actor=command.requested_by, journal=True)
-                                    for r in refs))
-    results = []
-    for ref, track in zip(refs, tracks):
-        if track is None:
-            results.append({"domain": ref.domain.value, "key": ref.key, "provider": None, "status": "failed",
-                            "latency_ms": None, "message": "nothing is serving on the host",
-                            "checked_at": time.time()})
-        else:
-            results.append({"domain": ref.domain.value, "key": ref.key, "provider": track.provider,
-                            "status": track.status.value, "latency_ms": track.latency_ms,
-                            "message": track.message, "checked_at": track.checked_at})
+    probe = _probe_live if engine.is_host else _probe_copy
+    results = list(await asyncio.gather(*(probe(engine, ref, principal) for ref in refs)))
+    if not engine.is_host:
+        engine.lifecycle.close()
     failed = [f"{r['domain']}/{r['key']}" for r in results if r["status"] == "failed"]
     data = {"results": results}
+    where = _where(engine)
     if failed:
-        return CommandResult(EXIT_UNHEALTHY, f"Probed {len(results)} component(s) on {_host_text()}: "
+        return CommandResult(EXIT_UNHEALTHY, f"Probed {len(results)} component(s) in {where}: "
                              f"{len(failed)} unhealthy ({', '.join(failed)}).", data)
-    return CommandResult(EXIT_OK, f"Probed {len(results)} component(s) on {_host_text()}: none failed.", data)
+    return CommandResult(EXIT_OK, f"Probed {len(results)} component(s) in {where}: none failed.", data)
+
+
+async def _probe_live(engine: Engine, ref: Any, principal: Principal) -> dict[str, Any]:
+    track = await engine.probe(ref.domain, ref.key, actor=principal.label, journal=True)
+    if track is None:
+        return {"domain": ref.domain.value, "key": ref.key, "provider": None, "status": "failed",
+                "latency_ms": None, "message": "nothing is serving on the host", "checked_at": time.time()}
+    return {"domain": ref.domain.value, "key": ref.key, "provider": track.provider,
+            "status": track.status.value, "latency_ms": track.latency_ms,
+            "message": track.message, "checked_at": track.checked_at}
+
+
+async def _probe_copy(engine: Engine, ref: Any, principal: Principal) -> dict[str, Any]:
+    from .domains import HealthResult
+
+    try:
+        cand, res = await engine.probe_candidate(ref.domain, ref.key)
+        provider = cand.provider
+    except NotFound as exc:  # selected in settings but nothing registered
+        provider, res = None, HealthResult.failed(str(exc))
+    return {"domain": ref.domain.value, "key": ref.key, "provider": provider, "status": res.status.value,
+            "latency_ms": res.latency_ms, "message": res.message, "checked_at": time.time()}
 
 
 @_handles("reload")
-async def _reload(engine: Engine, command: Command) -> CommandResult:
+async def _reload(engine: Engine, request: Request, principal: Principal) -> CommandResult:
     problems = engine.reload_settings()
     data = {"problems": [p.to_dict() for p in problems]}
     if problems:
@@ -320,11 +339,17 @@ async def _reload(engine: Engine, command: Command) -> CommandResult:
 
 
 @_handles("sync")
-async def _sync(engine: Engine, command: Command) -> CommandResult:
-    """Sync remote sources now (`source`: one of them; `dry_run`: change nothing)."""
-    outcomes = await engine.remote.sync_now(command.args.get("source") or None,
-                                            dry_run=bool(command.args.get("dry_run")))
-    return sync_result(outcomes, where=_host_text())
+async def _sync(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    """Sync remote sources now (`source`: one of them; `dry_run`: change nothing). With no host,
+    the cache and status this writes are what the next host starts from."""
+    dry_run = bool(request.args.get("dry_run"))
+    outcomes = await engine.remote.sync_now(request.args.get("source") or None, dry_run=dry_run)
+    where = _where(engine)
+    if not engine.is_host and not dry_run:
+        where = "this process; no host is running, so the next host starts with it"
+    elif not engine.is_host:
+        where = "this process"
+    return sync_result(outcomes, where=where)
 
 
 def sync_result(outcomes: list[Any], *, where: str) -> CommandResult:
@@ -340,97 +365,7 @@ def sync_result(outcomes: list[Any], *, where: str) -> CommandResult:
     return CommandResult(EXIT_OK, f"{text} (on {where})", data)
 
 
-class CommandLoop:
-    """The host's half: polls the queue and runs each command as its own task, started in id
-    order (so a pause queued after a swap starts after it), at most MAX_RUNNING at once."""
-
-    def __init__(self, engine: Engine, *, poll_s: float = HOST_POLL_S, max_running: int = MAX_RUNNING) -> None:
-        self._engine = engine
-        self._poll_s = poll_s
-        self._max_running = max_running
-        self._running: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._backlog = False  # pending commands left behind because MAX_RUNNING were running
-
-    def start(self) -> None:
-        """Close what a previous host left running, then start polling."""
-        import asyncio
-
-        store = self._engine.store
-        try:
-            store.fail_running_commands("The host stopped before answering this command; "
-                                        "check the journal for what it did.")
-            store.prune_commands(KEEP_FINISHED_S)
-        except StoreError as exc:
-            self._engine.store_error = str(exc)
-        self._task = asyncio.create_task(self._poll(), name="oneiric-commands")
-
-    async def stop(self, timeout: float | None = None) -> None:
-        """Take no new commands; let running ones finish within `timeout`, then cancel them
-        (each cancelled command is answered as failed)."""
-        import asyncio
-
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        running = set(self._running)
-        if not running:
-            return
-        _, late = await asyncio.wait(running, timeout=timeout)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-
-    async def _poll(self) -> None:
-        import asyncio
-
-        store = self._engine.store
-        seen: int | None = None
-        while True:
-            try:
-                version = store.data_version()
-                if version != seen or self._backlog:
-                    seen = version
-                    self._backlog = self._take_pending()
-            except StoreError as exc:
-                self._engine.store_error = str(exc)
-            await asyncio.sleep(self._poll_s)
-
-    def _take_pending(self) -> bool:
-        """Start pending commands in id order; True when some had to wait for a free slot."""
-        import asyncio
-
-        store = self._engine.store
-        while len(self._running) < self._max_running:
-            command = store.claim_command()
-            if command is None:
-                return False
-            task = asyncio.create_task(self._run(command), name=f"oneiric-command-{command.id}")
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        return True
-
-    async def _run(self, command: Command) -> None:
-        import asyncio
-
-        try:
-            result = await execute(self._engine, command)
-        except asyncio.CancelledError:
-            self._finish(command, CommandResult(EXIT_ERROR, f"The host stopped before finishing command "
-                                                f"#{command.id} ({command.kind}).", status="failed"))
-            raise
-        self._finish(command, result)
-
-    def _finish(self, command: Command, result: CommandResult) -> None:
-        try:
-            self._engine.store.finish_command(command.id, result.status or "failed",
-                                              {"message": result.message, "data": result.data}, result.exit_code)
-        except StoreError as exc:
-            self._engine.store_error = str(exc)
-
-
 __all__ = [
-    "Command", "CommandLoop", "CommandResult", "KINDS", "activity_json", "execute", "plan_result",
-    "proposal_json", "reject_result", "submit", "swap_result", "sync_result", "wait",
+    "CommandResult", "KINDS", "Request", "activity_json", "execute", "plan_result",
+    "proposal_json", "reject_result", "swap_result", "sync_result",
 ]

@@ -25,41 +25,30 @@ from typing import Any
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
 from .bulk import gc_paused
-from .commands import CommandLoop, CommandResult
-from .commands import submit as submit_command
-from .commands import wait as wait_for_command
+from .access import AccessPolicy, Forbidden, Right
 from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
 from .health import HealthMonitor, HealthTrack
-from .identity import operator_identity, other_process_alive
+from .identity import other_process_alive
+from .principal import Principal
 from .lifecycle import LifecycleManager, LifecycleOptions, LifecycleState, Slot, SwapResult, _Use
 from .providers import builtin_candidates
 from .recovery import recover_interrupted_swaps
 from .registry import CandidateRegistry
+from .seal import RowSeal
 from .resolver import Explanation, Resolver, StackOrder
 from .settings import APP_FILE, AppSettings, ConfigProblem, SettingsLoader, SettingsSnapshot
+from .host_session import HEARTBEAT_S, HostBusy
 from .store import (
     LEASE_STALE_AFTER_S, HealthSnapshot, LeaseInfo, LifecycleSnapshot, ProposalRecord, StateStore, StoreError,
 )
 from .watcher import QUIET_S, SettingsWatcher, WatcherStatus
 
-HEARTBEAT_S = 1.0
-PRUNE_EVERY_S = 3600.0
 HEALTH_WRITE_DELAY_S = 0.05
 ACTIVATION_CONCURRENCY = 16
 WATCHER_SOURCE = "settings-watcher"  # the `source` of proposals made from settings edits
 WATCHER_META = "settings_watcher"  # store meta key: the host's watcher state, for clients
-
-
-class HostBusy(OneiricError):
-    """Another live process already hosts this state directory."""
-
-    def __init__(self, holder: LeaseInfo) -> None:
-        self.holder = holder
-        super().__init__(
-            f"Another host (pid {holder.pid} on {holder.hostname}) already runs this state directory."
-        )
 
 
 @dataclass
@@ -104,7 +93,7 @@ class Engine:
         *,
         state_dir: str | Path | None = None,
         read_only: bool | None = None,
-        actor: str | None = None,
+        actor: Principal | str | None = None,
     ) -> None:
         self.settings_dir = Path(settings_dir)
         self._loader = SettingsLoader(self.settings_dir)
@@ -113,9 +102,14 @@ class Engine:
         self.settings = self._loader.use_keep_dir(self.state_dir / "settings-last-good")
         app = self.settings.app
         self.read_only = app.read_only if read_only is None else read_only
-        self.actor = actor or operator_identity()
+        # Who this process acts as: its own OS account (principal.py). On the host, requests
+        # from other processes carry their own principal, from the kernel (host_session.py).
+        self.principal = _as_principal(actor, Principal.of_process())
+        self.actor = self.principal.label
         self.bus = EventBus()
         self.store = StateStore(self.state_dir / "state.sqlite")
+        self.store.seal = RowSeal.for_state_dir(self.state_dir)
+        self.access = AccessPolicy.from_settings(self.state_dir, app.access)
         self.store_error: str | None = None
         self.registry = CandidateRegistry()
         self.resolver = Resolver(self.registry, settings_dir_label=_label(self.settings_dir))
@@ -156,9 +150,11 @@ class Engine:
         # Last health seen per (key, provider), from probes and swap health gates: what the
         # console shows next to each candidate when picking a swap target.
         self.candidate_health: dict[tuple[ComponentRef, str], HealthResult] = {}
-        # What other processes ask this host to do (commands.py); runs only while hosting.
-        self.commands = CommandLoop(self)
-        self._lease_task: asyncio.Task[None] | None = None
+        # The lease, its heartbeat and the socket other processes ask through; while hosting.
+        from .host_session import HostSession
+
+        self.session = HostSession(self)
+        self._seen_signatures: set[str] = set()  # signed requests taken (each counts once)
         # The host's settings watcher (see watcher.py and settings_file_changed below).
         self.watcher: SettingsWatcher | None = None
         self.watcher_quiet_s = QUIET_S
@@ -448,7 +444,7 @@ class Engine:
                 if target is None or (p.to_provider, p.to_source) != (target.provider, target.source):
                     now = f"asks for {target.provider}" if target else "has no candidate for it"
                     with contextlib.suppress(OneiricError):
-                        self.approvals.reject(p.id, WATCHER_SOURCE, f"superseded: {label} now {now}")
+                        self.approvals.reject(p.id, Principal.internal(WATCHER_SOURCE), f"superseded: {label} now {now}")
             if target is None:
                 continue
             slot = self.lifecycle.find_slot(ref)
@@ -496,23 +492,14 @@ class Engine:
         winner, start health probes and the command queue other processes talk to."""
         if self.started:
             return
-        previous = self.store.current_lease()
-        acquired, holder = self.store.acquire_lease(
-            os.getpid(), socket.gethostname(), stale_after_s=LEASE_STALE_AFTER_S, holder_dead=_holder_gone)
-        if not acquired:
-            assert holder is not None
-            raise HostBusy(holder)
+        before = self.session.acquire()
         self.is_host = True
         self.started = True
         # Renew the lease from now on: activating thousands of keys can outlast its staleness.
-        self._lease_task = asyncio.create_task(self._heartbeat(), name="oneiric-lease-heartbeat")
-        self._tasks.append(self._lease_task)
+        self.session.start_heartbeat()
         self._start_telemetry()
-        ours = previous is not None and (previous.pid, previous.hostname) == (os.getpid(), socket.gethostname())
-        before = None if previous is None or ours else previous
         self.store.clear_health()
         pruned = self.prune_journal()
-        self._last_prune = time.monotonic()
         took_over = None if before is None else {"pid": before.pid, "hostname": before.hostname}
         self.emit(Event("host-started", f"host started (pid {os.getpid()} on {socket.gethostname()})"
                         + (f", taking over from pid {before.pid} on {before.hostname}" if before else ""),
@@ -524,7 +511,7 @@ class Engine:
         await self.activate_all()
         self.remote.mark_activated()
         self.health.start()
-        self.commands.start()
+        await self.session.serve()
         self._start_watcher()
 
     def _start_telemetry(self) -> None:
@@ -551,23 +538,6 @@ class Engine:
 
     def _has_winner(self, ref: ComponentRef) -> bool:
         return self.resolver.winner(ref) is not None  # not explain(): no reasons worded for 10,000 keys
-
-    async def _heartbeat(self) -> None:
-        """Each second: renew the lease and pick up pause/drain/resume written by other processes."""
-        pid, host = os.getpid(), socket.gethostname()
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            try:
-                if not self.store.heartbeat(pid, host):
-                    self.emit(Event("host-stopped", "this host lost its lease to another process",
-                                    Severity.ERROR, actor=self.actor))
-                    return
-                self.sync_activity()
-                if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
-                    self._last_prune = time.monotonic()
-                    self.prune_journal()
-            except StoreError as exc:
-                self.store_error = str(exc)
 
     def prune_journal(self) -> int:
         """Apply the journal retention of app.yml (max age, max rows); returns rows deleted."""
@@ -601,12 +571,10 @@ class Engine:
         wait = self.lifecycle.options.cleanup_timeout if timeout is None else timeout
         self._stop_watcher()
         await self.remote.stop()
-        await self.commands.stop(wait)
-        lease_task = self._lease_task
+        await self.session.stop_serving(wait)
         for task in self._tasks:
-            if task is not lease_task:
-                task.cancel()
-        await asyncio.gather(*(t for t in self._tasks if t is not lease_task), return_exceptions=True)
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.health.stop()
         self.flush_snapshots()
         try:
@@ -615,17 +583,14 @@ class Engine:
         except TimeoutError:
             self.emit(Event("cleanup-failed", f"providers were still stopping after {wait:g}s; the host stops "
                             "without waiting for them", Severity.WARNING, actor=self.actor))
-        rest = [t for t in self._tasks if not t.done()]  # the heartbeat, and drains it adopted meanwhile
+        await self.session.stop_heartbeat()
+        rest = [t for t in self._tasks if not t.done()]  # drains the heartbeat adopted meanwhile
         for task in rest:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
         self._tasks.clear()
-        self._lease_task = None
         self.emit(Event("host-stopped", f"host stopped (pid {os.getpid()})", actor=self.actor))
-        try:
-            self.store.release_lease(os.getpid(), socket.gethostname())
-        except StoreError as exc:
-            self.store_error = str(exc)
+        self.session.release()
         if self.telemetry is not None:
             self.telemetry.shutdown()
         self.lifecycle.close()
@@ -649,7 +614,11 @@ class Engine:
         lease = self.store.current_lease()
         if lease is None:
             return None, False
-        return lease, not lease.is_stale(time.time(), LEASE_STALE_AFTER_S)
+        if lease.is_stale(time.time(), LEASE_STALE_AFTER_S):
+            return lease, False
+        if (lease.pid, lease.hostname) == (os.getpid(), socket.gethostname()):
+            return lease, self.is_host
+        return lease, other_process_alive(lease.hostname, lease.pid) is not False  # a dead pid here: gone
 
     # -- resolution ------------------------------------------------------------------------
     def ref(self, domain: Domain | str, key: str) -> ComponentRef:
@@ -683,58 +652,113 @@ class Engine:
     def use(self, domain: Domain | str, key: str) -> _Use:
         return self.lifecycle.use(domain, key)
 
-    def ask_host(self, kind: str, args: dict[str, Any], *, timeout: float = 30.0) -> CommandResult:
-        """As a client: have the running host do `kind` (swap, approve, pause, ...) through
-        the command queue and return its answer. Blocks up to `timeout` seconds: call it from
-        a thread. Read-only processes may only ask for probes."""
-        if kind != "probe":
-            self._writable(kind)
-        command = submit_command(self.store, kind, args, self.actor, timeout=timeout)
-        return wait_for_command(self.store, command.id, timeout)
-
     # -- changes ---------------------------------------------------------------------------
     def _writable(self, what: str) -> None:
         if self.read_only:
             raise ReadOnlyError(f"Read-only mode: {what} is disabled.")
 
-    async def swap(
-        self, domain: Domain | str, key: str, provider: str | None = None, *,
-        source: str | None = None, force: bool = False, dry_run: bool = False, actor: str | None = None,
-    ) -> SwapResult:
+    def plan_swap(self, domain: Domain | str, key: str, provider: str | None = None, *,
+                  source: str | None = None, force: bool = False) -> SwapResult:
+        """The dry run of a swap: from, to, why and what would block it; changes nothing."""
         ref = self.known(domain, key)
-        if not dry_run:
-            self._writable("swap")
-        result = await self.lifecycle.swap(ref, provider, source=source, force=force, dry_run=dry_run,
-                                           actor=actor or self.actor)
-        if dry_run and not self.is_host:
+        result = self.lifecycle.plan(ref, provider, source=source, force=force, actor=self.actor)
+        if not self.is_host:
             result.from_provider = self._serving_elsewhere(ref)
         return result
+
+    async def _swap_now(
+        self, domain: Domain | str, key: str, provider: str | None = None, *,
+        source: str | None = None, force: bool = False, actor: str | None = None,
+    ) -> SwapResult:
+        """The lifecycle swap itself, with no proposal and no policy: internal to the engine
+        (approve() runs it once a proposal is decided). Tests and benches that measure the
+        swap machinery reach it by this name on purpose; every front door goes through
+        request_swap."""
+        ref = self.known(domain, key)
+        self._writable("swap")
+        return await self.lifecycle.swap(ref, provider, source=source, force=force, actor=actor or self.actor)
 
     # -- change control: every swap is a proposal first --------------------------------------
     async def request_swap(
         self, domain: Domain | str, key: str, provider: str | None = None, *, force: bool = False,
-        source: str = "console", reason: str = "", actor: str | None = None, approve: bool = False,
+        source: str = "console", reason: str = "", actor: Principal | str | None = None, approve: bool = False,
         to_source: str | None = None,
     ) -> tuple[ProposalRecord, SwapResult | None]:
         """Propose a swap and apply it when the policy allows: at once under `mode: auto`, or
         when the requester approves it in the same breath (`approve`, refused by two_person).
-        Returns the proposal and the swap result (None while it waits for an approver)."""
+        Returns the proposal and the swap result (None while it waits for an approver).
+        `actor` is who asks: a verified Principal from a front door, or a name for the
+        engine's own callers (runbooks, the settings watcher, library code)."""
         ref = self.known(domain, key)
         self._writable("swap")
-        actor = actor or self.actor
-        plan = self.lifecycle.plan(ref, provider, source=to_source, force=force, actor=actor)
+        who = _as_principal(actor, self.principal)
+        plan = self.lifecycle.plan(ref, provider, source=to_source, force=force, actor=who.label)
         from_provider = plan.from_provider if self.is_host else self._serving_elsewhere(ref)
         record = self.approvals.propose(
             ref, plan.to_provider, from_provider=from_provider, to_source=plan.to_source,
-            force=force, source=source, reason=reason, requested_by=actor,
+            force=force, source=source, reason=reason, requested_by=who,
         )
         if self.approvals.mode == "auto":
-            return await self.approve(record.id, actor="policy:auto")
+            return await self.approve(record.id, actor=Principal.internal("policy:auto"))
         if approve and not self.approvals.two_person:
-            return await self.approve(record.id, actor=actor)
+            return await self.approve(record.id, actor=who)
         return record, None
 
-    async def approve(self, proposal_id: int, *, actor: str | None = None,
+    def pending_proposals(self) -> list[ProposalRecord]:
+        """Undecided, unexpired proposals. The host (or, with none running, a process that
+        owns the store) retires the expired ones first, journaling each; any other process
+        only reads, since proposals are the host's to write."""
+        _, alive = (None, False) if self.is_host else self.host()
+        if not alive and self.store.seal is not None:
+            return self.approvals.pending()
+        now = time.time()
+        return [p for p in self.store.proposals(status="pending", limit=10_000)
+                if (p.expires_at is None or p.expires_at > now) and p.sealed is not False]
+
+    def signed_approver(self, action: str, proposal_id: int, principal: Principal,
+                        signature: str | None) -> Principal:
+        """Who decides a proposal: the caller's OS principal, or, when the decision carries an
+        SSH signature that app.yml's `access.allowed_signers` accepts, that key's principal
+        (approval_signing.py). An account listed in `access.shared_accounts` must sign: its
+        login says nothing about which operator it is."""
+        options = self.settings.app.access
+        shared = principal.kind == "os-user" and principal.name in options.shared_accounts
+        if signature is None:
+            if shared:
+                raise Forbidden(f"{principal.name} is a shared account (app.yml access.shared_accounts), so a "
+                                f"decision from it must carry an SSH signature ('oneiric {action} ID --sign').")
+            return principal
+        if not options.allowed_signers:
+            raise Forbidden("The decision carries an SSH signature, but app.yml sets no access.allowed_signers "
+                            "to check it against.")
+        from .approval_signing import verify_decision
+
+        signer = verify_decision(action, self.approvals.get(proposal_id), signature, self.store,
+                                 self.settings_dir / options.allowed_signers, os_principal=principal)
+        self.access.require(signer, Right.APPROVE, f"{action} a proposal")
+        return signer
+
+    def signed_requester(self, principal: Principal, args: dict[str, Any]) -> Principal:
+        """Who asks for a swap: the caller's OS principal, or the key that signed the request
+        (approval_signing.py); a shared account must sign, as for decisions."""
+        options = self.settings.app.access
+        shared = principal.kind == "os-user" and principal.name in options.shared_accounts
+        if args.get("signature") is None:
+            if shared:
+                raise Forbidden(f"{principal.name} is a shared account (app.yml access.shared_accounts), so a "
+                                "swap request from it must carry an SSH signature ('oneiric swap ... --sign').")
+            return principal
+        if not options.allowed_signers:
+            raise Forbidden("The request carries an SSH signature, but app.yml sets no access.allowed_signers "
+                            "to check it against.")
+        from .approval_signing import verify_request
+
+        signer = verify_request(args, self.store, self.settings_dir / options.allowed_signers,
+                                os_principal=principal, seen=self._seen_signatures)
+        self.access.require(signer, Right.PROPOSE, "ask for a swap")
+        return signer
+
+    async def approve(self, proposal_id: int, *, actor: Principal | str | None = None,
                       comment: str | None = None) -> tuple[ProposalRecord, SwapResult | None]:
         """Approve a pending proposal and apply it; the proposal records the outcome.
 
@@ -745,7 +769,7 @@ class Engine:
         self._writable("approve")
         if not self.is_host:
             self._refuse_if_hosted("approve")
-        record = self.approvals.approve(proposal_id, actor or self.actor, comment)
+        record = self.approvals.approve(proposal_id, _as_principal(actor, self.principal), comment)
         if not self.is_host:
             return self._select_in_settings(record), None
         try:
@@ -822,9 +846,10 @@ class Engine:
         winner = self.resolver.winner(ref)
         return winner.provider if winner else None
 
-    def reject(self, proposal_id: int, *, actor: str | None = None, comment: str | None = None) -> ProposalRecord:
+    def reject(self, proposal_id: int, *, actor: Principal | str | None = None,
+               comment: str | None = None) -> ProposalRecord:
         self._writable("reject")
-        return self.approvals.reject(proposal_id, actor or self.actor, comment)
+        return self.approvals.reject(proposal_id, _as_principal(actor, self.principal), comment)
 
     def pause(self, domain: Domain | str, key: str, *, note: str | None = None, actor: str | None = None):
         ref = self.known(domain, key)
@@ -1013,15 +1038,18 @@ class Engine:
         return out
 
 
+def _as_principal(actor: Principal | str | None, default: Principal) -> Principal:
+    """A front door passes the verified Principal; the engine's own callers (the settings
+    watcher, runbooks, library code, tests) may name one, which the engine takes on their word."""
+    if actor is None:
+        return default
+    if isinstance(actor, Principal):
+        return actor
+    return Principal.named(actor)
+
+
 def _ident(cand: Candidate | None) -> tuple[Any, ...] | None:
     return cand.ident if cand is not None else None
-
-
-def _holder_gone(holder: LeaseInfo) -> bool:
-    """True when the lease holder was a process of this machine that no longer exists (killed,
-    crashed): a restarted host takes over at once instead of waiting for the lease to go
-    stale. A holder on another machine, or a pid that is alive, is never judged gone."""
-    return holder.pid != os.getpid() and other_process_alive(holder.hostname, holder.pid) is False
 
 
 def _label(path: Path) -> str:

@@ -132,6 +132,31 @@ class ApprovalsOptions(Model):
 
 
 @dataclass
+class GrantOptions(Model):
+    """Who holds one right: OS users and groups (names as `id` prints them)."""
+
+    users: list[Annotated[str, Bounds(min_length=1, max_length=64)]] = field(default_factory=list)
+    groups: list[Annotated[str, Bounds(min_length=1, max_length=64)]] = field(default_factory=list)
+
+
+@dataclass
+class AccessOptions(Model):
+    """The rights of access.py. A right left unset is held by the owner of the state directory
+    and the members of its group (the default: a team that shares a group shares the console);
+    the owner holds every right whatever is set, since it owns the store itself. `allowed_signers`
+    (a file of `ssh-keygen -Y verify`'s format, relative to the settings directory) lets an
+    approval carry an SSH signature whose key's principal becomes the approver; operators on a
+    `shared_accounts` account must sign, since their login says nothing about who they are."""
+
+    view: GrantOptions | None = None
+    operate: GrantOptions | None = None
+    propose: GrantOptions | None = None
+    approve: GrantOptions | None = None
+    allowed_signers: str | None = None
+    shared_accounts: list[str] = field(default_factory=list)
+
+
+@dataclass
 class JournalOptions(Model):
     max_age_days: PositiveFloat = 30.0
     max_rows: Annotated[int, Bounds(ge=100)] = 100_000
@@ -300,6 +325,7 @@ class AppSettings(Model):
     lifecycle: LifecycleOptions = field(default_factory=LifecycleOptions)
     health: HealthOptions = field(default_factory=HealthOptions)
     approvals: ApprovalsOptions = field(default_factory=ApprovalsOptions)
+    access: AccessOptions = field(default_factory=AccessOptions)
     journal: JournalOptions = field(default_factory=JournalOptions)
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
     remote: RemoteOptions = field(default_factory=RemoteOptions)

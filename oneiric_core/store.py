@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from .domains import Domain
 from .errors import OneiricError, UsageError
 from .events import Event, Severity
+from .seal import RowSeal
 
 T = TypeVar("T")
 
@@ -174,6 +175,15 @@ MIGRATIONS: list[Sequence[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS incident_timeline_incident ON incident_timeline(incident_id, id)",
     ),
+    # 5: verified principals and seals (principal.py, seal.py): the rules compare the ids, and
+    # a row whose seal does not match was not written by the host and is never acted on
+    (
+        "ALTER TABLE proposals ADD COLUMN requested_by_id TEXT",
+        "ALTER TABLE proposals ADD COLUMN decided_by_id TEXT",
+        "ALTER TABLE proposals ADD COLUMN seal TEXT",
+        "ALTER TABLE commands ADD COLUMN requested_by_id TEXT",
+        "ALTER TABLE commands ADD COLUMN seal TEXT",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -250,6 +260,11 @@ class ProposalRecord:
     outcome: str | None = None
     outcome_reason: str | None = None
     id: int | None = None
+    requested_by_id: str | None = None  # the principal ids the rules compare (principal.py)
+    decided_by_id: str | None = None
+    # Whether the row's seal matched when it was read: None when this process holds no key to
+    # check it with (seal.py); never stored.
+    sealed: bool | None = None
 
 
 @dataclass(slots=True)
@@ -267,6 +282,8 @@ class CommandRecord:
     exit_code: int | None = None
     finished_at: float | None = None
     id: int | None = None
+    requested_by_id: str | None = None
+    sealed: bool | None = None  # as ProposalRecord.sealed
 
 
 @dataclass(slots=True)
@@ -376,6 +393,9 @@ class StateStore:
         self._lock = threading.RLock()
         self._batch_owner: int | None = None  # thread id inside batch(), if any
         self._conn: sqlite3.Connection | None = None
+        # The key that seals proposal and command rows (seal.py); set by the engine. Without
+        # one, rows read back with `sealed=None` and sealed rows cannot be written.
+        self.seal: RowSeal | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -383,31 +403,46 @@ class StateStore:
             raise StoreError(
                 f"cannot create the directory {self.path.parent} for the state store {self.path}: {reason}"
             ) from exc
-        try:
-            conn = sqlite3.connect(
-                str(self.path),
-                timeout=self.busy_timeout_ms / 1000.0,
-                check_same_thread=False,
-                isolation_level=None,  # autocommit: this class issues BEGIN IMMEDIATE / COMMIT itself
-            )
-        except sqlite3.Error as exc:
-            raise self._error("open", exc) from exc
+        # A member of the state directory's group may read the store but not write it (files
+        # are 0640): such a process opens it read-only, and, while no host keeps the WAL files
+        # in place for it, as immutable (a WAL database's main file changes only at checkpoints).
+        self.read_only = self.path.exists() and not (
+            os.access(self.path, os.R_OK | os.W_OK) and os.access(self.path.parent, os.W_OK | os.X_OK))
+        modes = ("?mode=ro", "?mode=ro&immutable=1") if self.read_only else ("",)
+        for attempt, mode in enumerate(modes):
+            try:
+                conn = self._connect(mode)
+                conn.create_function("oneiric_contains", 2, _ci_contains, deterministic=True)
+                self._conn = conn
+                self._retry("open", self._configure)
+                self._migrate()
+                break
+            except (sqlite3.Error, StoreError) as exc:
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    conn.close()  # type: ignore[possibly-undefined]
+                if attempt == len(modes) - 1:
+                    raise exc if isinstance(exc, StoreError) else self._error("open", exc) from exc
+
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        target, uri = (str(self.path), False) if not mode else (f"{self.path.resolve().as_uri()}{mode}", True)
+        conn = sqlite3.connect(
+            target, uri=uri,
+            timeout=self.busy_timeout_ms / 1000.0,
+            check_same_thread=False,
+            isolation_level=None,  # autocommit: this class issues BEGIN IMMEDIATE / COMMIT itself
+        )
         conn.row_factory = sqlite3.Row
-        self._conn = conn
-        try:
-            conn.create_function("oneiric_contains", 2, _ci_contains, deterministic=True)
-            self._retry("open", self._configure)
-            self._migrate()
-        except BaseException:
-            self._conn = None
-            conn.close()
-            raise
+        return conn
 
     # ------------------------------------------------------------------ plumbing
 
     def _configure(self) -> None:
         conn = self._require()
         conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        if self.read_only:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # fails now, not at the first read
+            return
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(
@@ -423,6 +458,10 @@ class StateStore:
         current = self._retry("open", lambda: self._require().execute("PRAGMA user_version").fetchone()[0])
         if current == SCHEMA_VERSION:
             return
+        if self.read_only:
+            raise StoreError(f"cannot open the state store {self.path}: it has schema version {current}, this "
+                             f"program needs {SCHEMA_VERSION}, and this user may not write it to migrate it; "
+                             "run any oneiric command as its owner once")
 
         def run(conn: sqlite3.Connection) -> None:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -800,29 +839,45 @@ class StateStore:
     _PROPOSAL_FIELDS = (
         "domain", "key", "from_provider", "to_provider", "to_source", "force", "source", "reason",
         "requested_by", "created_at", "expires_at", "status", "decided_by", "decided_at", "comment",
-        "outcome", "outcome_reason",
+        "outcome", "outcome_reason", "requested_by_id", "decided_by_id",
     )
 
+    def _sealer(self, what: str) -> RowSeal:
+        if self.seal is None:
+            raise StoreError(f"cannot write {what} to the state store {self.path}: this process cannot read "
+                             f"its seal key ({self.path.parent / 'seal.key'}), so it is not the store's owner")
+        return self.seal
+
     def put_proposal(self, record: ProposalRecord) -> ProposalRecord:
-        """Insert a new proposal (sets `record.id`) or update an existing one."""
+        """Insert a new proposal (sets `record.id`) or update an existing one, sealed."""
+        sealer = self._sealer("a proposal")
         values = [getattr(record, f) for f in self._PROPOSAL_FIELDS]
         values[0] = _dom(values[0])
         values[5] = int(bool(values[5]))
-        if record.id is None:
-            sql = (f"INSERT INTO proposals ({', '.join(self._PROPOSAL_FIELDS)}) "
-                   f"VALUES ({', '.join('?' for _ in self._PROPOSAL_FIELDS)})")
-            record.id = int(self._write(lambda conn: conn.execute(sql, values).lastrowid))
-        else:
-            sql = (f"UPDATE proposals SET {', '.join(f + ' = ?' for f in self._PROPOSAL_FIELDS)} "
-                   "WHERE id = ?")
-            self._write(lambda conn: conn.execute(sql, [*values, record.id]))
+        columns = ", ".join(self._PROPOSAL_FIELDS)
+
+        def run(conn: sqlite3.Connection) -> int:
+            row_id = record.id
+            if row_id is None:
+                row_id = int(conn.execute(
+                    f"INSERT INTO proposals ({columns}) VALUES ({', '.join('?' for _ in values)})", values).lastrowid)
+            else:
+                conn.execute(f"UPDATE proposals SET {', '.join(f + ' = ?' for f in self._PROPOSAL_FIELDS)} "
+                             "WHERE id = ?", [*values, row_id])
+            conn.execute("UPDATE proposals SET seal = ? WHERE id = ?",
+                         (sealer.seal("proposals", row_id, values), row_id))
+            return row_id
+
+        record.id = self._write(run)
+        record.sealed = True
         return record
 
-    @staticmethod
-    def _proposal(row: sqlite3.Row) -> ProposalRecord:
-        data = {f: row[f] for f in StateStore._PROPOSAL_FIELDS}
+    def _proposal(self, row: sqlite3.Row) -> ProposalRecord:
+        values = [row[f] for f in self._PROPOSAL_FIELDS]
+        data = dict(zip(self._PROPOSAL_FIELDS, values))
         data["force"] = bool(data["force"])
-        return ProposalRecord(id=row["id"], **data)
+        sealed = None if self.seal is None else self.seal.check("proposals", row["id"], values, row["seal"])
+        return ProposalRecord(id=row["id"], sealed=sealed, **data)
 
     def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
         rows = self._read("SELECT * FROM proposals WHERE id = ?", (int(proposal_id),))
@@ -904,83 +959,92 @@ class StateStore:
         rows = self._read("SELECT * FROM lease WHERE id = 1")
         return self._lease(rows[0] if rows else None)
 
-    # ------------------------------------------------------------------ command queue
+    # ------------------------------------------------------------------ command record
+    # The host writes one row per command it received over its socket (host_session.py): a
+    # record of who asked for what and what came of it, never an inbox. A row the host did
+    # not write fails its seal and is refused, never run.
 
-    @staticmethod
-    def _command(row: sqlite3.Row) -> CommandRecord:
+    _COMMAND_FIELDS = ("kind", "args", "requested_by", "requested_by_id", "created_at", "status",
+                       "started_at", "result", "exit_code", "finished_at")
+
+    def _command(self, row: sqlite3.Row) -> CommandRecord:
         args = _loads(row["args"], {})
         result = _loads(row["result"], None)
+        sealed = None if self.seal is None else self.seal.check(
+            "commands", row["id"], [row[f] for f in self._COMMAND_FIELDS], row["seal"])
         return CommandRecord(
             kind=row["kind"], args=args if isinstance(args, dict) else {},
             requested_by=row["requested_by"], created_at=row["created_at"], deadline=row["deadline"],
             status=row["status"], started_at=row["started_at"],
             result=result if isinstance(result, dict) else None, exit_code=row["exit_code"],
-            finished_at=row["finished_at"], id=row["id"],
+            finished_at=row["finished_at"], id=row["id"], requested_by_id=row["requested_by_id"], sealed=sealed,
         )
 
-    def add_command(self, kind: str, args: dict[str, Any], requested_by: str, *,
-                    deadline: float | None = None, now: float | None = None) -> CommandRecord:
-        """Queue a pending command for the host; returns it with its id."""
-        record = CommandRecord(kind, dict(args), requested_by, time.time() if now is None else now,
-                               deadline=deadline)
-        params = (kind, json.dumps(record.args, default=str), requested_by, record.created_at, deadline)
-        record.id = int(self._write(lambda conn: conn.execute(
-            "INSERT INTO commands (kind, args, requested_by, created_at, deadline, status) "
-            "VALUES (?, ?, ?, ?, ?, 'pending')", params).lastrowid))
+    def _reseal_command(self, conn: sqlite3.Connection, command_id: int) -> None:
+        row = conn.execute("SELECT * FROM commands WHERE id = ?", (command_id,)).fetchone()
+        if row is not None:
+            seal = self._sealer("a command").seal("commands", command_id, [row[f] for f in self._COMMAND_FIELDS])
+            conn.execute("UPDATE commands SET seal = ? WHERE id = ?", (seal, command_id))
+
+    def record_command(self, kind: str, args: dict[str, Any], requested_by: str, requested_by_id: str, *,
+                       now: float | None = None) -> CommandRecord:
+        """The host took a command: store it as running, sealed; returns it with its id."""
+        self._sealer("a command")
+        at = time.time() if now is None else now
+        record = CommandRecord(kind, dict(args), requested_by, at, status="running", started_at=at,
+                               requested_by_id=requested_by_id, sealed=True)
+        params = (kind, json.dumps(record.args, default=str, sort_keys=True), requested_by, requested_by_id, at, at)
+
+        def run(conn: sqlite3.Connection) -> int:
+            row_id = int(conn.execute(
+                "INSERT INTO commands (kind, args, requested_by, requested_by_id, created_at, status, started_at) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)", params).lastrowid)
+            self._reseal_command(conn, row_id)
+            return row_id
+
+        record.id = self._write(run)
         return record
 
     def get_command(self, command_id: int) -> CommandRecord | None:
         rows = self._read("SELECT * FROM commands WHERE id = ?", (int(command_id),))
         return self._command(rows[0]) if rows else None
 
-    def has_pending_commands(self) -> bool:
-        """A cheap indexed check the host's loop makes before claiming anything."""
-        return bool(self._read("SELECT 1 FROM commands WHERE status = 'pending' LIMIT 1"))
-
-    def claim_command(self, now: float | None = None) -> CommandRecord | None:
-        """Take the oldest pending command (it becomes `running`); None when there is none.
-
-        Pending commands whose deadline has passed are expired first: their client stopped
-        waiting, so running them now would be a surprise."""
-        at = time.time() if now is None else now
-
-        def run(conn: sqlite3.Connection) -> CommandRecord | None:
-            conn.execute("UPDATE commands SET status = 'expired', finished_at = ? "
-                         "WHERE status = 'pending' AND deadline IS NOT NULL AND deadline < ?", (at, at))
-            row = conn.execute(
-                "SELECT * FROM commands WHERE status = 'pending' ORDER BY id LIMIT 1").fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE commands SET status = 'running', started_at = ? WHERE id = ?", (at, row["id"]))
-            record = self._command(row)
-            record.status, record.started_at = "running", at
-            return record
-
-        return self._write(run)
+    def commands_after(self, command_id: int, limit: int = 1000) -> list[CommandRecord]:
+        """Command rows with an id above `command_id`, oldest first (the host's tamper scan)."""
+        rows = self._read("SELECT * FROM commands WHERE id > ? ORDER BY id LIMIT ?", (int(command_id), int(limit)))
+        return [self._command(r) for r in rows]
 
     def finish_command(self, command_id: int, status: str, result: dict[str, Any], exit_code: int,
                        now: float | None = None) -> None:
-        """Store a command's outcome (`done` or `failed`) for the client waiting on it."""
+        """Store a command's outcome (`done`, `failed` or `refused`), sealed."""
         at = time.time() if now is None else now
-        text = json.dumps(result, default=str)
-        self._write(lambda conn: conn.execute(
-            "UPDATE commands SET status = ?, result = ?, exit_code = ?, finished_at = ? WHERE id = ?",
-            (status, text, int(exit_code), at, int(command_id))))
+        text = json.dumps(result, default=str, sort_keys=True)
 
-    def expire_command(self, command_id: int, now: float | None = None) -> bool:
-        """Withdraw a command its client gave up on; False when the host already took it."""
-        at = time.time() if now is None else now
-        return bool(self._write(lambda conn: conn.execute(
-            "UPDATE commands SET status = 'expired', finished_at = ? WHERE id = ? AND status = 'pending'",
-            (at, int(command_id))).rowcount))
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE commands SET status = ?, result = ?, exit_code = ?, finished_at = ? WHERE id = ?",
+                         (status, text, int(exit_code), at, int(command_id)))
+            self._reseal_command(conn, int(command_id))
+
+        self._write(run)
 
     def fail_running_commands(self, reason: str, exit_code: int = 1, now: float | None = None) -> int:
         """Close the commands a previous host took but never answered (it died); returns how many."""
         at = time.time() if now is None else now
-        text = json.dumps({"message": reason, "data": {}})
-        return int(self._write(lambda conn: conn.execute(
-            "UPDATE commands SET status = 'failed', result = ?, exit_code = ?, finished_at = ? "
-            "WHERE status = 'running'", (text, int(exit_code), at)).rowcount))
+        text = json.dumps({"data": {}, "message": reason}, sort_keys=True)
+
+        def run(conn: sqlite3.Connection) -> int:
+            ids = [r[0] for r in conn.execute("SELECT id FROM commands WHERE status = 'running'")]
+            for row_id in ids:
+                conn.execute("UPDATE commands SET status = 'failed', result = ?, exit_code = ?, finished_at = ? "
+                             "WHERE id = ?", (text, int(exit_code), at, row_id))
+                self._reseal_command(conn, row_id)
+            return len(ids)
+
+        return self._write(run)
+
+    def last_command_id(self) -> int:
+        rows = self._read("SELECT COALESCE(MAX(id), 0) FROM commands")
+        return int(rows[0][0])
 
     def prune_commands(self, max_age_s: float, now: float | None = None) -> int:
         """Delete finished commands older than `max_age_s`; returns how many."""

@@ -22,6 +22,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from oneiric_core.commands import CommandResult
+from oneiric_core.operator_port import Operator, connect
 from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
@@ -83,6 +84,9 @@ class OneiricApp(App):
         self._leaving = False
         self._starter = None
         self._follow_timer = None
+        # How actions are carried out (operator_port.py): in this process until another
+        # process turns out to host, then over its socket; in this process again on takeover.
+        self.operator: Operator = connect(engine, read_only=engine.read_only, wait=COMMAND_WAIT_S)
 
     # -- state the screens read --------------------------------------------------------------
     @property
@@ -94,9 +98,10 @@ class OneiricApp(App):
         """Host: the engine acts. Client: the host acts on commands sent through the store."""
         return self.mode in ("host", "starting", "client") and not self.engine.read_only
 
-    def ask_host(self, kind: str, args: dict) -> CommandResult:
-        """Client mode: have the running host act (blocking; call from a thread worker)."""
-        return self.engine.ask_host(kind, args, timeout=COMMAND_WAIT_S)
+    async def act(self, kind: str, **args: object) -> CommandResult:
+        """Do `kind` through the Operator port: this process's engine when it hosts, the host's
+        socket when another process hosts. Every action of the screens goes through here."""
+        return await self.operator.run(kind, **{k: v for k, v in args.items() if v is not None})
 
     def explanation(self, ref: ComponentRef) -> Explanation | None:
         try:
@@ -172,6 +177,7 @@ class OneiricApp(App):
         except HostBusy as exc:
             holder = exc.holder
             self.mode = "client"
+            self.operator = connect(self.engine, read_only=self.engine.read_only, wait=COMMAND_WAIT_S)
             self.host_detail = f"attached to pid {holder.pid} on {holder.hostname}"
             self.post_message(EngineReady("client", self.host_detail))
             self._follow_timer = self.set_interval(1.0, self.follow_store)
@@ -182,6 +188,7 @@ class OneiricApp(App):
             self.post_message(EngineReady("failed", self.host_detail))
             return
         self.mode = "host"
+        self.operator = connect(self.engine, read_only=self.engine.read_only, wait=COMMAND_WAIT_S)
         self.host_detail = f"pid {os.getpid()}"
         self.post_message(EngineReady("host", self.host_detail))
 
@@ -380,7 +387,7 @@ class OneiricApp(App):
         if self._stopped:
             return
         try:
-            pending = self.engine.approvals.pending() if self.is_host else self.engine.store.proposals(status="pending")
+            pending = self.engine.pending_proposals()
         except OneiricError:
             pending = []
         self.main.query_one(ApprovalsTable).sync(pending)

@@ -7,7 +7,6 @@ operator makes is confirmed in a dialog first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -19,7 +18,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
-from oneiric_core.domains import ComponentRef
+from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import OneiricError
 from oneiric_core.lifecycle import SwapOutcome
 
@@ -36,9 +35,9 @@ from .widgets.key_bar import KeyBar
 from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
 
-if TYPE_CHECKING:
-    from oneiric_core.commands import CommandResult
+from oneiric_core.commands import CommandResult
 
+if TYPE_CHECKING:
     from .app import OneiricApp
 
 PANES = (("tree", "Components"), ("detail", "Explain"), ("health", "Health"), ("log", "Swap log"),
@@ -261,14 +260,12 @@ class MainScreen(Screen):
             return
         app = self.oneiric
         try:
-            plan = app.engine.lifecycle.plan(ref, choice.provider, source=choice.source, force=choice.force)
+            plan = app.engine.plan_swap(ref.domain, ref.key, choice.provider, source=choice.source, force=choice.force)
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
-        from_provider = plan.from_provider
-        if app.mode == "client":  # this process serves nothing: the host's snapshot says what serves
-            status = app.statuses.get(ref)
-            from_provider = status.serving if status else None
+        status = app.statuses.get(ref)  # what serves now, as the tree shows it (this host's, or the host's)
+        from_provider = status.serving if status is not None else plan.from_provider
         risks = []
         if choice.force:
             risks.append("force skips the health gate: an unhealthy provider will be bound")
@@ -289,53 +286,62 @@ class MainScreen(Screen):
     @work(group="swaps")
     async def _run_swap(self, ref: ComponentRef, choice: SwapChoice) -> None:
         app = self.oneiric
-        if app.mode == "client":
-            then = (lambda _result: self._write_selection(ref, choice.provider)) if choice.keep else None
-            self._send("swap", _ref_args(ref, provider=choice.provider, to_source=choice.source,
-                                         force=choice.force, source="console", approve=True),
-                       f"Asking the host to swap {ref} to {choice.provider}...", then=then)
-            return
         app.swapping.add(ref)
         self.notify(f"Swapping {ref} to {choice.provider}...", markup=False)
         try:
-            proposal, result = await app.engine.request_swap(
-                ref.domain, ref.key, choice.provider, to_source=choice.source, force=choice.force,
-                source="console", approve=True, actor=app.engine.actor,
-            )
+            result = await app.act("swap", domain=ref.domain.value, key=ref.key, provider=choice.provider,
+                                   to_source=choice.source, force=choice.force or None, source="console",
+                                   approve=True)
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False, timeout=10)
             return
         finally:
             app.swapping.discard(ref)
-        self.post_message(SwapDone(proposal, result, keep=choice.keep))
+        self.post_message(SwapDone(result, keep=choice.keep))
 
     @on(SwapDone)
     def _swap_done(self, done: SwapDone) -> None:
-        result, proposal = done.result, done.proposal
-        if result is None:
-            self.notify(f"Proposal #{proposal.id} waits for another operator to approve it.", markup=False)
-        elif result.outcome == SwapOutcome.COMPLETE:
-            message = f"{result.ref} now served by {result.to_provider} ({result.total_ms:.0f} ms)."
-            explanation = self.oneiric.explanation(result.ref)
+        """Say what the swap did, from the answer's data: the same in host and client mode."""
+        answer = done.result
+        swap, proposal = answer.data.get("swap"), answer.data.get("proposal") or {}
+        ref = ComponentRef(Domain.parse(swap["domain"]), swap["key"]) if swap else None
+        if swap is None:
+            if answer.ok and proposal.get("status") == "pending":
+                self.notify(f"Proposal #{proposal.get('id')} waits for another operator to approve it.", markup=False)
+            else:
+                self._notify_result(answer)
+        elif swap["outcome"] == SwapOutcome.COMPLETE.value:
+            took = f" ({swap['total_ms']:.0f} ms)" if swap.get("total_ms") is not None else ""
+            message = f"{ref} now served by {swap['to']}{took}."
+            explanation = self.oneiric.explanation(ref)
             winner = explanation.winner if explanation is not None else None
-            against_ranking = winner is not None and winner.provider != result.to_provider
+            against_ranking = winner is not None and winner.provider != swap["to"]
             if done.keep:  # chosen to keep: it becomes the selection in settings (the watcher
-                self._write_selection(result.ref, result.to_provider)  # sees it already serves)
+                self._write_selection(ref, swap["to"])  # sees it already serves)
             elif against_ranking:
                 # Chosen against the ranking: a host started later serves the winner again.
                 message += (f" The settings still rank {winner.provider} first: a restart brings it back. "
                             "Press e to write the selection into settings.")
             self.notify(message, title="Swap complete", markup=False,
                         timeout=10 if against_ranking and not done.keep else 5)
-        elif result.outcome == SwapOutcome.NOOP:
-            self.notify(result.reason, markup=False)
-        elif result.outcome == SwapOutcome.ROLLED_BACK:
-            self.notify(f"{result.ref}: {result.reason}; {result.from_provider} keeps serving.",
+        elif swap["outcome"] == SwapOutcome.NOOP.value:
+            self.notify(swap["reason"], markup=False)
+        elif swap["outcome"] == SwapOutcome.ROLLED_BACK.value:
+            self.notify(f"{ref}: {swap['reason']}; {swap['from']} keeps serving.",
                         title="Swap rolled back", severity="warning", markup=False, timeout=10)
         else:
-            self.notify(f"{result.ref}: {result.reason}", title=f"Swap {result.outcome.value}",
+            self.notify(f"{ref}: {swap['reason']}", title=f"Swap {swap['outcome']}",
                         severity="error", markup=False, timeout=10)
-        self.oneiric.refresh_refs({result.ref} if result else set())
+        self._after_action({ref} if ref else set())
+
+    def _after_action(self, refs: set[ComponentRef]) -> None:
+        """Show what an action changed now rather than at the next poll (in client mode the
+        host's journal and snapshots say it)."""
+        app = self.oneiric
+        if app.mode == "client":
+            app.follow_store()
+        elif refs:
+            app.refresh_refs(refs)
 
     def action_approve_selected(self) -> None:
         proposal_id = self.query_one(ApprovalsTable).selected_id
@@ -350,24 +356,19 @@ class MainScreen(Screen):
 
     @work(group="swaps")
     async def _approve(self, proposal_id: int) -> None:
-        app = self.oneiric
-        if app.mode == "client":
-            self._send("approve", {"id": proposal_id}, f"Asking the host to apply proposal #{proposal_id}...")
-            return
         try:
-            proposal, result = await app.engine.approve(proposal_id)
+            result = await self.oneiric.act("approve", id=proposal_id)
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False, timeout=10)
             return
-        self.post_message(SwapDone(proposal, result))
+        self.post_message(SwapDone(result))
 
     def action_reject_selected(self) -> None:
         proposal_id = self.query_one(ApprovalsTable).selected_id
         if proposal_id is None:
             return
         self._confirm_then(f"Reject proposal #{proposal_id}?", "It will never be applied.", "Reject",
-                           lambda: self._act(lambda: self.oneiric.engine.reject(proposal_id),
-                                             f"Rejected proposal #{proposal_id}.", ("reject", {"id": proposal_id})))
+                           lambda: self._act("reject", id=proposal_id))
 
     def _confirm_then(self, title: str, body: str, label: str, then) -> None:
         self.app.push_screen(ConfirmDialog(title, body, label), lambda ok: then() if ok else None)
@@ -377,15 +378,13 @@ class MainScreen(Screen):
         if ref is not None:
             self._confirm_then(f"Pause {ref}?", "New work on it fails with 'paused' until it is resumed; "
                                "work in flight finishes. Swaps are refused unless forced.", "Pause",
-                               lambda: self._act(lambda: self.oneiric.engine.pause(ref.domain, ref.key), f"Paused {ref}.",
-                                                 ("pause", _ref_args(ref))))
+                               lambda: self._act("pause", **_ref_args(ref)))
 
     def action_resume(self) -> None:
         ref = self._need_ref()
         if ref is not None:
             self._confirm_then(f"Resume {ref}?", "It accepts new work again.", "Resume",
-                               lambda: self._act(lambda: self.oneiric.engine.resume(ref.domain, ref.key), f"Resumed {ref}.",
-                                                 ("resume", _ref_args(ref))))
+                               lambda: self._act("resume", **_ref_args(ref)))
 
     def action_drain(self) -> None:
         ref = self._need_ref()
@@ -399,38 +398,33 @@ class MainScreen(Screen):
             self._confirm_then(f"Probe {ref} now?", "Runs its health check once, now, and journals the result.",
                                "Probe", lambda: self._probe(ref))
 
-    def _act(self, fn, done: str, command: tuple[str, dict] | None = None) -> None:
-        """Do a quick change here (host), or send it to the host as `command` (client)."""
-        if self.oneiric.mode == "client" and command is not None:
-            self._send(*command)
-            return
+    @work(group="actions")
+    async def _act(self, kind: str, **args: object) -> None:
+        """Any quick action (pause, resume, reject, probe): its answer as a notification."""
         try:
-            fn()
+            result = await self.oneiric.act(kind, **args)
         except OneiricError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(str(exc), severity="error", markup=False, timeout=10)
             return
-        self.notify(done, markup=False)
-        self.oneiric.refresh_refs({self.current} if self.current else set())
+        self._notify_result(result)
+        self._after_action({self.current} if self.current else set())
+
+    def _notify_result(self, result: CommandResult) -> None:
+        severity = "information" if result.ok else ("warning" if result.exit_code in (4, 5) else "error")
+        self.notify(result.message, severity=severity, markup=False, timeout=5 if result.ok else 10)
 
     @work(group="drains")
     async def _drain(self, ref: ComponentRef) -> None:
-        app = self.oneiric
-        if app.mode == "client":
-            self._send("drain", _ref_args(ref), f"Asking the host to drain {ref}...")
-            return
-        timer = self.set_interval(0.2, lambda: app.refresh_refs({ref}))
+        timer = self.set_interval(0.2, lambda: self._after_action({ref}))
         try:
-            record = await app.engine.drain(ref.domain, ref.key)
+            result = await self.oneiric.act("drain", **_ref_args(ref))
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
         finally:
             timer.stop()
-        app.refresh_refs({ref})
-        if record.state == "drained":
-            self.notify(f"{ref} drained: no work in flight.", markup=False)
-        else:
-            self.notify(f"{ref} is {record.state}.", markup=False)
+        self._notify_result(result)
+        self._after_action({ref})
 
     def action_sync_remote(self) -> None:
         """`S` in the Remote pane: sync the highlighted source (every source if none) now."""
@@ -442,60 +436,22 @@ class MainScreen(Screen):
 
     @work(group="remote")
     async def _sync_remote(self, source: str | None) -> None:
-        app = self.oneiric
-        if app.mode == "client":
-            self._send("sync", {"source": source} if source else {}, "Asking the host to sync...")
-            return
         try:
-            outcomes = await app.engine.remote.sync_now(source)
+            result = await self.oneiric.act("sync", source=source)
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False, timeout=10)
             return
-        for outcome in outcomes:
-            failed = not outcome.ok
-            self.notify(outcome.message(), severity="error" if failed else "information", markup=False,
+        results = result.data.get("results") or []
+        for outcome in results:
+            failed = not outcome.get("ok")
+            self.notify(outcome.get("message") or "", severity="error" if failed else "information", markup=False,
                         timeout=10 if failed else 5)
-        app.refresh_remote()
+        if not results:
+            self._notify_result(result)
+        self.oneiric.refresh_remote()
 
-    def _send(self, kind: str, args: dict, progress: str | None = None,
-              then: Callable[[CommandResult], object] | None = None) -> None:
-        """Client mode: send an action to the host through the command queue and show its
-        answer; the panes follow the host's journal as it acts. `then` runs (on the UI
-        thread) when the host says it succeeded."""
-        if progress:
-            self.notify(progress, markup=False)
-        self._ask_host(kind, args, then)
-
-    @work(thread=True, group="commands")
-    def _ask_host(self, kind: str, args: dict, then: Callable[[CommandResult], object] | None = None) -> None:
-        try:
-            result = self.oneiric.ask_host(kind, args)
-        except OneiricError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error", markup=False, timeout=10)
-            return
-        severity = "information" if result.ok else ("warning" if result.exit_code in (4, 5) else "error")
-        self.app.call_from_thread(self.notify, result.message or f"{kind}: done", severity=severity,
-                                  markup=False, timeout=10 if not result.ok else 5)
-        self.app.call_from_thread(self.oneiric.follow_store)
-        if then is not None and result.ok:
-            self.app.call_from_thread(then, result)
-
-    @work(group="probes")
-    async def _probe(self, ref: ComponentRef) -> None:
-        if self.oneiric.mode == "client":
-            self._send("probe", _ref_args(ref))
-            return
-        try:
-            track = await self.oneiric.engine.probe(ref.domain, ref.key, journal=True)
-        except OneiricError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
-        if track is None:
-            self.notify(f"Nothing serves {ref}, so there is nothing to probe.", severity="warning", markup=False)
-        else:
-            severity = {"ok": "information", "degraded": "warning"}.get(track.status.value, "error")
-            self.notify(f"{ref} ({track.provider}): {track.status.value.upper()} {track.message}",
-                        severity=severity, markup=False)
+    def _probe(self, ref: ComponentRef) -> None:
+        self._act("probe", **_ref_args(ref))
 
 
 def _ref_args(ref: ComponentRef, **extra: object) -> dict[str, object]:

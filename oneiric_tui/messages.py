@@ -6,8 +6,7 @@ from textual.message import Message
 
 from oneiric_core.domains import ComponentRef
 from oneiric_core.events import Event
-from oneiric_core.lifecycle import SwapResult
-from oneiric_core.store import ProposalRecord
+from oneiric_core.commands import CommandResult
 
 
 class EngineEvents(Message):
@@ -36,11 +35,11 @@ class EngineReady(Message):
 
 
 class SwapDone(Message):
-    """A swap the operator approved has finished (or is waiting for a second approver)."""
+    """A swap the operator approved has finished (or waits for a second approver): the
+    host's answer, whichever process ran it (`result.data` holds the proposal and the swap)."""
 
-    def __init__(self, proposal: ProposalRecord, result: SwapResult | None, keep: bool = False) -> None:
+    def __init__(self, result: CommandResult, keep: bool = False) -> None:
         super().__init__()
-        self.proposal = proposal
         self.result = result
         self.keep = keep  # write the selection into settings if the swap completed
 

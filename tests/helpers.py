@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pwd
 import shutil
 import textwrap
 import time
@@ -71,7 +73,7 @@ from oneiric_core.engine import Engine
 async def main():
     engine = Engine(sys.argv[1], state_dir=sys.argv[2], actor="host-proc")
     await engine.start()
-    await engine.swap("adapter", "cache", "sqlite")
+    await engine._swap_now("adapter", "cache", "sqlite")
     print("ready", flush=True)
     await asyncio.sleep(60)
 
@@ -130,3 +132,13 @@ async def host_with_cache_paused_before_start(settings: Path, state: Path):
     finally:
         await engine.stop()
         engine.close()
+
+
+# Who the tests act as: this process's OS account, with ONEIRIC_OPERATOR as its display name
+# (principal.py), e.g. "root (tester)".
+LOGIN = pwd.getpwuid(os.getuid()).pw_name
+
+
+def shown(display: str) -> str:
+    """How the journal and the front doors name this account with display name `display`."""
+    return f"{LOGIN} ({display})"

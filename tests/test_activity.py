@@ -27,11 +27,11 @@ async def test_paused_key_raises_component_paused_not_not_found(engine):
 
 async def test_paused_key_refuses_swaps_unless_forced(engine):
     engine.pause("adapter", "cache")
-    refused = await engine.swap("adapter", "cache", "sqlite")
+    refused = await engine._swap_now("adapter", "cache", "sqlite")
     assert refused.outcome == SwapOutcome.REFUSED
     assert refused.blockers == ["adapter/cache is paused by tester"]
     assert engine.journal(limit=1, kinds=["swap-failed"])[0].outcome == "refused"
-    forced = await engine.swap("adapter", "cache", "sqlite", force=True)
+    forced = await engine._swap_now("adapter", "cache", "sqlite", force=True)
     assert forced.outcome == SwapOutcome.COMPLETE
 
 
@@ -146,8 +146,8 @@ async def test_unknown_key_and_read_only_are_refused(settings_dir, tmp_path):
         with pytest.raises(ReadOnlyError, match="Read-only"):
             eng.pause("adapter", "cache")
         with pytest.raises(ReadOnlyError):
-            await eng.swap("adapter", "cache", "sqlite")
-        plan = await eng.swap("adapter", "cache", "sqlite", dry_run=True)
+            await eng._swap_now("adapter", "cache", "sqlite")
+        plan = eng.plan_swap("adapter", "cache", "sqlite")
         assert plan.outcome == SwapOutcome.PLANNED
         assert eng.journal() == []
     finally:

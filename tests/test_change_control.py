@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from oneiric_core.store import StateStore
-from tests.helpers import FAST_APP, REPO
+from tests.helpers import FAST_APP, REPO, shown
 
 # -- settings ---------------------------------------------------------------------------------------
 
@@ -169,7 +169,9 @@ CACHE = ("--domain", "adapter", "--key", "cache")
 
 def test_swap_proposed_by_one_cli_and_approved_by_another_applies_on_the_host(
         run_cli, demo_settings, tmp_path, hosts):
-    configure(demo_settings, approvals="approvals:\n  two_person: true\n")
+    # (The two-person rule across OS accounts is tests/test_principals.py: here every CLI runs
+    # as this test's account, so alice and bob are display names of one principal.)
+    configure(demo_settings)
     # A lease left by a host on another machine that stopped heartbeating is taken over.
     with StateStore(tmp_path / "state" / "state.sqlite") as store:
         store.acquire_lease(4242, "elsewhere.example", now=time.time() - 60)
@@ -180,23 +182,21 @@ def test_swap_proposed_by_one_cli_and_approved_by_another_applies_on_the_host(
     res = ok(run_cli("swap", *CACHE, "--provider", "sqlite", "--reason", "warm cache", env=ALICE))
     assert "waits for approval" in res.stdout and "takes effect when a host starts" not in res.stdout
     [pending] = ok(run_cli("approvals", "--json")).json()["pending"]
-    assert (pending["from_provider"], pending["to_provider"], pending["requested_by"]) == ("memory", "sqlite", "alice")
+    assert (pending["from_provider"], pending["to_provider"], pending["requested_by"]) == \
+        ("memory", "sqlite", shown("alice"))
     pid = pending["id"]
-
-    # two_person: the requester may not approve, even from another address
-    refused = run_cli("approve", pid, env={**ALICE, "SSH_CLIENT": "10.0.0.9 50000 22"})
-    one_sentence_error(refused, 5, "two-person rule", "alice")
     assert ok(run_cli("status", "--json", "--key", "cache")).json()["components"][0]["serving"] == "memory"
 
     res = ok(run_cli("approve", pid, "--comment", "looks fine", env=BOB))
-    assert "Swapped adapter/cache memory -> sqlite" in res.stdout and "bob" in res.stdout
+    assert "Swapped adapter/cache memory -> sqlite" in res.stdout and shown("bob") in res.stdout
     [cache] = ok(run_cli("status", "--json", "--key", "cache")).json()["components"]
     assert (cache["serving"], cache["state"]) == ("sqlite", "ready")
     kinds = [(e.kind, e.actor) for e in journal(tmp_path, kinds=["swap-requested", "swap-approved", "swap-complete"],
                                                  domain="adapter", key="cache")]
-    assert kinds[-3:] == [("swap-requested", "alice"), ("swap-approved", "bob"), ("swap-complete", "bob")]
+    assert kinds[-3:] == [("swap-requested", shown("alice")), ("swap-approved", shown("bob")),
+                          ("swap-complete", shown("bob"))]
     recent = {p["id"]: p for p in ok(run_cli("approvals", "--json")).json()["recent"]}
-    assert (recent[pid]["status"], recent[pid]["decided_by"], recent[pid]["comment"]) == ("applied", "bob", "looks fine")
+    assert (recent[pid]["status"], recent[pid]["decided_by"], recent[pid]["comment"]) == ("applied", shown("bob"), "looks fine")
 
     # probes and pause/resume go to the host too: its live provider, journaled
     probed = ok(run_cli("health", "--probe", "--key", "cache", "--json")).json()
@@ -244,7 +244,7 @@ def test_without_a_host_a_swap_becomes_the_settings_selection_keeping_comments(r
     assert len(before.splitlines()) == len(after.splitlines())
     assert ok(run_cli("explain", "--key", "cache", "--json")).json()["selection"] == "sqlite"
     [selected] = journal(tmp_path, kinds=["selection-changed"])
-    assert (selected.actor, selected.data["to"], selected.data["proposal"]) == ("bob", "sqlite", 1)
+    assert (selected.actor, selected.data["to"], selected.data["proposal"]) == (shown("bob"), "sqlite", 1)
     recent = ok(run_cli("approvals", "--json")).json()["recent"]
     assert [(p["id"], p["status"], p["outcome"]) for p in recent] == [(1, "applied", "selected")]
 
@@ -258,18 +258,38 @@ def test_without_a_host_a_swap_becomes_the_settings_selection_keeping_comments(r
 
 # -- host failures ---------------------------------------------------------------------------------
 
-def test_a_command_whose_client_gave_up_never_runs_later(run_cli, demo_settings, tmp_path, hosts):
+def test_a_lease_whose_holder_died_reads_as_no_host_and_the_next_host_adopts_the_desired_state(
+        run_cli, demo_settings, tmp_path, hosts):
     configure(demo_settings)
-    # A fresh lease whose holder died a moment ago: clients think a host runs, nobody answers.
+    # A fresh lease whose holder process is gone: nobody hosts, whatever the heartbeat says.
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     with StateStore(tmp_path / "state" / "state.sqlite") as store:
         store.acquire_lease(int(gone.stdout), socket.gethostname())
-    one_sentence_error(run_cli("pause", *CACHE, "--wait", "0.5"), 1, "withdrawn", "will not run")
+    assert ok(run_cli("status", "--json")).json()["host"]["alive"] is False
+    res = ok(run_cli("pause", *CACHE, "--wait", "0.5"))
+    assert "no host is running, so it takes effect when a host starts" in res.stdout
 
     ready_host(hosts, demo_settings, tmp_path)  # takes the dead holder's lease over at once
-    ok(run_cli("resume", "--domain", "adapter", "--key", "http"))  # the queue works: answered
-    assert ok(run_cli("activity", "--json")).json()["activity"] == []  # the withdrawn pause never ran
-    assert [e.outcome for e in journal(tmp_path, kinds=["activity-changed"])] == ["active"]
+    ok(run_cli("resume", "--domain", "adapter", "--key", "http"))  # answered by the host
+    [paused] = ok(run_cli("activity", "--json")).json()["activity"]
+    assert (paused["key"], paused["state"]) == ("cache", "paused")
+
+
+def test_a_client_whose_host_dies_while_it_waits_says_so_at_once(run_cli, demo_settings, tmp_path, hosts):
+    configure(demo_settings, approvals="approvals:\n  mode: auto\n", activation_timeout=60, slow_start_s=30)
+    host = ready_host(hosts, demo_settings, tmp_path)
+    client = subprocess.Popen([sys.executable, "-m", "oneiric_core.cli", "--settings", str(demo_settings),
+                               "--state-dir", str(tmp_path / "state"), "swap", *CACHE, "--provider", "slow"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_event(tmp_path, "swap-started", key="cache", text="slow")
+    killed_at = time.monotonic()
+    host.proc.kill()
+    out, err = client.communicate(timeout=30)
+    assert time.monotonic() - killed_at < 5
+    assert client.returncode == 1, (out, err)
+    assert err.startswith("oneiric: The host stopped before answering command #") and "(swap)" in err, err
+    assert "it was taken and may have run" in err and "Traceback" not in err
+
 
 def test_a_host_killed_mid_swap_is_taken_over_and_the_swap_journaled_interrupted(
         run_cli, demo_settings, tmp_path, hosts):
@@ -335,17 +355,19 @@ def test_sd_notify_ready_watchdog_and_stopping_on_a_unix_datagram_socket(demo_se
 # -- many clients at once ------------------------------------------------------------------------------
 
 CLIENT = r"""
-import sys, time
-from oneiric_core.commands import submit, wait
+import asyncio, sys
+from pathlib import Path
+from oneiric_core.operator_port import Operator, OverSocket
 from oneiric_core.store import StateStore
 
 store = StateStore(sys.argv[1])
 me, key = sys.argv[2], sys.argv[3]
+operator = Operator(OverSocket(Path(sys.argv[1]).parent / "host.sock", display=me), wait=60)
 for i in range(int(sys.argv[4])):
     store.journal(limit=50); store.all_lifecycle(); store.all_health(); store.proposals(limit=20)
     store.current_lease(); store.all_activity()
     for kind, args in (("pause", {"key": key, "note": me}), ("resume", {"key": key}), ("probe", {"key": key})):
-        result = wait(store, submit(store, kind, args, me, timeout=60).id, 60)
+        result = asyncio.run(operator.run(kind, **args))
         if result.exit_code != 0:
             print(f"{me}: {kind} answered {result.exit_code}: {result.message}")
             sys.exit(1)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import shown
+
 # -- the JSON shapes (a change to any of these sets must fail a test) ----------------------------
 
 STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "config_problems", "components"}
@@ -359,12 +361,12 @@ def test_pause_drain_resume_across_processes(run_cli, tmp_path):
     [rec] = activity["activity"]
     assert set(rec) == ACTIVITY_RECORD_KEYS
     assert (rec["domain"], rec["key"], rec["state"]) == ("adapter", "cache", "paused")
-    assert (rec["actor"], rec["note"]) == ("tester", "db maintenance")
+    assert (rec["actor"], rec["note"]) == (shown("tester"), "db maintenance")
     assert activity["totals"] == {"paused": 1, "draining": 0, "drained": 0}
 
     status = ok_json(run_cli("status", "--json", "--key", "cache"))
     [cache] = status["components"]
-    assert (cache["activity"], cache["activity_actor"], cache["activity_note"]) == ("paused", "tester",
+    assert (cache["activity"], cache["activity_actor"], cache["activity_note"]) == ("paused", shown("tester"),
                                                                                     "db maintenance")
 
     journal = ok_json(run_cli("journal", "--json", "--kind", "activity-changed"))
@@ -372,7 +374,7 @@ def test_pause_drain_resume_across_processes(run_cli, tmp_path):
     [event] = journal["events"]
     assert set(event) == EVENT_KEYS
     assert (event["kind"], event["domain"], event["key"]) == ("activity-changed", "adapter", "cache")
-    assert (event["actor"], event["outcome"]) == ("tester", "paused")
+    assert (event["actor"], event["outcome"]) == (shown("tester"), "paused")
     assert event["severity"] in {"info", "warning", "error"}
     assert event["data"]["note"] == "db maintenance" and event["data"]["to"] == "paused"
     assert "db maintenance" in event["message"]
@@ -381,7 +383,7 @@ def test_pause_drain_resume_across_processes(run_cli, tmp_path):
     assert set(drained) == {"activity"} and set(drained["activity"]) == ACTIVITY_RECORD_KEYS
     assert (drained["activity"]["key"], drained["activity"]["state"]) == ("cache", "drained")
     activity = ok_json(run_cli("activity", "--json"))
-    assert [(r["key"], r["state"], r["actor"]) for r in activity["activity"]] == [("cache", "drained", "tester")]
+    assert [(r["key"], r["state"], r["actor"]) for r in activity["activity"]] == [("cache", "drained", shown("tester"))]
     assert activity["totals"] == {"paused": 0, "draining": 0, "drained": 1}
 
     res = ok(run_cli("resume", "--domain", "adapter", "--key", "cache"))
@@ -392,7 +394,7 @@ def test_pause_drain_resume_across_processes(run_cli, tmp_path):
     events = ok_json(run_cli("journal", "--json", "--domain", "adapter", "--key", "cache"))["events"]
     assert [e["kind"] for e in events] == ["activity-changed"] * 4
     assert [e["outcome"] for e in events] == ["paused", "draining", "drained", "active"]
-    assert {e["actor"] for e in events} == {"tester"}
+    assert {e["actor"] for e in events} == {shown("tester")}
     ids = [e["id"] for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 4  # oldest first
 

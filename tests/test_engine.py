@@ -179,8 +179,8 @@ async def test_journal_retention_prunes_at_start(settings_dir, tmp_path):
 async def test_subscribers_get_live_events_and_slow_ones_are_bounded(engine):
     live = engine.subscribe()
     tiny = engine.subscribe(maxsize=2)
-    await engine.swap("adapter", "cache", "sqlite")
-    await engine.swap("adapter", "cache", "redis")
+    await engine._swap_now("adapter", "cache", "sqlite")
+    await engine._swap_now("adapter", "cache", "redis")
     got = [e.kind for e in live.drain()]
     assert got[:1] == ["swap-started"] and "swap-complete" in got
     assert len(tiny.drain()) == 2 and tiny.dropped >= 1
@@ -189,8 +189,8 @@ async def test_subscribers_get_live_events_and_slow_ones_are_bounded(engine):
 
 
 async def test_telemetry_counts_swaps_health_and_resolutions(engine):
-    await engine.swap("adapter", "cache", "sqlite")
-    await engine.swap("adapter", "cache", "redis")
+    await engine._swap_now("adapter", "cache", "sqlite")
+    await engine._swap_now("adapter", "cache", "redis")
     for _ in range(7):
         engine.resolve("adapter", "cache")
     metrics = engine.telemetry.metrics()

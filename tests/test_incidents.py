@@ -7,7 +7,7 @@ from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import load_catalog
 from oneiric_core.runbooks.walker import Walker
 from oneiric_core.store import SCHEMA_VERSION
-from tests.helpers import DEMO
+from tests.helpers import shown as shown_as, DEMO
 
 
 async def test_postmortem_has_steps_approver_and_events(engine):
@@ -96,7 +96,7 @@ def test_cli_runbooks_and_incidents(run_cli, tmp_path):
     hand = run_cli("incident", "export", inc_id, "--format", "md", "--handoff")
     assert hand.returncode == 0 and "# Escalation hand-off" in hand.stdout
     shown = run_cli("incident", "show", inc_id, "--json")
-    assert shown.json()["status"] == "closed" and shown.json()["commander"] == "tester"
+    assert shown.json()["status"] == "closed" and shown.json()["commander"] == shown_as("tester")
     assert run_cli("incident", "show", 999).returncode == 3
 
 
@@ -122,7 +122,7 @@ def test_cli_incident_update_changes_severity_on_the_timeline(run_cli):
     shown = run_cli("incident", "show", inc_id, "--json").json()
     assert shown["severity"] == "P1"
     changes = [e for e in shown["timeline"] if e["kind"] == "status" and "P2 -> P1" in e["text"]]
-    assert len(changes) == 1 and changes[0]["actor"] == "tester"
+    assert len(changes) == 1 and changes[0]["actor"] == shown_as("tester")
     journaled = run_cli("journal", "--kind", "incident-updated", "--json")
     assert journaled.returncode == 0 and "P2 -> P1" in journaled.stdout
     # usage errors: a bad severity, nothing to change, a closed incident; an unknown one is not found

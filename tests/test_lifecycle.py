@@ -57,7 +57,7 @@ async def test_start_activates_every_winner(engine):
 
 async def test_swap_success_binds_new_and_stops_old(engine):
     old = serving(engine)
-    result = await engine.swap("adapter", "svc", "good2")
+    result = await engine._swap_now("adapter", "svc", "good2")
     assert result.outcome == SwapOutcome.COMPLETE
     new = serving(engine)
     assert new.name == "good2" and old.stopped and not new.stopped
@@ -80,7 +80,7 @@ async def test_swap_success_binds_new_and_stops_old(engine):
 )
 async def test_failed_swaps_roll_back_and_the_old_instance_keeps_serving(engine, provider, reason):
     old = serving(engine)
-    result = await engine.swap("adapter", "svc", provider)
+    result = await engine._swap_now("adapter", "svc", provider)
     assert result.outcome == SwapOutcome.ROLLED_BACK
     assert result.reason == reason
     assert serving(engine) is old and not old.stopped
@@ -92,19 +92,19 @@ async def test_failed_swaps_roll_back_and_the_old_instance_keeps_serving(engine,
 
 async def test_unhealthy_new_instance_is_stopped_on_rollback(engine):
     fixture_providers.STOPPED.clear()
-    await engine.swap("adapter", "svc", "bad")
+    await engine._swap_now("adapter", "svc", "bad")
     assert "bad" in fixture_providers.STOPPED and "good" not in fixture_providers.STOPPED
 
 
 async def test_demo_redis_rolls_back_with_a_clear_reason(engine):
-    result = await engine.swap("adapter", "cache", "redis")
+    result = await engine._swap_now("adapter", "cache", "redis")
     assert result.outcome == SwapOutcome.ROLLED_BACK
     assert "127.0.0.1:6399" in result.reason
     assert serving(engine, "cache").__class__.__module__.endswith("cache_memory")
 
 
 async def test_force_binds_an_unhealthy_provider(engine):
-    result = await engine.swap("adapter", "svc", "bad", force=True)
+    result = await engine._swap_now("adapter", "svc", "bad", force=True)
     assert result.outcome == SwapOutcome.COMPLETE and result.forced
     assert serving(engine).name == "bad"
     done = engine.journal(limit=1, kinds=["swap-complete"], key="svc")[0]
@@ -112,7 +112,7 @@ async def test_force_binds_an_unhealthy_provider(engine):
 
 
 async def test_force_cannot_bind_a_factory_that_raises(engine):
-    result = await engine.swap("adapter", "svc", "boom", force=True)
+    result = await engine._swap_now("adapter", "svc", "boom", force=True)
     assert result.outcome == SwapOutcome.ROLLED_BACK
     assert serving(engine).name == "good"
 
@@ -120,7 +120,7 @@ async def test_force_cannot_bind_a_factory_that_raises(engine):
 async def test_dry_run_changes_nothing(engine):
     before_journal = engine.store.last_journal_id()
     old = serving(engine)
-    plan = await engine.swap("adapter", "svc", "bad", dry_run=True)
+    plan = engine.plan_swap("adapter", "svc", "bad")
     assert plan.outcome == SwapOutcome.PLANNED
     assert (plan.from_provider, plan.to_provider, plan.blockers) == ("good", "bad", [])
     # the plan says where the target stands: chosen by hand against the ranking, or its winner
@@ -128,17 +128,17 @@ async def test_dry_run_changes_nothing(engine):
     assert f"good -> bad: overrides the ranking: bad ranks #{ranked.index('bad') + 1} (" in plan.reason
     assert serving(engine) is old
     assert engine.store.last_journal_id() == before_journal
-    assert (await engine.swap("adapter", "svc", "good2")).outcome == SwapOutcome.COMPLETE
-    back = await engine.swap("adapter", "svc", ranked[0], dry_run=True)
+    assert (await engine._swap_now("adapter", "svc", "good2")).outcome == SwapOutcome.COMPLETE
+    back = engine.plan_swap("adapter", "svc", ranked[0])
     assert f"good2 -> {ranked[0]}: {ranked[0]} is the ranking's winner (" in back.reason
     engine.pause("adapter", "svc")
-    plan = await engine.swap("adapter", "svc", "good2", dry_run=True)
+    plan = engine.plan_swap("adapter", "svc", "good2")
     assert plan.blockers == ["adapter/svc is paused by tester"]
 
 
 async def test_cleanup_failure_keeps_the_new_instance_bound(engine):
-    await engine.swap("adapter", "svc", "sticky")
-    result = await engine.swap("adapter", "svc", "good2")
+    await engine._swap_now("adapter", "svc", "sticky")
+    result = await engine._swap_now("adapter", "svc", "good2")
     assert result.outcome == SwapOutcome.COMPLETE
     assert serving(engine).name == "good2"
     failed = engine.journal(limit=1, kinds=["cleanup-failed"], key="svc")[0]
@@ -147,25 +147,25 @@ async def test_cleanup_failure_keeps_the_new_instance_bound(engine):
 
 async def test_swap_to_the_serving_candidate_is_a_noop(engine):
     old = serving(engine)
-    result = await engine.swap("adapter", "svc", "good")
+    result = await engine._swap_now("adapter", "svc", "good")
     assert result.outcome == SwapOutcome.NOOP and serving(engine) is old
 
 
 async def test_swap_without_provider_goes_to_the_resolver_winner(engine):
-    await engine.swap("adapter", "svc", "good2")
-    result = await engine.swap("adapter", "svc")
+    await engine._swap_now("adapter", "svc", "good2")
+    result = await engine._swap_now("adapter", "svc")
     assert result.to_provider == "good" and serving(engine).name == "good"
 
 
 async def test_unknown_provider_or_key_is_not_found(engine):
     with pytest.raises(NotFound, match="Provider 'nosuch' is not registered for adapter/svc"):
-        await engine.swap("adapter", "svc", "nosuch")
+        await engine._swap_now("adapter", "svc", "nosuch")
     with pytest.raises(NotFound):
-        await engine.swap("adapter", "nokey", "good")
+        await engine._swap_now("adapter", "nokey", "good")
 
 
 async def test_sync_factory_and_health_run_in_worker_threads(engine):
-    result = await engine.swap("adapter", "svc", "sync")
+    result = await engine._swap_now("adapter", "svc", "sync")
     assert result.outcome == SwapOutcome.COMPLETE
     obj = serving(engine)
     assert obj.thread_names and all(n.startswith("oneiric-provider") for n in obj.thread_names)
@@ -182,7 +182,7 @@ async def test_a_hung_factory_does_not_freeze_the_loop(engine):
             ticks += 1
 
     task = asyncio.create_task(ticker())
-    await engine.swap("adapter", "svc", "slowbuild")
+    await engine._swap_now("adapter", "svc", "slowbuild")
     task.cancel()
     assert ticks >= 10  # the loop kept running during the 1 s activation timeout
 
@@ -190,8 +190,8 @@ async def test_a_hung_factory_does_not_freeze_the_loop(engine):
 async def test_swaps_on_one_key_are_serialized(engine):
     mark = engine.store.last_journal_id()
     results = await asyncio.gather(
-        engine.swap("adapter", "svc", "good2"), engine.swap("adapter", "svc", "slowstop"),
-        engine.swap("adapter", "svc", "good"),
+        engine._swap_now("adapter", "svc", "good2"), engine._swap_now("adapter", "svc", "slowstop"),
+        engine._swap_now("adapter", "svc", "good"),
     )
     assert [r.outcome for r in results] == [SwapOutcome.COMPLETE] * 3
     seq = [e.kind for e in engine.journal(after_id=mark, kinds=["swap-started", "swap-complete"])]
@@ -224,7 +224,7 @@ async def test_thousand_uses_during_a_hundred_swaps(engine):
     async def swapper():
         outcomes = []
         for i in range(100):
-            outcomes.append((await engine.swap("adapter", "svc", "good2" if i % 2 == 0 else "good")).outcome)
+            outcomes.append((await engine._swap_now("adapter", "svc", "good2" if i % 2 == 0 else "good")).outcome)
         return outcomes
 
     users = [asyncio.create_task(worker(i)) for i in range(1000)]
@@ -260,7 +260,7 @@ async def test_uses_from_threads_never_get_a_stopped_instance(settings_dir, tmp_
         t.start()
     try:
         for i in range(30):
-            await engine.swap("adapter", "svc", "good2" if i % 2 == 0 else "good")
+            await engine._swap_now("adapter", "svc", "good2" if i % 2 == 0 else "good")
     finally:
         stop.set()
         for t in threads:
@@ -282,7 +282,7 @@ async def test_first_activation_failure_leaves_the_key_failed(settings_dir, tmp_
             with eng.use("adapter", "svc"):
                 pass
         assert eng.journal(limit=1, kinds=["swap-failed"], key="svc")[0].outcome == "failed"
-        result = await eng.swap("adapter", "svc", "good")
+        result = await eng._swap_now("adapter", "svc", "good")
         assert result.outcome == SwapOutcome.COMPLETE and serving(eng).name == "good"
     finally:
         await eng.stop()

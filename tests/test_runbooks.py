@@ -152,7 +152,7 @@ async def test_hot_swap_failed_walk_reaches_remediation_applies_and_verifies(eng
         server.close()
         await server.wait_closed()
         # stop the redis client before the server disappears
-        await engine.swap("adapter", "cache", "memory")
+        await engine._swap_now("adapter", "cache", "memory")
     assert len(steps_seen) == len(walker.history)
 
 

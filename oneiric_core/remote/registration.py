@@ -171,7 +171,7 @@ class Registrar:
             if target is None or (p.to_provider, p.to_source) != (target.provider, target.source):
                 now = f"{target.provider} wins" if target else "nothing is left to swap to"
                 with contextlib.suppress(OneiricError):
-                    self._engine.approvals.reject(p.id, PROPOSAL_SOURCE, f"superseded: after a sync of {source}, {now}")
+                    self._engine.reject(p.id, actor=PROPOSAL_SOURCE, comment=f"superseded: after a sync of {source}, {now}")
 
 
 def _ident(cand: Candidate | None) -> tuple[Any, ...] | None:

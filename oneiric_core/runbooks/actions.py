@@ -62,7 +62,7 @@ def action(name: str, changes: str, needs: tuple[str, ...] = (), *, via_proposal
 
 
 def _remote_host(engine: Any) -> bool:
-    """True when another live process hosts the state dir: changes go through its queue."""
+    """True when another live process hosts the state dir: changes go through its socket."""
     if engine.is_host:
         return False
     _, alive = engine.host()
@@ -70,7 +70,9 @@ def _remote_host(engine: Any) -> bool:
 
 
 async def _ask(engine: Any, kind: str, args: dict[str, Any]) -> ActionOutcome:
-    result = await asyncio.to_thread(engine.ask_host, kind, args)
+    from ..operator_port import connect
+
+    result = await connect(engine).run(kind, **args)
     return ActionOutcome("done" if result.exit_code == 0 else "failed", result.message, data=dict(result.data or {}))
 
 
@@ -92,9 +94,10 @@ async def _swap(ctx: FactContext, actor: str, force: bool) -> ActionOutcome:
     provider = str(ctx.args.get("provider") or ctx.param("target"))
     reason = str(ctx.args.get("reason") or "runbook remediation")
     if _remote_host(engine):
-        result = await asyncio.to_thread(engine.ask_host, "swap", {
-            "domain": ref.domain.value, "key": ref.key, "provider": provider, "force": force,
-            "dry_run": False, "reason": reason})
+        from ..operator_port import connect
+
+        result = await connect(engine).swap(ref.domain.value, ref.key, provider, force=force, reason=reason,
+                                            source="runbook")
         proposal = (result.data or {}).get("proposal") or {}
         if proposal.get("id") is not None:
             return proposal_outcome(engine, int(proposal["id"]))

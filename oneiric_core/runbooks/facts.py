@@ -226,7 +226,9 @@ async def key_probe(ctx: FactContext) -> FactResult:
                                                f"{_ms(track.latency_ms)}" + (f": {track.message}" if track.message else "")])
     lease, alive = engine.host()
     if alive:
-        result = await asyncio.to_thread(engine.ask_host, "probe", {"domain": ref.domain.value, "key": ref.key})
+        from ..operator_port import connect
+
+        result = await connect(engine).probe(ref.domain.value, ref.key)
         value = "ok" if result.exit_code == 0 else "failed"
         return FactResult(value, [result.message or f"the host probed {ref}: {value}"])
     cand, health = await engine.probe_candidate(ref.domain, ref.key)

@@ -14,6 +14,7 @@ from oneiric_tui.widgets.component_tree import ComponentTree
 from oneiric_tui.widgets.detail import DetailPane
 from oneiric_tui.widgets.health_table import HealthTable
 from oneiric_tui.widgets.swap_log import SwapLog
+from tests.helpers import LOGIN
 from tests.tui.conftest import ready, until
 
 DEMO_KEYS = {"adapter/cache", "adapter/http", "adapter/storage", "service/scheduler", "task/runner",
@@ -274,7 +275,7 @@ async def test_the_filter_narrows_the_log(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        await app.engine.swap("adapter", "cache", "redis")
+        await app.engine._swap_now("adapter", "cache", "redis")
         log = app.main.query_one(SwapLog)
         await until(pilot, lambda: any(e.kind == "swap-rollback" for e in log.visible_events()))
         total = len(log.visible_events())
@@ -345,7 +346,7 @@ async def test_quit_stops_the_engine_and_releases_the_lease(make_app):
 
 
 async def test_with_another_host_the_console_attaches_as_a_client_and_sends_commands(make_app, tmp_path):
-    from tests.helpers import start_host_process
+    from tests.helpers import shown, start_host_process
 
     app = make_app()
     host = start_host_process(app.engine.settings_dir, app.engine.state_dir)
@@ -366,7 +367,7 @@ async def test_with_another_host_the_console_attaches_as_a_client_and_sends_comm
             await until(pilot, lambda: app.statuses[app.main.current].activity == "paused")
             await until(pilot, lambda: any("PAUSED" in l for l in tree_labels(app)))
             paused = app.engine.journal(kinds=["activity-changed"])[-1]
-            assert paused.actor == "tester" and "paused" in paused.message
+            assert paused.actor == shown("tester") and "paused" in paused.message  # root, verified; tester, shown
             await pilot.press("r")
             await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             await pilot.press("y")
@@ -375,10 +376,11 @@ async def test_with_another_host_the_console_attaches_as_a_client_and_sends_comm
             await _swap_to(pilot, "memory")
             await pilot.press("y")
             await until(pilot, lambda: app.statuses[app.main.current].serving == "memory")
-            await until(pilot, lambda: any("Swapped adapter/cache sqlite -> memory" in n.message
+            # the same notification as in host mode: the answer's data, whoever ran the swap
+            await until(pilot, lambda: any("adapter/cache now served by memory" in n.message
                                            for n in app._notifications))
             done = [e for e in app.engine.journal(kinds=["swap-complete"]) if e.provider == "memory"]
-            assert done and done[-1].actor == "tester"
+            assert done and done[-1].actor == shown("tester")
             # the host dies: the console notices and takes over as the host
             host.kill()
             host.wait()
@@ -493,7 +495,7 @@ async def test_a_swap_proposed_from_the_cli_in_another_process_appears_live(make
         assert "waits for approval" in out.decode()
         approvals = app.main.query_one(ApprovalsTable)
         await until(pilot, lambda: approvals.row_count == 1)
-        assert "alice via cli" in screen_text(app)
+        assert f"{LOGIN} (alice) via cli" in screen_text(app)
         await until(pilot, lambda: any("PROPOSED" in l and "-> sqlite" in l for l in tree_labels(app)))
         assert app.statuses[next(r for r in app.statuses if str(r) == "adapter/cache")].serving == "memory"
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from oneiric_core.store import StateStore
-from tests.helpers import REPO, demo_copy
+from tests.helpers import LOGIN, REPO, demo_copy
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -42,7 +42,7 @@ def test_console_in_tmux_shows_the_tree_and_quits_cleanly(tmp_path):
         assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
         screen = capture(session)
         for text in ("1 Components", "adapters", "storage  scratch", "3 Health", "4 Swap log",
-                     "operator tmux-tester", "HOST"):
+                     f"operator {LOGIN} (tmux-tester)", "HOST"):
             assert text in screen, text
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         assert wait_for(done.exists), capture(session)

@@ -1,0 +1,230 @@
+"""The Operator port: the one way a front door acts, whatever process it runs in.
+
+The console and the CLI hold an `Operator` and call `swap`, `approve`, `pause`, ... on it;
+none of them asks whether it is the host. What differs is the transport underneath, chosen
+once at start (and again when a console takes over from a host that went away), as httpx
+puts a Client over a Transport:
+
+* `InProcess`: this process's own engine runs the request (`commands.execute`). That is the
+  host itself, or, when no host runs at all, a process changing the *desired* state (the
+  settings selection, the activity table) for the next host to start from; only a principal
+  who may write the state directory may do that.
+* `OverSocket`: another process hosts; the request goes over its Unix socket and the host,
+  which learns who is asking from the kernel, runs it (host_session.py).
+
+Either way the answer is a `CommandResult`: one sentence, JSON data, an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .commands import DEFAULT_WAIT_S, EXIT_ERROR, CommandResult, Request, execute
+from .errors import OneiricError, ReadOnlyError
+from .principal import DISPLAY_ENV, NAMED, Principal, check_display
+from .store import ProposalRecord
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+class HostUnreachable(OneiricError):
+    """A host holds the lease but its socket cannot be reached by this caller."""
+
+
+class Transport(Protocol):
+    """Carries a request to whoever runs it and brings its result back."""
+
+    async def handle(self, request: Request, *, wait: float) -> CommandResult: ...
+
+    def describe(self) -> str: ...
+
+
+class InProcess:
+    """This process's engine runs requests itself, as `principal` (its own OS account)."""
+
+    def __init__(self, engine: Engine, principal: Principal | None = None) -> None:
+        self.engine = engine
+        self.principal = principal or engine.principal
+
+    async def handle(self, request: Request, *, wait: float) -> CommandResult:
+        if not self.engine.is_host and request.changes:
+            self._may_change_desired_state(request)
+        return await execute(self.engine, request, self.principal)
+
+    def _may_change_desired_state(self, request: Request) -> None:
+        """No host runs: changing the desired state means writing the store and settings
+        directly, which only who may write the state directory can do; tell anyone else what
+        to start instead of letting them fail half way."""
+        state_dir = self.engine.state_dir
+        if state_dir.exists() and not os.access(state_dir, os.W_OK | os.X_OK):
+            from .access import StateOwner
+
+            owner = StateOwner.of(state_dir)
+            raise HostUnreachable(
+                f"No host runs for {state_dir}, and {self.principal.name} cannot write it, so {request.kind} "
+                f"cannot change the desired state here: start a host as its owner ({owner.user}), e.g. "
+                "'systemctl start oneiric' or 'oneiric run', then try again.")
+
+    def describe(self) -> str:
+        return "this process (the host)" if self.engine.is_host else "this process (no host is running)"
+
+
+class OverSocket:
+    """Requests go to the host over its Unix socket; the kernel tells the host who we are."""
+
+    def __init__(self, path: Path, *, display: str | None = None) -> None:
+        self.path = Path(path)
+        self.display = display
+
+    async def handle(self, request: Request, *, wait: float) -> CommandResult:
+        from .host_session import WIRE_VERSION, short_path
+
+        try:
+            with short_path(self.path) as name:
+                reader, writer = await asyncio.open_unix_connection(name, limit=1 << 22)
+        except PermissionError as exc:
+            raise HostUnreachable(
+                f"{Principal.of_process().name} may not connect to the host's socket {self.path} "
+                f"({exc.strerror}): by default only the state directory's group may act; ask its owner "
+                "to add you to that group or to app.yml access.") from exc
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise HostUnreachable(
+                f"A host holds the lease of {self.path.parent}, but nothing answers on {self.path} "
+                f"({exc.strerror}): it may be starting, stopping or an older version; try again in a moment "
+                "or see 'oneiric status'.") from exc
+        try:
+            payload = {"v": WIRE_VERSION, **request.to_wire(), "display": self.display}
+            writer.write(json.dumps(payload, default=str).encode() + b"\n")
+            await writer.drain()
+            return await self._answer(reader, request, wait)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, request: Request, wait: float) -> CommandResult:
+        taken: int | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readline(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                what = f"command #{taken} ({request.kind})" if taken else f"the {request.kind} command"
+                return CommandResult(EXIT_ERROR, f"The host is still running {what} after {wait:g}s; its outcome "
+                                     "will be in the journal ('oneiric journal').", status="running",
+                                     command_id=taken)
+            except (ConnectionError, ValueError):
+                line = b""
+            if not line:  # the host went away: say whether the command was taken
+                if taken is None:
+                    return CommandResult(EXIT_ERROR, f"The host closed the connection before taking the "
+                                         f"{request.kind} command; it did not run.", status="not-run")
+                return CommandResult(EXIT_ERROR, f"The host stopped before answering command #{taken} "
+                                     f"({request.kind}): it was taken and may have run; check 'oneiric journal'.",
+                                     status="lost", command_id=taken)
+            message = json.loads(line)
+            if message.get("event") == "taken":
+                taken = message.get("id")
+                continue
+            return CommandResult.from_dict(message)
+
+    def describe(self) -> str:
+        return f"the host, through {self.path}"
+
+
+class Operator:
+    """What an operator can do, as typed calls; each becomes one Request on the transport."""
+
+    def __init__(self, transport: Transport, *, read_only: bool = False, wait: float = DEFAULT_WAIT_S) -> None:
+        self.transport = transport
+        self.read_only = read_only
+        self.wait = wait
+
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.transport, OverSocket)
+
+    async def run(self, kind: str, wait: float | None = None, **args: Any) -> CommandResult:
+        request = Request(kind, {k: v for k, v in args.items() if v is not None})
+        request.right()  # an unknown kind is a UsageError before anything is sent
+        if self.read_only and request.changes:
+            raise ReadOnlyError(f"Read-only mode: {kind} is disabled.")
+        return await self.transport.handle(request, wait=self.wait if wait is None else wait)
+
+    async def swap(self, domain: str | None, key: str, provider: str | None = None, *, force: bool = False,
+                   dry_run: bool = False, reason: str | None = None, approve: bool = False,
+                   to_source: str | None = None, source: str = "cli") -> CommandResult:
+        return await self.run("swap", domain=domain, key=key, provider=provider, force=force or None,
+                              dry_run=dry_run or None, reason=reason, approve=approve or None,
+                              to_source=to_source, source=source)
+
+    async def approve(self, proposal_id: int, *, comment: str | None = None,
+                      signature: str | None = None) -> CommandResult:
+        return await self.run("approve", id=proposal_id, comment=comment, signature=signature)
+
+    async def reject(self, proposal_id: int, *, comment: str | None = None,
+                     signature: str | None = None) -> CommandResult:
+        return await self.run("reject", id=proposal_id, comment=comment, signature=signature)
+
+    async def pause(self, domain: str | None, key: str, *, note: str | None = None) -> CommandResult:
+        return await self.run("pause", domain=domain, key=key, note=note)
+
+    async def resume(self, domain: str | None, key: str, *, note: str | None = None) -> CommandResult:
+        return await self.run("resume", domain=domain, key=key, note=note)
+
+    async def drain(self, domain: str | None, key: str, *, note: str | None = None,
+                    timeout: float = DEFAULT_WAIT_S) -> CommandResult:
+        return await self.run("drain", wait=max(self.wait, timeout + 5), domain=domain, key=key, note=note,
+                              timeout=timeout)
+
+    async def probe(self, domain: str | None = None, key: str | None = None) -> CommandResult:
+        return await self.run("probe", domain=domain, key=key)
+
+    async def sync(self, source: str | None = None, *, dry_run: bool = False) -> CommandResult:
+        return await self.run("sync", source=source, dry_run=dry_run or None)
+
+    async def reload(self) -> CommandResult:
+        return await self.run("reload")
+
+    async def pending(self) -> list[ProposalRecord]:
+        result = await self.run("pending")
+        if not result.ok:
+            raise OneiricError(result.message)
+        fields = set(ProposalRecord.__dataclass_fields__)
+        return [ProposalRecord(**{k: v for k, v in p.items() if k in fields}) for p in result.data.get("pending", [])]
+
+    def describe(self) -> str:
+        return self.transport.describe()
+
+
+def display_name() -> str | None:
+    """ONEIRIC_OPERATOR, checked: a display name that could impersonate is refused in one sentence."""
+    return check_display(os.environ.get(DISPLAY_ENV))
+
+
+def connect(engine: Engine, *, read_only: bool | None = None, wait: float = DEFAULT_WAIT_S) -> Operator:
+    """The Operator for this engine's process: in-process when it hosts or no host runs,
+    over the socket when another process hosts."""
+    read_only = engine.read_only if read_only is None else read_only
+    if engine.is_host:
+        return Operator(InProcess(engine), read_only=read_only, wait=wait)
+    _, alive = engine.host()
+    if alive:
+        from .host_session import socket_path
+
+        # The host learns who we are from the kernel; what this process calls its operator
+        # (ONEIRIC_OPERATOR, or a name its own code gave the engine) travels as display only.
+        claimed = engine.principal.name if engine.principal.kind == NAMED else display_name()
+        return Operator(OverSocket(socket_path(engine.state_dir), display=claimed), read_only=read_only, wait=wait)
+    return Operator(InProcess(engine, engine.principal.with_display(display_name())),
+                    read_only=read_only, wait=wait)
+
+
+__all__ = ["HostUnreachable", "InProcess", "Operator", "OverSocket", "Transport", "connect", "display_name"]
