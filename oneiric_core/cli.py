@@ -214,8 +214,6 @@ def _host_request(args) -> tuple[str, dict[str, Any]] | None:
 def _act(operator, args, store, host: dict[str, Any] | None) -> int:
     """Send this command's request through `operator` and print the answer; `host` is the
     live host's lease as `--json` shows it (None when this process runs the request)."""
-    import asyncio
-
     kind, payload = _host_request(args)
     if kind in ("approve", "reject") and args.sign:
         payload["signature"] = _sign(kind, args, store)
@@ -224,7 +222,7 @@ def _act(operator, args, store, host: dict[str, Any] | None) -> int:
 
         payload["signature"], payload["signed_at"] = sign_request(payload, store, key=args.sign_key)
     patience = max(args.wait, args.timeout + 5) if kind == "drain" else args.wait
-    result = asyncio.run(operator.run(kind, wait=patience, **payload))
+    result = operator.run_blocking(kind, wait=patience, **payload)
     where = (f"the running host (pid {host['pid']} on {host['hostname']})" if host and host.get("alive")
              else "this process (no host is running)")
     return _print_result(args, result, where=where, host=host)
@@ -257,8 +255,8 @@ def _via_host_quick(args) -> int | None:
         if lease is None or lease.is_stale(time.time(), LEASE_STALE_AFTER_S) or \
                 other_process_alive(lease.hostname, lease.pid) is False:
             return None
-        from .host_session import socket_path
         from .operator_port import Operator, OverSocket, display_name
+        from .wire import socket_path
 
         operator = Operator(OverSocket(socket_path(path.parent), display=display_name()), read_only=args.read_only)
         return _act(operator, args, store, _lease_json(lease, alive=True))

@@ -15,11 +15,7 @@ components:
   match were written behind the host's back; they are journaled as `store-tampered` and
   never acted on (seal.py).
 
-The wire format is newline-delimited JSON, one request per connection:
-  client -> host  {"v": 1, "kind": "pause", "args": {...}, "display": "ops shared"}
-  host -> client  {"event": "taken", "id": 12}
-  host -> client  {"event": "result", "id": 12, "status": "done", "exit_code": 0, "message": ..., "data": ...}
-A request the host refuses before taking it (malformed, too large) gets only the result.
+The wire format is in wire.py.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ import os
 import socket
 import struct
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .approvals import TAMPERED
@@ -40,13 +35,11 @@ from .errors import OneiricError, UsageError
 from .events import Event, Severity
 from .principal import Principal
 from .store import LEASE_STALE_AFTER_S, LeaseInfo, StoreError
+from .wire import MAX_REQUEST_BYTES, WIRE_VERSION, short_path, socket_path
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-SOCKET_NAME = "host.sock"
-WIRE_VERSION = 1
-MAX_REQUEST_BYTES = 1 << 20  # one request line; a larger one is refused unread
 REQUEST_READ_S = 5.0  # a client that connects and says nothing is dropped after this
 HEARTBEAT_S = 1.0
 PRUNE_EVERY_S = 3600.0
@@ -61,24 +54,6 @@ class HostBusy(OneiricError):
         super().__init__(
             f"Another host (pid {holder.pid} on {holder.hostname}) already runs this state directory."
         )
-
-
-def socket_path(state_dir: Path) -> Path:
-    return Path(state_dir) / SOCKET_NAME
-
-
-@contextlib.contextmanager
-def short_path(path: Path):
-    """A name for `path` that fits AF_UNIX's 108 bytes: itself when short enough, else the same
-    file reached through /proc/self/fd of its open directory (Linux)."""
-    if len(os.fsencode(path)) < 100:
-        yield str(path)
-        return
-    fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_PATH", 0))
-    try:
-        yield f"/proc/self/fd/{fd}/{path.name}"
-    finally:
-        os.close(fd)
 
 
 class HostSession:
@@ -294,4 +269,4 @@ def _holder_gone(holder: LeaseInfo) -> bool:
     return holder.pid != os.getpid() and other_process_alive(holder.hostname, holder.pid) is False
 
 
-__all__ = ["HEARTBEAT_S", "HostBusy", "HostSession", "SOCKET_NAME", "socket_path", "short_path"]
+__all__ = ["HEARTBEAT_S", "HostBusy", "HostSession"]

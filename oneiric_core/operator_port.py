@@ -17,8 +17,6 @@ Either way the answer is a `CommandResult`: one sentence, JSON data, an exit cod
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -76,51 +74,62 @@ class InProcess:
 
 
 class OverSocket:
-    """Requests go to the host over its Unix socket; the kernel tells the host who we are."""
+    """Requests go to the host over its Unix socket; the kernel tells the host who we are.
+
+    The exchange itself is blocking (a plain socket): a CLI command then needs no event loop
+    at all, and the console runs it in a thread."""
 
     def __init__(self, path: Path, *, display: str | None = None) -> None:
         self.path = Path(path)
         self.display = display
 
     async def handle(self, request: Request, *, wait: float) -> CommandResult:
-        from .host_session import WIRE_VERSION, short_path
+        import asyncio
 
-        try:
-            with short_path(self.path) as name:
-                reader, writer = await asyncio.open_unix_connection(name, limit=1 << 22)
-        except PermissionError as exc:
-            raise HostUnreachable(
-                f"{Principal.of_process().name} may not connect to the host's socket {self.path} "
-                f"({exc.strerror}): by default only the state directory's group may act; ask its owner "
-                "to add you to that group or to app.yml access.") from exc
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise HostUnreachable(
-                f"A host holds the lease of {self.path.parent}, but nothing answers on {self.path} "
-                f"({exc.strerror}): it may be starting, stopping or an older version; try again in a moment "
-                "or see 'oneiric status'.") from exc
-        try:
-            payload = {"v": WIRE_VERSION, **request.to_wire(), "display": self.display}
-            writer.write(json.dumps(payload, default=str).encode() + b"\n")
-            await writer.drain()
-            return await self._answer(reader, request, wait)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        return await asyncio.to_thread(self.exchange, request, wait=wait)
 
-    async def _answer(self, reader: asyncio.StreamReader, request: Request, wait: float) -> CommandResult:
-        taken: int | None = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
+    def exchange(self, request: Request, *, wait: float) -> CommandResult:
+        import socket
+
+        from .wire import WIRE_VERSION, short_path
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             try:
-                line = await asyncio.wait_for(reader.readline(), max(0.0, deadline - loop.time()))
+                with short_path(self.path) as name:
+                    sock.connect(name)
+            except PermissionError as exc:
+                raise HostUnreachable(
+                    f"{Principal.of_process().name} may not connect to the host's socket {self.path} "
+                    f"({exc.strerror}): by default only the state directory's group may act; ask its owner "
+                    "to add you to that group or to app.yml access.") from exc
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                raise HostUnreachable(
+                    f"A host holds the lease of {self.path.parent}, but nothing answers on {self.path} "
+                    f"({exc.strerror}): it may be starting, stopping or an older version; try again in a "
+                    "moment or see 'oneiric status'.") from exc
+            payload = {"v": WIRE_VERSION, **request.to_wire(), "display": self.display}
+            sock.sendall(json.dumps(payload, default=str).encode() + b"\n")
+            return self._answer(sock, request, wait)
+        finally:
+            sock.close()
+
+    def _answer(self, sock: Any, request: Request, wait: float) -> CommandResult:
+        import time
+
+        taken: int | None = None
+        deadline = time.monotonic() + wait
+        reader = sock.makefile("rb")
+        while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            try:
+                line = reader.readline()
             except TimeoutError:
                 what = f"command #{taken} ({request.kind})" if taken else f"the {request.kind} command"
                 return CommandResult(EXIT_ERROR, f"The host is still running {what} after {wait:g}s; its outcome "
                                      "will be in the journal ('oneiric journal').", status="running",
                                      command_id=taken)
-            except (ConnectionError, ValueError):
+            except OSError:
                 line = b""
             if not line:  # the host went away: say whether the command was taken
                 if taken is None:
@@ -151,12 +160,25 @@ class Operator:
     def is_remote(self) -> bool:
         return isinstance(self.transport, OverSocket)
 
-    async def run(self, kind: str, wait: float | None = None, **args: Any) -> CommandResult:
+    def _request(self, kind: str, args: dict[str, Any]) -> Request:
         request = Request(kind, {k: v for k, v in args.items() if v is not None})
         request.right()  # an unknown kind is a UsageError before anything is sent
         if self.read_only and request.changes:
             raise ReadOnlyError(f"Read-only mode: {kind} is disabled.")
+        return request
+
+    async def run(self, kind: str, wait: float | None = None, **args: Any) -> CommandResult:
+        request = self._request(kind, args)
         return await self.transport.handle(request, wait=self.wait if wait is None else wait)
+
+    def run_blocking(self, kind: str, wait: float | None = None, **args: Any) -> CommandResult:
+        """`run` for a process with no event loop (the CLI): over the socket, no loop is made."""
+        if isinstance(self.transport, OverSocket):
+            request = self._request(kind, args)
+            return self.transport.exchange(request, wait=self.wait if wait is None else wait)
+        import asyncio
+
+        return asyncio.run(self.run(kind, wait, **args))
 
     async def swap(self, domain: str | None, key: str, provider: str | None = None, *, force: bool = False,
                    dry_run: bool = False, reason: str | None = None, approve: bool = False,
@@ -217,7 +239,7 @@ def connect(engine: Engine, *, read_only: bool | None = None, wait: float = DEFA
         return Operator(InProcess(engine), read_only=read_only, wait=wait)
     _, alive = engine.host()
     if alive:
-        from .host_session import socket_path
+        from .wire import socket_path
 
         # The host learns who we are from the kernel; what this process calls its operator
         # (ONEIRIC_OPERATOR, or a name its own code gave the engine) travels as display only.
