@@ -345,18 +345,24 @@ def cmd_status(engine, args) -> int:
     refs = set(_filter_refs(engine, args.domain, args.key))
     rows = [c for c in engine.components() if c.ref in refs]
     problems = engine.settings.problems
+    from .private_files import audit
+
+    wide = audit(engine.state_dir)  # state files others may read or the group may write
     if args.json:
         _print_json({
             "settings_dir": str(engine.settings_dir), "state_dir": str(engine.state_dir),
             "host": _host_json(engine), "read_only": engine.read_only,
             "watcher": engine.watcher_status().to_dict(),
             "config_problems": [p.to_dict() for p in problems],
+            "warnings": [w.to_dict() for w in wide],
             "components": [c.to_dict() for c in rows],
         })
         return EXIT_OK
     out = _console()
     out.print(f"settings: {engine.settings_dir}   state: {engine.state_dir}")
     out.print(_host_line(engine))
+    for w in wide:
+        out.print(f"warning: {w.sentence()}", markup=False, style="yellow", soft_wrap=True)
     out.print(f"settings watcher: {engine.watcher_status().describe()}", markup=False)
     for p in problems:
         out.print(f"config invalid: {p}; {engine.settings.fallback(p)}", markup=False, style="red")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import private_files
 from .domains import Domain
 from .errors import OneiricError, UsageError
 from .events import Event, Severity
@@ -377,12 +378,16 @@ class StateStore:
         self._batch_owner: int | None = None  # thread id inside batch(), if any
         self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_files.private_dir(self.path.parent)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise StoreError(
                 f"cannot create the directory {self.path.parent} for the state store {self.path}: {reason}"
             ) from exc
+        # Created private before SQLite opens it: its -wal and -shm take the main file's mode.
+        # When that fails (a read-only directory) SQLite's own open says why, in its words.
+        with contextlib.suppress(OSError):
+            private_files.create_private_file(self.path)
         try:
             conn = sqlite3.connect(
                 str(self.path),
