@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-timeout", type=float, default=None, metavar="SECONDS",
                    help="on a signal: how long running commands get to finish, then how long providers "
                    "get to stop (default: lifecycle.cleanup_timeout in app.yml)")
-    p = cmd("journal", "the event journal, oldest first", ref="optional")
+    p = cmd("journal", "the event journal, oldest first; 'journal verify' checks its hash chain", ref="optional")
+    p.add_argument("action", nargs="?", choices=("verify",),
+                   help="verify: walk the hash chain and name the first edited, deleted, inserted or "
+                   "reordered row, or a truncation (exit 0 intact, 1 tampered)")
     p.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
     p.add_argument("--kind", action="append", help="only this kind (repeatable)")
     p.add_argument("--grep", help="only events whose text contains this")
@@ -173,8 +176,10 @@ def _host_json(engine) -> dict[str, Any] | None:
     lease, alive = engine.host()
     if lease is None:
         return None
+    head = engine.store.published_head()  # what `journal verify` checks the journal reaches
     return {"pid": lease.pid, "hostname": lease.hostname, "alive": alive,
-            "started_at": lease.started_at, "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3)}
+            "started_at": lease.started_at, "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3),
+            "head": head.to_dict() if head else None}
 
 
 # -- asking the running host ---------------------------------------------------------------------
@@ -557,7 +562,22 @@ def _event_row(e) -> list[str]:
     return [stamp, symbol, e.kind, e.ref_text or "-", e.actor or "-", e.message]
 
 
+def cmd_journal_verify(engine, args) -> int:
+    from .journal_chain import verify
+
+    if args.follow or args.kind or args.grep or args.key or args.domain:
+        raise UsageError("journal verify checks the whole chain: it takes no filter and no --follow.")
+    verdict = verify(engine.store)
+    if args.json:
+        _print_json(verdict.to_dict())
+    else:
+        print(verdict.sentence())
+    return EXIT_OK if verdict.intact else EXIT_ERROR
+
+
 def cmd_journal(engine, args) -> int:
+    if args.action == "verify":
+        return cmd_journal_verify(engine, args)
     filters: dict[str, Any] = {"kinds": args.kind, "text": args.grep}
     if args.key or args.domain:
         refs = _filter_refs(engine, args.domain, args.key)
