@@ -64,12 +64,13 @@ def create_private_file(path: Path) -> None:
         open_private(path).close()
 
 
-def write_private(path: Path, data: bytes, *, fsync: bool = True) -> None:
+def write_private(path: Path, data: bytes, *, fsync: bool = True, temp_name: str | None = None) -> None:
     """Replace `path` with `data` atomically (a temporary file beside it, renamed into place,
-    so a reader sees the old or the new content, never half), created as FILE_MODE."""
+    so a reader sees the old or the new content, never half), created as FILE_MODE.
+    `temp_name` names that temporary file when the directory's owner has a rule for it."""
     path = Path(path)
     private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = path.with_name(temp_name or f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         with open_private(tmp) as handle:
             handle.write(data)

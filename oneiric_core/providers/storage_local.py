@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..domains import HealthResult
-from ..private_files import open_private, private_dir
+from ..private_files import open_private, private_dir, write_private
 from . import _common
 
 _HIDDEN_PREFIX = ".oneiric-"  # temporary and probe files; never listed
@@ -135,17 +135,8 @@ class LocalStorage:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    private_dir(path.parent)
-    temp = path.with_name(f"{_HIDDEN_PREFIX}tmp-{uuid.uuid4().hex}")
-    try:
-        with open_private(temp) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    # a hidden temporary name, so that list() never shows a write in progress
+    write_private(path, data, temp_name=f"{_HIDDEN_PREFIX}tmp-{uuid.uuid4().hex}")
 
 
 def _probe(path: Path, token: bytes) -> None:
