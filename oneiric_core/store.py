@@ -334,6 +334,14 @@ class ChainLink:
         return out
 
 
+class ChainState(NamedTuple):
+    """Where the journal's chain starts and what it must reach, as the store keeps them."""
+
+    anchor: ChainLink  # what the first row chains to: the last pruned row, or GENESIS
+    sealed_through: int  # the last id written before the chain existed (ids may skip up to it)
+    published: ChainLink | None  # the head the host last published
+
+
 class _ChainTip(NamedTuple):  # a NamedTuple: one is made per append
     """What the next append chains to, as this connection last saw it: the last chained row
     (`id`, `hash`), the id to give the next row, and the `data_version` it was seen at
@@ -702,8 +710,8 @@ class StateStore:
         and then sees the first one's row).
 
         The tip this connection wrote last is kept while `PRAGMA data_version` says that no
-        other connection has committed since (the hot path: one PRAGMA, a tenth of what the
-        hash costs; a trigger checking the tip in SQL cost more). Otherwise, or `fresh`, it
+        other connection has committed since (the hot path: one PRAGMA; a trigger checking
+        the tip in SQL cost more, bench/README.md). Otherwise, or `fresh`, it
         is read: the last chained row, or the anchor when none is left, and the next id past
         every id ever used, as AUTOINCREMENT would give it, so rows deleted at the end
         leave a gap that verification names."""
@@ -717,6 +725,13 @@ class StateStore:
         top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0]
         used = max(last.id, int(seq[0]) if seq else 0, int(top or 0))
         return _ChainTip(last.id, last.hash, used + 1, version)
+
+    @classmethod
+    def _chain_tip_below(cls, conn: sqlite3.Connection, through: int) -> str:
+        """The hash of the last chained row at or below `through` (else the anchor's)."""
+        row = conn.execute("SELECT hash FROM journal WHERE id <= ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+                           (through,)).fetchone()
+        return str(row[0]) if row is not None else cls._anchor(conn).hash
 
     @staticmethod
     def _anchor(conn: sqlite3.Connection) -> ChainLink:
@@ -735,13 +750,12 @@ class StateStore:
                      (HEAD_META, json.dumps(head.to_dict())))
         self.last_published_head = head
 
-    def chain_state(self) -> tuple[ChainLink, int, ChainLink | None]:
-        """(the anchor, the last id written before the chain existed, the published head)."""
+    def chain_state(self) -> ChainState:
         rows = {r[0]: _loads(r[1], None) for r in self._read(
             "SELECT key, value FROM meta WHERE key IN (?, ?, ?)", (ANCHOR_META, SEALED_META, HEAD_META))}
         sealed = rows.get(SEALED_META)
-        return (_link(rows.get(ANCHOR_META)) or ChainLink(0, GENESIS),
-                sealed if isinstance(sealed, int) else 0, _link(rows.get(HEAD_META)))
+        return ChainState(_link(rows.get(ANCHOR_META)) or ChainLink(0, GENESIS),
+                          sealed if isinstance(sealed, int) else 0, _link(rows.get(HEAD_META)))
 
     def published_head(self) -> ChainLink | None:
         """The journal head the host last published (in its heartbeat), with when."""
@@ -883,8 +897,10 @@ class StateStore:
                                 (through,)).fetchone()
             if last is None:
                 return 0
+            # the last pruned row's hash; a row without one (written around the store) chains nothing
+            chained = last[1] or self._chain_tip_below(conn, through)
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                         (ANCHOR_META, json.dumps({"id": last[0], "hash": last[1]})))
+                         (ANCHOR_META, json.dumps({"id": last[0], "hash": chained})))
             return int(conn.execute("DELETE FROM journal WHERE id <= ?", (through,)).rowcount)
 
         return self._write(run)

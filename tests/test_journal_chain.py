@@ -272,7 +272,7 @@ def test_verify_passes_after_pruning(run_cli, state: Path, db: Path) -> None:
         store.append_many([ev(f"new {i}", ts=5000.0 + i) for i in range(5)])
         store.append(ev("late but old", ts=1500.0))  # an old ts after young rows stays: only a prefix goes
         assert store.prune_journal(max_age_s=1000, max_rows=None, now=6000.0) == 10
-        last_pruned = store.chain_state()[0]
+        last_pruned = store.chain_state().anchor
         assert store.prune_journal(max_age_s=None, max_rows=4) == 2
         assert store.append(ev("after the prune")).id == 17
     res = verify_cli(run_cli, state)
