@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on a signal: how long running commands get to finish, then how long providers "
                    "get to stop (default: lifecycle.cleanup_timeout in app.yml)")
     p = cmd("journal", "the event journal, oldest first; 'journal verify' checks its hash chain", ref="optional")
-    p.add_argument("action", nargs="?", choices=("verify",),
+    p.add_argument("action", nargs="?", choices=("verify",), metavar="verify",
                    help="verify: walk the hash chain and name the first edited, deleted, inserted or "
                    "reordered row, or a truncation (exit 0 intact, 1 tampered)")
     p.add_argument("--limit", type=int, default=50, help="how many events (default 50)")

@@ -239,10 +239,10 @@ def cmd_incident(engine: Any, args: Any) -> int:
 
         text = handoff(incidents, args.id) if args.handoff else postmortem(incidents, args.id)
         if args.out:
-            from ..private_files import write_private
+            from .export import save
 
-            try:  # 0640 whatever the umask: a post-mortem is no more public than the journal
-                write_private(args.out, text.encode("utf-8"))
+            try:
+                save(args.out, text)
             except OSError as exc:
                 raise OneiricError(f"Cannot write {args.out}: {exc.strerror or exc}.") from None
             print(f"Wrote {'the hand-off' if args.handoff else 'the post-mortem'} of incident #{args.id} to {args.out}.")
