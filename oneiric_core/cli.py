@@ -99,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-timeout", type=float, default=None, metavar="SECONDS",
                    help="on a signal: how long running commands get to finish, then how long providers "
                    "get to stop (default: lifecycle.cleanup_timeout in app.yml)")
-    p = cmd("journal", "the event journal, oldest first", ref="optional")
+    p = cmd("journal", "the event journal, oldest first; 'journal verify' checks its hash chain", ref="optional")
+    p.add_argument("action", nargs="?", choices=("verify",), metavar="verify",
+                   help="verify: walk the hash chain and name the first edited, deleted, inserted or "
+                   "reordered row, or a truncation (exit 0 intact, 1 tampered)")
     p.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
     p.add_argument("--kind", action="append", help="only this kind (repeatable)")
     p.add_argument("--grep", help="only events whose text contains this")
@@ -177,14 +180,16 @@ def _host_line(engine) -> str:
 
 def _host_json(engine) -> dict[str, Any] | None:
     lease, alive = engine.host()
-    return _lease_json(lease, alive=alive)
+    return _lease_json(lease, engine.store, alive=alive)
 
 
-def _lease_json(lease, *, alive: bool) -> dict[str, Any] | None:
+def _lease_json(lease, store, *, alive: bool) -> dict[str, Any] | None:
     if lease is None:
         return None
+    head = store.published_head()  # what `journal verify` checks the journal reaches
     return {"pid": lease.pid, "hostname": lease.hostname, "alive": alive,
-            "started_at": lease.started_at, "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3)}
+            "started_at": lease.started_at, "heartbeat_age_s": round(time.time() - lease.heartbeat_at, 3),
+            "head": head.to_dict() if head else None}
 
 
 # -- acting: one way, whatever runs the host ----------------------------------------------------
@@ -259,7 +264,7 @@ def _via_host_quick(args) -> int | None:
         from .wire import socket_path
 
         operator = Operator(OverSocket(socket_path(path.parent), display=display_name()), read_only=args.read_only)
-        return _act(operator, args, store, _lease_json(lease, alive=True))
+        return _act(operator, args, store, _lease_json(lease, store, alive=True))
     finally:
         store.close()
 
@@ -359,18 +364,24 @@ def cmd_status(engine, args) -> int:
     refs = set(_filter_refs(engine, args.domain, args.key))
     rows = [c for c in engine.components() if c.ref in refs]
     problems = engine.settings.problems
+    from .private_files import audit
+
+    wide = audit(engine.state_dir)  # state files others may read or the group may write
     if args.json:
         _print_json({
             "settings_dir": str(engine.settings_dir), "state_dir": str(engine.state_dir),
             "host": _host_json(engine), "read_only": engine.read_only,
             "watcher": engine.watcher_status().to_dict(),
             "config_problems": [p.to_dict() for p in problems],
+            "warnings": [w.to_dict() for w in wide],
             "components": [c.to_dict() for c in rows],
         })
         return EXIT_OK
     out = _console()
     out.print(f"settings: {engine.settings_dir}   state: {engine.state_dir}")
     out.print(_host_line(engine))
+    for w in wide:
+        out.print(f"warning: {w.sentence()}", markup=False, style="yellow", soft_wrap=True)
     out.print(f"settings watcher: {engine.watcher_status().describe()}", markup=False)
     for p in problems:
         out.print(f"config invalid: {p}; {engine.settings.fallback(p)}", markup=False, style="red")
@@ -506,7 +517,22 @@ def _event_row(e) -> list[str]:
     return [stamp, symbol, e.kind, e.ref_text or "-", e.actor or "-", e.message]
 
 
+def cmd_journal_verify(engine, args) -> int:
+    from .journal_chain import verify
+
+    if args.follow or args.kind or args.grep or args.key or args.domain:
+        raise UsageError("journal verify checks the whole chain: it takes no filter and no --follow.")
+    verdict = verify(engine.store)
+    if args.json:
+        _print_json(verdict.to_dict())
+    else:
+        print(verdict.sentence())
+    return EXIT_OK if verdict.intact else EXIT_ERROR
+
+
 def cmd_journal(engine, args) -> int:
+    if args.action == "verify":
+        return cmd_journal_verify(engine, args)
     filters: dict[str, Any] = {"kinds": args.kind, "text": args.grep}
     if args.key or args.domain:
         refs = _filter_refs(engine, args.domain, args.key)

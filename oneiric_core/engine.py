@@ -521,6 +521,7 @@ class Engine:
         self.telemetry = Telemetry(opts.exporter, opts.endpoint, opts.service_name)
         self.telemetry.observe_resolutions(
             lambda: {d.value: n for d, n in self.resolver.resolutions.items()})
+        self.telemetry.observe_journal_head(lambda: getattr(self.store.last_published_head, "id", None))
         self.lifecycle._telemetry = self.telemetry
         self.health._telemetry = self.telemetry
 

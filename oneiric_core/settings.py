@@ -43,6 +43,7 @@ from . import schema
 from .bulk import gc_paused
 from .domains import Domain
 from .errors import ConfigError
+from .private_files import write_private
 from .schema import Bounds, Check, Model, Pattern, drop_empty
 
 if TYPE_CHECKING:
@@ -932,10 +933,7 @@ class SettingsLoader:
                     return
             except FileNotFoundError:
                 pass
-            self.keep_dir.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            write_private(target, data, fsync=False)  # the state dir's modes (private_files.py)
         except OSError:
             pass  # keeping a copy is a convenience; never a reason to fail a load
 

@@ -25,11 +25,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+from . import private_files
 from .domains import Domain
 from .errors import OneiricError, UsageError
 from .events import Event, Severity
+from .journal_hash import GENESIS, row_hash
 from .seal import RowSeal
 
 T = TypeVar("T")
@@ -41,8 +43,37 @@ class StoreError(OneiricError):
     exit_code = 1
 
 
-# Each entry moves the schema from version i to i+1 (user_version counts applied entries).
-MIGRATIONS: list[Sequence[str]] = [
+# The hash chain over the journal (journal_hash.py defines what a hash covers). Meta keys:
+ANCHOR_META = "journal_anchor"  # {"id", "hash"}: what the first row chains to (the last pruned row)
+SEALED_META = "journal_sealed_through"  # the last id written before the chain existed
+HEAD_META = "journal_head"  # {"id", "hash", "at"}: the head the host last published
+_CHAIN_COLUMNS = "id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, message, data"
+
+
+def _seal_journal(conn: sqlite3.Connection) -> None:
+    """Chain the rows written before the chain existed, oldest first from GENESIS, so later
+    edits of them are caught too (what they said before the upgrade is taken as found).
+    Ids may have gaps among them (an older prune went by age alone); `SEALED_META` tells
+    verification so. The anchor sits just before the first row."""
+    rows = conn.execute(f"SELECT {_CHAIN_COLUMNS} FROM journal ORDER BY id").fetchall()
+    prev, updates = GENESIS, []
+    for row in rows:
+        digest = row_hash(prev, row[0], tuple(row)[1:])
+        updates.append((prev, digest, row[0]))
+        prev = digest
+    conn.executemany("UPDATE journal SET prev_hash = ?, hash = ? WHERE id = ?", updates)
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
+    anchor_id = rows[0][0] - 1 if rows else (seq[0] if seq else 0)
+    sealed = rows[-1][0] if rows else anchor_id
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
+        (ANCHOR_META, json.dumps({"id": anchor_id, "hash": GENESIS})), (SEALED_META, json.dumps(sealed))])
+
+
+# Each entry moves the schema from version i to i+1 (user_version counts applied entries). A
+# step is an SQL statement, or a function run on the connection inside the same transaction
+# (for what SQL alone cannot do, such as hashing the rows already there).
+Migration = Sequence[str | Callable[[sqlite3.Connection], None]]
+MIGRATIONS: list[Migration] = [
     # 1: journal, activity, snapshots, lease, meta
     (
         """CREATE TABLE IF NOT EXISTS journal (
@@ -175,7 +206,13 @@ MIGRATIONS: list[Sequence[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS incident_timeline_incident ON incident_timeline(incident_id, id)",
     ),
-    # 5: verified principals and seals (principal.py, seal.py): the rules compare the ids, and
+    # 5: the journal becomes a hash chain (journal_hash.py, journal_chain.py)
+    (
+        "ALTER TABLE journal ADD COLUMN prev_hash TEXT",
+        "ALTER TABLE journal ADD COLUMN hash TEXT",
+        _seal_journal,
+    ),
+    # 6: verified principals and seals (principal.py, seal.py): the rules compare the ids, and
     # a row whose seal does not match was not written by the host and is never acted on
     (
         "ALTER TABLE proposals ADD COLUMN requested_by_id TEXT",
@@ -298,6 +335,41 @@ class LeaseInfo:
         return now - self.heartbeat_at > stale_after_s
 
 
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One point of the journal's hash chain: a row's id and hash (the anchor, the head).
+    `at` is when a host published it as its head (None for any other link)."""
+
+    id: int
+    hash: str
+    at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "hash": self.hash}
+        if self.at is not None:
+            out["at"] = self.at
+        return out
+
+
+class ChainState(NamedTuple):
+    """Where the journal's chain starts and what it must reach, as the store keeps them."""
+
+    anchor: ChainLink  # what the first row chains to: the last pruned row, or GENESIS
+    sealed_through: int  # the last id written before the chain existed (ids may skip up to it)
+    published: ChainLink | None  # the head the host last published
+
+
+class _ChainTip(NamedTuple):  # a NamedTuple: one is made per append
+    """What the next append chains to, as this connection last saw it: the last chained row
+    (`id`, `hash`), the id to give the next row, and the `data_version` it was seen at
+    (while that has not moved, no other connection has committed and the tip still holds)."""
+
+    id: int
+    hash: str
+    next_id: int
+    version: int
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -336,6 +408,14 @@ def _loads(text: str | None, default: Any) -> Any:
         return default
 
 
+def _link(raw: Any) -> ChainLink | None:
+    """A ChainLink from its meta JSON ({"id", "hash"[, "at"]}); None when it is not one."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), int) or not isinstance(raw.get("hash"), str):
+        return None
+    at = raw.get("at")
+    return ChainLink(raw["id"], raw["hash"], float(at) if isinstance(at, (int, float)) else None)
+
+
 def _event_from_row(row: sqlite3.Row) -> Event:
     domain: Domain | None = None
     if row["domain"]:
@@ -364,20 +444,41 @@ def _event_from_row(row: sqlite3.Row) -> Event:
     )
 
 
+_PLAIN_TEXT = frozenset({str, type(None)})
+# The `data` column's JSON, as json.dumps(data, default=str, separators=(",", ":")) writes it,
+# from one encoder built once: json.dumps with options builds a new one per call, which cost
+# as much as hashing the row does (bench/journal_append.py).
+_DATA_JSON = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
+def _text(value: Any) -> str | None:
+    """A TEXT column's value as SQLite will hand it back (a str subclass as its plain str)."""
+    if value is None or type(value) is str:
+        return value
+    return str.__str__(value) if isinstance(value, str) else str(value)
+
+
 def _event_params(event: Event) -> tuple[Any, ...]:
+    """The stored columns (ts .. data) exactly as they will read back: the row's hash is
+    computed from these, so nothing may change on the way through SQLite (a number in a
+    TEXT column would come back as text, an int duration as a float, a NaN one as NULL).
+    Written for the append path: the checks cost little when, as always, nothing is odd."""
     severity = event.severity.value if isinstance(event.severity, Severity) else str(event.severity)
+    kind, key, provider, actor, outcome = event.kind, event.key, event.provider, event.actor, event.outcome
+    if (kind.__class__ is not str or key.__class__ not in _PLAIN_TEXT or provider.__class__ not in _PLAIN_TEXT
+            or actor.__class__ not in _PLAIN_TEXT or outcome.__class__ not in _PLAIN_TEXT):
+        kind, key, provider, actor, outcome = (str(_text(kind)), _text(key), _text(provider), _text(actor),
+                                               _text(outcome))
+    message = event.message or ""
+    if message.__class__ is not str:
+        message = str(_text(message))
+    duration = event.duration_ms
+    if duration is not None and duration.__class__ is not float:
+        duration = float(duration)
     return (
-        float(event.ts),
-        str(event.kind),
-        severity,
-        _dom(event.domain),
-        event.key,
-        event.provider,
-        event.actor,
-        event.outcome,
-        event.duration_ms,
-        event.message or "",
-        json.dumps(event.data or {}, default=str, separators=(",", ":")),
+        float(event.ts), kind, severity, _dom(event.domain), key, provider, actor, outcome,
+        None if duration != duration else duration,  # NaN: what the REAL column stores is NULL
+        message, _DATA_JSON(event.data or {}),
     )
 
 
@@ -396,13 +497,19 @@ class StateStore:
         # The key that seals proposal and command rows (seal.py); set by the engine. Without
         # one, rows read back with `sealed=None` and sealed rows cannot be written.
         self.seal: RowSeal | None = None
+        self._tip: _ChainTip | None = None  # the journal's chain tip as last seen (append_many)
+        self.last_published_head: ChainLink | None = None  # what this process published last
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_files.private_dir(self.path.parent)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise StoreError(
                 f"cannot create the directory {self.path.parent} for the state store {self.path}: {reason}"
             ) from exc
+        # Created private before SQLite opens it: its -wal and -shm take the main file's mode.
+        # When that fails (a read-only directory) SQLite's own open says why, in its words.
+        with contextlib.suppress(OSError):
+            private_files.create_private_file(self.path)
         # A member of the state directory's group may read the store but not write it (files
         # are 0640): such a process opens it read-only, and, while no host keeps the WAL files
         # in place for it, as immutable (a WAL database's main file changes only at checkpoints).
@@ -472,7 +579,10 @@ class StateStore:
                 )
             for index in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[index]:
-                    conn.execute(statement)
+                    if callable(statement):
+                        statement(conn)
+                    else:
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {index + 1}")
 
         self._write(run, action="migrate")
@@ -522,10 +632,12 @@ class StateStore:
                 yield
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._tip = None  # it may name rows that were just rolled back
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise self._error("write", exc) from exc
             except BaseException:
+                self._tip = None
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
@@ -548,6 +660,7 @@ class StateStore:
                 conn.execute("COMMIT")
                 return result
             except BaseException:
+                self._tip = None  # it may name rows that were just rolled back
                 if conn.in_transaction:
                     try:
                         conn.execute("ROLLBACK")
@@ -597,8 +710,8 @@ class StateStore:
     # ------------------------------------------------------------------ journal
 
     _INSERT_EVENT = (
-        "INSERT INTO journal (ts, kind, severity, domain, key, provider, actor, outcome, "
-        "duration_ms, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO journal ({_CHAIN_COLUMNS}, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def append(self, event: Event) -> Event:
@@ -606,19 +719,108 @@ class StateStore:
         return self.append_many([event])[0]
 
     def append_many(self, events: Iterable[Event]) -> list[Event]:
-        """Store events in one transaction, in order; each gets its `id`."""
+        """Store events in one transaction, in order; each gets its `id` and is chained to
+        the one before it (journal_hash.py). The tip is read inside the write transaction,
+        so appends from several processes queue up on one chain and never fork it."""
         batch = list(events)
         if not batch:
             return batch
         params = [_event_params(e) for e in batch]
 
-        def run(conn: sqlite3.Connection) -> list[int]:
-            return [int(conn.execute(self._INSERT_EVENT, p).lastrowid) for p in params]
+        def run(conn: sqlite3.Connection) -> int:
+            tip = self._chain_tip(conn)
+            self._tip = None  # until every row below is in: a failure half way reads the end again
+            prev, next_id = tip.hash, tip.next_id
+            for p in params:
+                digest = row_hash(prev, next_id, p)
+                conn.execute(self._INSERT_EVENT, (next_id, *p, prev, digest))
+                prev, next_id = digest, next_id + 1
+            self._tip = _ChainTip(next_id - 1, prev, next_id, tip.version)
+            return tip.next_id
 
-        ids = self._write(run)
-        for event, new_id in zip(batch, ids):
-            event.id = new_id
+        first = self._write(run)
+        for offset, event in enumerate(batch):
+            event.id = first + offset
         return batch
+
+    def _chain_tip(self, conn: sqlite3.Connection, *, fresh: bool = False) -> _ChainTip:
+        """What the next row chains to; call inside a write transaction (which is what keeps
+        two processes from chaining to the same row: the second waits for the write lock
+        and then sees the first one's row).
+
+        The tip this connection wrote last is kept while `PRAGMA data_version` says that no
+        other connection has committed since (the hot path: one PRAGMA; a trigger checking
+        the tip in SQL cost more, bench/README.md). Otherwise, or `fresh`, it
+        is read: the last chained row, or the anchor when none is left, and the next id past
+        every id ever used, as AUTOINCREMENT would give it, so rows deleted at the end
+        leave a gap that verification names."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        tip = self._tip
+        if tip is not None and tip.version == version and not fresh:
+            return tip
+        row = conn.execute("SELECT id, hash FROM journal WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+        last = ChainLink(int(row[0]), str(row[1])) if row is not None else self._anchor(conn)
+        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
+        top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0]
+        used = max(last.id, int(seq[0]) if seq else 0, int(top or 0))
+        return _ChainTip(last.id, last.hash, used + 1, version)
+
+    @classmethod
+    def _chain_tip_below(cls, conn: sqlite3.Connection, through: int) -> str:
+        """The hash of the last chained row at or below `through` (else the anchor's)."""
+        row = conn.execute("SELECT hash FROM journal WHERE id <= ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+                           (through,)).fetchone()
+        return str(row[0]) if row is not None else cls._anchor(conn).hash
+
+    @staticmethod
+    def _anchor(conn: sqlite3.Connection) -> ChainLink:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (ANCHOR_META,)).fetchone()
+        return _link(_loads(row[0] if row else None, None)) or ChainLink(0, GENESIS)
+
+    def _publish_head(self, conn: sqlite3.Connection, at: float) -> None:
+        """Record the chain's head in meta (inside the caller's write transaction) when it
+        moved: what `journal verify` checks the journal still reaches."""
+        tip = self._chain_tip(conn, fresh=True)
+        head = ChainLink(tip.id, tip.hash, at)
+        published = self.last_published_head
+        if published is not None and (published.id, published.hash) == (head.id, head.hash):
+            return
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     (HEAD_META, json.dumps(head.to_dict())))
+        self.last_published_head = head
+
+    def chain_state(self) -> ChainState:
+        rows = {r[0]: _loads(r[1], None) for r in self._read(
+            "SELECT key, value FROM meta WHERE key IN (?, ?, ?)", (ANCHOR_META, SEALED_META, HEAD_META))}
+        sealed = rows.get(SEALED_META)
+        return ChainState(_link(rows.get(ANCHOR_META)) or ChainLink(0, GENESIS),
+                          sealed if isinstance(sealed, int) else 0, _link(rows.get(HEAD_META)))
+
+    def published_head(self) -> ChainLink | None:
+        """The journal head the host last published (in its heartbeat), with when."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (HEAD_META,))
+        return _link(_loads(rows[0][0], None)) if rows else None
+
+    def chain_rows(self, after_id: int, limit: int) -> list[tuple[Any, ...]]:
+        """Up to `limit` rows after `after_id` in id order, as (id .. data, prev_hash, hash)."""
+        rows = self._read(f"SELECT {_CHAIN_COLUMNS}, prev_hash, hash FROM journal WHERE id > ? ORDER BY id LIMIT ?",
+                          (int(after_id), int(limit)))
+        return [tuple(r) for r in rows]
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the file, whatever other processes commit meanwhile
+        (a read transaction; WAL lets writers go on). For walks over many pages, such as
+        `journal verify`, which must not see a prune half way. No writes inside."""
+        with self._lock:
+            conn = self._require()
+            self._retry("read", lambda: conn.execute("BEGIN DEFERRED"))
+            try:
+                self._retry("read", lambda: conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall())
+                yield
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
 
     @staticmethod
     def _filters(
@@ -709,21 +911,36 @@ class StateStore:
     def prune_journal(
         self, *, max_age_s: float | None, max_rows: int | None, now: float | None = None
     ) -> int:
-        """Delete events older than `max_age_s`, then all but the newest `max_rows`; returns the count."""
+        """Delete events older than `max_age_s`, then all but the newest `max_rows`; returns the count.
+
+        Only ever the oldest rows go (a prefix by id: by age, up to the first row young
+        enough to keep), so the chain stays whole, and the last row deleted becomes the
+        anchor the first row left is checked against."""
         cutoff = None if max_age_s is None else (time.time() if now is None else now) - max_age_s
 
         def run(conn: sqlite3.Connection) -> int:
-            deleted = 0
+            through = None  # the highest id to delete
             if cutoff is not None:
-                deleted += conn.execute("DELETE FROM journal WHERE ts < ?", (cutoff,)).rowcount
+                young = conn.execute("SELECT MIN(id) FROM journal WHERE ts >= ?", (cutoff,)).fetchone()[0]
+                through = (young - 1 if young is not None
+                           else conn.execute("SELECT MAX(id) FROM journal").fetchone()[0])
             if max_rows is not None:
-                keep = max(0, int(max_rows))
                 row = conn.execute(
-                    "SELECT id FROM journal ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,)
+                    "SELECT id FROM journal ORDER BY id DESC LIMIT 1 OFFSET ?", (max(0, int(max_rows)),)
                 ).fetchone()
                 if row is not None:
-                    deleted += conn.execute("DELETE FROM journal WHERE id <= ?", (row[0],)).rowcount
-            return deleted
+                    through = max(through or 0, row[0])
+            if through is None:
+                return 0
+            last = conn.execute("SELECT id, hash FROM journal WHERE id <= ? ORDER BY id DESC LIMIT 1",
+                                (through,)).fetchone()
+            if last is None:
+                return 0
+            # the last pruned row's hash; a row without one (written around the store) chains nothing
+            chained = last[1] or self._chain_tip_below(conn, through)
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         (ANCHOR_META, json.dumps({"id": last[0], "hash": chained})))
+            return int(conn.execute("DELETE FROM journal WHERE id <= ?", (through,)).rowcount)
 
         return self._write(run)
 
@@ -934,26 +1151,31 @@ class StateStore:
         return self._write(run)
 
     def heartbeat(self, pid: int, hostname: str, now: float | None = None) -> bool:
-        """Refresh our lease; False when it is no longer ours (taken over or released)."""
+        """Refresh our lease and publish the journal's head (`HEAD_META`), in one
+        transaction; False when the lease is no longer ours (taken over or released)."""
         at = time.time() if now is None else now
-        return bool(
-            self._write(
-                lambda conn: conn.execute(
-                    "UPDATE lease SET heartbeat_at = ? WHERE id = 1 AND pid = ? AND hostname = ?",
-                    (at, pid, hostname),
-                ).rowcount
-            )
-        )
+
+        def run(conn: sqlite3.Connection) -> bool:
+            if not conn.execute("UPDATE lease SET heartbeat_at = ? WHERE id = 1 AND pid = ? AND hostname = ?",
+                                (at, pid, hostname)).rowcount:
+                return False
+            self._publish_head(conn, at)
+            return True
+
+        return bool(self._write(run))
 
     def release_lease(self, pid: int, hostname: str) -> bool:
-        """Give the lease up if we hold it; True when a lease was released."""
-        return bool(
-            self._write(
-                lambda conn: conn.execute(
-                    "DELETE FROM lease WHERE id = 1 AND pid = ? AND hostname = ?", (pid, hostname)
-                ).rowcount
-            )
-        )
+        """Give the lease up if we hold it, publishing the journal's head a last time (it then
+        covers the host's own host-stopped event); True when a lease was released."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            if not conn.execute("DELETE FROM lease WHERE id = 1 AND pid = ? AND hostname = ?",
+                                (pid, hostname)).rowcount:
+                return False
+            self._publish_head(conn, time.time())
+            return True
+
+        return bool(self._write(run))
 
     def current_lease(self) -> LeaseInfo | None:
         rows = self._read("SELECT * FROM lease WHERE id = 1")

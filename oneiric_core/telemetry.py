@@ -273,6 +273,21 @@ class Telemetry:
             for domain, count in sorted(counts.items(), key=lambda kv: str(kv[0]))
         ]
 
+    def observe_journal_head(self, source: Callable[[], int | None]) -> None:
+        """Publish `oneiric.journal.head_id`, the id of the journal head the host last
+        published (`source()`, None before the first): a collector that keeps it can tell
+        when the journal later ends before it (a truncation, see journal_chain.py)."""
+
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            try:
+                head = source()
+            except Exception:  # as for resolutions: never break the other metrics
+                return []
+            return [] if head is None else [Observation(int(head))]
+
+        self.meter.create_observable_gauge("oneiric.journal.head_id", callbacks=[observe], unit="1",
+                                           description="Id of the journal's published hash-chain head")
+
     # ------------------------------------------------------------------ reading
 
     def metrics(self) -> dict[str, list[tuple[dict, float]]]:

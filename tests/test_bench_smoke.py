@@ -23,6 +23,7 @@ CASES = {
     "watcher.py": ("measure", "saves", "median ms", "p95 ms", "x watchdog"),
     "remote.py": ("measure", "runs", "median ms", "p95 ms", "x json.loads"),
     "engine_load.py": ("phase", "median ms", "min", "max", "share of Engine()"),
+    "journal_append.py": ("append", "unchained us", "chained us", "ratio"),
 }
 
 

@@ -19,7 +19,8 @@ from tests.helpers import shown
 
 # -- the JSON shapes (a change to any of these sets must fail a test) ----------------------------
 
-STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "config_problems", "components"}
+STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "config_problems", "warnings",
+               "components"}
 COMPONENT_KEYS = {
     "domain", "key", "winner", "winner_source", "selection", "misconfigured", "candidates", "shadowed",
     "serving", "serving_source", "state", "inflight", "activity", "activity_note", "activity_actor",
@@ -111,6 +112,7 @@ def test_status_json_shape_and_demo_values(run_cli, demo_settings, tmp_path):
     assert data["host"] is None
     assert data["read_only"] is False
     assert data["config_problems"] == []
+    assert data["warnings"] == []  # a state dir this program made is private (tests/test_private_files.py)
 
     rows = {ref(c): c for c in data["components"]}
     assert len(rows) == len(data["components"]), "a component is listed twice"

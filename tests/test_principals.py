@@ -20,7 +20,7 @@ from oneiric_core.errors import UsageError
 from oneiric_core.principal import Principal, check_display
 from oneiric_core.store import StateStore
 from tests.helpers import FAST_APP, REPO, demo_copy
-from tests.os_users import os_users  # noqa: F401  (the fixture)
+from tests.os_users import os_users  # noqa: F401,F811  (the fixture)
 from tests.test_change_control import Host, hosts, ok, one_sentence_error  # noqa: F401  (hosts: a fixture)
 
 CACHE = ("--domain", "adapter", "--key", "cache")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domains import HealthResult
+from ..private_files import create_private_file
 from . import _common
 from .cache_memory import Value, check_entry
 
@@ -88,7 +89,7 @@ class SqliteCache:
         return await asyncio.to_thread(fn, *args)
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(self.path)  # before SQLite: its -wal/-shm take this file's mode
         conn = sqlite3.connect(
             self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
         )

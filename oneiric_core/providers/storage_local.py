@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..domains import HealthResult
+from ..private_files import open_private, private_dir, write_private
 from . import _common
 
 _HIDDEN_PREFIX = ".oneiric-"  # temporary and probe files; never listed
@@ -28,7 +29,7 @@ class LocalStorage:
         self._started = False
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.root)
         self._started = True
 
     def path_for(self, name: str) -> Path:
@@ -134,22 +135,14 @@ class LocalStorage:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{_HIDDEN_PREFIX}tmp-{uuid.uuid4().hex}")
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    # a hidden temporary name, so that list() never shows a write in progress
+    write_private(path, data, temp_name=f"{_HIDDEN_PREFIX}tmp-{uuid.uuid4().hex}")
 
 
 def _probe(path: Path, token: bytes) -> None:
     try:
-        path.write_bytes(token)
+        with open_private(path) as handle:
+            handle.write(token)
         if path.read_bytes() != token:
             raise OSError(f"probe file {path.name} read back different bytes")
         path.unlink()

@@ -8,7 +8,7 @@
     remote/tmp/                     downloads in progress (renamed into artifacts/ once verified)
 
 Every write goes to a temporary file that is renamed into place, so a crash leaves either the
-old or the new version. The record carries the manifest's sha256: a manifest.raw that does
+old or the new version; directories and files are created private (private_files.py). The record carries the manifest's sha256: a manifest.raw that does
 not match it (a torn write, an edit by hand) is not used.
 """
 
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ..private_files import private_dir, write_private
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SOURCE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 RECORD_VERSION = 1
@@ -34,21 +36,6 @@ def _safe_name(name: str) -> str:
     if not _SOURCE.match(name) or name in (".", ".."):
         raise ValueError(f"'{name}' cannot name a cache directory")
     return name
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True)
@@ -97,14 +84,14 @@ class ManifestCache:
     def save(self, raw: bytes, **record: Any) -> CachedManifest:
         full = {"version": RECORD_VERSION, "digest": hashlib.sha256(raw).hexdigest(), "saved_at": time.time(),
                 **record}
-        _atomic_write(self.raw_path, raw)
-        _atomic_write(self.record_path, json.dumps(full, sort_keys=True, indent=1).encode("utf-8"))
+        write_private(self.raw_path, raw)
+        write_private(self.record_path, json.dumps(full, sort_keys=True, indent=1).encode("utf-8"))
         return CachedManifest(raw, full)
 
     def update_record(self, cached: CachedManifest, **changes: Any) -> CachedManifest:
         """A new ETag or fetch time for the same bytes."""
         record = {**cached.record, **changes}
-        _atomic_write(self.record_path, json.dumps(record, sort_keys=True, indent=1).encode("utf-8"))
+        write_private(self.record_path, json.dumps(record, sort_keys=True, indent=1).encode("utf-8"))
         return CachedManifest(cached.raw, record)
 
 
@@ -138,18 +125,18 @@ class ArtifactStore:
         return None, self.quarantine(path, sha256)
 
     def quarantine(self, path: Path, sha256: str) -> str:
-        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.quarantine_dir)
         target = self.quarantine_dir / f"{sha256}.{time.time_ns()}"
         os.replace(path, target)
         return str(target)
 
     def temp_file(self) -> IO[bytes]:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.tmp_dir)
         return tempfile.NamedTemporaryFile(prefix="download-", dir=self.tmp_dir, delete=False)
 
     def commit(self, tmp: Path, sha256: str) -> Path:
         path = self.path_for(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         os.replace(tmp, path)
         return path
 

@@ -163,7 +163,7 @@ def _when(ts: float | None) -> str:
 
 
 def cmd_incident(engine: Any, args: Any) -> int:
-    from ..errors import ReadOnlyError, UsageError
+    from ..errors import OneiricError, ReadOnlyError, UsageError
 
     action = args.incident_command
     if action is None:
@@ -239,7 +239,12 @@ def cmd_incident(engine: Any, args: Any) -> int:
 
         text = handoff(incidents, args.id) if args.handoff else postmortem(incidents, args.id)
         if args.out:
-            args.out.write_text(text, encoding="utf-8")
+            from .export import save
+
+            try:
+                save(args.out, text)
+            except OSError as exc:
+                raise OneiricError(f"Cannot write {args.out}: {exc.strerror or exc}.") from None
             print(f"Wrote {'the hand-off' if args.handoff else 'the post-mortem'} of incident #{args.id} to {args.out}.")
         else:
             sys.stdout.write(text)

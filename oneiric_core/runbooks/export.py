@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+from ..private_files import write_private
 from .incidents import Incidents
+
+
+def save(path: Path, markdown: str) -> Path:
+    """Write an export to `path`, atomically and 0640 whatever the umask: a post-mortem is no
+    more public than the journal it comes from (private_files.py). Returns the path."""
+    write_private(Path(path), markdown.encode("utf-8"))
+    return Path(path)
+
+
+def state_dir_path(state_dir: Path, incident_id: int, kind: str) -> Path:
+    """Where the console keeps an incident's export: state_dir/incidents/incident-N-KIND.md."""
+    return Path(state_dir) / "incidents" / f"incident-{incident_id}-{kind}.md"
 
 
 def _when(ts: float | None) -> str:

@@ -32,7 +32,7 @@ from textual.widgets.option_list import Option
 from oneiric_core.domains import ComponentRef
 from oneiric_core.errors import OneiricError, UsageError
 from oneiric_core.runbooks.escalation import Escalation
-from oneiric_core.runbooks.export import handoff, postmortem
+from oneiric_core.runbooks.export import handoff, postmortem, save, state_dir_path
 from oneiric_core.runbooks.facts import MissingParam
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
@@ -796,10 +796,7 @@ class IncidentScreen(Screen):
             return
         try:
             markdown = render(self.incidents, self.incident_id)
-            folder = Path(self.oneiric.engine.state_dir) / "incidents"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"incident-{self.incident_id}-{suffix}.md"
-            path.write_text(markdown, encoding="utf-8")
+            path = save(state_dir_path(self.oneiric.engine.state_dir, self.incident_id, suffix), markdown)
         except (OneiricError, OSError) as exc:
             self.notify(f"Export failed: {exc}", severity="error", markup=False)
             return

@@ -106,6 +106,7 @@ async def test_console_drives_component_not_found_to_resume(make_app):
         await until(pilot, lambda: screen.last_export is not None)
         markdown = screen.last_export.read_text()
         assert "Post-mortem" in markdown and "no - resume it" in markdown and "carol" in markdown
+        assert screen.last_export.stat().st_mode & 0o777 == 0o640  # private, as the whole state dir
         # the hand-off, then closing with a resolution
         await pilot.press("X")
         await until(pilot, lambda: screen.last_export.name.endswith("-handoff.md"))
