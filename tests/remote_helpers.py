@@ -35,9 +35,17 @@ def entry(key: str = "cache", provider: str = "remote-memory", *, domain: str = 
     return {"domain": domain, "key": key, "provider": provider, "factory": factory, **extra}
 
 
-def manifest(entries: list[dict[str, Any]], *, version: int | str = 1, name: str = "acme") -> dict[str, Any]:
-    return {"version": version, "name": name, "generated_at": "2025-01-01T00:00:00Z", "entries": entries,
+FAR_FUTURE = "2099-01-01T00:00:00Z"
+
+
+def manifest(entries: list[dict[str, Any]], *, version: int | str = 1, name: str = "acme",
+             expires_at: str | None = FAR_FUTURE) -> dict[str, Any]:
+    """A manifest; `expires_at=None` leaves the field out."""
+    data = {"version": version, "name": name, "generated_at": "2025-01-01T00:00:00Z", "entries": entries,
             "signatures": []}
+    if expires_at is not None:
+        data["expires_at"] = expires_at
+    return data
 
 
 def signed(data: dict[str, Any], *keys: Key) -> dict[str, Any]:

@@ -43,8 +43,10 @@ def test_keygen_pack_sign_verify_round_trip(run_cli, tmp_path):
     assert packed.returncode == 0, str(packed)
     unsigned = run_cli("manifest", "verify", "m.json", "--public-key", "ops.pem.pub")
     assert unsigned.returncode == 6 and "not signed" in unsigned.stderr, str(unsigned)
-    signed = run_cli("manifest", "sign", "m.json", "--key", key)
-    assert signed.returncode == 0 and "ops-1" in signed.stdout, str(signed)
+    never = run_cli("manifest", "sign", "m.json", "--key", key)
+    assert never.returncode == 1 and "m.json has no expires_at; give --expires-in" in never.stderr, str(never)
+    signed = run_cli("manifest", "sign", "m.json", "--key", key, "--expires-in", "30d")
+    assert signed.returncode == 0 and "ops-1" in signed.stdout and "acme v7, expires 20" in signed.stdout, str(signed)
     checked = run_cli("manifest", "verify", "m.json", "--public-key", "ops.pem.pub", "--json")
     assert checked.returncode == 0, str(checked)
     report = checked.json()
@@ -67,7 +69,7 @@ def test_keygen_pack_sign_verify_round_trip(run_cli, tmp_path):
     (tmp_path / "tampered.json").write_text(json.dumps(data))
     tampered = run_cli("manifest", "verify", "tampered.json", "--public-key", "ops.pem.pub")
     assert tampered.returncode == 6 and tampered.stderr.count("\n") == 1, str(tampered)
-    for result in (again, unsigned, short, wrong, tampered):
+    for result in (again, unsigned, never, short, wrong, tampered):
         no_traceback(result)
 
     (tmp_path / "bad.yml").write_text(ENTRIES.replace("oneiric_core.providers.compress", "evil.module"))
@@ -83,7 +85,7 @@ def test_remote_sync_and_status_without_and_with_a_host(run_cli, demo_settings, 
     assert (source["name"], source["state"], source["manifest"]) == ("demo", "pending", None)
 
     dry = run_cli("remote-sync", "--dry-run")
-    assert dry.returncode == 0 and "would apply oneiric-demo v1 (2 added" in dry.stdout, str(dry)
+    assert dry.returncode == 0 and "would apply oneiric-demo v2 (2 added" in dry.stdout, str(dry)
     assert "+ adapter/cache memory-remote" in dry.stdout
     assert run_cli("remote-status", "--json").json()["sources"][0]["state"] == "pending", "a dry run changes nothing"
 
@@ -91,7 +93,7 @@ def test_remote_sync_and_status_without_and_with_a_host(run_cli, demo_settings, 
     assert synced.returncode == 0, str(synced)
     assert synced.json()["results"][0]["counts"]["added"] == 2
     shown = run_cli("remote-status", "--json").json()["sources"][0]
-    assert shown["state"] == "ok" and shown["signature"]["key_ids"] == ["oneiric-demo-2025"]
+    assert shown["state"] == "ok" and shown["signature"]["key_ids"] == ["oneiric-demo-2026"]
     assert shown["entries"] == {"adapter": 1, "action": 1} and shown["breaker"]["state"] == "closed"
     listed = run_cli("list", "--json", "--key", "cache").json()["candidates"]
     assert ("memory-remote", "remote:demo") in {(c["provider"], c["source"]) for c in listed}
@@ -103,7 +105,7 @@ def test_remote_sync_and_status_without_and_with_a_host(run_cli, demo_settings, 
         assert "on the running host (pid" in via_host.json()["message"]
         text = run_cli("remote-status")
         assert text.returncode == 0 and f"reported by pid {host.pid}" in text.stdout, str(text)
-        assert "signature: verified (keys: oneiric-demo-2025" in text.stdout
+        assert "signature: verified (keys: oneiric-demo-2026" in text.stdout
         unknown = run_cli("remote-sync", "--source", "nope")
         assert unknown.returncode == 3 and "No remote source is named 'nope'" in unknown.stderr, str(unknown)
     finally:
