@@ -12,6 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from oneiric_core.engine import Engine
 from oneiric_core.remote import signing
 from tests.helpers import FAST_APP, demo_copy, until  # noqa: F401  (until: re-exported for the remote tests)
 
@@ -170,6 +173,35 @@ def start_server() -> Server:
     server = Server(httpd, thread)
     thread.start()
     return server
+
+
+# -- fixtures (a test module imports the ones it uses) ------------------------------------------------
+
+@pytest.fixture
+def server():
+    srv = start_server()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def key() -> Key:
+    return Key.new("acme-1")
+
+
+@pytest.fixture
+def engines(tmp_path):
+    """`engines(settings, state="state")` -> an Engine on tmp_path/state, closed after the test."""
+    made: list[Engine] = []
+
+    def make(settings: Path, state: str = "state") -> Engine:
+        eng = Engine(settings, state_dir=tmp_path / state, actor="tester")
+        made.append(eng)
+        return eng
+
+    yield make
+    for eng in made:
+        eng.close()
 
 
 # -- settings -------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oneiric_core.remote import signing
-from oneiric_core.remote.canonical import MAX_SAFE_INTEGER, CanonicalError, canonical_json, number
+from oneiric_core.remote.canonical import MAX_SAFE_INTEGER, CanonicalError, canonical_json, general, number
 from oneiric_core.remote.manifest import ManifestError, canonical_bytes, parse_manifest
 
 DATA = Path(__file__).resolve().parent / "data" / "jcs"
@@ -75,6 +75,7 @@ def test_reference_implementation_test_data(name):
     expected = (DATA / "cyberphone" / "output" / f"{name}.json").read_bytes()
     assert bytes.fromhex((DATA / "cyberphone" / "outhex" / f"{name}.txt").read_text()) == expected
     assert jcs_of_text(given_bytes) == expected
+    assert general(json.loads(given_bytes)) == expected
 
 
 def es6_sequence():
@@ -184,6 +185,7 @@ def reorder(value: Any, rng: random.Random) -> Any:
 @given(JSON_VALUES, st.randoms(use_true_random=False))
 def test_canonical_output_parses_back_equal_and_ignores_member_order(value, rng):
     out = canonical_json(value)
+    assert general(value) == out, "the fast path (the json module's C encoder) and the general one agree"
     assert json.loads(out, parse_int=es_int) == value  # 1.0 comes back as 1, which equals it
     assert canonical_json(reorder(value, rng)) == out
     assert canonical_json(json.loads(out)) == out  # canonical once, canonical for good
@@ -265,6 +267,14 @@ def tricky_value(rng: random.Random, depth: int = 0) -> Any:
     return rng.choice([None, True, False])
 
 
+def has_float(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_float(v) for v in value)
+    return isinstance(value, float)
+
+
 def test_our_bytes_equal_ecmascripts_on_random_documents():
     _tools_or_skip()
     rng = random.Random(8785)
@@ -274,6 +284,8 @@ def test_our_bytes_equal_ecmascripts_on_random_documents():
     assert len(theirs) == len(docs)
     for doc, expected in zip(docs, theirs, strict=True):
         assert canonical_json(doc) == expected, doc
+    without_floats = [d for d in docs if not has_float(d)]
+    assert len(without_floats) > 50, "documents for the fast path (no float) were among them"
 
 
 async def test_a_manifest_signed_by_node_and_openssl_syncs(tmp_path):

@@ -8,46 +8,18 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.engine import Engine
 from oneiric_core.events import KINDS
 from oneiric_core.remote.manifest import canonical_bytes, parse_manifest
 from oneiric_core.remote.status import meta_key
-from tests.remote_helpers import (
-    FAR_FUTURE, Key, Route, body, entry, manifest, remote_settings, signed, source, start_server, until,
+from tests.remote_helpers import (  # noqa: F401  (engines, key, server: fixtures)
+    FAR_FUTURE, Key, Route, body, engines, entry, key, manifest, remote_settings, server, signed, source, until,
 )
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = ComponentRef(Domain.ADAPTER, "cache")
 STORAGE = ComponentRef(Domain.ADAPTER, "storage")
-
-
-@pytest.fixture
-def server():
-    srv = start_server()
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def key() -> Key:
-    return Key.new("acme-1")
-
-
-@pytest.fixture
-def engines(tmp_path):
-    made: list[Engine] = []
-
-    def make(settings: Path, state: str = "state") -> Engine:
-        eng = Engine(settings, state_dir=tmp_path / state, actor="tester")
-        made.append(eng)
-        return eng
-
-    yield make
-    for eng in made:
-        eng.close()
 
 
 def remote_cands(engine: Engine, name: str = "acme") -> list[tuple[str, str, str]]:

@@ -127,3 +127,50 @@ def test_a_failing_source_exits_6_with_one_sentence(run_cli, demo_settings):
     source = status.json()["sources"][0]
     assert (source["state"], source["last_error_kind"], source["consecutive_failures"]) == ("failing", "signature", 1)
     assert Path(manifest).exists()
+
+
+def test_version_and_expiry_through_the_cli(run_cli, tmp_path):
+    """pack takes an integer version and --expires-in; sign sets the expiry (and version) and drops
+    the signatures that no longer match; verify reports both and says when it has expired; a bad
+    duration or version is one sentence."""
+    run_cli("manifest", "keygen", "--out", "a.pem", "--key-id", "a")
+    run_cli("manifest", "keygen", "--out", "b.pem", "--key-id", "b")
+    (tmp_path / "entries.yml").write_text(ENTRIES)
+    bad_version = run_cli("manifest", "pack", "entries.yml", "--name", "acme", "--version", "1.5")
+    assert bad_version.returncode == 2 and "the version must be an integer of at least 1, not '1.5'" in \
+        bad_version.stderr, str(bad_version)
+    packed = run_cli("manifest", "pack", "entries.yml", "--name", "acme", "--version", "3", "--expires-in", "12h",
+                     "--out", "m.json")
+    assert packed.returncode == 0 and "acme v3 with 2 entries, expires 20" in packed.stdout, str(packed)
+    bad_duration = run_cli("manifest", "sign", "m.json", "--key", "a.pem", "--expires-in", "30 days")
+    assert bad_duration.returncode == 2 and bad_duration.stderr.count("\n") == 1, str(bad_duration)
+    assert "'30 days' is not a duration: give a number and a unit (s, m, h, d or w), such as 30d, 12h or 90m" in \
+        bad_duration.stderr
+    assert run_cli("manifest", "sign", "m.json", "--key", "a.pem").returncode == 0  # keeps pack's expiry
+    assert run_cli("manifest", "sign", "m.json", "--key", "b.pem").returncode == 0
+    both = ["--public-key", "a.pem.pub", "--public-key", "b.pem.pub", "--threshold", "2"]
+    checked = run_cli("manifest", "verify", "m.json", *both)
+    assert checked.returncode == 0 and "acme v3 verifies" in checked.stdout, str(checked)
+    assert "\nexpires: 20" in checked.stdout and "Z (in 1" in checked.stdout  # 12.0h, or 11.9h on a slow day
+
+    resigned = run_cli("manifest", "sign", "m.json", "--key", "a.pem", "--expires-in", "90m", "--version", "4")
+    assert resigned.returncode == 0, str(resigned)
+    assert "acme v4, expires" in resigned.stdout and "Dropped the signature(s) of b" in resigned.stdout
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["version"] == 4 and [s["key_id"] for s in data["signatures"]] == ["a"]
+    report = run_cli("manifest", "verify", "m.json", "--public-key", "a.pem.pub", "--json").json()
+    assert report["ok"] and report["manifest"]["version"] == 4 and report["expiry"]["state"] == "valid"
+    assert 0 < report["expiry"]["seconds_left"] <= 5400
+
+    from oneiric_core.remote import signing
+
+    data["expires_at"] = "2026-01-01T00:00:00Z"  # signed by our API, which does not judge freshness
+    key = signing.load_private_key((tmp_path / "a.pem").read_bytes())
+    (tmp_path / "old.json").write_text(json.dumps(signing.sign_manifest(data, key, "a")))
+    expired = run_cli("manifest", "verify", "old.json", "--public-key", "a.pem.pub")
+    assert expired.returncode == 6 and expired.stderr.count("\n") == 1, str(expired)
+    assert "old.json (acme v4) is signed but expired at 2026-01-01T00:00:00Z (" in expired.stderr
+    refused = run_cli("manifest", "sign", "old.json", "--key", "a.pem")
+    assert refused.returncode == 1 and "old.json expired at 2026-01-01T00:00:00Z" in refused.stderr, str(refused)
+    for result in (bad_version, bad_duration, expired, refused):
+        no_traceback(result)

@@ -28,8 +28,12 @@ What cannot be canonicalised is refused with CanonicalError, naming where it is:
 * lone surrogates (I-JSON §2.1), non-string member names, and values JSON has no type for.
 
 Strings use the C escaper of the json module (`json.encoder.encode_basestring`, the one
-`ensure_ascii=False` uses), which escapes exactly the RFC's set; tests/test_canonical.py holds
-it to the RFC's vectors, the reference implementation's test data and its number test file.
+`ensure_ascii=False` uses), which escapes exactly the RFC's set. Signing happens on every sync,
+so the common case is fast: a value with string member names, no floats, integers within
+±(2**53 - 1) and no character beyond the BMP is written exactly as RFC 8785 writes it by the
+json module's C encoder with sorted keys (code point order is UTF-16 order there), checked
+first by one walk; anything else takes the general serialiser below. tests/test_canonical.py
+holds both to the RFC's vectors, the reference implementation's test data and its number file.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ MAX_SAFE_INTEGER = 2**53 - 1  # ECMAScript's Number.MAX_SAFE_INTEGER
 
 _escape: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+_DUMPS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          check_circular=False).encode
 
 
 class CanonicalError(ValueError):
@@ -74,13 +81,49 @@ def format_path(path: tuple[str | int, ...]) -> str:
 def canonical_json(value: Any) -> bytes:
     """`value` (plain data: dict with str keys, list/tuple, str, int, float, bool, None) as
     RFC 8785 canonical JSON, UTF-8. Raises CanonicalError."""
+    if _json_module_writes_it(value):
+        text = _DUMPS(value)
+        if _ASTRAL.search(text) is None:  # below U+10000, code point order is UTF-16 order
+            return _utf8(text, value)
+    return general(value)
+
+
+def general(value: Any) -> bytes:
+    """The general serialiser (floats, big integers, astral characters, other sequences)."""
     parts: list[str] = []
     _write(value, parts.append)
-    text = "".join(parts)
+    return _utf8("".join(parts), value)
+
+
+def _utf8(text: str, value: Any) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         raise _surrogate_error(value) from None
+
+
+def _json_module_writes_it(value: Any) -> bool:
+    """True when json.dumps(sort_keys=True) writes `value` as RFC 8785 does: only str member
+    names, str, bool, None, lists and integers within +-(2**53 - 1) (no float, whose repr()
+    is not ECMAScript's; no subclass, whose encoding may differ)."""
+    stack = [value]
+    pop, push = stack.pop, stack.extend
+    low, high = -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for name in item:
+                if type(name) is not str:
+                    return False
+            push(item.values())
+        elif kind is list:
+            push(item)
+        elif kind is not int or not low <= item <= high:
+            return False
+    return True
 
 
 def number(value: int | float) -> str:
@@ -139,7 +182,7 @@ def _sorted_names(mapping: dict[Any, Any]) -> list[str]:
     for name in names:
         if type(name) is not str:
             raise CanonicalError(f"the member name {name!r} is not a string")
-    if all(name.isascii() for name in names):
+    if "".join(names).isascii():
         names.sort()  # ASCII: code point order is UTF-16 order
     else:
         # Python compares code points; UTF-16 code units differ for characters beyond the BMP
@@ -182,7 +225,9 @@ def _write(value: Any, out: Callable[[str], Any]) -> None:
             except CanonicalError as exc:
                 raise exc.under(index) from None
         out("]")
-    elif kind is int or kind is float:
+    elif kind is int:
+        out(str(value) if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else number(value))
+    elif kind is float:
         out(number(value))
     elif isinstance(value, (dict, list, tuple, str, int, float)):  # subclasses: as their base type
         _write(_plain(value), out)
@@ -227,4 +272,4 @@ def _find_surrogate(value: Any, path: tuple[str | int, ...]) -> tuple[tuple[str 
     return None
 
 
-__all__ = ["MAX_SAFE_INTEGER", "CanonicalError", "canonical_json", "format_path", "number"]
+__all__ = ["MAX_SAFE_INTEGER", "CanonicalError", "canonical_json", "format_path", "general", "number"]

@@ -155,10 +155,11 @@ def _print_source(s: dict[str, Any]) -> None:
         print("  manifest: none in force")
     accepted = s.get("accepted")
     if accepted:
-        print(f"  accepted: v{accepted.get('version')} is the highest version ever accepted "
-              f"(signed sha256 {str(accepted.get('signed_digest', ''))[:16]}..., expires "
-              f"{_expiry(accepted.get('expires_at'))}); a lower one, or v{accepted.get('version')} with other "
-              "content, is refused")
+        v = accepted.get("version")
+        expiry = "" if m else f", expires {_expiry(accepted.get('expires_at'))}"
+        print(f"  accepted: v{v} is the highest version ever accepted (signed sha256 "
+              f"{str(accepted.get('signed_digest', ''))[:16]}...{expiry}); a lower one, or v{v} with other content, "
+              "is refused")
     else:
         print("  accepted: no version accepted yet")
     sig = s.get("signature")

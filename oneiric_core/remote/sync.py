@@ -167,6 +167,7 @@ class _Plan:
     rows: list[CandidateFields] = field(default_factory=list)
     fetch_ms: float = 0.0
     last_modified: str | None = None
+    ledger: AcceptedVersion | None = None  # the ledger's record when the manifest was judged
 
 
 class RemoteSource:
@@ -395,26 +396,29 @@ class RemoteSource:
                                         int(recorded.get("threshold", 1)), list(recorded.get("key_ids") or []),
                                         reason=str(recorded.get("reason", "")),
                                         trusted=dict(verified.get("trusted") or {}))
-        self._judge(parsed, cached=verified is not None)
+        ledger = self._judge(parsed, cached=verified is not None)
         location = self.location
         check = (lambda uri: artifact_refusal(location, uri)) if location is not None else None
         accepted, rejected = check_entries(parsed.model, self.ctx.allowlist(), artifact_check=check)
         paths = {a.entry.artifact.sha256: self.artifacts.path_for(a.entry.artifact.sha256)
                  for a in accepted if a.entry.artifact is not None}
-        return _Plan(False, etag, parsed, verification, accepted, rejected, candidate_rows(accepted, paths))
+        return _Plan(False, etag, parsed, verification, accepted, rejected, candidate_rows(accepted, paths),
+                     ledger=ledger)
 
-    def _judge(self, parsed: ParsedManifest, *, cached: bool) -> None:
+    def _judge(self, parsed: ParsedManifest, *, cached: bool) -> AcceptedVersion | None:
         """TUF's rollback and freeze rules (freshness.py), against the highest of the ledger's
-        version and the one in force. Raises RemoteSyncFailed."""
+        version and the one in force. Raises RemoteSyncFailed; returns the ledger's record."""
+        recorded = self.ctx.ledger.get(self.name)
         in_force = self.current.as_accepted() if self.current is not None else None
-        judge(parsed.freshness, highest(self.ctx.ledger.get(self.name), in_force), now=time.time(),
+        judge(parsed.freshness, highest(recorded, in_force), now=time.time(),
               what="the cached last good manifest" if cached else "the manifest",
               expiry_required=self.options.requires_signature)
+        return recorded
 
-    def _remember(self, parsed: ParsedManifest) -> None:
-        """Record a newly accepted version in the ledger (an equal one is already there)."""
-        recorded = self.ctx.ledger.get(self.name)
-        fresh = parsed.freshness
+    def _remember(self, plan: _Plan) -> None:
+        """Record a newly accepted version in the ledger (an equal one is there already)."""
+        assert plan.parsed is not None
+        recorded, fresh = plan.ledger, plan.parsed.freshness
         if recorded is None or recorded.version != fresh.version or recorded.signed_digest != fresh.signed_digest:
             recorded = AcceptedVersion(fresh.version, fresh.signed_digest, fresh.expires_at, time.time())
             self.ctx.ledger.put(self.name, recorded)
@@ -478,7 +482,7 @@ class RemoteSource:
             return self._failed(RemoteSyncFailed(f"cannot write the manifest cache under {self.cache.dir}: "
                                                  f"{exc.strerror or exc}", "cache"), started, False)
         try:
-            self._remember(plan.parsed)
+            self._remember(plan)
         except RemoteSyncFailed as exc:
             return self._failed(exc, started, False)
         applied = await self.ctx.apply(self.source, plan.rows, f"{self.source} {plan.parsed.model.name} "
