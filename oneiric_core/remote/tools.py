@@ -283,8 +283,7 @@ def verify_file(manifest_path: Path, keys: Mapping[str, str], *, threshold: int,
                                        artifact_check=lambda uri: artifact_refusal(location, uri))
     expiry = expiry_report(parsed.freshness.expires_ts)
     report = {"file": str(manifest_path), "manifest": parsed.summary(), "signature": result.to_dict(),
-              "expiry": expiry, "accepted": len(accepted), "rejected": [r.to_dict() for r in rejected],
-              "ok": result.ok and expiry["state"] == "valid"}
+              "expiry": expiry, "accepted": len(accepted), "rejected": [r.to_dict() for r in rejected], "ok": True}
     err: RemoteSyncFailed | None = None
     if not result.ok:
         err = RemoteSyncFailed(f"{manifest_path} does not verify: {result.reason}.", "signature")
@@ -295,8 +294,8 @@ def verify_file(manifest_path: Path, keys: Mapping[str, str], *, threshold: int,
     elif expiry["state"] == "none" and required:
         err = RemoteSyncFailed(f"{manifest_path} has no expires_at: a source that requires signatures refuses "
                                "it; sign it again with --expires-in (e.g. 30d).", "schema")
+    report["ok"] = err is None
     if err is not None:
-        report["ok"] = False
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report
