@@ -130,6 +130,25 @@ async def test_an_old_string_version_is_refused_in_one_sentence(tmp_path, server
                          "(versions are compared to refuse rollbacks): pack it again with --version N and sign it")
 
 
+def test_a_malformed_expiry_or_version_is_one_sentence():
+    from oneiric_core.remote.manifest import ManifestError, parse_manifest
+
+    def problem(**fields) -> str:
+        data = {"version": 1, "name": "x", "generated_at": "t", "entries": [], **fields}
+        try:
+            parse_manifest(json.dumps(data).encode())
+        except ManifestError as exc:
+            return str(exc)
+        raise AssertionError("accepted")
+
+    assert problem(expires_at="2030-01-01T00:00:00+02:00") == (
+        "the manifest is invalid: expires_at: '2030-01-01T00:00:00+02:00' is not an RFC 3339 UTC time such as "
+        "2030-01-31T12:00:00Z")
+    assert problem(expires_at="2030-02-30T00:00:00Z").endswith("'2030-02-30T00:00:00Z' is not a valid date and time")
+    assert problem(version=0) == "the manifest is invalid: version: Input should be greater than or equal to 1"
+    assert problem(version=1.5) == "the manifest is invalid: version: Input should be a valid integer"
+
+
 async def test_a_restart_still_refuses_the_older_version(tmp_path, server, key, engines):
     settings = remote_settings(tmp_path, [source("acme", server.url("/m.json"))], [key])
     first = engines(settings)

@@ -247,6 +247,8 @@ def describe_errors(errors: list[dict[str, Any]], limit: int = 3) -> str:
             msg = "unknown field"
         elif error.get("type") == "missing":
             msg = "missing"
+        elif error.get("type") == "value_error":  # a Check's own sentence
+            msg = msg.removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     more = len(errors) - limit
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
