@@ -10,14 +10,17 @@ What is measured, on a temporary copy of ./settings with a `remote:` section and
   json.loads            the baseline: `json.loads(raw)` of the signed manifest bytes
   first registration    `await engine.remote.sync_now()` on a fresh Engine (a new state dir
                         each run) whose file source holds the manifest: read the file, parse,
-                        verify the ed25519 signature over the canonical bytes, check every
-                        entry (shape, domain, allow-list), write the manifest cache (fsync),
-                        register N candidates (the resolver re-ranks the N keys), journal
-                        remote-sync-complete and write the source status to the store
-  refresh, all changed  the same on one engine, alternating between two signed manifests
-                        that differ in every entry's settings: N candidates replaced per sync
-  core only             parse + verify + check entries + build the rows, no I/O and no
-                        registry: what the pipeline itself costs
+                        canonicalise (RFC 8785) and verify the ed25519 signature over those
+                        bytes, judge version and expiry against the ledger in the store, check
+                        every entry (shape, domain, allow-list), write the manifest cache
+                        (fsync) and the ledger, register N candidates (the resolver re-ranks
+                        the N keys), journal remote-sync-complete, write the source status
+  refresh, all changed  the same on one engine, each round a signed manifest one version
+                        higher whose every entry's settings differ: N candidates replaced
+  core only             parse + canonicalise + verify + check entries + build the rows, no I/O
+                        and no registry: what the pipeline itself costs
+    of which RFC 8785   `canonical_bytes` of the parsed manifest (the signed bytes), beside
+                        `json.dumps(sort_keys=True)`, what was signed before RFC 8785
   304 refresh           a hosting Engine (loops running, pooled httpx client) whose source is
                         an HTTP server on 127.0.0.1 answering If-None-Match with 304:
                           wall         what `await engine.remote.sync_now()` takes
@@ -53,7 +56,7 @@ import _common  # noqa: E402
 
 from oneiric_core.engine import Engine  # noqa: E402
 from oneiric_core.remote import signing  # noqa: E402
-from oneiric_core.remote.manifest import check_entries, parse_manifest  # noqa: E402
+from oneiric_core.remote.manifest import canonical_bytes, check_entries, parse_manifest  # noqa: E402
 from oneiric_core.remote.registration import candidate_rows  # noqa: E402
 
 REGISTER_TARGET_MS = 100.0
@@ -77,8 +80,8 @@ def make_manifest(n: int, version: int, key: Any, key_id: str) -> bytes:
                 "factory": factories[i % 3], "priority": i % 11, "stack_level": 0,
                 "settings": {"max_entries": 1000 + i, "revision": version},
                 "metadata": {"description": f"bench entry {i}", "team": "acme"}} for i in range(n)]
-    data = {"version": version, "name": "bench", "generated_at": "2025-01-01T00:00:00Z", "entries": entries,
-            "signatures": []}
+    data = {"version": version, "name": "bench", "generated_at": "2025-01-01T00:00:00Z",
+            "expires_at": "2099-01-01T00:00:00Z", "entries": entries, "signatures": []}
     return json.dumps(signing.sign_manifest(data, key, key_id)).encode()
 
 
@@ -132,7 +135,8 @@ class _Server:
 
 def core(raw: bytes, keys: dict[str, str]) -> int:
     parsed = parse_manifest(raw)
-    result = signing.verify(parsed.data, parsed.model.signatures, keys, threshold=1, required=True)
+    result = signing.verify(parsed.data, parsed.model.signatures, keys, threshold=1, required=True,
+                            message=parsed.signed_bytes)
     assert result.ok, result.reason
     accepted, rejected = check_entries(parsed.model, ["oneiric_core.providers."])
     assert not rejected
@@ -146,7 +150,8 @@ async def run(args) -> int:
     key = signing.generate_private_key()
     key_id = "bench-key"
     public = signing.b64(signing.public_raw(key))
-    raw = [make_manifest(n, 1, key, key_id), make_manifest(n, 2, key, key_id)]
+    # Versions only go up (a sync refuses a lower one): one manifest per round, signed beforehand.
+    raw = [make_manifest(n, version, key, key_id) for version in range(1, warmup + runs + 2)]
     keys = {key_id: public}
     tmp = Path(tempfile.mkdtemp(prefix="oneiric-bench-remote-"))
     print(f"bench/remote.py -- {_common.environment_line()}")
@@ -155,7 +160,7 @@ async def run(args) -> int:
     print()
     server = _Server(raw[0])
     times: dict[str, list[float]] = {k: [] for k in (
-        "json", "first", "refresh", "core", "304 wall", "304 http", "304 engine")}
+        "json", "first", "refresh", "core", "jcs", "dumps", "304 wall", "304 http", "304 engine")}
     try:
         manifest_file = tmp / "refresh" / "manifest.json"
         manifest_file.parent.mkdir(parents=True)
@@ -185,6 +190,15 @@ async def run(args) -> int:
             core(raw[round_no % 2], keys)
             note("core", (time.perf_counter() - started) * 1000)
 
+            data = json.loads(raw[0])
+            started = time.perf_counter()
+            canonical_bytes(data)
+            note("jcs", (time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            json.dumps({k: v for k, v in data.items() if k != "signatures"}, sort_keys=True, separators=(",", ":"),
+                       ensure_ascii=False).encode()
+            note("dumps", (time.perf_counter() - started) * 1000)
+
             fresh = Engine(first_settings, state_dir=first_root / f"state-{round_no}")
             started = time.perf_counter()
             out = (await fresh.remote.sync_now())[0]
@@ -192,7 +206,7 @@ async def run(args) -> int:
             assert out.ok and out.counts["added"] == n, out.message()
             fresh.close()
 
-            manifest_file.write_bytes(raw[(round_no + 1) % 2])
+            manifest_file.write_bytes(raw[round_no + 1])
             started = time.perf_counter()
             out = (await refresher.remote.sync_now())[0]
             note("refresh", (time.perf_counter() - started) * 1000)
@@ -218,7 +232,9 @@ async def run(args) -> int:
         "json": "json.loads of the manifest (baseline)",
         "first": f"sync: first registration ({n:,} added)",
         "refresh": f"sync: refresh, every entry changed ({n:,} replaced)",
-        "core": "  core only: parse + verify + check + rows",
+        "core": "  core only: parse + canonicalise + verify + check + rows",
+        "jcs": "    of which RFC 8785 canonical bytes",
+        "dumps": "    json.dumps(sort_keys), the old signed bytes",
         "304 wall": "304 refresh over HTTP: wall",
         "304 http": "  the HTTP exchange (fetch_ms)",
         "304 engine": "  engine time (wall - HTTP)",
@@ -226,6 +242,10 @@ async def run(args) -> int:
     rows = [[labels[k], len(v), _common.median(v), _common.percentile(v, 95), _common.median(v) / base]
             for k, v in times.items()]
     print(_common.table(["measure", "runs", "median ms", "p95 ms", "x json.loads"], rows))
+    print()
+    jcs, dumps = _common.median(times["jcs"]), _common.median(times["dumps"])
+    print(f"RFC 8785 canonicalisation: {jcs:.2f} ms, {jcs / dumps:.1f}x json.dumps(sort_keys=True) at {dumps:.2f} ms "
+          "(same run)")
     print()
     register = max(_common.median(times["first"]), _common.median(times["refresh"]))
     engine_304 = _common.median(times["304 engine"])

@@ -36,6 +36,7 @@ KINDS = frozenset(
         "watcher-started", "watcher-stopped", "watcher-error",
         "remote-sync-started", "remote-sync-complete", "remote-sync-error",
         "signature-verification-failed", "digest-check-failed", "circuit-open", "circuit-closed",
+        "manifest-rollback-refused", "manifest-expired",
         "host-started", "host-stopped", "journal-pruned", "store-error",
         "incident-opened", "incident-updated", "incident-closed",
     }

@@ -12,6 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from oneiric_core.engine import Engine
 from oneiric_core.remote import signing
 from tests.helpers import FAST_APP, demo_copy, until  # noqa: F401  (until: re-exported for the remote tests)
 
@@ -35,9 +38,17 @@ def entry(key: str = "cache", provider: str = "remote-memory", *, domain: str = 
     return {"domain": domain, "key": key, "provider": provider, "factory": factory, **extra}
 
 
-def manifest(entries: list[dict[str, Any]], *, version: int | str = 1, name: str = "acme") -> dict[str, Any]:
-    return {"version": version, "name": name, "generated_at": "2025-01-01T00:00:00Z", "entries": entries,
+FAR_FUTURE = "2099-01-01T00:00:00Z"
+
+
+def manifest(entries: list[dict[str, Any]], *, version: int | str = 1, name: str = "acme",
+             expires_at: str | None = FAR_FUTURE) -> dict[str, Any]:
+    """A manifest; `expires_at=None` leaves the field out."""
+    data = {"version": version, "name": name, "generated_at": "2025-01-01T00:00:00Z", "entries": entries,
             "signatures": []}
+    if expires_at is not None:
+        data["expires_at"] = expires_at
+    return data
 
 
 def signed(data: dict[str, Any], *keys: Key) -> dict[str, Any]:
@@ -162,6 +173,35 @@ def start_server() -> Server:
     server = Server(httpd, thread)
     thread.start()
     return server
+
+
+# -- fixtures (a test module imports the ones it uses) ------------------------------------------------
+
+@pytest.fixture
+def server():
+    srv = start_server()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def key() -> Key:
+    return Key.new("acme-1")
+
+
+@pytest.fixture
+def engines(tmp_path):
+    """`engines(settings, state="state")` -> an Engine on tmp_path/state, closed after the test."""
+    made: list[Engine] = []
+
+    def make(settings: Path, state: str = "state") -> Engine:
+        eng = Engine(settings, state_dir=tmp_path / state, actor="tester")
+        made.append(eng)
+        return eng
+
+    yield make
+    for eng in made:
+        eng.close()
 
 
 # -- settings -------------------------------------------------------------------------------------

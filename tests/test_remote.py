@@ -8,46 +8,18 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.engine import Engine
 from oneiric_core.events import KINDS
 from oneiric_core.remote.manifest import canonical_bytes, parse_manifest
 from oneiric_core.remote.status import meta_key
-from tests.remote_helpers import (
-    Key, Route, body, entry, manifest, remote_settings, signed, source, start_server, until,
+from tests.remote_helpers import (  # noqa: F401  (engines, key, server: fixtures)
+    FAR_FUTURE, Key, Route, body, engines, entry, key, manifest, remote_settings, server, signed, source, until,
 )
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = ComponentRef(Domain.ADAPTER, "cache")
 STORAGE = ComponentRef(Domain.ADAPTER, "storage")
-
-
-@pytest.fixture
-def server():
-    srv = start_server()
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def key() -> Key:
-    return Key.new("acme-1")
-
-
-@pytest.fixture
-def engines(tmp_path):
-    made: list[Engine] = []
-
-    def make(settings: Path, state: str = "state") -> Engine:
-        eng = Engine(settings, state_dir=tmp_path / state, actor="tester")
-        made.append(eng)
-        return eng
-
-    yield make
-    for eng in made:
-        eng.close()
 
 
 def remote_cands(engine: Engine, name: str = "acme") -> list[tuple[str, str, str]]:
@@ -303,7 +275,8 @@ async def test_yaml_manifest_verifies_the_same_and_tags_construct_nothing(tmp_pa
                   f"    signature: \"{sig['signature']}\""]
     yaml_text = "\n".join([
         "# the same manifest in YAML, other key order", *lines,
-        "generated_at: '2025-01-01T00:00:00Z'", "name: acme", "version: 1", "entries:",
+        "generated_at: '2025-01-01T00:00:00Z'", "name: acme", "version: 1", f"expires_at: {FAR_FUTURE}",
+        "entries:",
         "  - {provider: remote-memory, key: cache, domain: adapter,",
         "     factory: 'oneiric_core.providers.cache_memory:create', settings: {max_entries: 7}}", "",
     ])
@@ -433,7 +406,7 @@ async def test_the_demo_file_source_is_healthy_and_changes_no_winner(tmp_path, d
         await engine.start()
         status = engine.remote.statuses()[0]
         assert (status["name"], status["state"], status["signature"]["status"]) == ("demo", "ok", "verified")
-        assert status["signature"]["key_ids"] == ["oneiric-demo-2025"] and status["rejected"] == []
+        assert status["signature"]["key_ids"] == ["oneiric-demo-2026"] and status["rejected"] == []
         assert remote_cands(engine, "demo") == [("action", "compress", "gzip-fast"),
                                                 ("adapter", "cache", "memory-remote")]
         assert {ref: engine.resolver.winner(ref).ident for ref in engine.resolver.refs()} == before
@@ -447,7 +420,7 @@ async def test_the_demo_file_source_is_healthy_and_changes_no_winner(tmp_path, d
     http = Engine(demo_settings, state_dir=tmp_path / "state2", actor="tester")
     try:
         out = one(await http.remote.sync_now())
-        assert out.ok and out.signature["key_ids"] == ["oneiric-demo-2025"], out.message()
+        assert out.ok and out.signature["key_ids"] == ["oneiric-demo-2026"], out.message()
     finally:
         http.close()
 
@@ -478,7 +451,7 @@ async def test_app_yml_edits_apply_live_and_a_revoked_key_withdraws_its_entries(
         engine.settings_file_changed(app)
         await until(lambda: remote_cands(engine) == [])
         assert any(e.data.get("kind") == "trust" for e in engine.journal(kinds=["remote-sync-error"]))
-        server.serve("/m.json", signed(manifest([entry(provider="rotated")]), rotated))
+        server.serve("/m.json", signed(manifest([entry(provider="rotated")], version=2), rotated))
         engine.remote.trigger("acme")
         await until(lambda: remote_cands(engine) == [("adapter", "cache", "rotated")])
         assert "remote" in engine.journal(kinds=["config-changed"])[-1].data["applied"]

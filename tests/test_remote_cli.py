@@ -43,8 +43,10 @@ def test_keygen_pack_sign_verify_round_trip(run_cli, tmp_path):
     assert packed.returncode == 0, str(packed)
     unsigned = run_cli("manifest", "verify", "m.json", "--public-key", "ops.pem.pub")
     assert unsigned.returncode == 6 and "not signed" in unsigned.stderr, str(unsigned)
-    signed = run_cli("manifest", "sign", "m.json", "--key", key)
-    assert signed.returncode == 0 and "ops-1" in signed.stdout, str(signed)
+    never = run_cli("manifest", "sign", "m.json", "--key", key)
+    assert never.returncode == 1 and "m.json has no expires_at; give --expires-in" in never.stderr, str(never)
+    signed = run_cli("manifest", "sign", "m.json", "--key", key, "--expires-in", "30d")
+    assert signed.returncode == 0 and "ops-1" in signed.stdout and "acme v7, expires 20" in signed.stdout, str(signed)
     checked = run_cli("manifest", "verify", "m.json", "--public-key", "ops.pem.pub", "--json")
     assert checked.returncode == 0, str(checked)
     report = checked.json()
@@ -67,7 +69,7 @@ def test_keygen_pack_sign_verify_round_trip(run_cli, tmp_path):
     (tmp_path / "tampered.json").write_text(json.dumps(data))
     tampered = run_cli("manifest", "verify", "tampered.json", "--public-key", "ops.pem.pub")
     assert tampered.returncode == 6 and tampered.stderr.count("\n") == 1, str(tampered)
-    for result in (again, unsigned, short, wrong, tampered):
+    for result in (again, unsigned, never, short, wrong, tampered):
         no_traceback(result)
 
     (tmp_path / "bad.yml").write_text(ENTRIES.replace("oneiric_core.providers.compress", "evil.module"))
@@ -83,7 +85,7 @@ def test_remote_sync_and_status_without_and_with_a_host(run_cli, demo_settings, 
     assert (source["name"], source["state"], source["manifest"]) == ("demo", "pending", None)
 
     dry = run_cli("remote-sync", "--dry-run")
-    assert dry.returncode == 0 and "would apply oneiric-demo v1 (2 added" in dry.stdout, str(dry)
+    assert dry.returncode == 0 and "would apply oneiric-demo v2 (2 added" in dry.stdout, str(dry)
     assert "+ adapter/cache memory-remote" in dry.stdout
     assert run_cli("remote-status", "--json").json()["sources"][0]["state"] == "pending", "a dry run changes nothing"
 
@@ -91,7 +93,7 @@ def test_remote_sync_and_status_without_and_with_a_host(run_cli, demo_settings, 
     assert synced.returncode == 0, str(synced)
     assert synced.json()["results"][0]["counts"]["added"] == 2
     shown = run_cli("remote-status", "--json").json()["sources"][0]
-    assert shown["state"] == "ok" and shown["signature"]["key_ids"] == ["oneiric-demo-2025"]
+    assert shown["state"] == "ok" and shown["signature"]["key_ids"] == ["oneiric-demo-2026"]
     assert shown["entries"] == {"adapter": 1, "action": 1} and shown["breaker"]["state"] == "closed"
     listed = run_cli("list", "--json", "--key", "cache").json()["candidates"]
     assert ("memory-remote", "remote:demo") in {(c["provider"], c["source"]) for c in listed}
@@ -103,7 +105,7 @@ def test_remote_sync_and_status_without_and_with_a_host(run_cli, demo_settings, 
         assert "on the running host (pid" in via_host.json()["message"]
         text = run_cli("remote-status")
         assert text.returncode == 0 and f"reported by pid {host.pid}" in text.stdout, str(text)
-        assert "signature: verified (keys: oneiric-demo-2025" in text.stdout
+        assert "signature: verified (keys: oneiric-demo-2026" in text.stdout
         unknown = run_cli("remote-sync", "--source", "nope")
         assert unknown.returncode == 3 and "No remote source is named 'nope'" in unknown.stderr, str(unknown)
     finally:
@@ -125,3 +127,50 @@ def test_a_failing_source_exits_6_with_one_sentence(run_cli, demo_settings):
     source = status.json()["sources"][0]
     assert (source["state"], source["last_error_kind"], source["consecutive_failures"]) == ("failing", "signature", 1)
     assert Path(manifest).exists()
+
+
+def test_version_and_expiry_through_the_cli(run_cli, tmp_path):
+    """pack takes an integer version and --expires-in; sign sets the expiry (and version) and drops
+    the signatures that no longer match; verify reports both and says when it has expired; a bad
+    duration or version is one sentence."""
+    run_cli("manifest", "keygen", "--out", "a.pem", "--key-id", "a")
+    run_cli("manifest", "keygen", "--out", "b.pem", "--key-id", "b")
+    (tmp_path / "entries.yml").write_text(ENTRIES)
+    bad_version = run_cli("manifest", "pack", "entries.yml", "--name", "acme", "--version", "1.5")
+    assert bad_version.returncode == 2 and "the version must be an integer of at least 1, not '1.5'" in \
+        bad_version.stderr, str(bad_version)
+    packed = run_cli("manifest", "pack", "entries.yml", "--name", "acme", "--version", "3", "--expires-in", "12h",
+                     "--out", "m.json")
+    assert packed.returncode == 0 and "acme v3 with 2 entries, expires 20" in packed.stdout, str(packed)
+    bad_duration = run_cli("manifest", "sign", "m.json", "--key", "a.pem", "--expires-in", "30 days")
+    assert bad_duration.returncode == 2 and bad_duration.stderr.count("\n") == 1, str(bad_duration)
+    assert "'30 days' is not a duration: give a number and a unit (s, m, h, d or w), such as 30d, 12h or 90m" in \
+        bad_duration.stderr
+    assert run_cli("manifest", "sign", "m.json", "--key", "a.pem").returncode == 0  # keeps pack's expiry
+    assert run_cli("manifest", "sign", "m.json", "--key", "b.pem").returncode == 0
+    both = ["--public-key", "a.pem.pub", "--public-key", "b.pem.pub", "--threshold", "2"]
+    checked = run_cli("manifest", "verify", "m.json", *both)
+    assert checked.returncode == 0 and "acme v3 verifies" in checked.stdout, str(checked)
+    assert "\nexpires: 20" in checked.stdout and "Z (in 1" in checked.stdout  # 12.0h, or 11.9h on a slow day
+
+    resigned = run_cli("manifest", "sign", "m.json", "--key", "a.pem", "--expires-in", "90m", "--version", "4")
+    assert resigned.returncode == 0, str(resigned)
+    assert "acme v4, expires" in resigned.stdout and "Dropped the signature(s) of b" in resigned.stdout
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["version"] == 4 and [s["key_id"] for s in data["signatures"]] == ["a"]
+    report = run_cli("manifest", "verify", "m.json", "--public-key", "a.pem.pub", "--json").json()
+    assert report["ok"] and report["manifest"]["version"] == 4 and report["expiry"]["state"] == "valid"
+    assert 0 < report["expiry"]["seconds_left"] <= 5400
+
+    from oneiric_core.remote import signing
+
+    data["expires_at"] = "2026-01-01T00:00:00Z"  # signed by our API, which does not judge freshness
+    key = signing.load_private_key((tmp_path / "a.pem").read_bytes())
+    (tmp_path / "old.json").write_text(json.dumps(signing.sign_manifest(data, key, "a")))
+    expired = run_cli("manifest", "verify", "old.json", "--public-key", "a.pem.pub")
+    assert expired.returncode == 6 and expired.stderr.count("\n") == 1, str(expired)
+    assert "old.json (acme v4) is signed but expired at 2026-01-01T00:00:00Z (" in expired.stderr
+    refused = run_cli("manifest", "sign", "old.json", "--key", "a.pem")
+    assert refused.returncode == 1 and "old.json expired at 2026-01-01T00:00:00Z" in refused.stderr, str(refused)
+    for result in (bad_version, bad_duration, expired, refused):
+        no_traceback(result)

@@ -2,16 +2,19 @@
 
 One module, one job:
 
-  manifest.py      the manifest model, parsing (JSON, or YAML without object tags), the canonical
-                   bytes that are signed, and which entries may register (domain, allow-list, shape)
+  manifest.py      the manifest model, parsing (JSON, or YAML without object tags), the signed
+                   bytes, and which entries may register (domain, allow-list, shape)
+  canonical.py     RFC 8785 (JCS): the canonical JSON those signed bytes are
+  freshness.py     TUF's rollback and freeze rules: integer versions, expires_at, and the ledger
+                   of the highest version accepted per source (in the store)
   signing.py       ed25519 keys, signing, and verification against trusted keys with a threshold
                    of distinct keys
   fetch.py         where a URI points (http(s) or a file) and fetching it: timeout, size cap,
                    ETag, retries with backoff and jitter; artifact URIs that cannot escape
   cache.py         the last good manifest per source and content-addressed artifacts
   breaker.py       the circuit breaker per source (closed / open / half-open)
-  sync.py          one source's sync: fetch -> parse -> verify -> check entries -> artifacts ->
-                   register; every failure journaled and changing nothing
+  sync.py          one source's sync: fetch -> parse -> verify -> version/expiry -> check entries ->
+                   artifacts -> register; every failure journaled and changing nothing
   registration.py  candidates from entries, the dry-run diff, proposals for what disappears
   loop.py          RemoteManager: every source of app.yml, the refresh loops, status for clients
   status.py        the per-source status record the host keeps in the store (meta)

@@ -7,6 +7,7 @@ shapes"), one-sentence errors, exit 6 when a remote source or a manifest fails (
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -39,13 +40,22 @@ def add_parsers(sub: Any, cmd: Any, waits: Any) -> None:
     p = msub.add_parser("pack", help="a manifest from a YAML/JSON list of entries")
     p.add_argument("entries", type=Path, metavar="ENTRIES", help="YAML or JSON: a list of entries, or {entries: [...]}")
     p.add_argument("--name", required=True, help="the manifest's name")
-    p.add_argument("--version", required=True, help="the manifest's version")
+    p.add_argument("--version", required=True, type=_version, metavar="N",
+                   help="the manifest's version: an integer >= 1, raised with every change (consumers refuse "
+                   "a lower one, and the same one with other content)")
     p.add_argument("--generated-at", help="ISO 8601 time (default: now, UTC)")
+    p.add_argument("--expires-in", type=_duration, metavar="DURATION",
+                   help="set expires_at this far from now (30d, 12h, 90m; sign can set it too)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write it here (default: print it)")
     p = msub.add_parser("sign", help="add this key's ed25519 signature to a manifest")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("--key", required=True, type=Path, metavar="FILE", help="the private key (from keygen)")
     p.add_argument("--key-id", help="the key's id (default: from FILE.pub, else derived from the key)")
+    p.add_argument("--expires-in", type=_duration, metavar="DURATION",
+                   help="set expires_at this far from now before signing (30d, 12h, 90m); needed unless the "
+                   "manifest has a future expires_at")
+    p.add_argument("--version", type=_version, metavar="N", help="set the version before signing (raise it "
+                   "when re-signing a published manifest)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write the signed manifest here (default: in place)")
     p = msub.add_parser("verify", help="check a manifest's signatures and entries")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
@@ -54,6 +64,27 @@ def add_parsers(sub: Any, cmd: Any, waits: Any) -> None:
     p.add_argument("--threshold", type=int, help="distinct keys needed (default: app.yml remote.threshold, "
                    "or 1 with --public-key)")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _version(text: str) -> int:
+    from .freshness import MAX_VERSION
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_VERSION or not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"the version must be an integer of at least 1, not '{text}'")
+    return value
+
+
+def _duration(text: str) -> float:
+    from .freshness import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _n(count: Any, one: str, many: str) -> str:
@@ -119,8 +150,18 @@ def _print_source(s: dict[str, Any]) -> None:
         print(f"  manifest: {m.get('name')} v{m.get('version')}, generated {m.get('generated_at')}, "
               f"sha256 {str(m.get('digest', ''))[:16]}..., {_n(m.get('entries'), 'entry', 'entries')}, from {src}"
               + (" (STALE)" if s.get("stale") else ""))
+        print(f"  expires: {_expiry(m.get('expires_at'))}")
     else:
-        print("  manifest: none yet")
+        print("  manifest: none in force")
+    accepted = s.get("accepted")
+    if accepted:
+        v = accepted.get("version")
+        expiry = "" if m else f", expires {_expiry(accepted.get('expires_at'))}"
+        print(f"  accepted: v{v} is the highest version ever accepted (signed sha256 "
+              f"{str(accepted.get('signed_digest', ''))[:16]}...{expiry}); a lower one, or v{v} with other content, "
+              "is refused")
+    else:
+        print("  accepted: no version accepted yet")
     sig = s.get("signature")
     if sig:
         keys = ", ".join(sig.get("key_ids") or []) or "-"
@@ -137,6 +178,20 @@ def _print_source(s: dict[str, Any]) -> None:
         print("  rejected: none")
     if s.get("last_error"):
         print(f"  last error ({s.get('last_error_kind')}, {_age(s.get('last_error_at'))}): {s['last_error']}")
+
+
+def _expiry(expires_at: Any) -> str:
+    """`2036-11-30T00:00:00Z (in 3650.0d)`, `... EXPIRED (2.0h ago)` or `never (no expires_at)`."""
+    from .freshness import parse_utc, when
+
+    if not isinstance(expires_at, str):
+        return "never (no expires_at)"
+    try:
+        ts = parse_utc(expires_at)
+    except ValueError:
+        return f"{expires_at} (unreadable)"
+    text = when(ts)
+    return text.replace(" (", " EXPIRED (", 1) if ts <= time.time() else text
 
 
 # -- remote-sync ---------------------------------------------------------------------------------------
@@ -206,18 +261,25 @@ def run_manifest(args: Any) -> int:
     if action == "pack":
         allowlist = _app(args).factory_allowlist
         manifest, out = tools.pack(args.entries, name=args.name, version=args.version, out=args.out,
-                                   allowlist=allowlist, generated_at=args.generated_at)
+                                   allowlist=allowlist, generated_at=args.generated_at, expires_in=args.expires_in)
         if out is None:
             sys.stdout.write(tools.manifest_json(manifest).decode("utf-8"))
         else:
+            expiry = f"expires {manifest['expires_at']}" if "expires_at" in manifest else "no expiry yet"
             print(f"Wrote {out}: {manifest['name']} v{manifest['version']} with "
-                  f"{_n(len(manifest['entries']), 'entry', 'entries')}, unsigned (next: oneiric manifest sign "
-                  f"{out} --key KEY).")
+                  f"{_n(len(manifest['entries']), 'entry', 'entries')}, {expiry}, unsigned (next: oneiric manifest "
+                  f"sign {out} --key KEY{'' if 'expires_at' in manifest else ' --expires-in 30d'}).")
         return EXIT_OK
     if action == "sign":
-        key_id, target, signed = tools.sign(args.manifest, args.key, key_id=args.key_id, out=args.out)
-        print(f"Signed {target} with key {key_id} ({len(signed['signatures'])} signature(s)); it verifies "
-              "against that key.")
+        signed = tools.sign(args.manifest, args.key, key_id=args.key_id, out=args.out, expires_in=args.expires_in,
+                            version=args.version)
+        m = signed.manifest
+        print(f"Signed {signed.path} with key {signed.key_id}: {m['name']} v{m['version']}, expires "
+              f"{_expiry(signed.expires_at)}; {_n(len(m['signatures']), 'signature', 'signatures')}, and it "
+              "verifies against that key.")
+        if signed.dropped:
+            print(f"Dropped the signature(s) of {', '.join(signed.dropped)}: the content they signed changed "
+                  "(version or expiry); they must sign again.")
         return EXIT_OK
     if action == "verify":
         return _verify(args)
@@ -251,6 +313,7 @@ def _verify(args: Any) -> int:
     else:
         m = report["manifest"]
         print(f"{args.manifest}: {m['name']} v{m['version']} verifies: {report['signature']['reason']}.")
+        print(f"expires: {_expiry(m.get('expires_at'))}")
         print(f"entries: {report['accepted']} accepted, {len(report['rejected'])} rejected")
         for r in report["rejected"]:
             print(f"  rejected #{r['index']}: {r['reason']}")

@@ -9,7 +9,8 @@ ranks the same candidates the host does. Only the host runs the loops:
   goes on in the background with its cached manifest marked stale);
 * after a good sync it sleeps `interval_s` (+-10% jitter); after a failure a backoff that
   grows with the consecutive failures, up to `interval_s`; while the circuit is open, until
-  its trial time;
+  its trial time; never past the expiry of the manifest in force, so an expired manifest is
+  withdrawn when it expires, not up to an interval later;
 * nothing a sync can raise ends it (every failure is a result, counted and journaled), and
   `trigger()` wakes it at once;
 * after every attempt the host writes the source's status to the store (status.py), which
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFound
+from ..errors import NotFound, RemoteSyncFailed
 from ..events import Event, Severity
 from ..store import StoreError
 
@@ -72,6 +73,7 @@ class RemoteManager:
 
     def _ctx(self) -> SyncContext:
         if self._context is None:
+            from .freshness import Ledger
             from .sync import SyncContext
 
             engine = self._engine
@@ -84,6 +86,7 @@ class RemoteManager:
                 emit=engine.emit,
                 preview=self.registrar.preview,
                 apply=self._apply,
+                ledger=Ledger(lambda: self._engine.store),
             )
         return self._context
 
@@ -148,6 +151,7 @@ class RemoteManager:
             return
         self.running = True
         for src in self.sources.values():
+            src.report_cache_refusal()
             self._spawn(src)
         firsts = [event.wait() for event in self._first.values()]
         if firsts:
@@ -230,11 +234,16 @@ class RemoteManager:
 
         opts = src.options
         if not src.breaker.allows():
-            return max(MIN_DELAY_S, (src.breaker.retry_at or time.time()) - time.time())
-        if src.status.consecutive_failures:
-            return max(MIN_DELAY_S, min(opts.interval_s, backoff_delay(src.status.consecutive_failures - 1,
-                                                                       opts.backoff_s, cap_s=opts.interval_s)))
-        return opts.interval_s * random.uniform(0.9, 1.1)
+            delay = (src.breaker.retry_at or time.time()) - time.time()
+        elif src.status.consecutive_failures:
+            delay = min(opts.interval_s, backoff_delay(src.status.consecutive_failures - 1, opts.backoff_s,
+                                                       cap_s=opts.interval_s))
+        else:
+            delay = opts.interval_s * random.uniform(0.9, 1.1)
+        expires = src.expires_ts()
+        if expires is not None:  # wake when the manifest in force expires, to withdraw it then
+            delay = min(delay, expires - time.time())
+        return max(MIN_DELAY_S, delay)
 
     def trigger(self, name: str | None = None) -> bool:
         """Wake the refresh loop of `name` (every source when None) to sync now; False when no
@@ -315,9 +324,19 @@ class RemoteManager:
                 src.status.breaker = src.breaker.to_dict()
                 status = src.status
             data = status.to_dict(now)
+            data["accepted"] = self._accepted(src, data.get("accepted"))
             data["loop_running"] = self.loop_alive(src.name) if self.running else None
             out.append(data)
         return out
+
+    def _accepted(self, src: RemoteSource, known: Any) -> dict[str, Any] | None:
+        """The ledger's record of the source (the highest version ever accepted): read from
+        the store, which every process shares; what the status knew when it cannot be read."""
+        try:
+            record = src.ctx.ledger.get(src.name)
+        except RemoteSyncFailed:  # a status read never fails on it; a sync reports the store
+            return known if isinstance(known, dict) else None
+        return record.to_dict() if record is not None else None
 
     def source_of(self, name: str) -> RemoteSource:
         return self._targets(name)[0]

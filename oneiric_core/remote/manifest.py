@@ -2,9 +2,10 @@
 
 A manifest is JSON or YAML:
 
-    version: 3                       # the publisher's version of this manifest (string or integer)
+    version: 3                       # an integer >= 1, raised with every change (freshness.py)
     name: acme-components
     generated_at: "2025-01-31T12:00:00Z"
+    expires_at: "2025-03-01T12:00:00Z"  # RFC 3339 UTC; required where signatures are
     entries:
       - {domain: adapter, key: cache, provider: acme-redis,
          factory: oneiric_core.providers.cache_redis:create, priority: 0, stack_level: 0,
@@ -12,10 +13,11 @@ A manifest is JSON or YAML:
     signatures:
       - {key_id: acme-2025, algorithm: ed25519, signature: <base64>}
 
-What is signed (`canonical_bytes`) is the parsed manifest without `signatures`, as JSON with
-sorted keys and compact separators, UTF-8: every other field, unknown ones included, is
+What is signed (`ParsedManifest.signed_bytes`) is the parsed manifest without `signatures`,
+canonicalised by RFC 8785 (canonical.py): every other field, unknown ones included, is
 covered, and the bytes do not depend on how the file was formatted (JSON or YAML, spacing,
-key order, comments).
+key order, comments, `1.0` or `1`), so a publisher in any language with a JCS library signs
+the same bytes we verify.
 
 YAML is read by yaml-rs (YAML 1.2, plain data only: no tags construct objects, timestamps stay
 strings); a value JSON cannot carry (a non-string key, NaN) makes the manifest invalid, since it
@@ -32,14 +34,17 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 
 from ..domains import Domain
 from ..errors import NotFound, RemoteSyncFailed
 from ..factories import module_allowed
-from ..schema import Bounds, Model, Pattern, check
+from ..schema import Bounds, Check, Model, Pattern, check
 from ..settings import CandidateSpec
+from .canonical import CanonicalError, canonical_json
+from .freshness import MAX_VERSION, Freshness, checked_utc
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_DEPTH = 64  # nesting deeper than this is refused (a YAML bomb cannot hide in depth)
@@ -80,11 +85,12 @@ class Entry(CandidateSpec):
 
 @dataclass
 class Manifest(Model):
-    version: str | int
+    version: Annotated[int, Bounds(ge=1, le=MAX_VERSION)]
     name: Annotated[str, Bounds(min_length=1, max_length=200)]
     generated_at: Annotated[str, Bounds(min_length=1, max_length=64)]
     entries: list[Any]  # checked one by one (`check_entries`): one bad entry rejects only itself
     signatures: list[Signature] = field(default_factory=list)
+    expires_at: Annotated[str, Check(checked_utc)] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,9 +100,23 @@ class ParsedManifest:
     model: Manifest
     digest: str  # sha256 of `raw`
 
+    @cached_property
+    def signed_bytes(self) -> bytes:
+        """What the signatures cover (RFC 8785); computed once, for verifying and for the ledger."""
+        return canonical_bytes(self.data)
+
+    @cached_property
+    def signed_digest(self) -> str:
+        return hashlib.sha256(self.signed_bytes).hexdigest()
+
+    @property
+    def freshness(self) -> Freshness:
+        return Freshness(self.model.version, self.signed_digest, self.model.expires_at)
+
     def summary(self) -> dict[str, Any]:
-        return {"name": self.model.name, "version": str(self.model.version),
-                "generated_at": self.model.generated_at, "digest": self.digest,
+        return {"name": self.model.name, "version": self.model.version,
+                "generated_at": self.model.generated_at, "expires_at": self.model.expires_at,
+                "digest": self.digest, "signed_digest": self.signed_digest,
                 "entries": len(self.model.entries), "size": len(self.raw)}
 
 
@@ -155,10 +175,17 @@ def parse_manifest(raw: bytes) -> ParsedManifest:
     data = load_document(raw)
     if not isinstance(data, dict):
         raise ManifestError(f"the manifest must be a mapping at the top level, not {_kind(data)}", "schema")
+    version = data.get("version")
+    if isinstance(version, str):
+        raise ManifestError(f"the manifest's version is the string {version!r}, but it must be an integer of at "
+                            "least 1 (versions are compared to refuse rollbacks): pack it again with --version N "
+                            "and sign it", "schema")
     model, errors = check(Manifest, data)
     if model is None:
         raise ManifestError(f"the manifest is invalid: {describe_errors(errors)}", "schema")
-    return ParsedManifest(raw, data, model, digest(raw))
+    parsed = ParsedManifest(raw, data, model, digest(raw))
+    parsed.signed_bytes  # noqa: B018 - a value RFC 8785 refuses (a huge integer) is refused here, in one sentence
+    return parsed
 
 
 def _refuse_constant(name: str) -> Any:
@@ -220,19 +247,20 @@ def describe_errors(errors: list[dict[str, Any]], limit: int = 3) -> str:
             msg = "unknown field"
         elif error.get("type") == "missing":
             msg = "missing"
+        elif error.get("type") == "value_error":  # a Check's own sentence
+            msg = msg.removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     more = len(errors) - limit
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 def canonical_bytes(data: dict[str, Any]) -> bytes:
-    """What is signed: the manifest without `signatures`, JSON, sorted keys, compact, UTF-8."""
+    """What is signed: the manifest without `signatures`, canonicalised by RFC 8785 (UTF-8)."""
     body = {k: v for k, v in data.items() if k != "signatures"}
     try:
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ManifestError(f"the manifest cannot be written as canonical JSON: {exc}") from None
-    return text.encode("utf-8")
+        return canonical_json(body)
+    except CanonicalError as exc:
+        raise ManifestError(f"the manifest cannot be canonicalised for signing (RFC 8785): {exc}") from None
 
 
 # -- entries -----------------------------------------------------------------------------------------

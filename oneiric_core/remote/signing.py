@@ -1,5 +1,9 @@
 """ed25519 keys, manifest signatures, and their verification against trusted keys.
 
+What is signed is the manifest without `signatures` in RFC 8785 canonical form
+(`manifest.canonical_bytes`), so a signature made by any JCS implementation (e.g. npm
+`canonicalize` and `openssl pkeyutl -sign -rawin`) verifies here.
+
 Keys in app.yml are `{id, public_key}` with the raw 32-byte public key in base64; several may
 be trusted at once (rotation). A manifest verifies when signatures from at least `threshold`
 DISTINCT trusted keys check out: a key is counted once however many signatures name it, and
@@ -113,8 +117,9 @@ class Verification:
 
 
 def verify(data: dict[str, Any], signatures: Sequence[Signature], trusted: Mapping[str, str], *,
-           threshold: int, required: bool) -> Verification:
-    """Check `signatures` over the canonical bytes of `data` against `trusted` ({id: base64 key}).
+           threshold: int, required: bool, message: bytes | None = None) -> Verification:
+    """Check `signatures` over the canonical bytes of `data` (RFC 8785; `message` when the
+    caller has them already) against `trusted` ({id: base64 key}).
 
     Required: ok only with valid signatures from >= `threshold` distinct trusted keys. Not
     required: an unsigned manifest is ok ("unsigned"), and so is one signed only by keys not
@@ -130,7 +135,8 @@ def verify(data: dict[str, Any], signatures: Sequence[Signature], trusted: Mappi
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    message = canonical_bytes(data)
+    if message is None:
+        message = canonical_bytes(data)
     counted: set[bytes] = set()
     for sig in signatures:
         encoded = trusted.get(sig.key_id)

@@ -46,7 +46,10 @@ class SourceStatus:
     next_attempt_at: float | None = None
     in_force: str | None = None  # "fetched" (this process fetched it) | "cache" (last good, from disk) | None
     stale: bool = False
-    manifest: dict[str, Any] | None = None  # name, version, generated_at, digest, entries, size, etag, fetched_at
+    # name, version, generated_at, expires_at, digest, signed_digest, entries, size, etag, fetched_at
+    manifest: dict[str, Any] | None = None
+    # the ledger: the highest version ever accepted {version, signed_digest, expires_at, accepted_at}
+    accepted: dict[str, Any] | None = None
     signature: dict[str, Any] | None = None  # Verification.to_dict()
     entries: dict[str, int] = field(default_factory=dict)  # registered entries per domain
     rejected: list[dict[str, Any]] = field(default_factory=list)  # Rejection.to_dict() each

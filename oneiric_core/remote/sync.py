@@ -1,15 +1,26 @@
 """One remote source and one sync of it.
 
-A sync: breaker -> fetch (with retries) -> unchanged? done -> parse -> verify signatures ->
-check entries -> fetch and check artifacts -> [dry run: the diff, nothing else] -> cache the
-manifest -> replace the source's candidates -> proposals. Everything before "cache" can fail,
-and a failure changes nothing that was registered: the last good manifest stays in force,
-the failure is journaled (`signature-verification-failed`, `digest-check-failed` or
-`remote-sync-error`) and counted, and the circuit breaker hears of it.
+A sync: [the manifest in force has expired? withdraw it] -> breaker -> fetch (with retries) ->
+unchanged? done -> parse -> verify signatures -> version and expiry against the ledger
+(freshness.py) -> check entries -> fetch and check artifacts -> [dry run: the diff, nothing
+else] -> cache the manifest -> record its version in the ledger -> replace the source's
+candidates -> proposals. Everything before "cache" can fail, and a failure changes nothing
+that was registered: the last good manifest stays in force, the failure is journaled
+(`signature-verification-failed`, `manifest-rollback-refused`, `manifest-expired`,
+`digest-check-failed` or `remote-sync-error`) and counted, and the circuit breaker hears of it.
 
 `load_cached` puts the last good manifest in force without any network or signature check
 (the keys that verified it are recorded with it and must still be trusted), so every process,
-the CLI's included, sees what the host would serve.
+the CLI's included, sees what the host would serve. It too obeys the ledger and the expiry: a
+cached manifest older than the ledger's version, or expired, is not put in force, and the
+host journals why when it starts (`report_cache_refusal`).
+
+An expired manifest stops being trusted, also while it is in force: the next sync (the refresh
+loop wakes at the expiry time) withdraws its entries the way a revoked key does. Nothing is
+yanked: an instance they serve keeps serving, and the key gets a swap proposal to what wins
+without them (registration.py), so an operator hears of it loudly (`manifest-expired`, error)
+and decides, instead of losing service silently. After a restart the expired set is not
+registered at all: nothing serves yet, and trust is not extended past the publisher's word.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from .breaker import HALF_OPEN, CircuitBreaker
 from .cache import ArtifactStore, CachedManifest, ManifestCache
 from .fetch import FetchError, Location, artifact_refusal, download, fetch_manifest, locate, resolve_artifact, \
     with_retries
+from .freshness import EVENT_KINDS, AcceptedVersion, Freshness, Ledger, highest, judge, when
 from .status import SourceStatus
 
 if TYPE_CHECKING:
@@ -61,6 +73,7 @@ class SyncContext:
     emit: Callable[[Event], Any]
     preview: Callable[[str, Sequence[CandidateFields]], SourceDiff]
     apply: Callable[[str, Sequence[CandidateFields], str], Awaitable[Applied]]
+    ledger: Ledger  # the highest version accepted per source, in the store
 
 
 @dataclass
@@ -73,7 +86,11 @@ class InForce:
     verification: dict[str, Any]
     trusted: dict[str, str]  # the keys that verified it: {id: public key}
     from_cache: bool
+    freshness: Freshness
     last_modified: str | None = None
+
+    def as_accepted(self) -> AcceptedVersion:
+        return AcceptedVersion(self.freshness.version, self.freshness.signed_digest, self.freshness.expires_at, 0.0)
 
 
 class SignatureFailed(RemoteSyncFailed):
@@ -150,6 +167,7 @@ class _Plan:
     rows: list[CandidateFields] = field(default_factory=list)
     fetch_ms: float = 0.0
     last_modified: str | None = None
+    ledger: AcceptedVersion | None = None  # the ledger's record when the manifest was judged
 
 
 class RemoteSource:
@@ -167,6 +185,9 @@ class RemoteSource:
         self.location_error: str | None = None
         self.reconfigure(options, breaker)
         self._lock: asyncio.Lock | None = None
+        # Why the cached last good manifest was not put in force (rollback, expiry), until the
+        # host journals it on start (report_cache_refusal).
+        self.cache_refusal: RemoteSyncFailed | None = None
 
     def reconfigure(self, options: RemoteSourceOptions, breaker: BreakerOptions) -> None:
         if self.current is not None and options.uri != self.options.uri:
@@ -199,7 +220,10 @@ class RemoteSource:
             return None
         try:
             plan = self._plan_from(cached.raw, None, verified=cached.record)
-        except (ManifestError, RemoteSyncFailed):
+        except ManifestError:
+            return None
+        except RemoteSyncFailed as exc:  # older than the ledger, or expired: not in force
+            self.cache_refusal = exc
             return None
         assert plan.parsed is not None
         self._in_force(plan, cached, from_cache=True)
@@ -208,6 +232,23 @@ class RemoteSource:
         self.status.stale = True
         self.status.in_force = "cache"
         return plan.rows
+
+    def report_cache_refusal(self) -> None:
+        """On the host's start: journal why the cached manifest was not put in force, and count
+        it as a failed attempt (remote-status says FAILING and why) without feeding the breaker."""
+        exc, self.cache_refusal = self.cache_refusal, None
+        if exc is None:
+            return
+        now = time.time()
+        status = self.status
+        status.consecutive_failures += 1
+        status.total_failures += 1
+        status.last_attempt_at = now
+        status.last_error, status.last_error_kind, status.last_error_at = str(exc), exc.kind, now
+        self.ctx.emit(Event(EVENT_KINDS.get(exc.kind, "remote-sync-error"),
+                            f"{self.source}: {exc}; its entries are not registered until a manifest that is "
+                            "fresh and not older verifies", Severity.ERROR, actor=self.source, outcome="failed",
+                            data={"source": self.name, "uri": self.options.uri, "kind": exc.kind, "cache": True}))
 
     def _cache_trusted(self, cached: CachedManifest) -> bool:
         """Signatures are not checked again on load: the keys that verified the manifest are
@@ -252,8 +293,36 @@ class RemoteSource:
         async with self.lock:
             return await self._sync(dry_run=dry_run, manual=manual, retries=retries)
 
+    def expires_ts(self) -> float | None:
+        """When the manifest in force expires (the refresh loop wakes then)."""
+        return self.current.freshness.expires_ts if self.current is not None else None
+
+    async def _withdraw_expired(self) -> None:
+        """The manifest in force has expired: its entries leave the registry (what they serve
+        keeps serving, with a swap proposal to what wins without them), loudly."""
+        current = self.current
+        assert current is not None
+        expiry = when(current.freshness.expires_ts or 0)
+        self.current = None
+        entries = sum(self.status.entries.values())
+        self.status.manifest = self.status.signature = None
+        self.status.entries, self.status.rejected = {}, []
+        applied = await self.ctx.apply(self.source, [], f"{self.source}: its manifest expired")
+        kept = (f"; {len(applied.proposals)} swap proposal(s) to what wins without them (what they serve keeps "
+                "serving until then)" if applied.proposals else "")
+        notes = "".join(f"; {note}" for note in applied.notes)
+        self.ctx.emit(Event("manifest-expired", f"{self.source}: the manifest in force ({current.summary.get('name')} "
+                            f"v{current.freshness.version}) expired at {expiry}; its {entries} entr"
+                            f"{'y was' if entries == 1 else 'ies were'} withdrawn until a fresh manifest verifies"
+                            f"{kept}{notes}", Severity.ERROR, actor=self.source, outcome="withdrawn",
+                            data={"source": self.name, "uri": self.options.uri, "kind": "expired",
+                                  "version": current.freshness.version, "expires_at": current.freshness.expires_at,
+                                  "proposals": list(applied.proposals), "notes": list(applied.notes)}))
+
     async def _sync(self, *, dry_run: bool, manual: bool, retries: int | None) -> SyncOutcome:
         started = time.perf_counter()
+        if not dry_run and self.current is not None and self.current.freshness.expired(time.time()):
+            await self._withdraw_expired()
         if not dry_run and not manual and not self.breaker.allows():
             retry = time.strftime("%H:%M:%S", time.localtime(self.breaker.retry_at or time.time()))
             return SyncOutcome(self.name, False, skipped=f"the circuit is open after {self.breaker.failures} "
@@ -318,7 +387,7 @@ class RemoteSource:
         if verified is None:
             trust = self.ctx.trust()
             verification = verify(parsed.data, parsed.model.signatures, trust.keys, threshold=trust.threshold,
-                                  required=self.options.requires_signature)
+                                  required=self.options.requires_signature, message=parsed.signed_bytes)
             if not verification.ok:
                 raise SignatureFailed(verification.reason, verification)
         else:
@@ -327,12 +396,33 @@ class RemoteSource:
                                         int(recorded.get("threshold", 1)), list(recorded.get("key_ids") or []),
                                         reason=str(recorded.get("reason", "")),
                                         trusted=dict(verified.get("trusted") or {}))
+        ledger = self._judge(parsed, cached=verified is not None)
         location = self.location
         check = (lambda uri: artifact_refusal(location, uri)) if location is not None else None
         accepted, rejected = check_entries(parsed.model, self.ctx.allowlist(), artifact_check=check)
         paths = {a.entry.artifact.sha256: self.artifacts.path_for(a.entry.artifact.sha256)
                  for a in accepted if a.entry.artifact is not None}
-        return _Plan(False, etag, parsed, verification, accepted, rejected, candidate_rows(accepted, paths))
+        return _Plan(False, etag, parsed, verification, accepted, rejected, candidate_rows(accepted, paths),
+                     ledger=ledger)
+
+    def _judge(self, parsed: ParsedManifest, *, cached: bool) -> AcceptedVersion | None:
+        """TUF's rollback and freeze rules (freshness.py), against the highest of the ledger's
+        version and the one in force. Raises RemoteSyncFailed; returns the ledger's record."""
+        recorded = self.ctx.ledger.get(self.name)
+        in_force = self.current.as_accepted() if self.current is not None else None
+        judge(parsed.freshness, highest(recorded, in_force), now=time.time(),
+              what="the cached last good manifest" if cached else "the manifest",
+              expiry_required=self.options.requires_signature)
+        return recorded
+
+    def _remember(self, plan: _Plan) -> None:
+        """Record a newly accepted version in the ledger (an equal one is there already)."""
+        assert plan.parsed is not None
+        recorded, fresh = plan.ledger, plan.parsed.freshness
+        if recorded is None or recorded.version != fresh.version or recorded.signed_digest != fresh.signed_digest:
+            recorded = AcceptedVersion(fresh.version, fresh.signed_digest, fresh.expires_at, time.time())
+            self.ctx.ledger.put(self.name, recorded)
+        self.status.accepted = recorded.to_dict()
 
     async def _artifacts(self, plan: _Plan) -> None:
         """Every artifact of an accepted entry, verified in the content-addressed cache: a cached
@@ -391,6 +481,10 @@ class RemoteSource:
         except OSError as exc:
             return self._failed(RemoteSyncFailed(f"cannot write the manifest cache under {self.cache.dir}: "
                                                  f"{exc.strerror or exc}", "cache"), started, False)
+        try:
+            self._remember(plan)
+        except RemoteSyncFailed as exc:
+            return self._failed(exc, started, False)
         applied = await self.ctx.apply(self.source, plan.rows, f"{self.source} {plan.parsed.model.name} "
                                        f"v{plan.parsed.model.version}")
         self._in_force(plan, cached, from_cache=False)
@@ -443,7 +537,7 @@ class RemoteSource:
         verification = plan.verification.to_dict()
         self.current = InForce(plan.parsed.digest, cached.etag, summary, verification,
                                dict(plan.verification.trusted or cached.record.get("trusted") or {}), from_cache,
-                               cached.last_modified)
+                               plan.parsed.freshness, cached.last_modified)
         self.status.manifest = dict(summary)
         self.status.signature = verification
         self.status.entries = per_domain(plan.accepted)
@@ -482,7 +576,7 @@ class RemoteSource:
         status.last_duration_ms = round(outcome.duration_ms, 3)
         if self.current is not None:
             status.stale = True
-        kind = {"signature": "signature-verification-failed", "digest": "digest-check-failed"}.get(
+        kind = {"signature": "signature-verification-failed", "digest": "digest-check-failed", **EVENT_KINDS}.get(
             exc.kind, "remote-sync-error")
         keeps = ("the last good manifest stays in force" if self.current is not None
                  else "nothing from this source is registered")

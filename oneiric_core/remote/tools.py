@@ -4,11 +4,14 @@
             unless --force), `<key>.pub` with its id and public key, and the lines to add to
             app.yml `remote.trusted_keys`
     pack    a manifest from a YAML/JSON list of entries (or a mapping with `entries:`), each
-            checked as a sync would check it; refuses to write one a sync would reject
-    sign    adds (or replaces) this key's signature; the output is verified against the key
-            before it is written, so `sign` can never produce a manifest that fails its own check
+            checked as a sync would check it; refuses to write one a sync would reject; its
+            integer version, and optionally its expiry (`--expires-in`)
+    sign    adds (or replaces) this key's signature, after setting `expires_at` (and the
+            version) when asked; the output is verified against the key before it is written,
+            so `sign` can never produce a manifest that fails its own check, and it refuses
+            to sign one without an expiry or already expired (a sync would refuse it)
     verify  checks the signatures against given keys or app.yml's trusted keys and threshold,
-            and the entries against the allow-list
+            the expiry, and the entries against the allow-list
 
 Every file is written atomically (a temporary file renamed into place).
 """
@@ -20,6 +23,7 @@ import datetime
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from typing import Any
 
 from ..errors import OneiricError, RemoteSyncFailed, UsageError
 from ..schema import check
+from .freshness import format_utc, when
 from .manifest import ManifestError, describe_errors, load_document, parse_manifest
 
 
@@ -111,9 +116,10 @@ def keygen(out: Path, *, key_id: str | None = None, force: bool = False) -> KeyI
 
 # -- pack -------------------------------------------------------------------------------------------
 
-def pack(entries_path: Path, *, name: str, version: str | int, out: Path | None,
-         allowlist: Sequence[str], generated_at: str | None = None) -> tuple[dict[str, Any], Path | None]:
-    """A manifest (unsigned) around the entries in `entries_path`; refuses entries a sync would reject."""
+def pack(entries_path: Path, *, name: str, version: int, out: Path | None, allowlist: Sequence[str],
+         generated_at: str | None = None, expires_in: float | None = None) -> tuple[dict[str, Any], Path | None]:
+    """A manifest (unsigned) around the entries in `entries_path`; refuses entries a sync would
+    reject. `expires_in` (seconds from now) sets `expires_at`; `sign --expires-in` can too."""
     from .manifest import Manifest, check_entries
 
     try:
@@ -125,7 +131,10 @@ def pack(entries_path: Path, *, name: str, version: str | int, out: Path | None,
         raise ToolError(f"{entries_path} must hold a list of entries (or a mapping with `entries:`).")
     stamp = generated_at or datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace(
         "+00:00", "Z")
-    manifest = {"version": version, "name": name, "generated_at": stamp, "entries": entries, "signatures": []}
+    manifest: dict[str, Any] = {"version": version, "name": name, "generated_at": stamp}
+    if expires_in is not None:
+        manifest["expires_at"] = format_utc(time.time() + expires_in)
+    manifest.update(entries=entries, signatures=[])
     model, errors = check(Manifest, manifest)
     if model is None:
         raise ToolError(f"The manifest would be invalid: {describe_errors(errors)}.")
@@ -161,19 +170,52 @@ def _key_id(private_path: Path, raw_public: bytes, given: str | None) -> str:
     return key_id_for(raw_public)
 
 
-def sign(manifest_path: Path, key_path: Path, *, key_id: str | None = None,
-         out: Path | None = None) -> tuple[str, Path, dict[str, Any]]:
-    """Sign `manifest_path` with the PEM key at `key_path`; returns (key id, file written, manifest)."""
+@dataclass
+class Signed:
+    key_id: str
+    path: Path
+    manifest: dict[str, Any]
+    dropped: list[str]  # key ids whose signatures no longer matched the changed content
+
+    @property
+    def expires_at(self) -> str:
+        return str(self.manifest["expires_at"])
+
+
+def sign(manifest_path: Path, key_path: Path, *, key_id: str | None = None, out: Path | None = None,
+         expires_in: float | None = None, version: int | None = None) -> Signed:
+    """Sign `manifest_path` with the PEM key at `key_path`, after setting `expires_at` to
+    `expires_in` seconds from now and `version` when given. Changing either changes the signed
+    content, so the other keys' signatures are dropped (they would no longer verify) and named."""
     from .signing import b64, load_private_key, public_raw, sign_manifest, verify
 
-    parsed = _parse(manifest_path)
+    given = _read(manifest_path, "The manifest")
+    try:
+        before = load_document(given, f"the manifest {manifest_path}")
+    except ManifestError as exc:
+        raise ToolError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+    changes: dict[str, Any] = {}
+    if version is not None:
+        changes["version"] = version
+    if expires_in is not None:
+        changes["expires_at"] = format_utc(time.time() + expires_in)
+    # The version is set before parsing: it may be what is wrong (an old string version).
+    parsed = _parse(manifest_path, manifest_json({**before, **changes}) if changes and isinstance(before, dict)
+                    else given)
+    _check_expiry(manifest_path, parsed.model.expires_at)
     try:
         key = load_private_key(_read(key_path, "The private key"))
     except ValueError as exc:
         raise ToolError(f"{key_path}: {exc}.") from None
     raw = public_raw(key)
     kid = _key_id(key_path, raw, key_id)
-    signed = sign_manifest(parsed.data, key, kid)
+    data = dict(parsed.data)
+    dropped: list[str] = []
+    if any(before.get(k) != v for k, v in changes.items()):
+        dropped = [str(s.get("key_id")) for s in data.get("signatures") or []
+                   if isinstance(s, dict) and s.get("key_id") != kid]
+        data["signatures"] = []
+    signed = sign_manifest(data, key, kid)
     body = manifest_json(signed)
     check = parse_manifest(body)  # what is written must verify against this very key
     result = verify(check.data, check.model.signatures, {kid: b64(raw)}, threshold=1, required=True)
@@ -181,12 +223,25 @@ def sign(manifest_path: Path, key_path: Path, *, key_id: str | None = None,
         raise ToolError(f"The signed manifest does not verify ({result.reason}); nothing was written.")
     target = out or manifest_path
     _write(target, body)
-    return kid, target, signed
+    return Signed(kid, target, signed, dropped)
 
 
-def _parse(path: Path) -> Any:
+def _check_expiry(path: Path, expires_at: str | None) -> None:
+    """`sign` refuses what a sync would refuse: no expiry, or one already past."""
+    from .freshness import parse_utc
+
+    if expires_at is None:
+        raise ToolError(f"{path} has no expires_at; give --expires-in (e.g. 30d): a source that requires "
+                        "signatures refuses a signed manifest that never expires.")
+    ts = parse_utc(expires_at)  # the schema checked its form
+    if ts <= time.time():
+        raise ToolError(f"{path} expired at {when(ts)}; give --expires-in (and a higher --version if it was "
+                        "published) to sign it with a new expiry.")
+
+
+def _parse(path: Path, raw: bytes | None = None) -> Any:
     try:
-        return parse_manifest(_read(path, "The manifest"))
+        return parse_manifest(_read(path, "The manifest") if raw is None else raw)
     except ManifestError as exc:
         raise ToolError(f"{path}: {exc}.") from None
 
@@ -218,18 +273,42 @@ def verify_file(manifest_path: Path, keys: Mapping[str, str], *, threshold: int,
     from .manifest import check_entries
     from .signing import verify
 
+    from .freshness import EXPIRED
+
     parsed = _parse(manifest_path)
-    result = verify(parsed.data, parsed.model.signatures, keys, threshold=threshold, required=required)
+    result = verify(parsed.data, parsed.model.signatures, keys, threshold=threshold, required=required,
+                    message=parsed.signed_bytes)
     location = Location("file", path=manifest_path.resolve())
     accepted, rejected = check_entries(parsed.model, allowlist,
                                        artifact_check=lambda uri: artifact_refusal(location, uri))
+    expiry = expiry_report(parsed.freshness.expires_ts)
     report = {"file": str(manifest_path), "manifest": parsed.summary(), "signature": result.to_dict(),
-              "accepted": len(accepted), "rejected": [r.to_dict() for r in rejected], "ok": result.ok}
+              "expiry": expiry, "accepted": len(accepted), "rejected": [r.to_dict() for r in rejected], "ok": True}
+    err: RemoteSyncFailed | None = None
     if not result.ok:
         err = RemoteSyncFailed(f"{manifest_path} does not verify: {result.reason}.", "signature")
+    elif expiry["state"] == "expired":
+        err = RemoteSyncFailed(f"{manifest_path} ({parsed.model.name} v{parsed.model.version}) is signed but "
+                               f"expired at {when(expiry['ts'])}: a sync refuses it; sign it again with "
+                               "--expires-in and a higher --version.", EXPIRED)
+    elif expiry["state"] == "none" and required:
+        err = RemoteSyncFailed(f"{manifest_path} has no expires_at: a source that requires signatures refuses "
+                               "it; sign it again with --expires-in (e.g. 30d).", "schema")
+    report["ok"] = err is None
+    if err is not None:
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report
 
 
-__all__ = ["KeyInfo", "ToolError", "keygen", "manifest_json", "pack", "parse_key_args", "sign", "verify_file"]
+def expiry_report(ts: float | None, now: float | None = None) -> dict[str, Any]:
+    """{state: valid | expired | none, at, ts, seconds_left} of an `expires_at`."""
+    now = time.time() if now is None else now
+    if ts is None:
+        return {"state": "none", "at": None, "ts": None, "seconds_left": None}
+    return {"state": "expired" if now >= ts else "valid", "at": format_utc(ts), "ts": ts,
+            "seconds_left": round(ts - now, 3)}
+
+
+__all__ = ["KeyInfo", "Signed", "ToolError", "expiry_report", "keygen", "manifest_json", "pack", "parse_key_args",
+           "sign", "verify_file"]
