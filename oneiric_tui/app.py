@@ -24,6 +24,8 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.content import Content
+from textual.markup import MarkupError
 
 from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef
@@ -142,10 +144,16 @@ class OneiricApp(App):
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = True) -> None:
-        """Every notification of the console is plain text: its message and title nearly
-        always carry outside text (an error naming a provider, a note, an operator), so markup
-        is never read and control characters show as escapes, whatever the caller passed.
-        Widgets' and screens' `notify` come here too."""
+        """Every notification of the console is plain text: messages and titles nearly always
+        carry outside text (an error naming a provider, a note, an operator), so control
+        characters show as escapes and markup is never interpreted. A caller that passed
+        markup (ours: constant sentences; Textual's own, "Press [b]ctrl+q[/b] to quit") gets
+        its words without the styles. Widgets' and screens' `notify` come here too."""
+        if markup:
+            try:
+                message = Content.from_markup(message).plain
+            except MarkupError:
+                pass
         kwargs = {} if timeout is None else {"timeout": timeout}
         super().notify(multi_line(message), title=one_line(title), severity=severity, markup=False, **kwargs)
 

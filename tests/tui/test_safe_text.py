@@ -169,3 +169,35 @@ async def test_every_pane_shows_outside_text_as_plain_text(tmp_path):
         assert shows(incident.query_one("#inc-head"), OPERATOR)
         assert shows(incident.query_one("#inc-timeline"), INCIDENT_NOTE)
         assert proposal.reason == REASON  # the data itself is kept as it came
+
+
+async def test_notifications_are_plain_text_whatever_the_caller_asks(make_app):
+    """Outside text passed without markup shows verbatim; a message written in markup (ours,
+    or Textual's own "Press [b]ctrl+q[/b] to quit") shows its words, never styles or actions."""
+    app = make_app(autostart=False)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        app.notify(f"paused by {OPERATOR}", title=f"note {NOTE}", markup=False)
+        app.main.notify("Press [b]ctrl+q[/b] to quit [@click=app.quit]now[/]")
+        await pilot.pause(0.2)
+        shown = [(n.title, n.message, n.markup) for n in app._notifications]
+        assert shown == [(one_line(f"note {NOTE}"), f"paused by {one_line(OPERATOR)}", False),
+                         ("", "Press ctrl+q to quit now", False)]
+        await until(pilot, lambda: "Press ctrl+q to quit now" in drawn(app.screen))
+        assert_plain_screen(app, "toasts")
+
+
+def test_the_line_filter_drops_control_characters_that_take_no_cell():
+    """The last line of defence: a raw ESC or bidi override in a drawn line never reaches the
+    terminal, and the line keeps its width."""
+    from rich.segment import Segment
+    from textual.color import Color
+    from textual.strip import Strip
+
+    from oneiric_tui.control_filter import HiddenCharacterFilter
+
+    line = [Segment("ok "), Segment("a\x1b]0;t\x07b\x9b\u202ec"), Segment("\x1b"), Segment(" Ж\u00a0日")]
+    out = HiddenCharacterFilter().apply(line, Color(0, 0, 0))
+    assert [s.text for s in out] == ["ok ", "a]0;tbc", " Ж\u00a0日"]  # the sequence is inert text now
+    assert Strip(out).cell_length == Strip(line).cell_length
+    printable = [Segment("plain "), Segment("text")]
+    assert HiddenCharacterFilter().apply(printable, Color(0, 0, 0)) is printable
