@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from oneiric_core.text import hidden, multi_line, one_line
+from tests.test_change_control import hosts, ready_host  # noqa: F401  (hosts: the fixture)
 
 PIECES = [
     "\x1b", "\x1b[31m", "\x1b[2J", "\x1b]0;pwned\x07", "\x1b]8;;http://evil\x1b\\x\x1b]8;;\x1b\\", "\x9b2J",
@@ -69,7 +70,7 @@ def hostile_manifest(settings_dir: Path, provider: str, key: str) -> None:
     (settings_dir / "app.yml").write_text(app)
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                 HealthCheck.too_slow])
 @given(operator=HOSTILE, note=HOSTILE, reason=HOSTILE, comment=HOSTILE, provider=HOSTILE, key=HOSTILE)
 @example(operator=ISSUE_OPERATOR, note=ISSUE_NOTE, reason="[bold red]x[/] \x9b2J", comment="[/]",
@@ -115,3 +116,26 @@ def test_no_cli_output_carries_control_characters_or_reads_markup(run_cli, tmp_p
     rejected = remote.stdout[remote.stdout.index("hostile:"):]
     assert "rejected: 1" in rejected and seen(provider, rejected, table=False), remote
     assert seen(key, rejected, table=False), remote
+
+
+def test_the_hosts_json_lines_and_answers_carry_no_control_character(hosts, run_cli, demo_settings, tmp_path):
+    """`oneiric run` prints every journal event as a JSON line (journald, a terminal): a hostile
+    note sent through the running host is escaped there, and in the client's answer."""
+    import signal
+
+    host = ready_host(hosts, demo_settings, tmp_path)
+    note = f"{ISSUE_NOTE}\x1b[2J\x9b\u202e"
+    paused = run_cli("pause", "--domain", "adapter", "--key", "http", f"--note={note}",
+                     env={"ONEIRIC_OPERATOR": ISSUE_OPERATOR})
+    assert_plain(paused, "pause through the host")
+    if paused.returncode == 2:  # a display name may be refused, in a plain sentence
+        paused = run_cli("pause", "--domain", "adapter", "--key", "http", f"--note={note}")
+    else:
+        assert seen(ISSUE_OPERATOR, paused.stdout, table=False), paused  # the host's answer names who
+    assert paused.returncode == 0 and "running host" in paused.stdout, paused
+    host.proc.send_signal(signal.SIGTERM)
+    assert host.proc.wait(30) == 0
+    raw = host.stdout_path.read_text(encoding="utf-8")
+    assert raw.isascii() and all(line.isprintable() for line in raw.splitlines()), raw
+    notes = [e["data"].get("note") for e in host.events() if e["kind"] == "activity-changed"]
+    assert note in notes  # the data itself is kept exactly

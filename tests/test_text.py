@@ -181,3 +181,14 @@ def test_module_imports_rich_only_when_a_text_is_made():
             " print('rich' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_json_output_escapes_every_control_and_non_ascii_character_and_keeps_the_value():
+    import json
+
+    from oneiric_core.cli_output import json_text
+
+    value = {"note": "\x1b[2J\x07\x7f\x85\x9b\u202e\u2028 ok Ж", "who": HOSTILE_NAME}
+    text = json_text(value, indent=2)
+    assert text.isascii() and all(line.isprintable() for line in text.splitlines())
+    assert "\\u001b" in text and "\\u009b" in text and "\\u007f" in text and json.loads(text) == value
