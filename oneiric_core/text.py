@@ -124,6 +124,8 @@ def styled(template: str, /, *, multiline: bool = False, **values: Any) -> Text:
 
     `styled("[b]{name}[/b] paused {ref}", name="[red]x", ref=ref)` shows `[red]x` in bold.
     `{{` and `}}` are literal braces; `[` of our own is escaped as Rich markup wants (`\\[`).
+    Fields go in text, never inside a tag: `[link={url}]` is not a thing here, as an outside
+    value never becomes a style, a link or an action.
     """
     from rich.text import Text
 
