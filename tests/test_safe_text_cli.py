@@ -48,14 +48,18 @@ def assert_plain(result, where: str) -> None:
 
 def seen(value: str, output: str, *, table: bool = True) -> bool:
     """`value` appears as its visible form (one line in a table cell, kept lines in a
-    sentence), as a reader sees it: runs of blanks count as one."""
+    sentence), as a reader sees it: runs of blanks count as one. Compared without what
+    Python's strip() removes (the operator name is stripped, and \\x1c-\\x1f, \\x85 are blanks
+    to it), which leaves a part of the shown form for every other value."""
+    value = value.strip()
     shown = one_line(value) if table else multi_line(value)
     return " ".join(shown.split()) in " ".join(output.split())
 
 
 def hostile_manifest(settings_dir: Path, provider: str, key: str) -> None:
     """A second, unsigned remote source whose one entry has the hostile names (rejected: names
-    must be plain) beside a good entry (so the source itself syncs)."""
+    must be plain, and these always hold a control character) beside a good entry (so the
+    source itself syncs)."""
     entries = [
         {"domain": "adapter", "key": key, "provider": provider,
          "factory": "oneiric_core.providers.cache_memory:create"},
@@ -80,6 +84,7 @@ def test_no_cli_output_carries_control_characters_or_reads_markup(run_cli, tmp_p
     run = next(_runs)
     settings_dir = tmp_path / f"settings-{run}"
     shutil.copytree(tmp_path / "settings", settings_dir)
+    provider, key = f"\x9b{provider}", f"{key}\x1b"  # never a valid name: always rejected
     hostile_manifest(settings_dir, provider, key)
     state = tmp_path / f"state-{run}"
     wide = {"COLUMNS": "3000"}  # no cell wraps
