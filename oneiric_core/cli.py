@@ -8,7 +8,6 @@ sentence on stderr and an exit code from ARCHITECTURE §10, never a traceback un
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -17,8 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_output import console as _console
+from .cli_output import json_text, say
 from .errors import NotFound, OneiricError, UsageError
 from .humanize import age, millis
+from .text import one_line
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNHEALTHY, EXIT_SWAP, EXIT_REMOTE = range(7)
 WAIT_S = 30.0  # how long a command waits for a running host's answer (--wait)
@@ -120,21 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     return root
 
 
-# -- output helpers ----------------------------------------------------------------------------
-# Output read by a program (a pipe, a file) is as wide as its rows: one row per line, no
-# word cut to fit the 80 columns Rich assumes when there is no terminal. COLUMNS still wins.
-PIPE_WIDTH = 400
-
-
-def _console():
-    from rich.console import Console
-
-    width = None
-    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
-        width = PIPE_WIDTH
-    return Console(highlight=False, soft_wrap=False, width=width)
-
-
+# -- output helpers (what reaches the terminal goes through cli_output: plain text, §12) ------
 def _table(*columns: str):
     from .cli_table import table
 
@@ -142,7 +130,7 @@ def _table(*columns: str):
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json_text(data, indent=2) + "\n")
 
 
 def _age(ts: float | None) -> str:
@@ -353,9 +341,9 @@ def _print_result(args, result, *, where: str = "", host: dict[str, Any] | None 
         if failed:
             out.print(f"{len(failed)} unhealthy: " + ", ".join(failed))
     elif result.ok:
-        print(result.message)
+        say(result.message)
     if not result.ok:
-        print(f"oneiric: {result.message}", file=sys.stderr)
+        say(f"oneiric: {result.message}", err=True)
     return result.exit_code
 
 
@@ -526,7 +514,7 @@ def cmd_journal_verify(engine, args) -> int:
     if args.json:
         _print_json(verdict.to_dict())
     else:
-        print(verdict.sentence())
+        say(verdict.sentence())
     return EXIT_OK if verdict.intact else EXIT_ERROR
 
 
@@ -548,9 +536,9 @@ def cmd_journal(engine, args) -> int:
         return EXIT_OK
     emit: Callable[[Any], None]
     if args.json:
-        emit = lambda e: print(json.dumps(e.to_dict(), default=str), flush=True)  # noqa: E731
+        emit = lambda e: say(json_text(e.to_dict()), flush=True)  # noqa: E731
     else:
-        emit = lambda e: print("  ".join(_event_row(e)), flush=True)  # noqa: E731
+        emit = lambda e: say("  ".join(one_line(cell) for cell in _event_row(e)), flush=True)  # noqa: E731
     if not args.follow:
         table = _table("TIME", "", "KIND", "COMPONENT", "ACTOR", "MESSAGE")
         for e in events:
@@ -616,11 +604,11 @@ def cmd_config_validate(args) -> int:
                      "problems": [p.to_dict() for p in problems]})
     elif problems:
         for p in problems:
-            print(p)
-        print(f"{len(problems)} problem(s). Until they are fixed, the engine keeps the last good version "
+            say(p)
+        say(f"{len(problems)} problem(s). Until they are fixed, the engine keeps the last good version "
               "of each broken file in force (defaults if it never loaded one).")
     else:
-        print(f"{args.settings}: every settings file is valid.")
+        say(f"{args.settings}: every settings file is valid.")
     return EXIT_ERROR if problems else EXIT_OK
 
 
@@ -694,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OneiricError as exc:
         if debug:
             raise
-        print(f"oneiric: {exc}", file=sys.stderr)
+        say(f"oneiric: {exc}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
@@ -703,8 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one sentence, no traceback
         if debug:
             raise
-        print(f"oneiric: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details).",
-              file=sys.stderr)
+        say(f"oneiric: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details).", err=True)
         code = EXIT_ERROR
     return code
 

@@ -8,6 +8,11 @@ give (its width beyond its longest word, the last column first) gives one more c
 wrap between words and no word is cut. The first column (what the row is about) never wraps.
 When even the longest words do not fit, the last column (free text) folds its long words
 (paths); only past that does Rich's own cropping take over.
+
+Cells are data (names, notes, reasons, provider messages): `add_row` makes each str cell a
+plain one-line Text (oneiric_core.text), so `[link=...]` in a note is those characters, not a
+hyperlink, and an ESC shows as `\\x1b`. One line, because a newline in a note would split its
+row and a pipe reader expects one row per line; `\\n` shows it instead.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
+
+from .text import plain
 
 
 LAST_MIN = 12  # the narrowest the last column gets when it must fold words
@@ -34,6 +41,10 @@ def table(*columns: str) -> FitTable:
 
 
 class FitTable(Table):
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """A row of cells; a str cell is outside text, shown exactly (never markup)."""
+        super().add_row(*(plain(cell) if isinstance(cell, str) else cell for cell in renderables), **kwargs)
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         self._fit(console, options.max_width)
         yield from super().__rich_console__(console, options)
@@ -68,7 +79,7 @@ class FitTable(Table):
 
 
 def _plain(cell: Any, console: Console) -> str:
-    """A cell's text as the table shows it (a str cell is markup, as Rich reads it)."""
+    """A cell's text as the table shows it (a str header is markup, as Rich reads it)."""
     if isinstance(cell, Text):
         return cell.plain
     if isinstance(cell, str):

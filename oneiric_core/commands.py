@@ -300,6 +300,13 @@ async def _probe(engine: Engine, request: Request, principal: Principal) -> Comm
     failed = [f"{r['domain']}/{r['key']}" for r in results if r["status"] == "failed"]
     data = {"results": results}
     where = _where(engine)
+    if len(results) == 1:  # one key: say what its health check said
+        r = results[0]
+        latency = f" in {r['latency_ms']:.1f} ms" if r.get("latency_ms") is not None else ""
+        detail = f": {r['message']}" if r.get("message") else ""
+        code = EXIT_UNHEALTHY if failed else EXIT_OK
+        return CommandResult(code, f"Probed {r['domain']}/{r['key']} ({r['provider'] or 'nothing serving'}) in "
+                             f"{where}: {r['status'].upper()}{latency}{detail}.", data)
     if failed:
         return CommandResult(EXIT_UNHEALTHY, f"Probed {len(results)} component(s) in {where}: "
                              f"{len(failed)} unhealthy ({', '.join(failed)}).", data)

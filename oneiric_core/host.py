@@ -13,7 +13,6 @@ shutdown begins.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from . import sdnotify
+from .cli_output import json_text
 from .engine import HEARTBEAT_S, Engine
 from .errors import OneiricError
 from .events import Event
@@ -48,7 +48,8 @@ def run_host(settings: str | Path, *, state_dir: str | Path | None = None, read_
 def _json_lines(out: IO[str]) -> Callable[[Event], None]:
     def write(event: Event) -> None:
         try:
-            out.write(json.dumps(event.to_dict(), default=str, separators=(",", ":")) + "\n")
+            # ASCII-escaped (json_text): a note or name never puts a raw ESC into journald or a terminal
+            out.write(json_text(event.to_dict(), separators=(",", ":")) + "\n")
             out.flush()
         except (BrokenPipeError, ValueError):  # nobody reads stdout any more: keep hosting
             pass

@@ -6,6 +6,10 @@ a worker, so the first frame never waits for it). If another process already hos
 state directory, the console attaches read-only and follows the store instead.
 Live updates are pushed by the engine and coalesced here: a burst of events becomes one
 batch every 50 ms, a burst of changes one refresh every 250 ms.
+
+Outside text (operator names, notes, provider messages) is plain text on every screen
+(§12): the panes build their renderables with oneiric_core.text, every notification is
+plain text here (`notify`), and a line filter drops any control character still left.
 """
 
 from __future__ import annotations
@@ -20,15 +24,18 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.content import Content
+from textual.markup import MarkupError
 
 from oneiric_core.commands import CommandResult
 from oneiric_core.operator_port import Operator, connect
 from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
-from oneiric_core.events import Event
 from oneiric_core.resolver import Explanation
+from oneiric_core.text import multi_line, one_line
 
+from .control_filter import HiddenCharacterFilter
 from .main_screen import MUTATING, MainScreen
 from .messages import ComponentsChanged, EngineEvents, EngineReady
 from .screens.confirm import ConfirmDialog
@@ -87,6 +94,7 @@ class OneiricApp(App):
         # How actions are carried out (operator_port.py): in this process until another
         # process turns out to host, then over its socket; in this process again on takeover.
         self.operator: Operator = connect(engine, read_only=engine.read_only, wait=COMMAND_WAIT_S)
+        self._hidden_filter = HiddenCharacterFilter()
 
     # -- state the screens read --------------------------------------------------------------
     @property
@@ -132,6 +140,26 @@ class OneiricApp(App):
         if display.isascii():
             return display
         return {"backspace": "bksp"}.get(binding.key, binding.key)
+
+    def get_line_filters(self):
+        """Textual's filters (NO_COLOR, dimming), then the one that keeps control characters
+        off the terminal (control_filter)."""
+        return [*super().get_line_filters(), self._hidden_filter]
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notification of the console is plain text: messages and titles nearly always
+        carry outside text (an error naming a provider, a note, an operator), so control
+        characters show as escapes and markup is never interpreted. A caller that passed
+        markup (ours: constant sentences; Textual's own, "Press [b]ctrl+q[/b] to quit") gets
+        its words without the styles. Widgets' and screens' `notify` come here too."""
+        if markup:
+            try:
+                message = Content.from_markup(message).plain
+            except MarkupError:
+                pass
+        kwargs = {} if timeout is None else {"timeout": timeout}
+        super().notify(multi_line(message), title=one_line(title), severity=severity, markup=False, **kwargs)
 
     def get_default_screen(self) -> MainScreen:
         # The main screen is the app's first screen, composed and painted with the app itself:
@@ -401,10 +429,10 @@ class OneiricApp(App):
         mode = {"starting": "HOST starting...", "host": "HOST"}.get(self.mode, "CLIENT")
         text.append(f" {mode}", style="bold")
         if self.host_detail:
-            text.append(f" {self.host_detail}")
+            text.append(f" {one_line(self.host_detail)}")
         if not self.can_change:
             text.append(" READ-ONLY", style="bold yellow")
-        text.append(f" | operator {engine.actor}")
+        text.append(f" | operator {one_line(engine.actor)}")
         text.append(f" | approvals {engine.approvals.mode}" + (" two-person" if engine.approvals.two_person else ""))
         text.append(f" | {getattr(self, '_pending', 0)} pending")
         if self.mode in ("host", "client") and engine.watcher_status().state == "down":
@@ -424,7 +452,8 @@ class OneiricApp(App):
             for action, title, help_text in actions:
                 if screen.check_action(action, ()) is not True:
                     continue  # read-only: mutating commands are hidden from the palette
-                yield SystemCommand(f"{title} {ref}", f"{help_text} for {ref}",
+                shown = one_line(ref)
+                yield SystemCommand(f"{title} {shown}", f"{help_text} for {shown}",
                                     lambda a=action, r=ref: self._palette_action(a, r))
 
     def _palette_action(self, action: str, ref: ComponentRef) -> None:

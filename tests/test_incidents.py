@@ -49,7 +49,7 @@ async def test_postmortem_has_steps_approver_and_events(engine):
     text = postmortem(incidents, inc.id)
     for needle in ("# Post-mortem: incident #", "## Summary", "## Impact", "## Timeline", "## Actions and approvals",
                    "## Root cause", "redis down", "## Follow-ups", "alert on rollbacks", "| bob |",
-                   "swap-complete", "activity-changed", "[proc-hot-swap]", "sqlite is serving"):
+                   "swap-complete", "activity-changed", "\\[proc-hot-swap\\]", "sqlite is serving"):  # Markdown-escaped
         assert needle in text, needle
     hand = handoff(incidents, inc.id)
     assert "## Diagnostics done" in hand and "## Solutions attempted" in hand and "approved by bob" in hand

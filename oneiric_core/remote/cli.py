@@ -8,12 +8,12 @@ shapes"), one-sentence errors, exit 6 when a remote source or a manifest fails (
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ..cli_output import json_text, say
 from ..errors import ReadOnlyError, RemoteSyncFailed, UsageError
 from ..humanize import age
 
@@ -114,28 +114,28 @@ def cmd_remote_status(engine: Any, args: Any) -> int:
         _print_json({"host": _host_json(engine), "sources": sources})
         return EXIT_REMOTE if failing else EXIT_OK
     if not sources:
-        print("No remote sources are configured (app.yml `remote.sources`).")
+        say("No remote sources are configured (app.yml `remote.sources`).")
         return EXIT_OK
     lease, alive = engine.host()
     if lease is None or not alive:
-        print("no host running: showing what the last sync recorded (the next host starts from the cached manifests)")
+        say("no host running: showing what the last sync recorded (the next host starts from the cached manifests)")
     else:
-        print(_host_line(engine))
+        say(_host_line(engine))
     for s in sources:
-        print()
+        say()
         _print_source(s)
     return EXIT_REMOTE if failing else EXIT_OK
 
 
 def _print_source(s: dict[str, Any]) -> None:
     sig_rule = "signatures required" if s["signature_required"] else "signatures optional"
-    print(f"{s['name']}: {s['state'].upper()}  {s['uri']}  (every {s['interval_s']:g} s; {sig_rule})")
+    say(f"{s['name']}: {s['state'].upper()}  {s['uri']}  (every {s['interval_s']:g} s; {sig_rule})")
     reported = s.get("reported_by") or {}
     if reported:
-        print(f"  reported by pid {reported.get('pid')} on {reported.get('hostname')} {_age(reported.get('updated_at'))}")
+        say(f"  reported by pid {reported.get('pid')} on {reported.get('hostname')} {_age(reported.get('updated_at'))}")
     next_at = f"; next attempt {_in(s['next_attempt_at'])}" if s.get("next_attempt_at") else ""
-    print(f"  last attempt {_age(s['last_attempt_at'])}; last success {_age(s['last_success_at'])}{next_at}")
-    print(f"  failures: {s['consecutive_failures']} consecutive, {s['total_failures']} total; "
+    say(f"  last attempt {_age(s['last_attempt_at'])}; last success {_age(s['last_success_at'])}{next_at}")
+    say(f"  failures: {s['consecutive_failures']} consecutive, {s['total_failures']} total; "
           f"{s['total_syncs']} good sync(s)")
     b = s["breaker"]
     line = f"  breaker: {b.get('state', 'closed')}"
@@ -143,41 +143,41 @@ def _print_source(s: dict[str, Any]) -> None:
         line += f" (trial sync {_in(b.get('retry_at'))})"
     if b.get("threshold"):
         line += f"; opens after {b['threshold']} failed syncs, trial after {b.get('reset_s', 0):g} s"
-    print(line)
+    say(line)
     m = s.get("manifest")
     if m:
         src = {"cache": "the cache (last good)", "fetched": "the source"}.get(s.get("in_force") or "", "?")
-        print(f"  manifest: {m.get('name')} v{m.get('version')}, generated {m.get('generated_at')}, "
+        say(f"  manifest: {m.get('name')} v{m.get('version')}, generated {m.get('generated_at')}, "
               f"sha256 {str(m.get('digest', ''))[:16]}..., {_n(m.get('entries'), 'entry', 'entries')}, from {src}"
               + (" (STALE)" if s.get("stale") else ""))
-        print(f"  expires: {_expiry(m.get('expires_at'))}")
+        say(f"  expires: {_expiry(m.get('expires_at'))}")
     else:
-        print("  manifest: none in force")
+        say("  manifest: none in force")
     accepted = s.get("accepted")
     if accepted:
         v = accepted.get("version")
         expiry = "" if m else f", expires {_expiry(accepted.get('expires_at'))}"
-        print(f"  accepted: v{v} is the highest version ever accepted (signed sha256 "
-              f"{str(accepted.get('signed_digest', ''))[:16]}...{expiry}); a lower one, or v{v} with other content, "
+        say(f"  accepted: v{v} is the highest version ever accepted (signed sha256 "
+            f"{str(accepted.get('signed_digest', ''))[:16]}...{expiry}); a lower one, or v{v} with other content, "
               "is refused")
     else:
-        print("  accepted: no version accepted yet")
+        say("  accepted: no version accepted yet")
     sig = s.get("signature")
     if sig:
         keys = ", ".join(sig.get("key_ids") or []) or "-"
-        print(f"  signature: {sig.get('status')} (keys: {keys}; threshold {sig.get('threshold')}): {sig.get('reason')}")
+        say(f"  signature: {sig.get('status')} (keys: {keys}; threshold {sig.get('threshold')}): {sig.get('reason')}")
     entries = s.get("entries") or {}
-    print("  entries: " + (", ".join(f"{d} {n}" for d, n in entries.items()) if entries else "none"))
+    say("  entries: " + (", ".join(f"{d} {n}" for d, n in entries.items()) if entries else "none"))
     rejected = s.get("rejected") or []
     if rejected:
-        print(f"  rejected: {len(rejected)}")
+        say(f"  rejected: {len(rejected)}")
         for r in rejected:
             what = "/".join(p for p in (r.get("domain"), r.get("key")) if p) or "?"
-            print(f"    #{r.get('index')} {what} {r.get('provider') or ''}: {r.get('reason')}".replace("  ", " "))
+            say(f"    #{r.get('index')} {what} {r.get('provider') or ''}: {r.get('reason')}".replace("  ", " "))
     else:
-        print("  rejected: none")
+        say("  rejected: none")
     if s.get("last_error"):
-        print(f"  last error ({s.get('last_error_kind')}, {_age(s.get('last_error_at'))}): {s['last_error']}")
+        say(f"  last error ({s.get('last_error_kind')}, {_age(s.get('last_error_at'))}): {s['last_error']}")
 
 
 def _expiry(expires_at: Any) -> str:
@@ -218,25 +218,25 @@ def print_sync(result: Any) -> None:
     results = result.data.get("results") or []
     if not results:
         if result.ok:
-            print(result.message)
+            say(result.message)
         else:
-            print(f"oneiric: {result.message}", file=sys.stderr)
+            say(f"oneiric: {result.message}", err=True)
         return
     for r in results:
-        print(r["message"], file=sys.stdout if r["ok"] or r.get("skipped") else sys.stderr)
+        say(r["message"], err=not (r["ok"] or r.get("skipped")))
         for mark, name in (("+", "added"), ("~", "replaced"), ("-", "removed")):
             for label in r.get(name) or []:
-                print(f"  {mark} {label}")
+                say(f"  {mark} {label}")
             more = (r.get("counts") or {}).get(name, 0) - len(r.get(name) or [])
             if more > 0:
-                print(f"  {mark} ... and {more} more")
+                say(f"  {mark} ... and {more} more")
         for rej in r.get("rejected") or []:
             what = "/".join(p for p in (rej.get("domain"), rej.get("key")) if p) or "?"
-            print(f"  rejected #{rej.get('index')} {what} {rej.get('provider') or ''}: {rej.get('reason')}")
+            say(f"  rejected #{rej.get('index')} {what} {rej.get('provider') or ''}: {rej.get('reason')}")
         for note in r.get("notes") or []:
-            print(f"  note: {note}")
+            say(f"  note: {note}")
         if r.get("proposals"):
-            print(f"  swap proposals: {', '.join('#' + str(p) for p in r['proposals'])} "
+            say(f"  swap proposals: {', '.join('#' + str(p) for p in r['proposals'])} "
                   "(see 'oneiric approvals')")
 
 
@@ -251,34 +251,34 @@ def run_manifest(args: Any) -> int:
         if args.json:
             _json(info.to_dict())
         else:
-            print(f"Wrote the private key to {info.private_path} (mode 0600; keep it secret, never commit it) "
+            say(f"Wrote the private key to {info.private_path} (mode 0600; keep it secret, never commit it) "
                   f"and the public key to {info.public_path}.")
-            print(f"key id:     {info.key_id}")
-            print(f"public key: {info.public_key}")
-            print("Trust it in app.yml:")
-            print(info.app_yml().rstrip())
+            say(f"key id:     {info.key_id}")
+            say(f"public key: {info.public_key}")
+            say("Trust it in app.yml:")
+            say(info.app_yml().rstrip())
         return EXIT_OK
     if action == "pack":
         allowlist = _app(args).factory_allowlist
         manifest, out = tools.pack(args.entries, name=args.name, version=args.version, out=args.out,
                                    allowlist=allowlist, generated_at=args.generated_at, expires_in=args.expires_in)
         if out is None:
-            sys.stdout.write(tools.manifest_json(manifest).decode("utf-8"))
+            sys.stdout.write(json_text(manifest, indent=2) + "\n")  # the same JSON, never a raw control character
         else:
             expiry = f"expires {manifest['expires_at']}" if "expires_at" in manifest else "no expiry yet"
-            print(f"Wrote {out}: {manifest['name']} v{manifest['version']} with "
-                  f"{_n(len(manifest['entries']), 'entry', 'entries')}, {expiry}, unsigned (next: oneiric manifest "
-                  f"sign {out} --key KEY{'' if 'expires_at' in manifest else ' --expires-in 30d'}).")
+            say(f"Wrote {out}: {manifest['name']} v{manifest['version']} with "
+                f"{_n(len(manifest['entries']), 'entry', 'entries')}, {expiry}, unsigned (next: oneiric manifest "
+                f"sign {out} --key KEY{'' if 'expires_at' in manifest else ' --expires-in 30d'}).")
         return EXIT_OK
     if action == "sign":
         signed = tools.sign(args.manifest, args.key, key_id=args.key_id, out=args.out, expires_in=args.expires_in,
                             version=args.version)
         m = signed.manifest
-        print(f"Signed {signed.path} with key {signed.key_id}: {m['name']} v{m['version']}, expires "
-              f"{_expiry(signed.expires_at)}; {_n(len(m['signatures']), 'signature', 'signatures')}, and it "
+        say(f"Signed {signed.path} with key {signed.key_id}: {m['name']} v{m['version']}, expires "
+            f"{_expiry(signed.expires_at)}; {_n(len(m['signatures']), 'signature', 'signatures')}, and it "
               "verifies against that key.")
         if signed.dropped:
-            print(f"Dropped the signature(s) of {', '.join(signed.dropped)}: the content they signed changed "
+            say(f"Dropped the signature(s) of {', '.join(signed.dropped)}: the content they signed changed "
                   "(version or expiry); they must sign again.")
         return EXIT_OK
     if action == "verify":
@@ -312,11 +312,11 @@ def _verify(args: Any) -> int:
         _json(report)
     else:
         m = report["manifest"]
-        print(f"{args.manifest}: {m['name']} v{m['version']} verifies: {report['signature']['reason']}.")
-        print(f"expires: {_expiry(m.get('expires_at'))}")
-        print(f"entries: {report['accepted']} accepted, {len(report['rejected'])} rejected")
+        say(f"{args.manifest}: {m['name']} v{m['version']} verifies: {report['signature']['reason']}.")
+        say(f"expires: {_expiry(m.get('expires_at'))}")
+        say(f"entries: {report['accepted']} accepted, {len(report['rejected'])} rejected")
         for r in report["rejected"]:
-            print(f"  rejected #{r['index']}: {r['reason']}")
+            say(f"  rejected #{r['index']}: {r['reason']}")
     return EXIT_OK
 
 
@@ -331,7 +331,7 @@ def _app(args: Any) -> Any:
 
 
 def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json_text(data, indent=2) + "\n")
 
 
 __all__ = ["add_parsers", "cmd_remote_status", "cmd_remote_sync", "print_sync", "run_manifest"]

@@ -7,11 +7,12 @@ Exit codes follow ARCHITECTURE §10: 0 ok, 1 error (a broken runbook file), 2 us
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from ..cli_output import json_text, say
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
@@ -72,12 +73,12 @@ def _catalog(engine: Any) -> Any:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    say(json_text(data, indent=2, sort_keys=True))
 
 
 def _errors(catalog: Any) -> int:
     for error in catalog.errors:
-        print(f"oneiric: {error}", file=sys.stderr)
+        say(f"oneiric: {error}", err=True)
     return EXIT_ERROR if catalog.errors else EXIT_OK
 
 
@@ -98,9 +99,9 @@ def cmd_runbook(engine: Any, args: Any) -> int:
         else:
             for r in rows:
                 flag = "  OVERDUE review" if r["overdue"] else ""
-                print(f"{r['id']:<24} {r['kind']:<9} next review {r['next_review']}{flag}  {r['title']}")
+                say(f"{r['id']:<24} {r['kind']:<9} next review {r['next_review']}{flag}  {r['title']}")
             if not rows:
-                print(f"no runbooks in {catalog.directory}")
+                say(f"no runbooks in {catalog.directory}")
         return _errors(catalog)
     if action == "show":
         tree = catalog.get(args.id)
@@ -113,22 +114,22 @@ def cmd_runbook(engine: Any, args: Any) -> int:
                                     "default": n.default, "next": n.next, "sets": n.sets, "then": n.then}
                                    for n in tree.nodes.values()]})
             return EXIT_OK
-        print(f"{tree.title} ({tree.id}){'  OVERDUE review' if tree.overdue() else ''}")
+        say(f"{tree.title} ({tree.id}){'  OVERDUE review' if tree.overdue() else ''}")
         if tree.summary:
-            print(tree.summary)
-        print(f"params: {', '.join(tree.params) or 'none'}; reviewed {tree.reviewed}, next review {tree.next_review}")
+            say(tree.summary)
+        say(f"params: {', '.join(tree.params) or 'none'}; reviewed {tree.reviewed}, next review {tree.next_review}")
         for n in tree.nodes.values():
             what = n.fact or n.action or n.role or ""
-            print(f"\n[{n.id}] {n.kind}{' ' + what if what else ''}{'  (start)' if n.id == tree.start else ''}")
+            say(f"\n[{n.id}] {n.kind}{' ' + what if what else ''}{'  (start)' if n.id == tree.start else ''}")
             if n.text:
-                print(f"  {n.text}")
+                say(f"  {n.text}")
             for label, target in {**n.branches, **n.choices}.items():
-                print(f"  {label} -> {target}")
+                say(f"  {label} -> {target}")
             if n.sets:
-                print(f"  (the answer sets the {n.sets})")
+                say(f"  (the answer sets the {n.sets})")
             for label, target in (("otherwise", n.default), ("next", n.next), ("when that runbook ends", n.then)):
                 if target:
-                    print(f"  {label} -> {target}")
+                    say(f"  {label} -> {target}")
         return EXIT_OK
     if action == "check":
         import asyncio
@@ -142,11 +143,11 @@ def cmd_runbook(engine: Any, args: Any) -> int:
             for f in findings:
                 mark = "!!" if f.bad else "--" if f.value in ("unknown", "pending", "not-host", "no-host") else "ok"
                 subject = f" {f.subject}" if f.subject else ""
-                print(f"{mark} {f.fact}{subject}: {f.value}   (used by {', '.join(f.trees)})")
+                say(f"{mark} {f.fact}{subject}: {f.value}   (used by {', '.join(f.trees)})")
                 for line in f.evidence:
-                    print(f"     {line}")
+                    say(f"     {line}")
             problems = sum(f.bad for f in findings)
-            print(f"\n{len(findings)} check(s), {problems} finding(s) worth a look (!!); -- means the check "
+            say(f"\n{len(findings)} check(s), {problems} finding(s) worth a look (!!); -- means the check "
                   "could not tell.")
         return _errors(catalog)
     raise UsageError(f"unknown runbook action '{action}'.")
@@ -181,7 +182,7 @@ def cmd_incident(engine: Any, args: Any) -> int:
         if args.json:
             _print_json(inc.to_dict())
         else:
-            print(f"Opened incident #{inc.id} ({inc.severity}): {inc.title}; commander {inc.commander}; "
+            say(f"Opened incident #{inc.id} ({inc.severity}): {inc.title}; commander {inc.commander}; "
                   f"{incidents.escalation.response_text(inc.severity)}.")
         return EXIT_OK
     if action == "list":
@@ -190,9 +191,9 @@ def cmd_incident(engine: Any, args: Any) -> int:
             _print_json({"incidents": [i.to_dict() for i in rows]})
         else:
             for i in rows:
-                print(f"#{i.id:<4} {i.severity} {i.status:<9} {_when(i.opened_at)}  {i.commander:<12} {i.title}")
+                say(f"#{i.id:<4} {i.severity} {i.status:<9} {_when(i.opened_at)}  {i.commander:<12} {i.title}")
             if not rows:
-                print("no incidents")
+                say("no incidents")
         return EXIT_OK
     if action == "show":
         inc = incidents.get(args.id)
@@ -201,17 +202,17 @@ def cmd_incident(engine: Any, args: Any) -> int:
             _print_json({**inc.to_dict(), "response": incidents.escalation.response_text(inc.severity),
                          "timeline": [e.to_dict() for e in timeline]})
             return EXIT_OK
-        print(f"Incident #{inc.id} ({inc.severity}, {inc.status}): {inc.title}")
-        print(f"commander {inc.commander}; opened {_when(inc.opened_at)}; {incidents.escalation.response_text(inc.severity)}")
-        print(f"components: {', '.join(inc.refs) or 'none'}; runbook: {inc.tree or 'none'}")
+        say(f"Incident #{inc.id} ({inc.severity}, {inc.status}): {inc.title}")
+        say(f"commander {inc.commander}; opened {_when(inc.opened_at)}; {incidents.escalation.response_text(inc.severity)}")
+        say(f"components: {', '.join(inc.refs) or 'none'}; runbook: {inc.tree or 'none'}")
         if inc.resolution:
-            print(f"resolution: {inc.resolution}")
+            say(f"resolution: {inc.resolution}")
         for e in timeline:
-            print(f"  {_when(e.ts)} {e.kind:<10} {e.actor or '-':<12} {e.text}")
+            say(f"  {_when(e.ts)} {e.kind:<10} {e.actor or '-':<12} {e.text}")
         return EXIT_OK
     if action == "note":
         incidents.note(args.id, args.text)
-        print(f"Noted on incident #{args.id}.")
+        say(f"Noted on incident #{args.id}.")
         return EXIT_OK
     if action == "update":
         changes = {k: v for k, v in (("severity", args.severity), ("status", args.status), ("title", args.title))
@@ -227,12 +228,12 @@ def cmd_incident(engine: Any, args: Any) -> int:
         else:
             shown = ", ".join(f"{k} {getattr(before, k)} -> {getattr(inc, k)}" for k in changes
                               if getattr(before, k) != getattr(inc, k))
-            print(f"Updated incident #{inc.id}: {shown or 'nothing changed'}"
+            say(f"Updated incident #{inc.id}: {shown or 'nothing changed'}"
                   + (f"; {incidents.escalation.response_text(inc.severity)}." if "severity" in changes else "."))
         return EXIT_OK
     if action == "close":
         inc = incidents.close(args.id, args.resolution, root_cause=args.root_cause, follow_ups=args.follow_up)
-        print(f"Closed incident #{inc.id}: {inc.resolution}")
+        say(f"Closed incident #{inc.id}: {inc.resolution}")
         return EXIT_OK
     if action == "export":
         from .export import handoff, postmortem
@@ -245,7 +246,7 @@ def cmd_incident(engine: Any, args: Any) -> int:
                 save(args.out, text)
             except OSError as exc:
                 raise OneiricError(f"Cannot write {args.out}: {exc.strerror or exc}.") from None
-            print(f"Wrote {'the hand-off' if args.handoff else 'the post-mortem'} of incident #{args.id} to {args.out}.")
+            say(f"Wrote {'the hand-off' if args.handoff else 'the post-mortem'} of incident #{args.id} to {args.out}.")
         else:
             sys.stdout.write(text)
         return EXIT_OK

@@ -1,4 +1,11 @@
-"""Incident exports in Markdown: the post-mortem and the escalation hand-off."""
+"""Incident exports in Markdown: the post-mortem and the escalation hand-off.
+
+Everything put into them from outside (titles, notes, names, summaries, settings text) goes
+through `md` (one line: list items, table cells, headings) or `block` (paragraphs), which
+escape control characters and Markdown's metacharacters (oneiric_core.text.markdown): a note
+`[x](http://evil)` or `<img src=...>` shows as those characters wherever the file is rendered,
+and `# heading` in a summary stays a line of text.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..private_files import write_private
+from ..text import markdown
 from .incidents import Incidents
 
 
@@ -31,8 +39,18 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60)} s"
 
 
-def _cell(text: Any) -> str:
-    return str(text if text not in (None, "") else "-").replace("|", "\\|").replace("\n", " ")
+def md(value: Any) -> str:
+    """An outside value inside a line of Markdown (a table cell, a list item, a heading)."""
+    return markdown(value if value not in (None, "") else "-")
+
+
+def block(value: Any) -> str:
+    """An outside value as a Markdown paragraph: its lines kept, nothing in it markup."""
+    return markdown(value, multiline=True)
+
+
+def _list(values: Any) -> str:
+    return ", ".join(md(v) for v in values)
 
 
 def postmortem(incidents: Incidents, incident_id: int) -> str:
@@ -41,34 +59,35 @@ def postmortem(incidents: Incidents, incident_id: int) -> str:
     timeline = incidents.timeline(incident_id)
     actions = incidents.approvals(incident_id)
     notes = [e for e in timeline if e.kind == "note"]
+    components = _list(inc.refs) or "none recorded"
     out = [
-        f"# Post-mortem: incident #{inc.id}: {inc.title}", "",
-        f"- Severity: {inc.severity} ({esc.response_text(inc.severity)})",
-        f"- Status: {inc.status}",
-        f"- Commander: {inc.commander}",
+        f"# Post-mortem: incident #{inc.id}: {md(inc.title)}", "",
+        f"- Severity: {md(inc.severity)} ({md(esc.response_text(inc.severity))})",
+        f"- Status: {md(inc.status)}",
+        f"- Commander: {md(inc.commander)}",
         f"- Opened: {_when(inc.opened_at)}; closed: {_when(inc.closed_at)}; duration {_duration(inc.elapsed_s())}",
-        f"- Components: {', '.join(inc.refs) or 'none recorded'}",
-        f"- Runbook: {inc.tree or 'none'}", "",
-        "## Summary", "", inc.summary or inc.resolution or "(to be written)", "",
-        "## Impact", "", inc.impact or f"Components involved: {', '.join(inc.refs) or 'none recorded'}.", "",
+        f"- Components: {components}",
+        f"- Runbook: {md(inc.tree or 'none')}", "",
+        "## Summary", "", block(inc.summary or inc.resolution or "(to be written)"), "",
+        "## Impact", "", block(inc.impact) if inc.impact else f"Components involved: {components}.", "",
         "## Timeline", "",
         "| time | kind | who | what |", "|---|---|---|---|",
     ]
-    out += [f"| {_when(e.ts)} | {e.kind} | {_cell(e.actor)} | {_cell(e.text)} |" for e in timeline]
+    out += [f"| {_when(e.ts)} | {md(e.kind)} | {md(e.actor)} | {md(e.text)} |" for e in timeline]
     out += ["", "## Actions and approvals", ""]
     if actions:
         out += ["| time | action | outcome | requested by | approved by | proposal |", "|---|---|---|---|---|---|"]
-        out += [f"| {_when(a['ts'])} | {_cell(a['action'])} | {_cell(a['outcome'])} | {_cell(a['requested_by'])} | "
-                f"{_cell(a['approved_by'])} | {_cell('#' + str(a['proposal']) if a['proposal'] else None)} |"
+        out += [f"| {_when(a['ts'])} | {md(a['action'])} | {md(a['outcome'])} | {md(a['requested_by'])} | "
+                f"{md(a['approved_by'])} | {md('#' + str(a['proposal']) if a['proposal'] else None)} |"
                 for a in actions]
     else:
         out.append("No remediation was taken through a runbook.")
-    out += ["", "## Root cause", "", inc.root_cause or "(to be written)", "",
-            "## Resolution", "", inc.resolution or "(open)", "",
+    out += ["", "## Root cause", "", block(inc.root_cause or "(to be written)"), "",
+            "## Resolution", "", block(inc.resolution or "(open)"), "",
             "## Follow-ups", ""]
-    out += [f"- [ ] {f}" for f in inc.follow_ups] or ["- [ ] (none recorded yet)"]
+    out += [f"- [ ] {md(f)}" for f in inc.follow_ups] or ["- [ ] (none recorded yet)"]
     if notes:
-        out += ["", "## Notes", ""] + [f"- {_when(n.ts)} {n.actor}: {n.text}" for n in notes]
+        out += ["", "## Notes", ""] + [f"- {_when(n.ts)} {md(n.actor)}: {md(n.text)}" for n in notes]
     return "\n".join(out) + "\n"
 
 
@@ -81,19 +100,19 @@ def handoff(incidents: Incidents, incident_id: int) -> str:
     actions = incidents.approvals(incident_id)
     chain = esc.options.severities[inc.severity].escalate_to if inc.severity in esc.options.severities else []
     out = [
-        f"# Escalation hand-off: incident #{inc.id}: {inc.title}", "",
+        f"# Escalation hand-off: incident #{inc.id}: {md(inc.title)}", "",
         "## Issue", "",
-        f"- Symptom: {inc.summary or inc.title}",
+        f"- Symptom: {md(inc.summary or inc.title)}",
         f"- Started: {_when(inc.opened_at)} ({_duration(inc.elapsed_s())} ago)",
-        f"- Severity: {inc.severity} ({esc.response_text(inc.severity)})",
-        f"- Commander: {inc.commander}; status {inc.status}",
-        f"- Components: {', '.join(inc.refs) or 'none recorded'}", "",
+        f"- Severity: {md(inc.severity)} ({md(esc.response_text(inc.severity))})",
+        f"- Commander: {md(inc.commander)}; status {md(inc.status)}",
+        f"- Components: {_list(inc.refs) or 'none recorded'}", "",
         "## Diagnostics done", "",
     ]
-    out += [f"- {e.text}" + (f" ({'; '.join(e.data.get('evidence') or [])})" if e.data.get("evidence") else "")
+    out += [f"- {md(e.text)}" + (f" ({md('; '.join(e.data.get('evidence') or []))})" if e.data.get("evidence") else "")
             for e in checks] or ["- none recorded"]
     out += ["", "## Solutions attempted", ""]
-    out += [f"- {a['action']} -> {a['outcome']}" + (f", approved by {a['approved_by']}" if a["approved_by"] else "")
+    out += [f"- {md(a['action'])} -> {md(a['outcome'])}" + (f", approved by {md(a['approved_by'])}" if a["approved_by"] else "")
             for a in actions] or ["- none"]
     out += ["", "## Current state", ""]
     for ref in inc.refs:
@@ -101,15 +120,16 @@ def handoff(incidents: Incidents, incident_id: int) -> str:
         try:
             row = incidents.engine.components([incidents.engine.ref(domain, key)])[0]
         except Exception:  # noqa: BLE001 - a component gone since is worth saying, not failing
-            out.append(f"- {ref}: no longer registered")
+            out.append(f"- {md(ref)}: no longer registered")
             continue
-        out.append(f"- {ref}: {row.state}, serving {row.serving or 'nothing'}, health {row.health}, {row.activity}")
+        out.append(f"- {md(ref)}: {md(row.state)}, serving {md(row.serving or 'nothing')}, health {md(row.health)}, "
+                   f"{md(row.activity)}")
     if not inc.refs:
         out.append("- no component recorded")
     out += ["", "## Who to reach", ""]
     for link in chain:
         role = link.split(":", 1)[-1].strip()
         when = link.split(":", 1)[0] if ":" in link else "now"
-        out.append(f"- {when}: " + "; ".join(esc.lines(role, None)[:1]))
+        out.append(f"- {md(when)}: " + "; ".join(md(line) for line in esc.lines(role, None)[:1]))
     out += ["", "## Assistance needed", "", "(state what you need from the next responder)"]
     return "\n".join(out) + "\n"

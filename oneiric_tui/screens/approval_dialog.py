@@ -17,6 +17,8 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
+from oneiric_core.text import multi_line, one_line
+
 from .confirm import GuardedDialog
 
 LOCKED_HINT = "type the key name first"
@@ -26,7 +28,8 @@ class ApprovalDialog(GuardedDialog):
     """Approve (True) or reject (False) one proposed swap.
 
     All strings come from data (provider names, reasons, blockers), so they are rendered as
-    plain `Content` and a `[` in them never reads as markup.
+    plain `Content` of oneiric_core.text's escaped form: a `[` in them never reads as markup
+    and a control character shows as an escape.
     """
 
     ACCEPT_ID = "approve"
@@ -106,15 +109,16 @@ class ApprovalDialog(GuardedDialog):
         with Grid(id="summary"):
             for label, value in rows:
                 yield Static(Content(label), classes="label")
-                yield Static(Content(value), id=f"field-{label.lower()}")
+                yield Static(Content(multi_line(value) if label == "Blockers" else one_line(value)),
+                             id=f"field-{label.lower()}")
         if self.high_risk:
             reasons = "; ".join(self.risk_reasons) or "marked high risk"
-            yield Static(Content.assemble("WARNING high risk: ", reasons), id="risk")
+            yield Static(Content.assemble("WARNING high risk: ", one_line(reasons)), id="risk")
             yield Static(
-                Content(f"Tab to the box, type the key name '{self.key}', press enter, then y."),
+                Content(f"Tab to the box, type the key name '{one_line(self.key)}', press enter, then y."),
                 id="risk-help",
             )
-            yield Input(placeholder=f"type {self.key} to confirm", id="confirm-key")
+            yield Input(placeholder=f"type {one_line(self.key)} to confirm", id="confirm-key")
 
     def _keys_text(self) -> str:
         text = super()._keys_text()

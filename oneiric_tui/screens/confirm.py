@@ -27,6 +27,8 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from oneiric_core.text import multi_line, one_line
+
 from ._style import dialog_box_css
 
 
@@ -100,7 +102,7 @@ class GuardedDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         classes = "-high-risk" if self._high_risk else ""
         with Vertical(id="dialog", classes=classes):
-            yield Static(Content(self._title), id="title")
+            yield Static(Content(one_line(self._title)), id="title")  # titles and bodies name outside things
             yield from self.compose_body()
             yield Static("", id="hint", markup=False)
             with Horizontal(id="controls"):
@@ -143,7 +145,7 @@ class GuardedDialog(ModalScreen[bool]):
 
     def show_hint(self, text: str) -> None:
         hint = self.query_one("#hint", Static)
-        hint.update(text)
+        hint.update(Content(one_line(text)))
         hint.set_class(bool(text), "-shown")
 
     # -- rules -----------------------------------------------------------------------
@@ -220,4 +222,4 @@ class ConfirmDialog(GuardedDialog):
         self._body = body
 
     def compose_body(self) -> Iterable[Widget]:
-        yield Static(Content(self._body), id="body")
+        yield Static(Content(multi_line(self._body)), id="body")

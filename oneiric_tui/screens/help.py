@@ -18,6 +18,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
+from oneiric_core.text import one_line
+
 DISABLED_SUFFIX = " (disabled: read-only)"
 KEY_COLUMN_MAX = 18
 
@@ -89,10 +91,12 @@ def help_sections(app: App) -> list[HelpSection]:
 
 
 def section_content(section: HelpSection, width: int) -> Content:
-    """A section's rows as two aligned columns; data is plain text, never markup."""
+    """A section's rows as two aligned columns; data is plain text, never markup (keys and
+    descriptions can come from a keymap in app.yml)."""
     if not section.keys:
         return Content("(no keys)")
-    lines = [Content.assemble((key.ljust(width), "bold"), "  ", description) for key, description in section.keys]
+    lines = [Content.assemble((one_line(key).ljust(width), "bold"), "  ", one_line(description))
+             for key, description in section.keys]
     return Content("\n").join(lines)
 
 
@@ -146,7 +150,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static("Help: keys", id="title", markup=False)
             with VerticalScroll(id="sections"):
                 for index, section in enumerate(self.sections):
-                    yield Static(Content(section.title), classes="section-title", id=f"section-{index}")
+                    yield Static(Content(one_line(section.title)), classes="section-title", id=f"section-{index}")
                     yield Static(section_content(section, width), classes="section-keys")
             yield Static("j/k: scroll   esc / q / ?: close", id="keys", markup=False)
 

@@ -19,6 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from oneiric_core.text import one_line
+
 from ._style import dialog_box_css
 
 from ..format import HEALTH
@@ -51,19 +53,20 @@ class PickerOption:
 def option_prompt(option: PickerOption, *, cursor: bool = False) -> Content:
     """Three lines for one candidate; `cursor` adds a `>` so the highlight shows without colour.
 
-    Every value comes from data, so it is assembled as plain text, never parsed as markup.
+    Every value comes from data, so it is assembled as plain text (oneiric_core.text), never
+    parsed as markup.
     """
     symbol, word, style = HEALTH.get(option.health, ("?", (option.health or "unknown").upper(), "dim"))
     marker = ">" if cursor else " "
     head = Content.assemble(
         f"{marker} {option.rank}. ",
-        (option.provider, "bold"),
-        f" ({option.source})",
+        (one_line(option.provider), "bold"),
+        f" ({one_line(option.source)})",
         ("  (serving)" if option.serving else "", "bold"),
     )
-    message = option.health_message.strip()
+    message = one_line(option.health_message.strip())
     health = Content.assemble("     health: ", (f"{symbol} {word}", style), f" - {message}" if message else "")
-    why = Content.assemble("     why: ", option.reason or "-")
+    why = Content.assemble("     why: ", one_line(option.reason or "-"))
     return Content("\n").join([head, health, why])
 
 
@@ -127,7 +130,7 @@ class SwapPicker(ModalScreen[SwapChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Content(self.title_text), id="title")
+            yield Static(Content(one_line(self.title_text)), id="title")
             if self.options:
                 prompts: list[Option | None] = []
                 for index, option in enumerate(self.options):

@@ -8,6 +8,9 @@ keys, building every candidate node (and every key's explanation) up front would
 of the console's start-up, for nodes nobody has opened yet. For the same reason a domain
 with more than EXPAND_AT_MOST keys starts collapsed (its label still counts its keys, paused,
 failed and misconfigured ones) and gets its key nodes when first opened.
+
+Key, provider and source names come from settings and remote manifests: every label puts
+them in through oneiric_core.text (`one_line`), never as markup or raw control characters.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from textual.widgets.tree import TreeNode
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.engine import ComponentStatus
 from oneiric_core.resolver import Explanation
+from oneiric_core.text import one_line
 
 from .. import format as fmt
 from ..keys import vim_keys
@@ -41,9 +45,9 @@ def key_label(status: ComponentStatus) -> Text:
     text = Text()
     if status.misconfigured:
         text.append(f"{fmt.MISCONFIGURED[0]} ", style=fmt.MISCONFIGURED[2])
-    text.append(status.ref.key, style="bold")
+    text.append(one_line(status.ref.key), style="bold")
     serving = status.serving or status.winner or "-"
-    text.append(f"  {serving}")
+    text.append(f"  {one_line(serving)}")
     marks: list[tuple[str, str]] = []
     if status.misconfigured:
         marks.append((f"{fmt.MISCONFIGURED[0]} {fmt.MISCONFIGURED[1]}", fmt.MISCONFIGURED[2]))
@@ -60,7 +64,7 @@ def key_label(status: ComponentStatus) -> Text:
         marks.append((f"{status.inflight} in flight", "cyan"))
     if status.proposal:
         sym, word, style = fmt.PROPOSAL
-        marks.append((f"{sym} {word} #{status.proposal['id']} -> {status.proposal['to']}", style))
+        marks.append((f"{sym} {word} #{status.proposal['id']} -> {one_line(status.proposal['to'])}", style))
     for mark, style in marks:
         text.append("  ")
         text.append(mark, style=style)
@@ -71,8 +75,8 @@ def candidate_label(provider: str, source: str, winner: bool, serving: bool, rea
     sym, word = fmt.WINNER if winner else fmt.SHADOWED
     text = Text()
     text.append(f"{sym} ", style="bold" if winner else "dim")
-    text.append(provider, style="bold" if winner else "")
-    text.append(f" ({source})", style="dim")
+    text.append(one_line(provider), style="bold" if winner else "")
+    text.append(f" ({one_line(source)})", style="dim")
     text.append(f"  {word}", style="" if winner else "dim")
     if serving:
         text.append("  serving", style="cyan")

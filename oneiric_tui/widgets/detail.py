@@ -1,4 +1,9 @@
-"""Detail / explain for the highlighted key: who wins and why, what serves, how it is doing."""
+"""Detail / explain for the highlighted key: who wins and why, what serves, how it is doing.
+
+Nearly every value here is outside text (provider and source names, notes, who acted,
+health messages, errors, factory paths, a manifest's description): `_field` and the
+candidates table put them in as plain text (oneiric_core.text), never as markup.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from textual.widgets import Static
 from oneiric_core.engine import ComponentStatus
 from oneiric_core.health import HealthTrack
 from oneiric_core.resolver import Explanation
+from oneiric_core.text import plain
 
 from .. import format as fmt
 from ..keys import vim_keys
@@ -20,17 +26,14 @@ from ..keys import vim_keys
 def _field(name: str, value: str | Text, style: str = "") -> Text:
     text = Text()
     text.append(f"{name:<11}", style="bold")
-    if isinstance(value, Text):
-        text.append_text(value)
-    else:
-        text.append(value, style=style)
+    text.append_text(value if isinstance(value, Text) else plain(value, style))
     return text
 
 
 def render_detail(status: ComponentStatus, explanation: Explanation | None, track: HealthTrack | None,
                   focus_provider: str | None = None) -> RenderableType:
     parts: list[RenderableType] = []
-    parts.append(Text(str(status.ref), style="bold underline"))
+    parts.append(plain(status.ref, "bold underline"))
     winner = f"{status.winner} ({status.winner_source})" if status.winner else "none"
     parts.append(_field("winner", winner))
     if status.misconfigured:
@@ -85,8 +88,8 @@ def render_detail(status: ComponentStatus, explanation: Explanation | None, trac
             c = r.candidate
             mark = fmt.WINNER[0] if r.winner else fmt.SHADOWED[0]
             style = "reverse" if focus_provider == c.provider else ("bold" if r.winner else "")
-            table.add_row(f"{mark}{r.rank}", f"{c.provider} ({c.source})", str(c.priority),
-                          str(r.effective_stack_level), r.reason, style=style)
+            table.add_row(f"{mark}{r.rank}", plain(f"{c.provider} ({c.source})"), str(c.priority),
+                          str(r.effective_stack_level), plain(r.reason), style=style)
         parts.append(Text(""))
         parts.append(Text("candidates, in rank order", style="bold"))
         parts.append(table)

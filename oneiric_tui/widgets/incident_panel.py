@@ -9,6 +9,11 @@ view; the walk and its incident stay, and `i`/`7` come back to them.
 Nothing here decides anything: the walker (oneiric_core.runbooks.walker) moves, the
 Incidents store records, export.postmortem writes the Markdown. Walker calls that await run
 in workers, so the main view's panes stay live underneath.
+
+What it shows is nearly all outside text: runbook titles, texts and choices from the
+settings, incident titles, notes, who walks and commands, what a check found. Every such
+value goes in through oneiric_core.text (`plain`, `styled`, `one_line`; `_option` for the
+choices), never as markup or raw control characters.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from oneiric_core.runbooks.facts import MissingParam
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
 from oneiric_core.runbooks.walker import Walker
+from oneiric_core.text import multi_line, one_line, plain, styled
 
 from ..keys import vim_keys
 from ..screens._style import dialog_box_css
@@ -71,8 +77,13 @@ def _bullets(lines: list[str]) -> Table:
     grid.add_column(width=3, justify="right")
     grid.add_column(ratio=1)
     for line in lines:
-        grid.add_row("*", Text(line))
+        grid.add_row("*", plain(line))
     return grid
+
+
+def _option(prompt: str, id: str, disabled: bool = False) -> Option:
+    """A choice: its prompt is plain text (OptionList would read a str as markup)."""
+    return Option(plain(prompt), id=id, disabled=disabled)
 
 
 def _crumb(path: list[str], current_tree: str, keep: int = 10) -> Text:
@@ -87,9 +98,9 @@ def _crumb(path: list[str], current_tree: str, keep: int = 10) -> Text:
         if index:
             text.append(" > ")
         if tree != last_tree and (index or tree != current_tree):
-            text.append(f"[{tree}] ", style="bold")
+            text.append(f"[{one_line(tree)}] ", style="bold")
         last_tree = tree
-        text.append(node, style="bold reverse" if index == len(path) - 1 else "")
+        text.append(one_line(node), style="bold reverse" if index == len(path) - 1 else "")
     return text
 
 
@@ -112,8 +123,8 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(self._title, id="prompt-title", markup=False)
-            yield Input(placeholder=self._placeholder, id="prompt-input")
+            yield Static(plain(self._title), id="prompt-title")
+            yield Input(placeholder=one_line(self._placeholder), id="prompt-input")
             yield Static("enter keeps it, esc cancels", classes="hint")
 
     @on(Input.Submitted)
@@ -263,31 +274,31 @@ class IncidentScreen(Screen):
         if walker is None:
             text.append("  no walk running: pick a runbook below")
             if self.ref is not None:
-                text.append(f"  (for {self.ref})")
+                text.append(f"  (for {one_line(self.ref)})")
         else:
-            text.append(f"  {walker.tree.title}", style="bold")
+            text.append(f"  {one_line(walker.tree.title)}", style="bold")
             shown = [f"{walker.params['domain']}/{walker.params['key']}"] \
                 if walker.params.get("domain") and walker.params.get("key") else []
             shown += [f"source={walker.params['source']}"] if walker.params.get("source") else []
             params = ", ".join(shown)
             if params:
-                text.append(f"  [{params}]")
+                text.append(f"  [{one_line(params)}]")
             inc = self._incident()
             if inc is not None:
                 esc = self.incidents.escalation if self.incidents else None
                 target = esc.response_min(inc.severity) if esc else None
                 elapsed = inc.elapsed_s()
-                text.append(f"\n #{inc.id} {inc.severity} {inc.status} | elapsed {_elapsed(elapsed)}")
+                text.append(f"\n #{inc.id} {one_line(inc.severity)} {inc.status} | elapsed {_elapsed(elapsed)}")
                 if target is not None:
                     over = elapsed > target * 60
                     text.append(f" of {_elapsed(target * 60)} to respond", style="bold red" if over else "")
                     if over:
                         text.append(" OVER", style="bold red")
-                text.append(f" | cmdr {inc.commander}")
+                text.append(f" | cmdr {one_line(inc.commander)}")
             else:
-                sev = f"{walker.severity} " if walker.severity else ""
+                sev = f"{one_line(walker.severity)} " if walker.severity else ""
                 text.append(f"\n no incident (read-only) | {sev}| elapsed {_elapsed(time.time() - walker.started_at)}")
-            text.append(f" | {'working...' if self.busy else WALK_STATUS.get(walker.status, walker.status)}")
+            text.append(f" | {'working...' if self.busy else one_line(WALK_STATUS.get(walker.status, walker.status))}")
         self.query_one("#inc-head", Static).update(text)
 
     def _incident(self) -> Any:
@@ -310,7 +321,7 @@ class IncidentScreen(Screen):
                          if resumable else "Pick a runbook (the symptom chooser triages the engine first).")
             for inc, state, owner in resumable:
                 busy = f"  (walked now by {owner.describe()})" if owner and owner.busy_elsewhere() else ""
-                options.append(Option(f"Resume incident #{inc.id} ({inc.severity}): "
+                options.append(_option(f"Resume incident #{inc.id} ({inc.severity}): "
                                       f"{self._tree_title(state['tree'])} at {state['node']}{busy}",
                                       id=f"resume:{inc.id}"))
             highlighted = choices.highlighted
@@ -319,21 +330,21 @@ class IncidentScreen(Screen):
             parts.append(self._picker_summary(current or (options[0].id if options else None)))
             for tree in self._trees():
                 procedure = tree.kind == "procedure" and not tree.title.lower().startswith("procedure")
-                options.append(Option(tree.title + ("  (procedure)" if procedure else ""), id=f"tree:{tree.id}"))
+                options.append(_option(tree.title + ("  (procedure)" if procedure else ""), id=f"tree:{tree.id}"))
         else:
             crumb.update(_crumb(walker.breadcrumb(), walker.tree.id))
             view = walker.view()
             head = Text()
-            head.append(f"[{view['kind'].upper()}] ", style="bold reverse")
+            head.append(f"[{one_line(view['kind'].upper())}] ", style="bold reverse")
             if view["title"]:
-                head.append(view["title"] + "\n", style="bold")
-            head.append(view["text"])
+                head.append(one_line(view["title"]) + "\n", style="bold")
+            head.append(multi_line(view["text"]))
             if view["where"]:
-                head.append(f"\nWhere to look: {view['where']}", style="italic")
+                head.append(f"\nWhere to look: {multi_line(view['where'])}", style="italic")
             parts.append(head)
             if walker.history:
                 last = walker.history[-1]
-                parts.append(Text(f"\nLast step: {last.node} -> {last.value}", style="bold"))
+                parts.append(styled("[bold]\nLast step: {node} -> {value}[/]", node=last.node, value=last.value))
             evidence = view["evidence"]
             if evidence:
                 label = {"check": "Evidence", "action": "Outcome", "escalate": "Escalated to"}.get(
@@ -346,44 +357,46 @@ class IncidentScreen(Screen):
                     parts.append(Text("\nA step only you can do (outside the console): do it, then confirm it "
                                       "is done.", style="bold"))
                 else:
-                    parts.append(Text(f"\nAction {action['name']}: {action['changes']}", style="bold"))
+                    parts.append(styled("[bold]\nAction {name}: {changes}[/]", name=action["name"],
+                                        changes=action["changes"]))
                 if action["via_proposal"]:
                     parts.append(Text("  A swap proposal: the approvals policy applies (approve it in the Approvals "
                                       "pane: esc, then a)."))
                 pending = action.get("pending")
                 if pending:
-                    parts.append(Text(f"  waiting: {pending['message']}", style="bold yellow"))
+                    parts.append(styled("[bold yellow]  waiting: {message}[/]", message=pending["message"]))
             escalation = view.get("escalation")
             if escalation and not walker.finished:
                 c = escalation["contact"]
                 reach = ", ".join(f"{k} {c[k]}" for k in ("page", "email", "chat") if c.get(k))
-                parts.append(Text(f"\nEscalate to {c.get('name')}: {reach or 'no contact details'}", style="bold"))
-                parts.append(Text(f"  {escalation['response']}"))
+                parts.append(styled("[bold]\nEscalate to {name}: {reach}[/]", name=c.get("name"),
+                                    reach=reach or "no contact details"))
+                parts.append(plain(f"  {escalation['response']}"))
             if walker.finished:
                 parts.append(Text("\nThe walk is finished.", style="bold green"))
-                options.append(Option("Start another walk", id="new"))
+                options.append(_option("Start another walk", id="new"))
             elif view["missing"] or [n for n in self.asked if n not in view["params"]]:
                 for name in [*view["missing"], *(n for n in self.asked if n not in view["params"])]:
-                    options.append(Option(f"Set the parameter '{name}'...", id=f"param:{name}"))
+                    options.append(_option(f"Set the parameter '{name}'...", id=f"param:{name}"))
             elif view["kind"] == "question":
                 for label in view["choices"]:
-                    options.append(Option(label, id=f"answer:{label}"))
+                    options.append(_option(label, id=f"answer:{label}"))
             elif view["kind"] == "action":
                 what = "Done: I did this step" if action["name"] == "manual" else f"Perform: {action['name']}"
                 if walker.status == "waiting":
-                    options.append(Option("Waiting for the proposal's decision (checked every few seconds)",
+                    options.append(_option("Waiting for the proposal's decision (checked every few seconds)",
                                           id="wait", disabled=True))
                 elif self.check_action("perform", ()) is True:
-                    options.append(Option(f"{what} (asks to confirm)", id="perform"))
+                    options.append(_option(f"{what} (asks to confirm)", id="perform"))
                 else:
-                    options.append(Option(f"{what} (disabled: read-only)", id="perform", disabled=True))
+                    options.append(_option(f"{what} (disabled: read-only)", id="perform", disabled=True))
             elif view["kind"] == "check":
-                options.append(Option("Run the check", id="advance"))
+                options.append(_option("Run the check", id="advance"))
             elif view["kind"] == "escalate":
-                options.append(Option("Acknowledge and go on", id="ack"))
+                options.append(_option("Acknowledge and go on", id="ack"))
             elif view["kind"] == "done":
                 back = view.get("returns_to")
-                options.append(Option(f"Finish this runbook and go back to {back}" if back else "Finish", id="ack"))
+                options.append(_option(f"Finish this runbook and go back to {back}" if back else "Finish", id="ack"))
         self.query_one("#inc-node", Static).update(Group(*parts))
         old = [(o.id, str(o.prompt), o.disabled) for o in (choices.get_option_at_index(i)
                                                             for i in range(choices.option_count))]
@@ -419,18 +432,18 @@ class IncidentScreen(Screen):
             incidents = Incidents(self.oneiric.engine)
             inc, state = incidents.get(incident_id), incidents.saved_walk(incident_id) or {}
         except OneiricError as exc:
-            body.append(str(exc))
+            body.append(one_line(exc))
             return body
-        body.append(f"Incident #{inc.id}: {inc.title}\n", style="bold")
-        body.append(f"{inc.severity}, {inc.status}, commander {inc.commander}, opened "
-                    f"{_elapsed(inc.elapsed_s())} ago\n")
+        body.append(f"Incident #{inc.id}: {one_line(inc.title)}\n", style="bold")
+        body.append(one_line(f"{inc.severity}, {inc.status}, commander {inc.commander}, opened "
+                             f"{_elapsed(inc.elapsed_s())} ago") + "\n")
         steps = state.get("history") or []
-        body.append(f"\nIts walk of {self._tree_title(state.get('tree', '?'))} stopped at "
-                    f"'{state.get('node', '?')}' after {len(steps)} step(s)"
+        body.append(f"\nIts walk of {one_line(self._tree_title(state.get('tree', '?')))} stopped at "
+                    f"'{one_line(state.get('node', '?'))}' after {len(steps)} step(s)"
                     + (", waiting for the approval of a proposal" if state.get("status") == "waiting" else "")
                     + ".\n")
         for step in steps[-3:]:
-            body.append(f"  {step.get('node')} -> {step.get('value')}\n", style="dim")
+            body.append(one_line(f"  {step.get('node')} -> {step.get('value')}") + "\n", style="dim")
         body.append("\nenter resumes it there: the checks run again against the engine as it is now.\n")
         return body
 
@@ -442,17 +455,17 @@ class IncidentScreen(Screen):
             body.append("No runbooks are loaded (settings/runbooks/).")
             return body
         tree = next((t for t in trees if t.id == tree_id), trees[0])
-        body.append(f"{tree.title}\n", style="bold")
+        body.append(f"{one_line(tree.title)}\n", style="bold")
         if tree.summary:
-            body.append(f"{tree.summary}\n")
+            body.append(f"{multi_line(tree.summary)}\n")
         facts = [f"{'procedure' if tree.kind == 'procedure' else 'troubleshooting tree'}"]
         if tree.severity:
             facts.append(f"default severity {tree.severity}")
         if tree.params:
             facts.append("parameters " + ", ".join(tree.params))
-        body.append("\n" + "; ".join(facts) + "\n", style="dim")
+        body.append("\n" + one_line("; ".join(facts)) + "\n", style="dim")
         if self.ref is not None:
-            body.append(f"Walks with domain={self.ref.domain.value}, key={self.ref.key} "
+            body.append(f"Walks with domain={self.ref.domain.value}, key={one_line(self.ref.key)} "
                         "(the component highlighted in the main view).\n")
         return body
 
@@ -471,22 +484,23 @@ class IncidentScreen(Screen):
             try:
                 entries = [(e.ts, e.kind, e.actor, e.text, e.data) for e in self.incidents.timeline(self.incident_id)]
             except OneiricError as exc:
-                parts.append(Text(str(exc)))
+                parts.append(plain(exc))
         elif self.walker is not None:
             entries = [(s.ts, s.kind, s.actor, f"[{s.tree}] {s.text} -> {s.value}", s.to_dict())
                        for s in self.walker.history]
         if not entries and not parts:
             parts.append(Text("Nothing yet.", style="dim"))
-        plain: list[str] = [str(p) for p in parts]
+        shown: list[str] = [str(p) for p in parts]
         for ts, kind, actor, line, data in entries[-TIMELINE_LINES:]:
-            heading = Text.assemble((f"{_clock(ts)} ", "dim"), (kind, "bold"), (f" ({actor})" if actor else "", "dim"))
-            parts += [heading, Padding(Text(line), (0, 0, 0, 2))]
-            plain += [heading.plain, line]
+            heading = Text.assemble((f"{_clock(ts)} ", "dim"), (one_line(kind), "bold"),
+                                    (f" ({one_line(actor)})" if actor else "", "dim"))
+            parts += [heading, Padding(plain(line, multiline=True), (0, 0, 0, 2))]
+            shown += [heading.plain, line]
             if kind in ("step", "check", "action"):  # what the check found, what the action did
                 for found in (data.get("evidence") or [])[:EVIDENCE_LINES]:
-                    parts.append(Padding(Text(found, style="dim"), (0, 0, 0, 4)))
-                    plain.append(found)
-        key = "\n".join(plain)
+                    parts.append(Padding(plain(found, "dim"), (0, 0, 0, 4)))
+                    shown.append(found)
+        key = "\n".join(shown)
         if key == self.timeline_text:
             return  # nothing new: leave the view (and where it is scrolled) alone
         self.timeline_text = key

@@ -3,13 +3,22 @@
 The health, approvals and remote panes all show "one row per thing, kept current": this is
 that behaviour once. `sync_rows` adds new rows, removes gone ones and rewrites only the cells
 whose value changed, so a refresh that changes nothing redraws nothing.
+
+A str cell is outside text (a provider, a reason, an error): DataTable would read it as
+markup, so `add_row` and `update_cell` make it a plain one-line Text (oneiric_core.text).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.widgets import DataTable
+
+from oneiric_core.text import plain
+
+
+def _cell(value: Any) -> Any:
+    return plain(value) if isinstance(value, str) else value
 
 
 class PaneTable(DataTable):
@@ -23,6 +32,12 @@ class PaneTable(DataTable):
     def on_mount(self) -> None:
         for key, label in self.COLUMNS:
             self.add_column(label, key=key)
+
+    def add_row(self, *cells: Any, **kwargs: Any):  # type: ignore[override]
+        return super().add_row(*map(_cell, cells), **kwargs)
+
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().update_cell(row_key, column_key, _cell(value), **kwargs)
 
     def action_scroll_top(self) -> None:
         if self.row_count:

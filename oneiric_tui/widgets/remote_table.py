@@ -3,6 +3,7 @@
 It shows what `oneiric remote-status` shows, condensed: the source's state (symbol and
 word), the age of its last good sync, the circuit breaker, how many entries it registered
 (and rejected) and the last error. Rows are keyed by source name and updated in place.
+Source names and errors are outside text: PaneTable shows str cells as plain text.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+
+from oneiric_core.text import one_line
 
 from .. import format as fmt
 from ..keys import vim_keys
@@ -45,9 +48,9 @@ def source_cells(status: dict[str, Any]) -> tuple:
     synced = "never" if status.get("age_s") is None else fmt.ago(status.get("last_success_at"))
     return (
         str(status.get("name", "?")),
-        Text(f"{sym} {word}", style=style),
+        Text(one_line(f"{sym} {word}"), style=style),
         synced,
-        Text(circuit, style=bstyle),
+        Text(one_line(circuit), style=bstyle),
         f"{entries}" + (f" ({rejected} rejected)" if rejected else ""),
         status.get("last_error") or "-",
     )

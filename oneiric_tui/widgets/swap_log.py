@@ -18,6 +18,7 @@ from textual.containers import Vertical
 from textual.widgets import Input
 
 from oneiric_core.events import Event
+from oneiric_core.text import one_line, plain
 
 from .. import format as fmt
 from ..keys import vim_keys
@@ -69,15 +70,16 @@ class LogFilter:
 
 def event_parts(event: Event) -> list[tuple[str, str]]:
     """A journal line as (text, style) pieces: time, severity (symbol and word), kind, who,
-    which component, what happened."""
+    which component, what happened. Who and what are outside text (operator names, notes,
+    reasons, provider errors): one line of plain text each (oneiric_core.text)."""
     sym, word, style = fmt.SEVERITY.get(event.severity.value, ("?", "?", ""))
     parts = [(time.strftime("%H:%M:%S ", time.localtime(event.ts)), "dim"), (f"{sym} {word:<5} ", style),
-             (f"{event.kind:<16} ", "bold" if event.severity.value != "info" else "")]
+             (f"{one_line(event.kind):<16} ", "bold" if event.severity.value != "info" else "")]
     if event.actor:
-        parts.append((f"{event.actor}  ", "dim"))
+        parts.append((f"{one_line(event.actor)}  ", "dim"))
     if event.ref_text and event.ref_text not in event.message:
-        parts.append((f"{event.ref_text} ", "cyan"))
-    parts.append((event.message, style if event.severity.value == "error" else ""))
+        parts.append((f"{one_line(event.ref_text)} ", "cyan"))
+    parts.append((one_line(event.message), style if event.severity.value == "error" else ""))
     return parts
 
 
@@ -147,7 +149,8 @@ class SwapLog(Vertical):
         log = self.lines
         log.clear()
         log.add(self.visible_events())
-        self.border_subtitle = f"filter: {self.filter.describe()}" if self.filter.active else ""
+        # A border title is markup to Textual: the operator's filter words go in as plain text.
+        self.border_subtitle = plain(f"filter: {self.filter.describe()}") if self.filter.active else ""
 
     def action_filter(self) -> None:
         box = self._filter_box()

@@ -626,8 +626,8 @@ async def test_health_rows_off_screen_are_current_once_scrolled_into_view(tmp_pa
         await pilot.pause(0.2)
         track = app.engine.health.track(ref)
         samples = [s.latency_ms for s in track.samples]
-        assert health.get_cell(last, "latency") == fmt.ms(track.latency_ms)
-        assert health.get_cell(last, "trend") == fmt.sparkline(samples, 16)
+        assert str(health.get_cell(last, "latency")) == fmt.ms(track.latency_ms)
+        assert str(health.get_cell(last, "trend")) == fmt.sparkline(samples, 16)
         assert len(samples) >= 4
 
 
