@@ -50,6 +50,24 @@ class ActivityManager:
         self._records = fresh
         return changed
 
+    def drift(self) -> list[tuple[ComponentRef, str, str]]:
+        """Keys whose row in the store differs from what this process holds: (ref, the state
+        found in the store, the state held here). Only the host writes activity while it runs,
+        so on the host any drift was written behind its back."""
+        if self._store is None:
+            return []
+        found = {ComponentRef(Domain.parse(r.domain), r.key): r.state for r in self._store.all_activity()}
+        held = {ref: rec.state for ref, rec in self._records.items()}
+        active = ActivityState.ACTIVE.value
+        return sorted(((ref, found.get(ref, active), held.get(ref, active)) for ref in set(found) | set(held)
+                       if found.get(ref, active) != held.get(ref, active)), key=lambda d: str(d[0]))
+
+    def restore(self, ref: ComponentRef) -> None:
+        """Write the record held here back into the store (undoing a change made behind it)."""
+        if self._store is not None:
+            self._store.set_activity(self._records.get(ref) or ActivityRecord(
+                ref.domain.value, ref.key, ActivityState.ACTIVE.value, None, None, time.time()))
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, ref: ComponentRef) -> ActivityRecord:
         return self._records.get(ref) or ActivityRecord(ref.domain.value, ref.key, ActivityState.ACTIVE.value)

@@ -506,6 +506,7 @@ class Engine:
                         actor=self.actor, data={"pid": os.getpid(), "pruned": pruned, "took_over": took_over}))
         recover_interrupted_swaps(self.store, self.approvals, self.emit, previous=before, actor=self.actor)
         self.store.clear_lifecycle()
+        self.activity.reload()  # the desired state written while no host ran, as of now
         self._journal_problems(self.settings.problems)
         await self.remote.start()  # the first sync of each source, a few seconds at most
         await self.activate_all()
@@ -546,18 +547,15 @@ class Engine:
         return self.store.prune_journal(max_age_s=retention.max_age_days * 86400,
                                         max_rows=retention.max_rows)
 
-    def sync_activity(self) -> None:
-        """Adopt activity changes made by other processes; finish drains they started."""
-        for ref in self.activity.reload():
-            self._activate_if_idle(ref)
-            if self.activity.state(ref) == ActivityState.DRAINING:
-                record = self.activity.get(ref)
-                self._tasks = [t for t in self._tasks if not t.done()]
-                self._tasks.append(asyncio.create_task(self.activity.finish_drain(
-                    ref, inflight=lambda r=ref: self.lifecycle.slot(r).inflight,
-                    wait_idle=lambda t, r=ref: self._wait_idle(r, t),
-                    actor=record.actor, note=record.note,
-                )))
+    def guard_activity(self) -> None:
+        """Host only, each heartbeat: while a host runs, only it writes activity (every pause,
+        drain and resume reaches it over its socket). A row changed in the store any other way
+        is journaled store-tampered and put back; what the host holds keeps serving."""
+        for ref, found, held in self.activity.drift():
+            self.emit(Event("store-tampered", f"{ref}'s activity was set to {found} outside the host; it stays "
+                            f"{held}", Severity.ERROR, ref.domain, ref.key, actor=self.actor, outcome="refused",
+                            data={"table": "activity", "found": found, "kept": held}))
+            self.activity.restore(ref)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop taking commands and let the running ones finish, stop probes, stop every
@@ -618,7 +616,7 @@ class Engine:
         if lease.is_stale(time.time(), LEASE_STALE_AFTER_S):
             return lease, False
         if (lease.pid, lease.hostname) == (os.getpid(), socket.gethostname()):
-            return lease, self.is_host
+            return lease, True  # this process (this engine, or another engine object in it)
         return lease, other_process_alive(lease.hostname, lease.pid) is not False  # a dead pid here: gone
 
     # -- resolution ------------------------------------------------------------------------

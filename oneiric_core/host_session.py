@@ -85,8 +85,8 @@ class HostSession:
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="oneiric-lease-heartbeat")
 
     async def _heartbeat(self) -> None:
-        """Each second: renew the lease, adopt activity written by processes with no host to
-        ask (before this one started), prune now and then, and look for tampered rows."""
+        """Each second: renew the lease, prune now and then, and look for rows written behind
+        the host's back (commands, proposals, activity)."""
         engine = self._engine
         pid, host = os.getpid(), socket.gethostname()
         while True:
@@ -96,7 +96,7 @@ class HostSession:
                     engine.emit(Event("host-stopped", "this host lost its lease to another process",
                                       Severity.ERROR, actor=engine.actor))
                     return
-                engine.sync_activity()
+                engine.guard_activity()
                 if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
                     self._last_prune = time.monotonic()
                     engine.prune_journal()

@@ -9,6 +9,7 @@ import pytest
 from oneiric_core.engine import Engine
 from oneiric_core.errors import ComponentPaused, NotFound, ReadOnlyError
 from oneiric_core.lifecycle import SwapOutcome
+from tests.helpers import until
 
 
 
@@ -128,14 +129,28 @@ async def test_activity_and_journal_survive_a_restart(settings_dir, tmp_path):
         second.close()
 
 
-async def test_pause_from_another_process_reaches_the_host_within_a_second(engine, settings_dir, tmp_path):
+async def test_pause_from_another_process_goes_through_the_host_and_a_direct_write_is_undone(
+        engine, settings_dir, tmp_path):
+    import re
+
+    from oneiric_core.operator_port import connect
+    from tests.helpers import shown
+
     client = Engine(settings_dir, state_dir=tmp_path / "state", actor="cli-user")
-    client.pause("adapter", "cache", note="from the cli")
-    client.close()
-    await asyncio.sleep(1.5)
-    with pytest.raises(ComponentPaused, match="by cli-user"):
-        with engine.use("adapter", "cache"):
-            pass
+    try:
+        result = await connect(client).pause("adapter", "cache", note="from the cli")
+        assert result.ok, result.message
+        with pytest.raises(ComponentPaused, match=re.escape(f"by {shown('cli-user')}")):
+            with engine.use("adapter", "cache"):
+                pass
+        # Writing the store behind the host's back is not a way to act: it is put back.
+        client.resume("adapter", "cache")
+        await until(lambda: engine.journal(kinds=["store-tampered"]), "a store-tampered event")
+        with pytest.raises(ComponentPaused):
+            with engine.use("adapter", "cache"):
+                pass
+    finally:
+        client.close()
 
 
 async def test_unknown_key_and_read_only_are_refused(settings_dir, tmp_path):

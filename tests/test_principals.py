@@ -274,3 +274,20 @@ def test_on_a_shared_account_ssh_signatures_name_the_requester_and_the_approver(
     finally:
         for running in agents.values():
             running.stop()
+
+
+def test_an_activity_row_changed_behind_the_hosts_back_is_put_back_and_journaled(tmp_path, hosts, run_cli,
+                                                                                  demo_settings):  # noqa: F811
+    (demo_settings / "app.yml").write_text(FAST_APP)
+    state = tmp_path / "state"
+    hosts(demo_settings, state, tmp_path).expect("READY=1")
+    with sqlite3.connect(state / "state.sqlite") as db:  # a pause nobody asked the host for
+        db.execute("INSERT OR REPLACE INTO activity (domain, key, state, note, actor, updated_at) "
+                   "VALUES ('adapter', 'cache', 'paused', 'sneaky', 'mallory', ?)", (time.time(),))
+    tampered = _wait_for(lambda: _journal(state, kinds=["store-tampered"]), "a store-tampered event")
+    assert tampered[-1].data == {"table": "activity", "found": "paused", "kept": "active"}
+    assert _wait_for(lambda: ok(run_cli("activity", "--json")).json()["activity"] == [], "the row put back")
+    res = ok(run_cli("pause", *CACHE, "--note", "asked properly"))  # through the host: accepted
+    assert "the running host" in res.stdout
+    [paused] = ok(run_cli("activity", "--json")).json()["activity"]
+    assert paused["note"] == "asked properly"
