@@ -23,7 +23,7 @@ variant does not); both count for the verdict.
 
 Commands are interleaved per round (help, pause, resume, probe, probe --json, [status]) so a noisy moment
 hits all of them alike. `status --json` is informational: a read command that loads the
-settings and builds an Engine, for comparison with the queue's client path. At the end the
+settings and builds an Engine, for comparison with the socket client's path. At the end the
 host gets SIGTERM and must exit 0.
 
 Usage:  .venv/bin/python bench/cli_host.py [--quick] [--check] [--runs N]
