@@ -142,3 +142,15 @@ LOGIN = pwd.getpwuid(os.getuid()).pw_name
 def shown(display: str) -> str:
     """How the journal and the front doors name this account with display name `display`."""
     return f"{LOGIN} ({display})"
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0, poll: float = 0.05) -> Any:
+    """The blocking `until`: poll `predicate` until it returns something truthy (returned);
+    fail after `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"not within {timeout}s: {what}")

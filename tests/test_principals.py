@@ -19,7 +19,7 @@ import pytest
 from oneiric_core.errors import UsageError
 from oneiric_core.principal import Principal, check_display
 from oneiric_core.store import StateStore
-from tests.helpers import FAST_APP, REPO, demo_copy
+from tests.helpers import FAST_APP, REPO, demo_copy, wait_until
 from tests.os_users import os_users  # noqa: F401,F811  (the fixture)
 from tests.test_change_control import Host, hosts, ok, one_sentence_error  # noqa: F401  (hosts: a fixture)
 
@@ -46,16 +46,6 @@ def _serving(state: Path, key: str = "cache") -> str | None:
 def _cli_as_root(settings: Path, state: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
                            "--state-dir", str(state), *args], capture_output=True, text=True, cwd=REPO, timeout=60)
-
-
-def _wait_for(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 # -- display names ----------------------------------------------------------------------------------
@@ -147,7 +137,7 @@ def test_someone_outside_the_group_cannot_reach_the_host(team):
     assert _journal(state, kinds=["activity-changed"]) == []
 
 
-def test_with_no_host_a_principal_who_cannot_write_the_state_dir_is_told_what_to_start(os_users):
+def test_with_no_host_a_principal_who_cannot_write_the_state_dir_is_told_what_to_start(os_users):  # noqa: F811
     alice = os_users.add("alice")
     state = os_users.state_dir()
     settings = _settings(os_users.base)
@@ -168,7 +158,7 @@ def test_a_forged_command_row_is_never_executed_and_is_journaled(tmp_path, hosts
         db.execute("INSERT INTO commands (kind, args, requested_by, created_at, status) "
                    "VALUES ('pause', '{\"domain\": \"adapter\", \"key\": \"cache\"}', 'mallory', ?, 'pending')",
                    (time.time(),))
-    tampered = _wait_for(lambda: _journal(state, kinds=["store-tampered"]), "a store-tampered event")
+    tampered = wait_until(lambda: _journal(state, kinds=["store-tampered"]), "a store-tampered event")
     assert "was not written by the host; it is never executed" in tampered[-1].message
     with StateStore(state / "state.sqlite") as store:
         assert store.all_activity() == []
@@ -276,7 +266,7 @@ def test_on_a_shared_account_ssh_signatures_name_the_requester_and_the_approver(
             running.stop()
 
 
-def test_an_activity_row_changed_behind_the_hosts_back_is_put_back_and_journaled(tmp_path, hosts, run_cli,
+def test_an_activity_row_changed_behind_the_hosts_back_is_put_back_and_journaled(tmp_path, hosts, run_cli,  # noqa: F811
                                                                                   demo_settings):  # noqa: F811
     (demo_settings / "app.yml").write_text(FAST_APP)
     state = tmp_path / "state"
@@ -284,9 +274,9 @@ def test_an_activity_row_changed_behind_the_hosts_back_is_put_back_and_journaled
     with sqlite3.connect(state / "state.sqlite") as db:  # a pause nobody asked the host for
         db.execute("INSERT OR REPLACE INTO activity (domain, key, state, note, actor, updated_at) "
                    "VALUES ('adapter', 'cache', 'paused', 'sneaky', 'mallory', ?)", (time.time(),))
-    tampered = _wait_for(lambda: _journal(state, kinds=["store-tampered"]), "a store-tampered event")
+    tampered = wait_until(lambda: _journal(state, kinds=["store-tampered"]), "a store-tampered event")
     assert tampered[-1].data == {"table": "activity", "found": "paused", "kept": "active"}
-    assert _wait_for(lambda: ok(run_cli("activity", "--json")).json()["activity"] == [], "the row put back")
+    assert wait_until(lambda: ok(run_cli("activity", "--json")).json()["activity"] == [], "the row put back")
     res = ok(run_cli("pause", *CACHE, "--note", "asked properly"))  # through the host: accepted
     assert "the running host" in res.stdout
     [paused] = ok(run_cli("activity", "--json")).json()["activity"]
