@@ -497,6 +497,7 @@ class Engine:
         self.started = True
         # Renew the lease from now on: activating thousands of keys can outlast its staleness.
         self.session.start_heartbeat()
+        await self.session.serve()  # requests wait for session.ready (below)
         self._start_telemetry()
         self.store.clear_health()
         pruned = self.prune_journal()
@@ -512,7 +513,7 @@ class Engine:
         await self.activate_all()
         self.remote.mark_activated()
         self.health.start()
-        await self.session.serve()
+        self.session.ready.set()
         self._start_watcher()
 
     def _start_telemetry(self) -> None:
@@ -571,6 +572,7 @@ class Engine:
         self._stop_watcher()
         await self.remote.stop()
         await self.session.stop_serving(wait)
+        self.session.ready.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

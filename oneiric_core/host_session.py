@@ -66,6 +66,10 @@ class HostSession:
         self._tampered: set[tuple[str, int]] = set()
         self._last_prune = time.monotonic()
         self.path = socket_path(engine.state_dir)
+        # Set once every winner is activated: the socket listens from the moment the lease is
+        # ours (a client never finds a live host with nothing answering), and requests taken
+        # before then wait for it.
+        self.ready = asyncio.Event()
 
     # -- the lease -------------------------------------------------------------------------------
     def acquire(self) -> LeaseInfo | None:
@@ -198,6 +202,7 @@ class HostSession:
                 return
             await _send(writer, {"event": "taken", "id": record.id})
         try:
+            await self.ready.wait()
             result = await execute(engine, request, principal)
         except asyncio.CancelledError:
             result = CommandResult(EXIT_ERROR, f"The host stopped before finishing command "
