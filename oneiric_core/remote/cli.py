@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli_output import json_text, say
-from ..errors import ReadOnlyError, RemoteSyncFailed, UsageError
+from ..errors import RemoteSyncFailed, UsageError
 from ..humanize import age
 
 EXIT_OK, EXIT_REMOTE = 0, 6
@@ -196,23 +196,6 @@ def _expiry(expires_at: Any) -> str:
 
 # -- remote-sync ---------------------------------------------------------------------------------------
 
-def cmd_remote_sync(engine: Any, args: Any) -> int:
-    """No host alive (cli.py asked the host first): sync here; the cache and the status this
-    writes are what the next host starts from."""
-    import asyncio
-
-    from ..cli import _print_result
-    from ..commands import sync_result
-
-    if not args.dry_run:
-        if args.read_only or engine.read_only:
-            raise ReadOnlyError("Read-only mode: remote-sync is disabled (use --dry-run to look).")
-    outcomes = asyncio.run(engine.remote.sync_now(args.source, dry_run=args.dry_run))
-    where = "this process; no host is running, so the next host starts with it" if not args.dry_run \
-        else "this process"
-    return _print_result(args, sync_result(outcomes, where=where))
-
-
 def print_sync(result: Any) -> None:
     """remote-sync's text output: the sentence per source, then what changes (dry run) or changed."""
     results = result.data.get("results") or []
@@ -334,4 +317,4 @@ def _json(data: Any) -> None:
     sys.stdout.write(json_text(data, indent=2) + "\n")
 
 
-__all__ = ["add_parsers", "cmd_remote_status", "cmd_remote_sync", "print_sync", "run_manifest"]
+__all__ = ["add_parsers", "cmd_remote_status", "print_sync", "run_manifest"]
