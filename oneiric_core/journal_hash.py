@@ -1,72 +1,113 @@
 """What a journal row's hash covers: the one definition the store (when it appends) and
 `journal_chain` (when it verifies) share, so the two can never drift apart.
 
-A row's hash is the SHA-256 (lower-case hex) of the UTF-8 bytes of one JSON array:
+A row's hash is the SHA-256 (lower-case hex) of these bytes, one after the other:
 
-    ["oneiric-journal/1", prev_hash, id, ts, kind, severity, domain, key, provider, actor,
-     outcome, duration_ms, message, data]
+    b"oneiric-journal/1"                       the format's name
+    struct "<qdd": id, ts, duration_ms         little-endian int64 and two IEEE-754 doubles;
+                                               a NULL duration_ms as the quiet NaN 0x7ff8000000000000
+    0xFF prev_hash 0xFF kind 0xFF severity 0xFF domain 0xFF key 0xFF provider 0xFF actor
+         0xFF outcome 0xFF message 0xFF data   each text as its UTF-8 bytes, a NULL as the one byte 0xFE
 
 * `prev_hash` is the hash of the row before it (or of the anchor, see store.py), as hex text;
 * the other members are the row's columns exactly as the store keeps them (and reads them
-  back): `id` an integer, `ts` and `duration_ms` floats (or null), the text columns strings
-  (or null), `data` the JSON *text* the row stores (not re-encoded: what is on disk is what
-  is covered);
-* the encoding is canonical: an array (so no key order to agree on), no whitespace, strings
-  as UTF-8 rather than \\u escapes, floats in their shortest round-trip form. JSON has no NaN
-  or Infinity; a non-finite float (which SQLite can hold in a REAL column) is encoded as the
-  string "nan", "inf" or "-inf" instead, so an odd row never stops the chain.
+  back): `data` the JSON *text* the row stores (not re-encoded: what is on disk is what is
+  covered). The REAL columns never hold a NaN (SQLite keeps one as NULL), so the NaN that
+  stands for NULL is never a value;
+* 0xFF and 0xFE never occur in UTF-8, so the separators and the NULL mark cannot be forged
+  by any text, and the encoding is unambiguous with no escaping: any language reproduces it
+  with a byte join.
 
-The array's first member names this format: a different encoding (RFC 8785 from
-`oneiric_core.remote.canonical`, say) would be "oneiric-journal/2", swapped in `canonical`
-alone, with the rows before the switch anchored as they are (a new anchor; see store.py).
+A row someone wrote around the store with a value of another type (a BLOB where text
+belongs) still gets a hash, from its repr after the byte 0xFD, which no append produces: it
+verifies as edited, never as a crash.
+
+Why not a JSON array (as `oneiric_core.remote.canonical` does for manifests): escaping every
+string and printing both floats in shortest decimal form cost more than the SHA-256 itself,
+on every append (bench/journal_append.py); this form costs a third of that. A different
+encoding would be "oneiric-journal/2", swapped in `canonical` alone, with the rows before the
+switch anchored as they are (a new anchor; see store.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
+import struct
 from collections.abc import Sequence
 from typing import Any
 
 FORMAT = "oneiric-journal/1"
 # The prev_hash of the first row of a chain that starts from nothing.
 GENESIS = "0" * 64
-# The row's columns in the order the array carries them (after FORMAT and prev_hash).
+# The row's columns in the order `row_hash` takes them (after prev_hash).
 FIELDS = ("id", "ts", "kind", "severity", "domain", "key", "provider", "actor", "outcome", "duration_ms",
           "message", "data")
 
-# The encoder is built once: json.dumps with options builds a new one per call, which costs
-# as much as the hash itself on the append path. The C encoder is called directly where it
-# exists (no circular-reference markers: the members are flat), the same output either way.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_C_ENCODE = None if json.encoder.c_make_encoder is None else json.encoder.c_make_encoder(
-    None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+SEPARATOR = b"\xff"
+NULL = b"\xfe"
+FOREIGN = b"\xfd"  # before the repr of a value of a type the store never writes
+NULL_DURATION = float("nan")  # packs as 0x7ff8000000000000
+_NUMBERS = struct.Struct("<qdd")
+# Hashing starts from a copy of the format's state: a copy skips the digest lookup that a
+# new hashlib.sha256() makes (in OpenSSL 3, a fetch), which costs as much as the hashing.
+_PREFIX = hashlib.sha256(FORMAT.encode("ascii"))
 
 
-def _encode(members: list[Any]) -> str:
-    return "".join(_C_ENCODE(members, 0)) if _C_ENCODE is not None else _ENCODER.encode(members)
+def _text(value: Any) -> bytes:
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return FOREIGN + repr(value).encode("utf-8", "backslashreplace")
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # 'nan', 'inf', '-inf'
-    return value
+def _number(value: Any, *, nullable: bool) -> tuple[float, bytes]:
+    """A REAL column's value for the packed part, or NaN plus a FOREIGN mark for the texts."""
+    if value is None and nullable:
+        return NULL_DURATION, b""
+    if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+        try:
+            return float(value), b""
+        except OverflowError:
+            pass
+    return NULL_DURATION, FOREIGN + repr(value).encode("utf-8", "backslashreplace")
 
 
-def canonical(members: Sequence[Any]) -> bytes:
-    """The canonical bytes of a JSON array of plain values (str, int, float, None)."""
+def _slow(prev_hash: Any, row_id: Any, columns: Sequence[Any]) -> bytes:
+    """The same bytes for any values at all (the fast path takes only what the store writes)."""
+    ts, kind, severity, domain, key, provider, actor, outcome, duration, message, data = columns
+    ts_value, ts_mark = _number(ts, nullable=False)
+    duration_value, duration_mark = _number(duration, nullable=True)
+    plain_id = isinstance(row_id, int) and not isinstance(row_id, bool) and -(1 << 63) <= row_id < (1 << 63)
+    id_mark = b"" if plain_id else FOREIGN + repr(row_id).encode("utf-8", "backslashreplace")
+    numbers = _NUMBERS.pack(row_id if plain_id else 0, ts_value, duration_value)
+    texts = SEPARATOR.join(_text(v) for v in (prev_hash, kind, severity, domain, key, provider, actor, outcome,
+                                              message, data))
+    return numbers + id_mark + ts_mark + duration_mark + SEPARATOR + texts
+
+
+def canonical(prev_hash: str, row_id: int, columns: Sequence[Any]) -> bytes:
+    """The bytes hashed after FORMAT for row `row_id` chained after `prev_hash`; `columns`
+    are its other values in FIELDS order (ts .. data)."""
+    ts, kind, severity, domain, key, provider, actor, outcome, duration, message, data = columns
     try:
-        text = _encode(members if isinstance(members, list) else list(members))
-    except ValueError:  # a NaN or an infinity: JSON cannot say it, the string form can
-        text = _encode([_finite(v) for v in members])
-    return text.encode("utf-8")
+        if ts.__class__ is not float or (duration is not None and duration.__class__ is not float):
+            raise TypeError
+        return _NUMBERS.pack(row_id, ts, NULL_DURATION if duration is None else duration) + SEPARATOR.join((
+            b"", prev_hash.encode(), kind.encode(), severity.encode(),
+            NULL if domain is None else domain.encode(), NULL if key is None else key.encode(),
+            NULL if provider is None else provider.encode(), NULL if actor is None else actor.encode(),
+            NULL if outcome is None else outcome.encode(), message.encode(), data.encode()))
+    except (AttributeError, TypeError, UnicodeError, struct.error, OverflowError):
+        return _slow(prev_hash, row_id, columns)
 
 
 def row_hash(prev_hash: str, row_id: int, columns: Sequence[Any]) -> str:
     """The hash of row `row_id` chained after `prev_hash`; `columns` are its other values
     in FIELDS order (ts .. data)."""
-    return hashlib.sha256(canonical([FORMAT, prev_hash, row_id, *columns])).hexdigest()
+    digest = _PREFIX.copy()
+    digest.update(canonical(prev_hash, row_id, columns))
+    return digest.hexdigest()
 
 
-__all__ = ["FIELDS", "FORMAT", "GENESIS", "canonical", "row_hash"]
+__all__ = ["FIELDS", "FORMAT", "GENESIS", "NULL", "SEPARATOR", "canonical", "row_hash"]

@@ -47,6 +47,7 @@ class StoreError(OneiricError):
 ANCHOR_META = "journal_anchor"  # {"id", "hash"}: what the first row chains to (the last pruned row)
 SEALED_META = "journal_sealed_through"  # the last id written before the chain existed
 HEAD_META = "journal_head"  # {"id", "hash", "at"}: the head the host last published
+IDS_META = "journal_ids_used_through"  # ids up to this one were given out before schema 7 (see below)
 _CHAIN_COLUMNS = "id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, message, data"
 
 
@@ -67,6 +68,49 @@ def _seal_journal(conn: sqlite3.Connection) -> None:
     sealed = rows[-1][0] if rows else anchor_id
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
         (ANCHOR_META, json.dumps({"id": anchor_id, "hash": GENESIS})), (SEALED_META, json.dumps(sealed))])
+
+
+def _journal_ids_by_the_chain(conn: sqlite3.Connection) -> None:
+    """Rebuild the journal without AUTOINCREMENT: the chain gives each row its id (the next
+    one past its tip, store.append_many), so SQLite's own counter was one more B-tree write
+    in every append (about a sixth of an append's cost, bench/journal_append.py) and said
+    nothing the chain does not. The highest id it had given out is kept in meta when rows
+    at the end had been deleted, so no id is ever given out twice."""
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
+    conn.execute(_JOURNAL_TABLE.format(name="journal_by_chain"))
+    conn.execute(f"INSERT INTO journal_by_chain ({_CHAIN_COLUMNS}, prev_hash, hash) "
+                 f"SELECT {_CHAIN_COLUMNS}, prev_hash, hash FROM journal")
+    conn.execute("DROP TABLE journal")
+    conn.execute("ALTER TABLE journal_by_chain RENAME TO journal")
+    for statement in _JOURNAL_INDEXES:
+        conn.execute(statement)
+    top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0] or 0
+    if seq is not None and int(seq[0]) > top:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (IDS_META, json.dumps(int(seq[0]))))
+
+
+# The journal as schema 7 keeps it (migration 1 made it with AUTOINCREMENT; 5 added the chain).
+_JOURNAL_TABLE = """CREATE TABLE {name} (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    domain TEXT,
+    key TEXT,
+    provider TEXT,
+    actor TEXT,
+    outcome TEXT,
+    duration_ms REAL,
+    message TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL DEFAULT '{{}}',
+    prev_hash TEXT,
+    hash TEXT
+)"""
+_JOURNAL_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS journal_ts ON journal(ts)",
+    "CREATE INDEX IF NOT EXISTS journal_kind ON journal(kind)",
+    "CREATE INDEX IF NOT EXISTS journal_ref ON journal(domain, key)",
+)
 
 
 # Each entry moves the schema from version i to i+1 (user_version counts applied entries). A
@@ -221,6 +265,8 @@ MIGRATIONS: list[Migration] = [
         "ALTER TABLE commands ADD COLUMN requested_by_id TEXT",
         "ALTER TABLE commands ADD COLUMN seal TEXT",
     ),
+    # 7: the chain gives the journal its ids (no AUTOINCREMENT)
+    (_journal_ids_by_the_chain,),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -361,13 +407,13 @@ class ChainState(NamedTuple):
 
 class _ChainTip(NamedTuple):  # a NamedTuple: one is made per append
     """What the next append chains to, as this connection last saw it: the last chained row
-    (`id`, `hash`), the id to give the next row, and the `data_version` it was seen at
-    (while that has not moved, no other connection has committed and the tip still holds)."""
+    (`id`, `hash`) and the id to give the next row. It holds until another connection
+    appends, and then the next row's id is taken: the insert's PRIMARY KEY conflict is what
+    says so (store.append_many)."""
 
     id: int
     hash: str
     next_id: int
-    version: int
 
 
 # --------------------------------------------------------------------------- helpers
@@ -720,7 +766,7 @@ class StateStore:
 
     def append_many(self, events: Iterable[Event]) -> list[Event]:
         """Store events in one transaction, in order; each gets its `id` and is chained to
-        the one before it (journal_hash.py). The tip is read inside the write transaction,
+        the one before it (journal_hash.py). The tip is checked inside the write transaction,
         so appends from several processes queue up on one chain and never fork it."""
         batch = list(events)
         if not batch:
@@ -728,14 +774,19 @@ class StateStore:
         params = [_event_params(e) for e in batch]
 
         def run(conn: sqlite3.Connection) -> int:
-            tip = self._chain_tip(conn)
+            tip = self._tip or self._chain_tip(conn)
             self._tip = None  # until every row below is in: a failure half way reads the end again
-            prev, next_id = tip.hash, tip.next_id
-            for p in params:
-                digest = row_hash(prev, next_id, p)
-                conn.execute(self._INSERT_EVENT, (next_id, *p, prev, digest))
-                prev, next_id = digest, next_id + 1
-            self._tip = _ChainTip(next_id - 1, prev, next_id, tip.version)
+            inserted: list[int] = []
+            try:
+                self._tip = self._insert_chained(conn, tip, params, inserted)
+            except sqlite3.IntegrityError:
+                # The next id is taken: another connection appended since this one last did.
+                # Rows inserted before the conflict (none, unless someone wrote a row at a
+                # later id around the store) are this call's own; they go, and the chain is
+                # continued from its real end.
+                conn.executemany("DELETE FROM journal WHERE id = ?", [(i,) for i in inserted])
+                tip = self._chain_tip(conn)
+                self._tip = self._insert_chained(conn, tip, params, [])
             return tip.next_id
 
         first = self._write(run)
@@ -743,27 +794,39 @@ class StateStore:
             event.id = first + offset
         return batch
 
-    def _chain_tip(self, conn: sqlite3.Connection, *, fresh: bool = False) -> _ChainTip:
-        """What the next row chains to; call inside a write transaction (which is what keeps
-        two processes from chaining to the same row: the second waits for the write lock
-        and then sees the first one's row).
+    def _insert_chained(self, conn: sqlite3.Connection, tip: _ChainTip, params: list[tuple[Any, ...]],
+                        inserted: list[int]) -> _ChainTip:
+        """Insert the rows after `tip` with explicit ids, each hashed onto the one before,
+        noting each id in `inserted`; returns the new tip. An IntegrityError means an id was
+        taken (the tip was stale)."""
+        prev, next_id = tip.hash, tip.next_id
+        for p in params:
+            digest = row_hash(prev, next_id, p)
+            conn.execute(self._INSERT_EVENT, (next_id, *p, prev, digest))
+            inserted.append(next_id)
+            prev, next_id = digest, next_id + 1
+        return _ChainTip(next_id - 1, prev, next_id)
 
-        The tip this connection wrote last is kept while `PRAGMA data_version` says that no
-        other connection has committed since (the hot path: one PRAGMA; a trigger checking
-        the tip in SQL cost more, bench/README.md). Otherwise, or `fresh`, it
-        is read: the last chained row, or the anchor when none is left, and the next id past
-        every id ever used, as AUTOINCREMENT would give it, so rows deleted at the end
-        leave a gap that verification names."""
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        tip = self._tip
-        if tip is not None and tip.version == version and not fresh:
-            return tip
+    def _chain_tip(self, conn: sqlite3.Connection) -> _ChainTip:
+        """What the next row chains to, read from the file; call inside a write transaction
+        (which is what keeps two processes from chaining to the same row: the second waits
+        for the write lock and then sees the first one's row). The last chained row, or the
+        anchor when none is left, and the next id past every id ever given out (the rows',
+        the published head's, the one migration 7 kept), so rows deleted at the end leave a
+        gap that verification names.
+
+        append_many reads it only when it holds no tip of its own or its tip went stale; a
+        check on every append (`PRAGMA data_version`, a trigger) cost more than the hash
+        itself (bench/README.md)."""
         row = conn.execute("SELECT id, hash FROM journal WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
         last = ChainLink(int(row[0]), str(row[1])) if row is not None else self._anchor(conn)
-        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
         top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0]
-        used = max(last.id, int(seq[0]) if seq else 0, int(top or 0))
-        return _ChainTip(last.id, last.hash, used + 1, version)
+        given = {k: _loads(v, None) for k, v in conn.execute(
+            "SELECT key, value FROM meta WHERE key IN (?, ?)", (HEAD_META, IDS_META))}
+        head = _link(given.get(HEAD_META))
+        floor = given.get(IDS_META)
+        used = max(last.id, int(top or 0), head.id if head else 0, floor if isinstance(floor, int) else 0)
+        return _ChainTip(last.id, last.hash, used + 1)
 
     @classmethod
     def _chain_tip_below(cls, conn: sqlite3.Connection, through: int) -> str:
@@ -780,7 +843,7 @@ class StateStore:
     def _publish_head(self, conn: sqlite3.Connection, at: float) -> None:
         """Record the chain's head in meta (inside the caller's write transaction) when it
         moved: what `journal verify` checks the journal still reaches."""
-        tip = self._chain_tip(conn, fresh=True)
+        tip = self._chain_tip(conn)
         head = ChainLink(tip.id, tip.hash, at)
         published = self.last_published_head
         if published is not None and (published.id, published.hash) == (head.id, head.hash):

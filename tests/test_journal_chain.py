@@ -6,11 +6,11 @@ one chain. Tampering is done the way an intruder would: plain SQL on the file.""
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import textwrap
@@ -72,7 +72,19 @@ def verify_cli(run_cli, state: Path, *extra: str):
 # -- the encoding ---------------------------------------------------------------------------------
 
 
-def test_a_rows_hash_is_sha256_of_the_documented_json_array(db: Path) -> None:
+def documented_bytes(prev: str, row_id: int, ts: float, kind: str, severity: str, domain, key, provider, actor,
+                     outcome, duration, message: str, data: str) -> bytes:
+    """The bytes a row's hash covers, written from the README's description (not from
+    journal_hash.py): the format's name, id/ts/duration packed, then the texts joined by 0xFF
+    with 0xFE for a NULL."""
+    def text(value):
+        return b"\xfe" if value is None else value.encode("utf-8")
+    numbers = struct.pack("<qdd", row_id, ts, float("nan") if duration is None else duration)
+    return FORMAT.encode() + numbers + b"".join(
+        b"\xff" + text(v) for v in (prev, kind, severity, domain, key, provider, actor, outcome, message, data))
+
+
+def test_a_rows_hash_is_sha256_of_the_documented_bytes(db: Path) -> None:
     with StateStore(db) as store:
         first = store.append(Event("swap-complete", "adapter/cache now memory-large", Severity.INFO,
                                    key="cache", provider="memory-large", actor="ops", outcome="complete",
@@ -85,24 +97,67 @@ def test_a_rows_hash_is_sha256_of_the_documented_json_array(db: Path) -> None:
     prev = GENESIS
     for row in rows:
         *columns, prev_hash, digest = row
-        text = json.dumps([FORMAT, prev, *columns], ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         assert prev_hash == prev
-        assert digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
+        assert digest == hashlib.sha256(documented_bytes(prev, *columns)).hexdigest()
         prev = digest
     assert [r[0] for r in rows] == [first.id, second.id] == [1, 2]
     assert rows[0][9] == 7.0  # the int duration is stored (and hashed) as the float it reads back as
+    assert rows[1][9] is None  # and a row without one carries the NULL mark
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                          st.text(alphabet=st.characters(blacklist_categories=("Cs",)))), max_size=14))
-def test_canonical_is_compact_utf8_json(members: list) -> None:
-    expected = json.dumps(members, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    assert canonical(members) == expected
+_TEXT = st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8))
+_ROW = st.tuples(st.integers(-(1 << 63), (1 << 63) - 1),
+                 st.floats(allow_nan=False), _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT,
+                 st.one_of(st.none(), st.floats(allow_nan=False)), _TEXT, _TEXT, _TEXT)
 
 
-def test_non_finite_numbers_are_encoded_as_strings_and_still_verify(db: Path) -> None:
-    assert canonical([math.inf, -math.inf, math.nan]) == b'["inf","-inf","nan"]'
+def _columns(row: tuple) -> tuple:
+    row_id, ts, prev, kind, severity, domain, key, provider, actor, duration, outcome, message, data = row
+    return prev or "", row_id, (ts, kind or "", severity or "", domain, key, provider, actor, outcome, duration,
+                                message or "", data or "")
+
+
+def _identity(prev: str, row_id: int, cols: tuple) -> tuple:
+    """What tells two rows apart: the texts (None apart from ""), the id, the floats as doubles."""
+    ts, duration = cols[0], cols[8]
+    return prev, row_id, struct.pack("<dd", ts, math.nan if duration is None else duration), cols[1:8], cols[9:]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ROW, st.one_of(_ROW, st.just(None)))
+def test_the_bytes_are_the_documented_ones_and_tell_any_two_rows_apart(a: tuple, b: tuple | None) -> None:
+    """No escaping, yet unambiguous: 0xFF and 0xFE never occur in UTF-8, so text moved across
+    a field boundary, or a NULL for an empty text, changes the bytes."""
+    prev_a, id_a, cols_a = _columns(a)
+    assert FORMAT.encode() + canonical(prev_a, id_a, cols_a) == documented_bytes(prev_a, id_a, *cols_a)
+    if b is None:  # a near neighbour: one text member split differently
+        texts = list(cols_a[1:8])
+        texts[1], texts[2] = (texts[1] or "") + "x", (texts[2] or "")[1:] if texts[2] else "x"
+        b_parts = (prev_a, id_a, (cols_a[0], *texts, cols_a[8], *cols_a[9:]))
+    else:
+        b_parts = _columns(b)
+    same_bytes = canonical(prev_a, id_a, cols_a) == canonical(*b_parts)
+    assert same_bytes == (_identity(prev_a, id_a, cols_a) == _identity(*b_parts))
+
+
+def test_text_moved_across_a_field_boundary_changes_the_hash() -> None:
+    base = (1.0, "swap-complete", "info", "adapter", "cache", "memory", "ops", "complete", 1.0, "m", "{}")
+    moved = (1.0, "swap-complete", "info", "adapter", "cach", "ememory", "ops", "complete", 1.0, "m", "{}")
+    nulled = (1.0, "swap-complete", "info", "adapter", "cache", "memory", None, "complete", 1.0, "m", "{}")
+    emptied = (1.0, "swap-complete", "info", "adapter", "cache", "memory", "", "complete", 1.0, "m", "{}")
+    hashes = {row_hash(GENESIS, 1, cols) for cols in (base, moved, nulled, emptied)}
+    assert len(hashes) == 4
+
+
+def test_a_value_of_a_foreign_type_hashes_and_verifies_as_edited(db: Path) -> None:
+    store_with(db, 3)
+    tamper(db, "UPDATE journal SET message = CAST('event 1' AS BLOB) WHERE id = 2")  # same text, as a BLOB
+    result = verdict(db)
+    assert result.problem is not None and (result.problem.kind, result.problem.row_id) == ("edited", 2)
+    assert row_hash(GENESIS, 1, (1.0, b"kind", "info", None, None, None, None, None, None, "", "{}"))
+
+
+def test_non_finite_numbers_are_hashed_and_still_verify(db: Path) -> None:
     with StateStore(db) as store:
         store.append(ev("odd", ts=1.0, duration_ms=math.nan))  # SQLite keeps a NaN REAL as NULL
         store.append(ev("odder", ts=math.inf, duration_ms=math.inf))
@@ -327,6 +382,41 @@ def test_rows_from_before_the_chain_are_chained_when_the_store_is_upgraded(db: P
     tamper(db, "UPDATE journal SET message = 'rewritten history' WHERE id = 4")
     problem = verdict(db).problem
     assert problem is not None and (problem.kind, problem.row_id) == ("edited", 4)
+
+
+def test_schema_7_drops_autoincrement_and_never_gives_an_id_out_twice(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db)  # a store as a program of schema 4 left it, run raw
+    for statements in MIGRATIONS[:4]:
+        for sql in statements:
+            raw.execute(sql)
+    raw.execute("PRAGMA user_version = 4")
+    raw.executemany("INSERT INTO journal (ts, kind, severity, message, data) VALUES (?, 'config-changed', 'info', "
+                    "?, '{}')", [(1000.0 + i, f"old {i}") for i in range(6)])
+    raw.execute("DELETE FROM journal WHERE id >= 5")  # its AUTOINCREMENT counter stays at 6
+    raw.commit()
+    raw.close()
+    with StateStore(db) as store:
+        sql = store._read("SELECT sql FROM sqlite_master WHERE name = 'journal'")[0][0]
+        assert "AUTOINCREMENT" not in sql.upper() and store.schema_version == len(MIGRATIONS)
+        assert store.append(ev("after the upgrade")).id == 7  # never 5 or 6 again
+        assert store.append(ev("and after that")).id == 8
+    with StateStore(db) as store:  # a new process reads the same end
+        assert store.append(ev("a new process")).id == 9
+        problem = verify(store).problem
+    # rows 5 and 6 went before the chain could see them; the gap is still named
+    assert problem is not None and (problem.kind, problem.row_id) == ("deleted", 5)
+
+
+def test_an_append_after_another_connection_appended_continues_its_chain(db: Path) -> None:
+    with StateStore(db) as first, StateStore(db) as second:
+        first.append(ev("first holds the tip"))
+        second.append(ev("second appends behind first's back"))
+        second.append(ev("twice"))
+        assert first.append(ev("first's id was taken: it reads the end again")).id == 4
+        assert second.append(ev("and second's")).id == 5
+        result = verify(first)
+    assert result.intact and result.events == 5, result.sentence()
 
 
 # -- the host publishes its head ---------------------------------------------------------------------
