@@ -28,9 +28,14 @@ class ActivityState(str, enum.Enum):
 
 
 class ActivityManager:
-    def __init__(self, store: StateStore | None, emit: Callable[[Event], None]) -> None:
+    def __init__(self, store: StateStore | None, emit: Callable[[Event], None],
+                 publish: Callable[[Event], None] | None = None) -> None:
+        """`emit` journals and fans out an event (without a store); `publish` only fans out
+        one that is already journaled (with a store, a change and its journal line are
+        written in one transaction, see `_set`)."""
         self._store = store
         self._emit = emit
+        self._publish = publish or emit
         self._records: dict[ComponentRef, ActivityRecord] = {}
         self.reload()
 
@@ -91,20 +96,30 @@ class ActivityManager:
     # -- changes ---------------------------------------------------------------------------
     def _set(self, ref: ComponentRef, state: ActivityState, actor: str | None, note: str | None,
              message: str, duration_ms: float | None = None) -> ActivityRecord:
+        """Record a change: in the store, the new state and its journal line in one
+        transaction, or (StoreError, raised) neither, and nothing changes here either: an
+        operator is never told "Paused" for a pause that no other process can see or that
+        the journal does not hold."""
         previous = self.state(ref)
         record = ActivityRecord(ref.domain.value, ref.key, state.value, note, actor, time.time())
+        severity = Severity.INFO if state in (ActivityState.ACTIVE, ActivityState.DRAINED) else Severity.WARNING
+        event = Event(
+            "activity-changed", message, severity, ref.domain, ref.key, actor=actor,
+            outcome=state.value, duration_ms=duration_ms,
+            data={"from": previous.value, "to": state.value, "note": note},
+        )
         if self._store is not None:
-            self._store.set_activity(record)
+            with self._store.batch():
+                self._store.set_activity(record)
+                self._store.append(event)
         if state == ActivityState.ACTIVE:
             self._records.pop(ref, None)
         else:
             self._records[ref] = record
-        severity = Severity.INFO if state in (ActivityState.ACTIVE, ActivityState.DRAINED) else Severity.WARNING
-        self._emit(Event(
-            "activity-changed", message, severity, ref.domain, ref.key, actor=actor,
-            outcome=state.value, duration_ms=duration_ms,
-            data={"from": previous.value, "to": state.value, "note": note},
-        ))
+        if self._store is not None:
+            self._publish(event)
+        else:
+            self._emit(event)
         return record
 
     def pause(self, ref: ComponentRef, *, actor: str | None = None, note: str | None = None) -> ActivityRecord:

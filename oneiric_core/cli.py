@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sign the decision with your ssh-agent key (app.yml access.allowed_signers)")
         p.add_argument("--sign-key", metavar="KEY", help="with --sign: which agent key (fingerprint or public key)")
         waits(p)
-    p = cmd("run", "the headless host (for systemd): hosts the state dir until SIGTERM or SIGINT, "
+    p = cmd("run", "the headless host (for systemd): hosts the state dir until SIGTERM, SIGINT or SIGHUP, "
             "printing every journal event as a JSON line", json_flag=False)
     p.add_argument("--stop-timeout", type=float, default=None, metavar="SECONDS",
                    help="on a signal: how long running commands get to finish, then how long providers "
@@ -160,7 +160,13 @@ def _filter_refs(engine, domain: str | None, key: str | None):
 
 
 def _host_line(engine) -> str:
+    from .store import LEASE_STALE_AFTER_S
+
     lease, alive = engine.host()
+    if lease is not None and not alive and not lease.is_stale(time.time(), LEASE_STALE_AFTER_S):
+        # a fresh lease whose pid is gone on this machine: killed or crashed, not stopped
+        return (f"no host running: pid {lease.pid} on {lease.hostname} is gone without releasing its lease "
+                "(killed or crashed); showing configuration and last known health")
     if lease is None or not alive:
         return "no host running: showing configuration and last known health"
     return f"host: pid {lease.pid} on {lease.hostname} (heartbeat {_age(lease.heartbeat_at)})"

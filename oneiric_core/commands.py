@@ -26,7 +26,7 @@ from .access import Forbidden, Right
 from .domains import Domain
 from .errors import NotFound, OneiricError, ReadOnlyError, SwapRefused, Unhealthy, UsageError
 from .principal import Principal
-from .store import ProposalRecord
+from .store import ProposalRecord, StoreError
 
 if TYPE_CHECKING:  # the engine is passed in; a client process never imports it for this module
     from .engine import Engine
@@ -184,11 +184,17 @@ def _handles(kind: str) -> Callable[[Handler], Handler]:
 async def execute(engine: Engine, request: Request, principal: Principal) -> CommandResult:
     """Run one request for `principal` on this engine; every failure becomes a result, never a
     raise (a provider's bug must not take down the host that runs it)."""
+    failures_before = engine.store_failures
+    engine.running_command += 1
     try:
         engine.access.require(principal, request.right(), _WHAT[request.kind])
         if engine.read_only and request.changes:
             raise ReadOnlyError(f"Read-only mode: {request.kind} is disabled.")
         result = await _HANDLERS[request.kind](engine, request, principal)
+        if request.changes and engine.store_failures > failures_before:
+            result = _not_recorded(result, engine.store_error)
+    except StoreError as exc:  # the change and its record were one write: neither happened
+        result = CommandResult(exc.exit_code, f"Could not {_WHAT[request.kind]}: {exc}.")
     except Forbidden as exc:  # who was refused what is part of the audit trail
         from .events import Event, Severity
 
@@ -199,7 +205,18 @@ async def execute(engine: Engine, request: Request, principal: Principal) -> Com
         result = CommandResult(exc.exit_code, str(exc))
     except Exception as exc:  # a bug must not kill the host: report it to the client instead
         result = CommandResult(EXIT_ERROR, f"The host failed to run {request.kind}: {type(exc).__name__}: {exc}.")
+    finally:
+        engine.running_command -= 1
     return dataclasses.replace(result, status="done" if result.ok else "failed")
+
+
+def _not_recorded(result: CommandResult, error: str | None) -> CommandResult:
+    """What a command did while the store failed under it: done, perhaps, but not all of it
+    recorded (the journal line, a snapshot), so never reported as a plain success."""
+    done = result.message.rstrip(".")
+    return CommandResult(EXIT_ERROR if result.ok else result.exit_code,
+                         f"{done}, but the state store did not record all of it: {error}.",
+                         result.data, command_id=result.command_id)
 
 
 def _arg(request: Request, name: str) -> Any:

@@ -111,11 +111,13 @@ class Engine:
         self.store.seal = RowSeal.for_state_dir(self.state_dir)
         self.access = AccessPolicy.from_settings(self.state_dir, app.access)
         self.store_error: str | None = None
+        self.store_failures = 0  # store writes that failed and were swallowed (emit, _store_batch)
+        self.running_command = 0  # commands.execute calls in progress (they report store failures)
         self.registry = CandidateRegistry()
         self.resolver = Resolver(self.registry, settings_dir_label=_label(self.settings_dir))
         with gc_paused():  # thousands of candidates, no cycles: see bulk.py
             self._apply_settings(self.settings)
-        self.activity = ActivityManager(self.store, self.emit)
+        self.activity = ActivityManager(self.store, self.emit, self.bus.publish)
         self.approvals = Approvals(
             self.store, self.emit, mode=app.approvals.mode, two_person=app.approvals.two_person,
             expire_after_s=app.approvals.expire_after_s,
@@ -167,15 +169,21 @@ class Engine:
 
     # -- journal and bus -------------------------------------------------------------------
     def emit(self, event: Event) -> Event:
-        """Journal an event and fan it out. A failing store never stops the engine."""
+        """Journal an event and fan it out. A failing store never stops the engine; it is
+        counted (`store_failures`), so a command that wrote through it cannot report success
+        (commands.execute says so instead of printing it here)."""
         try:
             self.store.append(event)
         except StoreError as exc:
-            if self.store_error is None:
-                print(f"oneiric: {exc}", file=sys.stderr)
-            self.store_error = str(exc)
+            self._store_failed(exc)
         self.bus.publish(event)
         return event
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if self.store_error is None and not self.running_command:
+            print(f"oneiric: {exc}", file=sys.stderr)
+        self.store_error = str(exc)
+        self.store_failures += 1
 
     @contextlib.contextmanager
     def _store_batch(self) -> Iterator[None]:
@@ -184,7 +192,7 @@ class Engine:
             with self.store.batch():
                 yield
         except StoreError as exc:
-            self.store_error = str(exc)
+            self._store_failed(exc)
 
     def watch(self, callback: Callable[[ComponentRef], None]) -> Callable[[], None]:
         """Call `callback(ref)` whenever a key's lifecycle or health changes (not journaled,
@@ -970,7 +978,7 @@ class Engine:
         try:
             fn(value)
         except StoreError as exc:
-            self.store_error = str(exc)
+            self._store_failed(exc)
 
     # -- the status every front door shows -------------------------------------------------
     def components(self, refs: list[ComponentRef] | None = None) -> list[ComponentStatus]:

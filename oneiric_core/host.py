@@ -1,7 +1,9 @@
 """`oneiric run`: the headless host, for systemd (deploy/systemd/oneiric.service).
 
-It makes this process the host of its state directory and keeps it so until SIGTERM or
-SIGINT. Every journal event goes to stdout as one JSON line, so journald (or any log
+It makes this process the host of its state directory and keeps it so until SIGTERM,
+SIGINT or SIGHUP (the three ways a host is asked to go: systemd or kill, Ctrl-C on a
+foreground `oneiric run`, the SSH session it was started from going away; none of them
+may skip the graceful stop below). Every journal event goes to stdout as one JSON line, so journald (or any log
 shipper) keeps the host's story without reading SQLite. On a signal it stops taking
 commands and lets the running ones finish, then stops every provider after its in-flight
 work, each phase within the stop timeout; it journals `host-stopped`, releases the lease and
@@ -60,7 +62,7 @@ def _json_lines(out: IO[str]) -> Callable[[Event], None]:
 async def _serve(engine: Engine, stop_timeout: float | None) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stopping.set)
     await engine.start()
     sdnotify.notify(f"READY=1\nSTATUS=hosting {engine.state_dir}\nMAINPID={os.getpid()}")

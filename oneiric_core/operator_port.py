@@ -62,6 +62,12 @@ class InProcess:
         state_dir = self.engine.state_dir
         if state_dir.exists() and not os.access(state_dir, os.W_OK | os.X_OK):
             from .access import StateOwner
+            from .disk_faults import explain_write_failure
+
+            disk = explain_write_failure(state_dir)
+            if disk is not None:  # nobody could write it: not a matter of who runs this
+                raise HostUnreachable(f"No host runs for {state_dir}, and {request.kind} cannot change the desired "
+                                      f"state here: {disk}.")
 
             owner = StateOwner.of(state_dir)
             raise HostUnreachable(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from . import private_files
+from .disk_faults import explain_write_failure
 from .domains import Domain
 from .errors import OneiricError, UsageError
 from .events import Event, Severity
@@ -278,6 +279,8 @@ LEASE_STALE_AFTER_S = 5.0
 ACTIVITY_STATES = ("active", "paused", "draining", "drained")
 
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+# SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN: what a full or read-only disk looks like
+_DISK_CODES = frozenset({8, 10, 13, 14})
 _RETRIES = 6
 
 
@@ -561,7 +564,20 @@ class StateStore:
         # in place for it, as immutable (a WAL database's main file changes only at checkpoints).
         self.read_only = self.path.exists() and not (
             os.access(self.path, os.R_OK | os.W_OK) and os.access(self.path.parent, os.W_OK | os.X_OK))
-        modes = ("?mode=ro", "?mode=ro&immutable=1") if self.read_only else ("",)
+        # Why writes will fail, when it is the disk (full, or mounted read-only) and not who we are.
+        self.write_failure: str | None = None
+        try:
+            self._open(("?mode=ro", "?mode=ro&immutable=1") if self.read_only else ("",))
+        except StoreError:
+            # A full disk cannot take the WAL's files a read-write open creates: what is on
+            # disk can still be read (status, activity, journal), and a write says why not.
+            disk = None if self.read_only or not self.path.exists() else explain_write_failure(self.path.parent)
+            if disk is None:
+                raise
+            self.read_only, self.write_failure = True, disk
+            self._open(("?mode=ro", "?mode=ro&immutable=1"))
+
+    def _open(self, modes: tuple[str, ...]) -> None:
         for attempt, mode in enumerate(modes):
             try:
                 conn = self._connect(mode)
@@ -569,7 +585,7 @@ class StateStore:
                 self._conn = conn
                 self._retry("open", self._configure)
                 self._migrate()
-                break
+                return
             except (sqlite3.Error, StoreError) as exc:
                 self._conn = None
                 with contextlib.suppress(Exception):
@@ -641,6 +657,10 @@ class StateStore:
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
         reason = str(exc) or type(exc).__name__
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DISK_CODES:
+            disk = explain_write_failure(self.path.parent, exc)
+            if disk is not None:  # "disk I/O error" said where and why, as the file system tells it
+                return StoreError(f"cannot {action} the state store {self.path}: {disk} (SQLite: {reason})")
         if action == "open" and "unable to open" in reason.lower():
             parent = self.path.parent
             if not os.access(parent, os.W_OK | os.X_OK):

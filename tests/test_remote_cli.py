@@ -174,3 +174,41 @@ def test_version_and_expiry_through_the_cli(run_cli, tmp_path):
     assert refused.returncode == 1 and "old.json expired at 2026-01-01T00:00:00Z" in refused.stderr, str(refused)
     for result in (bad_version, bad_duration, expired, refused):
         no_traceback(result)
+
+
+def test_syncs_run_from_the_cli_with_no_host_keep_the_counters_a_host_would(run_cli, tmp_path):
+    """Each CLI sync is its own process: every one takes up the status the last one recorded
+    (four failures then a success read 4 failures, 1 sync and a last success, not zeros)."""
+    from tests.remote_helpers import Key, Route, entry, manifest, remote_settings, signed, start_server
+
+    key = Key.new("acme-1")
+    server = start_server()
+    try:
+        (tmp_path / "acme").mkdir()
+        settings = remote_settings(tmp_path / "acme", [{"name": "acme", "uri": server.url("/m.json"), "interval_s": 3600,
+                                               "timeout": 2.0, "retries": 0, "backoff_s": 0.01}], [key])
+        server.set("/m.json", Route(b"down for maintenance", status=503))
+        for attempt in range(1, 5):
+            failed = run_cli("remote-sync", settings=settings)
+            assert failed.returncode == 6, str(failed)
+            no_traceback(failed)
+            [shown] = run_cli("remote-status", "--json", settings=settings).json()["sources"]
+            assert (shown["consecutive_failures"], shown["total_failures"]) == (attempt, attempt)
+        assert shown["last_success_at"] is None and shown["breaker"]["failures"] == 4
+
+        server.serve("/m.json", signed(manifest([entry()]), key))
+        good = run_cli("remote-sync", settings=settings)
+        assert good.returncode == 0, str(good)
+        [shown] = run_cli("remote-status", "--json", settings=settings).json()["sources"]
+        assert (shown["state"], shown["consecutive_failures"], shown["total_failures"], shown["total_syncs"]) == (
+            "ok", 0, 4, 1)
+        assert shown["last_success_at"] is not None and shown["last_error_kind"] == "http-status"
+        text = run_cli("remote-status", settings=settings).stdout
+        assert "failures: 0 consecutive, 4 total" in text and "last success never" not in text, text
+
+        again = run_cli("remote-sync", settings=settings)  # unchanged (304 or the same manifest)
+        assert again.returncode == 0, str(again)
+        [shown] = run_cli("remote-status", "--json", settings=settings).json()["sources"]
+        assert (shown["total_failures"], shown["total_syncs"]) == (4, 2)
+    finally:
+        server.close()

@@ -63,6 +63,14 @@ class CircuitBreaker:
         self.threshold = failures
         self.reset_s = reset_s
 
+    def resume(self, recorded: dict[str, Any]) -> None:
+        """Take up the failures and opening time another process recorded (to_dict)."""
+        failures, opened_at = recorded.get("failures"), recorded.get("opened_at")
+        if isinstance(failures, int) and failures >= 0:
+            self.failures = failures
+        if isinstance(opened_at, (int, float)):
+            self.opened_at = float(opened_at)
+
     def to_dict(self) -> dict[str, Any]:
         return {"state": self.state, "failures": self.failures, "threshold": self.threshold,
                 "reset_s": self.reset_s, "opened_at": self.opened_at, "retry_at": self.retry_at}

@@ -100,6 +100,9 @@ class RemoteManager:
 
         src = self.sources[opts.name] = RemoteSource(opts, self.options.breaker, self._ctx())
         self.iterations.setdefault(opts.name, 0)
+        recorded = self._recorded(opts.name)
+        if recorded is not None:
+            src.carry_on(recorded)
         rows = src.load_cached()
         if rows is not None:
             self.registrar.register(src.source, rows)
@@ -300,6 +303,17 @@ class RemoteManager:
             self._engine.store.set_meta(meta_key(src.name), src.record())
         except StoreError as exc:
             self._engine.store_error = str(exc)
+
+    def _recorded(self, name: str) -> dict[str, Any] | None:
+        """The status the last process to sync `name` recorded in the store, if any."""
+        from .status import meta_key
+
+        try:
+            recorded = self._engine.store.get_meta(meta_key(name))
+        except StoreError as exc:
+            self._engine.store_error = str(exc)
+            return None
+        return recorded if isinstance(recorded, dict) else None
 
     def statuses(self) -> list[dict[str, Any]]:
         """Every configured source's status: live in the host; elsewhere as the host (or the

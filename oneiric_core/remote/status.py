@@ -78,6 +78,13 @@ class SourceStatus:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
+# What a process carries over from the status the last one recorded (RemoteSource.carry_on):
+# the counters and the history of attempts, never what it derives itself (the manifest in
+# force, its entries, the configuration).
+HISTORY_FIELDS = ("last_attempt_at", "last_success_at", "last_change_at", "last_error", "last_error_kind",
+                  "last_error_at", "consecutive_failures", "total_failures", "total_syncs", "last_duration_ms")
+
+
 def current_breaker(breaker: dict[str, Any], now: float) -> dict[str, Any]:
     """A recorded breaker as it stands `now`: an open circuit whose retry time has passed is half-open."""
     out = dict(breaker) if breaker else {"state": "closed", "failures": 0, "opened_at": None, "retry_at": None}
@@ -87,4 +94,4 @@ def current_breaker(breaker: dict[str, Any], now: float) -> dict[str, Any]:
     return out
 
 
-__all__ = ["META_PREFIX", "SourceStatus", "current_breaker", "meta_key"]
+__all__ = ["HISTORY_FIELDS", "META_PREFIX", "SourceStatus", "current_breaker", "meta_key"]

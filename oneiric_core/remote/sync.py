@@ -616,6 +616,20 @@ class RemoteSource:
                 "replaced": outcome.replaced, "removed": outcome.removed, "rejected": outcome.rejected[:DIFF_LIMIT],
                 "proposals": outcome.proposals, "notes": outcome.notes}
 
+    def carry_on(self, recorded: dict[str, Any]) -> None:
+        """Take up the counters and history of the status the last process to sync this
+        source recorded (a host, or a CLI sync with no host): each process builds its own
+        RemoteSource, and one starting from zero wrote `total_failures: 0` over four failures."""
+        from .status import HISTORY_FIELDS
+
+        for name in HISTORY_FIELDS:
+            value = recorded.get(name)
+            if value is not None:
+                setattr(self.status, name, value)
+        breaker = recorded.get("breaker")
+        if isinstance(breaker, dict):
+            self.breaker.resume(breaker)
+
     def record(self) -> dict[str, Any]:
         """The status as written to the store for other processes."""
         self.status.breaker = self.breaker.to_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -76,3 +77,34 @@ def test_closing_the_terminal_stops_the_engine_cleanly(tmp_path):
         assert wait_for(lambda: store.journal(limit=1)[-1].kind == "host-stopped", timeout=5)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("sig", ["HUP", "TERM", "INT"])
+def test_a_signal_to_the_console_host_stops_it_gracefully(tmp_path, sig):
+    """`kill -HUP` (the SSH session went away), `-TERM` and `-INT` to a console that is the
+    host: providers stopped, `host-stopped` journaled, the lease released, exit 0."""
+    import signal
+
+    from tests.test_host_signals import marked_settings
+
+    settings, marker = marked_settings(tmp_path)
+    state = tmp_path / "state"
+    done = tmp_path / "exit-code"
+    pid_file = tmp_path / "pid"
+    session = f"oneiric-sig-{tmp_path.name}"[:50]
+    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
+                          "--state-dir", str(state), "console"])
+    inner = f"echo $$ > {shlex.quote(str(pid_file))}; exec {console}"  # the console gets the shell's pid
+    shell = f"cd {shlex.quote(str(REPO))} && sh -c {shlex.quote(inner)}; echo $? > {shlex.quote(str(done))}; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell], check=True)
+    try:
+        assert wait_for(lambda: "cache  memory  + OK" in capture(session) and marker.exists()), capture(session)
+        os.kill(int(pid_file.read_text()), getattr(signal, f"SIG{sig}"))
+        assert wait_for(done.exists), capture(session)
+        assert done.read_text().strip() == "0"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert marker.read_text() == "stopped\n"
+    with StateStore(state / "state.sqlite") as store:
+        assert store.current_lease() is None
+        assert store.journal(limit=1)[-1].kind == "host-stopped"
