@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import FactoryError
+from .provider_calls import describe_error
 
 FACTORY_PATTERN = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*)$")
 
@@ -47,7 +48,12 @@ def load_factory(factory: str, allowlist: Sequence[str]) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise FactoryError(f"Factory module '{module_name}' cannot be imported: {exc}.") from exc
-    target = getattr(module, attr, None)
+    except BaseException as exc:  # noqa: BLE001 - importing runs the provider's code: its failure, not ours
+        raise FactoryError(f"Factory module '{module_name}' raised {describe_error(exc)} while being imported.") from exc
+    try:
+        target = getattr(module, attr, None)
+    except BaseException as exc:  # noqa: BLE001 - a module __getattr__ is provider code too
+        raise FactoryError(f"Factory '{factory}' raised {describe_error(exc)} when looked up.") from exc
     if target is None or not callable(target):
         raise FactoryError(f"Factory '{factory}' names nothing callable.")
     return target

@@ -7,6 +7,9 @@ instance is stopped only after its in-flight uses reach zero (or `cleanup_timeou
 Sync factories, `start()`, `health()` and `stop()` run on a dedicated thread pool so a
 provider that hangs costs a timeout, not a frozen event loop. Timeouts use
 `asyncio.timeout()` rather than `wait_for`, which on Python 3.11 can swallow a cancellation.
+Every call into provider code goes through provider_calls.py: whatever it raises,
+BaseException included, is that provider's failure, and `health()`'s answer must be a
+HealthResult (or a bool) to pass the gate.
 """
 
 from __future__ import annotations
@@ -14,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import functools
-import inspect
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import ComponentPaused, ComponentUnavailable, FactoryError, NotFound
 from .events import Event, Severity
 from .factories import load_factory
+from .provider_calls import ProviderFault, call_provider, health_result, provider_attr
 from .resolver import Resolver
 
 
@@ -512,13 +514,8 @@ class LifecycleManager:
 
     # -- phases ----------------------------------------------------------------------------
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if inspect.iscoroutinefunction(fn):
-            return await fn(*args)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, functools.partial(fn, *args))
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        """Provider code: anything it raises comes out as ProviderFault (provider_calls.py)."""
+        return await call_provider(fn, *args, executor=self._executor)
 
     async def _build(self, cand: Candidate) -> Any:
         try:
@@ -529,11 +526,19 @@ class LifecycleManager:
         built: list[Any] = []
 
         async def build() -> Any:
-            obj = await self._call(factory, settings)
+            try:
+                obj = await self._call(factory, settings)
+            except ProviderFault as exc:
+                raise _PhaseFailed(f"factory raised {exc}") from exc
+            if obj is None:
+                raise _PhaseFailed(f"factory {cand.factory} returned None, not a provider")
             built.append(obj)
-            start = getattr(obj, "start", None)
-            if start is not None:
-                await self._call(start)
+            try:
+                start = provider_attr(obj, "start")
+                if start is not None:
+                    await self._call(start)
+            except ProviderFault as exc:
+                raise _PhaseFailed(f"start() raised {exc}") from exc
             return obj
 
         timeout = self.options.activation_timeout
@@ -544,31 +549,29 @@ class LifecycleManager:
             if built:  # built but start() hung: stop it in the background
                 asyncio.ensure_future(self._stop_quietly(cand.ref, cand.provider, built[0]))
             raise _PhaseFailed(f"activation timed out after {timeout:g}s") from None
-        except Exception as exc:
+        except _PhaseFailed:
             if built:
                 await self._stop_quietly(cand.ref, cand.provider, built[0])
-            raise _PhaseFailed(f"factory raised {type(exc).__name__}: {exc}") from exc
+            raise
+        except asyncio.CancelledError:  # ours (the host stopping): what was built is stopped all the same
+            if built:
+                await asyncio.shield(self._stop_quietly(cand.ref, cand.provider, built[0]))
+            raise
 
     async def _check(self, obj: Any) -> HealthResult:
-        fn = getattr(obj, "health", None)
-        if fn is None:
-            return HealthResult.ok("provider has no health check", 0.0)
         timeout = self.options.health_timeout
         t0 = time.perf_counter()
         try:
+            fn = provider_attr(obj, "health")
+            if fn is None:
+                return HealthResult.ok("provider has no health check", 0.0)
             async with asyncio.timeout(timeout):
                 raw = await self._call(fn)
         except TimeoutError:
             return HealthResult.failed(f"health check timed out after {timeout:g}s", timeout * 1000)
-        except Exception as exc:
-            return HealthResult.failed(f"health check raised {type(exc).__name__}: {exc}",
-                                       (time.perf_counter() - t0) * 1000)
-        latency = (time.perf_counter() - t0) * 1000
-        if isinstance(raw, HealthResult):
-            return raw if raw.latency_ms is not None else replace(raw, latency_ms=latency)
-        if raw is False:
-            return HealthResult.failed("health check returned False", latency)
-        return HealthResult.ok("", latency)
+        except ProviderFault as exc:
+            return HealthResult.failed(f"health check raised {exc}", (time.perf_counter() - t0) * 1000)
+        return health_result(raw, (time.perf_counter() - t0) * 1000)
 
     async def probe(self, ref: ComponentRef) -> tuple[str, HealthResult] | None:
         """Health-check the serving instance now; None when nothing serves the key."""
@@ -595,7 +598,9 @@ class LifecycleManager:
             await self._stop_quietly(cand.ref, cand.provider, obj)
 
     async def _stop(self, obj: Any) -> None:
-        fn = getattr(obj, "stop", None) or getattr(obj, "close", None)
+        fn = provider_attr(obj, "stop")
+        if fn is None:
+            fn = provider_attr(obj, "close")
         if fn is not None:
             async with asyncio.timeout(self.options.cleanup_timeout):
                 await self._call(fn)
@@ -605,8 +610,10 @@ class LifecycleManager:
             await self._stop(obj)
         except TimeoutError:
             error = f"stop() timed out after {self.options.cleanup_timeout:g}s"
-        except Exception as exc:
-            error = f"stop() raised {type(exc).__name__}: {exc}"
+        except ProviderFault as exc:
+            error = f"stop() raised {exc}"
+        except Exception as exc:  # not the provider's: say so rather than lose the cleanup
+            error = f"stopping it failed: {type(exc).__name__}: {exc}"
         else:
             return None
         self._emit(Event("cleanup-failed", f"Cleanup of {provider} for {ref} failed: {error}",

@@ -143,3 +143,112 @@ class _SlowStart(Plain):
 
 def slow_start(settings: dict) -> Plain:
     return _SlowStart(settings)
+
+
+# -- breaking the provider contract (tests/test_provider_contract.py) --------------------------
+
+class _SaysFine(Plain):
+    """health() returns a string instead of a HealthResult."""
+
+    async def health(self) -> str:  # type: ignore[override]
+        return "totally fine"
+
+
+def says_fine(settings: dict) -> Plain:
+    return _SaysFine(settings)
+
+
+class _SaysNothing(Plain):
+    """health() forgets to return anything."""
+
+    async def health(self) -> None:  # type: ignore[override]
+        return None
+
+
+def says_nothing(settings: dict) -> Plain:
+    return _SaysNothing(settings)
+
+
+class _SaysBool(Plain):
+    """health() uses the bool shorthand: the `healthy` setting, True or False."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__(settings)
+        self.healthy = bool(settings.get("healthy", True))
+
+    async def health(self) -> bool:  # type: ignore[override]
+        return self.healthy
+
+
+def says_bool(settings: dict) -> Plain:
+    return _SaysBool(settings)
+
+
+def returns_none(settings: dict) -> None:
+    """A factory that builds nothing."""
+    return None
+
+
+# What `Misbehaving` raises, by the name in its `error` setting.
+ERRORS = {
+    "SystemExit": lambda: SystemExit(3),
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "GeneratorExit": GeneratorExit,
+    "CancelledError": asyncio.CancelledError,
+}
+
+
+class Misbehaving(Plain):
+    """Raises `error` (a name in ERRORS) from `phase` (start, health or stop), from async
+    code on the event loop, or from sync code in a worker thread with `sync: true`."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__(settings)
+        self.phase = settings["phase"]
+        self.error = ERRORS[settings["error"]]
+        if settings.get("sync"):
+            self.start, self.health, self.stop = self._sync_start, self._sync_health, self._sync_stop
+
+    def _maybe_raise(self, phase: str) -> None:
+        if phase == self.phase:
+            raise self.error()
+
+    async def start(self) -> None:
+        self._maybe_raise("start")
+        self.started = True
+
+    async def health(self) -> HealthResult:
+        self._maybe_raise("health")
+        return HealthResult.ok(f"{self.name} fine")
+
+    async def stop(self) -> None:
+        self._maybe_raise("stop")
+        self.stopped = True
+        STOPPED.append(self.name)
+
+    def _sync_start(self) -> None:
+        self._maybe_raise("start")
+        self.started = True
+
+    def _sync_health(self) -> HealthResult:
+        self._maybe_raise("health")
+        return HealthResult.ok(f"{self.name} fine")
+
+    def _sync_stop(self) -> None:
+        self._maybe_raise("stop")
+        self.stopped = True
+        STOPPED.append(self.name)
+
+
+def misbehaving(settings: dict) -> Plain:
+    """A sync factory (it runs in a worker thread): raises `error` there when `phase` is factory."""
+    if settings["phase"] == "factory":
+        raise ERRORS[settings["error"]]()
+    return Misbehaving(settings)
+
+
+async def misbehaving_async(settings: dict) -> Plain:
+    """An async factory: raises `error` on the event loop when `phase` is factory."""
+    if settings["phase"] == "factory":
+        raise ERRORS[settings["error"]]()
+    return Misbehaving(settings)
