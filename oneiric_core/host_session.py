@@ -192,6 +192,11 @@ class HostSession:
         except OneiricError as exc:
             await _send(writer, CommandResult(exc.exit_code, str(exc), status="failed").to_dict() | {"event": "result"})
             return
+        # A request waits, not taken, until the host has started its providers; one whose
+        # client gave up (or died) meanwhile is never run: "not taken" must mean "did not run".
+        await self.ready.wait()
+        if reader.at_eof():
+            return
         record = None
         if request.kind != "pending":
             try:
@@ -202,7 +207,6 @@ class HostSession:
                 return
             await _send(writer, {"event": "taken", "id": record.id})
         try:
-            await self.ready.wait()
             result = await execute(engine, request, principal)
         except asyncio.CancelledError:
             result = CommandResult(EXIT_ERROR, f"The host stopped before finishing command "

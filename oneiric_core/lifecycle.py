@@ -143,9 +143,12 @@ class Instance:
     def release(self) -> None:
         with self._lock:
             self._inflight -= 1
-            waiters = self._waiters if self._inflight == 0 else []
-            if waiters:
-                self._waiters = []
+            if self._inflight or not self._waiters:
+                return
+            # Taken whole under the lock: a list still shared after it (as this once was)
+            # could gain the waiter of a later wait_idle, which this release would then
+            # resolve while another use, begun in between, was still in flight.
+            waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
             loop.call_soon_threadsafe(_resolve, fut)
 

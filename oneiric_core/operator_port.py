@@ -131,10 +131,13 @@ class OverSocket:
             try:
                 line = reader.readline()
             except TimeoutError:
-                what = f"command #{taken} ({request.kind})" if taken else f"the {request.kind} command"
-                return CommandResult(EXIT_ERROR, f"The host is still running {what} after {wait:g}s; its outcome "
-                                     "will be in the journal ('oneiric journal').", status="running",
-                                     command_id=taken)
+                if taken is None:  # closing the connection now withdraws it (host_session._answer)
+                    return CommandResult(EXIT_ERROR, f"The host did not take the {request.kind} command within "
+                                         f"{wait:g}s (it is still starting its providers); it did not run.",
+                                         status="not-run")
+                return CommandResult(EXIT_ERROR, f"The host is still running command #{taken} ({request.kind}) "
+                                     f"after {wait:g}s; its outcome will be in the journal ('oneiric journal').",
+                                     status="running", command_id=taken)
             except OSError:
                 line = b""
             if not line:  # the host went away: say whether the command was taken

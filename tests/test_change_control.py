@@ -291,6 +291,53 @@ def test_a_client_whose_host_dies_while_it_waits_says_so_at_once(run_cli, demo_s
     assert "it was taken and may have run" in err and "Traceback" not in err
 
 
+def test_a_client_whose_host_dies_before_taking_its_command_says_it_did_not_run(
+        demo_settings, tmp_path, hosts):
+    """The host listens from the moment it holds the lease, and takes requests once it has
+    started its providers: one killed while still starting never took the pause."""
+    configure(demo_settings, activation_timeout=60, slow_start_s=60)  # the cache takes a minute to start
+    adapters = demo_settings / "adapters.yml"
+    adapters.write_text(adapters.read_text().replace("selections:\n  cache: memory\n", "selections:\n  cache: slow\n"))
+    host = hosts(demo_settings, tmp_path / "state", tmp_path)
+    from oneiric_core.wire import socket_path
+
+    deadline = time.monotonic() + 30
+    while not socket_path(tmp_path / "state").exists():  # the lease is held and the socket listens
+        assert time.monotonic() < deadline and host.proc.poll() is None, host.stderr_path.read_text()
+        time.sleep(0.05)
+    client = cli_popen(tmp_path, demo_settings, "pause", "--domain", "adapter", "--key", "http", "--wait", "60")
+    time.sleep(2.0)  # connected, waiting for the host to be ready
+    assert client.poll() is None, client.communicate()
+    killed_at = time.monotonic()
+    host.proc.kill()
+    out, err = client.communicate(timeout=30)
+    assert time.monotonic() - killed_at < 5
+    assert client.returncode == 1 and out == "", (out, err)
+    assert err.strip() == "oneiric: The host closed the connection before taking the pause command; it did not run."
+    assert not journal(tmp_path, kinds=["activity-changed"])
+
+
+def test_a_command_the_starting_host_never_took_is_withdrawn_when_the_client_gives_up(
+        run_cli, demo_settings, tmp_path, hosts):
+    configure(demo_settings, activation_timeout=60, slow_start_s=6)
+    adapters = demo_settings / "adapters.yml"
+    adapters.write_text(adapters.read_text().replace("selections:\n  cache: memory\n", "selections:\n  cache: slow\n"))
+    host = hosts(demo_settings, tmp_path / "state", tmp_path)
+    from oneiric_core.wire import socket_path
+
+    deadline = time.monotonic() + 30
+    while not socket_path(tmp_path / "state").exists():
+        assert time.monotonic() < deadline and host.proc.poll() is None, host.stderr_path.read_text()
+        time.sleep(0.05)
+    gave_up = run_cli("pause", "--domain", "adapter", "--key", "http", "--wait", "1")
+    one_sentence_error(gave_up, 1, "The host did not take the pause command within 1s (it is still starting its "
+                       "providers); it did not run.")
+    host.expect("READY=1")
+    assert ok(run_cli("status", "--json")).json()["host"]["alive"]
+    assert ok(run_cli("activity", "--json")).json()["activity"] == []  # and it never will
+    assert not journal(tmp_path, kinds=["activity-changed"])
+
+
 def test_a_host_killed_mid_swap_is_taken_over_and_the_swap_journaled_interrupted(
         run_cli, demo_settings, tmp_path, hosts):
     configure(demo_settings, approvals="approvals:\n  mode: auto\n", activation_timeout=60, slow_start_s=60)

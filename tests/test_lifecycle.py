@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -256,6 +257,11 @@ async def test_uses_from_threads_never_get_a_stopped_instance(settings_dir, tmp_
                     problems.append(obj.name)
 
     threads = [threading.Thread(target=user) for _ in range(4)]
+    # Switch threads often: the race this guards against (a release resolving the wait of a
+    # retire that began after it, while another use was in flight) needs a thread switch
+    # between two statements of Instance.release.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
     for t in threads:
         t.start()
     try:
@@ -265,6 +271,7 @@ async def test_uses_from_threads_never_get_a_stopped_instance(settings_dir, tmp_
         stop.set()
         for t in threads:
             t.join()
+        sys.setswitchinterval(switch)
         await engine.stop()
         engine.close()
     assert problems == []
