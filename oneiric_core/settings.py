@@ -18,6 +18,13 @@ composer, which checks tags before constructing anything, then pydantic, and wor
 problem with its file:line:column. Reloading a file whose bytes have not changed parses
 nothing.
 
+Before either path, a file is held to app.yml's `limits` (input_limits.py): one larger than
+`limits.settings_max_bytes` is refused before it is read, and data nested deeper than
+`limits.max_depth` is refused before it is validated. app.yml itself is read with the built-in
+defaults, since it is what sets them. A large file (over CAREFUL_MAX_CHARS) that yaml-rs
+parsed but that does not validate is not given to the slow careful parser just to find a
+line: its problems are named by key path.
+
 `SettingsLoader` never raises for file content: a file that fails keeps the model from
 its last good load (or defaults) and the problems are listed on the snapshot.
 
@@ -630,6 +637,15 @@ def _fast_load(text: str, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any] 
     would: a mapping of plain dicts, lists, str, int, float, bool and None, nesting at most
     `max_depth` levels. None means: let the careful path decide (it is also what an empty
     file gives; a file nested too deeply is worded there, with its line)."""
+    data = _fast_data(text)
+    if data is None or (_may_nest_deeper(text, max_depth) and depth_beyond(data, max_depth) is not None):
+        return None
+    return data
+
+
+def _fast_data(text: str) -> dict[str, Any] | None:
+    """yaml-rs's mapping for a text that uses no feature the two parsers could read apart
+    (`_needs_careful`); None for anything else, a text yaml-rs refuses included."""
     if _needs_careful(text):
         return None
     loads = _fast_loader()
@@ -639,11 +655,7 @@ def _fast_load(text: str, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any] 
         data = loads(text)
     except Exception:
         return None
-    if not isinstance(data, dict):
-        return None
-    if _may_nest_deeper(text, max_depth) and depth_beyond(data, max_depth) is not None:
-        return None
-    return data
+    return data if isinstance(data, dict) else None
 
 
 def _may_nest_deeper(text: str, max_depth: int) -> bool:
@@ -691,12 +703,38 @@ def _fast_parse(text: str, model: type[Model], max_depth: int = DEFAULT_MAX_DEPT
 
 def _parse_text(file: Path, text: str, model: type[Model],
                 limits: InputLimits = DEFAULT_LIMITS) -> tuple[Model | None, list[ConfigProblem]]:
-    fast = _fast_parse(text, model, limits.max_depth)
-    if fast is not None:
-        return fast, []
+    data = _fast_data(text)
+    if data is not None:
+        deep = depth_beyond(data, limits.max_depth) if _may_nest_deeper(text, limits.max_depth) else None
+        if deep is None:
+            fast = schema.fast_validate(model, data)
+            if fast is not None:
+                return fast, []
+        if len(text) > CAREFUL_MAX_CHARS:
+            return _problems_by_path(file, data, model, deep, limits)
     from .settings_yaml import parse_careful
 
     return parse_careful(file, text, model, limits)
+
+
+# The careful path (ruamel's pure-Python round-trip parser) costs 6 s per MiB of block-style
+# settings and over 20 s per MiB of flow lists (bench/settings_size.py). A text longer than this
+# that yaml-rs did parse is not handed to it only to find the line of a schema or nesting
+# problem: the same problems are worded from the data, by key path (`candidates[5123].provider`)
+# instead of line. Acceptance does not change: the data is what the careful path would build.
+CAREFUL_MAX_CHARS = 256 * 1024
+
+
+def _problems_by_path(file: Path, data: dict[str, Any], model: type[Model], deep: tuple[int, str] | None,
+                      limits: InputLimits) -> tuple[Model | None, list[ConfigProblem]]:
+    if deep is not None:
+        depth, at = deep
+        exc = LimitExceeded("depth", str(file), depth, limits.max_depth, limits.depth_key, f" (at {at})" if at else "")
+        return None, [ConfigProblem(file, None, None, exc.reason())]
+    instance, errors = schema.check(model, data)  # what the careful path would conclude, without lines
+    if instance is not None:
+        return instance, []
+    return None, [ConfigProblem(file, None, None, _describe_error(model, error)) for error in errors]
 
 
 def _parse_yaml(file: Path, text: str, limits: InputLimits = DEFAULT_LIMITS) -> _Parsed:
