@@ -281,11 +281,13 @@ def _quick_store_path(args) -> Path | None:
     if env:
         return Path(os.path.abspath(os.path.expanduser(env))) / "state.sqlite"
     settings = Path(os.path.abspath(os.path.expanduser(args.settings)))
+    from .input_limits import LimitExceeded, read_capped
+
     try:
-        text = (settings / "app.yml").read_text(encoding="utf-8")
+        text = read_capped(settings / "app.yml").decode("utf-8")
     except FileNotFoundError:
         text = ""
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, LimitExceeded):
         return None
     configured = _app_state_dir(text)
     if configured is _UNREADABLE:
@@ -602,17 +604,23 @@ def cmd_run(args) -> int:
 
 
 def cmd_config_validate(args) -> int:
-    from .settings import validate_dir
+    from .config_check import validate_settings
 
-    problems = validate_dir(Path(args.settings))
+    found = validate_settings(Path(args.settings))
+    problems = found.problems
     if args.json:
         _print_json({"settings_dir": args.settings, "valid": not problems,
                      "problems": [p.to_dict() for p in problems]})
     elif problems:
         for p in problems:
             say(p)
-        say(f"{len(problems)} problem(s). Until they are fixed, the engine keeps the last good version "
-              "of each broken file in force (defaults if it never loaded one).")
+        consequences = []
+        if found.files:
+            consequences.append("the engine keeps the last good version of each broken file in force "
+                                "(defaults if it never loaded one)")
+        if found.factories:
+            consequences.append("a candidate whose factory cannot be built fails when the host activates it")
+        say(f"{len(problems)} problem(s). Until they are fixed, {'; '.join(consequences)}.")
     else:
         say(f"{args.settings}: every settings file is valid.")
     return EXIT_ERROR if problems else EXIT_OK

@@ -38,7 +38,7 @@ from .recovery import recover_interrupted_swaps
 from .registry import CandidateRegistry
 from .seal import RowSeal
 from .resolver import Explanation, Resolver, StackOrder
-from .settings import APP_FILE, AppSettings, ConfigProblem, SettingsLoader, SettingsSnapshot
+from .settings import APP_FILE, AppSettings, ConfigProblem, LimitsOptions, SettingsLoader, SettingsSnapshot
 from .host_session import HEARTBEAT_S, HostBusy
 from .store import (
     LEASE_STALE_AFTER_S, HealthSnapshot, LeaseInfo, LifecycleSnapshot, ProposalRecord, StateStore, StoreError,
@@ -370,6 +370,11 @@ class Engine:
                                                     "was": [p.to_dict() for p in before_problems]}))
         if after != before:
             self._apply_file_change(file, label, before, after, snap)
+        if name == APP_FILE and _limits(before) != _limits(after):
+            # A file refused for its size or nesting may pass now (or fail): read those again.
+            for other in self._settings_file_names():
+                if other != APP_FILE and any(Path(p.file).name == other for p in self.settings.problems):
+                    self.settings_file_changed(file.parent / other)
 
     def _apply_file_change(self, file: Path, label: str, before: Any, after: Any,
                            snap: SettingsSnapshot) -> None:
@@ -420,7 +425,7 @@ class Engine:
         self.health.interval_s = new.health.interval_s
         live, later = [], []
         for key in changed:
-            if key in ("approvals", "lifecycle", "stack_order", "journal"):
+            if key in ("approvals", "lifecycle", "stack_order", "journal", "limits"):
                 live.append(key)
             elif key == "remote":
                 self.remote.reconfigure(new.remote)
@@ -1067,6 +1072,11 @@ def _label(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _limits(app: Any) -> LimitsOptions:
+    """app.yml's input limits (the defaults for a file never loaded): what a change compares."""
+    return app.limits if isinstance(app, AppSettings) else LimitsOptions()
 
 
 __all__ = ["ActivityState", "ComponentStatus", "Engine", "HostBusy"]

@@ -18,6 +18,13 @@ composer, which checks tags before constructing anything, then pydantic, and wor
 problem with its file:line:column. Reloading a file whose bytes have not changed parses
 nothing.
 
+Before either path, a file is held to app.yml's `limits` (input_limits.py): one larger than
+`limits.settings_max_bytes` is refused before it is read, and data nested deeper than
+`limits.max_depth` is refused before it is validated. app.yml itself is read with the built-in
+defaults, since it is what sets them. A large file (over CAREFUL_MAX_CHARS) that yaml-rs
+parsed but that does not validate is not given to the slow careful parser just to find a
+line: its problems are named by key path.
+
 `SettingsLoader` never raises for file content: a file that fails keeps the model from
 its last good load (or defaults) and the problems are listed on the snapshot.
 
@@ -43,8 +50,12 @@ from . import schema
 from .bulk import gc_paused
 from .domains import Domain
 from .errors import ConfigError
+from .input_limits import (
+    DEFAULT_LIMITS, DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING, InputLimits, LimitExceeded, read_capped,
+)
 from .private_files import write_private
 from .schema import Bounds, Check, Model, Pattern, drop_empty
+from .input_limits import depth_beyond
 
 if TYPE_CHECKING:
     from ruamel.yaml.comments import CommentedMap
@@ -61,6 +72,7 @@ __all__ = [
     "HealthOptions",
     "JournalOptions",
     "LifecycleOptions",
+    "LimitsOptions",
     "SettingsLoader",
     "SettingsSnapshot",
     "TelemetryOptions",
@@ -161,6 +173,20 @@ class AccessOptions(Model):
 class JournalOptions(Model):
     max_age_days: PositiveFloat = 30.0
     max_rows: Annotated[int, Bounds(ge=100)] = 100_000
+
+
+@dataclass
+class LimitsOptions(Model):
+    """Bounds on what a settings file may hold (input_limits.py says why). `settings_max_bytes`
+    holds each domain file (app.yml itself is always read with the built-in defaults, since it
+    is what sets them); `max_depth` holds the nesting of domain files and remote manifests. A
+    remote manifest's size is capped per source (`remote.sources[].max_bytes`)."""
+
+    settings_max_bytes: Annotated[int, Bounds(ge=1024)] = DEFAULT_MAX_BYTES
+    max_depth: Annotated[int, Bounds(ge=8, le=MAX_DEPTH_CEILING)] = DEFAULT_MAX_DEPTH
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(self.settings_max_bytes, self.max_depth)
 
 
 @dataclass
@@ -328,6 +354,7 @@ class AppSettings(Model):
     approvals: ApprovalsOptions = field(default_factory=ApprovalsOptions)
     access: AccessOptions = field(default_factory=AccessOptions)
     journal: JournalOptions = field(default_factory=JournalOptions)
+    limits: LimitsOptions = field(default_factory=LimitsOptions)
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
     remote: RemoteOptions = field(default_factory=RemoteOptions)
     escalation: EscalationOptions = field(default_factory=EscalationOptions)
@@ -605,10 +632,20 @@ def _after_space_or_flow(text: str, char: str) -> bool:
     return False
 
 
-def _fast_load(text: str) -> dict[str, Any] | None:
+def _fast_load(text: str, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any] | None:
     """The data of a settings text, if the fast path can parse it exactly as the careful path
-    would: a mapping of plain dicts, lists, str, int, float, bool and None. None means: let
-    the careful path decide (it is also what an empty file gives)."""
+    would: a mapping of plain dicts, lists, str, int, float, bool and None, nesting at most
+    `max_depth` levels. None means: let the careful path decide (it is also what an empty
+    file gives; a file nested too deeply is worded there, with its line)."""
+    data = _fast_data(text)
+    if data is None or (_may_nest_deeper(text, max_depth) and depth_beyond(data, max_depth) is not None):
+        return None
+    return data
+
+
+def _fast_data(text: str) -> dict[str, Any] | None:
+    """yaml-rs's mapping for a text that uses no feature the two parsers could read apart
+    (`_needs_careful`); None for anything else, a text yaml-rs refuses included."""
     if _needs_careful(text):
         return None
     loads = _fast_loader()
@@ -619,6 +656,18 @@ def _fast_load(text: str) -> dict[str, Any] | None:
     except Exception:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _may_nest_deeper(text: str, max_depth: int) -> bool:
+    """A cheap bound, so a normal file is never walked for its depth: in the block style the
+    fast path takes, a level is at least one column of indentation or of `- ` (a sequence under
+    a key may share its key's column, one level per column at worst, plus the top mapping and
+    a last sequence), and each flow bracket opens at most one level."""
+    width = max_depth - 2 - (text.count("[") + text.count("{"))
+    if width <= 0:
+        return True
+    run = "[ ?-]{%d}" % width
+    return re.match(run, text) is not None or re.search("\n" + run, text) is not None
 
 
 def _fast_loader() -> Callable[[str], Any]:
@@ -642,39 +691,66 @@ def _fast_loader() -> Callable[[str], Any]:
 _LOADS: Callable[[str], Any] | None = None
 
 
-def _fast_parse(text: str, model: type[Model]) -> Model | None:
+def _fast_parse(text: str, model: type[Model], max_depth: int = DEFAULT_MAX_DEPTH) -> Model | None:
     """The common case, a valid file, through `_fast_load` and the schema's fast validator.
     None means: take the careful path, which finds and words any problem with its line and
     column (pydantic is imported then, and only then)."""
-    data = _fast_load(text)
+    data = _fast_load(text, max_depth)
     if data is None:
         return None
     return schema.fast_validate(model, data)
 
 
-def _parse_text(file: Path, text: str, model: type[Model]) -> tuple[Model | None, list[ConfigProblem]]:
-    fast = _fast_parse(text, model)
-    if fast is not None:
-        return fast, []
+def _parse_text(file: Path, text: str, model: type[Model],
+                limits: InputLimits = DEFAULT_LIMITS) -> tuple[Model | None, list[ConfigProblem]]:
+    data = _fast_data(text)
+    if data is not None:
+        deep = depth_beyond(data, limits.max_depth) if _may_nest_deeper(text, limits.max_depth) else None
+        if deep is None:
+            fast = schema.fast_validate(model, data)
+            if fast is not None:
+                return fast, []
+        if len(text) > CAREFUL_MAX_CHARS:
+            return _problems_by_path(file, data, model, deep, limits)
     from .settings_yaml import parse_careful
 
-    return parse_careful(file, text, model)
+    return parse_careful(file, text, model, limits)
 
 
-def _parse_yaml(file: Path, text: str) -> _Parsed:
-    """The careful path's parse (syntax, tags, duplicate keys, top-level shape): see settings_yaml."""
+# The careful path (ruamel's pure-Python round-trip parser) costs 6 s per MiB of block-style
+# settings and over 20 s per MiB of flow lists (bench/settings_size.py). A text longer than this
+# that yaml-rs did parse is not handed to it only to find the line of a schema or nesting
+# problem: the same problems are worded from the data, by key path (`candidates[5123].provider`)
+# instead of line. Acceptance does not change: the data is what the careful path would build.
+CAREFUL_MAX_CHARS = 256 * 1024
+
+
+def _problems_by_path(file: Path, data: dict[str, Any], model: type[Model], deep: tuple[int, str] | None,
+                      limits: InputLimits) -> tuple[Model | None, list[ConfigProblem]]:
+    if deep is not None:
+        depth, at = deep
+        exc = LimitExceeded("depth", str(file), depth, limits.max_depth, limits.depth_key, f" (at {at})" if at else "")
+        return None, [ConfigProblem(file, None, None, exc.reason())]
+    instance, errors = schema.check(model, data)  # what the careful path would conclude, without lines
+    if instance is not None:
+        return instance, []
+    return None, [ConfigProblem(file, None, None, _describe_error(model, error)) for error in errors]
+
+
+def _parse_yaml(file: Path, text: str, limits: InputLimits = DEFAULT_LIMITS) -> _Parsed:
+    """The careful path's parse (syntax, tags, nesting, duplicate keys, top-level shape): see settings_yaml."""
     from .settings_yaml import _parse_yaml as parse
 
-    return parse(file, text)
+    return parse(file, text, limits)
 
 
 def _validate(
-    file: Path, data: CommentedMap | None, model: type[Model]
+    file: Path, data: CommentedMap | None, model: type[Model], **options: Any
 ) -> tuple[Model | None, list[ConfigProblem]]:
     """The careful path's validation of parsed data, problems located by line: see settings_yaml."""
     from .settings_yaml import _validate as validate
 
-    return validate(file, data, model)
+    return validate(file, data, model, **options)
 
 
 class _Read(NamedTuple):
@@ -687,31 +763,44 @@ class _Read(NamedTuple):
     raw: bytes | None = None
 
 
-def _read(file: Path, model: type[Model]) -> tuple[bytes | None, _Read | None]:
-    """(the file's bytes, None), or (None, the result) for a missing or unreadable file."""
+def _read(file: Path, model: type[Model],
+          limits: InputLimits = DEFAULT_LIMITS) -> tuple[bytes | None, _Read | None]:
+    """(the file's bytes, None), or (None, the result) for a missing, unreadable or oversized
+    file. The size is checked before anything is read (input_limits.read_capped)."""
     try:
-        return file.read_bytes(), None
+        return read_capped(file, limits), None
     except FileNotFoundError:
         return None, _Read(model(), [], False)
     except IsADirectoryError:
         return None, _Read(None, [ConfigProblem(file, None, None, "cannot read the file: it is a directory")], True)
+    except LimitExceeded as exc:
+        return None, _Read(None, [ConfigProblem(file, None, None, exc.reason())], True)
     except OSError as err:
         return None, _Read(None, [ConfigProblem(file, None, None, f"cannot read the file: {err.strerror or err}")], True)
 
 
-def _parse_raw(file: Path, raw: bytes, model: type[Model]) -> _Read:
+def _parse_raw(file: Path, raw: bytes, model: type[Model], limits: InputLimits = DEFAULT_LIMITS) -> _Read:
     text, problem = _decode(file, raw)
     if problem is not None:
         return _Read(None, [problem], True, raw)
     assert text is not None
-    instance, problems = _parse_text(file, text, model)
+    instance, problems = _parse_text(file, text, model, limits)
     return _Read(instance, problems, True, raw)
 
 
-def _read_and_parse(file: Path, model: type[Model]) -> _Read:
+def _read_and_parse(file: Path, model: type[Model], limits: InputLimits = DEFAULT_LIMITS) -> _Read:
     """A missing file is defaults."""
-    raw, result = _read(file, model)
-    return result if raw is None else _parse_raw(file, raw, model)
+    raw, result = _read(file, model, limits)
+    return result if raw is None else _parse_raw(file, raw, model, limits)
+
+
+def limits_for(file: Path, app: AppSettings | None) -> InputLimits:
+    """The limits `file` is read with: app.yml always with the built-in defaults (it is what
+    sets the limits, so it cannot be bounded by itself); a domain file with app.yml's `limits`
+    (its last good version; the defaults while none loaded)."""
+    if Path(file).name == APP_FILE or not isinstance(app, AppSettings):
+        return DEFAULT_LIMITS
+    return app.limits.input_limits()
 
 
 def _digest(raw: bytes) -> bytes:
@@ -724,7 +813,10 @@ def load_file(path: Path, model: type[Model]) -> Model:
     Raises ConfigError naming file:line:column, with `.problems` listing every problem.
     """
     file = _abs(path)
-    instance, problems, _, _ = _read_and_parse(file, model)
+    app = None
+    if model is not AppSettings and file.name != APP_FILE:
+        app = _read_and_parse(file.parent / APP_FILE, AppSettings).instance
+    instance, problems, _, _ = _read_and_parse(file, model, limits_for(file, app))
     if problems or instance is None:
         raise _config_error(problems or [ConfigProblem(file, None, None, "could not be loaded")])
     return instance
@@ -752,9 +844,22 @@ def validate_dir(settings_dir: Path) -> list[ConfigProblem]:
     directory = _abs(settings_dir)
     if not directory.is_dir():
         return [ConfigProblem(directory, None, None, _missing_dir_message(directory))]
+    return _validate_files(directory)[0]
+
+
+def _validate_files(directory: Path) -> tuple[list[ConfigProblem], dict[Path, Model]]:
+    """validate_dir's problems, and the model of every file that loaded cleanly (for the
+    checks `config validate` adds: config_check.py)."""
     problems: list[ConfigProblem] = []
-    for file, model in _known_files(directory).items():
-        problems.extend(_read_and_parse(file, model)[1])
+    good: dict[Path, Model] = {}
+    app: AppSettings | None = None
+    for file, model in _known_files(directory).items():  # app.yml first: its limits hold the others
+        result = _read_and_parse(file, model, limits_for(file, app))
+        problems.extend(result.problems)
+        if result.instance is not None and not result.problems:
+            good[file] = result.instance
+            if isinstance(result.instance, AppSettings):
+                app = result.instance
     expected = {f.name for f in _known_files(directory)}
     stems = {"app": APP_FILE}
     for domain in Domain:
@@ -772,7 +877,7 @@ def validate_dir(settings_dir: Path) -> list[ConfigProblem]:
             problems.append(
                 ConfigProblem(entry, None, None, f"this file is ignored: settings are read from {meant}")
             )
-    return problems
+    return problems, good
 
 
 # --------------------------------------------------------------------------- snapshot and loader
@@ -842,8 +947,9 @@ class SettingsLoader:
         self.keep_dir = keep_dir
         self._good: dict[Path, Model] = {}
         self._problems: dict[Path, list[ConfigProblem]] = {}
-        # A digest of the bytes each file's current state (model or problems) came from.
-        self._digests: dict[Path, bytes] = {}
+        # A digest of the bytes each file's current state (model or problems) came from, and
+        # the limits they were read with.
+        self._digests: dict[Path, tuple[bytes, InputLimits]] = {}
         # The validated bytes of good files loaded while there was no keep_dir yet, for
         # `use_keep_dir` to keep without reading the files again (which could also keep a
         # newer, unvalidated version).
@@ -868,18 +974,25 @@ class SettingsLoader:
         if not self.settings_dir.is_dir():
             raise ConfigError(_missing_dir_message(self.settings_dir))
 
+    def limits(self, file: Path) -> InputLimits:
+        """The limits `file` is read with now (`limits_for`, with the last good app.yml)."""
+        app = self._good.get(self.settings_dir / APP_FILE)
+        return limits_for(file, app if isinstance(app, AppSettings) else None)
+
     def _load_one(self, file: Path) -> list[ConfigProblem]:
         model = self._files[file]
-        raw, result = _read(file, model)
+        limits = self.limits(file)
+        raw, result = _read(file, model, limits)
         if raw is not None:
             # The very content the current state came from (a watcher's catch-up pass at
             # start-up, a re-save, a full reload): nothing to parse, and the models stay the
             # same objects, so nothing downstream sees a change. With 10,000 candidates a
-            # parse is ~100 ms and a second copy of every model.
-            digest = _digest(raw)
+            # parse is ~100 ms and a second copy of every model. Read under other limits,
+            # the same bytes can give another answer (a nesting limit raised in app.yml).
+            digest = (_digest(raw), limits)
             if self._digests.get(file) == digest:
                 return list(self._problems[file])
-            result = _parse_raw(file, raw, model)
+            result = _parse_raw(file, raw, model, limits)
             self._digests[file] = digest
         else:
             self._digests.pop(file, None)
@@ -916,8 +1029,8 @@ class SettingsLoader:
                     self._keep(file, self._unkept.pop(file))
                 elif file.exists():
                     try:
-                        self._keep(file, file.read_bytes())
-                    except OSError:
+                        self._keep(file, read_capped(file, self.limits(file)))
+                    except (OSError, LimitExceeded):
                         pass
             return self._snapshot()
 
@@ -943,7 +1056,7 @@ class SettingsLoader:
         copy = self.keep_dir / file.name
         if not copy.exists():
             return None
-        instance, problems, _, _ = _read_and_parse(copy, model)
+        instance, problems, _, _ = _read_and_parse(copy, model, self.limits(file))
         return instance if instance is not None and not problems else None
 
     def _snapshot(self) -> SettingsSnapshot:

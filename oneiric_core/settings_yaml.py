@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,14 @@ from ruamel.yaml.tokens import CommentToken
 from . import schema
 from .domains import Domain
 from .errors import ConfigError
+from .input_limits import DEFAULT_LIMITS, InputLimits, LimitExceeded, read_capped
 from .schema import Model
 from .settings import (
     _ALLOWED_TAGS,
     _MAX_VALUES,
     _NAME_RE,
     APP_FILE,
+    AppSettings,
     ConfigProblem,
     _abs,
     _config_error,
@@ -52,7 +55,9 @@ from .settings import (
     _describe_error,
     _missing_dir_message,
     _parse_text,
+    _read_and_parse,
     _sorted,
+    limits_for,
     model_for_file,
 )
 
@@ -88,13 +93,18 @@ def _syntax_problem(file: Path, err: MarkedYAMLError) -> ConfigProblem:
     return _mark_problem(file, mark, f"YAML syntax error: {problem}")
 
 
-def _check_tags(file: Path, root: Node) -> list[ConfigProblem]:
+def _check_nodes(file: Path, root: Node, limits: InputLimits) -> tuple[list[ConfigProblem], bool]:
+    """Before anything is constructed: tags (only plain data), and nesting (at most
+    `limits.max_depth` levels, the top mapping being level 1). Returns the problems and
+    whether the document reuses a node (an alias), which `_validate` then bounds. Iterative."""
     problems: list[ConfigProblem] = []
     seen: set[int] = set()
-    stack: list[Node] = [root]
+    aliased = False
+    stack: list[tuple[Node, int, tuple[Any, ...]]] = [(root, 1, ())]
     while stack:
-        node = stack.pop()
+        node, depth, path = stack.pop()
         if id(node) in seen:
+            aliased = True
             continue
         seen.add(id(node))
         tag = getattr(node.tag, "value", None) or str(node.tag)
@@ -107,28 +117,55 @@ def _check_tags(file: Path, root: Node) -> list[ConfigProblem]:
                     "(only plain strings, numbers, booleans, lists and mappings)",
                 )
             )
+        if isinstance(node, (MappingNode, SequenceNode)) and depth > limits.max_depth:
+            shown = _path_label(path, depth - 1 > len(path))
+            exc = LimitExceeded("depth", str(file), depth, limits.max_depth, limits.depth_key,
+                                f" (at {shown})" if shown else "")
+            problems.append(_mark_problem(file, node.start_mark, exc.reason()))
+            return problems, aliased  # one sentence for the whole subtree, none for its children
+        child = path + ("?",) if len(path) < 4 else path
         if isinstance(node, MappingNode):
-            for key, value in node.value:
-                stack.append(value)
-                stack.append(key)
+            for key, value in reversed(node.value):
+                name = str(key.value) if isinstance(key.value, (str, int)) else "?"
+                stack.append((value, depth + 1, path + (name,) if len(path) < 4 else path))
+                stack.append((key, depth + 1, child))  # a complex key (a mapping as a key)
         elif isinstance(node, SequenceNode):
-            stack.extend(reversed(node.value))
-    return problems
+            stack.extend((item, depth + 1, path + (f"[{i}]",) if len(path) < 4 else path)
+                         for i, item in reversed(list(enumerate(node.value))))
+    return problems, aliased
+
+
+def _path_label(path: tuple[Any, ...], truncated: bool) -> str:
+    out = ""
+    for part in path:
+        out += part if part.startswith("[") else ("." if out else "") + part
+    return out + ("..." if truncated else "")
 
 
 class _TooBig(Exception):
     pass
 
 
-def _to_plain(obj: Any, budget: list[int]) -> Any:
-    """ruamel round-trip types -> plain dict/list/str/int/float/bool for pydantic."""
+class _TooDeep(Exception):
+    pass
+
+
+def _to_plain(obj: Any, budget: list[int], depth: int = 0, max_depth: int | None = None) -> Any:
+    """ruamel round-trip types -> plain dict/list/str/int/float/bool for pydantic. `budget`
+    counts values down (aliases can make a document expand far beyond its text); `max_depth`
+    bounds the nesting the expansion builds (an alias can nest one subtree inside another)."""
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooBig
     if isinstance(obj, dict):
-        return {_to_plain(k, budget): _to_plain(v, budget) for k, v in obj.items()}
+        if max_depth is not None and depth >= max_depth:
+            raise _TooDeep
+        return {_to_plain(k, budget, depth + 1, max_depth): _to_plain(v, budget, depth + 1, max_depth)
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        items = [_to_plain(v, budget) for v in obj]
+        if max_depth is not None and depth >= max_depth:
+            raise _TooDeep
+        items = [_to_plain(v, budget, depth + 1, max_depth) for v in obj]
         return items if isinstance(obj, list) else tuple(items)
     if isinstance(obj, bool):
         return bool(obj)
@@ -147,10 +184,11 @@ def _to_plain(obj: Any, budget: list[int]) -> Any:
 class _Parsed:
     data: CommentedMap | None
     problems: list[ConfigProblem]
+    aliased: bool = True  # whether the document reuses nodes (unknown: assume it does)
 
 
-def _parse_yaml(file: Path, text: str) -> _Parsed:
-    """Syntax, tags, duplicate keys and the top-level shape; no schema."""
+def _parse_yaml(file: Path, text: str, limits: InputLimits = DEFAULT_LIMITS) -> _Parsed:
+    """Syntax, tags, nesting, duplicate keys and the top-level shape; no schema."""
     yaml = _new_yaml()
     try:
         node = yaml.compose(text)
@@ -158,13 +196,14 @@ def _parse_yaml(file: Path, text: str) -> _Parsed:
         return _Parsed(None, [_syntax_problem(file, err)])
     except YAMLError as err:
         return _Parsed(None, [ConfigProblem(file, None, None, f"YAML error: {err}")])
-    except RecursionError:
-        return _Parsed(None, [ConfigProblem(file, None, None, "YAML error: the document is nested too deeply")])
+    except RecursionError:  # the parser is recursive: far deeper than any limit allows
+        exc = LimitExceeded("depth", str(file), None, limits.max_depth, limits.depth_key)
+        return _Parsed(None, [ConfigProblem(file, None, None, exc.reason())])
     if node is None:
-        return _Parsed(None, [])
-    tag_problems = _check_tags(file, node)
-    if tag_problems:
-        return _Parsed(None, tag_problems)
+        return _Parsed(None, [], False)
+    node_problems, aliased = _check_nodes(file, node, limits)
+    if node_problems:
+        return _Parsed(None, node_problems)
     if not isinstance(node, MappingNode):
         return _Parsed(None, [_mark_problem(file, node.start_mark, "expected a mapping at the top of the file")])
     try:
@@ -184,7 +223,7 @@ def _parse_yaml(file: Path, text: str) -> _Parsed:
         return _Parsed(None, [ConfigProblem(file, None, None, f"YAML error: {err}")])
     if not isinstance(data, CommentedMap):
         return _Parsed(None, [ConfigProblem(file, 1, 1, "expected a mapping at the top of the file")])
-    return _Parsed(data, [])
+    return _Parsed(data, [], aliased)
 
 
 def _lc(node: Any, method: str, arg: Any) -> tuple[int, int] | None:
@@ -233,13 +272,22 @@ def _locate(root: CommentedMap, loc: tuple[Any, ...], on_key: bool) -> tuple[int
     return pos
 
 
-def _validate(file: Path, data: CommentedMap | None, model: type[Model]) -> tuple[Model | None, list[ConfigProblem]]:
+def _validate(file: Path, data: CommentedMap | None, model: type[Model], *, aliased: bool = True,
+              limits: InputLimits = DEFAULT_LIMITS) -> tuple[Model | None, list[ConfigProblem]]:
+    """Schema-check parsed data, each problem located by line. A document with aliases is held
+    to _MAX_VALUES values once expanded ("billion laughs"); one without holds no more values
+    than its text, which the size limit already bounds, so it is not counted."""
     if data is None:
         return model(), []
     try:
-        plain = _to_plain(data, [_MAX_VALUES])
-    except (_TooBig, RecursionError):
-        return None, [ConfigProblem(file, None, None, "the file expands to too many values (check anchors and aliases)")]
+        plain = _to_plain(data, [_MAX_VALUES if aliased else sys.maxsize], 0, limits.max_depth)
+    except _TooBig:
+        return None, [ConfigProblem(file, None, None, f"the file's anchors and aliases expand it to more than "
+                                    f"{_MAX_VALUES:,} values; write the repeated parts out or reuse fewer")]
+    except (_TooDeep, RecursionError):
+        exc = LimitExceeded("depth", str(file), limits.max_depth + 1, limits.max_depth, limits.depth_key,
+                            " once its aliases are expanded")
+        return None, [ConfigProblem(file, None, None, exc.reason())]
     instance, errors = schema.check(model, plain)  # pydantic is imported only for a problem
     if instance is not None:
         return instance, []
@@ -254,12 +302,13 @@ def _validate(file: Path, data: CommentedMap | None, model: type[Model]) -> tupl
     return None, _sorted(problems)
 
 
-def parse_careful(file: Path, text: str, model: type[Model]) -> tuple[Model | None, list[ConfigProblem]]:
+def parse_careful(file: Path, text: str, model: type[Model],
+                  limits: InputLimits = DEFAULT_LIMITS) -> tuple[Model | None, list[ConfigProblem]]:
     """Parse and validate one file's text, wording every problem with its line and column."""
-    parsed = _parse_yaml(file, text)
+    parsed = _parse_yaml(file, text, limits)
     if parsed.problems:
         return None, _sorted(parsed.problems)
-    return _validate(file, parsed.data, model)
+    return _validate(file, parsed.data, model, aliased=parsed.aliased, limits=limits)
 
 
 # --------------------------------------------------------------------------- editing
@@ -357,11 +406,15 @@ def edit_yaml(path: Path, mutate: Callable[[CommentedMap], None]) -> None:
     if not target.parent.is_dir():
         raise ConfigError(_missing_dir_message(target.parent))
 
+    limits = limits_for(target, None if target.name == APP_FILE else
+                        _read_and_parse(target.parent / APP_FILE, AppSettings).instance)
     try:
-        raw = target.read_bytes()
+        raw = read_capped(target, limits)
         existed = True
     except FileNotFoundError:
         raw, existed = b"", False
+    except LimitExceeded as exc:
+        raise ConfigError(f"refusing to edit {shown}: {exc.reason()}") from None
     except OSError as err:
         raise ConfigError(f"{shown}: cannot read the file: {err.strerror or err}") from None
     bom = raw.startswith(codecs.BOM_UTF8)
@@ -372,7 +425,7 @@ def edit_yaml(path: Path, mutate: Callable[[CommentedMap], None]) -> None:
     newline = "\r\n" if "\r\n" in text else "\n"
     text = text.replace("\r\n", "\n")
 
-    parsed = _parse_yaml(shown, text)
+    parsed = _parse_yaml(shown, text, limits)
     if parsed.problems:
         raise _config_error(_sorted(parsed.problems), suffix="; fix the file before editing it")
 
@@ -402,7 +455,7 @@ def edit_yaml(path: Path, mutate: Callable[[CommentedMap], None]) -> None:
     yaml.dump(data, out)
     new_text = prefix + out.getvalue()
 
-    _, problems = _parse_text(shown, new_text, model)
+    _, problems = _parse_text(shown, new_text, model, limits)
     if problems:
         reasons = "; ".join(p.reason for p in problems)
         err = ConfigError(f"refusing to edit {shown}: the change would make it invalid: {reasons}")

@@ -150,7 +150,7 @@ def test_reloading_unchanged_content_parses_nothing(tmp_path: Path, monkeypatch:
     parsed: list[str] = []
     real = settings_module._parse_text
     monkeypatch.setattr(settings_module, "_parse_text",
-                        lambda file, text, model: parsed.append(file.name) or real(file, text, model))
+                        lambda file, text, model, *limits: parsed.append(file.name) or real(file, text, model, *limits))
 
     again = loader.load()  # same bytes everywhere: the same models, the same problems
     assert parsed == []

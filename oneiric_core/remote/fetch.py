@@ -28,6 +28,7 @@ from typing import IO, Any, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 from ..errors import RemoteSyncFailed
+from ..input_limits import InputLimits, LimitExceeded, read_capped, size_text
 
 CHUNK = 64 * 1024
 USER_AGENT = "oneiric-console (remote manifests)"
@@ -150,9 +151,12 @@ def _retryable_status(status: int) -> bool:
 
 
 async def _http_stream(client: Any, url: str, *, headers: dict[str, str], timeout: float, max_bytes: int,
-                       sink: Callable[[bytes], None]) -> tuple[int, Any]:
+                       sink: Callable[[bytes], None], limit_key: str = "max_bytes") -> tuple[int, Any]:
     """GET `url`, feeding the body to `sink` while counting it; returns (status, headers).
-    Raises FetchError for everything that went wrong."""
+    A body over `max_bytes` is refused from its Content-Length before a byte of it is read, or
+    stopped as soon as it passes the limit (no Content-Length, or a server that sends more than
+    it announced): nothing past the limit is kept. `limit_key` names the app.yml setting that
+    raises the limit, for the message. Raises FetchError for everything that went wrong."""
     import httpx
 
     what = f"GET {url}"
@@ -167,14 +171,16 @@ async def _http_stream(client: Any, url: str, *, headers: dict[str, str], timeou
                                      "http-status", retryable=_retryable_status(status))
                 length = response.headers.get("content-length")
                 if length and length.isdigit() and int(length) > max_bytes:
-                    raise FetchError(f"{what}: the body is {int(length):,} bytes, more than the "
-                                     f"{max_bytes:,} allowed (max_bytes)", "too-large")
+                    raise FetchError(f"{what}: the body is {size_text(int(length))}, more than the size limit of "
+                                     f"{size_text(max_bytes)}; it was not downloaded (raise {limit_key} in app.yml "
+                                     "to allow it)", "too-large")
                 received = 0
                 async for chunk in response.aiter_bytes(CHUNK):
                     received += len(chunk)
                     if received > max_bytes:
-                        raise FetchError(f"{what}: the body passed the {max_bytes:,} bytes allowed (max_bytes)"
-                                         "; the download was stopped", "too-large")
+                        raise FetchError(f"{what}: the body passed the size limit of {size_text(max_bytes)}; the "
+                                         f"download was stopped there (raise {limit_key} in app.yml to allow it)",
+                                         "too-large")
                     sink(chunk)
                 return status, response.headers
     except TimeoutError:
@@ -196,7 +202,7 @@ def _reason(exc: BaseException) -> str:
 
 async def fetch_manifest(location: Location, *, client: Callable[[], Any], etag: str | None,
                          known_digest: str | None, timeout: float, max_bytes: int,
-                         last_modified: str | None = None) -> Fetched:
+                         last_modified: str | None = None, limit_key: str = "max_bytes") -> Fetched:
     """The manifest's bytes, or not-modified (304, or a file whose sha256 is `known_digest`).
     HTTP asks with If-None-Match (the ETag), else If-Modified-Since (for servers without ETags,
     such as `python -m http.server`)."""
@@ -204,7 +210,7 @@ async def fetch_manifest(location: Location, *, client: Callable[[], Any], etag:
     started = loop.time()
     if location.kind == "file":
         assert location.path is not None
-        body = await asyncio.to_thread(_read_file, location.path, max_bytes)
+        body = await asyncio.to_thread(_read_file, location.path, max_bytes, limit_key)
         fetched_ms = (loop.time() - started) * 1000
         if known_digest is not None and hashlib.sha256(body).hexdigest() == known_digest:
             return Fetched(None, known_digest, True, None, fetched_ms)
@@ -217,7 +223,7 @@ async def fetch_manifest(location: Location, *, client: Callable[[], Any], etag:
     elif last_modified:
         headers["If-Modified-Since"] = last_modified
     status, response_headers = await _http_stream(client(), location.url, headers=headers, timeout=timeout,
-                                                  max_bytes=max_bytes, sink=buffer.extend)
+                                                  max_bytes=max_bytes, sink=buffer.extend, limit_key=limit_key)
     fetched_ms = (loop.time() - started) * 1000
     new_etag = response_headers.get("etag")
     modified = response_headers.get("last-modified")
@@ -226,19 +232,22 @@ async def fetch_manifest(location: Location, *, client: Callable[[], Any], etag:
     return Fetched(bytes(buffer), new_etag, False, status, fetched_ms, modified)
 
 
-def _read_file(path: Path, max_bytes: int) -> bytes:
+def _read_file(path: Path, max_bytes: int, limit_key: str = "max_bytes") -> bytes:
+    """The manifest file's bytes: its size is looked at before it is read, and at most
+    max_bytes + 1 bytes are read (input_limits.read_capped), so a file growing meanwhile is
+    refused too."""
     try:
-        with open(path, "rb") as handle:
-            body = handle.read(max_bytes + 1)
+        return read_capped(path, InputLimits(max_bytes=max_bytes, bytes_key=limit_key))
+    except LimitExceeded as exc:
+        found = "grew past" if exc.found is None else f"is {size_text(exc.found)}, more than"
+        raise FetchError(f"{path} {found} the size limit of {size_text(max_bytes)}; it was not parsed (raise "
+                         f"{limit_key} in app.yml to allow it)", "too-large") from None
     except FileNotFoundError:
         raise FetchError(f"{path} does not exist", "unreachable", retryable=True) from None
     except IsADirectoryError:
         raise FetchError(f"{path} is a directory, not a manifest file", "io") from None
     except OSError as exc:
         raise FetchError(f"cannot read {path}: {exc.strerror or exc}", "io", retryable=True) from None
-    if len(body) > max_bytes:
-        raise FetchError(f"{path} is more than the {max_bytes:,} bytes allowed (max_bytes)", "too-large")
-    return body
 
 
 async def download(location: Location, out: IO[bytes], *, client: Callable[[], Any], timeout: float,
@@ -255,7 +264,8 @@ async def download(location: Location, out: IO[bytes], *, client: Callable[[], A
         await asyncio.to_thread(_copy_file, location.path, sink, max_bytes)
     else:
         assert location.url is not None
-        await _http_stream(client(), location.url, headers={}, timeout=timeout, max_bytes=max_bytes, sink=sink)
+        await _http_stream(client(), location.url, headers={}, timeout=timeout, max_bytes=max_bytes, sink=sink,
+                           limit_key="max_artifact_bytes")
     out.flush()
     return digest.hexdigest()
 

@@ -87,6 +87,7 @@ class RemoteManager:
                 preview=self.registrar.preview,
                 apply=self._apply,
                 ledger=Ledger(lambda: self._engine.store),
+                max_depth=lambda: self._engine.settings.app.limits.max_depth,
             )
         return self._context
 

@@ -41,14 +41,15 @@ from typing import Annotated, Any, ClassVar, Literal
 from ..domains import Domain
 from ..errors import NotFound, RemoteSyncFailed
 from ..factories import module_allowed
+from ..input_limits import DEFAULT_MAX_DEPTH, DEPTH_KEY, LimitExceeded, depth_beyond
 from ..schema import Bounds, Check, Model, Pattern, check
 from ..settings import CandidateSpec
 from .canonical import CanonicalError, canonical_json
 from .freshness import MAX_VERSION, Freshness, checked_utc
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
-MAX_DEPTH = 64  # nesting deeper than this is refused (a YAML bomb cannot hide in depth)
-MAX_VALUES = 500_000  # values in a YAML document after alias expansion (nor in breadth)
+MAX_DEPTH = DEFAULT_MAX_DEPTH  # nesting deeper than this is refused (app.yml limits.max_depth changes it)
+MAX_VALUES = 500_000  # values in a YAML document after alias expansion (a YAML bomb cannot hide in breadth)
 
 
 class ManifestError(RemoteSyncFailed):
@@ -150,9 +151,10 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def load_document(raw: bytes, what: str = "the manifest") -> Any:
+def load_document(raw: bytes, what: str = "the manifest", *, max_depth: int = MAX_DEPTH) -> Any:
     """JSON (when it starts with `{` or `[`) or YAML bytes -> plain data (str keys; str, int,
-    float, bool, None, lists, mappings). ManifestError names what is wrong."""
+    float, bool, None, lists, mappings), nesting at most `max_depth` levels (the top level is
+    level 1). ManifestError names what is wrong."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -162,17 +164,31 @@ def load_document(raw: bytes, what: str = "the manifest") -> Any:
         raise ManifestError(f"{what} is empty")
     if stripped[0] in "{[":
         try:
-            return json.loads(stripped, parse_constant=_refuse_constant)
+            data = json.loads(stripped, parse_constant=_refuse_constant)
+        except RecursionError:  # json's C decoder is recursive: hundreds of levels
+            raise _too_deep(what, None, max_depth) from None
         except ValueError as exc:
             raise ManifestError(f"{what} is not valid JSON: {exc}") from None
-    data = _load_yaml(text, what)
-    _check_plain(data, 0, [0])
+        # Depth is bounded by the number of brackets: a small manifest is never walked.
+        if stripped.count("[") + stripped.count("{") > max_depth:
+            beyond = depth_beyond(data, max_depth)
+            if beyond is not None:
+                raise _too_deep(what, *beyond, max_depth=max_depth)
+        return data
+    data = _load_yaml(text, what, max_depth)
+    _check_plain(data, 0, [0], max_depth, what)
     return data
 
 
-def parse_manifest(raw: bytes) -> ParsedManifest:
-    """Bytes -> a manifest checked as a whole; ManifestError names what is wrong."""
-    data = load_document(raw)
+def _too_deep(what: str, depth: int | None, at: str = "", *, max_depth: int = MAX_DEPTH) -> ManifestError:
+    exc = LimitExceeded("depth", what, depth, max_depth, DEPTH_KEY, f" (at {at})" if at else "")
+    return ManifestError(f"{what}: {exc.reason()}", "too-deep")
+
+
+def parse_manifest(raw: bytes, *, max_depth: int = MAX_DEPTH, source: str | None = None) -> ParsedManifest:
+    """Bytes -> a manifest checked as a whole; ManifestError names what is wrong. `source`
+    (its URI) is named by the refusals of a limit, which say where the input came from."""
+    data = load_document(raw, f"the manifest from {source}" if source else "the manifest", max_depth=max_depth)
     if not isinstance(data, dict):
         raise ManifestError(f"the manifest must be a mapping at the top level, not {_kind(data)}", "schema")
     version = data.get("version")
@@ -192,7 +208,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed (it cannot be signed unambiguously)")
 
 
-def _load_yaml(text: str, what: str) -> Any:
+def _load_yaml(text: str, what: str, max_depth: int = MAX_DEPTH) -> Any:
     try:
         import yaml_rs
     except ImportError:  # pragma: no cover - yaml-rs is a pinned dependency
@@ -200,31 +216,39 @@ def _load_yaml(text: str, what: str) -> Any:
 
         try:
             return YAML(typ="safe", pure=True).load(text)
+        except RecursionError:
+            raise _too_deep(what, None, max_depth=max_depth) from None
         except Exception as exc:
             raise ManifestError(f"{what} is neither JSON nor valid YAML: {exc}") from None
     try:
         return yaml_rs.loads(text, parse_datetime=False,
                              duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = str(exc).strip().splitlines()
+        if lines and lines[-1].strip() == "recursion limit exceeded":  # yaml-rs stops at 256 flow levels
+            raise _too_deep(what, None, max_depth=max_depth) from None
+        reason = lines[0] if lines else type(exc).__name__
         raise ManifestError(f"{what} is neither JSON nor valid YAML: {reason}") from None
 
 
-def _check_plain(value: Any, depth: int, count: list[int]) -> None:
-    """Only what JSON can carry (str keys; str, int, float, bool, None, lists, mappings)."""
-    if depth > MAX_DEPTH:
-        raise ManifestError(f"the manifest nests deeper than {MAX_DEPTH} levels")
+def _check_plain(value: Any, depth: int, count: list[int], max_depth: int = MAX_DEPTH,
+                 what: str = "the manifest", path: tuple[Any, ...] = ()) -> None:
+    """Only what JSON can carry (str keys; str, int, float, bool, None, lists, mappings), at
+    most `max_depth` levels deep. Recursive, but never deeper than `max_depth`."""
+    if depth >= max_depth and isinstance(value, (dict, list)):  # the top level is level 1
+        at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[:4]).lstrip(".")
+        raise _too_deep(what, depth + 1, at + ("..." if len(path) > 4 else ""), max_depth=max_depth)
     count[0] += 1
     if count[0] > MAX_VALUES:
-        raise ManifestError(f"the manifest holds more than {MAX_VALUES:,} values (aliases expanded)")
+        raise ManifestError(f"{what} holds more than {MAX_VALUES:,} values once its YAML aliases are expanded")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ManifestError(f"the manifest has a non-string key {key!r}; keys must be strings")
-            _check_plain(item, depth + 1, count)
+            _check_plain(item, depth + 1, count, max_depth, what, path + (key,) if len(path) < 5 else path)
     elif isinstance(value, list):
-        for item in value:
-            _check_plain(item, depth + 1, count)
+        for index, item in enumerate(value):
+            _check_plain(item, depth + 1, count, max_depth, what, path + (index,) if len(path) < 5 else path)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ManifestError(f"the manifest holds {value!r}, which JSON cannot carry")

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RemoteSyncFailed
 from ..events import Event, Severity
+from ..input_limits import DEFAULT_MAX_DEPTH
 from ..registry import CandidateFields, SourceDiff
 from . import source_id
 from .breaker import HALF_OPEN, CircuitBreaker
@@ -74,6 +75,7 @@ class SyncContext:
     preview: Callable[[str, Sequence[CandidateFields]], SourceDiff]
     apply: Callable[[str, Sequence[CandidateFields], str], Awaitable[Applied]]
     ledger: Ledger  # the highest version accepted per source, in the store
+    max_depth: Callable[[], int] = lambda: DEFAULT_MAX_DEPTH  # app.yml limits.max_depth
 
 
 @dataclass
@@ -362,6 +364,7 @@ class RemoteSource:
             lambda: fetch_manifest(location, client=self.ctx.client, etag=current.etag if current else None,
                                    known_digest=current.digest if current else None,
                                    timeout=opts.timeout, max_bytes=opts.max_bytes,
+                                   limit_key=f"max_bytes of source '{self.name}' under remote.sources",
                                    last_modified=current.last_modified if current else None),
             retries=opts.retries if retries is None else retries, base_s=opts.backoff_s)
         if fetched.not_modified:
@@ -383,7 +386,7 @@ class RemoteSource:
         from .registration import candidate_rows
         from .signing import Verification, verify
 
-        parsed = parse_manifest(raw)
+        parsed = parse_manifest(raw, max_depth=self.ctx.max_depth(), source=self.options.uri)
         if verified is None:
             trust = self.ctx.trust()
             verification = verify(parsed.data, parsed.model.signatures, trust.keys, threshold=trust.threshold,

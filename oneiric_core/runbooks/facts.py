@@ -428,7 +428,8 @@ async def remote_error_class(ctx: FactContext) -> FactResult:
     s = statuses[0]
     kind = str(s.get("last_error_kind") or "other")
     mapping = {"unreachable": "network", "timeout": "network", "http-status": "http", "signature": "signature",
-               "digest": "digest", "parse": "parse", "schema": "parse", "too-large": "parse"}
+               "digest": "digest", "parse": "parse", "schema": "parse", "too-large": "parse",
+               "too-deep": "parse"}
     return FactResult(mapping.get(kind, "other"), [f"{s['name']} ({kind}): {s.get('last_error')}"],
                       sets={"source": s["name"]})
 
