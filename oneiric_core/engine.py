@@ -111,6 +111,7 @@ class Engine:
         self.store.seal = RowSeal.for_state_dir(self.state_dir)
         self.access = AccessPolicy.from_settings(self.state_dir, app.access)
         self.store_error: str | None = None
+        self._settings_reload_lock = asyncio.Lock()  # the watcher's reloads, one at a time
         self.store_failures = 0  # store writes that failed and were swallowed (emit, _store_batch)
         self.running_command = 0  # commands.execute calls in progress (they report store failures)
         self.registry = CandidateRegistry()
@@ -268,7 +269,8 @@ class Engine:
         directory = self._loader.settings_dir
         names = self._settings_file_names()
         self._settings_present = {name for name in names if (directory / name).exists()}
-        watcher = SettingsWatcher(directory, names, self.settings_file_changed,
+        watcher = SettingsWatcher(directory, names,
+                                  lambda path: self._spawn(self._settings_file_settled(path), "oneiric-settings-reload"),
                                   on_down=self._watcher_down, quiet_s=self.watcher_quiet_s)
         self.watcher = watcher
         try:
@@ -337,7 +339,8 @@ class Engine:
         return WatcherStatus.from_dict(raw)
 
     def settings_file_changed(self, path: str | Path) -> None:
-        """A settings file settled on disk (the watcher calls this on the loop thread).
+        """A settings file settled on disk: reload and apply it now, on this thread (the
+        host's watcher goes through `_settings_file_settled`, which parses off the loop).
 
         Reloads just that file. Invalid: journal config-invalid (file:line:column) and keep
         its last good version in force. Valid: journal config-changed (config-recovered after
@@ -346,24 +349,48 @@ class Engine:
         allows. A deleted file keeps its last good version. Unchanged content does nothing,
         so a spurious event or a re-save never journals twice."""
         file = Path(path)
-        name, label = file.name, _label(file)
-        before_problems = [p for p in self.settings.problems if Path(p.file).name == name]
-        if not file.exists():
-            if name in self._settings_present:
-                self._settings_present.discard(name)
-                self.emit(Event("config-changed", f"{label} was deleted; its last good version stays in force "
-                                "(a restart would use defaults)", Severity.WARNING, actor=self.actor,
-                                data={"file": str(file), "deleted": True}))
-            return
-        self._settings_present.add(name)
+        if not self._settings_file_gone(file):
+            self._settings_file_reloaded(file, *self._reload_settings_file(file))
+
+    async def _settings_file_settled(self, path: str | Path) -> None:
+        """The watcher's callback on the host: the same as settings_file_changed, with the
+        file parsed in a worker thread. A file the fast parser hands to the line-exact one
+        can take a minute at the size limit; on the loop that would stall heartbeats past
+        the lease's staleness (another process could take over) and every console and
+        command. Reloads run one at a time, in the order the files settled."""
+        file = Path(path)
+        async with self._settings_reload_lock:
+            if not self._settings_file_gone(file):
+                parsed = await asyncio.to_thread(self._reload_settings_file, file)
+                self._settings_file_reloaded(file, *parsed)
+
+    def _settings_file_gone(self, file: Path) -> bool:
+        if file.exists():
+            self._settings_present.add(file.name)
+            return False
+        if file.name in self._settings_present:
+            self._settings_present.discard(file.name)
+            self.emit(Event("config-changed", f"{_label(file)} was deleted; its last good version stays in force "
+                            "(a restart would use defaults)", Severity.WARNING, actor=self.actor,
+                            data={"file": str(file), "deleted": True}))
+        return True
+
+    def _reload_settings_file(self, file: Path) -> tuple[Any, SettingsSnapshot, list[ConfigProblem], Any]:
+        """Parse one file (any thread: the loader holds its own lock): the last good model
+        before, the new snapshot, the file's problems, the last good model after."""
         before = self._loader.last_good(file)
         snap, problems = self._loader.reload_file(file)
+        return before, snap, problems, self._loader.last_good(file)
+
+    def _settings_file_reloaded(self, file: Path, before: Any, snap: SettingsSnapshot,
+                                problems: list[ConfigProblem], after: Any) -> None:
+        name, label = file.name, _label(file)
+        before_problems = [p for p in self.settings.problems if Path(p.file).name == name]
         self.settings = snap
         if problems:
             if problems != before_problems:
                 self._journal_problems(problems)
             return
-        after = self._loader.last_good(file)
         if before_problems:
             self.emit(Event("config-recovered", f"{label} is valid again; its current content is in force",
                             actor=self.actor, data={"file": str(file),

@@ -323,3 +323,43 @@ async def test_a_watcher_that_cannot_start_is_journaled_and_the_host_runs_on(tmp
     finally:
         await eng.stop()
         eng.close()
+
+
+async def test_a_settings_file_slow_to_parse_never_stalls_the_host(settings_dir, tmp_path):
+    """A file the fast YAML path hands to the line-exact parser (names like `k_1` do) takes
+    seconds; parsed on the loop it held back every heartbeat, command and console update (at
+    the size limit: over a minute, past the lease's staleness). The host parses it in a worker
+    thread: its heartbeat goes on while the file is read."""
+    from oneiric_core.store import StateStore
+
+    eng = await host(settings_dir, tmp_path)
+    beats: set[float] = set()
+    done = threading.Event()
+
+    def watch_heartbeats() -> None:
+        with StateStore(tmp_path / "state" / "state.sqlite") as store:
+            while not done.is_set():
+                lease = store.current_lease()
+                if lease is not None:
+                    beats.add(lease.heartbeat_at)
+                time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_heartbeats)
+    watcher.start()
+    try:
+        lines = ["selections:", "  scheduler: interval", "candidates:"]
+        for i in range(6000):
+            lines += [f"  - key: k_{i}", f"    provider: p_{i}", "    factory: oneiric_core.providers.cache_memory:create"]
+        written_at = time.time()
+        (settings_dir / "services.yml").write_text("\n".join(lines) + "\n")
+        changed = await until(lambda: [e for e in kinds(eng, "config-changed") if "services.yml" in e.message],
+                              "the big file to be reloaded", timeout=120)
+        reloaded_at = changed[-1].ts
+    finally:
+        done.set()
+        watcher.join()
+        await eng.stop()
+        eng.close()
+    assert reloaded_at - written_at > 1.5, "the file parsed too fast to tell anything"
+    during = sorted(b for b in beats if written_at + 0.3 < b < reloaded_at - 0.2)
+    assert during, f"no heartbeat while the file was parsed ({written_at:.2f} .. {reloaded_at:.2f}: {sorted(beats)})"
