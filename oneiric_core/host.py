@@ -28,6 +28,7 @@ from .cli_output import json_text
 from .engine import HEARTBEAT_S, Engine
 from .errors import OneiricError
 from .events import Event
+from .provider_calls import contain_task_exits
 from .store import StoreError
 
 
@@ -61,6 +62,7 @@ def _json_lines(out: IO[str]) -> Callable[[Event], None]:
 
 async def _serve(engine: Engine, stop_timeout: float | None) -> int:
     loop = asyncio.get_running_loop()
+    contain_task_exits(loop)  # a provider's own task raising SystemExit must not end the host
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stopping.set)

@@ -115,6 +115,31 @@ async def call_provider(fn: Callable[..., Any], *args: Any, executor: Executor |
         raise ProviderFault(exc) from exc
 
 
+class EscapedFromTask(RuntimeError):
+    """A task raised SystemExit or KeyboardInterrupt; asyncio would have re-raised it out of
+    the event loop (ending the host), past any `except` around the await."""
+
+
+async def _contained(coro: Any) -> Any:
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise EscapedFromTask(f"a task raised {describe_error(exc)}") from exc
+
+
+def _contained_task(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    return asyncio.Task(_contained(coro), loop=loop, **kwargs)
+
+
+def contain_task_exits(loop: asyncio.AbstractEventLoop) -> None:
+    """Every task created on `loop` from now on turns a SystemExit or KeyboardInterrupt it
+    raises into an ordinary error. call_provider contains what provider code raises in the
+    task that calls it; a task the provider starts itself (`asyncio.gather(child())` in its
+    health()) is another task, and asyncio lets those two through the whole loop. The
+    headless host installs this: it stops on its own signals (host.py), never on these."""
+    loop.set_task_factory(_contained_task)
+
+
 def provider_attr(obj: Any, name: str) -> Callable[..., Any] | None:
     """`getattr(obj, name, None)`, where an attribute lookup that raises (a property, a
     `__getattr__`) is the provider's failure, not ours; None when it is not callable."""

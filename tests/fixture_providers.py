@@ -252,3 +252,19 @@ async def misbehaving_async(settings: dict) -> Plain:
     if settings["phase"] == "factory":
         raise ERRORS[settings["error"]]()
     return Misbehaving(settings)
+
+
+class _ChildTaskExits(Plain):
+    """health() awaits a task of its own that raises SystemExit: asyncio re-raises that out
+    of the event loop itself, past any except around the await."""
+
+    async def health(self) -> HealthResult:
+        async def child() -> None:
+            raise SystemExit(3)
+
+        await asyncio.gather(child())
+        return HealthResult.ok("unreachable")
+
+
+def child_task_exits(settings: dict) -> Plain:
+    return _ChildTaskExits(settings)

@@ -51,6 +51,7 @@ def adapters_yml(selected: str = "good", extra: str = "") -> str:
     candidate("cancels-itself", "misbehaving", phase="health", error="CancelledError")
     candidate("cancels-itself-thread", "misbehaving", phase="health", error="CancelledError", sync=True)
     candidate("slow", "slow_start", start_s=30)
+    candidate("child-task-exits", "child_task_exits")
     for phase in PHASES:
         for error in ERRORS:
             for sync in (False, True):
@@ -261,7 +262,8 @@ def test_a_real_host_survives_a_swap_to_a_provider_raising_system_exit_and_keeps
     host = Host(demo_settings, tmp_path / "state", tmp_path)
     try:
         host.expect("READY=1")
-        for provider in ("health-systemexit-loop", "health-keyboardinterrupt-thread", "start-systemexit-loop"):
+        for provider in ("health-systemexit-loop", "health-keyboardinterrupt-thread", "start-systemexit-loop",
+                         "child-task-exits"):
             res = run_cli("swap", "--domain", "adapter", "--key", "svc", "--provider", provider)
             assert res.returncode == 5, str(res)
             error = res.stderr.strip()
@@ -275,7 +277,7 @@ def test_a_real_host_survives_a_swap_to_a_provider_raising_system_exit_and_keeps
         assert res.returncode == 0 and "Swapped adapter/svc good -> good2" in res.stdout, str(res)
         rollbacks = [e for e in host.events() if e["kind"] == "swap-rollback"]
         assert [e["provider"] for e in rollbacks] == ["health-systemexit-loop", "health-keyboardinterrupt-thread",
-                                                     "start-systemexit-loop"]
+                                                     "start-systemexit-loop", "child-task-exits"]
         assert host.proc.poll() is None
     finally:
         if host.proc.poll() is None:
