@@ -460,3 +460,22 @@ def test_a_saved_walk_on_a_runbook_that_is_gone_is_refused_in_one_sentence(tmp_p
              "started_at": 0.0}
     with pytest.raises(UsageError, match="no-such-runbook.*no longer in settings/runbooks"):
         Walker.from_state(_catalog(), object(), state)
+
+
+async def test_the_sync_action_says_what_the_sync_did(tmp_path):
+    """It once showed `<bound method SyncOutcome.message of ...>`: the outcome's own sentence."""
+    from oneiric_core.engine import Engine
+    from oneiric_core.runbooks.actions import perform
+    from oneiric_core.runbooks.facts import FactContext
+    from tests.helpers import demo_copy
+
+    engine = Engine(demo_copy(tmp_path, fast=False), state_dir=tmp_path / "state", actor="alice")  # its remote: demo
+    try:
+        outcome = await perform("sync", FactContext(engine, params={}), "alice")
+        assert outcome.outcome == "done", outcome.message
+        assert outcome.message.startswith("remote:demo: ") and "bound method" not in outcome.message
+        assert "oneiric-demo v2" in outcome.message
+        again = await perform("sync", FactContext(engine, params={}), "alice")
+        assert again.message == "remote:demo: oneiric-demo v2 is unchanged; nothing to do."
+    finally:
+        engine.close()

@@ -211,8 +211,8 @@ async def act_sync(ctx: FactContext, actor: str) -> ActionOutcome:
     if _remote_host(engine):
         return await _ask(engine, "sync", {"source": source, "dry_run": False})
     outcomes = await engine.remote.sync_now(source)
-    failed = [o for o in outcomes if not getattr(o, "ok", True)]
-    text = "; ".join(str(getattr(o, "message", o)) for o in outcomes) or "no remote source is configured"
+    failed = [o for o in outcomes if not o.ok]
+    text = " ".join(o.message() for o in outcomes) or "No remote source is configured."
     return ActionOutcome("failed" if failed else "done", text, requested_by=actor, approved_by=actor)
 
 
