@@ -29,6 +29,7 @@ from textual.markup import MarkupError
 
 from oneiric_core.commands import CommandResult
 from oneiric_core.operator_port import Operator, connect
+from oneiric_core.provider_calls import contain_task_exits
 from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
@@ -174,6 +175,7 @@ class OneiricApp(App):
     def main_screen_ready(self) -> None:
         """Called by MainScreen once its panes exist: load history, go live, start the engine."""
         loop = asyncio.get_running_loop()
+        contain_task_exits(loop)  # a provider's own task raising SystemExit must not end the console
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, lambda: self.call_later(self._shutdown))

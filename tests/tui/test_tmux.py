@@ -108,3 +108,31 @@ def test_a_signal_to_the_console_host_stops_it_gracefully(tmp_path, sig):
     with StateStore(state / "state.sqlite") as store:
         assert store.current_lease() is None
         assert store.journal(limit=1)[-1].kind == "host-stopped"
+
+
+def test_a_provider_task_raising_system_exit_does_not_end_the_console_host(tmp_path):
+    """The console hosts; a swap (asked from the CLI) goes to a provider whose health()
+    awaits a task of its own that raises SystemExit: the swap rolls back, the console runs on."""
+    from tests.helpers import FAST_APP, fixture_candidates
+
+    settings = demo_copy(tmp_path)
+    (settings / "app.yml").write_text(FAST_APP + "approvals:\n  mode: auto\n")
+    adapters = settings / "adapters.yml"
+    adapters.write_text(adapters.read_text().replace(
+        "candidates:\n", fixture_candidates("cache", ("exits", "child_task_exits")), 1))
+    state = tmp_path / "state"
+    session = f"oneiric-exit-{tmp_path.name}"[:50]
+    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
+                          "--state-dir", str(state), "console"])
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+                    f"cd {shlex.quote(str(REPO))} && {console}; echo EXITED $?; sleep 30"], check=True)
+    try:
+        assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
+        res = subprocess.run([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings), "--state-dir",
+                              str(state), "swap", "--domain", "adapter", "--key", "cache", "--provider", "exits"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 5 and "rolled back" in res.stderr and "SystemExit" in res.stderr, res
+        assert "EXITED" not in capture(session)
+        assert "cache  memory  + OK" in capture(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
