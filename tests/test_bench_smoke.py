@@ -24,6 +24,7 @@ CASES = {
     "remote.py": ("measure", "runs", "median ms", "p95 ms", "x json.loads"),
     "engine_load.py": ("phase", "median ms", "min", "max", "share of Engine()"),
     "journal_append.py": ("append", "unchained us", "chained us", "ratio"),
+    "prune.py": ("prune", "rows pruned", "worst stall ms", "MB before", "MB after", "verify"),
 }
 
 
