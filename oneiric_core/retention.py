@@ -10,7 +10,10 @@ start and every hour (host_session.py). Three things shape how:
   (store.prune_journal_batch: a few thousand rows; store.reclaim_space: a few hundred
   pages), each sized to take about TARGET_STEP_S, with a pause between them in which the
   loop's writes get the lock. The step sizes follow the disk: a step that took longer than
-  the target makes the next one smaller. bench/prune.py measures the loop's worst stall.
+  the target makes the next one smaller. The WAL is copied into the file on a connection of
+  the prune's own, off the lock (store.WalCheckpoints): otherwise the commit that crosses
+  SQLite's autocheckpoint mark pays for it, fsyncs included, and that may be the loop's.
+  bench/prune.py measures the loop's worst stall.
 * **An open incident keeps its evidence.** Every event of a component an incident involves
   (its `refs`) and every event from when it opened (its timeline's window) stay while it is
   not closed. The journal is a hash chain that retention may only cut as a prefix (the last
@@ -19,7 +22,9 @@ start and every hour (host_session.py). Three things shape how:
   keeps: everything after it stays too. The price: an incident left open holds retention
   back, and the journal grows for as long as it stays open. The prune says so (the
   `journal-pruned` event, `oneiric status`): "held back by open incident #5 ... since ...".
-  Closing the incident lets the next prune take the rows.
+  Closing the incident lets the next prune take the rows. (Keeping only the incident's rows
+  would take holes the chain accepts: each one recorded with the hashes at its edges, as the
+  anchor is for the prefix, and journal_chain.verify checking against them. Not done here.)
 * **The file shrinks.** Stores are created with `auto_vacuum = INCREMENTAL` (older ones are
   switched by a one-time VACUUM, store.py migration 8), and after the rows go their pages are
   handed back (`PRAGMA incremental_vacuum`), a few hundred per transaction.
@@ -29,14 +34,13 @@ The outcome is a `PruneReport`; the last one is kept in meta for `oneiric status
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .store import RetentionHold, StateStore, StoreError, WalCheckpoints
+from .store import PRUNE_PROGRESS_META, RetentionHold, StateStore, StoreError, WalCheckpoints
 from .text import one_line
 
 REPORT_META = "journal_retention"  # the last PruneReport, as to_dict() writes it
@@ -146,6 +150,8 @@ def prune(store: StateStore, policy: RetentionPolicy, *, now: float | None = Non
     reclaimed = 0
 
     with store.checkpoints_aside() as wal:
+        wal.progress = {"started_at": time.time()}
+
         def pause() -> bool:
             """Checkpoint (off the store's lock), let the loop in; True when the host wants
             the prune to stop."""
@@ -157,13 +163,11 @@ def prune(store: StateStore, policy: RetentionPolicy, *, now: float | None = Non
         not_reclaimed = store.vacuum_owed()
         if not_reclaimed is None and not interrupted:
             reclaimed, interrupted = _reclaim(store, wal, _Pace(FIRST_PAGES, PAGES_RANGE, target_s), pause)
-        report = PruneReport(pruned, batches, time.perf_counter() - started, before, 0, reclaimed, held,
-                             not_reclaimed, interrupted, time.time())
-        wal.backfill()
-        with wal.restarting(force=True):  # this write starts the WAL over: it leaves the disk at its limit
-            store.set_meta(REPORT_META, report.to_dict())
-    report = dataclasses.replace(report, bytes_after=store.file_bytes())
+        wal.backfill(restart=True)  # the WAL back to its limit on disk, if no commit is in the way
+    report = PruneReport(pruned, batches, time.perf_counter() - started, before, store.file_bytes(), reclaimed,
+                         held, not_reclaimed, interrupted, time.time())
     store.set_meta(REPORT_META, report.to_dict())
+    store.delete_meta(PRUNE_PROGRESS_META)
     return report
 
 

@@ -48,6 +48,7 @@ ANCHOR_META = "journal_anchor"  # {"id", "hash"}: what the first row chains to (
 SEALED_META = "journal_sealed_through"  # the last id written before the chain existed
 HEAD_META = "journal_head"  # {"id", "hash", "at"}: the head the host last published
 IDS_META = "journal_ids_used_through"  # ids up to this one were given out before schema 7 (see below)
+PRUNE_PROGRESS_META = "journal_prune_progress"  # written by a running prune (store.WalCheckpoints)
 VACUUM_META = "store_incremental_vacuum"  # {"failed_at", "reason"}: the one-time VACUUM of schema 8 is owed
 _CHAIN_COLUMNS = "id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, message, data"
 
@@ -295,8 +296,8 @@ LEASE_STALE_AFTER_S = 5.0
 
 ACTIVITY_STATES = ("active", "paused", "draining", "drained")
 
-# Journal retention (retention.py paces these for the host): rows per prune transaction and
-# pages per incremental vacuum, about 20 ms each on an ordinary disk (bench/prune.py).
+# Journal retention: rows per prune transaction and pages per incremental vacuum when the
+# store prunes by itself (prune_journal; retention.py sizes the host's steps to a time instead).
 PRUNE_BATCH_ROWS = 5000
 RECLAIM_BATCH_PAGES = 400
 WAL_SIZE_LIMIT = 4 * 1024 * 1024  # about what SQLite's autocheckpoint lets it reach (1,000 pages)
@@ -472,54 +473,55 @@ class WalCheckpoints:
     """Checkpoints taken by hand during a long run of writes (StateStore.checkpoints_aside).
 
     `backfill` copies the WAL into the main file on a connection of its own, without the
-    store's lock, so the event loop's writes go on meanwhile. That alone does not keep the
-    WAL small: SQLite starts it over only at a write that *began* with everything copied, and
-    with the loop appending every few ms some commit usually lands after the copy. So once the
-    WAL holds RESTART_FRAMES, `restarting` makes sure the write made inside it starts the WAL
-    over: when nothing was committed since the last copy (PRAGMA data_version of the side
-    connection says so) nothing more is needed; otherwise the last few frames are copied under
-    the store's lock: two fsyncs, once per RESTART_FRAMES, where without a prune the loop's own
-    commit would copy all 1,000 pages and fsync at the autocheckpoint mark. Without restarts, a
-    prune of 180,000 rows left a 170 MB WAL behind (900,000: about 800 MB); with them the WAL
-    stays near RESTART_FRAMES, and journal_size_limit truncates it to WAL_SIZE_LIMIT."""
+    store's lock, so the event loop's writes go on meanwhile (its fsyncs are the slow part).
+    That alone does not keep the WAL small: SQLite starts it over only at a write that *began*
+    with everything copied, and with the loop appending every few ms, some commit usually
+    lands between a copy and the next write of this connection. So once the WAL holds
+    RESTART_FRAMES, the side connection makes that write itself, right after its copy (one
+    meta row, PRUNE_PROGRESS_META, a fraction of a millisecond of SQLite's write lock): the
+    WAL starts over and journal_size_limit cuts the file back to WAL_SIZE_LIMIT. When a commit
+    keeps landing in between and the WAL reaches 4 x RESTART_FRAMES, `restarting` copies the
+    last frames under the store's lock instead (two fsyncs the loop may wait for). Without
+    restarts a prune of 180,000 rows left a 170 MB WAL behind (900,000: about 800 MB)."""
 
     def __init__(self, store: StateStore, side: sqlite3.Connection) -> None:
         self._store, self._side = store, side
         self.frames = 0  # frames in the WAL at the last copy
-        self._copied_at: int | None = None  # the side connection's data_version then, if it copied all
+        self.progress: dict[str, Any] = {}  # what the restarting write records (the prune's figures)
 
-    def _version(self) -> int:
-        return int(self._side.execute("PRAGMA data_version").fetchone()[0])
-
-    def backfill(self) -> int:
-        """Copy what the WAL holds into the main file (PASSIVE: waits for nobody); the WAL's
-        frames. A busy checkpoint is skipped (the next one goes further)."""
+    def backfill(self, *, restart: bool = False) -> int:
+        """Copy what the WAL holds into the main file (PASSIVE: waits for nobody) and, when it
+        is long (or `restart`) and all of it was copied, start it over; the WAL's frames. A
+        busy checkpoint is skipped (the next one goes further)."""
         try:
-            version = self._version()
             row = self._side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.frames = max(0, int(row[1])) if row is not None else 0
+            if (row is not None and (self.frames >= RESTART_FRAMES or (restart and self.frames))
+                    and int(row[1]) == int(row[2])):
+                self._side.execute("BEGIN IMMEDIATE")
+                self._side.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                   (PRUNE_PROGRESS_META, json.dumps({**self.progress, "at": time.time()})))
+                self._side.execute("COMMIT")
         except sqlite3.Error as exc:
+            if self._side.in_transaction:
+                self._side.execute("ROLLBACK")
             if not _is_busy(exc):
                 raise self._store._error("checkpoint", exc) from exc
-            self._copied_at = None
-            return self.frames
-        self.frames = max(0, int(row[1])) if row is not None else 0
-        self._copied_at = version if row is not None and int(row[1]) == int(row[2]) else None
         return self.frames
 
     @contextlib.contextmanager
-    def restarting(self, *, force: bool = False) -> Iterator[float]:
-        """Hold the store's lock; when the WAL has grown past RESTART_FRAMES (or `force`), see
-        that the write made inside starts it over. Yields the seconds that took (fsyncs, when
-        it had to copy), which the write inside should leave out of its own share of the lock."""
+    def restarting(self) -> Iterator[float]:
+        """Hold the store's lock; when the WAL is still past 4 x RESTART_FRAMES, copy its last
+        frames first, so that the write made inside starts it over. Yields the seconds that
+        took (fsyncs), which the write inside should leave out of its share of the lock."""
         store = self._store
         with store._lock:
             spent = 0.0
-            if self.frames >= RESTART_FRAMES or force:
+            if self.frames >= 4 * RESTART_FRAMES:
                 t0 = time.perf_counter()
                 try:
-                    if self._copied_at is None or self._version() != self._copied_at:
-                        store._require().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.frames, self._copied_at = 0, None
+                    store._require().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.frames = 0
                 except sqlite3.Error as exc:
                     if not _is_busy(exc):
                         raise store._error("checkpoint", exc) from exc
@@ -1175,7 +1177,7 @@ class StateStore:
     def prune_journal_batch(self, *, cutoff: float | None, rows_through: int | None, limit: int) -> PruneStep:
         """One prune transaction over the oldest `limit` rows at most: the rows older than
         `cutoff` (up to the first younger one) or at or below `rows_through` go, except that it
-        stops at the first row an open incident keeps (`retention_holds`).
+        stops at the first row an open incident keeps (`_first_held_row`).
 
         Only ever the oldest rows go (a prefix by id), so the chain stays whole, and the last
         row deleted becomes the anchor the first row left is checked against. That is also
@@ -1283,6 +1285,7 @@ class StateStore:
             try:
                 side = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000.0,
                                        check_same_thread=False, isolation_level=None)
+                side.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             except sqlite3.Error as exc:
                 raise self._error("checkpoint", exc) from exc
             yield WalCheckpoints(self, side)
@@ -1654,6 +1657,9 @@ class StateStore:
         if not rows or rows[0][0] is None:
             return default
         return _loads(rows[0][0], default)
+
+    def delete_meta(self, key: str) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM meta WHERE key = ?", (key,)))
 
     def set_meta(self, key: str, value: Any) -> None:
         text = json.dumps(value, default=str)
