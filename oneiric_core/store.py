@@ -300,7 +300,6 @@ ACTIVITY_STATES = ("active", "paused", "draining", "drained")
 # store prunes by itself (prune_journal; retention.py sizes the host's steps to a time instead).
 PRUNE_BATCH_ROWS = 5000
 RECLAIM_BATCH_PAGES = 400
-WAL_SIZE_LIMIT = 4 * 1024 * 1024  # about what SQLite's autocheckpoint lets it reach (1,000 pages)
 RESTART_FRAMES = 1000  # a prune starts the WAL over once it holds this many frames (WalCheckpoints)
 # An open incident keeps every event from this long before it opened (its timeline's start).
 INCIDENT_WINDOW_LEAD_S = 1.0
@@ -475,14 +474,14 @@ class WalCheckpoints:
     `backfill` copies the WAL into the main file on a connection of its own, without the
     store's lock, so the event loop's writes go on meanwhile (its fsyncs are the slow part).
     That alone does not keep the WAL small: SQLite starts it over only at a write that *began*
-    with everything copied, and with the loop appending every few ms, some commit usually
-    lands between a copy and the next write of this connection. So once the WAL holds
-    RESTART_FRAMES, the side connection makes that write itself, right after its copy (one
-    meta row, PRUNE_PROGRESS_META, a fraction of a millisecond of SQLite's write lock): the
-    WAL starts over and journal_size_limit cuts the file back to WAL_SIZE_LIMIT. When a commit
-    keeps landing in between and the WAL reaches 4 x RESTART_FRAMES, `restarting` copies the
-    last frames under the store's lock instead (two fsyncs the loop may wait for). Without
-    restarts a prune of 180,000 rows left a 170 MB WAL behind (900,000: about 800 MB)."""
+    with everything copied. When the loop is quiet, the side connection makes that write
+    itself right after its copy (one meta row, PRUNE_PROGRESS_META). When the loop journals
+    every few ms, one of its commits nearly always lands in between; so once the WAL holds
+    RESTART_FRAMES, `restarting` copies the last few frames under the store's lock and the
+    write made inside starts the WAL over: a few fsyncs the loop may wait for, once per
+    RESTART_FRAMES, where without a prune its own commit copies 1,000 pages and fsyncs at
+    SQLite's autocheckpoint mark. Without restarts, a prune of 180,000 rows left a 170 MB WAL
+    behind (900,000: about 800 MB); with them it stays near RESTART_FRAMES pages."""
 
     def __init__(self, store: StateStore, side: sqlite3.Connection) -> None:
         self._store, self._side = store, side
@@ -496,7 +495,7 @@ class WalCheckpoints:
         try:
             row = self._side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.frames = max(0, int(row[1])) if row is not None else 0
-            if (row is not None and (self.frames >= RESTART_FRAMES or (restart and self.frames))
+            if (row is not None and (self.frames >= RESTART_FRAMES // 2 or (restart and self.frames))
                     and int(row[1]) == int(row[2])):
                 self._side.execute("BEGIN IMMEDIATE")
                 self._side.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -511,13 +510,13 @@ class WalCheckpoints:
 
     @contextlib.contextmanager
     def restarting(self) -> Iterator[float]:
-        """Hold the store's lock; when the WAL is still past 4 x RESTART_FRAMES, copy its last
-        frames first, so that the write made inside starts it over. Yields the seconds that
-        took (fsyncs), which the write inside should leave out of its share of the lock."""
+        """Hold the store's lock; when the WAL holds RESTART_FRAMES, copy its last frames first,
+        so that the write made inside starts it over. Yields the seconds that took (fsyncs),
+        which the write inside should leave out of its share of the lock."""
         store = self._store
         with store._lock:
             spent = 0.0
-            if self.frames >= 4 * RESTART_FRAMES:
+            if self.frames >= RESTART_FRAMES:
                 t0 = time.perf_counter()
                 try:
                     store._require().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -721,9 +720,6 @@ class StateStore:
             )
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        # The WAL file goes back to this size when it starts over: a big transaction (the
-        # one-time VACUUM, a prune) would otherwise leave it at its largest on disk.
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
 
     def _migrate(self) -> None:
         # Up to date (the usual case): a read, not a write transaction, so the many short-lived
@@ -1285,7 +1281,6 @@ class StateStore:
             try:
                 side = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000.0,
                                        check_same_thread=False, isolation_level=None)
-                side.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             except sqlite3.Error as exc:
                 raise self._error("checkpoint", exc) from exc
             yield WalCheckpoints(self, side)
