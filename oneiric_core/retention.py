@@ -77,7 +77,9 @@ class PruneReport:
 
     @property
     def worth_journaling(self) -> bool:
-        return bool(self.pruned or self.held_by or self.interrupted or self.pages_reclaimed)
+        """A prune that removed rows, was held back or stopped early (pages handed back alone
+        are not news: other deletions free a few now and then)."""
+        return bool(self.pruned or self.held_by or self.interrupted)
 
     def sentence(self) -> str:
         noun = "event" if self.pruned == 1 else "events"
