@@ -362,12 +362,15 @@ def cmd_status(engine, args) -> int:
     problems = engine.settings.problems
     from .private_files import audit
 
+    from . import retention
+
     wide = audit(engine.state_dir)  # state files others may read or the group may write
     if args.json:
         _print_json({
             "settings_dir": str(engine.settings_dir), "state_dir": str(engine.state_dir),
             "host": _host_json(engine), "read_only": engine.read_only,
             "watcher": engine.watcher_status().to_dict(),
+            "journal_retention": retention.last_report(engine.store),
             "config_problems": [p.to_dict() for p in problems],
             "warnings": [w.to_dict() for w in wide],
             "components": [c.to_dict() for c in rows],
@@ -379,6 +382,9 @@ def cmd_status(engine, args) -> int:
     for w in wide:
         out.print(f"warning: {w.sentence()}", markup=False, style="yellow", soft_wrap=True)
     out.print(f"settings watcher: {engine.watcher_status().describe()}", markup=False)
+    held = retention.status_line(engine.store)  # an open incident holds the journal's retention back
+    if held:
+        out.print(held, markup=False, style="yellow", soft_wrap=True)
     for p in problems:
         out.print(f"config invalid: {p}; {engine.settings.fallback(p)}", markup=False, style="red")
     table = _table("COMPONENT", "WINNER", "SERVING", "STATE", "ACTIVITY", "HEALTH", "NOTES")

@@ -16,6 +16,7 @@ import dataclasses
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from .recovery import recover_interrupted_swaps
 from .registry import CandidateRegistry
 from .seal import RowSeal
 from .resolver import Explanation, Resolver, StackOrder
+from .retention import PruneReport, RetentionPolicy, prune as prune_by_retention
 from .settings import APP_FILE, AppSettings, ConfigProblem, LimitsOptions, SettingsLoader, SettingsSnapshot
 from .host_session import HEARTBEAT_S, HostBusy
 from .store import (
@@ -540,11 +542,11 @@ class Engine:
         await self.session.serve()  # requests wait for session.ready (below)
         self._start_telemetry()
         self.store.clear_health()
-        pruned = self.prune_journal()
+        self.session.start_pruning()  # on a worker thread: activation does not wait for it (retention.py)
         took_over = None if before is None else {"pid": before.pid, "hostname": before.hostname}
         self.emit(Event("host-started", f"host started (pid {os.getpid()} on {socket.gethostname()})"
                         + (f", taking over from pid {before.pid} on {before.hostname}" if before else ""),
-                        actor=self.actor, data={"pid": os.getpid(), "pruned": pruned, "took_over": took_over}))
+                        actor=self.actor, data={"pid": os.getpid(), "took_over": took_over}))
         recover_interrupted_swaps(self.store, self.approvals, self.emit, previous=before, actor=self.actor)
         self.store.clear_lifecycle()
         self.activity.reload()  # the desired state written while no host ran, as of now
@@ -582,11 +584,23 @@ class Engine:
     def _has_winner(self, ref: ComponentRef) -> bool:
         return self.resolver.winner(ref) is not None  # not explain(): no reasons worded for 10,000 keys
 
-    def prune_journal(self) -> int:
-        """Apply the journal retention of app.yml (max age, max rows); returns rows deleted."""
-        retention = self.settings.app.journal
-        return self.store.prune_journal(max_age_s=retention.max_age_days * 86400,
-                                        max_rows=retention.max_rows)
+    def retention_policy(self) -> RetentionPolicy:
+        """The journal retention of app.yml (max age, max rows)."""
+        journal = self.settings.app.journal
+        return RetentionPolicy(max_age_s=journal.max_age_days * 86400, max_rows=journal.max_rows)
+
+    def prune_journal(self, stop: threading.Event | None = None) -> PruneReport:
+        """Apply the journal retention, short of what open incidents keep. Blocking, in short
+        transactions: the host runs it on a worker thread (HostSession.start_pruning) and
+        journals the report on the loop (`journal_pruned`)."""
+        return prune_by_retention(self.store, self.retention_policy(), stop=stop)
+
+    def journal_pruned(self, report: PruneReport) -> None:
+        """Journal a prune that did something or was held back (on the loop: emit fans out)."""
+        if report.worth_journaling:
+            self.emit(Event("journal-pruned", report.sentence(),
+                            Severity.WARNING if report.held_by or report.not_reclaimed else Severity.INFO,
+                            actor=self.actor, duration_ms=report.took_s * 1000, data=report.to_dict()))
 
     def guard_activity(self) -> None:
         """Host only, each heartbeat: while a host runs, only it writes activity (every pause,

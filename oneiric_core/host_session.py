@@ -26,6 +26,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,8 @@ class HostSession:
         self._scanned_command = 0
         self._tampered: set[tuple[str, int]] = set()
         self._last_prune = time.monotonic()
+        self._prune_task: asyncio.Task[None] | None = None
+        self._prune_stop = threading.Event()
         self.path = socket_path(engine.state_dir)
         # Set once every winner is activated: the socket listens from the moment the lease is
         # ours (a client never finds a live host with nothing answering), and requests taken
@@ -89,8 +92,8 @@ class HostSession:
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="oneiric-lease-heartbeat")
 
     async def _heartbeat(self) -> None:
-        """Each second: renew the lease, prune now and then, and look for rows written behind
-        the host's back (commands, proposals, activity)."""
+        """Each second: renew the lease, start a prune now and then (off the loop), and look
+        for rows written behind the host's back (commands, proposals, activity)."""
         engine = self._engine
         pid, host = os.getpid(), socket.gethostname()
         while True:
@@ -102,11 +105,39 @@ class HostSession:
                     return
                 engine.guard_activity()
                 if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
-                    self._last_prune = time.monotonic()
-                    engine.prune_journal()
+                    self.start_pruning()
                 self.scan_for_tampering()
             except StoreError as exc:
                 engine.store_error = str(exc)
+
+    # -- journal retention --------------------------------------------------------------------
+    def start_pruning(self) -> None:
+        """Apply the journal retention on a worker thread (retention.py), unless a prune still
+        runs; the heartbeat never waits for it (the lease stays fresh however long it takes)."""
+        self._last_prune = time.monotonic()
+        if self._prune_task is None or self._prune_task.done():
+            self._prune_task = asyncio.create_task(self._prune(), name="oneiric-journal-prune")
+
+    async def _prune(self) -> None:
+        engine = self._engine
+        try:
+            report = await asyncio.to_thread(engine.prune_journal, self._prune_stop)
+        except StoreError as exc:
+            engine.store_error = str(exc)
+            return
+        except Exception as exc:  # a bug here must not go unseen, nor take the host down
+            engine.emit(Event("store-error", f"journal retention failed: {type(exc).__name__}: {exc}",
+                              Severity.ERROR, actor=engine.actor))
+            return
+        engine.journal_pruned(report)
+
+    async def stop_pruning(self) -> None:
+        """Ask a running prune to stop after its current step (a few tens of ms) and wait."""
+        task, self._prune_task = self._prune_task, None
+        if task is not None and not task.done():
+            self._prune_stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+        self._prune_stop.clear()
 
     def release(self) -> None:
         try:
@@ -115,6 +146,7 @@ class HostSession:
             self._engine.store_error = str(exc)
 
     async def stop_heartbeat(self) -> None:
+        await self.stop_pruning()
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None:
             task.cancel()

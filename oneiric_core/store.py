@@ -49,6 +49,8 @@ ANCHOR_META = "journal_anchor"  # {"id", "hash"}: what the first row chains to (
 SEALED_META = "journal_sealed_through"  # the last id written before the chain existed
 HEAD_META = "journal_head"  # {"id", "hash", "at"}: the head the host last published
 IDS_META = "journal_ids_used_through"  # ids up to this one were given out before schema 7 (see below)
+PRUNE_PROGRESS_META = "journal_prune_progress"  # written by a running prune (store.WalCheckpoints)
+VACUUM_META = "store_incremental_vacuum"  # {"failed_at", "reason"}: the one-time VACUUM of schema 8 is owed
 _CHAIN_COLUMNS = "id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, message, data"
 
 
@@ -88,6 +90,20 @@ def _journal_ids_by_the_chain(conn: sqlite3.Connection) -> None:
     top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0] or 0
     if seq is not None and int(seq[0]) > top:
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (IDS_META, json.dumps(int(seq[0]))))
+
+
+def _want_incremental_vacuum(conn: sqlite3.Connection) -> None:
+    """A store made before schema 8 gives no space back when rows go (auto_vacuum NONE): it
+    needs `auto_vacuum = INCREMENTAL`, which SQLite takes on a file with tables only through a
+    VACUUM, and a VACUUM cannot run inside this transaction. So this step only notes that one is
+    owed; `StateStore._owed_vacuum` runs it right after the migration commits (stores made by
+    schema 8 and later are created incremental and owe nothing)."""
+    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != AUTO_VACUUM_INCREMENTAL:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (VACUUM_META, json.dumps({})))
+
+
+AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+VACUUM_RETRY_S = 3600.0  # a one-time VACUUM that failed (a full disk) is tried again at an open after this
 
 
 # The journal as schema 7 keeps it (migration 1 made it with AUTOINCREMENT; 5 added the chain).
@@ -268,6 +284,9 @@ MIGRATIONS: list[Migration] = [
     ),
     # 7: the chain gives the journal its ids (no AUTOINCREMENT)
     (_journal_ids_by_the_chain,),
+    # 8: pruned rows give their space back to the file system (auto_vacuum INCREMENTAL; the
+    # VACUUM that switches an older store runs after the migration's transaction)
+    (_want_incremental_vacuum,),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -278,6 +297,13 @@ LEASE_STALE_AFTER_S = 5.0
 
 ACTIVITY_STATES = ("active", "paused", "draining", "drained")
 
+# Journal retention: rows per prune transaction and pages per incremental vacuum when the
+# store prunes by itself (prune_journal; retention.py sizes the host's steps to a time instead).
+PRUNE_BATCH_ROWS = 5000
+RECLAIM_BATCH_PAGES = 400
+RESTART_FRAMES = 1000  # a prune starts the WAL over once it holds this many frames (WalCheckpoints)
+# An open incident keeps every event from this long before it opened (its timeline's start).
+INCIDENT_WINDOW_LEAD_S = 1.0
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
 # SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN: what a full or read-only disk looks like
 _DISK_CODES = frozenset({8, 10, 13, 14})
@@ -400,6 +426,32 @@ class ChainLink:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionHold:
+    """An open incident that the journal's retention may not prune past: `first_id` is the
+    first row it keeps (an event of a component it involves, or one since it opened)."""
+
+    incident: int
+    title: str
+    opened_at: float
+    first_id: int
+    ref: str | None  # "domain/key" when the row is kept as one of that component's events
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"incident": self.incident, "title": self.title, "opened_at": self.opened_at,
+                "first_id": self.first_id, "ref": self.ref}
+
+
+@dataclass(frozen=True, slots=True)
+class PruneStep:
+    """What one prune transaction did: rows `deleted`, whether retention has nothing more to
+    take now (`done`), and the open incident that stopped it, if one did."""
+
+    deleted: int
+    done: bool
+    held_by: RetentionHold | None = None
+
+
 class ChainState(NamedTuple):
     """Where the journal's chain starts and what it must reach, as the store keeps them."""
 
@@ -417,6 +469,66 @@ class _ChainTip(NamedTuple):  # a NamedTuple: one is made per append
     id: int
     hash: str
     next_id: int
+
+
+class WalCheckpoints:
+    """Checkpoints taken by hand during a long run of writes (StateStore.checkpoints_aside).
+
+    `backfill` copies the WAL into the main file on a connection of its own, without the
+    store's lock, so the event loop's writes go on meanwhile (its fsyncs are the slow part).
+    That alone does not keep the WAL small: SQLite starts it over only at a write that *began*
+    with everything copied. When the loop is quiet, the side connection makes that write
+    itself right after its copy (one meta row, PRUNE_PROGRESS_META). When the loop journals
+    every few ms, one of its commits nearly always lands in between; so once the WAL holds
+    RESTART_FRAMES, `restarting` copies the last few frames under the store's lock and the
+    write made inside starts the WAL over: a few fsyncs the loop may wait for, once per
+    RESTART_FRAMES, where without a prune its own commit copies 1,000 pages and fsyncs at
+    SQLite's autocheckpoint mark. Without restarts, a prune of 180,000 rows left a 170 MB WAL
+    behind (900,000: about 800 MB); with them it stays near RESTART_FRAMES pages."""
+
+    def __init__(self, store: StateStore, side: sqlite3.Connection) -> None:
+        self._store, self._side = store, side
+        self.frames = 0  # frames in the WAL at the last copy
+        self.progress: dict[str, Any] = {}  # what the restarting write records (the prune's figures)
+
+    def backfill(self, *, restart: bool = False) -> int:
+        """Copy what the WAL holds into the main file (PASSIVE: waits for nobody) and, when it
+        is long (or `restart`) and all of it was copied, start it over; the WAL's frames. A
+        busy checkpoint is skipped (the next one goes further)."""
+        try:
+            row = self._side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.frames = max(0, int(row[1])) if row is not None else 0
+            if (row is not None and (self.frames >= RESTART_FRAMES // 2 or (restart and self.frames))
+                    and int(row[1]) == int(row[2])):
+                self._side.execute("BEGIN IMMEDIATE")
+                self._side.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                   (PRUNE_PROGRESS_META, json.dumps({**self.progress, "at": time.time()})))
+                self._side.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._side.in_transaction:
+                self._side.execute("ROLLBACK")
+            if not _is_busy(exc):
+                raise self._store._error("checkpoint", exc) from exc
+        return self.frames
+
+    @contextlib.contextmanager
+    def restarting(self) -> Iterator[float]:
+        """Hold the store's lock; when the WAL holds RESTART_FRAMES, copy its last frames first,
+        so that the write made inside starts it over. Yields the seconds that took (fsyncs),
+        which the write inside should leave out of its share of the lock."""
+        store = self._store
+        with store._lock:
+            spent = 0.0
+            if self.frames >= RESTART_FRAMES:
+                t0 = time.perf_counter()
+                try:
+                    store._require().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.frames = 0
+                except sqlite3.Error as exc:
+                    if not _is_busy(exc):
+                        raise store._error("checkpoint", exc) from exc
+                spent = time.perf_counter() - t0
+            yield spent
 
 
 # --------------------------------------------------------------------------- helpers
@@ -612,6 +724,10 @@ class StateStore:
         if self.read_only:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # fails now, not at the first read
             return
+        if int(conn.execute("PRAGMA page_count").fetchone()[0]) == 0:
+            # A new file: incremental vacuum has to be chosen before anything is written (WAL
+            # mode included), so pruned pages can go back to the file system (retention.py).
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(
@@ -626,6 +742,8 @@ class StateStore:
         # CLI processes opening the store never queue behind the host for the write lock.
         current = self._retry("open", lambda: self._require().execute("PRAGMA user_version").fetchone()[0])
         if current == SCHEMA_VERSION:
+            if not self.read_only and self.auto_vacuum() != AUTO_VACUUM_INCREMENTAL:
+                self._owed_vacuum()
             return
         if self.read_only:
             raise StoreError(f"cannot open the state store {self.path}: it has schema version {current}, this "
@@ -648,6 +766,50 @@ class StateStore:
                 conn.execute(f"PRAGMA user_version = {index + 1}")
 
         self._write(run, action="migrate")
+        self._owed_vacuum()
+
+    def auto_vacuum(self) -> int:
+        """PRAGMA auto_vacuum of the file: 0 NONE, 1 FULL, 2 INCREMENTAL (what pruning needs
+        to give space back)."""
+        return int(self._retry("read", lambda: self._require().execute("PRAGMA auto_vacuum").fetchone()[0]))
+
+    def _owed_vacuum(self) -> None:
+        """Run the one-time VACUUM migration 8 noted (outside any transaction, as SQLite
+        requires), once: it rewrites the whole file, in about a second per 200,000 journal
+        rows, and needs free disk for a copy of it. When it fails (a full disk, a writer that
+        holds the file for longer than the busy timeout) the store works on without giving
+        space back, the reason is kept in meta (retention reports it), and a later open tries
+        again after VACUUM_RETRY_S. Never raises: the store is usable either way."""
+        owed = self.get_meta(VACUUM_META)
+        if not isinstance(owed, dict):
+            return
+        failed_at = owed.get("failed_at")
+        if isinstance(failed_at, (int, float)) and time.time() - failed_at < VACUUM_RETRY_S:
+            return
+
+        def vacuum() -> None:
+            conn = self._require()
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rewritten file went through the WAL
+
+        try:
+            self._retry("vacuum", vacuum)
+            if self.auto_vacuum() != AUTO_VACUUM_INCREMENTAL:
+                raise StoreError(f"cannot vacuum the state store {self.path}: SQLite kept auto_vacuum off")
+            self._write(lambda conn: conn.execute("DELETE FROM meta WHERE key = ?", (VACUUM_META,)))
+        except StoreError as exc:
+            with contextlib.suppress(StoreError):
+                self.set_meta(VACUUM_META, {"failed_at": time.time(), "reason": str(exc)})
+
+    def vacuum_owed(self) -> str | None:
+        """Why pruned rows do not give their space back, or None when they do."""
+        if self.auto_vacuum() == AUTO_VACUUM_INCREMENTAL:
+            return None
+        owed = self.get_meta(VACUUM_META)
+        reason = owed.get("reason") if isinstance(owed, dict) else None
+        return (f"the store predates incremental vacuum and its one-time VACUUM failed ({reason})" if reason
+                else "the store's auto_vacuum is not INCREMENTAL")
 
     def _require(self) -> sqlite3.Connection:
         conn = self._conn
@@ -994,38 +1156,179 @@ class StateStore:
     def prune_journal(
         self, *, max_age_s: float | None, max_rows: int | None, now: float | None = None
     ) -> int:
-        """Delete events older than `max_age_s`, then all but the newest `max_rows`; returns the count.
-
-        Only ever the oldest rows go (a prefix by id: by age, up to the first row young
-        enough to keep), so the chain stays whole, and the last row deleted becomes the
-        anchor the first row left is checked against."""
+        """Delete events older than `max_age_s`, then all but the newest `max_rows`, short of
+        what an open incident keeps, and give the space back; returns the count. Runs to the
+        end in the calling thread, in transactions of PRUNE_BATCH_ROWS rows: the host prunes
+        through retention.py instead, off its event loop and with pauses between them."""
         cutoff = None if max_age_s is None else (time.time() if now is None else now) - max_age_s
+        through = self.journal_rows_through(max_rows)
+        total = 0
+        while True:
+            step = self.prune_journal_batch(cutoff=cutoff, rows_through=through, limit=PRUNE_BATCH_ROWS)
+            total += step.deleted
+            if step.done:
+                break
+        while self.reclaim_space(RECLAIM_BATCH_PAGES):
+            pass
+        return total
 
-        def run(conn: sqlite3.Connection) -> int:
-            through = None  # the highest id to delete
+    def journal_rows_through(self, max_rows: int | None, *, step: int = 20_000) -> int | None:
+        """The highest id that "all but the newest `max_rows`" lets go (None: none, or no
+        limit). Counted down from the newest row `step` rows per read, so no read holds the
+        store for long however large `max_rows` is (OFFSET walks the rows it skips)."""
+        if max_rows is None:
+            return None
+        left, below = max(0, int(max_rows)), None
+        while True:
+            skip = min(left, step)
+            where, params = ("", [skip]) if below is None else ("WHERE id < ? ", [below, skip])
+            rows = self._read(f"SELECT id FROM journal {where}ORDER BY id DESC LIMIT 1 OFFSET ?", params)
+            if not rows:
+                return None
+            if skip == left:
+                return int(rows[0][0])
+            left -= skip
+            below = int(rows[0][0])
+
+    def prune_journal_batch(self, *, cutoff: float | None, rows_through: int | None, limit: int) -> PruneStep:
+        """One prune transaction over the oldest `limit` rows at most: the rows older than
+        `cutoff` (up to the first younger one) or at or below `rows_through` go, except that it
+        stops at the first row an open incident keeps (`_first_held_row`).
+
+        Only ever the oldest rows go (a prefix by id), so the chain stays whole, and the last
+        row deleted becomes the anchor the first row left is checked against. That is also
+        why an open incident holds back everything after its first kept row, not just its
+        own rows: a row deleted between kept ones would be a hole `journal verify` names."""
+        limit = max(1, int(limit))
+
+        def run(conn: sqlite3.Connection) -> PruneStep:
+            edge = conn.execute("SELECT id FROM journal ORDER BY id LIMIT 1 OFFSET ?", (limit - 1,)).fetchone()
+            last_id = int(edge[0]) if edge is not None else conn.execute("SELECT MAX(id) FROM journal").fetchone()[0]
+            if last_id is None:
+                return PruneStep(0, True)
+            through: int | None = None  # the highest id to delete in this batch
             if cutoff is not None:
-                young = conn.execute("SELECT MIN(id) FROM journal WHERE ts >= ?", (cutoff,)).fetchone()[0]
-                through = (young - 1 if young is not None
-                           else conn.execute("SELECT MAX(id) FROM journal").fetchone()[0])
-            if max_rows is not None:
-                row = conn.execute(
-                    "SELECT id FROM journal ORDER BY id DESC LIMIT 1 OFFSET ?", (max(0, int(max_rows)),)
-                ).fetchone()
-                if row is not None:
-                    through = max(through or 0, row[0])
+                young = conn.execute("SELECT id FROM journal WHERE id <= ? AND ts >= ? ORDER BY id LIMIT 1",
+                                     (last_id, cutoff)).fetchone()
+                through = last_id if young is None else int(young[0]) - 1
+            if rows_through is not None:
+                through = max(through if through is not None else -(1 << 62), min(last_id, rows_through))
             if through is None:
-                return 0
+                return PruneStep(0, True)
+            held = self._first_held_row(conn, through)
+            if held is not None:
+                through = held.first_id - 1
             last = conn.execute("SELECT id, hash FROM journal WHERE id <= ? ORDER BY id DESC LIMIT 1",
                                 (through,)).fetchone()
             if last is None:
-                return 0
+                return PruneStep(0, True, held)
             # the last pruned row's hash; a row without one (written around the store) chains nothing
             chained = last[1] or self._chain_tip_below(conn, through)
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                          (ANCHOR_META, json.dumps({"id": last[0], "hash": chained})))
-            return int(conn.execute("DELETE FROM journal WHERE id <= ?", (through,)).rowcount)
+            deleted = int(conn.execute("DELETE FROM journal WHERE id <= ?", (through,)).rowcount)
+            return PruneStep(deleted, held is not None or through < last_id or edge is None, held)
 
         return self._write(run)
+
+    @staticmethod
+    def _open_incidents(conn: sqlite3.Connection) -> list[tuple[int, str, float, list[tuple[str | None, str]]]]:
+        """The incidents not closed (open or mitigated), oldest first: id, title, opened_at and
+        the components they involve as (domain, key), read inside the caller's transaction."""
+        out = []
+        for row in conn.execute("SELECT id, title, opened_at, refs FROM incidents WHERE status != 'closed' "
+                                "ORDER BY id"):
+            refs = _loads(row[3], [])
+            pairs = []
+            for ref in refs if isinstance(refs, list) else []:
+                domain, sep, key = str(ref).partition("/")
+                if sep and key:
+                    pairs.append((_dom(domain), key))
+            out.append((int(row[0]), str(row[1]), float(row[2]), pairs))
+        return out
+
+    def _first_held_row(self, conn: sqlite3.Connection, through: int) -> RetentionHold | None:
+        """The first row at or below `through` that an open incident keeps, and which one:
+        every event of a component it involves, and every event from its window on (from
+        INCIDENT_WINDOW_LEAD_S before it opened, as its timeline shows them). The rows looked
+        at are this batch's alone (everything below was pruned), so the scan stays short."""
+        incidents = self._open_incidents(conn)
+        if not incidents:
+            return None
+        clauses = ["ts >= ?"]
+        params: list[Any] = [through, min(opened for _, _, opened, _ in incidents) - INCIDENT_WINDOW_LEAD_S]
+        refs = sorted({pair for *_, pairs in incidents for pair in pairs}, key=repr)
+        for domain, key in refs:
+            clauses.append("(domain = ? AND key = ?)")
+            params += [domain, key]
+        row = conn.execute(f"SELECT id, ts, domain, key FROM journal WHERE id <= ? AND ({' OR '.join(clauses)}) "
+                           "ORDER BY id LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        row_id, ts, domain, key = int(row[0]), float(row[1]), row[2], row[3]
+        for incident, title, opened, pairs in incidents:  # the oldest incident that keeps it
+            if (domain, key) in pairs:
+                return RetentionHold(incident, title, opened, row_id, f"{domain}/{key}")
+            if ts >= opened - INCIDENT_WINDOW_LEAD_S:
+                return RetentionHold(incident, title, opened, row_id, None)
+        return None  # pragma: no cover - the query matched one of them
+
+    def free_pages(self) -> int:
+        """Pages of the file that pruned rows left free (the file's size less what it holds)."""
+        return int(self.pragma("freelist_count"))
+
+    def file_bytes(self) -> int:
+        """The store's size on disk: the main file and its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
+
+    @contextlib.contextmanager
+    def checkpoints_aside(self) -> Iterator[WalCheckpoints]:
+        """For a long run of writes from a worker thread (a prune): while inside, a commit on
+        this connection never checkpoints by itself (wal_autocheckpoint 0); the caller does,
+        with the WalCheckpoints it is given. Otherwise the commit that crosses the
+        autocheckpoint mark copies the WAL into the file, fsyncs included, and that commit
+        may well be the event loop's next append."""
+        conn = self._require()
+        with self._lock:
+            before = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        side: sqlite3.Connection | None = None
+        try:
+            try:
+                side = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000.0,
+                                       check_same_thread=False, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise self._error("checkpoint", exc) from exc
+            yield WalCheckpoints(self, side)
+        finally:
+            if side is not None:
+                side.close()
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.execute(f"PRAGMA wal_autocheckpoint = {before}")
+
+    def reclaim_space(self, pages: int) -> int:
+        """Give up to `pages` free pages back to the file system (PRAGMA incremental_vacuum,
+        its own short transaction: SQLite moves pages from the end of the file into the free
+        ones and truncates); returns how many went. 0 when none are free, or when the file is
+        not incremental (`vacuum_owed` says why)."""
+        if self._batch_owner == threading.get_ident():
+            raise StoreError(f"cannot vacuum the state store {self.path} inside a batch")
+
+        def run() -> int:
+            conn = self._require()
+            before = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+            if not before or int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != AUTO_VACUUM_INCREMENTAL:
+                return 0
+            # executescript steps the PRAGMA to its end (execute() would free one page per call)
+            conn.executescript(f"PRAGMA incremental_vacuum({max(1, int(pages))});")
+            return before - int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+        return self._retry("vacuum", run)
 
     # ------------------------------------------------------------------ activity
 
@@ -1369,6 +1672,9 @@ class StateStore:
         if not rows or rows[0][0] is None:
             return default
         return _loads(rows[0][0], default)
+
+    def delete_meta(self, key: str) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM meta WHERE key = ?", (key,)))
 
     def set_meta(self, key: str, value: Any) -> None:
         text = json.dumps(value, default=str)

@@ -25,6 +25,7 @@ CASES = {
     "engine_load.py": ("phase", "median ms", "min", "max", "share of Engine()"),
     "journal_append.py": ("append", "unchained us", "chained us", "ratio"),
     "settings_size.py": ("case", "MiB", "outcome", "median ms", "peak RSS +MB", "x json.loads"),
+    "prune.py": ("prune", "rows pruned", "worst stall ms", "MB before", "MB after", "verify"),
 }
 
 

@@ -20,7 +20,7 @@ from tests.helpers import shown
 # -- the JSON shapes (a change to any of these sets must fail a test) ----------------------------
 
 STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "config_problems", "warnings",
-               "components"}
+               "journal_retention", "components"}
 COMPONENT_KEYS = {
     "domain", "key", "winner", "winner_source", "selection", "misconfigured", "candidates", "shadowed",
     "serving", "serving_source", "state", "inflight", "activity", "activity_note", "activity_actor",
@@ -110,6 +110,7 @@ def test_status_json_shape_and_demo_values(run_cli, demo_settings, tmp_path):
     assert data["settings_dir"] == str(demo_settings)
     assert data["state_dir"] == str((tmp_path / "state").resolve())
     assert data["host"] is None
+    assert data["journal_retention"] is None  # no host has pruned this journal yet
     assert data["read_only"] is False
     assert data["config_problems"] == []
     assert data["warnings"] == []  # a state dir this program made is private (tests/test_private_files.py)

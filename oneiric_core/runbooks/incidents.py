@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import NotFound, UsageError
 from ..events import Event, Severity
 from ..identity import other_process_alive
+from ..store import INCIDENT_WINDOW_LEAD_S
 from .escalation import Escalation
 
 STATUSES = ("open", "mitigated", "closed")
@@ -300,14 +301,16 @@ class Incidents:
 
     def timeline(self, incident_id: int, *, limit_events: int = 500) -> list[Entry]:
         """Recorded entries merged with the journal events of the involved components (and every
-        swap decision about them) between opening and closing, oldest first."""
+        swap decision about them) between opening and closing, oldest first. Journal retention
+        keeps these rows while the incident is open (retention.py)."""
         inc = self.get(incident_id)
         out = self.entries(incident_id)
         until = inc.closed_at or time.time() + 1
         seen: set[int] = set()
         for ref in inc.refs:
             domain, _, key = ref.partition("/")
-            for e in self.engine.journal(domain=domain, key=key, since_ts=inc.opened_at - 1, limit=limit_events):
+            since = inc.opened_at - INCIDENT_WINDOW_LEAD_S
+            for e in self.engine.journal(domain=domain, key=key, since_ts=since, limit=limit_events):
                 if e.id in seen or e.ts > until:
                     continue
                 seen.add(e.id or 0)
