@@ -479,3 +479,38 @@ async def test_the_sync_action_says_what_the_sync_did(tmp_path):
         assert again.message == "remote:demo: oneiric-demo v2 is unchanged; nothing to do."
     finally:
         engine.close()
+
+
+async def test_triage_after_a_rollback_blames_the_provider_that_failed_not_the_one_serving(engine):
+    _, result = await engine.request_swap("adapter", "cache", "redis", actor="alice", approve=True)
+    assert result is not None and result.outcome.value == "rolled-back"
+    from oneiric_core.runbooks.facts import FactContext, evaluate
+
+    found = await evaluate("engine.overview", FactContext(engine, params={}))
+    assert found.value == "failing"
+    [line] = [e for e in found.evidence if "adapter/cache" in e]
+    assert line.startswith("swap rolled back: adapter/cache to redis: health check failed")
+    assert line.endswith("; memory serves it, health ok"), line
+    assert "failing: adapter/cache (memory)" not in " ".join(found.evidence)
+
+
+async def test_is_it_clear_now_counts_only_what_happened_since_the_walk_began(engine):
+    """incident-response's `resolved` check once kept answering "not resolved yet" over the
+    rollback that had started the incident, while `verify` said nothing was failing."""
+    from oneiric_core.runbooks.facts import FactContext, evaluate
+
+    _, result = await engine.request_swap("adapter", "cache", "redis", actor="alice", approve=True)
+    assert result is not None and result.outcome.value == "rolled-back"
+    walk = FactContext(engine, params={}, args={"since": "walk"})  # a walk that began after it
+    assert (await evaluate("engine.overview", walk)).value == "clear"
+    assert (await evaluate("engine.overview", FactContext(engine, params={}))).value == "failing"  # triage sees it
+    tree = _catalog().trees["incident-response"]
+    assert tree.nodes["resolved"].args == {"since": "walk"}
+
+
+async def test_stuck_activating_on_a_key_that_serves_never_says_it_was_stuck(engine):
+    walker = Walker(_catalog(), "stuck-activating", engine, params={"domain": "adapter", "key": "cache"})
+    await walker.advance()
+    assert walker.node.kind == "done" and walker.node.id == "serving", walker.breadcrumb()
+    text = walker.view()["text"]
+    assert "no longer stuck" not in text and "is not activating now: it is ready and serves" in text

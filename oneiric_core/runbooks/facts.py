@@ -590,12 +590,37 @@ _TRIAGE_HINT = {  # the quick-reference symptom each triage value points at
 }
 
 
+def _triage_line(row: Any) -> str:
+    """What is wrong with one key, blaming what failed: after a rolled-back swap the
+    provider that serves is fine (it never stopped) and the one that failed is named."""
+    serving = row.serving or "nothing"
+    if row.state == "failed":
+        return f"failing: {row.ref} (nothing serves it): {row.last_error or 'its provider failed to start'}"
+    if row.health == "failed":
+        return f"unhealthy: {row.ref} ({serving} serves it): {row.health_message or 'its health check failed'}"
+    swap = row.last_swap or {}
+    verb = "rolled back" if swap.get("outcome") == "rolled-back" else "failed"
+    health = f"{serving} serves it, health {row.health}"
+    return f"swap {verb}: {row.ref} to {swap.get('to') or '?'}: {swap.get('reason') or row.last_error or ''}; {health}"
+
+
+ROLLBACK_WINDOW_S = 900.0  # a swap that rolled back longer ago than this is history, not a failure now
+
+
 @fact("engine.overview", "triage: keys failing, blocked, misconfigured; remote and settings problems "
-      "(failing | blocked | remote | config | misconfigured | clear)")
+      "(failing | blocked | remote | config | misconfigured | clear); args rollbacks_within_s (900), "
+      "since (walk: only rollbacks after the walk began count)")
 async def engine_overview(ctx: FactContext) -> FactResult:
     rows = ctx.engine.components()
-    failing = [r for r in rows if r.state == "failed" or r.health == "failed"
-               or (r.last_swap or {}).get("outcome") in ("rolled-back", "failed")]
+    cutoff = time.time() - float(ctx.args.get("rollbacks_within_s", ROLLBACK_WINDOW_S))
+    if ctx.args.get("since") == "walk":  # "is it clear now?": what the mitigation did, not what started it
+        cutoff = max(cutoff, ctx.started_at)
+
+    def swap_failed(row: Any) -> bool:
+        swap = row.last_swap or {}
+        return swap.get("outcome") in ("rolled-back", "failed") and float(swap.get("finished_at") or 0) >= cutoff
+
+    failing = [r for r in rows if r.state == "failed" or r.health == "failed" or swap_failed(r)]
     blocked = [r for r in rows if r.activity != "active"]
     misconfigured = [r for r in rows if r.misconfigured]
     remote = [s for s in ctx.engine.remote.statuses() if s.get("consecutive_failures")]
@@ -603,7 +628,7 @@ async def engine_overview(ctx: FactContext) -> FactResult:
     lines = [f"{len(rows)} keys: {len(failing)} failing or rolled back, {len(blocked)} paused/draining, "
              f"{len(misconfigured)} misconfigured; {len(remote)} remote source(s) failing; "
              f"{len(problems)} settings problem(s)."]
-    lines += [f"failing: {r.ref} ({r.serving or 'nothing'}) {r.last_error or ''}".rstrip() for r in failing[:5]]
+    lines += [_triage_line(r) for r in failing[:5]]
     lines += [f"{r.activity}: {r.ref}" for r in blocked[:5]]
     lines += [str(p) for p in problems[:3]]
     value = ("failing" if failing else "blocked" if blocked else "remote" if remote else

@@ -30,15 +30,25 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
+def console_command(settings, state) -> str:
+    """The shell command that starts the console on `settings` and `state`."""
+    return shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
+                       "--state-dir", str(state), "console"])
+
+
+def new_session(session: str, shell: str, size: tuple[int, int] = (120, 40)) -> None:
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), shell],
+                   check=True)
+
+
 def test_console_in_tmux_shows_the_tree_and_quits_cleanly(tmp_path):
     settings = demo_copy(tmp_path)
     state = tmp_path / "state"
     done = tmp_path / "exit-code"
     session = f"oneiric-test-{tmp_path.name}"[:50]
-    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
-                          "--state-dir", str(state), "console"])
+    console = console_command(settings, state)
     shell = f"cd {shlex.quote(str(REPO))} && ONEIRIC_OPERATOR=tmux-tester {console}; echo $? > {shlex.quote(str(done))}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell], check=True)
+    new_session(session, shell)
     try:
         assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
         screen = capture(session)
@@ -63,10 +73,8 @@ def test_closing_the_terminal_stops_the_engine_cleanly(tmp_path):
     settings = demo_copy(tmp_path)
     state = tmp_path / "state"
     session = f"oneiric-hup-{tmp_path.name}"[:50]
-    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
-                          "--state-dir", str(state), "console"])
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-                    f"cd {shlex.quote(str(REPO))} && exec {console}"], check=True)
+    console = console_command(settings, state)
+    new_session(session, f"cd {shlex.quote(str(REPO))} && exec {console}", (100, 30))
     try:
         assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
     finally:
@@ -92,11 +100,10 @@ def test_a_signal_to_the_console_host_stops_it_gracefully(tmp_path, sig):
     done = tmp_path / "exit-code"
     pid_file = tmp_path / "pid"
     session = f"oneiric-sig-{tmp_path.name}"[:50]
-    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
-                          "--state-dir", str(state), "console"])
+    console = console_command(settings, state)
     inner = f"echo $$ > {shlex.quote(str(pid_file))}; exec {console}"  # the console gets the shell's pid
     shell = f"cd {shlex.quote(str(REPO))} && sh -c {shlex.quote(inner)}; echo $? > {shlex.quote(str(done))}; sleep 30"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell], check=True)
+    new_session(session, shell)
     try:
         assert wait_for(lambda: "cache  memory  + OK" in capture(session) and marker.exists()), capture(session)
         os.kill(int(pid_file.read_text()), getattr(signal, f"SIG{sig}"))
@@ -122,10 +129,8 @@ def test_a_provider_task_raising_system_exit_does_not_end_the_console_host(tmp_p
         "candidates:\n", fixture_candidates("cache", ("exits", "child_task_exits")), 1))
     state = tmp_path / "state"
     session = f"oneiric-exit-{tmp_path.name}"[:50]
-    console = shlex.join([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
-                          "--state-dir", str(state), "console"])
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-                    f"cd {shlex.quote(str(REPO))} && {console}; echo EXITED $?; sleep 30"], check=True)
+    console = console_command(settings, state)
+    new_session(session, f"cd {shlex.quote(str(REPO))} && {console}; echo EXITED $?; sleep 30")
     try:
         assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
         res = subprocess.run([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings), "--state-dir",
