@@ -514,3 +514,28 @@ async def test_stuck_activating_on_a_key_that_serves_never_says_it_was_stuck(eng
     assert walker.node.kind == "done" and walker.node.id == "serving", walker.breadcrumb()
     text = walker.view()["text"]
     assert "no longer stuck" not in text and "is not activating now: it is ready and serves" in text
+
+
+async def test_a_walk_going_round_stops_after_max_rounds_and_escalates(engine, settings_dir):
+    """config-not-applying's fix loop was walked five times round; every loop now ends."""
+    (settings_dir / "adapters.yml").write_text("selections: [\n")  # stays broken whatever is 'fixed'
+    engine.reload_settings()
+    walker = Walker(_catalog(), "config-not-applying", engine, params={"domain": "adapter", "key": "cache"})
+    rounds = 0
+    await walker.advance()
+    while walker.node.id == "fix":
+        await walker.perform()  # "fixed it" (a manual step), yet the file is still broken
+        await walker.advance()
+        rounds += 1
+        assert rounds < 10, walker.breadcrumb()
+    assert walker.node.id == "round-limit" and walker.node.kind == "escalate", walker.breadcrumb()
+    assert rounds == 3
+    assert walker.view()["text"].startswith("This walk came back to 'parse' 3 times without getting further")
+
+
+def test_every_loop_of_every_tree_ends_in_an_escalation():
+    """Structural: each tree has the round-limit escalation, and its rounds are bounded."""
+    for tree in _catalog().trees.values():
+        limit = tree.nodes["round-limit"]
+        assert limit.kind == "escalate" and limit.terminal, tree.id
+        assert 1 <= tree.max_rounds <= 200, tree.id

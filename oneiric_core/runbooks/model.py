@@ -39,7 +39,13 @@ _NODE_FIELDS = {"id", "kind", "text", "fact", "args", "branches", "default", "ch
                 "role", "severity", "changes", "where", "title", "sets", "then"}
 SETTABLE = ("severity",)  # what a question's answer can set for the walk (`sets: severity`)
 _TREE_FIELDS = {"id", "title", "summary", "kind", "reviewed", "next_review", "params", "start", "nodes", "symptom",
-                "severity", "owner", "sources"}
+                "severity", "owner", "sources", "max_rounds"}
+# A walk that comes back to the same node more than a tree's `max_rounds` times is going round
+# without getting anywhere: it is sent to this node instead, which every tree has (parse_tree
+# adds it), and which escalates with the walk's evidence. A tree whose loop is the point (one
+# round per host of a rolling update) raises `max_rounds`.
+ROUND_LIMIT_NODE = "round-limit"
+DEFAULT_MAX_ROUNDS = 3
 
 
 class TreeError(ConfigError):
@@ -92,6 +98,7 @@ class Tree:
     symptom: str = ""
     severity: str | None = None
     owner: str | None = None
+    max_rounds: int = DEFAULT_MAX_ROUNDS
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
@@ -174,6 +181,14 @@ def parse_tree(data: Any, file: Path) -> Tree:
     )
     if tree.reviewed is None or tree.next_review is None:
         raise TreeError(f"{file}: runbook '{tree_id}' needs both reviewed and next_review dates.")
+    rounds = data.get("max_rounds", DEFAULT_MAX_ROUNDS)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise TreeError(f"{file}: max_rounds must be a whole number of at least 1, not {rounds!r}.")
+    tree.max_rounds = rounds
+    nodes.setdefault(ROUND_LIMIT_NODE, Node(
+        ROUND_LIMIT_NODE, "escalate", role="engineering_lead",
+        text="This walk came back to '{looped_at}' {rounds} times without getting further: stop going round "
+             "and escalate, with this walk's evidence."))
     return tree
 
 
@@ -253,7 +268,7 @@ def check_structure(tree: Tree, *, facts: Iterable[str], actions: Iterable[str],
                     raise TreeError(f"{file}: node '{node.id}' jumps to the unknown runbook '{target}'.")
             elif target not in tree.nodes:
                 raise TreeError(f"{file}: node '{node.id}' has a dangling branch to '{target}'.")
-    reachable = _reach(tree, [tree.start], forward=True)
+    reachable = _reach(tree, [tree.start], forward=True) | {ROUND_LIMIT_NODE}  # the walker's own way out
     for node_id in tree.nodes:
         if node_id not in reachable:
             raise TreeError(f"{file}: node '{node_id}' is unreachable from the start node '{tree.start}'.")

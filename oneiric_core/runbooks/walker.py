@@ -32,7 +32,7 @@ from ..errors import NotFound, UsageError
 from .actions import ACTIONS, ActionOutcome, perform, proposal_outcome
 from .facts import FactContext, FactResult, MissingParam, evaluate
 from .loader import Catalog
-from .model import TREE_PREFIX, Node, Tree
+from .model import ROUND_LIMIT_NODE, TREE_PREFIX, Node, Tree
 
 AUTO_STEPS = 50  # advance() stops after this many automatic steps in a row (a loop guard of last resort)
 STATE_VERSION = 1  # of to_state()'s data
@@ -196,9 +196,14 @@ class Walker:
             if back_to is not None and target.startswith(TREE_PREFIX):
                 self.returns.append((self.tree, back_to))
             tree, node_id = self.catalog.resolve_target(self.tree, target)
+            key = self._visit_key(tree, node_id)
+            rounds = self.visits.get(key, 0)
+            if rounds >= tree.max_rounds and not tree.node(node_id).terminal:  # going round: stop
+                self.params.update(looped_at=node_id, rounds=rounds)
+                node_id = ROUND_LIMIT_NODE
+                key = self._visit_key(tree, node_id)
             self.tree, self.node_id = tree, node_id
             step.target, step.target_tree = node_id, tree.id
-            key = self._visit_key(tree, node_id)
             self.visits[key] = self.visits.get(key, 0) + 1
             self.status = "at-node"
         self.pending = None
