@@ -2,7 +2,8 @@
 
 A `Type=notify` unit learns from READY=1 that the host serves (so `systemctl start` returns
 only then, and units ordered after it start after it), from WATCHDOG=1 that its event loop
-still turns (`WatchdogSec=` restarts a hung host), and from STOPPING=1 that shutdown began.
+still turns (`WatchdogSec=` restarts a hung host), from STOPPING=1 that shutdown began, and
+from EXTEND_TIMEOUT_USEC that a start or stop still makes progress past its timeout.
 NOTIFY_SOCKET is a filesystem path or, starting with '@', a name in the abstract namespace.
 Outside systemd (no NOTIFY_SOCKET) every call does nothing, and a failed send never stops
 the host: the protocol is advisory.
@@ -30,6 +31,14 @@ def notify(state: str, env: Mapping[str, str] | None = None) -> bool:
     except OSError:
         return False
     return True
+
+
+def extend_timeout(seconds: float, status: str | None = None, env: Mapping[str, str] | None = None) -> bool:
+    """Ask for `seconds` more before the current start or stop timeout may fire
+    (EXTEND_TIMEOUT_USEC: systemd kills the service only once it is past the unit's own
+    timeout and no such message came within the last one's span), with a STATUS= line."""
+    state = f"EXTEND_TIMEOUT_USEC={round(seconds * 1_000_000)}"
+    return notify(state + (f"\nSTATUS={status}" if status else ""), env)
 
 
 def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:

@@ -7,6 +7,7 @@ They are real provider objects built through real factory strings (the tests add
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -79,14 +80,42 @@ def failing_stop(settings: dict) -> Plain:
 
 
 class _SlowStop(Plain):
+    """stop() takes `stop_s` seconds (settings; default 0.05): a host draining it is busy that long."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__(settings)
+        self.stop_s = float(settings.get("stop_s", 0.05))
+
     async def stop(self) -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(self.stop_s)
         self.stopped = True
         STOPPED.append(self.name)
 
 
 def slow_stop(settings: dict) -> Plain:
     return _SlowStop(settings)
+
+
+class _Chatty(Plain):
+    """Logs through Python's `logging` as a provider would: a warning when it starts (from the
+    event loop), debug and info from health() (sync, so from a worker thread)."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__(settings)
+        self.log = logging.getLogger(__name__)
+
+    async def start(self) -> None:
+        self.log.warning("%s: backend is slow to answer", self.name)
+        self.started = True
+
+    def health(self) -> HealthResult:  # type: ignore[override]
+        self.log.debug("%s: probing", self.name)
+        self.log.info("%s: probe answered", self.name)
+        return HealthResult.ok("fine")
+
+
+def chatty(settings: dict) -> Plain:
+    return _Chatty(settings)
 
 
 class _SyncProvider:

@@ -54,7 +54,10 @@ class Host:
     """`oneiric run` in a subprocess, with a notify socket bound by this test."""
 
     def __init__(self, settings: Path, state: Path, log_dir: Path, *, address: str | None = None,
-                 extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+                 extra_env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+                 journal_stream: bool = False) -> None:
+        """`journal_stream`: JOURNAL_STREAM names the host's stdout file, as systemd does when
+        stdout is the journal (dev:ino of its fstat)."""
         self.address = address or f"@oneiric-test-{uuid.uuid4().hex}"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind("\0" + self.address[1:] if self.address.startswith("@") else self.address)
@@ -66,6 +69,9 @@ class Host:
                             "WATCHDOG_PID", "SSH_CLIENT", "SSH_CONNECTION")}
         env.update({"ONEIRIC_OPERATOR": "host-operator", "NOTIFY_SOCKET": self.address, **(extra_env or {})})
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            if journal_stream:
+                found = os.fstat(out.fileno())
+                env["JOURNAL_STREAM"] = f"{found.st_dev}:{found.st_ino}"
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings), "--state-dir", str(state),
                  "run", *args], cwd=REPO, env=env, stdout=out, stderr=err)
