@@ -33,6 +33,7 @@ beyond the built-in types (those are provider code too).
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import inspect
 import math
 from collections.abc import Callable
@@ -120,15 +121,41 @@ class EscapedFromTask(RuntimeError):
     the event loop (ending the host), past any `except` around the await."""
 
 
-async def _contained(coro: Any) -> Any:
-    try:
-        return await coro
-    except (SystemExit, KeyboardInterrupt) as exc:
-        raise EscapedFromTask(f"a task raised {describe_error(exc)}") from exc
+class _Contained(collections.abc.Coroutine):  # type: ignore[type-arg]
+    """A task's coroutine, passed through step by step, with SystemExit and KeyboardInterrupt
+    turned into EscapedFromTask. A delegating object rather than `async def` wrapper: a task
+    cancelled before its first step would leave a wrapper's inner coroutine never awaited (a
+    RuntimeWarning); here the cancellation is thrown into the inner coroutine itself."""
+
+    __slots__ = ("_coro",)
+
+    def __init__(self, coro: Any) -> None:
+        self._coro = coro
+
+    def send(self, value: Any) -> Any:
+        try:
+            return self._coro.send(value)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise EscapedFromTask(f"a task raised {describe_error(exc)}") from exc
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        try:
+            return self._coro.throw(typ) if val is None and tb is None else self._coro.throw(typ, val, tb)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise EscapedFromTask(f"a task raised {describe_error(exc)}") from exc
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Any:
+        return self._coro.__await__()
+
+    def __getattr__(self, name: str) -> Any:  # cr_frame, cr_code ... for a task's repr
+        return getattr(self._coro, name)
 
 
 def _contained_task(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-    return asyncio.Task(_contained(coro), loop=loop, **kwargs)
+    return asyncio.Task(_Contained(coro), loop=loop, **kwargs)
 
 
 def contain_task_exits(loop: asyncio.AbstractEventLoop) -> None:
