@@ -112,8 +112,8 @@ def test_own_runbooks_add_to_the_defaults_and_override_them(run_cli, tmp_path):
     # a tree of one's own (a copy of a default under a new id) and an override of a default by id
     (own / "runbooks" / "our-reference.yml").write_text(
         mine.replace("id: quick-reference", "id: our-reference"))
-    (own / "runbooks" / "renamed.yml").write_text(
-        re.sub(r"(?m)^title: .*$", "title: Our stuck activation", (DEMO / "runbooks" / "stuck-activating.yml").read_text()))
+    stuck = (DEMO / "runbooks" / "stuck-activating.yml").read_text()
+    (own / "runbooks" / "renamed.yml").write_text(re.sub(r"(?m)^title: .*$", "title: Our stuck activation", stuck))
     listed = run_cli("runbook", "list", "--json", settings=own)
     assert listed.returncode == 0, listed
     rows = {r["id"]: r for r in listed.json()["runbooks"]}

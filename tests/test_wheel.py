@@ -193,7 +193,8 @@ def test_installed_console_draws_its_first_frame(installed: Installed) -> None:
     env = installed.env()
     console = shlex.join([str(installed.bin / "oneiric"), "--settings", str(settings), "--state-dir", str(state),
                           "console"])
-    shell = f"cd {shlex.quote(str(installed.outside))} && exec env -i {shlex.join(f'{k}={v}' for k, v in env.items())} {console}"
+    variables = shlex.join(f"{k}={v}" for k, v in env.items())  # the tmux server's own environment is not ours
+    shell = f"cd {shlex.quote(str(installed.outside))} && exec env -i {variables} {console}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell], check=True)
     try:
         deadline, screen = time.monotonic() + 60, ""

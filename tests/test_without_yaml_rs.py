@@ -90,6 +90,6 @@ def test_settings_and_manifests_load_the_same_without_yaml_rs(tmp_path: Path) ->
     assert (with_rs["parser"], with_rs["yaml_rs_imported"]) == ("yaml_rs", True)
     assert (without["parser"], without["yaml_rs_imported"]) == ("ruamel", False)
     assert len(without["big"]["problems"]) == 2, without["big"]["problems"]
-    assert without["manifest_expires"] == "2099-01-01T00:00:00Z"  # text, as yaml-rs leaves it: a datetime is no JSON value
+    assert without["manifest_expires"] == "2099-01-01T00:00:00Z"  # text, as yaml-rs leaves it (no datetime)
     for key in ("settings", "big", "manifest", "manifest_expires"):
         assert without[key] == with_rs[key], key
