@@ -33,8 +33,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help').")
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the version is looked up only when asked (importlib.metadata costs
+    milliseconds every other command would pay)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        from .cli_setup import version_line
+
+        say(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     root = _Parser(prog="oneiric", description="Oneiric Console: operate Oneiric component runtimes.")
+    root.add_argument("--version", action=_VersionAction, help="print the version and exit")
     root.add_argument("--settings", default=os.environ.get("ONEIRIC_SETTINGS", "settings"),
                       help="settings directory (default: ./settings or $ONEIRIC_SETTINGS)")
     root.add_argument("--state-dir", default=None, help="state directory (default: from app.yml, else .oneiric beside the settings)")
@@ -115,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .runbooks.cli import add_parsers as add_runbook_parsers
 
     add_runbook_parsers(sub)
+    p = sub.add_parser("init", help="write a working settings directory (a copy of the demo) to edit from",
+                       description="write a working settings directory (a copy of the demo) to edit from")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="where (default: --settings); new or empty")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty DIR, replacing the template's files (others are left alone)")
+    cmd("version", "the installed version")
     config = sub.add_parser("config", help="settings checks")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     p = config_sub.add_parser("validate", help="parse and validate every settings file")
@@ -673,6 +694,10 @@ def run(argv: Sequence[str]) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command in ("init", "version"):
+        from . import cli_setup
+
+        return cli_setup.cmd_init(args) if args.command == "init" else cli_setup.cmd_version(args)
     if args.command == "config":
         if args.config_command != "validate":
             raise UsageError("config needs an action: validate (see 'oneiric config --help').")

@@ -5,7 +5,8 @@ A settings directory holds `app.yml` (engine options) and one file per domain
 defaults; a missing directory is a `ConfigError`.
 
 Two ways in, one result. A file is first read by the fast path: yaml-rs (a Rust YAML 1.2
-parser that builds plain dicts and lists, never objects from tags) and one strict
+parser that builds plain dicts and lists, never objects from tags; the optional `fast` extra,
+else ruamel's safe loader takes its place, see `_fast_loader`) and one strict
 validation by `schema` (the models are plain dataclasses checked in Python, without
 importing pydantic: 10,000 candidates take about 70 ms, less than pydantic's import and
 set-up alone). On those 10,000 candidates (1.2 MB) yaml-rs takes about 40 ms where
@@ -671,21 +672,31 @@ def _may_nest_deeper(text: str, max_depth: int) -> bool:
 
 
 def _fast_loader() -> Callable[[str], Any]:
-    """yaml-rs (pinned in pyproject.toml); where it cannot be installed, ruamel's safe loader
-    (C parser, Python constructor), about 30x slower but still safe and exact."""
+    """The fast path's parser: yaml-rs when it is installed (`pip install oneiric-console[fast]`,
+    and the dev extra), else ruamel's safe loader (C parser, Python constructor): about 30x
+    slower on a big file, as safe, and just as exact on the texts `_needs_careful` lets through
+    (tests/test_settings_fastpath.py runs its checks on both)."""
     global _LOADS
     if _LOADS is None:
-        try:
-            import yaml_rs
-        except ImportError:
-            from ruamel.yaml import YAML
-
-            _LOADS = YAML(typ="safe", pure=False).load
-        else:
-            _LOADS = lambda text: yaml_rs.loads(  # noqa: E731
-                text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error
-            )
+        _LOADS = _yaml_rs_loads() or _ruamel_loads()
     return _LOADS
+
+
+def _yaml_rs_loads() -> Callable[[str], Any] | None:
+    try:
+        import yaml_rs
+    except ImportError:
+        return None
+    # Duplicate keys are an error, as in the careful path; dates stay text.
+    return lambda text: yaml_rs.loads(  # noqa: E731
+        text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error
+    )
+
+
+def _ruamel_loads() -> Callable[[str], Any]:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=False).load
 
 
 _LOADS: Callable[[str], Any] | None = None

@@ -20,6 +20,7 @@ CASES = {
     "resolve.py": ("N", "layout", "resolve ns/call", "dict ns/call", "f(k) ns/call", "ratio", "flatness"),
     "swap.py": ("phase", "median ms", "p95 ms"),
     "cli_host.py": ("command", "runs", "median ms", "p95 ms", "x --help"),
+    "cold_start.py": ("command", "runs", "median ms", "p95 ms", "x with yaml-rs"),
     "watcher.py": ("measure", "saves", "median ms", "p95 ms", "x watchdog"),
     "remote.py": ("measure", "runs", "median ms", "p95 ms", "x json.loads"),
     "engine_load.py": ("phase", "median ms", "min", "max", "share of Engine()"),

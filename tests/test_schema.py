@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml_rs
 from pydantic import ValidationError
 
 from oneiric_core import schema
 from oneiric_core.domains import Domain
 from oneiric_core.remote.manifest import Entry, Manifest
-from oneiric_core.settings import APP_FILE, AppSettings, DomainSettings, _describe_error
+from oneiric_core.settings import APP_FILE, AppSettings, DomainSettings, _describe_error, _fast_loader
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "settings"
@@ -41,7 +40,7 @@ ODD_VALUES: list[Any] = [
 
 
 def _load(path: Path) -> dict[str, Any]:
-    data = yaml_rs.loads(path.read_text(), parse_datetime=False)
+    data = _fast_loader()(path.read_text())  # yaml-rs, else ruamel's safe loader
     return data if isinstance(data, dict) else {}
 
 

@@ -4,6 +4,11 @@
 must be exactly what the careful path makes of it, type for type, and it must refuse
 every text the careful path finds a problem in. Checked on tricky scalars, on generated
 documents, and on character soup.
+
+yaml-rs is optional (the `fast` extra); without it ruamel's safe loader is the fast path's
+parser. Every check here runs with each parser (the `fast_parser` fixture);
+tests/test_without_yaml_rs.py loads settings and a YAML manifest in a process where `yaml_rs`
+cannot be imported at all.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import oneiric_core.settings as settings_module
 from oneiric_core.domains import Domain
 from oneiric_core.settings import DomainSettings, _fast_load, _fast_parse
 from oneiric_core.settings_yaml import _parse_yaml, _to_plain, parse_careful
@@ -24,6 +30,24 @@ FILE = Path("adapters.yml")
 
 # Generated texts reuse anchor names; ruamel warns about that, which is beside the point here.
 pytestmark = pytest.mark.filterwarnings("ignore::ruamel.yaml.error.ReusedAnchorWarning")
+
+
+@pytest.fixture(scope="module", autouse=True, params=["yaml-rs", "ruamel.yaml"])
+def fast_parser(request: pytest.FixtureRequest) -> Any:
+    """Each test of this module once with each parser the fast path can have: yaml-rs (the
+    `fast` extra) and ruamel's safe loader (what a plain install uses). Module-scoped, so it
+    swaps the loader itself rather than through monkeypatch (hypothesis refuses function-scoped
+    fixtures)."""
+    if request.param == "yaml-rs":
+        loads = settings_module._yaml_rs_loads()
+        if loads is None:
+            pytest.skip("yaml-rs is not installed (pip install -e '.[fast]')")
+    else:
+        loads = settings_module._ruamel_loads()
+    saved = settings_module._LOADS
+    settings_module._LOADS = loads
+    yield request.param
+    settings_module._LOADS = saved
 
 SCALARS = [
     "yes", "no", "on", "off", "y", "n", "true", "True", "TRUE", "false", "null", "Null", "~", "",
@@ -161,3 +185,4 @@ def test_reloading_unchanged_content_parses_nothing(tmp_path: Path, monkeypatch:
     _, problems = loader.reload_file(adapters)
     assert parsed == ["adapters.yml"] and problems == []
     assert loader.last_good(adapters).candidates[0].provider == "big"
+

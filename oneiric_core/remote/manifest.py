@@ -19,9 +19,11 @@ covered, and the bytes do not depend on how the file was formatted (JSON or YAML
 key order, comments, `1.0` or `1`), so a publisher in any language with a JCS library signs
 the same bytes we verify.
 
-YAML is read by yaml-rs (YAML 1.2, plain data only: no tags construct objects, timestamps stay
-strings); a value JSON cannot carry (a non-string key, NaN) makes the manifest invalid, since it
-could not be signed unambiguously.
+YAML is read by yaml-rs when it is installed (the `fast` extra), else by ruamel's safe loader
+with timestamps kept as text: either way YAML 1.2, plain data only (no tags construct objects,
+timestamps stay strings), so a manifest verifies the same with or without yaml-rs
+(tests/test_settings_fastpath.py checks it with yaml-rs blocked). A value JSON cannot carry (a
+non-string key, NaN) makes the manifest invalid, since it could not be signed unambiguously.
 
 The top level is checked as a whole (a malformed manifest changes nothing); entries one by one:
 a bad entry is rejected with a reason and the good ones still register.
@@ -211,11 +213,9 @@ def _refuse_constant(name: str) -> Any:
 def _load_yaml(text: str, what: str, max_depth: int = MAX_DEPTH) -> Any:
     try:
         import yaml_rs
-    except ImportError:  # pragma: no cover - yaml-rs is a pinned dependency
-        from ruamel.yaml import YAML
-
+    except ImportError:  # without the `fast` extra
         try:
-            return YAML(typ="safe", pure=True).load(text)
+            return _ruamel_plain().load(text)
         except RecursionError:
             raise _too_deep(what, None, max_depth=max_depth) from None
         except Exception as exc:
@@ -229,6 +229,23 @@ def _load_yaml(text: str, what: str, max_depth: int = MAX_DEPTH) -> Any:
             raise _too_deep(what, None, max_depth=max_depth) from None
         reason = lines[0] if lines else type(exc).__name__
         raise ManifestError(f"{what} is neither JSON nor valid YAML: {reason}") from None
+
+
+def _ruamel_plain() -> Any:
+    """ruamel's safe loader reading timestamps as the text they are, as yaml-rs does with
+    `parse_datetime=False` (a datetime is no JSON value: `expires_at: 2099-01-01T00:00:00Z`
+    would make the manifest invalid). Duplicate keys are an error in both."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import SafeConstructor
+
+    class PlainConstructor(SafeConstructor):
+        pass
+
+    # add_constructor copies the table onto the subclass: SafeConstructor itself is unchanged.
+    PlainConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Constructor = PlainConstructor
+    return yaml
 
 
 def _check_plain(value: Any, depth: int, count: list[int], max_depth: int = MAX_DEPTH,

@@ -18,8 +18,9 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 
 def add_parsers(sub: Any) -> None:
-    runbook = sub.add_parser("runbook", help="runbook decision trees (settings/runbooks/)",
-                             description="runbook decision trees (settings/runbooks/)")
+    runbook = sub.add_parser("runbook", help="runbook decision trees (the defaults and settings/runbooks/)",
+                             description="runbook decision trees: the package's defaults, with settings/runbooks/ "
+                             "added over them")
     rsub = runbook.add_subparsers(dest="runbook_command", metavar="ACTION", parser_class=sub._parser_class)
     p = rsub.add_parser("list", help="every runbook, flagging an overdue next_review")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -101,7 +102,7 @@ def cmd_runbook(engine: Any, args: Any) -> int:
                 flag = "  OVERDUE review" if r["overdue"] else ""
                 say(f"{r['id']:<24} {r['kind']:<9} next review {r['next_review']}{flag}  {r['title']}")
             if not rows:
-                say(f"no runbooks in {catalog.directory}")
+                say(f"no runbooks in {catalog.where()}")
         return _errors(catalog)
     if action == "show":
         tree = catalog.get(args.id)

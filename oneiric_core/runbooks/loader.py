@@ -1,5 +1,12 @@
 """Reading settings/runbooks/*.yml into a Catalog: safe YAML only, every tree checked.
 
+Default trees ship with the package (package_data.py: the demo's runbooks/), so an installed
+`oneiric` has its runbooks whatever settings it is pointed at; a settings directory's own
+`runbooks/` adds to them and overrides them. An own file overrides the default of the same file
+name (even when it is broken: its error is listed and that default stays out), and an own tree
+overrides the default tree with the same id. The demo, and every copy `oneiric init` made,
+holds all the default files, so there its own trees are the whole catalog.
+
 YAML is read with ruamel's safe loader (no Python objects are ever built from tags; an
 unknown tag is an error). A broken file is refused with one sentence naming the file and the
 node, and left out of the catalog; the others still load.
@@ -20,7 +27,14 @@ RUNBOOK_DIR = "runbooks"
 class Catalog:
     trees: dict[str, Tree] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    directory: Path | None = None
+    directory: Path | None = None  # the settings' own runbooks/
+    defaults: Path | None = None  # the package's default trees, when any of them is in the catalog
+
+    def where(self) -> str:
+        """Where the trees come from, for a sentence."""
+        if self.defaults is None:
+            return str(self.directory)
+        return f"{self.directory} and the default trees in {self.defaults}"
 
     def get(self, tree_id: str) -> Tree:
         from ..errors import NotFound
@@ -67,28 +81,39 @@ def runbook_dir(settings_dir: Path | str) -> Path:
 
 
 def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) -> Catalog:
-    """Every tree under settings_dir/runbooks/, structurally checked against the fact and
-    action registries (and the escalation roles, when given)."""
+    """The package's default trees with settings_dir/runbooks/ added over them (see the module
+    docstring), every tree structurally checked against the fact and action registries (and
+    the escalation roles, when given)."""
+    from ..package_data import default_runbook_dir
     from .actions import ACTIONS
     from .facts import FACTS
 
     directory = runbook_dir(settings_dir)
+    default_dir = default_runbook_dir()
     catalog = Catalog(directory=directory)
-    if not directory.is_dir():
-        return catalog
-    parsed: list[Tree] = []
-    for path in sorted(directory.iterdir()):
-        if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
-            continue
-        try:
-            tree = load_file(path)
-        except TreeError as exc:
-            catalog.errors.append(str(exc))
-            continue
-        if any(t.id == tree.id for t in parsed):
-            catalog.errors.append(f"{path}: the runbook id '{tree.id}' is already used by another file.")
-            continue
-        parsed.append(tree)
+    own_files = _tree_files(directory)
+    own_names = {path.name for path in own_files}
+    if default_dir.is_dir() and not (directory.is_dir() and directory.resolve() == default_dir.resolve()):
+        default_files = [p for p in _tree_files(default_dir) if p.name not in own_names]
+    else:
+        default_files = []
+    by_id: dict[str, Tree] = {}
+    for files in (default_files, own_files):
+        seen: set[str] = set()
+        for path in files:
+            try:
+                tree = load_file(path)
+            except TreeError as exc:
+                catalog.errors.append(str(exc))
+                continue
+            if tree.id in seen:
+                catalog.errors.append(f"{path}: the runbook id '{tree.id}' is already used by another file.")
+                continue
+            seen.add(tree.id)
+            by_id[tree.id] = tree  # an own tree replaces the default with its id
+    parsed = list(by_id.values())
+    if any(tree.file in default_files for tree in parsed):
+        catalog.defaults = default_dir
     ids = {t.id for t in parsed}
     for tree in parsed:
         try:
@@ -103,3 +128,9 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
         if missing:
             catalog.errors.append(f"{tree.file}: jumps to the runbook '{missing[0]}', which could not be loaded.")
     return catalog
+
+
+def _tree_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return [p for p in sorted(directory.iterdir()) if p.suffix.lower() in (".yml", ".yaml") and p.is_file()]

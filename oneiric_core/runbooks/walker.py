@@ -368,7 +368,7 @@ class Walker:
                 return catalog.get(tree_id)
             except NotFound:
                 raise UsageError(f"The saved walk was on runbook '{tree_id}', which is no longer in "
-                                 "settings/runbooks/; start a new walk.") from None
+                                 f"{catalog.where()}; start a new walk.") from None
 
         def outcome(data: dict[str, Any] | None) -> ActionOutcome | None:
             return None if data is None else ActionOutcome(**data)
