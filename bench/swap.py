@@ -34,7 +34,13 @@ engine (its own state dir) with the store writes replaced by no-ops shows what t
 journal costs. The three are interleaved swap by swap, so load drift on a shared machine
 hits them alike.
 
-Usage:  .venv/bin/python bench/swap.py [--quick] [--check] [--swaps N] [--state-dir DIR]
+With `--exporter otlp` (or `console`) a fourth engine, interleaved with the others, has
+app.yml `telemetry.exporter` set to it (otlp: to a local OTLP/HTTP endpoint in this process
+that answers 200; console: to /dev/null), so spans, log records and exported metrics are
+made for every swap: its overhead beside the default's is what exporting telemetry costs. The
+verdict stays the default's (`exporter: none`, where no span or log record is made).
+
+Usage:  .venv/bin/python bench/swap.py [--quick] [--check] [--swaps N] [--state-dir DIR] [--exporter otlp]
 Exits 0 (it is a report) unless --check is given and the target FAILs.
 """
 
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import re
 import shutil
 import sys
@@ -71,10 +78,13 @@ def extra_args(parser) -> None:
     parser.add_argument("--swaps", type=int, default=None, help="measured swaps (default 300, --quick 20)")
     parser.add_argument("--state-dir", default=None,
                         help="parent directory for the temporary settings and state (default: the system temp dir)")
+    parser.add_argument("--exporter", choices=("otlp", "console"), default=None,
+                        help="also run an engine exporting telemetry this way, to show what it costs")
 
 
-def prepare_settings(root: Path) -> Path:
-    """Copy settings/ under `root` and raise health.interval_s so the monitor stays out of the way."""
+def prepare_settings(root: Path, telemetry: str | None = None) -> Path:
+    """Copy settings/ under `root` and raise health.interval_s so the monitor stays out of the
+    way; `telemetry` replaces the demo's telemetry section (`exporter: none`)."""
     settings = root / "settings"
     shutil.copytree(REPO / "settings", settings)
     app = settings / "app.yml"
@@ -83,8 +93,38 @@ def prepare_settings(root: Path) -> Path:
                           r"\g<1>3600", app.read_text())
     if count != 1:
         raise SystemExit(f"bench/swap.py: could not find health.interval_s in {app}")
+    if telemetry is not None:
+        text, count = re.subn(r"(?m)^telemetry:\n(?:[ \t]+.*\n)*", telemetry, text)
+        if count != 1:
+            raise SystemExit(f"bench/swap.py: could not find the telemetry section in {app}")
     app.write_text(text)
     return settings
+
+
+class Collector:
+    """An OTLP/HTTP endpoint that takes every export (200, nothing decoded), in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Probe:
@@ -128,8 +168,9 @@ class Probe:
 class EngineRun:
     """A started Engine on its own temporary settings and state dir, swapped one step at a time."""
 
-    def __init__(self, root: Path, *, stub_store: bool) -> None:
-        self.engine = Engine(prepare_settings(root), state_dir=root / "state", read_only=False, actor="bench")
+    def __init__(self, root: Path, *, stub_store: bool, telemetry: str | None = None) -> None:
+        self.engine = Engine(prepare_settings(root, telemetry), state_dir=root / "state", read_only=False,
+                             actor="bench")
         self.stub_store = stub_store
         self.probe = Probe()
         self.rows: list[dict[str, float]] = []
@@ -233,22 +274,39 @@ class BareRun:
         self.pool.shutdown(wait=True)
 
 
-async def measure(tmp: Path, swaps: int, warmup: int) -> tuple[list, list, list]:
-    """Interleaved, one step each per round, so load drift on a shared machine hits all three alike."""
+async def measure(tmp: Path, swaps: int, warmup: int, exporter: str | None = None) -> tuple[list, list, list, list]:
+    """Interleaved, one step each per round, so load drift on a shared machine hits them all alike."""
     real = EngineRun(tmp / "real", stub_store=False)
     stub = EngineRun(tmp / "stub", stub_store=True)
     bare = BareRun(tmp / "bare")
-    runs = (real, stub, bare)
+    runs: list[Any] = [real, stub, bare]
+    collector = Collector() if exporter == "otlp" else None
+    traced = None
+    if exporter is not None:
+        section = (f"telemetry:\n  exporter: otlp\n  endpoint: {collector.url}\n" if collector is not None
+                   else "telemetry:\n  exporter: console\n")
+        traced = EngineRun(tmp / "traced", stub_store=False, telemetry=section)
+        runs.append(traced)
+    stdout = sys.stdout
     try:
         await real.start()
         await stub.start()
+        if traced is not None:
+            if exporter == "console":
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the console exporter binds it at start
+            await traced.start()
         for index in range(warmup + swaps):
             for run_ in runs:
                 await run_.step(record=index >= warmup)
     finally:
         for run_ in runs:
             await run_.close()
-    return real.rows, stub.rows, bare.rows
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout
+        if collector is not None:
+            collector.close()
+    return real.rows, stub.rows, bare.rows, traced.rows if traced is not None else []
 
 
 def stats(rows: list[dict[str, float]], name: str) -> tuple[float, float]:
@@ -269,7 +327,7 @@ async def run(args) -> int:
     parent = Path(args.state_dir) if args.state_dir else None
     with tempfile.TemporaryDirectory(prefix="oneiric-bench-", dir=parent) as tmp:
         tmp_path = Path(tmp)
-        real, stub, bare = await measure(tmp_path, swaps, warmup)
+        real, stub, bare, traced = await measure(tmp_path, swaps, warmup, args.exporter)
         db = tmp_path / "real" / "state" / "state.sqlite"
         print(f"state store: {db.parent} ({_fs_note(db)})")
         print()
@@ -297,6 +355,9 @@ async def run(args) -> int:
         line("engine, store writes stubbed: wall", stub, "wall"),
         line("engine, store writes stubbed: overhead (wall)", stub, "overhead_wall"),
         line("engine, store writes stubbed: overhead (fields)", stub, "overhead_fields"),
+        *([line(f"engine, telemetry exporter {args.exporter}: wall", traced, "wall"),
+           line(f"engine, telemetry exporter {args.exporter}: overhead (wall)", traced, "overhead_wall")]
+          if traced else []),
         line("bare provider: create()", bare, "create"),
         line("bare provider: start()", bare, "start"),
         line("bare provider: health()", bare, "health"),
@@ -319,6 +380,10 @@ async def run(args) -> int:
     print(f"store: {writes:.0f} SQLite write transactions per swap, {store_med:.3f} ms median = "
           f"{100 * store_med / over_wall:.0f}% of the wall overhead; with the writes stubbed the overhead is "
           f"{stub_over:.3f} ms")
+    if traced:
+        traced_over, _ = stats(traced, "overhead_wall")
+        print(f"telemetry exporter {args.exporter} (spans, log records, exported metrics): overhead "
+              f"{traced_over:.3f} ms, {traced_over - over_wall:+.3f} ms against exporter none")
     print()
 
     ok = over_wall < TARGET_MS

@@ -390,7 +390,7 @@ def cmd_status(engine, args) -> int:
         _print_json({
             "settings_dir": str(engine.settings_dir), "state_dir": str(engine.state_dir),
             "host": _host_json(engine), "read_only": engine.read_only,
-            "watcher": engine.watcher_status().to_dict(),
+            "watcher": engine.watcher_status().to_dict(), "telemetry": engine.telemetry_status().to_dict(),
             "journal_retention": retention.last_report(engine.store),
             "config_problems": [p.to_dict() for p in problems],
             "warnings": [w.to_dict() for w in wide],
@@ -406,6 +406,8 @@ def cmd_status(engine, args) -> int:
     held = retention.status_line(engine.store)  # an open incident holds the journal's retention back
     if held:
         out.print(held, markup=False, style="yellow", soft_wrap=True)
+    telemetry = engine.telemetry_status()
+    out.print(telemetry.describe(), markup=False, style="red" if telemetry.problem else None, soft_wrap=True)
     for p in problems:
         out.print(f"config invalid: {p}; {engine.settings.fallback(p)}", markup=False, style="red")
     table = _table("COMPONENT", "WINNER", "SERVING", "STATE", "ACTIVITY", "HEALTH", "NOTES")
@@ -637,19 +639,26 @@ def cmd_config_validate(args) -> int:
     problems = found.problems
     if args.json:
         _print_json({"settings_dir": args.settings, "valid": not problems,
-                     "problems": [p.to_dict() for p in problems]})
+                     "problems": [p.to_dict() for p in problems], "warnings": found.warnings})
     elif problems:
         for p in problems:
             say(p)
+        for warning in found.warnings:
+            say(f"warning: {warning}")
         consequences = []
         if found.files:
             consequences.append("the engine keeps the last good version of each broken file in force "
                                 "(defaults if it never loaded one)")
         if found.factories:
             consequences.append("a candidate whose factory cannot be built fails when the host activates it")
+        if found.telemetry:
+            consequences.append("the host keeps its telemetry in memory and exports nothing")
         say(f"{len(problems)} problem(s). Until they are fixed, {'; '.join(consequences)}.")
     else:
-        say(f"{args.settings}: every settings file is valid.")
+        for warning in found.warnings:
+            say(f"warning: {warning}")
+        say(f"{args.settings}: every settings file is valid" + (" (see the warnings above)." if found.warnings
+                                                                 else "."))
     return EXIT_ERROR if problems else EXIT_OK
 
 

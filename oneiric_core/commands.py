@@ -181,9 +181,32 @@ def _handles(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def execute(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def execute(engine: Engine, request: Request, principal: Principal, *, parent: Any = None,
+                  command_id: int | None = None) -> CommandResult:
     """Run one request for `principal` on this engine; every failure becomes a result, never a
-    raise (a provider's bug must not take down the host that runs it)."""
+    raise (a provider's bug must not take down the host that runs it).
+
+    On a host whose telemetry records spans, the request is a `host.command` span (the swap
+    it runs is a child), parented on `parent`: the client's trace context, when its request
+    carried one (trace_context.py)."""
+    tel = engine.telemetry
+    if tel is None or not tel.tracing:
+        return await _execute(engine, request, principal)
+    args = request.args
+    with tel.server_span("host.command", {
+            "oneiric.command.kind": request.kind, "oneiric.command.id": command_id, "enduser.id": principal.label,
+            "oneiric.domain": args.get("domain") if isinstance(args.get("domain"), str) else None,
+            "oneiric.key": args.get("key") if isinstance(args.get("key"), str) else None,
+            "oneiric.provider": args.get("provider") if isinstance(args.get("provider"), str) else None,
+    }, parent) as span:
+        result = await _execute(engine, request, principal)
+        span.set_attributes({"oneiric.command.exit_code": result.exit_code, "oneiric.command.status": result.status})
+        if not result.ok:
+            tel.failed(span, result.message)
+        return result
+
+
+async def _execute(engine: Engine, request: Request, principal: Principal) -> CommandResult:
     failures_before = engine.store_failures
     engine.running_command += 1
     try:

@@ -17,6 +17,7 @@ candidate and the reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,21 +37,26 @@ _FACTORY_LINE = re.compile(r"^[ \t]*(?:-[ \t]+)?factory:[ \t]*(?P<q>[\"']?)(?P<v
 @dataclass
 class Validation:
     """What `config validate` found: problems of the files themselves (each such file keeps
-    its last good version in force), and factories the host could not build (the file loads,
-    but that candidate fails when the host activates it)."""
+    its last good version in force), factories the host could not build (the file loads,
+    but that candidate fails when the host activates it), a telemetry exporter that is
+    configured but not installed; and warnings, which do not fail it (an OTLP endpoint that
+    does not answer now: the host retries)."""
 
     files: list[ConfigProblem] = field(default_factory=list)
     factories: list[ConfigProblem] = field(default_factory=list)
+    telemetry: list[ConfigProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[ConfigProblem]:
-        return self.files + self.factories
+        return self.files + self.factories + self.telemetry
 
 
-def validate_settings(settings_dir: Path) -> Validation:
+def validate_settings(settings_dir: Path, *, environ: Mapping[str, str] | None = None) -> Validation:
     """Every problem `oneiric config validate` reports: those of `settings.validate_dir` (each
     file's size, nesting, syntax and schema), then every factory of the domain files that
-    loaded cleanly that the host could not build."""
+    loaded cleanly that the host could not build, then telemetry (telemetry_config.validate,
+    with the OTEL_* variables of `environ`, default this process's)."""
     directory = _abs(settings_dir)
     if not directory.is_dir():
         return Validation([ConfigProblem(directory, None, None, _missing_dir_message(directory))])
@@ -63,7 +69,32 @@ def validate_settings(settings_dir: Path) -> Validation:
         layer = good.get(file)
         if isinstance(layer, DomainSettings) and layer.candidates:
             factories.extend(factory_problems(file, domain, layer, app))
-    return Validation(files, factories)
+    found = Validation(files, factories)
+    _check_telemetry(found, directory / APP_FILE, app, environ)
+    return found
+
+
+def _check_telemetry(found: Validation, file: Path, app: AppSettings, environ: Mapping[str, str] | None) -> None:
+    from .telemetry_config import TelemetryConfig, validate
+
+    for finding in validate(TelemetryConfig.resolve(app.telemetry, environ)):
+        if finding.severity == "error":
+            line, column = _key_position(file, app, "exporter")
+            found.telemetry.append(ConfigProblem(file, line, column, f"telemetry.exporter: {finding.message}"))
+        else:
+            found.warnings.append(f"telemetry: {finding.message}")
+
+
+def _key_position(file: Path, app: AppSettings, key: str) -> tuple[int | None, int | None]:
+    """Where `key:` is first written in `file` (1-based), for a problem's position."""
+    try:
+        text = read_capped(file, limits_for(file, app)).decode("utf-8-sig", errors="replace")
+    except (OSError, LimitExceeded):
+        return None, None
+    match = re.search(rf"^([ \t]*){re.escape(key)}:", text, re.MULTILINE)
+    if match is None:
+        return None, None
+    return text.count("\n", 0, match.start()) + 1, len(match.group(1)) + 1
 
 
 def factory_problems(file: Path, domain: Domain, layer: DomainSettings, app: AppSettings) -> list[ConfigProblem]:

@@ -125,7 +125,9 @@ class Engine:
             self.store, self.emit, mode=app.approvals.mode, two_person=app.approvals.two_person,
             expire_after_s=app.approvals.expire_after_s,
         )
-        self.telemetry: Any | None = None
+        self.telemetry: Any | None = None  # the host's (telemetry.py), from start() to stop()
+        self._telemetry_listener: Callable[[], None] = lambda: None
+        self._telemetry_problem: str | None = None
         self.lifecycle = LifecycleManager(
             self.resolver,
             LifecycleOptions(**dataclasses.asdict(app.lifecycle)),
@@ -559,15 +561,103 @@ class Engine:
         self._start_watcher()
 
     def _start_telemetry(self) -> None:
+        """Host only: spans, metrics and journal events as log records (telemetry.py), with
+        app.yml's telemetry section and the OTEL_* variables (telemetry_config.py). A
+        configured exporter that is missing is journaled now; one that starts failing (or
+        works again) later is journaled when it changes, and recorded for other processes."""
         from .telemetry import Telemetry  # imported here: the CLI's read commands never pay for it
+        from .telemetry_config import TelemetryConfig
 
-        opts = self.settings.app.telemetry
-        self.telemetry = Telemetry(opts.exporter, opts.endpoint, opts.service_name)
-        self.telemetry.observe_resolutions(
-            lambda: {d.value: n for d, n in self.resolver.resolutions.items()})
-        self.telemetry.observe_journal_head(lambda: getattr(self.store.last_published_head, "id", None))
-        self.lifecycle._telemetry = self.telemetry
-        self.health._telemetry = self.telemetry
+        loop = asyncio.get_running_loop()
+
+        def changed() -> None:  # from an exporter's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                loop.call_soon_threadsafe(self._telemetry_changed)
+
+        tel = self.telemetry = Telemetry(TelemetryConfig.resolve(self.settings.app.telemetry), on_change=changed)
+        tel.observe_resolutions(lambda: {d.value: n for d, n in self.resolver.resolutions.items()})
+        tel.observe_journal_head(lambda: getattr(self.store.last_published_head, "id", None))
+        tel.observe_store(self.store.path)
+        tel.observe_lifecycle(self._lifecycle_counts)
+        tel.observe_activity(self._activity_counts)
+        tel.observe_breakers(lambda: {name: src.breaker.state for name, src in list(self.remote.sources.items())})
+        self._count_journal()
+        self.lifecycle._telemetry = tel
+        self.health._telemetry = tel
+        self._telemetry_listener = self.bus.add_listener(tel.on_event)
+        self._telemetry_problem = None
+        for note in tel.config.notes:
+            self.emit(Event("telemetry-config-warning", f"telemetry: {note}", Severity.WARNING, actor=self.actor))
+        self._telemetry_changed()
+
+    def _lifecycle_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for slot in self.lifecycle.slots():
+            key = (slot.ref.domain.value, slot.state.value)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _activity_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for record in self.activity.all():
+            key = (record.domain, record.state)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _count_journal(self) -> None:
+        if self.telemetry is not None:
+            try:
+                self.telemetry.set_journal_rows(self.store.count_journal())
+            except StoreError as exc:
+                self.store_error = str(exc)
+
+    def _telemetry_changed(self) -> None:
+        """On the loop: record the telemetry status for other processes, and journal a
+        problem when it begins (a missing exporter, exports failing) and when it ends."""
+        tel = self.telemetry
+        if tel is None or not self.is_host:
+            return
+        status = tel.status()
+        before, self._telemetry_problem = self._telemetry_problem, status.problem
+        if status.problem and not before:
+            kind = "telemetry-unavailable" if status.state == "unavailable" else "telemetry-export-failed"
+            self.emit(Event(kind, f"telemetry: {status.problem}", Severity.WARNING, actor=self.actor,
+                            data=status.to_dict()))
+        elif before and not status.problem:
+            self.emit(Event("telemetry-export-recovered", f"telemetry: exporting to {status.destination} works "
+                            "again", actor=self.actor, data=status.to_dict()))
+        self._publish_telemetry(status)
+
+    def _publish_telemetry(self, status: Any) -> None:
+        from .telemetry_config import META_KEY
+
+        record = {**status.to_dict(), "pid": os.getpid(), "hostname": socket.gethostname(), "updated_at": time.time()}
+        self._store_write(lambda value: self.store.set_meta(META_KEY, value), record)
+
+    def telemetry_status(self) -> Any:
+        """How telemetry is doing (telemetry_config.TelemetryStatus): from this process's
+        telemetry in the host; else as the live host recorded it; else, with no host, what
+        app.yml and this process's environment would do."""
+        from .telemetry_config import META_KEY, TelemetryConfig, TelemetryStatus
+
+        if self.is_host and self.telemetry is not None:
+            return self.telemetry.status()
+        lease, alive = self.host()
+        if lease is not None and alive:
+            try:
+                raw = self.store.get_meta(META_KEY)
+            except StoreError as exc:
+                return TelemetryStatus("none", None, "unknown", f"cannot read the state store: {exc}")
+            if isinstance(raw, dict) and raw.get("pid") == lease.pid and raw.get("hostname") == lease.hostname:
+                return TelemetryStatus.from_dict(raw)
+            return TelemetryStatus("none", None, "unknown",
+                                   f"the host (pid {lease.pid} on {lease.hostname}) recorded no telemetry status")
+        return TelemetryConfig.resolve(self.settings.app.telemetry).offline_status()
+
+    @property
+    def telemetry_problem(self) -> str | None:
+        """One sentence when a configured exporter is missing or failing, else None."""
+        return self.telemetry_status().problem
 
     async def activate_all(self) -> list[SwapResult]:
         """Activate every winner, a few at a time: thousands at once would stall the loop long
@@ -597,6 +687,8 @@ class Engine:
 
     def journal_pruned(self, report: PruneReport) -> None:
         """Journal a prune that did something or was held back (on the loop: emit fans out)."""
+        if report.pruned:
+            self._count_journal()
         if report.worth_journaling:
             self.emit(Event("journal-pruned", report.sentence(),
                             Severity.WARNING if report.held_by or report.not_reclaimed else Severity.INFO,
@@ -647,6 +739,7 @@ class Engine:
         self.emit(Event("host-stopped", f"host stopped (pid {os.getpid()})", actor=self.actor))
         self.session.release()
         if self.telemetry is not None:
+            self._telemetry_listener()
             self.telemetry.shutdown()
         self.lifecycle.close()
         self.started = False
@@ -952,7 +1045,17 @@ class Engine:
                     journal: bool = False) -> HealthTrack | None:
         """Probe the serving provider now; `journal` records it (an operator's explicit probe)."""
         ref = self.known(domain, key)
-        track = await self.health.probe(ref)
+        tel = self.telemetry
+        if tel is not None and tel.tracing:
+            with tel.span("health.probe", {"oneiric.domain": ref.domain.value, "oneiric.key": ref.key}) as span:
+                track = await self.health.probe(ref)
+                if track is not None:
+                    span.set_attributes({"oneiric.provider": track.provider,
+                                         "oneiric.health.status": track.status.value})
+                    if track.status.value == "failed":
+                        tel.failed(span, track.message)
+        else:
+            track = await self.health.probe(ref)
         if journal:
             if track is None:
                 message, outcome = f"{ref} probed: nothing is serving", None

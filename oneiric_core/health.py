@@ -38,6 +38,7 @@ class HealthSample:
 # runs to the end without awaiting anything; 2,500 of them started at once held the loop
 # (and the console on it) for over 600 ms. In groups, the loop runs between groups.
 PROBES_PER_TURN = 32
+ROUND_EVENTS = 20  # keys named (as span events) per health.round span
 
 _STATUSES = tuple(HealthStatus)
 _STATUS_INDEX = {status: index for index, status in enumerate(_STATUSES)}
@@ -209,13 +210,39 @@ class HealthMonitor:
 
     async def probe_all(self) -> None:
         """Probe every active key, concurrently (a slow check does not delay the others), in
-        groups of PROBES_PER_TURN started one event-loop turn apart."""
+        groups of PROBES_PER_TURN started one event-loop turn apart. With telemetry recording
+        spans, the round is one `health.round` span: how many keys were probed and how many
+        were not ok, with an event naming each of the first ROUND_EVENTS that were not (one
+        span per probe would be thousands per round)."""
+        tel = self._telemetry
+        if tel is None or not tel.tracing:
+            await self._round(self._refs())
+            return
+        refs = self._refs()
+        with tel.span("health.round", {"oneiric.health.probes": len(refs)}) as span:
+            outcomes = await self._round(refs)
+            counts: dict[str, int] = {}
+            for ref, outcome in zip(refs, outcomes):
+                if not isinstance(outcome, tuple):
+                    continue  # nothing serves it any more, or the probe itself broke
+                provider, result = outcome
+                status = result.status.value
+                counts[status] = counts.get(status, 0) + 1
+                if status != HealthStatus.OK.value and sum(counts.values()) - counts.get("ok", 0) <= ROUND_EVENTS:
+                    span.add_event("health.not_ok", {"oneiric.domain": ref.domain.value, "oneiric.key": ref.key,
+                                                     "oneiric.provider": provider, "oneiric.health.status": status,
+                                                     "oneiric.health.message": result.message[:200]})
+            span.set_attributes({f"oneiric.health.{status}": n for status, n in counts.items()})
+            if counts.get(HealthStatus.FAILED.value):
+                tel.failed(span, f"{counts[HealthStatus.FAILED.value]} of {len(refs)} health checks failed")
+
+    async def _round(self, refs: list[ComponentRef]) -> list[Any]:
         tasks = []
-        for index, ref in enumerate(self._refs(), start=1):
+        for index, ref in enumerate(refs, start=1):
             tasks.append(asyncio.ensure_future(self._probe(ref)))
             if index % PROBES_PER_TURN == 0:
                 await asyncio.sleep(0)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
 
     def start(self) -> None:
         if self._task is None:

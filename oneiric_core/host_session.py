@@ -36,6 +36,7 @@ from .errors import OneiricError, UsageError
 from .events import Event, Severity
 from .principal import Principal
 from .store import LEASE_STALE_AFTER_S, LeaseInfo, StoreError
+from .trace_context import incoming
 from .wire import MAX_REQUEST_BYTES, WIRE_VERSION, short_path, socket_path
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ class HostSession:
                 raise UsageError(f"The request does not speak version {WIRE_VERSION} of the host's protocol; "
                                  "use the same version of oneiric as the host.")
             request = Request.from_wire(message)
+            parent = incoming(message) if engine.telemetry is not None and engine.telemetry.tracing else None
             display = message.get("display")
             principal = principal.with_display(display if isinstance(display, str) else None)
         except (ValueError, asyncio.LimitOverrunError) as exc:
@@ -239,7 +241,8 @@ class HostSession:
                 return
             await _send(writer, {"event": "taken", "id": record.id})
         try:
-            result = await execute(engine, request, principal)
+            result = await execute(engine, request, principal, parent=parent,
+                                   command_id=record.id if record else None)
         except asyncio.CancelledError:
             result = CommandResult(EXIT_ERROR, f"The host stopped before finishing command "
                                    f"#{record.id if record else '?'} ({request.kind}).", status="failed")

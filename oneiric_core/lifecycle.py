@@ -31,6 +31,7 @@ from .events import Event, Severity
 from .factories import load_factory
 from .provider_calls import ProviderFault, call_provider, health_result, provider_attr
 from .resolver import Resolver
+from .trace_context import NO_SPAN, NoSpan
 
 
 class LifecycleState(str, enum.Enum):
@@ -379,6 +380,7 @@ class LifecycleManager:
                     Severity.WARNING, ref.domain, ref.key, target.provider, actor, "refused",
                     data={"from": slot.provider, "to": target.provider, "blockers": [blocked]},
                 ))
+                self._record(result, current is None)
                 return result
             if (current is not None and current.candidate.ident == target.ident
                     and slot.state == LifecycleState.READY and not force):
@@ -398,6 +400,25 @@ class LifecycleManager:
         return await self.swap(ref, actor=actor)
 
     async def _execute(self, slot: Slot, target: Candidate, force: bool, actor: str | None) -> SwapResult:
+        """The swap itself, in a `lifecycle.swap` span (`lifecycle.activate` when nothing
+        served the key) with its phases as children, when telemetry records spans."""
+        tel = self._telemetry
+        if tel is None or not tel.tracing:
+            return await self._phases(slot, target, force, actor, _NO_TRACE)
+        old = slot.current
+        ref = slot.ref
+        attrs = {"oneiric.domain": ref.domain.value, "oneiric.key": ref.key, "oneiric.provider": target.provider}
+        with tel.span("lifecycle.activate" if old is None else "lifecycle.swap", attrs, **{
+                "oneiric.provider.source": target.source, "oneiric.swap.from": old.candidate.provider if old else None,
+                "oneiric.swap.forced": force, "enduser.id": actor}) as span:
+            result = await self._phases(slot, target, force, actor, _Trace(tel, attrs))
+            span.set_attribute("oneiric.swap.outcome", result.outcome.value)
+            if not result.ok:
+                tel.failed(span, result.reason)
+            return result
+
+    async def _phases(self, slot: Slot, target: Candidate, force: bool, actor: str | None,
+                      trace: _Trace | _NoTrace) -> SwapResult:
         ref = slot.ref
         old = slot.current
         old_provider = old.candidate.provider if old else None
@@ -409,11 +430,16 @@ class LifecycleManager:
         obj: Any = None
         try:
             t1 = time.perf_counter()
-            obj = await self._build(target)
+            with trace.span("lifecycle.build"):
+                obj = await self._build(target)
             t2 = time.perf_counter()
             activation_ms = (t2 - t1) * 1000
-            health = await self._check(obj)
-            health_ms = (time.perf_counter() - t2) * 1000
+            with trace.span("lifecycle.health_gate") as gate:
+                health = await self._check(obj)
+                health_ms = (time.perf_counter() - t2) * 1000
+                gate.set_attribute("oneiric.health.status", health.status.value)
+                if not health.healthy:
+                    trace.failed(gate, health.message or health.status.value)
             self._on_gate(ref, target.provider, health)
             if not health.healthy and not force:
                 await self._stop_quietly(ref, target.provider, obj)
@@ -430,18 +456,22 @@ class LifecycleManager:
             raise
 
         # Bind: one reference assignment. Before it every use() gets `old`, after it the new one.
-        slot.current = Instance(target, obj)
-        slot.state = LifecycleState.READY
-        slot.pending = None
-        slot.last_error = None
-        with self._batch():
-            self._on_health(ref, target.provider, health)
-            self._on_change(slot)
+        with trace.span("lifecycle.bind"):
+            slot.current = Instance(target, obj)
+            slot.state = LifecycleState.READY
+            slot.pending = None
+            slot.last_error = None
+            with self._batch():
+                self._on_health(ref, target.provider, health)
+                self._on_change(slot)
 
         cleanup_ms = None
         if old is not None:
             t2 = time.perf_counter()
-            await self._retire(ref, old, actor)
+            with trace.span("lifecycle.cleanup", **{"oneiric.provider": old.candidate.provider}) as cleanup:
+                error = await self._retire(ref, old, actor)
+                if error:
+                    trace.failed(cleanup, error)
             cleanup_ms = (time.perf_counter() - t2) * 1000
         total_ms = (time.perf_counter() - t0) * 1000
         result = SwapResult(
@@ -463,7 +493,7 @@ class LifecycleManager:
                 ref.domain, ref.key, target.provider, actor, "complete", total_ms,
                 data=_timings(result),
             ))
-        self._record(result)
+        self._record(result, activation)
         return result
 
     def _mark_started(self, slot: Slot, target: Candidate, old_provider: str | None, force: bool,
@@ -505,14 +535,15 @@ class LifecycleManager:
             self._on_change(slot)
             self._emit(Event(kind, message, sev, ref.domain, ref.key, target.provider, actor,
                              outcome.value, total_ms, data=_timings(result)))
-        self._record(result)
+        self._record(result, old is None)
         return result
 
-    def _record(self, result: SwapResult) -> None:
+    def _record(self, result: SwapResult, activation: bool) -> None:
         if self._telemetry is not None:
             self._telemetry.record_swap(
                 domain=result.ref.domain.value, key=result.ref.key, provider=result.to_provider,
-                outcome=result.outcome.value, duration_ms=result.total_ms or 0.0,
+                outcome=result.outcome.value, duration_s=(result.total_ms or 0.0) / 1000.0,
+                operation="activate" if activation else "swap",
             )
 
     # -- phases ----------------------------------------------------------------------------
@@ -623,7 +654,9 @@ class LifecycleManager:
                          Severity.WARNING, ref.domain, ref.key, provider, outcome="failed"))
         return error
 
-    async def _retire(self, ref: ComponentRef, old: Instance, actor: str | None) -> None:
+    async def _retire(self, ref: ComponentRef, old: Instance, actor: str | None) -> str | None:
+        """Stop `old` once its in-flight uses are done (or cleanup_timeout passed); returns
+        what went wrong stopping it, None when nothing did."""
         old.retire()
         idle = await old.wait_idle(self.options.cleanup_timeout)
         if not idle:
@@ -633,8 +666,11 @@ class LifecycleManager:
                 f"{self.options.cleanup_timeout:g}s; stopping it anyway",
                 Severity.WARNING, ref.domain, ref.key, old.candidate.provider, actor, "timeout",
             ))
-        await self._stop_quietly(ref, old.candidate.provider, old.obj)
+        error = await self._stop_quietly(ref, old.candidate.provider, old.obj)
         old.stopped = True
+        if error is None and not idle:
+            error = f"{old.inflight} uses were still in flight after {self.options.cleanup_timeout:g}s"
+        return error
 
     async def stop_all(self) -> None:
         """Stop every serving instance (engine shutdown), each after its in-flight work drains."""
@@ -655,6 +691,37 @@ class LifecycleManager:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _NoTrace:
+    """The phases' tracer when nothing records spans: every span is NO_SPAN."""
+
+    __slots__ = ()
+
+    def span(self, name: str, **attributes: Any) -> NoSpan:
+        return NO_SPAN
+
+    def failed(self, span: Any, reason: str | None) -> None:
+        return None
+
+
+_NO_TRACE = _NoTrace()
+
+
+class _Trace:
+    """The phases' tracer under a swap span: each phase a child span naming the component."""
+
+    __slots__ = ("_telemetry", "_attrs")
+
+    def __init__(self, telemetry: Any, attrs: dict[str, Any]) -> None:
+        self._telemetry = telemetry
+        self._attrs = attrs
+
+    def span(self, name: str, **attributes: Any) -> Any:
+        return self._telemetry.span(name, {**self._attrs, **attributes})
+
+    def failed(self, span: Any, reason: str | None) -> None:
+        self._telemetry.failed(span, reason)
 
 
 def _timings(result: SwapResult) -> dict[str, Any]:

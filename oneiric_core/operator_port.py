@@ -97,6 +97,7 @@ class OverSocket:
     def exchange(self, request: Request, *, wait: float) -> CommandResult:
         import socket
 
+        from .trace_context import outgoing
         from .wire import WIRE_VERSION, short_path
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -114,7 +115,8 @@ class OverSocket:
                     f"A host holds the lease of {self.path.parent}, but nothing answers on {self.path} "
                     f"({exc.strerror}): it may be starting, stopping or an older version; try again in a "
                     "moment or see 'oneiric status'.") from exc
-            payload = {"v": WIRE_VERSION, **request.to_wire(), "display": self.display}
+            # The trace of the span active here, if any: the host's span for this command joins it.
+            payload = {"v": WIRE_VERSION, **request.to_wire(), "display": self.display, **outgoing()}
             sock.sendall(json.dumps(payload, default=str).encode() + b"\n")
             return self._answer(sock, request, wait)
         finally:

@@ -192,9 +192,15 @@ class LimitsOptions(Model):
 
 @dataclass
 class TelemetryOptions(Model):
+    """Where telemetry goes (docs/telemetry.md). The standard OTEL_* environment variables
+    win over these (telemetry_config.py): OTEL_SERVICE_NAME over `service_name`,
+    OTEL_EXPORTER_OTLP_ENDPOINT over `endpoint`. `upstream_names` also exports each metric
+    under the name upstream Oneiric's runbooks and dashboards query."""
+
     exporter: Literal["none", "console", "otlp"] = "none"
     endpoint: str | None = None
     service_name: str = "oneiric"
+    upstream_names: bool = False
 
 
 # -- remote manifests (ARCHITECTURE §7; the machinery is oneiric_core/remote/) ---------------

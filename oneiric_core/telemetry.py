@@ -1,54 +1,58 @@
-"""OpenTelemetry for the engine, kept private to each engine instance.
+"""OpenTelemetry for the engine, kept private to each engine instance: spans, metrics, logs.
 
-Every `Telemetry` owns its own SDK `MeterProvider` and `TracerProvider`; the global OTel
-providers are never set, so several engines (one per test, or a host plus a console in one
-process) never see each other's data. Metrics always go to an in-memory reader (what the
-console reads through `metrics()`); spans always go to a bounded in-memory exporter (the
-last 500, read through `recent_spans()`). The `console` exporter additionally prints both
-to stdout, and `otlp` ships them over OTLP/HTTP when that optional package is installed.
+Every `Telemetry` owns its own SDK providers; the global OTel providers are never set, so
+several engines (one per test, or a host plus a console in one process) never see each
+other's data. What it records (docs/telemetry.md has every name):
 
-The hot path stays cheap: resolutions are counted in a plain int by the engine and read by
-an ObservableCounter callback only when metrics are collected.
+* spans: a swap or an activation with its build, health gate, bind and cleanup; a probe
+  round; a remote sync with its fetch, verify and register; a command the host runs for a
+  client, continuing the client's trace when its request carries one (trace_context.py);
+* metrics (telemetry_metrics.py), always readable in memory through `metrics()`, and
+  exported every OTEL_METRIC_EXPORT_INTERVAL;
+* logs: every journal event becomes a log record (`on_event`, a listener on the engine's
+  bus), severity from its Severity, with the trace and span ids of the span active when it
+  was emitted.
+
+Configuration is settled by telemetry_config.py (app.yml, then the OTEL_* variables). With
+the exporter `none` (the default) nothing is exported, so nothing pays for spans or log
+records: `span()` returns NO_SPAN, a shared context manager that records nothing, and the
+instrumented code checks `tracing` before building attributes. Metrics stay on (cheap: the
+resolution count is a plain int the engine bumps, read only at collection).
+
+A configured exporter that is missing or failing is a `problem` (telemetry_export.py says
+how failures are seen), shown by `status()`.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import enum
-import sys
+import json
+import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    Histogram,
-    InMemoryMetricReader,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import Histogram, InMemoryMetricReader, MetricReader, \
+    PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
-from opentelemetry.trace import INVALID_SPAN, Span, StatusCode
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-EXPORTERS = ("none", "console", "otlp")
+from .telemetry_config import EXPORTERS, OTLP_MISSING, TelemetryConfig, TelemetryStatus, otlp_installed
+from .telemetry_export import Exporters, ExportWatch
+from .telemetry_metrics import DOMAIN, KEY, PROVIDER, SOURCE, Instruments
+from .trace_context import NO_SPAN
+
 SPAN_BUFFER = 500
-OTLP_MISSING = (
-    "the otlp exporter needs the opentelemetry-exporter-otlp-proto-http package; "
-    "telemetry stays in memory"
-)
+EVENT_DATA_MAX = 4096  # characters of an event's data carried in its log record
 
 _SCOPE = "oneiric_core"
+_SEVERITY = {"info": (9, "INFO"), "warning": (13, "WARN"), "error": (17, "ERROR")}  # OTel SeverityNumber
 
 
 class BoundedSpanExporter(SpanExporter):
@@ -90,157 +94,133 @@ def clean_attributes(attributes: Mapping[str, Any]) -> dict[str, str | int | flo
             continue
         if isinstance(value, enum.Enum):
             value = value.value
-        if isinstance(value, bool):
+        if isinstance(value, (bool, int, float, str)):
             out[name] = value
-        elif isinstance(value, int):
-            out[name] = int(value)
-        elif isinstance(value, float):
-            out[name] = float(value)
-        elif isinstance(value, str):
-            out[name] = str(value)
         else:
             out[name] = str(value)
     return out
 
 
-def _without_key(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Histogram attributes: everything but the key. A histogram keeps a bucket array per
-    attribute set, so one per key cost megabytes with thousands of keys (and as much again
-    in any collector); the counters keep the key, so per-key rates stay available."""
-    return {name: value for name, value in attrs.items() if name != "key"}
+def component(domain: Any, key: str | None, provider: str | None = None) -> dict[str, Any]:
+    """The attributes that name a component on spans and log records."""
+    return {DOMAIN: getattr(domain, "value", domain), KEY: key, PROVIDER: provider}
 
 
-def _otlp_endpoint(endpoint: str | None, signal: str) -> str | None:
-    """`http://collector:4318` -> `http://collector:4318/v1/<signal>`; a full URL is kept."""
-    if not endpoint:
-        return None
-    base = endpoint.rstrip("/")
-    if base.endswith(f"/v1/{signal}"):
-        return base
-    return f"{base}/v1/{signal}"
+def _resource(config: TelemetryConfig) -> Resource:
+    attributes: dict[str, str | int] = {"service.name": config.service_name, "process.pid": os.getpid()}
+    try:
+        from importlib.metadata import version
+
+        attributes["service.version"] = version("oneiric-console")
+    except Exception:  # noqa: BLE001 - run from a checkout that was never installed
+        pass
+    attributes.update(config.resource)
+    attributes["service.name"] = config.service_name  # OTEL_SERVICE_NAME (or its fallbacks) wins
+    return Resource.create(attributes)
 
 
 class Telemetry:
-    """One engine's meters and tracer, readable in process and optionally exported."""
+    """One engine's tracer, meters and logger, readable in process and optionally exported."""
 
-    def __init__(
-        self,
-        exporter: str = "none",
-        endpoint: str | None = None,
-        service_name: str = "oneiric",
-        *,
-        export_interval_s: float = 60.0,
-    ) -> None:
-        self.exporter = (exporter or "none").strip().lower()
-        self.endpoint = endpoint
-        self.service_name = service_name
-        self.warning: str | None = None
+    def __init__(self, config: TelemetryConfig | None = None, *,
+                 on_change: Callable[[], None] | None = None) -> None:
+        config = config or TelemetryConfig(memory_spans=True)
+        self.config = config
+        self.exporter = config.exporter if config.exporter in EXPORTERS else "none"
+        self.warning: str | None = None  # a configuration problem found at start (also in status())
         self._lock = threading.Lock()
         self._shutdown = False
         self._final_metrics: dict[str, list[tuple[dict, float]]] | None = None
         self._resolution_source: Callable[[], Mapping[str, int]] | None = None
         self._resolutions_registered = False
+        self._journal_rows: int | None = None
+        self._on_change = on_change
 
-        if self.exporter not in EXPORTERS:
-            self.warning = (
-                f"unknown telemetry exporter '{exporter}' (use none, console or otlp); "
-                "telemetry stays in memory"
-            )
-            self.exporter = "none"
+        if config.exporter not in EXPORTERS:
+            self.warning = (f"unknown telemetry exporter '{config.exporter}' (use none, console or otlp); "
+                            "telemetry stays in memory")
+        exporting = self.exporter != "none" and not config.disabled
+        if exporting and self.exporter == "otlp" and not otlp_installed():
+            self.warning, exporting = OTLP_MISSING, False
+        self.watch = ExportWatch(config.destination(), on_change)
+        exporters = Exporters(config if exporting else TelemetryConfig(), self.watch)
 
-        resource = Resource.create({"service.name": service_name})
+        resource = _resource(config)
         self._memory_reader = InMemoryMetricReader()
         readers: list[MetricReader] = [self._memory_reader]
-        self.span_buffer = BoundedSpanExporter(SPAN_BUFFER)
-        span_processors: list[Any] = [SimpleSpanProcessor(self.span_buffer)]
-        interval_ms = max(1.0, export_interval_s * 1000.0)
-
-        if self.exporter == "console":
-            # Bind the stream now (the SDK defaults bind sys.stdout at import time).
-            readers.append(
-                PeriodicExportingMetricReader(
-                    ConsoleMetricExporter(out=sys.stdout), export_interval_millis=interval_ms
-                )
-            )
-            span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
-        elif self.exporter == "otlp":
-            try:
-                from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            except ImportError:
-                self.warning = OTLP_MISSING
-            else:
-                readers.append(
-                    PeriodicExportingMetricReader(
-                        OTLPMetricExporter(endpoint=_otlp_endpoint(endpoint, "metrics")),
-                        export_interval_millis=interval_ms,
-                    )
-                )
-                # Batch: a network export must never sit on the engine's hot path.
-                span_processors.append(
-                    BatchSpanProcessor(OTLPSpanExporter(endpoint=_otlp_endpoint(endpoint, "traces")))
-                )
-
-        exporting = len(readers) > 1
-        self.meter_provider = MeterProvider(
-            metric_readers=readers, resource=resource, shutdown_on_exit=exporting
-        )
-        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=exporting)
-        for processor in span_processors:
-            self.tracer_provider.add_span_processor(processor)
-
+        if exporters.metrics is not None:
+            readers.append(PeriodicExportingMetricReader(
+                exporters.metrics, export_interval_millis=max(1.0, config.export_interval_s * 1000.0)))
+        self.meter_provider = MeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=exporting)
         self.meter = self.meter_provider.get_meter(_SCOPE)
-        self.tracer = self.tracer_provider.get_tracer(_SCOPE)
-        self._swaps = self.meter.create_counter(
-            "oneiric.swaps", unit="1", description="Swaps by domain, key, provider and outcome"
-        )
-        self._swap_duration = self.meter.create_histogram(
-            "oneiric.swap.duration_ms", unit="ms", description="How long a swap took"
-        )
-        self._health_checks = self.meter.create_counter(
-            "oneiric.health.checks", unit="1", description="Health checks by provider and status"
-        )
-        self._health_latency = self.meter.create_histogram(
-            "oneiric.health.latency_ms", unit="ms", description="Health check latency"
-        )
+        self.instruments = Instruments(self.meter, upstream=config.upstream_names)
 
-    # ------------------------------------------------------------------ recording
+        # Spans only where something takes them: an exporter, or the in-memory buffer when asked.
+        self.tracing = not config.disabled and (exporters.spans is not None or config.memory_spans)
+        self.span_buffer = BoundedSpanExporter(SPAN_BUFFER)
+        self.tracer_provider: TracerProvider | None = None
+        self.tracer: Any = None
+        if self.tracing:
+            self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=exporting)
+            if config.memory_spans or exporters.spans is None:
+                self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.span_buffer))
+            if exporters.spans is not None:
+                processor = BatchSpanProcessor if exporters.batched else SimpleSpanProcessor
+                self.tracer_provider.add_span_processor(processor(exporters.spans))
+            self.tracer = self.tracer_provider.get_tracer(_SCOPE)
 
-    @contextlib.contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator[Span]:
-        """A span around the body; an exception marks it as an error (and is re-raised).
+        self.logger_provider: Any = None
+        self._logger: Any = None
+        if exporters.logs is not None:
+            from opentelemetry.sdk._logs import LoggerProvider
+            from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
 
-        After `shutdown()` the body still runs, under a non-recording span.
-        """
-        if self._shutdown:
-            yield INVALID_SPAN
-            return
-        with self.tracer.start_as_current_span(
-            name,
-            attributes=clean_attributes(attributes),
-            record_exception=True,
-            set_status_on_exception=True,
-        ) as span:
-            yield span
+            self.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=exporting,
+                                                  meter_provider=self.meter_provider)
+            processor = BatchLogRecordProcessor if exporters.batched else SimpleLogRecordProcessor
+            self.logger_provider.add_log_record_processor(processor(exporters.logs))
+            self._logger = self.logger_provider.get_logger(_SCOPE)
+        self.instruments.observe("oneiric.journal.event.count", self._observe_journal_rows)
 
-    def record_swap(
-        self, *, domain: str, key: str, provider: str, outcome: str, duration_ms: float
-    ) -> None:
-        if self._shutdown:
-            return
-        attrs = clean_attributes({"domain": domain, "key": key, "provider": provider, "outcome": outcome})
-        self._swaps.add(1, attrs)
-        self._swap_duration.record(max(0.0, float(duration_ms)), _without_key(attrs))
+    # ------------------------------------------------------------------ spans
 
-    def record_health(
-        self, *, domain: str, key: str, provider: str, status: str, latency_ms: float | None
-    ) -> None:
-        if self._shutdown:
-            return
-        attrs = clean_attributes({"domain": domain, "key": key, "provider": provider, "status": status})
-        self._health_checks.add(1, attrs)
-        if latency_ms is not None:
-            self._health_latency.record(max(0.0, float(latency_ms)), _without_key(attrs))
+    def span(self, name: str, attributes: Mapping[str, Any] | None = None, /, *, kind: SpanKind | None = None,
+             context: Any = None, **more: Any) -> Any:
+        """A context manager: a span around the body, current inside it; an exception marks it
+        as an error (and is re-raised). NO_SPAN when nothing records spans, or after
+        `shutdown()` (the body still runs)."""
+        if not self.tracing or self._shutdown:
+            return NO_SPAN
+        attrs = clean_attributes({**(attributes or {}), **more})
+        return self.tracer.start_as_current_span(name, context=context, kind=kind or SpanKind.INTERNAL,
+                                                 attributes=attrs, record_exception=True,
+                                                 set_status_on_exception=True)
+
+    def server_span(self, name: str, attributes: Mapping[str, Any], parent: Any = None) -> Any:
+        """A span for work done for a client (a command), parented on the client's trace."""
+        return self.span(name, attributes, kind=SpanKind.SERVER, context=parent)
+
+    @staticmethod
+    def failed(span: Any, reason: str | None) -> None:
+        """Mark `span` as an error with `reason` (a failed swap is a result, not an exception)."""
+        if span.is_recording():
+            span.set_status(Status(StatusCode.ERROR, reason or None))
+
+    # ------------------------------------------------------------------ metrics
+
+    def record_swap(self, *, domain: str, key: str, provider: str, outcome: str, duration_s: float,
+                    operation: str = "swap") -> None:
+        if not self._shutdown:
+            self.instruments.swap(_value(domain), key, provider, operation, outcome, max(0.0, float(duration_s)))
+
+    def record_health(self, *, domain: str, key: str, provider: str, status: str, latency_ms: float | None) -> None:
+        if not self._shutdown:
+            seconds = None if latency_ms is None else max(0.0, float(latency_ms)) / 1000.0
+            self.instruments.health(_value(domain), key, provider, _value(status), seconds)
+
+    def record_sync(self, *, source: str, uri: str, outcome: str, error_kind: str | None, duration_s: float) -> None:
+        if not self._shutdown:
+            self.instruments.sync(source, uri, outcome, error_kind, max(0.0, float(duration_s)))
 
     def observe_resolutions(self, source: Callable[[], Mapping[str, int]]) -> None:
         """Publish `oneiric.resolutions` from `source()` ({domain: cumulative count}).
@@ -253,42 +233,135 @@ class Telemetry:
             if self._resolutions_registered:
                 return
             self._resolutions_registered = True
-        self.meter.create_observable_counter(
-            "oneiric.resolutions",
-            callbacks=[self._observe_resolutions],
-            unit="1",
-            description="Component resolutions by domain",
-        )
+        self.instruments.observe("oneiric.resolutions", lambda: self._resolutions(DOMAIN))
+        self.instruments.observe_upstream("oneiric_resolution_total", lambda: self._resolutions("domain"))
 
-    def _observe_resolutions(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _resolutions(self, attribute: str) -> Iterable[tuple[float, dict[str, str]]]:
         source = self._resolution_source
         if source is None:
             return []
-        try:
-            counts = dict(source())
-        except Exception:  # a broken source must not break collection of every other metric
-            return []
-        return [
-            Observation(int(count), {"domain": getattr(domain, "value", str(domain))})
-            for domain, count in sorted(counts.items(), key=lambda kv: str(kv[0]))
-        ]
+        counts = dict(source())
+        return [(int(count), {attribute: _value(domain)})
+                for domain, count in sorted(counts.items(), key=lambda kv: str(kv[0]))]
 
     def observe_journal_head(self, source: Callable[[], int | None]) -> None:
         """Publish `oneiric.journal.head_id`, the id of the journal head the host last
         published (`source()`, None before the first): a collector that keeps it can tell
         when the journal later ends before it (a truncation, see journal_chain.py)."""
 
-        def observe(options: CallbackOptions) -> Iterable[Observation]:
-            try:
-                head = source()
-            except Exception:  # as for resolutions: never break the other metrics
-                return []
-            return [] if head is None else [Observation(int(head))]
+        def observe() -> list[tuple[float, dict]]:
+            head = source()
+            return [] if head is None else [(int(head), {})]
 
-        self.meter.create_observable_gauge("oneiric.journal.head_id", callbacks=[observe], unit="1",
-                                           description="Id of the journal's published hash-chain head")
+        self.instruments.observe("oneiric.journal.head_id", observe)
+
+    def observe_store(self, path: Path) -> None:
+        """Publish `oneiric.store.size`: the store file and its write-ahead log, in bytes."""
+
+        def observe() -> list[tuple[float, dict]]:
+            total = 0
+            for file in (path, path.with_name(path.name + "-wal")):
+                try:
+                    total += file.stat().st_size
+                except OSError:
+                    pass
+            return [(total, {})]
+
+        self.instruments.observe("oneiric.store.size", observe)
+
+    def observe_lifecycle(self, source: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """`oneiric.lifecycle.component.count` from `source()` ({(domain, state): keys})."""
+        self.instruments.observe("oneiric.lifecycle.component.count", lambda: [
+            (n, {DOMAIN: d, "oneiric.lifecycle.state": s}) for (d, s), n in sorted(source().items())])
+        self.instruments.observe_upstream("oneiric_lifecycle_active_instances", lambda: [
+            (n, {"domain": d}) for (d, s), n in sorted(source().items()) if s == "ready"])
+
+    def observe_activity(self, source: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """`oneiric.activity.component.count` from `source()` ({(domain, state): keys}, the
+        keys that are not active)."""
+        self.instruments.observe("oneiric.activity.component.count", lambda: [
+            (n, {DOMAIN: d, "oneiric.activity.state": s}) for (d, s), n in sorted(source().items())])
+        for name, state in (("oneiric_activity_paused_components", "paused"),
+                            ("oneiric_activity_draining_components", "draining")):
+            self.instruments.observe_upstream(name, lambda state=state: [
+                (n, {"domain": d}) for (d, s), n in sorted(source().items()) if s == state])
+
+    def observe_breakers(self, source: Callable[[], Mapping[str, str]]) -> None:
+        """`oneiric.remote.breaker.state` from `source()` ({source name: breaker state})."""
+        states = ("closed", "open", "half-open")
+        self.instruments.observe("oneiric.remote.breaker.state", lambda: [
+            (1 if state == current else 0, {SOURCE: name, "oneiric.remote.breaker.state": state})
+            for name, current in sorted(source().items()) for state in states])
+
+    def set_journal_rows(self, rows: int | None) -> None:
+        """How many events the journal holds now (counted by the engine at start and after
+        each prune); every journaled event seen by `on_event` adds one."""
+        self._journal_rows = rows
+
+    def _observe_journal_rows(self) -> list[tuple[float, dict]]:
+        rows = self._journal_rows
+        return [] if rows is None else [(rows, {})]
+
+    # ------------------------------------------------------------------ journal events
+
+    def on_event(self, event: Any) -> None:
+        """A journal event (the engine's bus calls this inline, in the emitter's context):
+        counted where a metric follows it, and emitted as a log record."""
+        if self._shutdown:
+            return
+        if event.id is not None and self._journal_rows is not None:
+            self._journal_rows += 1
+        kind = event.kind
+        if kind == "activity-changed":
+            data = event.data or {}
+            self.instruments.activity_change(_value(event.domain), data.get("from"), str(data.get("to") or ""))
+        elif kind == "circuit-open":
+            self.instruments.breaker_open(str((event.data or {}).get("source") or event.actor or ""))
+        if self._logger is not None:
+            self._log(event)
+
+    def _log(self, event: Any) -> None:
+        number, text = _SEVERITY.get(_value(event.severity), (9, "INFO"))
+        attributes = clean_attributes({
+            "oneiric.event.kind": event.kind, "oneiric.event.id": event.id, **component(event.domain, event.key,
+                                                                                        event.provider),
+            "enduser.id": event.actor, "oneiric.event.outcome": event.outcome,
+            "oneiric.event.duration": None if event.duration_ms is None else event.duration_ms / 1000.0,
+        })
+        if event.data:
+            try:
+                data = json.dumps(event.data, default=str, sort_keys=True)
+            except (TypeError, ValueError):
+                data = str(event.data)
+            attributes["oneiric.event.data"] = data[:EVENT_DATA_MAX]
+        from opentelemetry._logs import SeverityNumber
+
+        self._logger.emit(timestamp=int(event.ts * 1e9), observed_timestamp=time.time_ns(),
+                          severity_number=SeverityNumber(number), severity_text=text, body=event.message,
+                          attributes=attributes, event_name=event.kind)
 
     # ------------------------------------------------------------------ reading
+
+    def status(self) -> TelemetryStatus:
+        """How export is doing now (see telemetry_config.TelemetryStatus)."""
+        config = self.config
+        if config.disabled:
+            return TelemetryStatus(self.exporter, None, "disabled")
+        destination = config.destination()
+        if self.warning == OTLP_MISSING:
+            return TelemetryStatus("otlp", destination, "unavailable", OTLP_MISSING,
+                                   marker="telemetry: otlp not installed")
+        if self.exporter == "none":
+            return TelemetryStatus("none", None, "off", self.warning)
+        problem, failing, since, last = self.watch.snapshot()
+        if problem:
+            return TelemetryStatus(self.exporter, destination, "failing", problem, marker="telemetry: export failing",
+                                   since=since, failing=failing, last_export_at=last)
+        return TelemetryStatus(self.exporter, destination, "exporting", last_export_at=last)
+
+    @property
+    def problem(self) -> str | None:
+        return self.status().problem
 
     def metrics(self) -> dict[str, list[tuple[dict, float]]]:
         """Metric name -> [(attributes, value)] from the in-memory reader.
@@ -349,6 +422,7 @@ class Telemetry:
                     "trace_id": format(ctx.trace_id, "032x") if ctx else None,
                     "span_id": format(ctx.span_id, "016x") if ctx else None,
                     "parent_id": format(parent, "016x") if parent is not None else None,
+                    "events": [{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
                 }
             )
         return out
@@ -356,16 +430,28 @@ class Telemetry:
     # ------------------------------------------------------------------ lifecycle
 
     def shutdown(self) -> None:
-        """Flush exporters and stop; safe to call more than once."""
+        """Flush exporters and stop; safe to call more than once. A signal whose last export
+        failed is not flushed again (it would retry for the exporter's whole timeout)."""
         with self._lock:
             if self._shutdown:
                 return
             try:
                 self._final_metrics = self._collect()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a last snapshot is a courtesy, never a reason to hang
                 self._final_metrics = {}
             self._shutdown = True
+        self.watch.closing = True
         try:
-            self.tracer_provider.shutdown()
+            if self.tracer_provider is not None:
+                self.tracer_provider.shutdown()
+            if self.logger_provider is not None:
+                self.logger_provider.shutdown()
         finally:
             self.meter_provider.shutdown()
+
+
+def _value(value: Any) -> str:
+    return str(getattr(value, "value", value) if value is not None else "")
+
+
+__all__ = ["SPAN_BUFFER", "BoundedSpanExporter", "Telemetry", "clean_attributes", "component"]

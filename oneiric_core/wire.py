@@ -6,6 +6,9 @@ One request per connection, newline-delimited JSON:
   host -> client  {"event": "taken", "id": 12}
   host -> client  {"event": "result", "id": 12, "status": "done", "exit_code": 0, "message": ..., "data": ...}
 A request the host refuses before taking it (malformed, too large) gets only the result.
+A request may also carry `traceparent` (and `tracestate`): the W3C trace context of the span
+active in the client, which the host's span for the command continues (trace_context.py).
+Hosts that do not know the fields ignore them, so the version stays 1.
 """
 
 from __future__ import annotations

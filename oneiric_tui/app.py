@@ -55,6 +55,7 @@ RESHAPING_KINDS = {"config-changed", "component-registered", "component-removed"
                    "remote-sync-complete"}  # keys and candidates may come or go
 REMOTE_KINDS = {"remote-sync-started", "remote-sync-complete", "remote-sync-error", "circuit-open",
                 "circuit-closed", "signature-verification-failed", "digest-check-failed"}
+TELEMETRY_KINDS = {"telemetry-unavailable", "telemetry-export-failed", "telemetry-export-recovered"}
 KEY_STATE_KINDS = {"activity-changed", "selection-changed", "swap-requested", "swap-approved",
                    "swap-rejected", "swap-expired", "swap-interrupted"}  # one key's marks change
 FULL_GC_EVERY = 100  # middle-generation collections between full ones (Python's default: 10)
@@ -349,6 +350,8 @@ class OneiricApp(App):
                 self.refresh_approvals()
             if kinds & REMOTE_KINDS:
                 self.refresh_remote()
+            if kinds & TELEMETRY_KINDS:
+                self.update_status_bar()
 
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
@@ -440,6 +443,8 @@ class OneiricApp(App):
         if self.mode in ("host", "client") and engine.watcher_status().state == "down":
             # alive is the normal case; down must not go unnoticed (edits would be ignored)
             text.append(" | settings watcher DOWN", style="bold red")
+        if self.mode in ("host", "client") and (marker := engine.telemetry_status().marker):
+            text.append(f" | {marker}", style="bold red")  # a configured exporter missing or failing
         self.main.update_status_bar(text)
 
     # -- the command palette -----------------------------------------------------------------

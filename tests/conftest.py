@@ -53,7 +53,8 @@ class CliResult:
 
 @pytest.fixture
 def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    # OTEL_* too: a developer's collector settings must not reach the tests' hosts.
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV and not k.startswith("OTEL_")}
     env.update({"ONEIRIC_OPERATOR": "tester", "COLUMNS": "120"})
     return env
 

@@ -30,10 +30,15 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("script", sorted(CASES))
+# Further runs of a script with options (each also --quick): the script, its arguments.
+VARIANTS = {"swap.py --exporter otlp": ("swap.py", ["--exporter", "otlp"])}
+
+
+@pytest.mark.parametrize("script", [*sorted(CASES), *VARIANTS])
 def test_bench_script_runs_quick(script: str) -> None:
+    script, options = VARIANTS.get(script, (script, []))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / script), "--quick"],
+        [sys.executable, str(REPO / "bench" / script), "--quick", *options],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

@@ -196,12 +196,12 @@ async def test_telemetry_counts_swaps_health_and_resolutions(engine):
     for _ in range(7):
         engine.resolve("adapter", "cache")
     metrics = engine.telemetry.metrics()
-    outcomes = {attrs["outcome"]: value for attrs, value in metrics["oneiric.swaps"]
-                if attrs.get("key") == "cache" and attrs.get("provider") in ("sqlite", "redis")}
+    outcomes = {attrs["oneiric.swap.outcome"]: value for attrs, value in metrics["oneiric.swaps"]
+                if attrs.get("oneiric.key") == "cache" and attrs.get("oneiric.provider") in ("sqlite", "redis")}
     assert outcomes == {"complete": 1, "rolled-back": 1}
-    resolutions = {attrs["domain"]: value for attrs, value in metrics["oneiric.resolutions"]}
+    resolutions = {attrs["oneiric.domain"]: value for attrs, value in metrics["oneiric.resolutions"]}
     assert resolutions["adapter"] >= 7
-    assert any(attrs.get("key") == "cache" for attrs, _ in metrics["oneiric.health.checks"])
+    assert any(attrs.get("oneiric.key") == "cache" for attrs, _ in metrics["oneiric.health.checks"])
 
 
 async def test_a_key_paused_before_the_host_starts_is_activated_when_resumed(settings_dir, tmp_path):

@@ -88,6 +88,7 @@ class RemoteManager:
                 apply=self._apply,
                 ledger=Ledger(lambda: self._engine.store),
                 max_depth=lambda: self._engine.settings.app.limits.max_depth,
+                telemetry=lambda: self._engine.telemetry,
             )
         return self._context
 

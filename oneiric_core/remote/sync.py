@@ -76,6 +76,7 @@ class SyncContext:
     apply: Callable[[str, Sequence[CandidateFields], str], Awaitable[Applied]]
     ledger: Ledger  # the highest version accepted per source, in the store
     max_depth: Callable[[], int] = lambda: DEFAULT_MAX_DEPTH  # app.yml limits.max_depth
+    telemetry: Callable[[], Any] = lambda: None  # the host's Telemetry (spans, metrics), None elsewhere
 
 
 @dataclass
@@ -292,8 +293,34 @@ class RemoteSource:
 
     # -- one sync ---------------------------------------------------------------------------------
     async def sync(self, *, dry_run: bool = False, manual: bool = False, retries: int | None = None) -> SyncOutcome:
+        """One sync; on the host a `remote.sync` span (fetch, verify, artifacts and register as
+        its children) and the remote metrics (a dry run changes nothing, so it counts nothing)."""
         async with self.lock:
-            return await self._sync(dry_run=dry_run, manual=manual, retries=retries)
+            tel = self.ctx.telemetry()
+            if tel is None:
+                return await self._sync(dry_run=dry_run, manual=manual, retries=retries)
+            with tel.span("remote.sync", {"oneiric.remote.source": self.name, "url.full": self.options.uri,
+                                          "oneiric.remote.manual": manual, "oneiric.remote.dry_run": dry_run}) as span:
+                outcome = await self._sync(dry_run=dry_run, manual=manual, retries=retries)
+                result = ("skipped" if outcome.skipped else "failed" if not outcome.ok
+                          else "changed" if outcome.changed else "unchanged")
+                span.set_attributes({"oneiric.remote.sync.outcome": result,
+                                     **{f"oneiric.remote.{k}": v for k, v in outcome.counts.items()}})
+                if outcome.error_kind:
+                    span.set_attribute("error.type", outcome.error_kind)
+                if not outcome.ok:
+                    tel.failed(span, outcome.error or outcome.skipped)
+                if not dry_run:
+                    tel.record_sync(source=self.name, uri=self.options.uri, outcome=result,
+                                    error_kind=outcome.error_kind, duration_s=outcome.duration_ms / 1000.0)
+            return outcome
+
+    def _span(self, name: str, **attributes: Any) -> Any:
+        """A child span of the sync (NO_SPAN when nothing records spans)."""
+        from ..trace_context import NO_SPAN
+
+        tel = self.ctx.telemetry()
+        return NO_SPAN if tel is None else tel.span(name, {"oneiric.remote.source": self.name, **attributes})
 
     def expires_ts(self) -> float | None:
         """When the manifest in force expires (the refresh loop wakes then)."""
@@ -360,23 +387,29 @@ class RemoteSource:
         location = self.location
         current = self.current if self._current_trusted() else None
         opts = self.options
-        fetched = await with_retries(
-            lambda: fetch_manifest(location, client=self.ctx.client, etag=current.etag if current else None,
-                                   known_digest=current.digest if current else None,
-                                   timeout=opts.timeout, max_bytes=opts.max_bytes,
-                                   limit_key=f"max_bytes of source '{self.name}' under remote.sources",
-                                   last_modified=current.last_modified if current else None),
-            retries=opts.retries if retries is None else retries, base_s=opts.backoff_s)
+        with self._span("remote.fetch", **{"url.full": opts.uri}) as span:
+            fetched = await with_retries(
+                lambda: fetch_manifest(location, client=self.ctx.client, etag=current.etag if current else None,
+                                       known_digest=current.digest if current else None,
+                                       timeout=opts.timeout, max_bytes=opts.max_bytes,
+                                       limit_key=f"max_bytes of source '{self.name}' under remote.sources",
+                                       last_modified=current.last_modified if current else None),
+                retries=opts.retries if retries is None else retries, base_s=opts.backoff_s)
+            span.set_attribute("oneiric.remote.not_modified", bool(fetched.not_modified))
         if fetched.not_modified:
             if current is None:
                 raise RemoteSyncFailed(f"{self.options.uri} answered 304 Not Modified, but no manifest is in "
                                        "force to reuse", "http-status")
             return _Plan(True, fetched.etag, fetch_ms=fetched.fetch_ms, last_modified=fetched.last_modified)
         assert fetched.body is not None
-        plan = self._plan_from(fetched.body, fetched.etag)
+        with self._span("remote.verify") as span:
+            plan = self._plan_from(fetched.body, fetched.etag)
+            span.set_attributes({"oneiric.remote.accepted": len(plan.accepted),
+                                 "oneiric.remote.rejected": len(plan.rejected)})
         plan.fetch_ms, plan.last_modified = fetched.fetch_ms, fetched.last_modified
         if not dry_run:  # a dry run changes nothing, the artifact cache included
-            await self._artifacts(plan)
+            with self._span("remote.fetch_artifacts"):
+                await self._artifacts(plan)
         return plan
 
     def _plan_from(self, raw: bytes, etag: str | None, *, verified: dict[str, Any] | None = None) -> _Plan:
@@ -474,6 +507,11 @@ class RemoteSource:
 
     # -- outcomes ---------------------------------------------------------------------------------
     async def _commit(self, plan: _Plan, started: float, manual: bool, trial: bool) -> SyncOutcome:
+        with self._span("remote.register", **{"oneiric.remote.entries": len(plan.rows)}):
+            return await self._register(plan, started, manual, trial)
+
+    async def _register(self, plan: _Plan, started: float, manual: bool, trial: bool) -> SyncOutcome:
+        """Cache the manifest, record its version, replace the source's candidates."""
         assert plan.parsed is not None and plan.verification is not None
         verification = plan.verification
         try:
