@@ -43,19 +43,8 @@ import _common  # noqa: E402
 TARGET_RATIO = 1.5
 REPO = Path(__file__).resolve().parent.parent
 
-BLOCKER = '''"""Installed by bench/cold_start.py: yaml_rs cannot be imported, as if it were not installed."""
-import sys
-
-
-class _NoYamlRs:
-    def find_spec(self, name, path=None, target=None):
-        if name == "yaml_rs" or name.startswith("yaml_rs."):
-            raise ModuleNotFoundError("No module named 'yaml_rs'", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _NoYamlRs())
-'''
+# The one blocker both this bench and tests/test_without_yaml_rs.py install as sitecustomize.
+BLOCKER = (Path(__file__).resolve().parent.parent / "tests" / "no_yaml_rs" / "sitecustomize.py").read_text()
 NOOP = '"""Installed by bench/cold_start.py: the same start-up as the blocker, blocking nothing."""\n'
 
 

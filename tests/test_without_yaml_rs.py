@@ -47,19 +47,7 @@ out["manifest_expires"] = parsed.data["expires_at"]
 print(json.dumps(out, sort_keys=True))
 """
 
-_BLOCKER = """
-import sys
-
-
-class _NoYamlRs:
-    def find_spec(self, name, path=None, target=None):
-        if name == "yaml_rs" or name.startswith("yaml_rs."):
-            raise ModuleNotFoundError("No module named 'yaml_rs'", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _NoYamlRs())
-"""
+_BLOCKER = (Path(__file__).resolve().parent / "no_yaml_rs" / "sitecustomize.py").read_text()
 
 
 def _load_in_subprocess(tmp_path: Path, dirs: list[Path], *, block: bool) -> dict[str, Any]:
