@@ -14,6 +14,8 @@ import errno
 import os
 from pathlib import Path
 
+from .input_limits import size_text
+
 # Fewer free bytes than this, for an unprivileged writer, is a full disk for a write that
 # failed: SQLite writes whole pages (4 KiB) to the WAL, plus its index.
 FULL_BELOW_BYTES = 64 * 1024
@@ -24,14 +26,6 @@ def _mount_point(path: Path) -> Path:
     while not os.path.ismount(path) and path.parent != path:
         path = path.parent
     return path
-
-
-def _human(size: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size} bytes"  # pragma: no cover
 
 
 def explain_write_failure(directory: Path, exc: BaseException | None = None) -> str | None:
@@ -46,11 +40,11 @@ def explain_write_failure(directory: Path, exc: BaseException | None = None) -> 
     mount = _mount_point(directory)
     if code == errno.EROFS or info.f_flag & os.ST_RDONLY:
         return f"the file system holding {directory} (mounted at {mount}) is read-only (EROFS)"
+    if info.f_files and info.f_favail == 0:
+        return f"the disk holding {directory} (mounted at {mount}) has no free inodes left (ENOSPC)"
     free = info.f_bavail * info.f_frsize
-    if code == errno.ENOSPC or free < FULL_BELOW_BYTES or (info.f_files and info.f_favail == 0):
-        if info.f_files and info.f_favail == 0:
-            return f"the disk holding {directory} (mounted at {mount}) has no free inodes left (ENOSPC)"
-        return f"the disk holding {directory} (mounted at {mount}) is full (ENOSPC): {_human(free)} free"
+    if code == errno.ENOSPC or free < FULL_BELOW_BYTES:
+        return f"the disk holding {directory} (mounted at {mount}) is full (ENOSPC): {size_text(free)} free"
     return None
 
 

@@ -287,54 +287,45 @@ def test_validate_finds_an_allowed_module_without_running_it(run_cli, demo_setti
 
 # -- a running host keeps its last good settings ---------------------------------------------------------
 
-@pytest.fixture
-async def host(settings_dir: Path, tmp_path: Path):
-    eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
-    await eng.start()
-    yield eng
-    await eng.stop()
-    eng.close()
-
-
 def invalid_events(engine: Engine, text: str):
     return [e for e in engine.journal(kinds=["config-invalid"]) if text in e.message]
 
 
 async def test_the_watcher_keeps_the_last_good_settings_when_a_file_is_replaced_by_an_oversized_one(
-        host, settings_dir):
+        engine, settings_dir):
     adapters = settings_dir / "adapters.yml"
     good = adapters.read_text()
-    before = cache_status(host)
+    before = cache_status(engine)
     assert (before.selection, before.candidates) == ("memory", 4)
 
     big = settings_dir / ".adapters.yml.tmp"
     big.write_text(candidates_of_size(9 * MiB))
     os.replace(big, adapters)  # an editor's (or a generator's) rename into place
 
-    [event] = await until(lambda: invalid_events(host, "over the size limit"), "the refusal journaled")
+    [event] = await until(lambda: invalid_events(engine, "over the size limit"), "the refusal journaled")
     assert event.severity.value == "error" and event.data["file"].endswith("adapters.yml")
     assert "8 MiB (8,388,608 bytes); it was not parsed (raise limits.settings_max_bytes in app.yml" in event.message
     assert "the last good version of that file stays in force" in event.message
-    status = cache_status(host)  # the last good adapters.yml still serves: its candidate and selection
+    status = cache_status(engine)  # the last good adapters.yml still serves: its candidate and selection
     assert (status.selection, status.candidates, status.serving) == ("memory", 4, "memory")
-    assert not any(c.key.startswith("k") for c in host.registry.all() if c.source == "settings")
+    assert not any(c.key.startswith("k") for c in engine.registry.all() if c.source == "settings")
 
     adapters.write_text(good.replace("  cache: memory\n", "  cache: sqlite\n"))
-    await until(lambda: host.journal(kinds=["config-recovered"]), "config-recovered")
-    await until(lambda: host.approvals.pending(), "the proposal of the fixed file")
-    assert host.settings.problems == []
+    await until(lambda: engine.journal(kinds=["config-recovered"]), "config-recovered")
+    await until(lambda: engine.approvals.pending(), "the proposal of the fixed file")
+    assert engine.settings.problems == []
 
 
-async def test_raising_the_limit_in_app_yml_reads_the_refused_file_again(host, settings_dir):
+async def test_raising_the_limit_in_app_yml_reads_the_refused_file_again(engine, settings_dir):
     adapters = settings_dir / "adapters.yml"
     adapters.write_text(nested(70))
-    await until(lambda: invalid_events(host, "nests at least 65 levels deep"), "the depth refusal journaled")
-    assert cache_status(host).candidates == 4  # the last good adapters.yml
+    await until(lambda: invalid_events(engine, "nests at least 65 levels deep"), "the depth refusal journaled")
+    assert cache_status(engine).candidates == 4  # the last good adapters.yml
 
     (settings_dir / "app.yml").write_text(FAST_APP + "limits:\n  max_depth: 100\n")
-    [recovered] = await until(lambda: host.journal(kinds=["config-recovered"]), "adapters.yml read again")
+    [recovered] = await until(lambda: engine.journal(kinds=["config-recovered"]), "adapters.yml read again")
     assert recovered.data["file"].endswith("adapters.yml")
-    assert any(c.provider == "deep" for c in host.registry.all() if c.source == "settings")
-    changed = [e for e in host.journal(kinds=["config-changed"]) if e.data["file"].endswith("app.yml")]
+    assert any(c.provider == "deep" for c in engine.registry.all() if c.source == "settings")
+    changed = [e for e in engine.journal(kinds=["config-changed"]) if e.data["file"].endswith("app.yml")]
     assert "limits" in changed[-1].data["applied"]
 

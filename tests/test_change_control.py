@@ -297,20 +297,27 @@ def test_a_client_whose_host_dies_while_it_waits_says_so_at_once(run_cli, demo_s
     assert "it was taken and may have run" in err and "Traceback" not in err
 
 
+def starting_host(hosts, settings: Path, tmp_path: Path, *, slow_start_s: float) -> Host:
+    """A host whose cache (the `slow` candidate, selected) takes `slow_start_s` to start;
+    returned once it holds the lease and its socket listens, before it is ready."""
+    from oneiric_core.wire import socket_path
+
+    configure(settings, activation_timeout=60, slow_start_s=slow_start_s)
+    adapters = settings / "adapters.yml"
+    adapters.write_text(adapters.read_text().replace("selections:\n  cache: memory\n", "selections:\n  cache: slow\n"))
+    host = hosts(settings, tmp_path / "state", tmp_path)
+    deadline = time.monotonic() + 30
+    while not socket_path(tmp_path / "state").exists():
+        assert time.monotonic() < deadline and host.proc.poll() is None, host.stderr_path.read_text()
+        time.sleep(0.05)
+    return host
+
+
 def test_a_client_whose_host_dies_before_taking_its_command_says_it_did_not_run(
         demo_settings, tmp_path, hosts):
     """The host listens from the moment it holds the lease, and takes requests once it has
     started its providers: one killed while still starting never took the pause."""
-    configure(demo_settings, activation_timeout=60, slow_start_s=60)  # the cache takes a minute to start
-    adapters = demo_settings / "adapters.yml"
-    adapters.write_text(adapters.read_text().replace("selections:\n  cache: memory\n", "selections:\n  cache: slow\n"))
-    host = hosts(demo_settings, tmp_path / "state", tmp_path)
-    from oneiric_core.wire import socket_path
-
-    deadline = time.monotonic() + 30
-    while not socket_path(tmp_path / "state").exists():  # the lease is held and the socket listens
-        assert time.monotonic() < deadline and host.proc.poll() is None, host.stderr_path.read_text()
-        time.sleep(0.05)
+    host = starting_host(hosts, demo_settings, tmp_path, slow_start_s=60)  # the cache takes a minute to start
     client = cli_popen(tmp_path, demo_settings, "pause", "--domain", "adapter", "--key", "http", "--wait", "60")
     time.sleep(2.0)  # connected, waiting for the host to be ready
     assert client.poll() is None, client.communicate()
@@ -325,16 +332,7 @@ def test_a_client_whose_host_dies_before_taking_its_command_says_it_did_not_run(
 
 def test_a_command_the_starting_host_never_took_is_withdrawn_when_the_client_gives_up(
         run_cli, demo_settings, tmp_path, hosts):
-    configure(demo_settings, activation_timeout=60, slow_start_s=6)
-    adapters = demo_settings / "adapters.yml"
-    adapters.write_text(adapters.read_text().replace("selections:\n  cache: memory\n", "selections:\n  cache: slow\n"))
-    host = hosts(demo_settings, tmp_path / "state", tmp_path)
-    from oneiric_core.wire import socket_path
-
-    deadline = time.monotonic() + 30
-    while not socket_path(tmp_path / "state").exists():
-        assert time.monotonic() < deadline and host.proc.poll() is None, host.stderr_path.read_text()
-        time.sleep(0.05)
+    host = starting_host(hosts, demo_settings, tmp_path, slow_start_s=6)
     gave_up = run_cli("pause", "--domain", "adapter", "--key", "http", "--wait", "1")
     one_sentence_error(gave_up, 1, "The host did not take the pause command within 1s (it is still starting its "
                        "providers); it did not run.")

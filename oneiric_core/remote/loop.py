@@ -320,18 +320,13 @@ class RemoteManager:
     def statuses(self) -> list[dict[str, Any]]:
         """Every configured source's status: live in the host; elsewhere as the host (or the
         last process that synced) recorded it in the store."""
-        from .status import SourceStatus, meta_key
+        from .status import SourceStatus
 
         now = time.time()
         out = []
         for src in self.sources.values():
-            recorded = None
-            if not self.running:
-                try:
-                    recorded = self._engine.store.get_meta(meta_key(src.name))
-                except StoreError as exc:
-                    self._engine.store_error = str(exc)
-            if isinstance(recorded, dict):
+            recorded = None if self.running else self._recorded(src.name)
+            if recorded is not None:
                 status = SourceStatus.from_dict(recorded)
                 # What this process knows of its own configuration wins over an old record.
                 status.uri, status.interval_s = src.options.uri, src.options.interval_s
