@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .errors import OneiricError
+from .errors import ExitCode, OneiricError
 from .principal import INTERNAL, NAMED, OS_USER, SSH_KEY, Principal, fold
 
 
@@ -29,7 +29,7 @@ class Right(str, Enum):
 class Forbidden(OneiricError):
     """A principal lacks the right an action needs."""
 
-    exit_code = 1
+    exit_code = ExitCode.ERROR
 
 
 @dataclass(frozen=True, slots=True)

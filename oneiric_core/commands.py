@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .access import Forbidden, Right
 from .domains import Domain
-from .errors import NotFound, OneiricError, ReadOnlyError, SwapRefused, Unhealthy, UsageError
+from .errors import ExitCode, NotFound, OneiricError, ReadOnlyError, UsageError
 from .principal import Principal
 from .store import ProposalRecord, StoreError
 
@@ -32,13 +32,6 @@ if TYPE_CHECKING:  # the engine is passed in; a client process never imports it 
     from .engine import Engine
     from .lifecycle import SwapResult
 
-# Exit codes (ARCHITECTURE §10), the same numbers cli.py prints.
-EXIT_OK = 0
-EXIT_ERROR = OneiricError.exit_code
-EXIT_NOT_FOUND = NotFound.exit_code
-EXIT_UNHEALTHY = Unhealthy.exit_code
-EXIT_SWAP = SwapRefused.exit_code
-EXIT_REMOTE = 6
 
 KEEP_FINISHED_S = 7 * 86400  # recorded commands are pruned after this
 DEFAULT_WAIT_S = 30.0
@@ -99,7 +92,7 @@ class CommandResult:
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == EXIT_OK
+        return self.exit_code == ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.command_id, "status": self.status, "exit_code": self.exit_code,
@@ -108,7 +101,7 @@ class CommandResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CommandResult:
         code = data.get("exit_code")
-        return cls(int(code) if isinstance(code, int) else EXIT_ERROR, str(data.get("message") or ""),
+        return cls(int(code) if isinstance(code, int) else ExitCode.ERROR, str(data.get("message") or ""),
                    dict(data.get("data") or {}), str(data.get("status") or ""),
                    data.get("id") if isinstance(data.get("id"), int) else None)
 
@@ -133,29 +126,29 @@ def swap_result(record: ProposalRecord, result: SwapResult | None, *, offline: b
         waits = (f"Proposal #{record.id} ({ref}: {record.from_provider or 'nothing'} -> {record.to_provider}) "
                  f"waits for approval ('oneiric approve {record.id}')")
         if offline:
-            return CommandResult(EXIT_OK, f"{waits}; no host is running, so once approved it takes effect "
+            return CommandResult(ExitCode.OK, f"{waits}; no host is running, so once approved it takes effect "
                                  "when a host starts.", data)
-        return CommandResult(EXIT_OK, f"{waits}.", data)
+        return CommandResult(ExitCode.OK, f"{waits}.", data)
     if result is None:
-        return CommandResult(EXIT_OK if record.status == "applied" else EXIT_SWAP,
+        return CommandResult(ExitCode.OK if record.status == "applied" else ExitCode.SWAP_REFUSED,
                              f"{record.outcome_reason} ({tag}, approved by {record.decided_by}).", data)
     outcome = result.outcome.value
     if outcome == "complete":
         took = f" in {result.total_ms:.1f} ms" if result.total_ms is not None else ""
-        return CommandResult(EXIT_OK, f"Swapped {ref} {result.from_provider or 'nothing'} -> {result.to_provider}"
+        return CommandResult(ExitCode.OK, f"Swapped {ref} {result.from_provider or 'nothing'} -> {result.to_provider}"
                              f"{took} ({tag}, approved by {record.decided_by}).", data)
     if outcome == "noop":
-        return CommandResult(EXIT_OK, f"{ref} already serves {result.to_provider}; nothing changed ({tag}).", data)
+        return CommandResult(ExitCode.OK, f"{ref} already serves {result.to_provider}; nothing changed ({tag}).", data)
     if outcome == "rolled-back":
-        return CommandResult(EXIT_SWAP, f"Swap of {ref} to {result.to_provider} rolled back: {result.reason}; "
+        return CommandResult(ExitCode.SWAP_REFUSED, f"Swap of {ref} to {result.to_provider} rolled back: {result.reason}; "
                              f"{result.from_provider} keeps serving ({tag}).", data)
     if outcome == "refused":
-        return CommandResult(EXIT_SWAP, f"Swap of {ref} to {result.to_provider} was {result.reason} ({tag}).", data)
-    return CommandResult(EXIT_SWAP, f"Swap of {ref} to {result.to_provider} failed: {result.reason} ({tag}).", data)
+        return CommandResult(ExitCode.SWAP_REFUSED, f"Swap of {ref} to {result.to_provider} was {result.reason} ({tag}).", data)
+    return CommandResult(ExitCode.SWAP_REFUSED, f"Swap of {ref} to {result.to_provider} failed: {result.reason} ({tag}).", data)
 
 
 def reject_result(record: ProposalRecord) -> CommandResult:
-    return CommandResult(EXIT_OK, f"Rejected proposal #{record.id} ({record.domain}/{record.key}: "
+    return CommandResult(ExitCode.OK, f"Rejected proposal #{record.id} ({record.domain}/{record.key}: "
                          f"{record.from_provider or 'nothing'} -> {record.to_provider}).",
                          {"proposal": proposal_json(record)})
 
@@ -164,7 +157,7 @@ def plan_result(plan: SwapResult) -> CommandResult:
     """The answer to `swap --dry-run`: from, to, blockers; nothing changed."""
     blockers = "blocked by: " + "; ".join(plan.blockers) if plan.blockers else "nothing blocks it"
     return CommandResult(
-        EXIT_OK, f"Dry run, nothing changed: {plan.ref} {plan.from_provider or 'nothing'} -> {plan.to_provider} "
+        ExitCode.OK, f"Dry run, nothing changed: {plan.ref} {plan.from_provider or 'nothing'} -> {plan.to_provider} "
         f"({plan.to_source}); {blockers}.", {"plan": plan.to_dict()})
 
 
@@ -227,7 +220,7 @@ async def _execute(engine: Engine, request: Request, principal: Principal) -> Co
     except OneiricError as exc:
         result = CommandResult(exc.exit_code, str(exc))
     except Exception as exc:  # a bug must not kill the host: report it to the client instead
-        result = CommandResult(EXIT_ERROR, f"The host failed to run {request.kind}: {type(exc).__name__}: {exc}.")
+        result = CommandResult(ExitCode.ERROR, f"The host failed to run {request.kind}: {type(exc).__name__}: {exc}.")
     finally:
         engine.running_command -= 1
     return dataclasses.replace(result, status="done" if result.ok else "failed")
@@ -237,7 +230,7 @@ def _not_recorded(result: CommandResult, error: str | None) -> CommandResult:
     """What a command did while the store failed under it: done, perhaps, but not all of it
     recorded (the journal line, a snapshot), so never reported as a plain success."""
     done = result.message.rstrip(".")
-    return CommandResult(EXIT_ERROR if result.ok else result.exit_code,
+    return CommandResult(ExitCode.ERROR if result.ok else result.exit_code,
                          f"{done}, but the state store did not record all of it: {error}.",
                          result.data, command_id=result.command_id)
 
@@ -292,7 +285,7 @@ async def _reject(engine: Engine, request: Request, principal: Principal) -> Com
 @_handles("pending")
 async def _pending(engine: Engine, request: Request, principal: Principal) -> CommandResult:
     pending = engine.pending_proposals()
-    return CommandResult(EXIT_OK, f"{len(pending)} proposal(s) wait for approval.",
+    return CommandResult(ExitCode.OK, f"{len(pending)} proposal(s) wait for approval.",
                          {"pending": [proposal_json(p) for p in pending]})
 
 
@@ -305,7 +298,7 @@ async def _pause_resume(engine: Engine, request: Request, principal: Principal) 
     verb = "Paused" if request.kind == "pause" else "Resumed"
     then = f"{_where(engine)} applied it" if engine.is_host else \
         "no host is running, so it takes effect when a host starts"
-    return CommandResult(EXIT_OK, f"{verb} {ref} (by {record.actor}); {then}.", {"activity": activity_json(record)})
+    return CommandResult(ExitCode.OK, f"{verb} {ref} (by {record.actor}); {then}.", {"activity": activity_json(record)})
 
 
 @_handles("drain")
@@ -316,8 +309,8 @@ async def _drain(engine: Engine, request: Request, principal: Principal) -> Comm
                                 actor=principal.label, timeout=timeout)
     data = {"activity": activity_json(record)}
     if record.state == "drained":
-        return CommandResult(EXIT_OK, f"Drained {ref}: no work in flight (by {record.actor}).", data)
-    return CommandResult(EXIT_ERROR, f"{ref} is still {record.state} after {timeout:g}s; "
+        return CommandResult(ExitCode.OK, f"Drained {ref}: no work in flight (by {record.actor}).", data)
+    return CommandResult(ExitCode.ERROR, f"{ref} is still {record.state} after {timeout:g}s; "
                          "in-flight work has not finished.", data)
 
 
@@ -344,13 +337,13 @@ async def _probe(engine: Engine, request: Request, principal: Principal) -> Comm
         r = results[0]
         latency = f" in {r['latency_ms']:.1f} ms" if r.get("latency_ms") is not None else ""
         detail = f": {r['message']}" if r.get("message") else ""
-        code = EXIT_UNHEALTHY if failed else EXIT_OK
+        code = ExitCode.UNHEALTHY if failed else ExitCode.OK
         return CommandResult(code, f"Probed {r['domain']}/{r['key']} ({r['provider'] or 'nothing serving'}) in "
                              f"{where}: {r['status'].upper()}{latency}{detail}.", data)
     if failed:
-        return CommandResult(EXIT_UNHEALTHY, f"Probed {len(results)} component(s) in {where}: "
+        return CommandResult(ExitCode.UNHEALTHY, f"Probed {len(results)} component(s) in {where}: "
                              f"{len(failed)} unhealthy ({', '.join(failed)}).", data)
-    return CommandResult(EXIT_OK, f"Probed {len(results)} component(s) in {where}: none failed.", data)
+    return CommandResult(ExitCode.OK, f"Probed {len(results)} component(s) in {where}: none failed.", data)
 
 
 async def _probe_live(engine: Engine, ref: Any, principal: Principal) -> dict[str, Any]:
@@ -380,9 +373,9 @@ async def _reload(engine: Engine, request: Request, principal: Principal) -> Com
     problems = engine.reload_settings()
     data = {"problems": [p.to_dict() for p in problems]}
     if problems:
-        return CommandResult(EXIT_ERROR, f"Reloaded {engine.settings_dir} with {len(problems)} problem(s); "
+        return CommandResult(ExitCode.ERROR, f"Reloaded {engine.settings_dir} with {len(problems)} problem(s); "
                              "the last good version of each broken file stays in force.", data)
-    return CommandResult(EXIT_OK, f"Reloaded {engine.settings_dir}: every settings file is valid.", data)
+    return CommandResult(ExitCode.OK, f"Reloaded {engine.settings_dir}: every settings file is valid.", data)
 
 
 @_handles("sync")
@@ -402,14 +395,14 @@ async def _sync(engine: Engine, request: Request, principal: Principal) -> Comma
 def sync_result(outcomes: list[Any], *, where: str) -> CommandResult:
     """The answer to `remote-sync`: one sentence per source; exit 6 when any sync failed."""
     if not outcomes:
-        return CommandResult(EXIT_OK, "No remote sources are configured (app.yml `remote.sources`); nothing to sync.",
+        return CommandResult(ExitCode.OK, "No remote sources are configured (app.yml `remote.sources`); nothing to sync.",
                              {"results": []})
     failed = [o for o in outcomes if not o.ok]
     data = {"results": [o.to_dict() for o in outcomes]}
     text = " ".join(o.message() for o in outcomes)
     if failed:
-        return CommandResult(EXIT_REMOTE, f"{text} (on {where})", data)
-    return CommandResult(EXIT_OK, f"{text} (on {where})", data)
+        return CommandResult(ExitCode.REMOTE, f"{text} (on {where})", data)
+    return CommandResult(ExitCode.OK, f"{text} (on {where})", data)
 
 
 __all__ = [

@@ -23,10 +23,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import IO
 
-from .cli_output import json_text
 from .errors import UsageError
 from .events import Event, Severity
-from .text import one_line
+from .text import json_text, one_line
 
 # syslog priorities (sd-daemon(3) SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG; SD_CRIT for CRITICAL)
 CRIT, ERR, WARNING, INFO, DEBUG = 2, 3, 4, 6, 7

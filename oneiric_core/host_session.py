@@ -31,8 +31,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .approvals import TAMPERED
-from .commands import EXIT_ERROR, KEEP_FINISHED_S, CommandResult, Request, execute
-from .errors import OneiricError, UsageError
+from .commands import KEEP_FINISHED_S, CommandResult, Request, execute
+from .errors import ExitCode, OneiricError, UsageError
 from .events import Event, Severity
 from .principal import Principal
 from .store import LEASE_STALE_AFTER_S, LeaseInfo, StoreError
@@ -218,7 +218,7 @@ class HostSession:
             display = message.get("display")
             principal = principal.with_display(display if isinstance(display, str) else None)
         except (ValueError, asyncio.LimitOverrunError) as exc:
-            await _send(writer, CommandResult(EXIT_ERROR, f"The host could not read the request: {exc}.",
+            await _send(writer, CommandResult(ExitCode.ERROR, f"The host could not read the request: {exc}.",
                                               status="failed").to_dict() | {"event": "result"})
             return
         except TimeoutError:
@@ -236,7 +236,7 @@ class HostSession:
             try:
                 record = engine.store.record_command(request.kind, request.args, principal.label, principal.id)
             except StoreError as exc:  # no record, no run: the trace is part of the promise
-                await _send(writer, CommandResult(EXIT_ERROR, f"The host cannot record the command, so it did not "
+                await _send(writer, CommandResult(ExitCode.ERROR, f"The host cannot record the command, so it did not "
                                                   f"run it: {exc}.", status="failed").to_dict() | {"event": "result"})
                 return
             await _send(writer, {"event": "taken", "id": record.id})
@@ -244,7 +244,7 @@ class HostSession:
             result = await execute(engine, request, principal, parent=parent,
                                    command_id=record.id if record else None)
         except asyncio.CancelledError:
-            result = CommandResult(EXIT_ERROR, f"The host stopped before finishing command "
+            result = CommandResult(ExitCode.ERROR, f"The host stopped before finishing command "
                                    f"#{record.id if record else '?'} ({request.kind}).", status="failed")
             self._finish(record, result)
             with contextlib.suppress(Exception):
@@ -282,7 +282,7 @@ class HostSession:
                 self._tampered_row("commands", command.id or 0, f"command #{command.id} ({command.kind}, "
                                    f"as {command.requested_by}) was not written by the host; it is never executed")
                 store.finish_command(command.id or 0, "refused", {"message": "not written by the host", "data": {}},
-                                     EXIT_ERROR)
+                                     ExitCode.ERROR)
         for proposal in store.proposals(status="pending", limit=10_000):
             if proposal.sealed is False:
                 self._tampered_row("proposals", proposal.id or 0, f"proposal #{proposal.id} ({proposal.domain}/"

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .commands import DEFAULT_WAIT_S, EXIT_ERROR, CommandResult, Request, execute
-from .errors import OneiricError, ReadOnlyError
+from .commands import DEFAULT_WAIT_S, CommandResult, Request, execute
+from .errors import ExitCode, OneiricError, ReadOnlyError
 from .principal import DISPLAY_ENV, NAMED, Principal, check_display
 from .store import ProposalRecord
 
@@ -134,19 +134,19 @@ class OverSocket:
                 line = reader.readline()
             except TimeoutError:
                 if taken is None:  # closing the connection now withdraws it (host_session._answer)
-                    return CommandResult(EXIT_ERROR, f"The host did not take the {request.kind} command within "
+                    return CommandResult(ExitCode.ERROR, f"The host did not take the {request.kind} command within "
                                          f"{wait:g}s (it is still starting its providers); it did not run.",
                                          status="not-run")
-                return CommandResult(EXIT_ERROR, f"The host is still running command #{taken} ({request.kind}) "
+                return CommandResult(ExitCode.ERROR, f"The host is still running command #{taken} ({request.kind}) "
                                      f"after {wait:g}s; its outcome will be in the journal ('oneiric journal').",
                                      status="running", command_id=taken)
             except OSError:
                 line = b""
             if not line:  # the host went away: say whether the command was taken
                 if taken is None:
-                    return CommandResult(EXIT_ERROR, f"The host closed the connection before taking the "
+                    return CommandResult(ExitCode.ERROR, f"The host closed the connection before taking the "
                                          f"{request.kind} command; it did not run.", status="not-run")
-                return CommandResult(EXIT_ERROR, f"The host stopped before answering command #{taken} "
+                return CommandResult(ExitCode.ERROR, f"The host stopped before answering command #{taken} "
                                      f"({request.kind}): it was taken and may have run; check 'oneiric journal'.",
                                      status="lost", command_id=taken)
             message = json.loads(line)

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 from . import private_files
 from .disk_faults import explain_write_failure
 from .domains import Domain
-from .errors import OneiricError, UsageError
+from .errors import ExitCode, OneiricError, UsageError
 from .events import Event, Severity
 from .journal_hash import GENESIS, row_hash
 from .seal import RowSeal
@@ -41,7 +41,7 @@ T = TypeVar("T")
 class StoreError(OneiricError):
     """The state store cannot be opened, read or written (full disk, read-only file, corruption)."""
 
-    exit_code = 1
+    exit_code = ExitCode.ERROR
 
 
 # The hash chain over the journal (journal_hash.py defines what a hash covers). Meta keys:

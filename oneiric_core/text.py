@@ -44,6 +44,7 @@ Latin `a`) are a question of identity, not of display: the principal rules refus
 
 from __future__ import annotations
 
+import json
 import re
 import string
 import unicodedata
@@ -181,4 +182,10 @@ def _md_line_start(match: re.Match[str]) -> str:
     return f"{indent}\\{marker}"
 
 
-__all__ = ["escape_char", "hidden", "markdown", "multi_line", "one_line", "plain", "styled"]
+def json_text(data: Any, **options: Any) -> str:
+    """`data` as JSON with every non-ASCII character escaped (`ensure_ascii`): a raw ESC, C1
+    or bidi character can never reach the reader's terminal, and the value is unchanged."""
+    return json.dumps(data, ensure_ascii=True, default=str, **options)
+
+
+__all__ = ["escape_char", "hidden", "json_text", "markdown", "multi_line", "one_line", "plain", "styled"]

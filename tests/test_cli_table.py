@@ -1,4 +1,4 @@
-"""CLI tables fit the terminal without cutting words (oneiric_core/cli_table.py)."""
+"""CLI tables fit the terminal without cutting words (oneiric_core/cli/table.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from oneiric_core.cli_table import table
+from oneiric_core.cli.table import table
 
 STATUS_ROWS = [
     ("service/scheduler", "interval (builtin)", "-", "inactive", "active", "unknown", "selected; 3 shadowed"),

@@ -186,7 +186,7 @@ def test_module_imports_rich_only_when_a_text_is_made():
 def test_json_output_escapes_every_control_and_non_ascii_character_and_keeps_the_value():
     import json
 
-    from oneiric_core.cli_output import json_text
+    from oneiric_core.cli.output import json_text
 
     value = {"note": "\x1b[2J\x07\x7f\x85\x9b\u202e\u2028 ok Ж", "who": HOSTILE_NAME}
     text = json_text(value, indent=2)

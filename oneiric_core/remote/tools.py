@@ -93,8 +93,11 @@ def keygen(out: Path, *, key_id: str | None = None, force: bool = False) -> KeyI
 
     if out.exists() and not force:
         raise ToolError(f"{out} already exists; keygen never overwrites a key (use --force to replace it).")
-    if not out.parent.is_dir():
-        raise ToolError(f"The directory {out.parent} does not exist.")
+    if not out.parent.is_dir():  # a new keys/ directory: private, like the key it holds
+        try:
+            out.parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise ToolError(f"Cannot create the directory {out.parent} for the key: {exc.strerror}.") from None
     key = generate_private_key()
     raw = public_raw(key)
     kid = key_id or key_id_for(raw)

@@ -9,7 +9,7 @@ escalation.py  severities, response targets and contacts from app.yml `escalatio
 incidents.py   incidents and their timelines in the state store
 export.py   post-mortem and escalation hand-off in Markdown
 doctor.py   every automated check of every tree, run once (`oneiric runbook check`)
-cli.py      `oneiric runbook ...` and `oneiric incident ...`
+(the commands, `oneiric runbook ...` and `oneiric incident ...`, are oneiric_core/cli/runbook.py)
 
 Nothing here is imported by the engine at start-up: the CLI and the console import these
 modules when an operator asks for them.

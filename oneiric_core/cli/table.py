@@ -26,8 +26,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from .text import plain
-
+from ..text import plain
 
 LAST_MIN = 12  # the narrowest the last column gets when it must fold words
 

@@ -1,20 +1,44 @@
 """The commands that need no settings yet: `oneiric init` and `oneiric version` (and `--version`).
 
-Kept apart from cli.py so the commands that run against settings stay together there; both of
-these run before any settings are loaded.
+Both run before any settings are loaded (main.py dispatches them without an engine).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import platform
-import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_output import json_text, say
+from .output import json_text, say
+from .parser import Commands
 
 DIST_NAME = "oneiric-console"  # the distribution pyproject.toml builds
+
+
+def add_parsers(commands: Commands) -> None:
+    p = commands.add("init", "write a working settings directory (a copy of the demo) to edit from", run=cmd_init,
+                     needs_engine=False, json_flag=False,
+                     example=["oneiric init ~/oneiric-settings", "oneiric --settings /etc/oneiric init"])
+    p.add_argument("dir", nargs="?", metavar="DIR", help="where (default: --settings); new or empty")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty DIR, replacing the template's files (others are left alone)")
+    commands.add("version", "the installed version", run=cmd_version, needs_engine=False,
+                 example=["oneiric version", "oneiric version --json"])
+
+
+class VersionAction(argparse.Action):
+    """`--version`: the version is looked up only when asked (importlib.metadata costs
+    milliseconds every other command would pay)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        say(version_line())
+        parser.exit()
 
 
 def version() -> str:
@@ -26,7 +50,7 @@ def version() -> str:
     try:
         return dist_version(DIST_NAME)
     except PackageNotFoundError:
-        from . import __version__
+        from .. import __version__
 
         return __version__
 
@@ -38,12 +62,14 @@ def version_line() -> str:
 def settings_parser() -> str:
     """Which YAML parser reads valid settings files: yaml-rs when the `fast` extra is
     installed and imports, else ruamel.yaml's safe loader (settings.py `_fast_loader`)."""
-    from .settings import _yaml_rs_loads
+    from ..settings import _yaml_rs_loads
 
     return "yaml-rs" if _yaml_rs_loads() is not None else "ruamel.yaml"
 
 
 def cmd_version(args: Any) -> int:
+    import platform
+
     if getattr(args, "json", False):
         say(json_text({"name": DIST_NAME, "version": version(), "python": platform.python_version(),
                        "settings_parser": settings_parser()}, indent=2))
@@ -55,8 +81,8 @@ def cmd_version(args: Any) -> int:
 def cmd_init(args: Any) -> int:
     """Write the demo settings into DIR (default: --settings), then say what was written,
     where the state will be kept and what to run next."""
-    from .init_settings import write_template
-    from .settings import STATE_DIR_ENV, SettingsLoader
+    from ..init_settings import write_template
+    from ..settings import STATE_DIR_ENV, SettingsLoader
 
     given = args.dir if args.dir is not None else args.settings
     result = write_template(Path(given).expanduser(), force=args.force)
@@ -70,6 +96,8 @@ def cmd_init(args: Any) -> int:
     if snapshot.problems:
         say(f"oneiric: the settings written to {dest} do not validate; see above.", err=True)
         return 1
+    import shlex
+
     flag = f"--settings {shlex.quote(str(given))}"
     if args.state_dir:
         say(f"state will be kept in {Path(args.state_dir).resolve()} (--state-dir).")

@@ -1,66 +1,81 @@
 """`oneiric runbook {list,show,check}` and `oneiric incident {open,list,show,note,update,close,export}`.
 
-cli.py owns the parser and dispatch; this module adds these subcommands and implements them.
-Exit codes follow ARCHITECTURE §10: 0 ok, 1 error (a broken runbook file), 2 usage, 3 not found.
+parser.py builds the command line and main.py dispatches; this module adds these subcommands
+and implements them. Exit codes are errors.ExitCode: OK, ERROR (a broken runbook file), USAGE,
+NOT_FOUND.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..cli_output import json_text, say
+from ..errors import ExitCode
+from .output import json_text, say
+from .parser import Handler
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE, ExitCode.NOT_FOUND
 
 
 def add_parsers(sub: Any) -> None:
     runbook = sub.add_parser("runbook", help="runbook decision trees (the defaults and settings/runbooks/)",
                              description="runbook decision trees: the package's defaults, with settings/runbooks/ "
-                             "added over them")
+                             "added over them", example=["oneiric runbook list", "oneiric runbook show remote-sync"])
+    runbook.set_defaults(handler=Handler(cmd_runbook))
     rsub = runbook.add_subparsers(dest="runbook_command", metavar="ACTION", parser_class=sub._parser_class)
-    p = rsub.add_parser("list", help="every runbook, flagging an overdue next_review")
+    p = rsub.add_parser("list", help="every runbook, flagging an overdue next_review",
+                        example="oneiric runbook list --json")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = rsub.add_parser("show", help="one runbook's nodes and branches")
+    p = rsub.add_parser("show", help="one runbook's nodes and branches",
+                        example="oneiric runbook show hot-swap-failed")
     p.add_argument("id", metavar="ID")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = rsub.add_parser("check", help="run every automated check of every runbook against the engine")
+    p = rsub.add_parser("check", help="run every automated check of every runbook against the engine",
+                        example="oneiric runbook check")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     incident = sub.add_parser("incident", help="incidents: open, list, show, note, update, close, export",
-                              description="incidents: open, list, show, note, update, close, export")
+                              description="incidents: open, list, show, note, update, close, export",
+                              example=["oneiric incident list", "oneiric incident show 5"])
+    incident.set_defaults(handler=Handler(cmd_incident))
     isub = incident.add_subparsers(dest="incident_command", metavar="ACTION", parser_class=sub._parser_class)
-    p = isub.add_parser("open", help="open an incident")
+    p = isub.add_parser("open", help="open an incident",
+                        example="oneiric incident open --severity P1 --title 'cache rollbacks' "
+                        "--component adapter/cache")
     p.add_argument("--severity", required=True, help="P0, P1, P2 or P3")
     p.add_argument("--title", required=True)
     p.add_argument("--summary", default="")
     p.add_argument("--component", action="append", default=[], metavar="DOMAIN/KEY",
                    help="a component involved (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = isub.add_parser("list", help="incidents, newest first")
+    p = isub.add_parser("list", help="incidents, newest first", example="oneiric incident list --status open")
     p.add_argument("--status", choices=["open", "mitigated", "closed"])
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = isub.add_parser("show", help="one incident with its timeline")
+    p = isub.add_parser("show", help="one incident with its timeline", example="oneiric incident show 5 --json")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = isub.add_parser("note", help="add a note to an incident's timeline")
+    p = isub.add_parser("note", help="add a note to an incident's timeline",
+                        example="oneiric incident note 5 'redis back after the failover'")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("text", metavar="TEXT")
-    p = isub.add_parser("update", help="change an incident's severity, status or title (on its timeline)")
+    p = isub.add_parser("update", help="change an incident's severity, status or title (on its timeline)",
+                        example="oneiric incident update 5 --status mitigated")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--severity", help="P0, P1, P2 or P3")
     p.add_argument("--status", choices=["open", "mitigated"], help="closing takes 'incident close'")
     p.add_argument("--title")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = isub.add_parser("close", help="close an incident with its resolution")
+    p = isub.add_parser("close", help="close an incident with its resolution",
+                        example="oneiric incident close 5 --resolution 'swapped back to memory' "
+                        "--root-cause 'redis down' --follow-up 'alert on redis'")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--resolution", required=True)
     p.add_argument("--root-cause")
     p.add_argument("--follow-up", action="append", default=[], metavar="TEXT", help="a follow-up (repeatable)")
-    p = isub.add_parser("export", help="the post-mortem (or with --handoff the escalation hand-off) in Markdown")
+    p = isub.add_parser("export", help="the post-mortem (or with --handoff the escalation hand-off) in Markdown",
+                        example="oneiric incident export 5 --out postmortem-5.md")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--format", default="md", choices=["md"])
     p.add_argument("--handoff", action="store_true", help="write the escalation hand-off instead")
@@ -68,7 +83,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _catalog(engine: Any) -> Any:
-    from .loader import load_catalog
+    from ..runbooks.loader import load_catalog
 
     return load_catalog(engine.settings_dir, roles=list(engine.settings.app.escalation.roles))
 
@@ -91,6 +106,8 @@ def cmd_runbook(engine: Any, args: Any) -> int:
         raise UsageError("runbook needs an action: list, show or check (see 'oneiric runbook --help').")
     catalog = _catalog(engine)
     if action == "list":
+        import datetime as dt  # here, not at the top: every `oneiric --help` would import it
+
         today = dt.date.today()
         rows = [{"id": t.id, "title": t.title, "kind": t.kind, "params": t.params, "reviewed": str(t.reviewed),
                  "next_review": str(t.next_review), "overdue": t.overdue(today), "nodes": len(t.nodes),
@@ -135,7 +152,7 @@ def cmd_runbook(engine: Any, args: Any) -> int:
     if action == "check":
         import asyncio
 
-        from .doctor import run_checks
+        from ..runbooks.doctor import run_checks
 
         findings = asyncio.run(run_checks(catalog, engine))
         if args.json:
@@ -155,7 +172,7 @@ def cmd_runbook(engine: Any, args: Any) -> int:
 
 
 def _incidents(engine: Any) -> Any:
-    from .incidents import Incidents
+    from ..runbooks.incidents import Incidents
 
     return Incidents(engine)
 
@@ -237,11 +254,11 @@ def cmd_incident(engine: Any, args: Any) -> int:
         say(f"Closed incident #{inc.id}: {inc.resolution}")
         return EXIT_OK
     if action == "export":
-        from .export import handoff, postmortem
+        from ..runbooks.export import handoff, postmortem
 
         text = handoff(incidents, args.id) if args.handoff else postmortem(incidents, args.id)
         if args.out:
-            from .export import save
+            from ..runbooks.export import save
 
             try:
                 save(args.out, text)

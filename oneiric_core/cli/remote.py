@@ -1,7 +1,7 @@
 """The remote commands of `oneiric`: remote-status, remote-sync and manifest {keygen,pack,sign,verify}.
 
-cli.py owns the parser and dispatch; this module adds the remote subcommands to it and
-implements them. Output follows the CLI's rules: `--json` with a stable shape (README "JSON
+parser.py builds the command line and main.py dispatches; this module adds the remote
+subcommands and implements them. Output follows the CLI's rules: `--json` with a stable shape (README "JSON
 shapes"), one-sentence errors, exit 6 when a remote source or a manifest fails (§10).
 """
 
@@ -13,31 +13,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli_output import json_text, say
-from ..errors import RemoteSyncFailed, UsageError
+from ..errors import ExitCode, RemoteSyncFailed, UsageError
 from ..humanize import age
+from .output import ago, json_text, print_json, say
+from .parser import Commands
+from .views import host_json, host_line
 
-EXIT_OK, EXIT_REMOTE = 0, 6
+EXIT_OK, EXIT_REMOTE = ExitCode.OK, ExitCode.REMOTE
 
 
-def add_parsers(sub: Any, cmd: Any, waits: Any) -> None:
-    cmd("remote-status", "per remote source: state, last success and its age, failures, circuit breaker, "
-        "manifest, signature, entries, rejected entries")
-    p = cmd("remote-sync", "sync remote manifests now: through the running host, else in this process")
-    p.add_argument("--source", metavar="NAME", help="only this source (default: every source in app.yml)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="fetch and check everything, print what would be added, replaced and removed; change nothing")
-    waits(p)
+def add_parsers(commands: Commands) -> None:
+    commands.add("remote-status", "per remote source: state, last success and its age, failures, circuit breaker, "
+                 "manifest, signature, entries, rejected entries", run=cmd_remote_status,
+                 example=["oneiric remote-status", "oneiric remote-status --json"])
 
-    manifest = sub.add_parser("manifest", help="make, sign and check remote manifests",
-                              description="make, sign and check remote manifests")
-    msub = manifest.add_subparsers(dest="manifest_command", metavar="ACTION", parser_class=sub._parser_class)
-    p = msub.add_parser("keygen", help="a new ed25519 signing key (private key file 0600 + its .pub)")
+    manifest, msub = commands.group("manifest", "make, sign and check remote manifests", dest="manifest_command",
+                                    example=["oneiric manifest keygen --out keys/acme.pem",
+                                             "oneiric manifest verify manifest.json"])
+    manifest.handle(run_manifest, needs_engine=False)
+    p = msub.add_parser("keygen", help="a new ed25519 signing key (private key file 0600 + its .pub)",
+                        example="oneiric manifest keygen --out keys/acme.pem --key-id acme-2026")
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the private key (PEM)")
     p.add_argument("--key-id", help="the key's id in app.yml (default: ed25519- and 16 hex digits of its hash)")
     p.add_argument("--force", action="store_true", help="replace an existing key file")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = msub.add_parser("pack", help="a manifest from a YAML/JSON list of entries")
+    p = msub.add_parser("pack", help="a manifest from a YAML/JSON list of entries",
+                        example="oneiric manifest pack entries.yml --name acme --version 1 --out manifest.json")
     p.add_argument("entries", type=Path, metavar="ENTRIES", help="YAML or JSON: a list of entries, or {entries: [...]}")
     p.add_argument("--name", required=True, help="the manifest's name")
     p.add_argument("--version", required=True, type=_version, metavar="N",
@@ -47,7 +48,8 @@ def add_parsers(sub: Any, cmd: Any, waits: Any) -> None:
     p.add_argument("--expires-in", type=_duration, metavar="DURATION",
                    help="set expires_at this far from now (30d, 12h, 90m; sign can set it too)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write it here (default: print it)")
-    p = msub.add_parser("sign", help="add this key's ed25519 signature to a manifest")
+    p = msub.add_parser("sign", help="add this key's ed25519 signature to a manifest",
+                        example="oneiric manifest sign manifest.json --key keys/acme.pem --expires-in 30d")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("--key", required=True, type=Path, metavar="FILE", help="the private key (from keygen)")
     p.add_argument("--key-id", help="the key's id (default: from FILE.pub, else derived from the key)")
@@ -57,7 +59,8 @@ def add_parsers(sub: Any, cmd: Any, waits: Any) -> None:
     p.add_argument("--version", type=_version, metavar="N", help="set the version before signing (raise it "
                    "when re-signing a published manifest)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write the signed manifest here (default: in place)")
-    p = msub.add_parser("verify", help="check a manifest's signatures and entries")
+    p = msub.add_parser("verify", help="check a manifest's signatures and entries",
+                        example="oneiric manifest verify manifest.json --public-key keys/acme.pem.pub")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("--public-key", action="append", default=[], metavar="ID=BASE64|FILE.pub",
                    help="a trusted key (repeatable; default: app.yml remote.trusted_keys)")
@@ -67,7 +70,7 @@ def add_parsers(sub: Any, cmd: Any, waits: Any) -> None:
 
 
 def _version(text: str) -> int:
-    from .freshness import MAX_VERSION
+    from ..remote.freshness import MAX_VERSION
 
     try:
         value = int(text)
@@ -79,7 +82,7 @@ def _version(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    from .freshness import parse_duration
+    from ..remote.freshness import parse_duration
 
     try:
         return parse_duration(text)
@@ -89,11 +92,6 @@ def _duration(text: str) -> float:
 
 def _n(count: Any, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
-
-
-def _age(ts: float | None) -> str:
-    text = age(ts)
-    return "never" if text is None else f"{text} ago"
 
 
 def _in(ts: float | None) -> str:
@@ -106,12 +104,10 @@ def _in(ts: float | None) -> str:
 # -- remote-status ------------------------------------------------------------------------------------
 
 def cmd_remote_status(engine: Any, args: Any) -> int:
-    from ..cli import _host_json, _host_line, _print_json
-
     sources = engine.remote.statuses()
     failing = [s for s in sources if s["consecutive_failures"] or s["breaker"].get("state") != "closed"]
     if args.json:
-        _print_json({"host": _host_json(engine), "sources": sources})
+        print_json({"host": host_json(engine), "sources": sources})
         return EXIT_REMOTE if failing else EXIT_OK
     if not sources:
         say("No remote sources are configured (app.yml `remote.sources`).")
@@ -120,7 +116,7 @@ def cmd_remote_status(engine: Any, args: Any) -> int:
     if lease is None or not alive:
         say("no host running: showing what the last sync recorded (the next host starts from the cached manifests)")
     else:
-        say(_host_line(engine))
+        say(host_line(engine))
     for s in sources:
         say()
         _print_source(s)
@@ -132,9 +128,9 @@ def _print_source(s: dict[str, Any]) -> None:
     say(f"{s['name']}: {s['state'].upper()}  {s['uri']}  (every {s['interval_s']:g} s; {sig_rule})")
     reported = s.get("reported_by") or {}
     if reported:
-        say(f"  reported by pid {reported.get('pid')} on {reported.get('hostname')} {_age(reported.get('updated_at'))}")
+        say(f"  reported by pid {reported.get('pid')} on {reported.get('hostname')} {ago(reported.get('updated_at'))}")
     next_at = f"; next attempt {_in(s['next_attempt_at'])}" if s.get("next_attempt_at") else ""
-    say(f"  last attempt {_age(s['last_attempt_at'])}; last success {_age(s['last_success_at'])}{next_at}")
+    say(f"  last attempt {ago(s['last_attempt_at'])}; last success {ago(s['last_success_at'])}{next_at}")
     say(f"  failures: {s['consecutive_failures']} consecutive, {s['total_failures']} total; "
           f"{s['total_syncs']} good sync(s)")
     b = s["breaker"]
@@ -177,12 +173,12 @@ def _print_source(s: dict[str, Any]) -> None:
     else:
         say("  rejected: none")
     if s.get("last_error"):
-        say(f"  last error ({s.get('last_error_kind')}, {_age(s.get('last_error_at'))}): {s['last_error']}")
+        say(f"  last error ({s.get('last_error_kind')}, {ago(s.get('last_error_at'))}): {s['last_error']}")
 
 
 def _expiry(expires_at: Any) -> str:
     """`2036-11-30T00:00:00Z (in 3650.0d)`, `... EXPIRED (2.0h ago)` or `never (no expires_at)`."""
-    from .freshness import parse_utc, when
+    from ..remote.freshness import parse_utc, when
 
     if not isinstance(expires_at, str):
         return "never (no expires_at)"
@@ -226,13 +222,13 @@ def print_sync(result: Any) -> None:
 # -- manifest ----------------------------------------------------------------------------------------
 
 def run_manifest(args: Any) -> int:
-    from . import tools
+    from ..remote import tools
 
     action = getattr(args, "manifest_command", None)
     if action == "keygen":
         info = tools.keygen(args.out, key_id=args.key_id, force=args.force)
         if args.json:
-            _json(info.to_dict())
+            print_json(info.to_dict())
         else:
             say(f"Wrote the private key to {info.private_path} (mode 0600; keep it secret, never commit it) "
                   f"and the public key to {info.public_path}.")
@@ -270,7 +266,7 @@ def run_manifest(args: Any) -> int:
 
 
 def _verify(args: Any) -> int:
-    from . import tools
+    from ..remote import tools
 
     app = _app(args)
     if args.public_key:
@@ -289,10 +285,10 @@ def _verify(args: Any) -> int:
     except RemoteSyncFailed as exc:
         report = getattr(exc, "report", None)
         if args.json and report is not None:
-            _json(report)
+            print_json(report)
         raise
     if args.json:
-        _json(report)
+        print_json(report)
     else:
         m = report["manifest"]
         say(f"{args.manifest}: {m['name']} v{m['version']} verifies: {report['signature']['reason']}.")
@@ -311,10 +307,6 @@ def _app(args: Any) -> Any:
     if not (directory / APP_FILE).exists():
         return AppSettings()
     return load_file(directory / APP_FILE, AppSettings)
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(json_text(data, indent=2) + "\n")
 
 
 __all__ = ["add_parsers", "cmd_remote_status", "print_sync", "run_manifest"]

@@ -6,7 +6,7 @@ visible escapes (oneiric_core.text) and never reads markup: an operator named
 `x\\e]0;pwned\\a` or a note `[link=http://evil]x[/link]` prints as those very characters.
 Rich output goes through `console()`, whose `print` turns every str it is given into plain
 Text the same way, so `out.print(f"... {name}")` cannot style or link anything either;
-tables (cli_table) make their cells plain Text themselves. JSON is data: `json_text`
+tables (table.py) make their cells plain Text themselves. JSON is data: `json_text`
 escapes every non-ASCII and control character (`\\u001b`, `\\u009b`), so `--json` output
 never carries a raw ESC or C1 byte either.
 """
@@ -14,12 +14,12 @@ never carries a raw ESC or C1 byte either.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from typing import Any
 
-from .text import multi_line
+from ..humanize import age
+from ..text import json_text, multi_line
 
 # Output read by a program (a pipe, a file) is as wide as its rows: one row per line, no
 # word cut to fit the 80 columns Rich assumes when there is no terminal. COLUMNS still wins.
@@ -32,13 +32,25 @@ def say(message: object = "", *, err: bool = False, flush: bool = False) -> None
     print(multi_line(message), file=sys.stderr if err else sys.stdout, flush=flush)
 
 
-def json_text(data: Any, **options: Any) -> str:
-    """`data` as JSON with every non-ASCII character escaped (`ensure_ascii`): a raw ESC, C1
-    or bidi character can never reach the reader's terminal, and the value is unchanged."""
-    return json.dumps(data, ensure_ascii=True, default=str, **options)
+def print_json(data: Any) -> None:
+    """A `--json` document: indented, every non-ASCII and control character escaped."""
+    sys.stdout.write(json_text(data, indent=2) + "\n")
 
 
-def console():
+def ago(ts: float | None) -> str:
+    """"3m ago", or "never" for a time that never came."""
+    text = age(ts)
+    return "never" if text is None else f"{text} ago"
+
+
+def new_table(*columns: str) -> Any:
+    """A FitTable with these column headings (table.py: fits the terminal, cells are plain text)."""
+    from .table import table as fit_table
+
+    return fit_table(*columns)
+
+
+def console() -> Any:
     """A Rich console for the CLI's tables and styled lines; a str printed on it is plain
     text (see the module docstring)."""
     width = None
@@ -53,7 +65,7 @@ def _plain_console() -> type:
     costs tens of milliseconds to import, which the quick CLI paths never pay)."""
     from rich.console import Console
 
-    from .text import plain
+    from ..text import plain
 
     class PlainConsole(Console):
         def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
@@ -64,4 +76,4 @@ def _plain_console() -> type:
     return PlainConsole
 
 
-__all__ = ["PIPE_WIDTH", "console", "json_text", "say"]
+__all__ = ["PIPE_WIDTH", "ago", "console", "json_text", "new_table", "print_json", "say"]

@@ -1,0 +1,97 @@
+"""The `oneiric` entry point: parse, run the command's handler, turn every error into one
+sentence on stderr and an exit code (errors.ExitCode), never a traceback unless `--debug`.
+
+Commands that read or change the component runtime get an Engine over the settings (built
+here, closed after); a change whose host is found before any settings are loaded goes
+straight to its socket (acting.via_host_quick). With no host running, commands compute from
+settings and the store.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ..errors import ExitCode, OneiricError
+from . import (
+    acting,
+    approvals,
+    completion,
+    components,
+    config,
+    init,
+    journal,
+    remote,
+    runbook,
+    serve,
+)
+from .init import VersionAction
+from .output import say
+from .parser import Commands, Handler, Parser, SubParsers
+
+COMPLETE_WORD = "__complete"  # `oneiric __complete WORDS...`: what the shell completion scripts call
+
+
+def build_parser() -> Parser:
+    root = Parser(prog="oneiric", description="Oneiric Console: operate Oneiric component runtimes.",
+                  example=["oneiric console", "oneiric status --key cache", "oneiric status --help"], root=True)
+    root.add_argument("--version", action=VersionAction, help="print the version and exit")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, action=SubParsers)
+    commands = Commands(sub)
+    serve.add_console(commands)
+    components.add_parsers(commands)
+    acting.add_parsers(commands)
+    approvals.add_parsers(commands)
+    serve.add_run(commands)
+    journal.add_parsers(commands)
+    remote.add_parsers(commands)
+    acting.add_remote_sync(commands)
+    runbook.add_parsers(sub)
+    init.add_parsers(commands)
+    config.add_parsers(commands)
+    completion.add_parsers(commands)
+    return root
+
+
+def run(argv: Sequence[str]) -> int:
+    if argv[:1] == [COMPLETE_WORD]:
+        return completion.print_candidates(build_parser, list(argv[1:]))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    if not handler.needs_engine:
+        return handler.run(args)
+    if (code := acting.via_host_quick(args)) is not None:
+        return code
+    from ..engine import Engine
+
+    engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None)
+    try:
+        return handler.run(engine, args)
+    finally:
+        engine.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        code = run(argv)
+    except OneiricError as exc:
+        if debug:
+            raise
+        say(f"oneiric: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        code = ExitCode.OK
+    except Exception as exc:  # the last line of defence: one sentence, no traceback
+        if debug:
+            raise
+        say(f"oneiric: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details).", err=True)
+        code = ExitCode.ERROR
+    return int(code)

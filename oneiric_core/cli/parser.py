@@ -1,0 +1,132 @@
+"""How `oneiric` reads its command line: the root parser, the global options, and the
+`Commands` each command group module adds its commands through.
+
+Two conventions hold for every command, because operators type them from habit:
+
+* **Global options go anywhere.** `oneiric --settings X status` and `oneiric status
+  --settings X` mean the same. The root parser holds each global option with its real
+  default; every other parser holds it too, with no default (argparse.SUPPRESS), so a value
+  given after the command lands on the same attribute and one not given leaves the root's.
+* **Every command's help ends with an example** (`Commands.add(..., example=...)`);
+  tests/test_cli_package.py checks that none lacks one.
+
+The group modules (components, acting, journal, approvals, serve, config, init, remote,
+runbook, completion) each have `add_parsers(commands)`; main.build_parser calls them in the
+order `oneiric --help` lists them. A command's parser carries its `Handler`, which main.py
+runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from ..errors import UsageError
+
+WAIT_S = 30.0  # how long a command waits for a running host's answer (--wait)
+SETTINGS_ENV = "ONEIRIC_SETTINGS"
+
+
+class Handler(NamedTuple):
+    """What runs a parsed command: `run(engine, args)` with an engine over the settings
+    (`needs_engine`), else `run(args)` (commands that run before or without settings). A
+    NamedTuple, not a dataclass: `dataclasses` costs `--help` 7 ms to import."""
+
+    run: Callable[..., int]
+    needs_engine: bool = True
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one sentence (exit 2), ends its help with
+    examples, and accepts the global options wherever it sits in the tree."""
+
+    def __init__(self, *args: Any, example: str | Sequence[str] | None = None, root: bool = False,
+                 **kwargs: Any) -> None:
+        examples = [example] if isinstance(example, str) else list(example or ())
+        if examples:
+            kwargs["epilog"] = "example" + ("s" if len(examples) > 1 else "") + ":\n" + \
+                "\n".join(f"  {line}" for line in examples)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.examples = examples
+        _add_global_options(self, root=root)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help').")
+
+    def handle(self, run: Callable[..., int], *, needs_engine: bool = True) -> Parser:
+        self.set_defaults(handler=Handler(run, needs_engine))
+        return self
+
+
+class SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose `add_parser(help=...)` also becomes the subparser's description."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Parser:  # type: ignore[override]
+        text = kwargs.get("help")
+        parser = super().add_parser(name, **kwargs)
+        if text and not parser.description:
+            parser.description = text
+        return parser  # type: ignore[return-value]
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
+    """--settings, --state-dir, --read-only, --debug: with their defaults on the root, with
+    none (SUPPRESS) everywhere else, so a value given after the command is the one used."""
+
+    def default(value: Any) -> Any:
+        return value if root else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--settings", default=default(os.environ.get(SETTINGS_ENV, "settings")),
+                       help=f"settings directory (default: ./settings or ${SETTINGS_ENV})")
+    group.add_argument("--state-dir", default=default(None),
+                       help="state directory (default: from app.yml, else .oneiric beside the settings)")
+    group.add_argument("--read-only", action="store_true", default=default(False), help="refuse every change")
+    group.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks")
+
+
+class Commands:
+    """The `oneiric COMMAND` level of the parser, as the group modules fill it."""
+
+    def __init__(self, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        self.sub = sub
+
+    def add(self, name: str, help_text: str, *, run: Callable[..., int], example: str | Sequence[str],
+            needs_engine: bool = True, json_flag: bool = True, ref: str | None = None) -> Parser:
+        """A command: `ref` "optional" or "required" adds --domain and --key (required);
+        `json_flag` adds --json."""
+        p: Parser = self.sub.add_parser(name, help=help_text, example=example)
+        if ref:
+            p.add_argument("--domain", help="adapter, service, task, event, workflow or action")
+            p.add_argument("--key", required=(ref == "required"), help="the component key, e.g. cache")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON (shapes in the README)")
+        return p.handle(run, needs_engine=needs_engine)
+
+    def group(self, name: str, help_text: str, *, dest: str, example: str | Sequence[str]) -> tuple[Parser, Any]:
+        """A command with actions of its own (`oneiric config validate`): its parser and the
+        subparsers its actions are added to."""
+        p: Parser = self.sub.add_parser(name, help=help_text, example=example)
+        return p, p.add_subparsers(dest=dest, metavar="ACTION", parser_class=Parser, action=SubParsers)
+
+
+def waits(p: argparse.ArgumentParser) -> None:
+    """--wait, for the commands a running host answers."""
+    p.add_argument("--wait", type=float, default=WAIT_S, metavar="SECONDS",
+                   help=f"with a host running: how long to wait for its answer (default {WAIT_S:g})")
+
+
+def leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Parser]]:
+    """Every command's parser with its words (`("incident", "close")`), depth first: for
+    completion and for the test that every command has an example."""
+    out: list[tuple[tuple[str, ...], Parser]] = []
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs and isinstance(parser, Parser):
+        return [(path, parser)]
+    for action in subs:
+        for name, child in action.choices.items():
+            out.extend(leaf_parsers(child, (*path, name)))
+    return out
