@@ -19,7 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from oneiric_core.domains import ComponentRef, Domain
-from oneiric_core.errors import OneiricError
+from oneiric_core.errors import ExitCode, OneiricError
 from oneiric_core.lifecycle import SwapOutcome
 
 from .messages import RefHighlighted, SwapDone
@@ -410,7 +410,8 @@ class MainScreen(Screen):
         self._after_action({self.current} if self.current else set())
 
     def _notify_result(self, result: CommandResult) -> None:
-        severity = "information" if result.ok else ("warning" if result.exit_code in (4, 5) else "error")
+        refused = result.exit_code in (ExitCode.UNHEALTHY, ExitCode.SWAP_REFUSED)  # the engine said no, safely
+        severity = "information" if result.ok else ("warning" if refused else "error")
         self.notify(result.message, severity=severity, markup=False, timeout=5 if result.ok else 10)
 
     @work(group="drains")
