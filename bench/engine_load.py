@@ -63,7 +63,7 @@ def _rss_mb() -> float:
 def _child_main(settings_dir: str, state_dir: str, json_dir: str, out: str, health_rounds: str = "0") -> None:
     t0 = time.perf_counter()
     from oneiric_core import engine as engine_mod
-    from oneiric_core import registry, resolver, settings, settings_yaml, store
+    from oneiric_core import registry, resolver, settings, settings_careful, store
 
     marks: dict[str, float] = {"imports_ms": (time.perf_counter() - t0) * 1000, "rss_before_mb": _rss_mb()}
     names = sorted(os.listdir(settings_dir))
@@ -108,7 +108,7 @@ def _child_main(settings_dir: str, state_dir: str, json_dir: str, out: str, heal
     timed(settings, "_needs_careful", "prescreen")
     timed(settings, "_fast_load", "fast_load")
     timed(settings, "_fast_parse", "fast_parse")
-    timed(settings_yaml, "parse_careful", "careful")
+    timed(settings_careful, "parse_careful", "careful")
     timed(settings.SettingsLoader, "use_keep_dir", "keep")
     timed(store.StateStore, "__init__", "store")
     timed(engine_mod.Engine, "_apply_settings", "apply")
@@ -231,7 +231,7 @@ PHASES = [  # (label, key); indented labels are parts of the row above
 def write_json_baseline(settings_dir: Path, json_dir: Path) -> None:
     """Each settings file's data as JSON, for the json.loads baseline."""
     from oneiric_core.settings import _fast_load
-    from oneiric_core.settings_yaml import _parse_yaml, _to_plain
+    from oneiric_core.settings_careful import _parse_yaml, _to_plain
 
     json_dir.mkdir()
     for path in sorted(settings_dir.glob("*.yml")):

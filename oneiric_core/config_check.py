@@ -24,9 +24,14 @@ from pathlib import Path
 from .domains import Domain
 from .factories import factory_problem
 from .input_limits import LimitExceeded, read_capped
-from .settings import (
-    APP_FILE, AppSettings, ConfigProblem, DomainSettings, _abs, _missing_dir_message, _sorted, _validate_files,
-    limits_for,
+from .settings import _missing_dir_message, _validate_files, limits_for
+from .settings_model import (
+    APP_FILE,
+    AppSettings,
+    ConfigProblem,
+    DomainSettings,
+    _abs,
+    _sorted,
 )
 
 # `factory: pkg.mod:attr` on its own line (block style, possibly after the `- ` of a list item),

@@ -942,7 +942,7 @@ class Engine:
         permanent way to change a winner. A running host's settings watcher turns the edit
         into a proposal (applied or waiting, by policy); with no host, the next host starts
         with it. Returns the file written."""
-        from .settings import set_selection
+        from .settings_edit import set_selection
 
         ref = self.known(domain, key)
         self._writable("editing settings")
@@ -964,7 +964,7 @@ class Engine:
     def _select_in_settings(self, record: ProposalRecord) -> ProposalRecord:
         """No host: an approved swap becomes the selection in settings/<domain>s.yml (a
         round-trip edit that keeps comments), the state the next host starts from."""
-        from .settings import set_selection
+        from .settings_edit import set_selection
 
         ref = self.ref(record.domain, record.key)
         old = self.resolver.selection(ref)

@@ -11,7 +11,7 @@ a recursive parser or validator off the end of the stack. So:
   limit is ever held in memory. Remote manifests over HTTP are stopped while their body streams
   in (remote/fetch.py);
 * depth is checked on the parsed data (`depth_beyond`, iterative) or, for the careful YAML path,
-  on the node tree before anything is constructed (settings_yaml.py).
+  on the node tree before anything is constructed (settings_careful.py).
 
 A refusal is a `LimitExceeded`: it says which limit was hit, where (a file path or a source
 URL), what was found, the limit, and the app.yml key that raises it, in one sentence.

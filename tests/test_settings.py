@@ -16,11 +16,10 @@ from oneiric_core.settings import (
     ConfigProblem,
     DomainSettings,
     SettingsLoader,
-    edit_yaml,
     load_file,
-    set_selection,
     validate_dir,
 )
+from oneiric_core.settings_edit import edit_yaml, set_selection
 
 
 @pytest.fixture

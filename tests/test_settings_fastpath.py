@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import oneiric_core.settings as settings_module
 from oneiric_core.domains import Domain
 from oneiric_core.settings import DomainSettings, _fast_load, _fast_parse
-from oneiric_core.settings_yaml import _parse_yaml, _to_plain, parse_careful
+from oneiric_core.settings_careful import _parse_yaml, _to_plain, parse_careful
 
 FILE = Path("adapters.yml")
 
