@@ -41,6 +41,7 @@ from .seal import RowSeal
 from .resolver import Explanation, Resolver, StackOrder
 from .retention import PruneReport, RetentionPolicy, prune as prune_by_retention
 from .settings import APP_FILE, AppSettings, ConfigProblem, LimitsOptions, SettingsLoader, SettingsSnapshot
+from .sdnotify import supervision
 from .host_session import HEARTBEAT_S, HostBusy
 from .store import (
     LEASE_STALE_AFTER_S, HealthSnapshot, LeaseInfo, LifecycleSnapshot, ProposalRecord, StateStore, StoreError,
@@ -548,7 +549,8 @@ class Engine:
         took_over = None if before is None else {"pid": before.pid, "hostname": before.hostname}
         self.emit(Event("host-started", f"host started (pid {os.getpid()} on {socket.gethostname()})"
                         + (f", taking over from pid {before.pid} on {before.hostname}" if before else ""),
-                        actor=self.actor, data={"pid": os.getpid(), "took_over": took_over}))
+                        actor=self.actor, data={"pid": os.getpid(), "took_over": took_over,
+                                                "supervision": supervision()}))
         recover_interrupted_swaps(self.store, self.approvals, self.emit, previous=before, actor=self.actor)
         self.store.clear_lifecycle()
         self.activity.reload()  # the desired state written while no host ran, as of now
@@ -714,6 +716,8 @@ class Engine:
         then, so no second host starts providers while these still stop."""
         if not self.started:
             return
+        stopping_since = time.monotonic()
+        cut_short = False  # a wait ran out (the supervisor runbook reads this from host-stopped)
         wait = self.lifecycle.options.cleanup_timeout if timeout is None else timeout
         self._stop_watcher()
         await self.remote.stop()
@@ -728,6 +732,7 @@ class Engine:
             async with asyncio.timeout(wait):
                 await self.lifecycle.stop_all()
         except TimeoutError:
+            cut_short = True
             self.emit(Event("cleanup-failed", f"providers were still stopping after {wait:g}s; the host stops "
                             "without waiting for them", Severity.WARNING, actor=self.actor))
         await self.session.stop_heartbeat()
@@ -736,7 +741,11 @@ class Engine:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
         self._tasks.clear()
-        self.emit(Event("host-stopped", f"host stopped (pid {os.getpid()})", actor=self.actor))
+        took = time.monotonic() - stopping_since
+        self.emit(Event("host-stopped", f"host stopped (pid {os.getpid()}) in {took:.1f}s", actor=self.actor,
+                        duration_ms=took * 1000,
+                        data={"pid": os.getpid(), "took_s": round(took, 3), "timeout_s": wait,
+                              "cut_short": cut_short or self.session.cut_short_commands}))
         self.session.release()
         if self.telemetry is not None:
             self._telemetry_listener()

@@ -64,6 +64,7 @@ class HostSession:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._server: asyncio.base_events.Server | None = None
         self._running: set[asyncio.Task[Any]] = set()
+        self.cut_short_commands = False  # stop_serving cancelled a command still running at its timeout
         self._scanned_command = 0
         self._tampered: set[tuple[str, int]] = set()
         self._last_prune = time.monotonic()
@@ -185,6 +186,7 @@ class HostSession:
         running = set(self._running)
         if running:
             _, late = await asyncio.wait(running, timeout=timeout)
+            self.cut_short_commands = self.cut_short_commands or bool(late)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)

@@ -53,3 +53,16 @@ def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
     except ValueError:
         return None
     return usec / 2 / 1_000_000 if usec > 0 else None
+
+
+def supervision(env: Mapping[str, str] | None = None) -> dict[str, object]:
+    """What supervises this process, as the host records it in its `host-started` event (the
+    service-supervisor runbook reads it): under systemd (INVOCATION_ID, which systemd sets
+    for every unit it starts), with the notify protocol (NOTIFY_SOCKET), with a watchdog
+    (WATCHDOG_USEC, in seconds), and the unit's invocation id."""
+    env = os.environ if env is None else env
+    interval = watchdog_interval(env)
+    return {"systemd": bool(env.get("INVOCATION_ID") or env.get("NOTIFY_SOCKET")),
+            "notify": bool(env.get("NOTIFY_SOCKET")),
+            "watchdog_s": None if interval is None else round(interval * 2, 3),
+            "invocation_id": env.get("INVOCATION_ID") or None}

@@ -1138,6 +1138,11 @@ class StateStore:
         """The highest stored event id, 0 when the journal is empty."""
         return int(self._read("SELECT COALESCE(MAX(id), 0) FROM journal")[0][0])
 
+    def oldest_journal_row(self) -> tuple[int, float] | None:
+        """The oldest stored event's id and time, None when the journal is empty."""
+        rows = self._read("SELECT id, ts FROM journal ORDER BY id LIMIT 1")
+        return (int(rows[0][0]), float(rows[0][1])) if rows else None
+
     def count_journal(
         self,
         *,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .facts import GLOBAL_SIDE_EFFECT_FREE, FactContext, evaluate
+from .fact_index import GLOBAL_SIDE_EFFECT_FREE
+from .facts import FactContext, evaluate
 from .loader import Catalog
 
 PER_KEY = ("key.activity", "key.state", "key.last_swap", "key.error_class", "key.health", "key.winner",

@@ -287,19 +287,25 @@ async def provider_reachable(ctx: FactContext) -> FactResult:
     host, port = cand.settings.get("host"), cand.settings.get("port")
     if not host or not port:
         return FactResult("no-endpoint", [f"{cand.provider} has no host/port in its settings."])
+    reachable, sentence = await tcp_check(str(host), int(port))
+    return FactResult("reachable" if reachable else "unreachable", [sentence])
+
+
+async def tcp_check(host: str, port: int, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """Whether host:port accepts a TCP connection, and the sentence that says so."""
     started = time.perf_counter()
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(str(host), int(port)), 2.0)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
     except (OSError, TimeoutError) as exc:
         if isinstance(exc, ConnectionRefusedError):
             why = "connection refused (nothing listens there)"
         elif isinstance(exc, TimeoutError):
-            why = "no answer within 2 s"
+            why = f"no answer within {timeout_s:g} s"
         else:
             why = exc.strerror or type(exc).__name__
-        return FactResult("unreachable", [f"cannot connect to {host}:{port}: {why}."])
+        return False, f"cannot connect to {host}:{port}: {why}."
     writer.close()
-    return FactResult("reachable", [f"{host}:{port} accepts connections ({(time.perf_counter() - started) * 1000:.1f} ms)."])
+    return True, f"{host}:{port} accepts connections ({(time.perf_counter() - started) * 1000:.1f} ms)."
 
 
 @fact("provider.importable", "whether the target's factory module can be found (yes | no)", ("domain", "key", "target"))

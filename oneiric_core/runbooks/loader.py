@@ -86,7 +86,7 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
     the escalation roles, when given)."""
     from ..package_data import default_runbook_dir
     from .actions import ACTIONS
-    from .facts import FACTS
+    from .fact_index import FACTS
 
     directory = runbook_dir(settings_dir)
     default_dir = default_runbook_dir()

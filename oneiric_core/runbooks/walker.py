@@ -115,7 +115,7 @@ class Walker:
         node = self.node
         needs: tuple[str, ...] = ()
         if node.kind == "check" and node.fact:
-            from .facts import FACTS
+            from .fact_index import FACTS
 
             needs = FACTS[node.fact].needs
         elif node.kind == "action" and node.action:
