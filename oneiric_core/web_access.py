@@ -113,11 +113,15 @@ class AccessToken:
 
 
 def new_session_id(taken: Container[str]) -> str:
-    """A short hex id not in `taken` (the sessions this server has had)."""
+    """A short hex id not in `taken` (the sessions this server has had): four digits, longer
+    once four-digit ids keep colliding (a server that has had tens of thousands of sessions)."""
+    digits = SESSION_HEX
     while True:
-        session = secrets.token_hex(SESSION_HEX // 2)
-        if session not in taken:
-            return session
+        for _ in range(32):
+            session = secrets.token_hex(digits // 2)
+            if session not in taken:
+                return session
+        digits += 2
 
 
 def session_display(session: str, display: str | None = None) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -91,18 +90,24 @@ def _env() -> dict[str, str]:
 def web_server(tmp_path: Path, *flags: str) -> Iterator[WebServer]:
     """`oneiric console --web` in a subprocess, until it printed its URL; stopped with SIGTERM
     afterwards, which must end it cleanly: exit 0, the lease released, host-stopped journaled."""
-    settings, state, log = tmp_path / "settings", tmp_path / "state", tmp_path / "web.err"
+    settings, state, log, said = tmp_path / "settings", tmp_path / "state", tmp_path / "web.err", tmp_path / "web.out"
     if not settings.exists():
         demo_copy(tmp_path)
-    with log.open("w") as err:
+    with log.open("w") as err, said.open("w") as out:  # files, not pipes: nothing the server says can block it
         proc = subprocess.Popen([sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings),
                                  "--state-dir", str(state), "console", "--web", *flags],
-                                cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=err, text=True)
+                                cwd=REPO, env=_env(), stdout=out, stderr=err, text=True)
+
+    def first_line() -> str | None:
+        text = said.read_text()
+        if "\n" in text:
+            return text.splitlines()[0]
+        return f"(exited with {proc.returncode})" if proc.poll() is not None else None
+
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], START_S)
-        line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+        line = wait_until(first_line, "the server to print its URL", timeout=START_S)
         found = re.search(r"http://\S+", line)
-        assert found, f"no URL within {START_S:g}s (said {line!r}):\n{log.read_text()}"
+        assert found, f"no URL (said {line!r}):\n{log.read_text()}"
         server = WebServer(proc, found.group(0), line, state, log)
         yield server
     finally:
@@ -118,7 +123,8 @@ def web_server(tmp_path: Path, *flags: str) -> Iterator[WebServer]:
     with StateStore(state / "state.sqlite") as store:
         assert store.current_lease() is None, "the server left its lease behind"
         assert store.journal(limit=1)[-1].kind == "host-stopped"
-    assert "Traceback" not in log.read_text(), log.read_text()
+    assert "Traceback" not in log.read_text() + said.read_text(), log.read_text() + said.read_text()
+    assert said.read_text() == line + "\n"  # one line, the URL's
 
 
 def _get(url: str, **headers: str) -> int:

@@ -66,6 +66,8 @@ def test_session_ids_are_unique_within_a_server_and_shown_with_the_users_own_nam
         session = new_session_id(seen)
         assert session not in seen and len(session) == 4 and int(session, 16) >= 0
         seen.add(session)
+    every_short_id = {f"{n:04x}" for n in range(16 ** 4)}
+    assert len(new_session_id(every_short_id)) == 6  # a long-running server never runs out
     assert session_display("3f2a") == "web session 3f2a"
     assert session_display("3f2a", "ops desk") == "ops desk, web session 3f2a"
     assert session_display("3f2a", "раul") == "web session 3f2a"  # a look-alike name is dropped
