@@ -104,12 +104,12 @@ async def _until_stopped(engine: Engine, stopping: asyncio.Event) -> str | None:
             return None
         except TimeoutError:
             pass
-        holder = _lease_taken(engine)
+        holder = lease_taken(engine)
         if holder is not None:
             return holder
 
 
-def _lease_taken(engine: Engine) -> str | None:
+def lease_taken(engine: Engine) -> str | None:
     """Who holds the lease now if it is no longer this process's (None while it is ours,
     or while the store cannot tell: a store error is not a reason to stop serving)."""
     try:

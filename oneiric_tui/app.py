@@ -34,6 +34,7 @@ from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
 from oneiric_core.resolver import Explanation
+from oneiric_core.store import LeaseInfo
 from oneiric_core.text import multi_line, one_line
 
 from .control_filter import HiddenCharacterFilter
@@ -69,9 +70,13 @@ class OneiricApp(App):
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True, id="app.hard_quit"),
     ]
 
-    def __init__(self, engine: Engine, *, read_only: bool = False, autostart: bool = True) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False, autostart: bool = True,
+                 may_host: bool = True, read_only_reason: str | None = None) -> None:
         """`autostart=False` shows the configuration without starting providers (snapshot tests
-        use it so nothing time-dependent is on screen)."""
+        use it so nothing time-dependent is on screen). `may_host=False` makes a console that
+        is only ever a client (a web session, web_tab.py): it follows whichever process hosts
+        and, while none does, waits for one instead of taking over. `read_only_reason` ends
+        the sentence a refused key shows ("Read-only: pause is refused (...)")."""
         # What exists now (imports, settings, the registry) lives as long as the console: keep
         # the collector from walking it again in every full collection while the first frame
         # is built (with 10,000 candidates each such walk took tens of milliseconds).
@@ -79,9 +84,11 @@ class OneiricApp(App):
         super().__init__()
         self.engine = engine
         self.autostart = autostart
+        self.may_host = may_host
+        self.read_only_reason = read_only_reason
         if read_only:
             engine.read_only = True
-        self.mode = "starting"
+        self.mode = "starting" if may_host else "attaching"
         self.host_detail = ""
         self.statuses: dict[ComponentRef, ComponentStatus] = {}
         self.swapping: set[ComponentRef] = set()
@@ -93,6 +100,7 @@ class OneiricApp(App):
         self._leaving = False
         self._starter = None
         self._follow_timer = None
+        self._holder: tuple[int, str] | None = None  # the host a client is attached to: (pid, hostname)
         # How actions are carried out (operator_port.py): in this process until another
         # process turns out to host, then over its socket; in this process again on takeover.
         self.operator: Operator = connect(engine, read_only=engine.read_only, wait=COMMAND_WAIT_S)
@@ -198,19 +206,38 @@ class OneiricApp(App):
         self.refresh_all()
 
     def _begin_start(self) -> None:
-        if not self._stopped:
+        if self._stopped:
+            return
+        if self.may_host:
             self._starter = self._start_engine()
+            return
+        lease, alive = self.engine.host()
+        if alive and lease is not None:
+            self._attach_to_host(lease)
+        else:
+            self._wait_for_host()
+        self._follow_timer = self.set_interval(1.0, self.follow_store)
+
+    def _attach_to_host(self, holder: LeaseInfo) -> None:
+        """Another process hosts: show its state, send actions to it."""
+        self.mode = "client"
+        self._holder = (holder.pid, holder.hostname)
+        self.operator = connect(self.engine, read_only=self.engine.read_only, wait=COMMAND_WAIT_S)
+        self.host_detail = f"attached to pid {holder.pid} on {holder.hostname}"
+        self.post_message(EngineReady("client", self.host_detail))
+
+    def _wait_for_host(self) -> None:
+        """A console that may not host, with no host running: show the stored state and
+        attach once a host is there (follow_store looks every second)."""
+        self.mode, self.host_detail = "waiting", "waiting for a host"
+        self.post_message(EngineReady("waiting", self.host_detail))
 
     @work(group="engine", exit_on_error=False)
     async def _start_engine(self) -> None:
         try:
             await self.engine.start()
         except HostBusy as exc:
-            holder = exc.holder
-            self.mode = "client"
-            self.operator = connect(self.engine, read_only=self.engine.read_only, wait=COMMAND_WAIT_S)
-            self.host_detail = f"attached to pid {holder.pid} on {holder.hostname}"
-            self.post_message(EngineReady("client", self.host_detail))
+            self._attach_to_host(exc.holder)
             self._follow_timer = self.set_interval(1.0, self.follow_store)
             return
         except OneiricError as exc:
@@ -291,11 +318,21 @@ class OneiricApp(App):
 
     def follow_store(self) -> None:
         """Client mode: the host lives in another process, so read what it wrote. When that
-        host is gone (stopped, or its heartbeat went stale), this console takes over."""
+        host is gone (stopped, or its heartbeat went stale), this console takes over, or, if
+        it may not host, waits for the next host; one that took over between two looks is
+        attached to at once."""
         if self._stopped:
             return
         lease, alive = self.engine.host()
-        if not alive and self.mode == "client" and self._follow_timer is not None:
+        if alive and lease is not None and (
+                self.mode == "waiting" or (self.mode == "client" and (lease.pid, lease.hostname) != self._holder)):
+            self._attach_to_host(lease)  # a host came, or another took over between two looks
+        elif not self.may_host and self.mode == "client" and not alive:
+            gone = f"pid {lease.pid} on {lease.hostname}" if lease else "the host"
+            self.notify(f"The host ({gone}) is gone; this session waits for the next host (the web server "
+                        "takes over within seconds).", severity="warning", timeout=10, markup=False)
+            self._wait_for_host()
+        elif not alive and self.mode == "client" and self._follow_timer is not None:
             self._follow_timer.stop()
             self._follow_timer = None
             gone = f"pid {lease.pid} on {lease.hostname}" if lease else "the host"
@@ -359,7 +396,7 @@ class OneiricApp(App):
             return
         if message.mode == "failed":
             self.notify(message.detail, severity="error", timeout=15, markup=False)
-        elif message.mode == "client":
+        elif message.mode == "client" and self.may_host:
             self.notify(f"Another process hosts this state directory: {message.detail}. Showing its state; "
                         "your actions are sent to it as commands.", severity="warning", timeout=10, markup=False)
         self.main.refresh_bindings()
@@ -372,6 +409,16 @@ class OneiricApp(App):
         gc.freeze()
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_GC_EVERY)
+
+    def refusal(self, what: str) -> str:
+        """Why the key for `what` ("pause", "swap") does nothing here, in one sentence."""
+        if self.engine.read_only:
+            return f"Read-only: {what} is refused" + (f" ({self.read_only_reason})." if self.read_only_reason else ".")
+        if self.mode == "waiting":
+            return f"No host runs for this state directory: {what} is refused until one does."
+        if self.mode == "attaching":
+            return f"{what.capitalize()} is refused until this console has attached to the host."
+        return f"{what.capitalize()} is refused: {self.host_detail or 'the engine is not running'}."
 
     # -- rendering ---------------------------------------------------------------------------
     def refresh_all(self) -> None:
@@ -431,7 +478,8 @@ class OneiricApp(App):
         engine = self.engine
         text = Text()
         text.append(" Oneiric ", style="bold reverse")
-        mode = {"starting": "HOST starting...", "host": "HOST"}.get(self.mode, "CLIENT")
+        mode = {"starting": "HOST starting...", "host": "HOST",
+                "attaching": "CLIENT attaching..."}.get(self.mode, "CLIENT")
         text.append(f" {mode}", style="bold")
         if self.host_detail:
             text.append(f" {one_line(self.host_detail)}")
@@ -472,7 +520,8 @@ class OneiricApp(App):
 
 def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False) -> int:
     engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None)
-    app = OneiricApp(engine, read_only=read_only)
+    app = OneiricApp(engine, read_only=read_only, read_only_reason="this console was started with --read-only"
+                     if read_only else None)
     app.run()
     return app.return_code or 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
@@ -176,6 +176,22 @@ class MainScreen(Screen):
         if action in ("approve_selected", "reject_selected") and self.active_pane() != "approvals":
             return False
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action is disabled here (read-only, or no host to send it to) says so
+        in one line instead of doing nothing: the key bar only dims it, and an operator in a
+        browser tab may not know the session was started read-only. Runs before the key
+        reaches the bindings, which would skip it anyway."""
+        if self.oneiric.can_change:
+            return
+        active = self.active_bindings.get(event.key)
+        if active is None or active.enabled:
+            return
+        action = active.binding.action.split("(", 1)[0].rsplit(".", 1)[-1]
+        if action in MUTATING:
+            event.stop()
+            what = (active.binding.description or action.replace("_", " ")).lower()
+            self.notify(self.oneiric.refusal(what), severity="warning", markup=False)
 
     def _need_ref(self) -> ComponentRef | None:
         if self.current is None:

@@ -6,14 +6,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..errors import UsageError
 from .parser import Commands
 
 
 def add_console(commands: Commands) -> None:
     p = commands.add("console", "the operations console (Textual); hosts the state dir unless another process does",
                      run=cmd_console, needs_engine=False, json_flag=False,
-                     example=["oneiric console", "oneiric --settings /etc/oneiric console --theme ansi-dark"])
+                     example=["oneiric console", "oneiric --settings /etc/oneiric console --theme ansi-dark",
+                              "oneiric console --web --bind 127.0.0.1:8080"])
     p.add_argument("--theme", help="a Textual theme, e.g. ansi-dark (default: $TEXTUAL_THEME or textual-dark)")
+    p.add_argument("--web", action="store_true", help="serve the console to browsers instead (docs/web.md): "
+                   "prints one URL with an access token; every tab is a client of this state dir's one host")
+    p.add_argument("--bind", metavar="HOST:PORT", help="with --web: where to listen (default 127.0.0.1 on a free "
+                   "port); only an address named here, e.g. 0.0.0.0:8080, is reachable from other machines")
+    p.add_argument("--web-operate", action="store_true", help="with --web: web sessions may act (default: read-only)")
 
 
 def add_run(commands: Commands) -> None:
@@ -38,6 +45,13 @@ def cmd_console(args: Any) -> int:
     contracts say so); Textual is never loaded for any other command."""
     if args.theme:
         os.environ["TEXTUAL_THEME"] = args.theme
+    if args.web or args.bind or args.web_operate:
+        if not args.web:
+            raise UsageError("--bind and --web-operate go with --web (see 'oneiric console --help').")
+        from oneiric_tui.web_serve import serve
+
+        return serve(args.settings, state_dir=args.state_dir, bind=args.bind, operate=args.web_operate,
+                     read_only=args.read_only)
     from oneiric_tui.app import run_console
 
     return int(run_console(args.settings, state_dir=args.state_dir, read_only=args.read_only))

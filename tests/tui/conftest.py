@@ -16,9 +16,10 @@ from tests.helpers import demo_copy
 def make_app(tmp_path) -> Callable[..., OneiricApp]:
     settings = demo_copy(tmp_path)
 
-    def make(*, read_only: bool = False, autostart: bool = True) -> OneiricApp:
+    def make(*, read_only: bool = False, autostart: bool = True, **options: object) -> OneiricApp:
+        """`options` go to OneiricApp (may_host, read_only_reason)."""
         engine = Engine(settings, state_dir=tmp_path / "state", actor="tester", read_only=read_only or None)
-        return OneiricApp(engine, read_only=read_only, autostart=autostart)
+        return OneiricApp(engine, read_only=read_only, autostart=autostart, **options)  # type: ignore[arg-type]
 
     return make
 

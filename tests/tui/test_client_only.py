@@ -1,0 +1,54 @@
+"""The console as a web session runs it (web_tab.py): a client that never hosts, and keys that
+are disabled say why instead of doing nothing. Pilot over a real engine; the host is a real
+process."""
+
+from __future__ import annotations
+
+from oneiric_tui.main_screen import MainScreen
+from tests.helpers import start_host_process
+from tests.tui.conftest import ready, until
+from tests.tui.test_console import screen_text, to_cache
+
+
+async def test_a_disabled_key_says_in_one_line_why_it_does_nothing(make_app):
+    app = make_app(read_only=True, read_only_reason="started without --web-operate")
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await ready(pilot)
+        await to_cache(pilot)
+        before = app.engine.store.last_journal_id()
+        await pilot.press("p")
+        await until(pilot, lambda: "Read-only: pause is refused (started" in screen_text(app))
+        await pilot.press("s")
+        await until(pilot, lambda: "Read-only: swap is refused" in screen_text(app))
+        assert isinstance(app.screen, MainScreen)
+        assert app.engine.journal(after_id=before) == []
+
+
+async def test_a_console_that_may_not_host_follows_hosts_and_never_becomes_one(make_app):
+    app = make_app(may_host=False)
+    engine = app.engine
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await until(pilot, lambda: app.mode == "waiting")
+        assert engine.host() == (None, False) and not engine.is_host
+        assert "CLIENT waiting for a host" in screen_text(app)
+        await pilot.press("p")
+        await until(pilot, lambda: any(n.message == "No host runs for this state directory: pause is refused until "
+                                       "one does." for n in app._notifications))
+        host = start_host_process(engine.settings_dir, engine.state_dir)
+        try:
+            await until(pilot, lambda: app.mode == "client", timeout=15)
+            await until(pilot, lambda: f"CLIENT attached to pid {host.pid}" in screen_text(app))
+            # The host goes away: this console waits for the next one instead of taking over.
+            host.kill()
+            host.wait()
+            await until(pilot, lambda: app.mode == "waiting", timeout=15)
+            await until(pilot, lambda: any("this session waits for the next host" in n.message
+                                           for n in app._notifications))
+            await pilot.pause(1.5)  # a console that may host would have started by now
+            assert app.mode == "waiting" and not engine.is_host
+            lease, alive = engine.host()
+            assert lease is not None and lease.pid == host.pid and not alive
+        finally:
+            if host.poll() is None:
+                host.kill()
+                host.wait()
