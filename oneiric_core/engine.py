@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import os
 import socket
@@ -84,9 +85,19 @@ class ComponentStatus:
     proposal: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out.pop("ref")
-        return {"domain": self.ref.domain.value, "key": self.ref.key, **out}
+        """The `status --json` shape. Built field by field, not with dataclasses.asdict, whose
+        recursive deep copy took 0.2 s at 10,000 components (the two dict fields are copied
+        as asdict would: their values are plain JSON data)."""
+        out: dict[str, Any] = {"domain": self.ref.domain.value, "key": self.ref.key}
+        for name in _STATUS_FIELDS:
+            out[name] = getattr(self, name)
+        out["last_swap"] = copy.deepcopy(self.last_swap)
+        out["proposal"] = copy.deepcopy(self.proposal)
+        return out
+
+
+_STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(ComponentStatus) if f.name not in ("ref", "last_swap",
+                                                                                         "proposal"))
 
 
 class Engine:

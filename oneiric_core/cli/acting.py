@@ -20,23 +20,29 @@ from typing import Any
 from ..errors import NotFound
 from .output import print_json, say
 from .parser import Commands, waits
-from .views import host_json, lease_json, print_probe_table
+from .views import host_json, lease_json, overall_line, print_probe_table
 
 
 def add_parsers(commands: Commands) -> None:
     for name, text in (("pause", "stop new work on a key"), ("resume", "accept work on a key again")):
-        p = commands.add(name, text, run=cmd_act, ref="required",
-                         example=f"oneiric {name} --key cache --note 'redis maintenance'")
+        p = commands.add(name, text, run=cmd_act, ref="required", positional_key=True,
+                         example=[f"oneiric {name} cache --note 'redis maintenance'",
+                                  f"oneiric {name} --domain adapter --key cache"])
         p.add_argument("--note", help="why (journaled)")
         waits(p)
+    pause = commands.sub.choices["pause"]
+    pause.add_argument("--resume", dest="resume_instead", action="store_true",
+                       help="resume the key instead (upstream Oneiric's spelling of 'oneiric resume KEY')")
     p = commands.add("drain", "stop new work on a key and wait for in-flight work to finish", run=cmd_act,
-                     ref="required", example="oneiric drain --key cache --timeout 60")
+                     ref="required", positional_key=True, example="oneiric drain cache --timeout 60")
     p.add_argument("--note", help="why (journaled)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for drained (default 30)")
+    p.add_argument("--clear", "--resume", dest="resume_instead", action="store_true",
+                   help="clear the drain: resume the key (upstream Oneiric's spelling of 'oneiric resume KEY')")
     waits(p)
     p = commands.add("swap", "propose a swap of a key to another provider; applied as the approvals policy allows",
-                     run=cmd_act, ref="required",
-                     example=["oneiric swap --key cache --provider memory-large --dry-run",
+                     run=cmd_act, ref="required", positional_key=True,
+                     example=["oneiric swap cache --provider memory-large --dry-run",
                               "oneiric swap --key cache --provider redis --reason 'move to the shared cache'"])
     p.add_argument("--provider", required=True, help="the provider to swap to")
     p.add_argument("--force", action="store_true", help="bind it even if its health check fails, and swap a paused key")
@@ -223,6 +229,7 @@ def _print_result(args: Any, result: Any, *, where: str = "", host: dict[str, An
         failed = [f"{r['domain']}/{r['key']}" for r in results if r["status"] == "failed"]
         if failed:
             out.print(f"{len(failed)} unhealthy: " + ", ".join(failed))
+        out.print(overall_line(results))
     elif result.ok:
         say(result.message)
     if not result.ok:

@@ -3,12 +3,13 @@ is an action, acting.py) and activity."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from ..errors import ExitCode
 from .output import ago, console, new_table, print_json
 from .parser import Commands, waits
-from .views import host_json, host_line, print_probe_table
+from .views import host_json, host_line, overall_line, print_probe_table
 
 
 def add_parsers(commands: Commands) -> None:
@@ -16,9 +17,11 @@ def add_parsers(commands: Commands) -> None:
                  ref="optional", example=["oneiric status", "oneiric status --key cache --json"])
     p = commands.add("list", "every registered candidate and how it ranks", run=cmd_list, ref="optional",
                      example=["oneiric list --domain adapter", "oneiric list --shadowed"])
-    p.add_argument("--shadowed", action="store_true", help="only candidates that do not win")
+    p.add_argument("--shadowed", "--show-shadowed", action="store_true", help="only candidates that do not win")
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)  # upstream's runbooks: the default here
     commands.add("explain", "why a provider wins a key: every candidate in rank order with the deciding rule",
-                 run=cmd_explain, ref="required", example="oneiric explain --domain adapter --key cache")
+                 run=cmd_explain, ref="required", positional_key=True,
+                 example=["oneiric explain cache", "oneiric explain --domain adapter --key cache"])
     p = commands.add("health", "last known health, or probe now with --probe", run=cmd_health, ref="optional",
                      example=["oneiric health", "oneiric health --probe --key cache"])
     p.add_argument("--probe", action="store_true", help="probe now: the running host's live providers "
@@ -171,6 +174,7 @@ def cmd_health(engine: Any, args: Any) -> int:
         out = print_probe_table(results, host_line(engine))
         if failed:
             out.print(f"{len(failed)} unhealthy: " + ", ".join(f"{r['domain']}/{r['key']}" for r in failed))
+        out.print(overall_line(results))
     return ExitCode.UNHEALTHY if failed else ExitCode.OK
 
 

@@ -19,15 +19,17 @@ from . import (
     completion,
     components,
     config,
+    doctor,
     init,
     journal,
     remote,
     runbook,
     serve,
+    supervisor,
 )
 from .init import VersionAction
 from .output import say
-from .parser import Commands, Handler, Parser, SubParsers
+from .parser import Commands, Handler, Parser, SubParsers, settle_key
 
 COMPLETE_WORD = "__complete"  # `oneiric __complete WORDS...`: what the shell completion scripts call
 
@@ -49,6 +51,8 @@ def build_parser() -> Parser:
     runbook.add_parsers(sub)
     init.add_parsers(commands)
     config.add_parsers(commands)
+    doctor.add_parsers(commands)
+    supervisor.add_parsers(commands)
     completion.add_parsers(commands)
     return root
 
@@ -62,6 +66,9 @@ def run(argv: Sequence[str]) -> int:
     if handler is None:
         parser.print_help()
         return ExitCode.USAGE
+    settle_key(args)
+    if getattr(args, "resume_instead", False):  # upstream's `pause KEY --resume`, `drain KEY --clear`
+        args.command = "resume"
     if not handler.needs_engine:
         return handler.run(args)
     if (code := acting.via_host_quick(args)) is not None:

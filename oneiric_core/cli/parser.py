@@ -95,13 +95,19 @@ class Commands:
         self.sub = sub
 
     def add(self, name: str, help_text: str, *, run: Callable[..., int], example: str | Sequence[str],
-            needs_engine: bool = True, json_flag: bool = True, ref: str | None = None) -> Parser:
-        """A command: `ref` "optional" or "required" adds --domain and --key (required);
+            needs_engine: bool = True, json_flag: bool = True, ref: str | None = None,
+            positional_key: bool = False) -> Parser:
+        """A command: `ref` "optional" or "required" adds --domain and --key (`settle_key`
+        requires one when "required"); `positional_key` also takes the key as a word after the
+        command, as upstream Oneiric's CLI and runbooks write it (`oneiric explain cache`);
         `json_flag` adds --json."""
         p: Parser = self.sub.add_parser(name, help=help_text, example=example)
+        if positional_key:
+            p.add_argument("key_arg", nargs="?", metavar="KEY", help="the component key (the same as --key)")
         if ref:
             p.add_argument("--domain", help="adapter, service, task, event, workflow or action")
-            p.add_argument("--key", required=(ref == "required"), help="the component key, e.g. cache")
+            p.add_argument("--key", help="the component key, e.g. cache")
+            p.set_defaults(key_needed=(ref == "required"))
         if json_flag:
             p.add_argument("--json", action="store_true", help="print JSON (shapes in the README)")
         return p.handle(run, needs_engine=needs_engine)
@@ -111,6 +117,19 @@ class Commands:
         subparsers its actions are added to."""
         p: Parser = self.sub.add_parser(name, help=help_text, example=example)
         return p, p.add_subparsers(dest=dest, metavar="ACTION", parser_class=Parser, action=SubParsers)
+
+
+def settle_key(args: argparse.Namespace) -> None:
+    """The key from the word after the command or from --key (never two different ones), and
+    required where the command needs one: one sentence when it is missing."""
+    positional = getattr(args, "key_arg", None)
+    if positional is not None:
+        if args.key and args.key != positional:
+            raise UsageError(f"The key is given twice, as '{positional}' and as --key '{args.key}'; give it once.")
+        args.key = positional
+    if getattr(args, "key_needed", False) and not args.key:
+        raise UsageError(f"{args.command} needs a key: 'oneiric {args.command} KEY' or --key KEY "
+                         f"(see 'oneiric {args.command} --help').")
 
 
 def waits(p: argparse.ArgumentParser) -> None:

@@ -48,3 +48,10 @@ def print_probe_table(results: list[dict[str, Any]], header: str) -> Any:
                       millis(r["latency_ms"]), ago(r["checked_at"]), r["message"])
     out.print(table)
     return out
+
+
+def overall_line(results: list[dict[str, Any]]) -> str:
+    """"Overall: 7/8 healthy", the line upstream Oneiric's `health --probe` ends with (a
+    script or runbook may look for it); healthy is a check that said ok."""
+    healthy = sum(1 for r in results if r["status"] == "ok")
+    return f"Overall: {healthy}/{len(results)} healthy"
