@@ -117,6 +117,7 @@ def test_complete_commands_flags_and_names(demo_settings, tmp_path, cli_env):
     assert complete("swap", "--key", "cache", "--provider", "", cwd=tmp_path, env=env) == \
         ["memory", "memory-large", "redis", "sqlite"]
     assert complete("completion", "", cwd=tmp_path, env=env) == ["bash", "fish", "zsh"]
+    assert complete("explain", "ca", cwd=tmp_path, env=env) == ["cache"]  # the key as a word, upstream's way
 
 
 def test_complete_reads_the_settings_named_on_the_line(demo_settings, tmp_path, cli_env):

@@ -129,6 +129,8 @@ def candidates(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
     for action in node._positionals._group_actions:
         if action.choices:
             return _starting((str(c) for c in action.choices), current)
+        if action.dest == "key_arg" and "key" not in given:  # `oneiric explain KEY`
+            return _starting(_names("key", given), current)
     return []
 
 
