@@ -57,6 +57,9 @@ def cmd_status(engine: Any, args: Any) -> int:
     from ..private_files import audit
 
     wide = audit(engine.state_dir)  # state files others may read or the group may write
+    from ..upstream_settings import notices
+
+    not_read = notices(engine.settings_dir)  # upstream Oneiric files and variables, which nothing here reads
     if args.json:
         print_json({
             "settings_dir": str(engine.settings_dir), "state_dir": str(engine.state_dir),
@@ -65,6 +68,7 @@ def cmd_status(engine: Any, args: Any) -> int:
             "journal_retention": retention.last_report(engine.store),
             "config_problems": [p.to_dict() for p in problems],
             "warnings": [w.to_dict() for w in wide],
+            "not_read": not_read,
             "components": [c.to_dict() for c in rows],
         })
         return ExitCode.OK
@@ -73,6 +77,8 @@ def cmd_status(engine: Any, args: Any) -> int:
     out.print(host_line(engine))
     for w in wide:
         out.print(f"warning: {w.sentence()}", markup=False, style="yellow", soft_wrap=True)
+    for notice in not_read:
+        out.print(f"not read: {notice}", markup=False, style="yellow", soft_wrap=True)
     out.print(f"settings watcher: {engine.watcher_status().describe()}", markup=False)
     held = retention.status_line(engine.store)  # an open incident holds the journal's retention back
     if held:
