@@ -19,7 +19,7 @@ from tests.helpers import shown
 
 # -- the JSON shapes (a change to any of these sets must fail a test) ----------------------------
 
-STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "telemetry", "config_problems", "warnings",
+STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "telemetry", "config_problems", "warnings", "not_read",
                "journal_retention", "components"}
 COMPONENT_KEYS = {
     "domain", "key", "winner", "winner_source", "selection", "misconfigured", "candidates", "shadowed",
@@ -41,7 +41,7 @@ TOTALS_KEYS = {"paused", "draining", "drained"}
 JOURNAL_KEYS = {"events"}
 EVENT_KEYS = {"id", "ts", "kind", "severity", "domain", "key", "provider", "actor", "outcome", "duration_ms",
               "message", "data"}
-VALIDATE_KEYS = {"settings_dir", "valid", "problems", "warnings"}
+VALIDATE_KEYS = {"settings_dir", "valid", "problems", "warnings", "not_read"}
 PROBLEM_KEYS = {"file", "line", "column", "reason", "message"}
 RUNGS = {"only candidate", "selection", "stack_level", "priority", "registration order"}
 
@@ -235,7 +235,7 @@ def test_activity_and_journal_json_when_empty(run_cli):
 def test_config_validate_json_on_the_demo(run_cli, demo_settings):
     data = ok_json(run_cli("config", "validate", "--json"))
     assert set(data) == VALIDATE_KEYS
-    assert data == {"settings_dir": str(demo_settings), "valid": True, "problems": [], "warnings": []}
+    assert data == {"settings_dir": str(demo_settings), "valid": True, "problems": [], "warnings": [], "not_read": []}
     text = ok(run_cli("config", "validate"))
     assert "valid" in text.stdout and str(demo_settings) in text.stdout
 
