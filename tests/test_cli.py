@@ -19,8 +19,8 @@ from tests.helpers import shown
 
 # -- the JSON shapes (a change to any of these sets must fail a test) ----------------------------
 
-STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "telemetry", "config_problems", "warnings", "not_read",
-               "journal_retention", "components"}
+STATUS_KEYS = {"settings_dir", "state_dir", "host", "read_only", "watcher", "telemetry", "config_problems", "warnings",
+               "not_read", "journal_retention", "components"}
 COMPONENT_KEYS = {
     "domain", "key", "winner", "winner_source", "selection", "misconfigured", "candidates", "shadowed",
     "serving", "serving_source", "state", "inflight", "activity", "activity_note", "activity_actor",
