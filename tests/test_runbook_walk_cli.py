@@ -19,9 +19,24 @@ def test_walk_with_answers_resumes_the_paused_key_and_opens_no_incident(run_cli)
     assert "this opens no incident" in out
     assert "[component-not-found:blocked] check: Is adapter/cache paused or draining?" in out
     assert "  -> paused" in out and "[component-not-found:intentional] answer:" in out and "-> no - resume it" in out
-    assert out.rstrip().endswith("The walk ended at component-not-found:done (done).")
+    # no host runs: the provider probes fine built here, but nothing serves it (it once ended at
+    # "adapter/cache resolves and serves")
+    assert "-> no-host" in out and "resolves and serves." not in out
+    assert out.rstrip().endswith("The walk ended at component-not-found:no-host (done).")
     assert run_cli("activity", "--json").json()["totals"]["paused"] == 0  # the resume happened
     assert run_cli("incident", "list", "--json").json() == {"incidents": []}
+
+
+def test_maintenance_with_no_host_never_says_the_key_serves_again(run_cli):
+    """Its verify once took 'unknown' health (nothing serves: no host) for 'serves again'."""
+    walk = run_cli("runbook", "walk", "proc-maintenance-pause", "--key", "cache", "--json",
+                   "--answer", "announce=done", "--answer", "drain=perform", "--answer", "work=done",
+                   "--answer", "resume=perform")
+    assert walk.returncode == 0, walk
+    data = walk.json()
+    assert [(s["node"], s["value"]) for s in data["path"]][-3:] == [("verify", "unknown"), ("probe", "no-host"),
+                                                                    ("no-host", "done")]
+    assert data["exit"]["node"] == "no-host" and "serves again" not in data["exit"]["text"]
 
 
 def test_walk_without_an_answer_off_a_terminal_names_the_node_and_its_choices(run_cli):

@@ -230,7 +230,8 @@ async def key_health(ctx: FactContext) -> FactResult:
                                    f"{_ms(row.latency_ms)}" + (f": {row.health_message}" if row.health_message else "")])
 
 
-@fact("key.probe", "probe the serving provider now (ok | degraded | failed | nothing-serving)", ("domain", "key"))
+@fact("key.probe", "probe the serving provider now (ok | degraded | failed | nothing-serving | no-host: no host "
+      "runs, so nothing serves; the winner, built here, passed its probe)", ("domain", "key"))
 async def key_probe(ctx: FactContext) -> FactResult:
     engine, ref = ctx.engine, ctx.ref
     if engine.is_host:
@@ -247,8 +248,10 @@ async def key_probe(ctx: FactContext) -> FactResult:
         value = "ok" if result.exit_code == 0 else "failed"
         return FactResult(value, [result.message or f"the host probed {ref}: {value}"])
     cand, health = await engine.probe_candidate(ref.domain, ref.key)
-    return FactResult(health.status.value, [f"no host runs; built {cand.provider} here and probed it: "
-                                            f"{health.status.value} ({health.message})"])
+    # "ok" would say it serves: with no host nothing does, however well it probes here
+    value = "no-host" if health.status.value in ("ok", "degraded") else health.status.value
+    return FactResult(value, [f"no host runs, so nothing serves {ref}; built {cand.provider} here and probed it: "
+                              f"{health.status.value} ({health.message})"])
 
 
 @fact("key.serving_target", "whether the provider the walk aims at (target) serves and is healthy "

@@ -41,6 +41,7 @@ class FaultContext:
     originals: dict[str, str] = field(default_factory=dict)  # settings file -> its text before a fault
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    watcher_stopped: bool = False  # stop-watcher: edits on disk are no longer picked up
 
     def file(self, name: str) -> Path:
         path = (self.settings_dir / name).resolve()
@@ -56,8 +57,9 @@ class FaultContext:
         return path
 
     def changed(self, path: Path) -> None:
-        """A settings file was written: a running host reloads it now, as its watcher would."""
-        if self.engine is not None:
+        """A settings file was written: a running host reloads it now, as its watcher would
+        (and, like the real host, does not when the drill stopped its watcher)."""
+        if self.engine is not None and not self.watcher_stopped:
             self.engine.settings_file_changed(path)
 
 
@@ -133,7 +135,8 @@ def _domain_file(domain: str) -> str:
 
 
 # -- settings: what the host starts with -------------------------------------------------------
-@fault("app-setting", "set one app.yml option in the copy; args path (dotted), value", "before-start")
+@fault("app-setting", "set one app.yml option in the copy (a running host reloads it, as after an operator's "
+       "edit); args path (dotted), value", "before-start")
 async def app_setting(ctx: FaultContext, args: dict[str, Any]) -> str:
     dotted, value = str(_arg(args, "path")), args.get("value")
 
@@ -146,7 +149,7 @@ async def app_setting(ctx: FaultContext, args: dict[str, Any]) -> str:
             node = node[part]
         node[parts[-1]] = value
 
-    _edit_yaml(ctx, "app.yml", change)
+    ctx.changed(_edit_yaml(ctx, "app.yml", change))
     return f"app.yml {dotted} set to {value!r}."
 
 
@@ -314,7 +317,8 @@ async def expire_manifest(ctx: FaultContext, args: dict[str, Any]) -> str:
        "args source", "before-start")
 async def unreachable_source(ctx: FaultContext, args: dict[str, Any]) -> str:
     source = str(_arg(args, "source"))
-    url = f"http://127.0.0.1:{free_port()}/manifest.json"
+    port = ctx.ports[f"source:{source}"] = free_port()
+    url = f"http://127.0.0.1:{port}/manifest.json"
 
     def change(app: Any) -> None:
         for s in app["remote"]["sources"]:
@@ -328,7 +332,59 @@ async def unreachable_source(ctx: FaultContext, args: dict[str, Any]) -> str:
     return f"remote source {source} points at {url}, where nothing listens."
 
 
+@fault("source-up", "serve a settings file of the copy over HTTP on the port unreachable-source chose (the "
+       "manifest server is back); args source, file", "running")
+async def source_up(ctx: FaultContext, args: dict[str, Any]) -> str:
+    source, name = str(_arg(args, "source")), str(_arg(args, "file"))
+    port = ctx.ports.get(f"source:{source}")
+    if port is None:
+        raise UsageError(f"source-up needs an unreachable-source for {source} first (it picks the port).")
+    body = ctx.file(name).read_bytes()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readline() not in (b"\r\n", b"\n", b""):
+                pass  # the request line and headers: every GET gets the manifest
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+
+    async def close() -> None:
+        server.close()
+        await server.wait_closed()
+
+    ctx.cleanups.append(close)
+    return f"http://127.0.0.1:{port}/ serves {name} for source {source} now."
+
+
 # -- state: what happens to the running host ---------------------------------------------------
+@fault("stop-watcher", "stop the host's settings watcher: edits on disk are no longer picked up", "running")
+async def stop_watcher(ctx: FaultContext, args: dict[str, Any]) -> str:
+    watcher = ctx.engine.watcher
+    if watcher is None:
+        raise UsageError("stop-watcher: the host runs no settings watcher.")
+    watcher.stop()
+    ctx.watcher_stopped = True
+    return "the host's settings watcher is stopped; edits on disk are not picked up."
+
+
+@fault("reject-pending", "a second person rejects every proposal that waits", "running")
+async def reject_pending(ctx: FaultContext, args: dict[str, Any]) -> str:
+    engine = ctx.engine
+    done = []
+    for proposal in engine.pending_proposals():
+        engine.reject(proposal.id, actor=DRILL_APPROVER, comment="rejected in a drill")
+        done.append(f"#{proposal.id}")
+    return f"{DRILL_APPROVER} rejected {', '.join(done) or 'nothing (no proposal waited)'}."
+
+
+
 @fault("pause", "pause a key (as an operator would); args domain, key, note", "running")
 async def pause(ctx: FaultContext, args: dict[str, Any]) -> str:
     domain, key = str(_arg(args, "domain")), str(_arg(args, "key"))
