@@ -179,3 +179,17 @@ async def test_an_expired_manifest_is_the_publishers_not_infrastructure(tmp_path
     classify = [s for s in result.path if s.node == "classify"]
     assert classify and classify[0].value == "expired", [(s.node, s.value) for s in result.path]
     assert result.reached == "remote-sync:publisher"
+
+
+async def test_host_restarted_is_the_journals_word_not_the_operators(engine):
+    """proc-rolling-update once went from 'install and restart' (confirmed, never done) to
+    'Every host runs the new version'; a restart is a host-started event since the walk began."""
+    import time
+
+    ctx = FactContext(engine, {}, started_at=time.time())
+    found = await evaluate("host.restarted", ctx)
+    assert found.value == "not-restarted", found.evidence
+    assert found.evidence[0].startswith("no host-started event since the walk started at ")
+    assert f"pid {engine.host()[0].pid}" in found.evidence[0]
+    before = FactContext(engine, {}, started_at=time.time() - 3600)  # a walk begun before this host started
+    assert (await evaluate("host.restarted", before)).value == "restarted"

@@ -148,15 +148,16 @@ async def _walk(catalog: Catalog, tree: Tree, drill: Drill, ctx: FaultContext, r
             name = f"{w.tree.id}:{w.node.id}"
             for fault in during.pop(name, []):  # once: the first time the walk gets there
                 result.injected.append(f"at {name}: " + await inject(ctx, fault.kind, fault.args))
+            w.engine = ctx.engine  # a restart-host fault started another host
 
         async def settle(w: Walker, outcome: ActionOutcome) -> ActionOutcome | None:
             if outcome.proposal_id is None or drill.proposals == "leave":
                 return None
             if drill.proposals == "approve":
                 with contextlib.suppress(OneiricError):  # a refused swap is the walk's to see
-                    await engine.approve(outcome.proposal_id, actor=DRILL_APPROVER)
+                    await ctx.engine.approve(outcome.proposal_id, actor=DRILL_APPROVER)
             else:
-                engine.reject(outcome.proposal_id, actor=DRILL_APPROVER, comment="rejected in a drill")
+                ctx.engine.reject(outcome.proposal_id, actor=DRILL_APPROVER, comment="rejected in a drill")
             return await w.wait(timeout=30)
 
         try:
@@ -172,9 +173,10 @@ async def _walk(catalog: Catalog, tree: Tree, drill: Drill, ctx: FaultContext, r
         for task in ctx.tasks:
             with contextlib.suppress(BaseException):
                 await task
+        running = ctx.engine or engine  # a restart-host fault stopped and closed the first one itself
         with contextlib.suppress(Exception):
-            await engine.stop(timeout=5)
-        engine.close()
+            await running.stop(timeout=5)
+        running.close()
         for cleanup in reversed(ctx.cleanups):
             with contextlib.suppress(Exception):
                 await cleanup()

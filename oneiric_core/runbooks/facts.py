@@ -280,6 +280,25 @@ async def key_activating_age(ctx: FactContext) -> FactResult:
     return FactResult(value, [f"{row.ref} has been activating for {age:.0f} s (activation_timeout {timeout:g} s)."])
 
 
+# -- the host ----------------------------------------------------------------------------------
+@fact("host.restarted", "whether a host started since the walk started (restarted | not-restarted | no-host), "
+      "from the journal's host-started events and the lease")
+async def host_restarted(ctx: FactContext) -> FactResult:
+    """'I restarted it' is the operator's word; a host journals host-started when it starts."""
+    engine = ctx.engine
+    since = f"since the walk started at {_clock(ctx.started_at)}"
+    started = ctx.engine.journal(kinds=["host-started"], since_ts=ctx.started_at, limit=20)
+    lease, alive = engine.host()
+    running = (f"the host now is pid {lease.pid} on {lease.hostname}, up since {_clock(lease.started_at)}"
+               if lease is not None and alive else "no host runs now")
+    if started:
+        return FactResult("restarted", [f"{len(started)} host start(s) {since}; the last at {_clock(started[-1].ts)}: "
+                                        f"{started[-1].message}; {running}."])
+    if lease is None or not alive:
+        return FactResult("no-host", [f"no host started {since}, and {running}."])
+    return FactResult("not-restarted", [f"no host-started event {since}: {running}."])
+
+
 # -- providers -------------------------------------------------------------------------------------
 def _candidate(ctx: FactContext) -> Any:
     ref, target = ctx.ref, ctx.param("target")

@@ -374,6 +374,20 @@ async def stop_watcher(ctx: FaultContext, args: dict[str, Any]) -> str:
     return "the host's settings watcher is stopped; edits on disk are not picked up."
 
 
+@fault("restart-host", "stop the host and start a new one on the same settings and state (what 'systemctl "
+       "restart oneiric' does); the walk goes on against the new one", "running")
+async def restart_host(ctx: FaultContext, args: dict[str, Any]) -> str:
+    from ..engine import Engine
+
+    old = ctx.engine
+    await old.stop(timeout=5)
+    old.close()
+    ctx.engine = Engine(ctx.settings_dir, state_dir=ctx.state_dir, actor=DRILL_ACTOR)
+    await ctx.engine.start()
+    ctx.watcher_stopped = False
+    return "the host was stopped and a new host started on the same settings and state."
+
+
 @fault("reject-pending", "a second person rejects every proposal that waits", "running")
 async def reject_pending(ctx: FaultContext, args: dict[str, Any]) -> str:
     engine = ctx.engine
