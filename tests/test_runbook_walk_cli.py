@@ -139,3 +139,39 @@ def test_drill_command_reports_pass_and_a_failing_drill_exits_1(run_cli, demo_se
 def test_drill_needs_an_id_or_all(run_cli):
     bad = run_cli("runbook", "drill")
     assert bad.returncode == 2 and "needs a runbook ID or --all" in bad.stderr, bad
+
+
+def _on_a_terminal(tmp_path, settings, env, *args):
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oneiric_core.cli", "--settings", str(settings), "--state-dir",
+         str(tmp_path / "state"), *args], stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env,
+        close_fds=True)
+    os.close(child)
+    return proc, main
+
+
+def test_game_day_scores_the_exit_the_operator_reached(tmp_path, demo_settings, cli_env, run_cli):
+    """--interactive: the drill's fault is injected, the operator answers, the exit is scored."""
+    for answers, score, code in ((["2", "2"], "Score: PASS. You reached component-not-found:done", 0),
+                                 (["1"], "Score: MISS. You reached component-not-found:done-blocked; the drill "
+                                         "expects component-not-found:done.", 1)):
+        proc, main = _on_a_terminal(tmp_path, demo_settings, cli_env, "runbook", "drill", "component-not-found",
+                                    "--drill", "paused-key-resumed", "--interactive")
+        try:
+            screen = _read_until(main, "choice [1-2]: ")
+            assert "Game day: Component not found" in screen and "throw-away copy at" in screen
+            assert "  -> paused" in screen  # the injected fault, found by the first check
+            for n, answer in enumerate(answers):
+                if n:
+                    _read_until(main, "choice [1-2]: ")
+                os.write(main, answer.encode() + b"\n")
+            assert score in _read_until(main, score)
+            assert proc.wait(timeout=30) == code
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(main)
+    assert run_cli("activity", "--json").json()["totals"]["paused"] == 0  # the operator's own state: untouched

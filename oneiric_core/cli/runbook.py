@@ -60,6 +60,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("id", metavar="ID", nargs="?")
     p.add_argument("--all", action="store_true", help="every drill of every runbook")
     p.add_argument("--drill", metavar="NAME", help="only this drill of the runbook")
+    p.add_argument("--interactive", action="store_true",
+                   help="a game day in this terminal: the fault is injected, you answer every step, and the score "
+                   "is whether you reach the exit the drill expects (one drill: --drill NAME, default the first)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     incident = sub.add_parser("incident", help="incidents: open, list, show, note, update, close, export",

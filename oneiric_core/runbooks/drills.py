@@ -13,6 +13,11 @@ stops the host and deletes the directory. The operator's own settings and state 
 The copy is the settings as the operator has them, with three changes that keep a drill to
 itself: telemetry exports nothing, the store is the copy's own SQLite file (never a shared
 PostgreSQL store), and the state directory is the temporary one.
+
+A game day (`oneiric runbook drill ID --interactive`) is the same drill with the operator in
+place of the scripted answers, in the terminal: the faults and `during:` happen as scripted,
+the operator answers every question and action, and the score is whether the walk ends at the
+exit the drill expects.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ import contextlib
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import OneiricError
 from .actions import ActionOutcome
-from .drive import PERFORM, Answers, NoAnswer, WalkEnd, drive, path_of
+from .drive import PERFORM, Answers, NoAnswer, Prompter, WalkEnd, drive, path_of
 from .faults import DRILL_ACTOR, DRILL_APPROVER, FAULTS, FaultContext, inject
 from .loader import Catalog, load_catalog
 from .model import Drill, Fault, Tree
@@ -97,9 +103,14 @@ def _isolate(settings: Path) -> None:
     app.write_text(out.getvalue(), encoding="utf-8")
 
 
-async def run_drill(settings_dir: Path, tree_id: str, drill_id: str, *, keep: Path | None = None) -> DrillResult:
+async def run_drill(settings_dir: Path, tree_id: str, drill_id: str, *, keep: Path | None = None,
+                    prompter: Prompter | None = None, recorder: Callable[[Step], None] | None = None,
+                    announce: Callable[[str], None] | None = None) -> DrillResult:
     """Run one drill of `tree_id` against a host started on a copy of `settings_dir`.
-    `keep`: run in this (empty) directory and leave it for inspection, instead of a temporary one."""
+    `keep`: run in this (empty) directory and leave it for inspection, instead of a temporary one.
+    `prompter`: a game day: the operator answers every question and action (the drill's
+    scripted answers are not used; its faults and `during:` are), `recorder` sees each step and
+    `announce` hears where the copy is once the faults are in."""
     started = time.monotonic()
     root = keep or Path(tempfile.mkdtemp(prefix="oneiric-drill-"))
     settings = root / "settings"
@@ -115,7 +126,8 @@ async def run_drill(settings_dir: Path, tree_id: str, drill_id: str, *, keep: Pa
             known = ", ".join(d.id for d in tree.drills) or "none"
             raise OneiricError(f"Runbook '{tree_id}' has no drill '{drill_id}' (its drills: {known}).")
         result.text, result.expected = drill.text, qualified(tree, drill.expect)
-        await _walk(catalog, tree, drill, FaultContext(settings, root / "state"), result)
+        await _walk(catalog, tree, drill, FaultContext(settings, root / "state"), result,
+                    prompter=prompter, recorder=recorder, announce=announce)
     except OneiricError as exc:
         result.error = str(exc)
     finally:
@@ -125,7 +137,9 @@ async def run_drill(settings_dir: Path, tree_id: str, drill_id: str, *, keep: Pa
     return result
 
 
-async def _walk(catalog: Catalog, tree: Tree, drill: Drill, ctx: FaultContext, result: DrillResult) -> None:
+async def _walk(catalog: Catalog, tree: Tree, drill: Drill, ctx: FaultContext, result: DrillResult, *,
+                prompter: Prompter | None = None, recorder: Callable[[Step], None] | None = None,
+                announce: Callable[[str], None] | None = None) -> None:
     from ..engine import Engine
 
     def apply_all(faults: list[Fault], when: str | None) -> list[Fault]:
@@ -139,9 +153,13 @@ async def _walk(catalog: Catalog, tree: Tree, drill: Drill, ctx: FaultContext, r
         ctx.engine = engine
         for fault in apply_all(drill.faults, "running"):
             result.injected.append(await inject(ctx, fault.kind, fault.args))
-        walker = Walker(catalog, tree.id, engine, params=dict(drill.params), actor=DRILL_ACTOR)
+        walker = Walker(catalog, tree.id, engine, params=dict(drill.params), actor=DRILL_ACTOR, recorder=recorder)
         walker.started_at = time.time()
-        answers = Answers(tree.id, {qualified(tree, n): list(c) for n, c in drill.answers.items()})
+        scripted = {} if prompter is not None else {qualified(tree, n): list(c) for n, c in drill.answers.items()}
+        answers = Answers(tree.id, scripted)
+        if announce is not None:
+            announce(f"The fault is in a throw-away copy at {ctx.settings_dir.parent} (settings/ and state/); "
+                     "a host runs there now.")
         during = {qualified(tree, n): faults for n, faults in drill.during.items()}
 
         async def arrive(w: Walker) -> None:
@@ -161,7 +179,8 @@ async def _walk(catalog: Catalog, tree: Tree, drill: Drill, ctx: FaultContext, r
             return await w.wait(timeout=30)
 
         try:
-            end: WalkEnd = await drive(walker, answers, settle=settle, arrive=arrive, act=PERFORM)
+            end: WalkEnd = await drive(walker, answers, prompter=prompter, settle=settle, arrive=arrive,
+                                        act=None if prompter is not None else PERFORM)
             result.reached, result.status = end.name, end.status
         except NoAnswer as exc:
             result.reached, result.status = f"{walker.tree.id}:{walker.node.id}", "stopped"

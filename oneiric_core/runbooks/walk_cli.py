@@ -15,7 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from ..cli_output import json_text, say
-from .drive import Answers, WalkEnd, choices_of, drive, match_choice, path_of, where
+from .drive import Answers, WalkEnd, drive, match_choice, path_of, where
 from .walker import Step, Walker
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -151,6 +151,11 @@ def cmd_drill(engine: Any, args: Any) -> int:
 
     if args.id and args.all:
         raise UsageError("runbook drill takes a runbook ID or --all, not both.")
+    if args.interactive and (args.all or args.json):
+        raise UsageError("--interactive is one drill of one runbook, walked by you: give its ID (and --drill NAME), "
+                         "without --all or --json.")
+    if args.interactive and not sys.stdin.isatty():
+        raise UsageError("--interactive asks you at every step, so it needs a terminal on stdin.")
     if not args.id and not args.all:
         raise UsageError("runbook drill needs a runbook ID or --all (see 'oneiric runbook drill --help').")
     if args.drill and not args.id:
@@ -164,6 +169,8 @@ def cmd_drill(engine: Any, args: Any) -> int:
                              f"{', '.join(d.id for d in catalog.get(args.id).drills) or 'none'}).")
     if not pairs:
         raise UsageError(f"Runbook '{args.id}' declares no drill." if args.id else "No runbook declares a drill.")
+    if args.interactive:
+        return _game_day(engine, args, *pairs[0])
     results = run_sync(engine.settings_dir, pairs)
     failed = [r for r in results if not r.passed]
     if args.json:
@@ -178,3 +185,23 @@ def cmd_drill(engine: Any, args: Any) -> int:
                 say("     path: " + " > ".join(f"{s.tree}:{s.node}={s.value}" for s in r.path))
         say(f"\n{len(results) - len(failed)} of {len(results)} drill(s) passed.")
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _game_day(engine: Any, args: Any, tree: Any, drill: Any) -> int:
+    """One drill walked by the operator (drills.py): the score is the exit reached."""
+    from .drills import run_drill
+
+    say(f"Game day: {tree.title} ({tree.id}), drill '{drill.id}'. A fault is injected into a throw-away copy of "
+        "these settings with a fresh state; walk the runbook as you would for real. Actions change only the copy.")
+    prompter = TerminalPrompter(sys.stdout, sys.stdin)
+    result = asyncio.run(run_drill(engine.settings_dir, tree.id, drill.id, prompter=prompter, recorder=_print_step,
+                                   announce=say))
+    if result.error and result.reached is None:
+        say(f"The game day could not run: {result.error}")
+        return EXIT_ERROR
+    if result.passed:
+        say(f"\nScore: PASS. You reached {result.reached}, the exit this drill expects ({drill.text or drill.id}).")
+        return EXIT_OK
+    say(f"\nScore: MISS. You {'reached' if result.status == 'finished' else 'stopped at'} {result.reached}; the "
+        f"drill expects {result.expected}." + (f" ({drill.text})" if drill.text else ""))
+    return EXIT_ERROR
