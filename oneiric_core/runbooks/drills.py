@@ -10,9 +10,10 @@ swap proposals, and compares where the walk ended with the exit the drill expect
 stops the host and deletes the directory. The operator's own settings and state are only read
 (the settings, to copy them).
 
-The copy is the settings as the operator has them, with three changes that keep a drill to
+The copy is the settings as the operator has them, with the changes that keep a drill to
 itself: telemetry exports nothing, the store is the copy's own SQLite file (never a shared
-PostgreSQL store), and the state directory is the temporary one.
+PostgreSQL store), the state directory is the temporary one, and the copy is writable with no
+access rules (the drill's operator and approver are names in this process, not OS accounts).
 
 A game day (`oneiric runbook drill ID --interactive`) is the same drill with the operator in
 place of the scripted answers, in the terminal: the faults and `during:` happen as scripted,
@@ -97,6 +98,8 @@ def _isolate(settings: Path) -> None:
         data = {}
     data.pop("store", None)
     data.pop("state_dir", None)
+    data.pop("access", None)  # who may act is the operator's deployment's business, not the copy's
+    data["read_only"] = False  # the copy is there to be changed
     data["telemetry"] = {"exporter": "none"}
     out = io.StringIO()
     yaml.dump(data, out)

@@ -398,12 +398,14 @@ async def config_selection_applied(ctx: FactContext) -> FactResult:
 _FILE_EVENTS = ["config-changed", "config-invalid", "config-recovered"]
 
 
-@fact("config.edited", "whether the host saw the key's settings file change since the walk started (changed | "
-      "unchanged), from the journal's config-changed / config-invalid / config-recovered events", ("domain",))
+@fact("config.edited", "whether the key's settings file changed since the walk started (changed: the host applied "
+      "or refused a new version | saved: written since, with no watcher to pick it up | unchanged), from the "
+      "journal's config-changed / config-invalid / config-recovered events and the file's time", ("domain",))
 async def config_edited(ctx: FactContext) -> FactResult:
     """'I edited the file' is the operator's word; this is the host's: it journals every change
     it applies to a settings file (and every version that does not parse). A file saved with
-    the same content, or an edit of another file, is no change here."""
+    the same content, or an edit of another file, is no change here. With the watcher down
+    nothing is journaled, so the file's modification time is all there is: `saved`."""
     from ..domains import Domain
 
     name = f"{Domain.parse(ctx.param('domain')).value}s.yml"
@@ -416,11 +418,16 @@ async def config_edited(ctx: FactContext) -> FactResult:
         return FactResult("changed", [f"{len(events)} change(s) of {path} {since}; the last, at {_clock(last.ts)} "
                                       f"({last.kind}): {last.message}"])
     try:
-        written = f"; the file was last written at {_clock(path.stat().st_mtime)}"
+        mtime: float | None = path.stat().st_mtime
     except OSError:
-        written = "; the file does not exist"
+        mtime = None
+    written = f"the file was last written at {_clock(mtime)}" if mtime is not None else "the file does not exist"
+    watching = bool(ctx.engine.watcher_status().to_dict().get("alive"))
+    if mtime is not None and mtime >= ctx.started_at - 1.0 and not watching:  # 1 s: coarse file clocks
+        return FactResult("saved", [f"{written}, {since}, but no settings watcher runs to apply it (no "
+                                    f"{', '.join(_FILE_EVENTS)} event for it yet)."])
     return FactResult("unchanged", [f"the host applied no change to {path} {since} (no {', '.join(_FILE_EVENTS)} "
-                                    f"event for it){written}."])
+                                    f"event for it); {written}."])
 
 
 @fact("watcher.alive", "whether the settings watcher picks up edits (alive | down | no-host)")

@@ -41,6 +41,7 @@ class FaultContext:
     originals: dict[str, str] = field(default_factory=dict)  # settings file -> its text before a fault
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    keys: dict[str, tuple[str, str]] = field(default_factory=dict)  # signing keys a fault made: id, public
     watcher_stopped: bool = False  # stop-watcher: edits on disk are no longer picked up
 
     def file(self, name: str) -> Path:
@@ -311,6 +312,37 @@ async def expire_manifest(ctx: FaultContext, args: dict[str, Any]) -> str:
 
     _edit_yaml(ctx, "app.yml", trust)
     return f"{name} (source {source}) is signed by a trusted key but expired at {past}."
+
+
+@fault("resign-manifest", "re-sign a manifest of the copy with a new key that app.yml does not trust yet (a "
+       "signing-key rotation; trust-key trusts it); args file", "before-start")
+async def resign_manifest(ctx: FaultContext, args: dict[str, Any]) -> str:
+    from ..remote.signing import b64, generate_private_key, key_id_for, public_raw, sign_manifest
+
+    name = str(_arg(args, "file"))
+    path = ctx.keep(name)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    key = generate_private_key()
+    raw = public_raw(key)
+    key_id = key_id_for(raw)
+    data = {k: v for k, v in data.items() if k != "signatures"}
+    path.write_text(json.dumps(sign_manifest(data, key, key_id), indent=2), encoding="utf-8")
+    ctx.keys["rotated"] = (key_id, b64(raw))
+    return f"{name} is signed only by the new key {key_id}, which app.yml does not trust yet."
+
+
+@fault("trust-key", "add the key resign-manifest made to remote.trusted_keys in app.yml (a running host "
+       "reloads it)", "before-start")
+async def trust_key(ctx: FaultContext, args: dict[str, Any]) -> str:
+    if "rotated" not in ctx.keys:
+        raise UsageError("trust-key needs a resign-manifest first (it makes the key).")
+    key_id, public = ctx.keys["rotated"]
+
+    def trust(app: Any) -> None:
+        app["remote"].setdefault("trusted_keys", []).append({"id": key_id, "public_key": public})
+
+    ctx.changed(_edit_yaml(ctx, "app.yml", trust))
+    return f"app.yml trusts {key_id} now."
 
 
 @fault("unreachable-source", "point a remote source at http://127.0.0.1:<a port where nothing listens>; "

@@ -107,14 +107,16 @@ def cmd_walk(engine: Any, args: Any, catalog: Any) -> int:
 
     tree = catalog.get(args.id)
     answers = Answers.parse(tree.id, args.answer)
-    known = set(tree.nodes)
     for name in answers.names():
-        other, _, node = name.partition(":")
-        if other == tree.id and node not in known:
-            from ..errors import UsageError
+        from ..errors import UsageError
 
-            raise UsageError(f"--answer names the node '{node}', which runbook '{tree.id}' does not have "
-                             f"(its nodes: {', '.join(tree.nodes)}).")
+        other, _, node = name.partition(":")
+        named = catalog.trees.get(other)
+        if named is None:
+            raise UsageError(f"--answer names the runbook '{other}', which is not in {catalog.where()}.")
+        if node not in named.nodes:
+            raise UsageError(f"--answer names the node '{node}', which runbook '{other}' does not have "
+                             f"(its nodes: {', '.join(named.nodes)}).")
     out = sys.stderr if args.json else sys.stdout
     prompter = TerminalPrompter(out, sys.stdin) if sys.stdin.isatty() else None
     walker = Walker(catalog, tree.id, engine, params=_params(engine, args), recorder=None if args.json else _print_step,
