@@ -123,7 +123,7 @@ async def test_proc_config_update_never_says_in_force_after_an_edit_never_made(e
 
 
 async def test_config_edited_sees_a_change_made_after_the_walk_started_only(engine, settings_dir):
-    from oneiric_core.settings import set_selection
+    from oneiric_core.settings_edit import set_selection
 
     set_selection(settings_dir, "adapter", "cache", "memory-large")  # before the walk: not this walk's edit
     engine.settings_file_changed(settings_dir / "adapters.yml")

@@ -39,7 +39,10 @@ def add_parsers(sub: Any) -> None:
                         "opens no incident",
                         description="Walk one runbook against the engine in this terminal: the checks run by "
                         "themselves; questions and actions are asked on a terminal (the safe choice first) or "
-                        "answered with --answer. Walking opens no incident.")
+                        "answered with --answer. Walking opens no incident.",
+                        example=["oneiric runbook walk component-not-found --key cache",
+                                 "oneiric runbook walk component-not-found --key cache --answer intentional=no "
+                                 "--answer resume=perform --json"])
     p.add_argument("id", metavar="ID")
     p.add_argument("--domain", help="adapter, service, task, event, workflow or action")
     p.add_argument("--key", help="the component key, e.g. cache (it need not exist: see component-not-found)")
@@ -56,7 +59,9 @@ def add_parsers(sub: Any) -> None:
                         "check the walk ends where the tree says",
                         description="Run the drills of one runbook (or --all): each copies the settings to a "
                         "temporary directory with a fresh state, injects its fault, starts a real host there, walks "
-                        "the tree with the drill's scripted answers and checks the exit node. Exit 1 if any fails.")
+                        "the tree with the drill's scripted answers and checks the exit node. Exit 1 if any fails.",
+                        example=["oneiric runbook drill --all", "oneiric runbook drill hot-swap-failed --json",
+                                 "oneiric runbook drill component-not-found --drill paused-key-resumed --interactive"])
     p.add_argument("id", metavar="ID", nargs="?")
     p.add_argument("--all", action="store_true", help="every drill of every runbook")
     p.add_argument("--drill", metavar="NAME", help="only this drill of the runbook")
@@ -134,11 +139,11 @@ def cmd_runbook(engine: Any, args: Any) -> int:
     if action is None:
         raise UsageError("runbook needs an action: list, show, check, walk or drill (see 'oneiric runbook --help').")
     if action == "walk":
-        from .walk_cli import cmd_walk
+        from .runbook_walk import cmd_walk
 
         return cmd_walk(engine, args, _catalog(engine))
     if action == "drill":
-        from .walk_cli import cmd_drill
+        from .runbook_walk import cmd_drill
 
         return cmd_drill(engine, args)
     catalog = _catalog(engine)

@@ -156,7 +156,8 @@ async def _walk(catalog: Catalog, tree: Tree, drill: Drill, ctx: FaultContext, r
         ctx.engine = engine
         for fault in apply_all(drill.faults, "running"):
             result.injected.append(await inject(ctx, fault.kind, fault.args))
-        walker = Walker(catalog, tree.id, engine, params=dict(drill.params), actor=DRILL_ACTOR, recorder=recorder)
+        walker = Walker(catalog, tree.id, ctx.engine, params=dict(drill.params), actor=DRILL_ACTOR,
+                        recorder=recorder)  # ctx.engine: a restart-host fault may have started another
         walker.started_at = time.time()
         scripted = {} if prompter is not None else {qualified(tree, n): list(c) for n, c in drill.answers.items()}
         answers = Answers(tree.id, scripted)

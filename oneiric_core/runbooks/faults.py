@@ -224,7 +224,7 @@ async def restore_file(ctx: FaultContext, args: dict[str, Any]) -> str:
 @fault("select", "make a provider the selection of a key in its settings file (an operator's edit); args "
        "domain, key, provider", "running")
 async def select(ctx: FaultContext, args: dict[str, Any]) -> str:
-    from ..settings import set_selection
+    from ..settings_edit import set_selection
 
     domain, key, provider = str(_arg(args, "domain")), str(_arg(args, "key")), str(_arg(args, "provider"))
     ctx.keep(_domain_file(domain))

@@ -14,11 +14,12 @@ import asyncio
 import sys
 from typing import Any, TextIO
 
-from ..cli_output import json_text, say
-from .drive import Answers, WalkEnd, drive, match_choice, path_of, where
-from .walker import Step, Walker
+from ..errors import ExitCode
+from ..runbooks.drive import Answers, WalkEnd, drive, match_choice, path_of, where
+from ..runbooks.walker import Step, Walker
+from .output import json_text, say
 
-EXIT_OK, EXIT_ERROR = 0, 1
+EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR
 
 
 class TerminalPrompter:
@@ -103,7 +104,7 @@ def _params(engine: Any, args: Any) -> dict[str, Any]:
 
 
 def cmd_walk(engine: Any, args: Any, catalog: Any) -> int:
-    from .escalation import Escalation
+    from ..runbooks.escalation import Escalation
 
     tree = catalog.get(args.id)
     answers = Answers.parse(tree.id, args.answer)
@@ -148,8 +149,8 @@ def cmd_walk(engine: Any, args: Any, catalog: Any) -> int:
 
 def cmd_drill(engine: Any, args: Any) -> int:
     from ..errors import UsageError
-    from .drills import run_sync, selected
-    from .loader import load_catalog
+    from ..runbooks.drills import run_sync, selected
+    from ..runbooks.loader import load_catalog
 
     if args.id and args.all:
         raise UsageError("runbook drill takes a runbook ID or --all, not both.")
@@ -191,7 +192,7 @@ def cmd_drill(engine: Any, args: Any) -> int:
 
 def _game_day(engine: Any, args: Any, tree: Any, drill: Any) -> int:
     """One drill walked by the operator (drills.py): the score is the exit reached."""
-    from .drills import run_drill
+    from ..runbooks.drills import run_drill
 
     say(f"Game day: {tree.title} ({tree.id}), drill '{drill.id}'. A fault is injected into a throw-away copy of "
         "these settings with a fresh state; walk the runbook as you would for real. Actions change only the copy.")
