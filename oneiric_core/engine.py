@@ -55,6 +55,11 @@ WATCHER_SOURCE = "settings-watcher"  # the `source` of proposals made from setti
 WATCHER_META = "settings_watcher"  # store meta key: the host's watcher state, for clients
 
 
+# Events after which the host journals a registry census (registry_census): the start, a
+# settings file applied, a manifest put in force.
+CENSUS_KINDS = frozenset({"host-started", "config-changed", "remote-sync-complete"})
+
+
 @dataclass
 class ComponentStatus:
     """One key as every front door shows it: what should serve, what serves, how it is doing."""
@@ -189,12 +194,21 @@ class Engine:
         """Journal an event and fan it out. A failing store never stops the engine; it is
         counted (`store_failures`), so a command that wrote through it cannot report success
         (commands.execute says so instead of printing it here)."""
+        if event.kind in CENSUS_KINDS and self.is_host:
+            # what the registry holds after this change: 'is it increasing?' compares these
+            event.data.setdefault("registry", self.registry_census())
         try:
             self.store.append(event)
         except StoreError as exc:
             self._store_failed(exc)
         self.bus.publish(event)
         return event
+
+    def registry_census(self) -> dict[str, int]:
+        """Candidates registered and how many of them are shadowed (every candidate of a key
+        but its winner), journaled with each change to the registry (CENSUS_KINDS)."""
+        total, keys = len(self.registry), len(self.registry.refs())
+        return {"candidates": total, "shadowed": total - keys}
 
     def _store_failed(self, exc: StoreError) -> None:
         if self.store_error is None and not self.running_command:

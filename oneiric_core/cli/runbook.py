@@ -1,4 +1,4 @@
-"""`oneiric runbook {list,show,check}` and `oneiric incident {open,list,show,note,update,close,export}`.
+"""`oneiric runbook {list,show,check,walk,drill}` and `oneiric incident {open,list,show,note,update,close,export}`.
 
 parser.py builds the command line and main.py dispatches; this module adds these subcommands
 and implements them. Exit codes are errors.ExitCode: OK, ERROR (a broken runbook file), USAGE,
@@ -34,6 +34,40 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p = rsub.add_parser("check", help="run every automated check of every runbook against the engine",
                         example="oneiric runbook check")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = rsub.add_parser("walk", help="walk one runbook in this terminal (prompts on a TTY; --answer for scripts); "
+                        "opens no incident",
+                        description="Walk one runbook against the engine in this terminal: the checks run by "
+                        "themselves; questions and actions are asked on a terminal (the safe choice first) or "
+                        "answered with --answer. Walking opens no incident.",
+                        example=["oneiric runbook walk component-not-found --key cache",
+                                 "oneiric runbook walk component-not-found --key cache --answer intentional=no "
+                                 "--answer resume=perform --json"])
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--domain", help="adapter, service, task, event, workflow or action")
+    p.add_argument("--key", help="the component key, e.g. cache (it need not exist: see component-not-found)")
+    p.add_argument("--source", help="a remote source name (remote-sync)")
+    p.add_argument("--target", help="the provider a swap step aims at")
+    p.add_argument("--answer", action="append", default=[], metavar="NODE=CHOICE",
+                   help="answer NODE (or RUNBOOK:NODE) with CHOICE: its label, number or first words; actions "
+                   "take perform or stop (repeatable; a node answered twice takes them in order)")
+    p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
+                   help="how long a swap step waits for an approver before the walk stops (default 300)")
+    p.add_argument("--json", action="store_true", help="print the path taken, each check's verdict and evidence, "
+                   "and the exit node as JSON")
+    p = rsub.add_parser("drill", help="run runbook drills: inject each scenario's fault into a throw-away copy and "
+                        "check the walk ends where the tree says",
+                        description="Run the drills of one runbook (or --all): each copies the settings to a "
+                        "temporary directory with a fresh state, injects its fault, starts a real host there, walks "
+                        "the tree with the drill's scripted answers and checks the exit node. Exit 1 if any fails.",
+                        example=["oneiric runbook drill --all", "oneiric runbook drill hot-swap-failed --json",
+                                 "oneiric runbook drill component-not-found --drill paused-key-resumed --interactive"])
+    p.add_argument("id", metavar="ID", nargs="?")
+    p.add_argument("--all", action="store_true", help="every drill of every runbook")
+    p.add_argument("--drill", metavar="NAME", help="only this drill of the runbook")
+    p.add_argument("--interactive", action="store_true",
+                   help="a game day in this terminal: the fault is injected, you answer every step, and the score "
+                   "is whether you reach the exit the drill expects (one drill: --drill NAME, default the first)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     incident = sub.add_parser("incident", help="incidents: open, list, show, note, update, close, export",
@@ -103,7 +137,15 @@ def cmd_runbook(engine: Any, args: Any) -> int:
 
     action = args.runbook_command
     if action is None:
-        raise UsageError("runbook needs an action: list, show or check (see 'oneiric runbook --help').")
+        raise UsageError("runbook needs an action: list, show, check, walk or drill (see 'oneiric runbook --help').")
+    if action == "walk":
+        from .runbook_walk import cmd_walk
+
+        return cmd_walk(engine, args, _catalog(engine))
+    if action == "drill":
+        from .runbook_walk import cmd_drill
+
+        return cmd_drill(engine, args)
     catalog = _catalog(engine)
     if action == "list":
         import datetime as dt  # here, not at the top: every `oneiric --help` would import it

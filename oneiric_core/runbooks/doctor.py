@@ -17,7 +17,7 @@ from .loader import Catalog
 PER_KEY = ("key.activity", "key.state", "key.last_swap", "key.error_class", "key.health", "key.winner",
            "config.selection_applied")
 BAD = {"failing", "stale", "invalid", "open", "half-open", "down", "one-corrupt", "several-corrupt", "failed", "above",
-       "rolled-back", "misconfigured", "paused", "draining", "drained", "blocked", "many", "slow", "differs", "dead",
+       "rolled-back", "misconfigured", "paused", "draining", "drained", "blocked", "increasing", "slow", "differs", "dead",
        "remote", "config", "unsigned", "unverified"}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,21 +156,35 @@ async def key_state(ctx: FactContext) -> FactResult:
     return FactResult(row.state, lines)
 
 
+def _clock(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+_SWAP_KINDS = ["swap-rollback", "swap-failed", "swap-complete"]
+
+
 @fact("key.last_swap", "outcome of the key's last swap (complete | rolled-back | failed | refused | none); "
       "sets target to the provider it tried", ("domain", "key"))
 async def key_last_swap(ctx: FactContext) -> FactResult:
+    """The newest of what the host holds (its last swap or activation) and the journal's last swap
+    event: a refused swap never reaches the lifecycle record, so the record alone would answer
+    "complete" about the host's start-up activation after a swap was just refused."""
     row = _status(ctx)
     swap = row.last_swap
-    if not swap:
-        event = next(iter(ctx.engine.journal(kinds=["swap-rollback", "swap-failed", "swap-complete"],
-                                             domain=row.ref.domain, key=row.ref.key, limit=1)), None)
-        if event is None:
-            return FactResult("none", [f"{row.ref} has no recorded swap."])
+    event = next(iter(ctx.engine.journal(kinds=_SWAP_KINDS, domain=row.ref.domain, key=row.ref.key, limit=1)), None)
+    same = swap is not None and event is not None and event.provider == swap.get("to") \
+        and event.outcome == swap.get("outcome")  # the record's own swap, journaled as it finished
+    if event is not None and not same and (not swap or event.ts > float(swap.get("finished_at") or 0)):
         outcome = {"swap-rollback": "rolled-back", "swap-failed": "failed"}.get(event.kind, "complete")
         if event.outcome in ("rolled-back", "failed", "refused", "complete", "noop"):
             outcome = event.outcome  # a refused swap is journaled as swap-failed with outcome refused
-        return FactResult(outcome, [event.message], sets={"target": event.provider} if event.provider else {})
-    lines = [f"last swap {swap.get('from') or 'nothing'} -> {swap.get('to')}: {swap.get('outcome')}"]
+        return FactResult(outcome, [f"journal {event.kind} at {_clock(event.ts)}: {event.message}",
+                                    f"serving now: {row.serving or 'nothing'}"],
+                          sets={"target": event.provider} if event.provider else {})
+    if not swap:
+        return FactResult("none", [f"{row.ref} has no recorded swap (journal: no {', '.join(_SWAP_KINDS)} event)."])
+    when = f" at {_clock(float(swap['finished_at']))}" if swap.get("finished_at") else ""
+    lines = [f"last swap {swap.get('from') or 'nothing'} -> {swap.get('to')}{when}: {swap.get('outcome')}"]
     if swap.get("reason"):
         lines.append(f"reason: {swap['reason']}")
     health = swap.get("health")
@@ -215,7 +230,8 @@ async def key_health(ctx: FactContext) -> FactResult:
                                    f"{_ms(row.latency_ms)}" + (f": {row.health_message}" if row.health_message else "")])
 
 
-@fact("key.probe", "probe the serving provider now (ok | degraded | failed | nothing-serving)", ("domain", "key"))
+@fact("key.probe", "probe the serving provider now (ok | degraded | failed | nothing-serving | no-host: no host "
+      "runs, so nothing serves; the winner, built here, passed its probe)", ("domain", "key"))
 async def key_probe(ctx: FactContext) -> FactResult:
     engine, ref = ctx.engine, ctx.ref
     if engine.is_host:
@@ -232,8 +248,10 @@ async def key_probe(ctx: FactContext) -> FactResult:
         value = "ok" if result.exit_code == 0 else "failed"
         return FactResult(value, [result.message or f"the host probed {ref}: {value}"])
     cand, health = await engine.probe_candidate(ref.domain, ref.key)
-    return FactResult(health.status.value, [f"no host runs; built {cand.provider} here and probed it: "
-                                            f"{health.status.value} ({health.message})"])
+    # "ok" would say it serves: with no host nothing does, however well it probes here
+    value = "no-host" if health.status.value in ("ok", "degraded") else health.status.value
+    return FactResult(value, [f"no host runs, so nothing serves {ref}; built {cand.provider} here and probed it: "
+                              f"{health.status.value} ({health.message})"])
 
 
 @fact("key.serving_target", "whether the provider the walk aims at (target) serves and is healthy "
@@ -260,6 +278,25 @@ async def key_activating_age(ctx: FactContext) -> FactResult:
     age = time.time() - started.ts if started else 0.0
     value = "over-timeout" if age > timeout else "within-timeout"
     return FactResult(value, [f"{row.ref} has been activating for {age:.0f} s (activation_timeout {timeout:g} s)."])
+
+
+# -- the host ----------------------------------------------------------------------------------
+@fact("host.restarted", "whether a host started since the walk started (restarted | not-restarted | no-host), "
+      "from the journal's host-started events and the lease")
+async def host_restarted(ctx: FactContext) -> FactResult:
+    """'I restarted it' is the operator's word; a host journals host-started when it starts."""
+    engine = ctx.engine
+    since = f"since the walk started at {_clock(ctx.started_at)}"
+    started = ctx.engine.journal(kinds=["host-started"], since_ts=ctx.started_at, limit=20)
+    lease, alive = engine.host()
+    running = (f"the host now is pid {lease.pid} on {lease.hostname}, up since {_clock(lease.started_at)}"
+               if lease is not None and alive else "no host runs now")
+    if started:
+        return FactResult("restarted", [f"{len(started)} host start(s) {since}; the last at {_clock(started[-1].ts)}: "
+                                        f"{started[-1].message}; {running}."])
+    if lease is None or not alive:
+        return FactResult("no-host", [f"no host started {since}, and {running}."])
+    return FactResult("not-restarted", [f"no host-started event {since}: {running}."])
 
 
 # -- providers -------------------------------------------------------------------------------------
@@ -358,6 +395,41 @@ async def config_selection_applied(ctx: FactContext) -> FactResult:
                                   "and no proposal to change that waits."], sets={"target": row.selection})
 
 
+_FILE_EVENTS = ["config-changed", "config-invalid", "config-recovered"]
+
+
+@fact("config.edited", "whether the key's settings file changed since the walk started (changed: the host applied "
+      "or refused a new version | saved: written since, with no watcher to pick it up | unchanged), from the "
+      "journal's config-changed / config-invalid / config-recovered events and the file's time", ("domain",))
+async def config_edited(ctx: FactContext) -> FactResult:
+    """'I edited the file' is the operator's word; this is the host's: it journals every change
+    it applies to a settings file (and every version that does not parse). A file saved with
+    the same content, or an edit of another file, is no change here. With the watcher down
+    nothing is journaled, so the file's modification time is all there is: `saved`."""
+    from ..domains import Domain
+
+    name = f"{Domain.parse(ctx.param('domain')).value}s.yml"
+    path = (ctx.engine.settings_dir / name).resolve()
+    events = [e for e in ctx.engine.journal(kinds=_FILE_EVENTS, since_ts=ctx.started_at, limit=200)
+              if Path(str(e.data.get("file") or "")).resolve() == path]
+    since = f"since the walk started at {_clock(ctx.started_at)}"
+    if events:
+        last = events[-1]
+        return FactResult("changed", [f"{len(events)} change(s) of {path} {since}; the last, at {_clock(last.ts)} "
+                                      f"({last.kind}): {last.message}"])
+    try:
+        mtime: float | None = path.stat().st_mtime
+    except OSError:
+        mtime = None
+    written = f"the file was last written at {_clock(mtime)}" if mtime is not None else "the file does not exist"
+    watching = bool(ctx.engine.watcher_status().to_dict().get("alive"))
+    if mtime is not None and mtime >= ctx.started_at - 1.0 and not watching:  # 1 s: coarse file clocks
+        return FactResult("saved", [f"{written}, {since}, but no settings watcher runs to apply it (no "
+                                    f"{', '.join(_FILE_EVENTS)} event for it yet)."])
+    return FactResult("unchanged", [f"the host applied no change to {path} {since} (no {', '.join(_FILE_EVENTS)} "
+                                    f"event for it); {written}."])
+
+
 @fact("watcher.alive", "whether the settings watcher picks up edits (alive | down | no-host)")
 async def watcher_alive(ctx: FactContext) -> FactResult:
     lease, alive = ctx.engine.host()
@@ -426,6 +498,7 @@ async def remote_breaker(ctx: FactContext) -> FactResult:
 
 
 @fact("remote.error_class", "class of the last remote error (network | http | signature | digest | parse | "
+      "expired: the publisher let it expire | replay: an older version or other content under the same one | "
       "other | none)")
 async def remote_error_class(ctx: FactContext) -> FactResult:
     statuses = [s for s in _sources(ctx) if s.get("consecutive_failures")]
@@ -435,7 +508,7 @@ async def remote_error_class(ctx: FactContext) -> FactResult:
     kind = str(s.get("last_error_kind") or "other")
     mapping = {"unreachable": "network", "timeout": "network", "http-status": "http", "signature": "signature",
                "digest": "digest", "parse": "parse", "schema": "parse", "too-large": "parse",
-               "too-deep": "parse"}
+               "too-deep": "parse", "expired": "expired", "rollback": "replay"}
     return FactResult(mapping.get(kind, "other"), [f"{s['name']} ({kind}): {s.get('last_error')}"],
                       sets={"source": s["name"]})
 
@@ -537,19 +610,43 @@ async def journal_count(ctx: FactContext) -> FactResult:
     return FactResult(value, lines, sets=sets)
 
 
-@fact("registry.shadowed", "shadowed candidates across keys (many | few); args threshold")
+@fact("registry.shadowed", "whether shadowed candidates increased within a window, against the registry "
+      "census the host journals at start and at every settings or manifest change (increasing | steady | "
+      "unknown: no census to compare with); args threshold, window_s (3600)")
 async def registry_shadowed(ctx: FactContext) -> FactResult:
+    """An increase, not a total: many shadowed candidates that were all there an hour ago are
+    not 'increasing'. The count now is compared with the newest census journaled before the
+    window began (or, when the host started within the window, its start)."""
+    from ..engine import CENSUS_KINDS
+
     threshold = int(ctx.args.get("threshold", 10))
+    window = float(ctx.args.get("window_s", 3600))
+    cutoff = time.time() - window
     rows = ctx.engine.components()
     total = sum(r.shadowed for r in rows)
+    census = [e for e in ctx.engine.journal(kinds=sorted(CENSUS_KINDS), limit=500)
+              if isinstance(e.data.get("registry"), dict)]
+    before = [e for e in census if e.ts <= cutoff]
+    baseline = before[-1] if before else (census[0] if census else None)
     top = sorted(rows, key=lambda r: -r.shadowed)[:5]
     sources: dict[str, int] = {}
     for cand in ctx.engine.registry.all():
         sources[cand.source] = sources.get(cand.source, 0) + 1
-    lines = [f"{total} shadowed candidate(s) over {len(rows)} key(s) (threshold {threshold})."]
-    lines += [f"{r.ref}: {r.candidates} candidates, {r.shadowed} shadowed" for r in top if r.shadowed]
-    lines.append("by source: " + ", ".join(f"{s} {n}" for s, n in sorted(sources.items())))
-    return FactResult("many" if total >= threshold else "few", lines)
+    detail = [f"{r.ref}: {r.candidates} candidates, {r.shadowed} shadowed" for r in top if r.shadowed]
+    detail.append("by source: " + ", ".join(f"{s} {n}" for s, n in sorted(sources.items())))
+    minutes = f"{window / 60:g} min"
+    if baseline is None:
+        return FactResult("unknown", [f"{total} shadowed candidate(s) now; the journal holds no registry census to "
+                                      "compare with (a host journals one when it starts and at each settings or "
+                                      "manifest change), so an increase cannot be measured.", *detail])
+    then = int(baseline.data["registry"].get("shadowed", 0))
+    grew = total - then
+    since = (f"the newest census before the last {minutes}" if before else
+             f"the oldest census in the journal, inside the last {minutes}")
+    lines = [f"{total} shadowed candidate(s) now, {then} at {_clock(baseline.ts)} ({baseline.kind}, {since}): "
+             f"{grew:+d} (threshold {threshold}).", *detail]
+    return FactResult("increasing" if grew >= threshold else "steady", lines,
+                      data={"now": total, "then": then, "baseline_ts": baseline.ts})
 
 
 @fact("perf.resolve", "time 1,000 resolutions of the key in this process (slow | fast); args budget_us",

@@ -87,6 +87,7 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
     from ..package_data import default_runbook_dir
     from .actions import ACTIONS
     from .fact_index import FACTS
+    from .faults import FAULTS
 
     directory = runbook_dir(settings_dir)
     default_dir = default_runbook_dir()
@@ -117,7 +118,7 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
     ids = {t.id for t in parsed}
     for tree in parsed:
         try:
-            check_structure(tree, facts=FACTS, actions=ACTIONS, trees=ids, roles=roles)
+            check_structure(tree, facts=FACTS, actions=ACTIONS, trees=ids, roles=roles, faults=FAULTS)
         except TreeError as exc:
             catalog.errors.append(str(exc))
             continue

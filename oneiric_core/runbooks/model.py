@@ -16,6 +16,9 @@ A tree is one YAML mapping (one file in settings/runbooks/):
       - {id: ok, kind: done, text: "..."}
 
 A branch target is a node id of the same tree, or `tree:<id>` to continue in another tree.
+A tree may declare `drills:` (scenarios: a fault injected into a throw-away copy of the
+settings and state, the scripted answers, and the exit the walk must reach; see drills.py).
+
 A question may carry `sets: severity` (its answers are P0-P3 and become the walk's and the
 incident's severity) and `then: <node>` (when a choice opens another runbook, the walk comes
 back to that node once the other runbook's walk ends, instead of finishing).
@@ -39,7 +42,7 @@ _NODE_FIELDS = {"id", "kind", "text", "fact", "args", "branches", "default", "ch
                 "role", "severity", "changes", "where", "title", "sets", "then"}
 SETTABLE = ("severity",)  # what a question's answer can set for the walk (`sets: severity`)
 _TREE_FIELDS = {"id", "title", "summary", "kind", "reviewed", "next_review", "params", "start", "nodes", "symptom",
-                "severity", "owner", "sources", "max_rounds"}
+                "severity", "owner", "sources", "max_rounds", "drills"}
 # A walk that comes back to the same node more than a tree's `max_rounds` times is going round
 # without getting anywhere: it is sent to this node instead, which every tree has (parse_tree
 # adds it), and which escalates with the walk's evidence. A tree whose loop is the point (one
@@ -83,6 +86,33 @@ class Node:
         return self.kind == "done" or (self.kind == "escalate" and not self.targets())
 
 
+@dataclass(frozen=True)
+class Fault:
+    """One fault (or one change an operator would make) for a drill: a name from the
+    faults.py registry and its arguments."""
+
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Drill:
+    """A scenario the tree claims to handle: inject `faults` into a throw-away copy of the
+    settings and state, walk with only the automated checks and `answers`, and the walk must
+    end at `expect`. `during` injects more (what an operator would do at that step: fix the
+    file, bring the backend up) when the walk reaches a node. Node names are this tree's ids,
+    or `tree-id:node` for a node of a runbook the walk jumps to."""
+
+    id: str
+    expect: str
+    text: str = ""
+    faults: list[Fault] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    during: dict[str, list[Fault]] = field(default_factory=dict)
+    proposals: str = "approve"  # what a second operator does with the walk's swap proposals
+
+
 @dataclass
 class Tree:
     id: str
@@ -99,6 +129,7 @@ class Tree:
     severity: str | None = None
     owner: str | None = None
     max_rounds: int = DEFAULT_MAX_ROUNDS
+    drills: list[Drill] = field(default_factory=list)
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
@@ -185,11 +216,78 @@ def parse_tree(data: Any, file: Path) -> Tree:
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise TreeError(f"{file}: max_rounds must be a whole number of at least 1, not {rounds!r}.")
     tree.max_rounds = rounds
+    tree.drills = _parse_drills(data.get("drills"), file)
     nodes.setdefault(ROUND_LIMIT_NODE, Node(
         ROUND_LIMIT_NODE, "escalate", role="engineering_lead",
         text="This walk came back to '{looped_at}' {rounds} times without getting further: stop going round "
              "and escalate, with this walk's evidence."))
     return tree
+
+
+_DRILL_FIELDS = {"id", "text", "faults", "params", "answers", "during", "expect", "proposals"}
+PROPOSAL_POLICIES = ("approve", "reject", "leave")
+
+
+def _faults(raw: Any, file: Path, where: str) -> list[Fault]:
+    """`[pause: {domain: adapter, key: cache}, broken-yaml: {file: adapters.yml}, restart]`."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise TreeError(f"{file}: {where}: faults must be a list.")
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            out.append(Fault(item))
+        elif isinstance(item, dict) and len(item) == 1:
+            (kind, args), = item.items()
+            if args is not None and not isinstance(args, dict):
+                raise TreeError(f"{file}: {where}: the arguments of fault '{kind}' are not a mapping.")
+            out.append(Fault(str(kind), dict(args or {})))
+        else:
+            raise TreeError(f"{file}: {where}: a fault is a name or a one-key mapping `name: {{args}}`.")
+    return out
+
+
+def _parse_drills(raw: Any, file: Path) -> list[Drill]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise TreeError(f"{file}: drills must be a list of scenarios.")
+    drills: list[Drill] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise TreeError(f"{file}: drill #{index + 1} has no id.")
+        where = f"drill '{item['id']}'"
+        unknown = sorted(set(map(str, item)) - _DRILL_FIELDS)
+        if unknown:
+            raise TreeError(f"{file}: {where} has an unknown field '{unknown[0]}'.")
+        if not isinstance(item.get("expect"), str):
+            raise TreeError(f"{file}: {where} names no expect (the exit node its walk must reach).")
+        answers: dict[str, list[str]] = {}
+        raw_answers = item.get("answers") or {}
+        if not isinstance(raw_answers, dict):
+            raise TreeError(f"{file}: {where}: answers must map a node to a choice (or a list of choices).")
+        for node, choice in raw_answers.items():
+            choices = choice if isinstance(choice, list) else [choice]
+            answers[str(node)] = [_label(c) for c in choices]
+        raw_during = item.get("during") or {}
+        if not isinstance(raw_during, dict):
+            raise TreeError(f"{file}: {where}: during must map a node to faults.")
+        params = item.get("params") or {}
+        if not isinstance(params, dict):
+            raise TreeError(f"{file}: {where}: params must be a mapping.")
+        proposals = str(item.get("proposals") or "approve")
+        if proposals not in PROPOSAL_POLICIES:
+            raise TreeError(f"{file}: {where}: proposals must be one of {', '.join(PROPOSAL_POLICIES)}.")
+        drill = Drill(id=item["id"], expect=item["expect"], text=str(item.get("text") or ""),
+                      faults=_faults(item.get("faults"), file, where),
+                      params={str(k): str(v) for k, v in params.items()}, answers=answers,
+                      during={str(n): _faults(f, file, f"{where} during '{n}'") for n, f in raw_during.items()},
+                      proposals=proposals)
+        if any(d.id == drill.id for d in drills):
+            raise TreeError(f"{file}: drill '{drill.id}' is defined twice.")
+        drills.append(drill)
+    return drills
 
 
 def _parse_node(raw: Any, file: Path, index: int) -> Node:
@@ -249,9 +347,10 @@ def _parse_node(raw: Any, file: Path, index: int) -> Node:
 
 
 def check_structure(tree: Tree, *, facts: Iterable[str], actions: Iterable[str], trees: Iterable[str],
-                    roles: Iterable[str] | None = None) -> None:
-    """Refuse a dangling branch, an unknown fact/action/role, an unreachable node, or a loop
-    with no exit; each refusal is one sentence naming the file and the node."""
+                    roles: Iterable[str] | None = None, faults: Iterable[str] | None = None) -> None:
+    """Refuse a dangling branch, an unknown fact/action/role, an unreachable node, a loop
+    with no exit, or a drill naming an unknown fault or node; each refusal is one sentence
+    naming the file and the node (or drill)."""
     facts, actions, trees = set(facts), set(actions), set(trees)
     roles = set(roles) if roles is not None else None
     file = tree.file
@@ -272,12 +371,39 @@ def check_structure(tree: Tree, *, facts: Iterable[str], actions: Iterable[str],
     for node_id in tree.nodes:
         if node_id not in reachable:
             raise TreeError(f"{file}: node '{node_id}' is unreachable from the start node '{tree.start}'.")
+    if faults is not None:
+        _check_drills(tree, set(faults), trees)
     exits = [n.id for n in tree.nodes.values()
              if n.terminal or any(t.startswith(TREE_PREFIX) for t in n.targets())]
     can_exit = _reach(tree, exits, forward=False)
     for node_id in tree.nodes:
         if node_id not in can_exit:
             raise TreeError(f"{file}: node '{node_id}' is in a loop with no exit (no path from it ends the walk).")
+
+
+def _check_drills(tree: Tree, faults: set[str], trees: set[str]) -> None:
+    def node_name(drill: Drill, name: str, what: str) -> None:
+        other, sep, node = name.partition(":")
+        if sep and other != tree.id:
+            if other not in trees:
+                raise TreeError(f"{tree.file}: drill '{drill.id}' {what} '{name}' names the unknown runbook '{other}'.")
+        elif (node if sep else name) not in tree.nodes:
+            raise TreeError(f"{tree.file}: drill '{drill.id}' {what} the unknown node '{name}'.")
+
+    for drill in tree.drills:
+        node_name(drill, drill.expect, "expects")
+        for name in drill.answers:
+            node_name(drill, name, "answers")
+        for name in drill.during:
+            node_name(drill, name, "injects during")
+        for fault in [*drill.faults, *(f for fs in drill.during.values() for f in fs)]:
+            if fault.kind not in faults:
+                raise TreeError(f"{tree.file}: drill '{drill.id}' uses the unknown fault '{fault.kind}' "
+                                f"(known: {', '.join(sorted(faults))}).")
+        for params in (drill.params,):
+            bad = sorted(set(params) - {*PARAMS, "target"})
+            if bad:
+                raise TreeError(f"{tree.file}: drill '{drill.id}' sets the unknown parameter '{bad[0]}'.")
 
 
 def _reach(tree: Tree, roots: list[str], *, forward: bool) -> set[str]:
