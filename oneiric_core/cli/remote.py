@@ -67,6 +67,13 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--threshold", type=int, help="distinct keys needed (default: app.yml remote.threshold, "
                    "or 1 with --public-key)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = msub.add_parser("import", help="an upstream Oneiric manifest as ours, unsigned (then sign it), naming "
+                        "every field not honoured", example="oneiric manifest import upstream.json --out manifest.json")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="upstream Oneiric's manifest (JSON or YAML)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write it here (default: print it)")
+    p.add_argument("--version", type=_version, metavar="N", help="its version (default: signed_at as POSIX seconds)")
+    p.add_argument("--name", help="its name (default: upstream's source field)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _version(text: str) -> int:
@@ -262,7 +269,21 @@ def run_manifest(args: Any) -> int:
         return EXIT_OK
     if action == "verify":
         return _verify(args)
-    raise UsageError("manifest needs an action: keygen, pack, sign or verify (see 'oneiric manifest --help').")
+    if action == "import":
+        manifest, notes, out = tools.import_upstream(args.manifest, version=args.version, name=args.name, out=args.out)
+        if args.json:
+            print_json({"manifest": manifest, "not_honoured": notes, "out": None if out is None else str(out)})
+            return EXIT_OK
+        if out is None:
+            sys.stdout.write(json_text(manifest, indent=2) + "\n")
+        else:
+            say(f"Wrote {out}: {manifest['name']} v{manifest['version']} with "
+                f"{_n(len(manifest['entries']), 'entry', 'entries')}, unsigned (next: oneiric manifest sign {out} "
+                "--key KEY --expires-in 30d).")
+        for note in notes:
+            say(f"not honoured: {note}", err=out is None)
+        return EXIT_OK
+    raise UsageError("manifest needs an action: keygen, pack, sign, verify or import (see 'oneiric manifest --help').")
 
 
 def _verify(args: Any) -> int:
@@ -296,6 +317,10 @@ def _verify(args: Any) -> int:
         say(f"entries: {report['accepted']} accepted, {len(report['rejected'])} rejected")
         for r in report["rejected"]:
             say(f"  rejected #{r['index']}: {r['reason']}")
+        if m.get("format"):
+            say(f"format: {m['format']} (upstream Oneiric), verified by its rules")
+        for note in m.get("not_honoured") or []:
+            say(f"  not honoured: {note}")
     return EXIT_OK
 
 

@@ -415,15 +415,22 @@ class RemoteSource:
     def _plan_from(self, raw: bytes, etag: str | None, *, verified: dict[str, Any] | None = None) -> _Plan:
         """Parse, verify (unless `verified`, the cache record of an earlier verification) and
         check the entries of `raw`."""
+        from . import upstream
         from .manifest import check_entries, parse_manifest
         from .registration import candidate_rows
         from .signing import Verification, verify
 
-        parsed = parse_manifest(raw, max_depth=self.ctx.max_depth(), source=self.options.uri)
+        # an upstream Oneiric manifest is verified by upstream's rules, then read as ours (upstream.py)
+        foreign = upstream.parse(raw, max_depth=self.ctx.max_depth(), source=self.options.uri)
+        parsed = foreign or parse_manifest(raw, max_depth=self.ctx.max_depth(), source=self.options.uri)
         if verified is None:
             trust = self.ctx.trust()
-            verification = verify(parsed.data, parsed.model.signatures, trust.keys, threshold=trust.threshold,
-                                  required=self.options.requires_signature, message=parsed.signed_bytes)
+            if foreign is not None:
+                verification = upstream.verify(foreign.original, trust.keys, threshold=trust.threshold,
+                                               required=self.options.requires_signature)
+            else:
+                verification = verify(parsed.data, parsed.model.signatures, trust.keys, threshold=trust.threshold,
+                                      required=self.options.requires_signature, message=parsed.signed_bytes)
             if not verification.ok:
                 raise SignatureFailed(verification.reason, verification)
         else:

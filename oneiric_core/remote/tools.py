@@ -242,9 +242,18 @@ def _check_expiry(path: Path, expires_at: str | None) -> None:
                         "published) to sign it with a new expiry.")
 
 
-def _parse(path: Path, raw: bytes | None = None) -> Any:
+def _parse(path: Path, raw: bytes | None = None, *, upstream_ok: bool = False) -> Any:
+    """The manifest at `path` (or `raw`); with `upstream_ok`, upstream Oneiric's format too
+    (verify reads it; sign refuses it: `manifest import` makes it ours first)."""
+    from . import upstream
+
+    data = _read(path, "The manifest") if raw is None else raw
     try:
-        return parse_manifest(_read(path, "The manifest") if raw is None else raw)
+        foreign = upstream.parse(data)
+        if foreign is not None and not upstream_ok:
+            raise ToolError(f"{path} is an upstream Oneiric manifest: convert it with 'oneiric manifest import "
+                            f"{path} --out FILE' first, then sign that.")
+        return foreign or parse_manifest(data)
     except ManifestError as exc:
         raise ToolError(f"{path}: {exc}.") from None
 
@@ -278,9 +287,14 @@ def verify_file(manifest_path: Path, keys: Mapping[str, str], *, threshold: int,
 
     from .freshness import EXPIRED
 
-    parsed = _parse(manifest_path)
-    result = verify(parsed.data, parsed.model.signatures, keys, threshold=threshold, required=required,
-                    message=parsed.signed_bytes)
+    from . import upstream
+
+    parsed = _parse(manifest_path, upstream_ok=True)
+    if isinstance(parsed, upstream.UpstreamManifest):  # upstream Oneiric's format, by its own rules
+        result = upstream.verify(parsed.original, keys, threshold=threshold, required=required)
+    else:
+        result = verify(parsed.data, parsed.model.signatures, keys, threshold=threshold, required=required,
+                        message=parsed.signed_bytes)
     location = Location("file", path=manifest_path.resolve())
     accepted, rejected = check_entries(parsed.model, allowlist,
                                        artifact_check=lambda uri: artifact_refusal(location, uri))
@@ -313,5 +327,28 @@ def expiry_report(ts: float | None, now: float | None = None) -> dict[str, Any]:
             "seconds_left": round(ts - now, 3)}
 
 
-__all__ = ["KeyInfo", "Signed", "ToolError", "expiry_report", "keygen", "manifest_json", "pack", "parse_key_args",
-           "sign", "verify_file"]
+def import_upstream(path: Path, *, version: int | None = None, name: str | None = None,
+                    out: Path | None = None) -> tuple[dict[str, Any], list[str], Path | None]:
+    """Upstream Oneiric's manifest at `path` as ours, unsigned (sign it with `manifest sign`):
+    the manifest, what was not honoured, and where it was written (None: not written)."""
+    from . import upstream
+
+    try:
+        data = load_document(_read(path, "The manifest"), f"the manifest {path}")
+    except ManifestError as exc:
+        raise ToolError(f"{path}: {exc}.") from None
+    if not upstream.is_upstream(data):
+        raise ToolError(f"{path} is not an upstream Oneiric manifest (it has version, name or generated_at, or no "
+                        "entries): it is ours already.")
+    try:
+        converted = upstream.convert(data, version=version, name=name)
+    except ManifestError as exc:
+        raise ToolError(f"{path}: {exc}.") from None
+    manifest = converted.data
+    if out is not None:
+        _write(out, manifest_json(manifest))
+    return manifest, converted.not_honoured, out
+
+
+__all__ = ["KeyInfo", "Signed", "ToolError", "expiry_report", "import_upstream", "keygen", "manifest_json", "pack",
+           "parse_key_args", "sign", "verify_file"]
