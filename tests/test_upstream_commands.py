@@ -90,3 +90,27 @@ def test_doctor_fails_on_a_broken_settings_file(run_cli, demo_settings):
     res = run_cli("doctor")
     assert res.returncode == ExitCode.ERROR
     assert any(ln.startswith("FAIL settings") and "adapters.yml" in ln for ln in res.stdout.splitlines())
+
+
+def test_manifest_pack_sign_and_export_with_upstreams_flags(run_cli, demo_settings, tmp_path):
+    entries = demo_settings / "manifests" / "demo-entries.yml"
+    out = tmp_path / "packed.json"
+    packed = run_cli("manifest", "pack", "--input", entries, "--output", out, "--name", "acme", "--version", "3")
+    assert packed.returncode == 0, packed.stderr
+    assert run_cli("manifest", "keygen", "--out", tmp_path / "k" / "acme.pem").returncode == 0
+    signed = run_cli("manifest", "sign", "--input", out, "--private-key", tmp_path / "k" / "acme.pem",
+                     "--output", tmp_path / "signed.json", "--expires-at", "2099-01-01T00:00:00", "--append")
+    assert signed.returncode == 0, signed.stderr
+    data = (tmp_path / "signed.json").read_text()
+    assert '"expires_at": "2099-01-01T00:00:00Z"' in data
+    assert run_cli("manifest", "verify", tmp_path / "signed.json", "--public-key",
+                   tmp_path / "k" / "acme.pem.pub").returncode == 0
+    unnamed = run_cli("manifest", "pack", "--input", entries)
+    assert unnamed.returncode == ExitCode.USAGE and "add --name NAME --version N" in unnamed.stderr
+    compact = run_cli("manifest", "pack", entries, "--name", "acme", "--version", "1", "--compact")
+    assert compact.stdout.count("\n") == 1 and '"name":"acme"' in compact.stdout
+    exported = run_cli("manifest", "export", "--name", "local", "--version", "2", "--output", tmp_path / "e.json")
+    assert exported.returncode == 0, exported.stderr
+    manifest = __import__("json").loads((tmp_path / "e.json").read_text())
+    assert {(e["key"], e["provider"]) for e in manifest["entries"]} == {("cache", "memory-large"),
+                                                                      ("storage", "scratch")}

@@ -39,26 +39,36 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p = msub.add_parser("pack", help="a manifest from a YAML/JSON list of entries",
                         example="oneiric manifest pack entries.yml --name acme --version 1 --out manifest.json")
-    p.add_argument("entries", type=Path, metavar="ENTRIES", help="YAML or JSON: a list of entries, or {entries: [...]}")
-    p.add_argument("--name", required=True, help="the manifest's name")
-    p.add_argument("--version", required=True, type=_version, metavar="N",
-                   help="the manifest's version: an integer >= 1, raised with every change (consumers refuse "
-                   "a lower one, and the same one with other content)")
+    p.add_argument("entries", type=Path, nargs="?", metavar="ENTRIES",
+                   help="YAML or JSON: a list of entries, or {entries: [...]} (or --input, upstream's spelling)")
+    p.add_argument("--input", dest="entries_input", type=Path, metavar="FILE", help=argparse.SUPPRESS)
+    p.add_argument("--name", help="the manifest's name (required)")
+    p.add_argument("--version", type=_version, metavar="N",
+                   help="the manifest's version (required): an integer >= 1, raised with every change (consumers "
+                   "refuse a lower one, and the same one with other content)")
     p.add_argument("--generated-at", help="ISO 8601 time (default: now, UTC)")
     p.add_argument("--expires-in", type=_duration, metavar="DURATION",
                    help="set expires_at this far from now (30d, 12h, 90m; sign can set it too)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="write it here (default: print it)")
+    p.add_argument("--out", "--output", type=Path, metavar="FILE", help="write it here (default: print it)")
+    p.add_argument("--stdout", action="store_true", help=argparse.SUPPRESS)  # upstream's: printing is the default
+    p.add_argument("--compact", action="store_true", help="print it on one line (default: indented)")
+    p.add_argument("--pretty", action="store_false", dest="compact", help=argparse.SUPPRESS)
     p = msub.add_parser("sign", help="add this key's ed25519 signature to a manifest",
                         example="oneiric manifest sign manifest.json --key keys/acme.pem --expires-in 30d")
-    p.add_argument("manifest", type=Path, metavar="MANIFEST")
-    p.add_argument("--key", required=True, type=Path, metavar="FILE", help="the private key (from keygen)")
+    p.add_argument("manifest", type=Path, nargs="?", metavar="MANIFEST", help="the manifest (or --input)")
+    p.add_argument("--input", dest="manifest_input", type=Path, metavar="FILE", help=argparse.SUPPRESS)
+    p.add_argument("--key", "--private-key", dest="key", type=Path, metavar="FILE",
+                   help="the private key (from keygen; required)")
     p.add_argument("--key-id", help="the key's id (default: from FILE.pub, else derived from the key)")
     p.add_argument("--expires-in", type=_duration, metavar="DURATION",
                    help="set expires_at this far from now before signing (30d, 12h, 90m); needed unless the "
                    "manifest has a future expires_at")
+    p.add_argument("--expires-at", metavar="TIME", help="set expires_at to this ISO 8601 time instead")
+    p.add_argument("--append", action="store_true", help=argparse.SUPPRESS)  # upstream's: signatures always add up
     p.add_argument("--version", type=_version, metavar="N", help="set the version before signing (raise it "
                    "when re-signing a published manifest)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="write the signed manifest here (default: in place)")
+    p.add_argument("--out", "--output", type=Path, metavar="FILE",
+                   help="write the signed manifest here (default: in place)")
     p = msub.add_parser("verify", help="check a manifest's signatures and entries",
                         example="oneiric manifest verify manifest.json --public-key keys/acme.pem.pub")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
@@ -67,6 +77,12 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--threshold", type=int, help="distinct keys needed (default: app.yml remote.threshold, "
                    "or 1 with --public-key)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = msub.add_parser("export", help="the candidates of this settings directory's domain files as a manifest, "
+                        "unsigned (then sign it)", example="oneiric manifest export --name acme --version 4 "
+                        "--out manifest.json")
+    p.add_argument("--name", help="its name (default: the settings directory's name)")
+    p.add_argument("--version", type=_version, metavar="N", default=1, help="its version (default 1)")
+    p.add_argument("--out", "--output", type=Path, metavar="FILE", help="write it here (default: print it)")
     p = msub.add_parser("import", help="an upstream Oneiric manifest as ours, unsigned (then sign it), naming "
                         "every field not honoured", example="oneiric manifest import upstream.json --out manifest.json")
     p.add_argument("manifest", type=Path, metavar="MANIFEST", help="upstream Oneiric's manifest (JSON or YAML)")
@@ -245,11 +261,16 @@ def run_manifest(args: Any) -> int:
             say(info.app_yml().rstrip())
         return EXIT_OK
     if action == "pack":
+        args.entries = _one(args.entries, args.entries_input, "the entries file", "ENTRIES or --input FILE")
+        if not args.name or args.version is None:
+            raise UsageError("A manifest here carries a name and a version, raised with every change so consumers "
+                             "refuse a rollback (upstream's have neither): add --name NAME --version N.")
         allowlist = _app(args).factory_allowlist
         manifest, out = tools.pack(args.entries, name=args.name, version=args.version, out=args.out,
                                    allowlist=allowlist, generated_at=args.generated_at, expires_in=args.expires_in)
-        if out is None:
-            sys.stdout.write(json_text(manifest, indent=2) + "\n")  # the same JSON, never a raw control character
+        if out is None:  # the same JSON, never a raw control character
+            sys.stdout.write(json_text(manifest, **({"separators": (",", ":")} if args.compact else {"indent": 2}))
+                             + "\n")
         else:
             expiry = f"expires {manifest['expires_at']}" if "expires_at" in manifest else "no expiry yet"
             say(f"Wrote {out}: {manifest['name']} v{manifest['version']} with "
@@ -257,7 +278,15 @@ def run_manifest(args: Any) -> int:
                 f"sign {out} --key KEY{'' if 'expires_at' in manifest else ' --expires-in 30d'}).")
         return EXIT_OK
     if action == "sign":
-        signed = tools.sign(args.manifest, args.key, key_id=args.key_id, out=args.out, expires_in=args.expires_in,
+        args.manifest = _one(args.manifest, args.manifest_input, "the manifest", "MANIFEST or --input FILE")
+        if args.key is None:
+            raise UsageError("manifest sign needs the private key: --key FILE (or --private-key FILE).")
+        expires_in = args.expires_in
+        if args.expires_at:
+            from ..remote.upstream import iso_to_utc
+
+            expires_in = iso_to_utc(args.expires_at, "--expires-at")[0] - time.time()
+        signed = tools.sign(args.manifest, args.key, key_id=args.key_id, out=args.out, expires_in=expires_in,
                             version=args.version)
         m = signed.manifest
         say(f"Signed {signed.path} with key {signed.key_id}: {m['name']} v{m['version']}, expires "
@@ -269,6 +298,15 @@ def run_manifest(args: Any) -> int:
         return EXIT_OK
     if action == "verify":
         return _verify(args)
+    if action == "export":
+        manifest = tools.export_settings(Path(args.settings), name=args.name, version=args.version, out=args.out)
+        if args.out is None:
+            sys.stdout.write(json_text(manifest, indent=2) + "\n")
+        else:
+            say(f"Wrote {args.out}: {manifest['name']} v{manifest['version']} with "
+                f"{_n(len(manifest['entries']), 'entry', 'entries')} from {args.settings}, unsigned (next: oneiric "
+                f"manifest sign {args.out} --key KEY --expires-in 30d).")
+        return EXIT_OK
     if action == "import":
         manifest, notes, out = tools.import_upstream(args.manifest, version=args.version, name=args.name, out=args.out)
         if args.json:
@@ -322,6 +360,15 @@ def _verify(args: Any) -> int:
         for note in m.get("not_honoured") or []:
             say(f"  not honoured: {note}")
     return EXIT_OK
+
+
+def _one(given: Any, flagged: Any, what: str, how: str) -> Any:
+    """A file given as the word or as upstream's flag (--input), never both."""
+    if given is not None and flagged is not None and given != flagged:
+        raise UsageError(f"{what} is given twice ({given} and --input {flagged}); give it once.")
+    if given is None and flagged is None:
+        raise UsageError(f"Give {what}: {how}.")
+    return given if given is not None else flagged
 
 
 def _app(args: Any) -> Any:

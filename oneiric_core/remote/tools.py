@@ -327,6 +327,32 @@ def expiry_report(ts: float | None, now: float | None = None) -> dict[str, Any]:
             "seconds_left": round(ts - now, 3)}
 
 
+def export_settings(settings_dir: Path, *, name: str | None, version: int, out: Path | None) -> dict[str, Any]:
+    """The candidates of `settings_dir`'s domain files (with their provider settings merged in,
+    as the engine builds them) as a manifest, unsigned."""
+    from ..settings import SettingsLoader
+
+    snapshot = SettingsLoader(settings_dir).load()
+    if snapshot.problems:
+        raise ToolError(f"{settings_dir} has settings problems ({snapshot.problems[0]}); fix them before exporting.")
+    entries = []
+    for domain, layer in snapshot.domains.items():
+        for spec in layer.candidates:
+            merged = {**spec.settings, **layer.provider_settings.get(spec.key, {}).get(spec.provider, {})}
+            entry: dict[str, Any] = {"domain": domain.value, "key": spec.key, "provider": spec.provider,
+                                     "factory": spec.factory, "priority": spec.priority, "stack_level": spec.stack_level}
+            if merged:
+                entry["settings"] = merged
+            if spec.metadata:
+                entry["metadata"] = dict(spec.metadata)
+            entries.append(entry)
+    manifest = {"version": version, "name": name or settings_dir.resolve().name,
+                "generated_at": format_utc(time.time()), "entries": entries}
+    if out is not None:
+        _write(out, manifest_json(manifest))
+    return manifest
+
+
 def import_upstream(path: Path, *, version: int | None = None, name: str | None = None,
                     out: Path | None = None) -> tuple[dict[str, Any], list[str], Path | None]:
     """Upstream Oneiric's manifest at `path` as ours, unsigned (sign it with `manifest sign`):
@@ -350,5 +376,5 @@ def import_upstream(path: Path, *, version: int | None = None, name: str | None 
     return manifest, converted.not_honoured, out
 
 
-__all__ = ["KeyInfo", "Signed", "ToolError", "expiry_report", "import_upstream", "keygen", "manifest_json", "pack",
+__all__ = ["KeyInfo", "Signed", "ToolError", "expiry_report", "export_settings", "import_upstream", "keygen", "manifest_json", "pack",
            "parse_key_args", "sign", "verify_file"]
