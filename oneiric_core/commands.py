@@ -383,7 +383,20 @@ async def _sync(engine: Engine, request: Request, principal: Principal) -> Comma
     """Sync remote sources now (`source`: one of them; `dry_run`: change nothing). With no host,
     the cache and status this writes are what the next host starts from."""
     dry_run = bool(request.args.get("dry_run"))
-    outcomes = await engine.remote.sync_now(request.args.get("source") or None, dry_run=dry_run)
+    uri = request.args.get("manifest")
+    if uri:
+        if request.args.get("source"):
+            raise UsageError("Give --source NAME (a configured source) or --manifest URI (a one-shot sync), not both.")
+        outcomes = [await engine.remote.sync_once(str(uri), dry_run=dry_run)]
+        if outcomes[0].ok and not dry_run:
+            kept = ("until the host stops" if engine.is_host else
+                    "in this process only: no host is running, so nothing keeps them registered")
+            result = sync_result(outcomes, where=_where(engine) if engine.is_host else "this process")
+            note = (f"its entries stay registered {kept}; nothing refreshes them: add the source to app.yml "
+                    "remote.sources to keep it")
+            return dataclasses.replace(result, message=f"{result.message} ({note})", data={**result.data, "note": note})
+    else:
+        outcomes = await engine.remote.sync_now(request.args.get("source") or None, dry_run=dry_run)
     where = _where(engine)
     if not engine.is_host and not dry_run:
         where = "this process; no host is running, so the next host starts with it"

@@ -114,3 +114,34 @@ def test_manifest_pack_sign_and_export_with_upstreams_flags(run_cli, demo_settin
     manifest = __import__("json").loads((tmp_path / "e.json").read_text())
     assert {(e["key"], e["provider"]) for e in manifest["entries"]} == {("cache", "memory-large"),
                                                                       ("storage", "scratch")}
+
+
+def test_remote_sync_manifest_once_into_a_running_host(run_cli, demo_settings, tmp_path, cli_env):
+    import subprocess
+    import sys
+    import time
+
+    state = tmp_path / "state"
+    host = subprocess.Popen([sys.executable, "-m", "oneiric_core.cli", "--settings", str(demo_settings),
+                             "--state-dir", str(state), "run"], cwd=tmp_path, env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not ((run_cli("status", "--json").json().get("host") or {}).get("alive")):
+            assert time.monotonic() < deadline and host.poll() is None, "the host did not start"
+            time.sleep(0.2)
+        res = run_cli("remote-sync", "--manifest", "file:manifests/demo.json")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "remote:manifest: oneiric-demo v2" in res.stdout
+        assert "note: its entries stay registered until the host stops" in res.stdout
+        listed = run_cli("list", "--json").json()["candidates"]
+        assert any(c["source"] == "remote:manifest" and c["provider"] == "memory-remote" for c in listed)
+        both = run_cli("remote-sync", "--manifest", "file:manifests/demo.json", "--source", "demo")
+        assert both.returncode == ExitCode.USAGE and "not both" in both.stderr
+        unsigned = tmp_path / "unsigned.json"
+        unsigned.write_text('{"source": "x", "entries": []}')
+        plain = run_cli("remote-sync", "--manifest", "https://127.0.0.1:1/none.json")
+        assert plain.returncode == ExitCode.REMOTE and "sync failed" in plain.stderr
+    finally:
+        host.terminate()
+        host.wait(30)

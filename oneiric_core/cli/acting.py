@@ -65,8 +65,11 @@ def add_parsers(commands: Commands) -> None:
 
 def add_remote_sync(commands: Commands) -> None:
     p = commands.add("remote-sync", "sync remote manifests now: through the running host, else in this process",
-                     run=cmd_act, example=["oneiric remote-sync --dry-run", "oneiric remote-sync --source demo"])
+                     run=cmd_act, example=["oneiric remote-sync --dry-run", "oneiric remote-sync --source demo",
+                              "oneiric remote-sync --manifest https://manifests.example.com/acme.json"])
     p.add_argument("--source", metavar="NAME", help="only this source (default: every source in app.yml)")
+    p.add_argument("--manifest", metavar="URI", help="one-shot: sync this manifest (URL or file), which no app.yml "
+                   "source names, as source remote:manifest; verified by app.yml's trusted keys, never refreshed")
     p.add_argument("--dry-run", action="store_true",
                    help="fetch and check everything, print what would be added, replaced and removed; change nothing")
     waits(p)
@@ -87,7 +90,7 @@ def host_request(args: Any) -> tuple[str, dict[str, Any]] | None:
     if args.command in ("approve", "reject"):
         return args.command, {"id": args.id, "comment": args.comment}
     if args.command == "remote-sync":
-        return "sync", {"source": args.source, "dry_run": args.dry_run or None}
+        return "sync", {"source": args.source, "dry_run": args.dry_run or None, "manifest": args.manifest}
     return None
 
 

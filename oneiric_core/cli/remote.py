@@ -240,6 +240,8 @@ def print_sync(result: Any) -> None:
         if r.get("proposals"):
             say(f"  swap proposals: {', '.join('#' + str(p) for p in r['proposals'])} "
                   "(see 'oneiric approvals')")
+    if result.data.get("note"):
+        say(f"note: {result.data['note']}")
 
 
 # -- manifest ----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFound, RemoteSyncFailed
+from ..errors import NotFound, RemoteSyncFailed, UsageError
 from ..events import Event, Severity
 from ..store import StoreError
 
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 STARTUP_WAIT_S = 3.0  # how long Engine.start waits for the first sync of every source
 MIN_DELAY_S = 0.01
+
+
+ONE_SHOT = "manifest"  # the source `remote-sync --manifest URI` registers its entries under (remote:manifest)
+ONE_SHOT_META = "remote_one_shot"  # {uri, pid, hostname}: the host that holds a one-shot source, for its clients
 
 
 class RemoteManager:
@@ -60,6 +64,7 @@ class RemoteManager:
         self._context: SyncContext | None = None
         for opts in self.options.sources:
             self._add(opts)
+        self._adopt_one_shot()
 
     # -- configuration -----------------------------------------------------------------------------
     @property
@@ -296,6 +301,61 @@ class RemoteManager:
         return self._client
 
     # -- status ---------------------------------------------------------------------------------------
+    def _adopt_one_shot(self) -> None:
+        """A client (and `oneiric list`) sees what the live host registered with `remote-sync
+        --manifest`: the host records its URI in meta (ONE_SHOT_META), with its pid; anything
+        a host no longer running recorded is not in force anywhere, and is left alone."""
+        if ONE_SHOT in self.sources:
+            return
+        try:
+            recorded = self._engine.store.get_meta(ONE_SHOT_META)
+        except StoreError:
+            return
+        if not isinstance(recorded, dict) or not recorded.get("uri"):
+            return
+        lease, alive = self._engine.host()
+        if lease is None or not alive or (lease.pid, lease.hostname) != (recorded.get("pid"), recorded.get("hostname")):
+            return
+        from ..settings import RemoteSourceOptions
+
+        self._add(RemoteSourceOptions(name=ONE_SHOT, uri=str(recorded["uri"])))
+
+    async def sync_once(self, uri: str, *, dry_run: bool = False) -> SyncOutcome:
+        """Sync a manifest no app.yml source names (upstream's `remote-sync --manifest URI`):
+        fetched, verified (signatures required for http(s), by app.yml's trusted keys and
+        threshold) and registered as source `remote:ONE_SHOT` like any other, but nothing
+        refreshes it, and it is gone when this host stops. A configured source of that name is
+        refused instead of replaced."""
+        from ..settings import RemoteSourceOptions
+
+        if any(s.name == ONE_SHOT for s in self.options.sources):
+            raise UsageError(f"app.yml already has a remote source named '{ONE_SHOT}'; sync it with --source "
+                             f"{ONE_SHOT}, or rename it to use --manifest.")
+        src = self.sources.get(ONE_SHOT)
+        if src is not None and src.options.uri != uri and not dry_run:  # another one-shot: it takes the place
+            self._withdraw(self.sources.pop(ONE_SHOT), f"remote-sync --manifest {uri} replaced it")
+            src = None
+        if src is None:
+            from .sync import RemoteSource
+
+            src = RemoteSource(RemoteSourceOptions(name=ONE_SHOT, uri=uri), self.options.breaker, self._ctx())
+            if not dry_run:
+                self.sources[ONE_SHOT] = src
+        try:
+            outcome = await src.sync(dry_run=dry_run, manual=True)
+        finally:
+            if not self.running:
+                await self.aclose()
+        if outcome.ok and not dry_run:
+            self._publish(src)
+            if self._engine.is_host:
+                import os
+                import socket
+
+                self._engine.store.set_meta(ONE_SHOT_META, {"uri": uri, "pid": os.getpid(),
+                                                            "hostname": socket.gethostname()})
+        return outcome
+
     def _publish(self, src: RemoteSource) -> None:
         from .status import meta_key
 
@@ -358,5 +418,5 @@ def remote_source_name(source: str) -> str | None:
     return source.removeprefix("remote:") if source.startswith("remote:") else None
 
 
-__all__ = ["STARTUP_WAIT_S", "RemoteManager", "remote_source_name"]
+__all__ = ["ONE_SHOT", "STARTUP_WAIT_S", "RemoteManager", "remote_source_name"]
 
