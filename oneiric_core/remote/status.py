@@ -51,6 +51,9 @@ class SourceStatus:
     # the ledger: the highest version ever accepted {version, signed_digest, expires_at, accepted_at}
     accepted: dict[str, Any] | None = None
     signature: dict[str, Any] | None = None  # Verification.to_dict()
+    # The Verification of the last manifest refused for its signatures (which trusted key ids
+    # failed, which ids are not trusted here): what tells tampering from a key rotation.
+    signature_failure: dict[str, Any] | None = None
     entries: dict[str, int] = field(default_factory=dict)  # registered entries per domain
     rejected: list[dict[str, Any]] = field(default_factory=list)  # Rejection.to_dict() each
     breaker: dict[str, Any] = field(default_factory=dict)  # CircuitBreaker.to_dict()

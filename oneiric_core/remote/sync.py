@@ -248,6 +248,8 @@ class RemoteSource:
         status.total_failures += 1
         status.last_attempt_at = now
         status.last_error, status.last_error_kind, status.last_error_at = str(exc), exc.kind, now
+        if isinstance(exc, SignatureFailed):
+            status.signature_failure = {**exc.verification.to_dict(), "at": now}
         self.ctx.emit(Event(EVENT_KINDS.get(exc.kind, "remote-sync-error"),
                             f"{self.source}: {exc}; its entries are not registered until a manifest that is "
                             "fresh and not older verifies", Severity.ERROR, actor=self.source, outcome="failed",
@@ -621,6 +623,8 @@ class RemoteSource:
         status.consecutive_failures += 1
         status.total_failures += 1
         status.last_error, status.last_error_kind, status.last_error_at = str(exc), exc.kind, now
+        if isinstance(exc, SignatureFailed):
+            status.signature_failure = {**exc.verification.to_dict(), "at": now}
         status.last_duration_ms = round(outcome.duration_ms, 3)
         if self.current is not None:
             status.stale = True

@@ -540,6 +540,38 @@ async def remote_signature(ctx: FactContext) -> FactResult:
     return FactResult(worst, lines)
 
 
+@fact("remote.signature_failure", "why the last refused manifest's signatures failed, the worst source's "
+      "(tampered: a trusted key's signature does not match | rotated: signed only by keys not trusted here | "
+      "unsigned | none)")
+async def remote_signature_failure(ctx: FactContext) -> FactResult:
+    statuses = _sources(ctx)
+    order = ("none", "unsigned", "rotated", "tampered")
+    worst, lines, unknown_all = "none", [], []
+    for s in statuses:
+        failure = s.get("signature_failure") if s.get("last_error_kind") == "signature" else None
+        if not failure:
+            lines.append(f"{s['name']}: no manifest refused for its signatures"
+                         + (f" (last error: {s.get('last_error_kind')})" if s.get("last_error_kind") else ""))
+            continue
+        invalid, unknown = list(failure.get("invalid") or []), list(failure.get("unknown") or [])
+        unknown_all += [k for k in unknown if k not in unknown_all]
+        if invalid:
+            state = "tampered"
+            why = (f"the signature of trusted key {', '.join(invalid)} does not match the content: it was changed "
+                   "after signing, or signed by someone else under that id")
+        elif unknown:
+            state = "rotated"
+            why = f"signed only by {', '.join(unknown)}, not trusted here (a new signing key?)"
+        else:
+            state, why = "unsigned", str(failure.get("reason") or "the manifest carries no signature")
+        if order.index(state) > order.index(worst):
+            worst = state
+        lines.append(f"{s['name']}: {why}")
+    if not statuses:
+        lines = ["no remote source is configured."]
+    return FactResult(worst, lines, sets={"unknown_keys": ", ".join(unknown_all) or "a key the manifest does not name"})
+
+
 @fact("remote.loop", "whether the host's refresh loops run (alive | dead | not-host)")
 async def remote_loop(ctx: FactContext) -> FactResult:
     engine = ctx.engine
