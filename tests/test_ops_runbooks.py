@@ -114,9 +114,12 @@ def test_a_host_under_systemd_with_a_watchdog_walks_to_done_and_its_stop_is_time
             assert lease.value == "running" and f"pid {host.pid}" in lease.evidence[0]
             supervised = asyncio.run(fact(engine, "host.supervision"))
             assert supervised.value == "watchdog" and "20s watchdog" in supervised.evidence[0]
-            exit_node, path = asyncio.run(walk(engine, "service-supervisor"))
-            assert exit_node == "done", path
-            assert [n for n, _ in path] == ["lease", "supervision", "restarts", "last-stop", "unit"]
+            # no unit is installed on this machine: the walk asks, never calls the shipped template "ok"
+            exit_node, path = asyncio.run(walk(engine, "service-supervisor",
+                                               {"unit-where": "systemd, under another name"}))
+            assert exit_node == "lead", path
+            assert [n for n, _ in path][:5] == ["lease", "supervision", "restarts", "last-stop", "unit"]
+            assert ("unit", "template-only") in path
         finally:
             engine.close()
         host.send_signal(signal.SIGTERM)
@@ -165,8 +168,9 @@ async def test_a_stop_that_cuts_providers_short_and_a_restart_loop(tmp_path, no_
         assert stop.value == "cut-short" and "0.2s" in stop.evidence[0]
         restarts = await fact(engine, "host.restarts", window_s=3600, threshold=3)
         assert restarts.value == "many" and restarts.evidence[0].startswith("3 host start(s)")
-        exit_node, path = await walk(engine, "service-supervisor", {"no-host": "yes - check the unit"})
-        assert exit_node == "done" and path[0] == ("lease", "none")
+        exit_node, path = await walk(engine, "service-supervisor", {"no-host": "yes - check the unit",
+                                                                    "unit-where": "a container or another manager"})
+        assert exit_node == "done-other" and path[0] == ("lease", "none") and ("unit", "template-only") in path
     finally:
         engine.close()
 

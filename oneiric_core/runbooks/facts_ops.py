@@ -155,7 +155,7 @@ def read_unit(path: Path) -> dict[str, str]:
 
 
 @fact("deploy.unit", "the systemd unit's restart, watchdog and stop timeout against the host's own stop "
-      "(ok | short-stop-timeout | no-restart | not-found); args unit")
+      "(ok | short-stop-timeout | no-restart | template-only | not-found); args unit")
 async def deploy_unit(ctx: FactContext) -> FactResult:
     given = ctx.args.get("unit")
     paths = [Path(str(given))] if given else [*UNIT_PATHS, SHIPPED_UNIT]
@@ -164,6 +164,10 @@ async def deploy_unit(ctx: FactContext) -> FactResult:
         return FactResult("not-found", ["No unit file found: looked at " + ", ".join(str(p) for p in paths) + "."])
     unit = read_unit(path)
     label = "the shipped template" if path == SHIPPED_UNIT else str(path)
+    if path == SHIPPED_UNIT:  # nothing installed: the template says nothing about what runs the host
+        return FactResult("template-only", [f"No oneiric unit is installed on this machine (looked at "
+                                            f"{', '.join(str(p) for p in UNIT_PATHS)}); the shipped template "
+                                            f"({SHIPPED_UNIT}) is not what supervises the host."])
     wait = float(ctx.engine.settings.app.lifecycle.cleanup_timeout)
     stop = timespan_s(unit.get("TimeoutStopSec", "90s"))
     lines = [f"{label}: Type={unit.get('Type', 'simple')}, Restart={unit.get('Restart', 'no')}, "
