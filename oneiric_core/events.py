@@ -39,6 +39,7 @@ KINDS = frozenset(
         "manifest-rollback-refused", "manifest-expired",
         "host-started", "host-stopped", "journal-pruned", "store-error",
         "incident-opened", "incident-updated", "incident-closed",
+        "maintenance-done", "maintenance-window-declared", "maintenance-window-cancelled",
         "telemetry-unavailable", "telemetry-export-failed", "telemetry-export-recovered", "telemetry-config-warning",
     }
 )

@@ -87,8 +87,23 @@ def _runbooks(engine: Any) -> list[Check]:
     return checks
 
 
+def _maintenance(engine: Any) -> list[Check]:
+    from ..errors import ConfigError
+    from ..maintenance import Calendar
+
+    try:
+        calendar = Calendar(engine)
+    except ConfigError as exc:
+        return [Check("maintenance", FAIL, str(exc))]
+    late = calendar.due()
+    if not late:
+        return [Check("maintenance", OK, f"{len(calendar.tasks)} routine tasks, none due")]
+    return [Check("maintenance", WARN, f"{len(late)} routine task(s) due: {', '.join(s.task.id for s in late)} "
+                                       "('oneiric maintenance' lists them)")]
+
+
 def cmd_doctor(engine: Any, args: Any) -> int:
-    checks = _installation(engine) + _settings(engine) + _state(engine) + _runbooks(engine)
+    checks = _installation(engine) + _settings(engine) + _state(engine) + _runbooks(engine) + _maintenance(engine)
     failed = [c for c in checks if c.status == FAIL]
     if args.json:
         print_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})

@@ -22,6 +22,7 @@ from . import (
     doctor,
     init,
     journal,
+    maintenance,
     remote,
     runbook,
     serve,
@@ -52,6 +53,7 @@ def build_parser() -> Parser:
     init.add_parsers(commands)
     config.add_parsers(commands)
     doctor.add_parsers(commands)
+    maintenance.add_parsers(commands)
     supervisor.add_parsers(commands)
     completion.add_parsers(commands)
     return root

@@ -339,3 +339,37 @@ async def telemetry_overhead(ctx: FactContext) -> FactResult:
     lines = [f"A swap's telemetry (5 spans and its metrics) takes {median:.0f} µs to record here (median of {runs}); "
              f"over {OVERHEAD_HIGH_US:g} µs is worth tuning. Exporting happens off the event loop, in batches."]
     return FactResult("high" if median > OVERHEAD_HIGH_US else "low", lines, data={"median_us": median})
+
+
+# -- the maintenance calendar ----------------------------------------------------------------------
+
+@fact("maintenance.window", "a maintenance window declared for the key (open | upcoming | none)", ("domain", "key"))
+async def maintenance_window(ctx: FactContext) -> FactResult:
+    from ..maintenance import Calendar, when
+
+    ref = ctx.ref
+    wanted, now = f"{ref.domain.value}/{ref.key}", time.time()
+    windows = [w for w in Calendar(ctx.engine).windows()
+               if not w.cancelled and w.state(now) in ("open", "upcoming") and (not w.keys or wanted in w.keys)]
+    if not windows:
+        return FactResult("none", [f"No open or coming maintenance window covers {wanted} (oneiric maintenance "
+                                   "windows lists them)."])
+    window = sorted(windows, key=lambda w: (w.state(now) != "open", w.start))[0]
+    state = window.state(now)
+    return FactResult(state, [f"Window #{window.id} ({state}): {when(window.start)} to {when(window.end)} for "
+                              f"{', '.join(window.keys) or 'every key'}" + (f": {window.note}" if window.note else "")
+                              + f". Its notice: oneiric maintenance notice pre --window {window.id}."],
+                      sets={"window_id": window.id})
+
+
+@fact("maintenance.due", "routine maintenance tasks (overdue | due | ok), from the calendar in settings")
+async def maintenance_due(ctx: FactContext) -> FactResult:
+    from ..maintenance import Calendar, when
+
+    now = time.time()
+    states = Calendar(ctx.engine).states(now)
+    late = [s for s in states if s.status(now) in ("overdue", "due")]
+    lines = [f"{s.task.id}: {s.status(now)} (last done {when(s.last_done_at) if s.last_done_at else 'never'})"
+             for s in late] or [f"All {len(states)} maintenance tasks are done within their cadence."]
+    worst = "overdue" if any(s.status(now) == "overdue" for s in late) else ("due" if late else "ok")
+    return FactResult(worst, lines)

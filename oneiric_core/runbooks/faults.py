@@ -431,6 +431,20 @@ async def reject_pending(ctx: FaultContext, args: dict[str, Any]) -> str:
 
 
 
+@fault("maintenance-window", "declare a maintenance window open now for a key (oneiric maintenance window); "
+       "args domain, key, hours", "running")
+async def maintenance_window(ctx: FaultContext, args: dict[str, Any]) -> str:
+    import time
+
+    from ..maintenance import Calendar
+
+    ref = f"{_arg(args, 'domain')}/{_arg(args, 'key')}"
+    hours = float(args.get("hours") or 2)
+    window = Calendar(ctx.engine).declare(time.time() - 60, time.time() + hours * 3600, [ref], actor=DRILL_ACTOR,
+                                          note="declared by a drill")
+    return f"maintenance window #{window.id} open for {ref} for {hours:g} h."
+
+
 @fault("pause", "pause a key (as an operator would); args domain, key, note", "running")
 async def pause(ctx: FaultContext, args: dict[str, Any]) -> str:
     domain, key = str(_arg(args, "domain")), str(_arg(args, "key"))
