@@ -214,6 +214,8 @@ async def test_choice_label_follows_the_node_and_manual_steps_say_so(make_app):
     async with app.run_test(size=(80, 24)) as pilot:
         app = await ready(pilot)
         screen, walker = await _walk_on_cache(pilot, "proc-maintenance-pause")
+        await until(pilot, lambda: walker.node.id == "declare" and not screen.busy)  # no window is declared
+        await _pick(pilot, screen, "answer:go on without one")
         await until(pilot, lambda: walker.node.id == "announce" and not screen.busy)
         choices = screen.query_one("#inc-choices")
         assert str(choices.get_option_at_index(0).prompt).startswith("Done: I did this step")
