@@ -158,6 +158,13 @@ def _known_scheme(value: str) -> str:
     return value
 
 
+def _http_url(value: str) -> str:
+    match = _URI_SCHEME.match(value)
+    if not match or match[1].lower() not in ("http", "https"):
+        raise ValueError(f"'{value}' is not an http:// or https:// URL")
+    return value
+
+
 def _raw_ed25519(value: str) -> str:
     import base64
     import binascii
@@ -255,6 +262,20 @@ class SeverityOptions(Model):
     notify: str = ""
     examples: list[str] = field(default_factory=list)
     escalate_to: list[str] = field(default_factory=list)  # "role" or "30m: role"
+    # How often the commander sends a status update (minutes); None: the default for the level
+    # (runbooks/messages.py UPDATE_EVERY_MIN: P0 15, P1 30, P2 60, P3 240).
+    update_min: PositiveFloat | None = None
+
+
+@dataclass
+class WebhookOptions(Model):
+    """Where an incident's messages of one severity are posted (`oneiric incident message
+    --send`): a plain JSON POST, or a Slack- or Teams-compatible incoming-webhook body."""
+
+    url: Annotated[str, Bounds(min_length=1, max_length=2048), Check(_http_url)]
+    format: Literal["json", "slack", "teams"] = "json"
+    timeout_s: PositiveFloat = 5.0
+    retries: Annotated[int, Bounds(ge=0, le=10)] = 2
 
 
 def _default_roles() -> dict[str, ContactOptions]:
@@ -287,6 +308,7 @@ class EscalationOptions(Model):
     response_source: str = "incident-response"
     roles: dict[str, ContactOptions] = field(default_factory=_default_roles)
     severities: dict[Literal["P0", "P1", "P2", "P3"], SeverityOptions] = field(default_factory=_default_severities)
+    webhooks: dict[Literal["P0", "P1", "P2", "P3"], WebhookOptions] = field(default_factory=dict)  # off by default
 
 
 def _default_allowlist() -> list[str]:

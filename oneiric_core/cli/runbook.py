@@ -114,6 +114,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--format", default="md", choices=["md"])
     p.add_argument("--handoff", action="store_true", help="write the escalation hand-off instead")
     p.add_argument("--out", type=Path, metavar="FILE", help="write here (default: print)")
+    p = isub.add_parser("message", help="the announcement, a status update, the all-clear or a ticket body, filled "
+                        "from the incident (recorded on its timeline; --send posts it to the severity's webhook)",
+                        example=["oneiric incident message 5 --kind announce",
+                                 "oneiric incident message 5 --kind update --format markdown --send"])
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--kind", required=True, choices=["announce", "update", "resolved", "ticket"])
+    p.add_argument("--format", dest="message_format", default="text", choices=["text", "markdown", "json"])
+    p.add_argument("--send", action="store_true", help="post it to app.yml escalation.webhooks.<severity>")
 
 
 def _catalog(engine: Any) -> Any:
@@ -228,7 +236,11 @@ def cmd_incident(engine: Any, args: Any) -> int:
 
     action = args.incident_command
     if action is None:
-        raise UsageError("incident needs an action: open, list, show, note, update, close or export.")
+        raise UsageError("incident needs an action: open, list, show, note, update, close, export or message.")
+    if action == "message":
+        from .incident_message import cmd_message
+
+        return cmd_message(engine, args)
     incidents = _incidents(engine)
     if action in ("open", "note", "update", "close") and engine.read_only:
         raise ReadOnlyError(f"Read-only mode: incident {action} is disabled.")
