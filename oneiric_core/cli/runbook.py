@@ -124,6 +124,30 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--send", action="store_true", help="post it to app.yml escalation.webhooks.<severity>")
 
 
+def _upkeep(engine: Any, catalog: Any, tree: Any) -> None:
+    """What `runbook show` says of a tree's upkeep: open follow-ups, file history, drills."""
+    from ..runbooks.upkeep import drill_results, history, open_follow_ups
+
+    for f in open_follow_ups(engine, catalog).get(tree.id, []):
+        say(f"follow-up from incident #{f.incident} ({f.title}): {f.text} (open until 'reviewed' moves past "
+            f"{time.strftime('%Y-%m-%d', time.localtime(f.closed_at))})")
+    changes = history(Path(tree.file))
+    if changes is None:
+        say("history: the settings directory is not a git repository")
+    elif not changes:
+        say("history: not committed yet")
+    else:
+        say("history (newest first):")
+        for line in changes[:5]:
+            say(f"  {line if len(line) <= 110 else line[:109] + '…'}")
+    results = drill_results(engine.store, tree.id)
+    for drill in getattr(tree, "drills", []):
+        last = results.get(drill.id)
+        state = ("never run" if last is None else
+                 f"{'passed' if last['passed'] else 'FAILED'} {time.strftime('%Y-%m-%d %H:%M', time.localtime(last['at']))}")
+        say(f"drill {drill.id}: {state}")
+
+
 def _catalog(engine: Any) -> Any:
     from ..runbooks.loader import load_catalog
 
@@ -158,15 +182,21 @@ def cmd_runbook(engine: Any, args: Any) -> int:
     if action == "list":
         import datetime as dt  # here, not at the top: every `oneiric --help` would import it
 
+        from ..runbooks.upkeep import open_follow_ups
+
         today = dt.date.today()
+        follow = open_follow_ups(engine, catalog)
         rows = [{"id": t.id, "title": t.title, "kind": t.kind, "params": t.params, "reviewed": str(t.reviewed),
                  "next_review": str(t.next_review), "overdue": t.overdue(today), "nodes": len(t.nodes),
-                 "file": str(t.file)} for t in sorted(catalog.trees.values(), key=lambda t: (t.kind, t.id))]
+                 "file": str(t.file), "follow_ups": [f.to_dict() for f in follow.get(t.id, [])]}
+                for t in sorted(catalog.trees.values(), key=lambda t: (t.kind, t.id))]
         if args.json:
             _print_json({"runbooks": rows, "errors": catalog.errors})
         else:
             for r in rows:
                 flag = "  OVERDUE review" if r["overdue"] else ""
+                if r["follow_ups"]:
+                    flag += "  FOLLOW-UP from " + ", ".join(f"#{f['incident']}" for f in r["follow_ups"])
                 say(f"{r['id']:<24} {r['kind']:<9} next review {r['next_review']}{flag}  {r['title']}")
             if not rows:
                 say(f"no runbooks in {catalog.where()}")
@@ -186,6 +216,7 @@ def cmd_runbook(engine: Any, args: Any) -> int:
         if tree.summary:
             say(tree.summary)
         say(f"params: {', '.join(tree.params) or 'none'}; reviewed {tree.reviewed}, next review {tree.next_review}")
+        _upkeep(engine, catalog, tree)
         for n in tree.nodes.values():
             what = n.fact or n.action or n.role or ""
             say(f"\n[{n.id}] {n.kind}{' ' + what if what else ''}{'  (start)' if n.id == tree.start else ''}")

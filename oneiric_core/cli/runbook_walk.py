@@ -176,6 +176,10 @@ def cmd_drill(engine: Any, args: Any) -> int:
         return _game_day(engine, args, *pairs[0])
     results = run_sync(engine.settings_dir, pairs)
     failed = [r for r in results if not r.passed]
+    if not engine.read_only:
+        from ..runbooks.upkeep import record_drills
+
+        record_drills(engine.store, results)  # `runbook show` says when each last passed
     if args.json:
         say(json_text({"drills": [r.to_dict() for r in results], "passed": len(results) - len(failed),
                        "failed": len(failed)}, indent=2, sort_keys=True))
