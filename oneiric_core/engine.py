@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import os
 import socket
@@ -91,13 +90,14 @@ class ComponentStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """The `status --json` shape. Built field by field, not with dataclasses.asdict, whose
-        recursive deep copy took 0.2 s at 10,000 components (the two dict fields are copied
-        as asdict would: their values are plain JSON data)."""
+        recursive deep copy took 0.2 s at 10,000 components (0.6 s with a host's swap records).
+        The two dict fields are copied one level deep: their nested values are plain JSON data
+        that nothing edits in place."""
         out: dict[str, Any] = {"domain": self.ref.domain.value, "key": self.ref.key}
         for name in _STATUS_FIELDS:
             out[name] = getattr(self, name)
-        out["last_swap"] = copy.deepcopy(self.last_swap)
-        out["proposal"] = copy.deepcopy(self.proposal)
+        out["last_swap"] = None if self.last_swap is None else dict(self.last_swap)
+        out["proposal"] = None if self.proposal is None else dict(self.proposal)
         return out
 
 
