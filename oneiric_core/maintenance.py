@@ -104,19 +104,10 @@ class Window:
 def load_tasks(settings_dir: Path) -> tuple[list[Task], Path]:
     """The tasks of `settings_dir`/maintenance.yml, else the package's default; ConfigError
     names the file and the task that is wrong."""
-    from .package_data import template_dir
+    from .package_data import load_yaml, settings_or_default
 
-    path = settings_dir / FILE
-    if not path.is_file():
-        path = template_dir() / FILE
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the maintenance tasks: {getattr(exc, 'problem', None) or exc}.") \
-            from None
+    path = settings_or_default(settings_dir, FILE)
+    data = load_yaml(path, "the maintenance tasks") or {}
     raw = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(raw, list):
         raise ConfigError(f"{path}: expected `tasks:` with a list of tasks.")

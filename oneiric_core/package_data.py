@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 DEFAULTS = "defaults"
 RUNBOOKS = "runbooks"
@@ -35,3 +36,24 @@ def default_runbook_dir() -> Path:
     """The runbook trees every settings directory starts from (its own runbooks/ adds to them
     and overrides them)."""
     return template_dir() / RUNBOOKS
+
+
+def settings_or_default(settings_dir: Path, name: str) -> Path:
+    """`settings_dir`/`name` when the directory has it, else the shipped default of that name
+    (maintenance.yml, messages.yml: a settings directory rewords or replaces them)."""
+    path = settings_dir / name
+    return path if path.is_file() else template_dir() / name
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    """A YAML file's plain data (ruamel's safe loader); ConfigError "PATH: cannot read WHAT:
+    why" for a file that cannot be read or parsed."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from .errors import ConfigError
+
+    try:
+        return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {getattr(exc, 'problem', None) or exc}.") from None

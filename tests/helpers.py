@@ -154,3 +154,45 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0, p
             return value
         time.sleep(poll)
     raise AssertionError(f"not within {timeout}s: {what}")
+
+
+# -- a redis that answers PING, for the demo's redis provider -------------------------------------
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def pong_server(port: int):
+    """A server on `port` that answers each PING with +PONG (a redis health check); the caller
+    closes it."""
+    import asyncio
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                if line.upper().startswith(b"PING"):
+                    writer.write(b"+PONG\r\n")
+                    await writer.drain()
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+def demo_with_redis_port(tmp_path: Path) -> Path:
+    """The demo (demo_copy) with its redis pointed at a free port, written to redis.port: a test
+    brings the backend up there with pong_server."""
+    settings = demo_copy(tmp_path)
+    port = free_port()
+    text = (settings / "adapters.yml").read_text().replace("port: 6399", f"port: {port}")
+    (settings / "adapters.yml").write_text(text)
+    settings.joinpath("redis.port").write_text(str(port))
+    return settings

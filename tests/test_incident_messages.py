@@ -4,9 +4,7 @@ data, the timeline record, and delivery to a real HTTP server on 127.0.0.1 with 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -19,35 +17,14 @@ from oneiric_core.runbooks import messages
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import load_catalog
 from oneiric_core.runbooks.walker import Walker
-from tests.helpers import DEMO, FAST_APP, demo_copy
+from tests.helpers import DEMO, FAST_APP, demo_copy, demo_with_redis_port, pong_server
 
 ROLES = ["on_call_engineer", "incident_commander", "engineering_lead", "product_owner", "support"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _pong_server(port: int):
-    async def handle(reader, writer):
-        while await reader.readline():
-            writer.write(b"+PONG\r\n")
-            await writer.drain()
-        writer.close()
-
-    return await asyncio.start_server(handle, "127.0.0.1", port)
-
-
 @pytest.fixture
 def settings_dir(tmp_path):
-    settings = demo_copy(tmp_path)
-    port = _free_port()
-    text = (settings / "adapters.yml").read_text().replace("port: 6399", f"port: {port}")
-    (settings / "adapters.yml").write_text(text)
-    settings.joinpath("redis.port").write_text(str(port))
-    return settings
+    return demo_with_redis_port(tmp_path)
 
 
 async def _walked_incident(engine, settings_dir) -> tuple[Incidents, int]:
@@ -60,7 +37,7 @@ async def _walked_incident(engine, settings_dir) -> tuple[Incidents, int]:
     walker = Walker(load_catalog(DEMO, roles=ROLES), "hot-swap-failed", engine,
                     params={"domain": "adapter", "key": "cache"}, actor="alice", recorder=incidents.recorder(inc.id))
     await walker.advance()
-    server = await _pong_server(port)
+    server = await pong_server(port)
     try:
         walker.answer("up now - re-check")
         await walker.advance()

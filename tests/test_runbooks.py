@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 
 import pytest
 
@@ -12,7 +10,7 @@ from oneiric_core.runbooks.model import TreeError, check_structure
 from oneiric_core.runbooks.facts import FACTS
 from oneiric_core.runbooks.actions import ACTIONS
 from oneiric_core.runbooks.walker import Walker
-from tests.helpers import DEMO
+from tests.helpers import DEMO, demo_with_redis_port, pong_server
 
 ROLES = ["on_call_engineer", "engineering_lead", "product_owner", "support"]
 SHIPPED = {"quick-reference", "component-not-found", "hot-swap-failed", "remote-sync", "digest-corruption",
@@ -87,38 +85,9 @@ def _catalog():
     return load_catalog(DEMO, roles=ROLES)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _pong_server(port: int):
-    async def handle(reader, writer):
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                if line.upper().startswith(b"PING"):
-                    writer.write(b"+PONG\r\n")
-                    await writer.drain()
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(handle, "127.0.0.1", port)
-
-
 @pytest.fixture
 def settings_dir(tmp_path):
-    from tests.helpers import demo_copy
-
-    settings = demo_copy(tmp_path)
-    port = _free_port()
-    text = (settings / "adapters.yml").read_text().replace("port: 6399", f"port: {port}")
-    (settings / "adapters.yml").write_text(text)
-    settings.joinpath("redis.port").write_text(str(port))
-    return settings
+    return demo_with_redis_port(tmp_path)
 
 
 async def test_hot_swap_failed_walk_reaches_remediation_applies_and_verifies(engine, settings_dir):
@@ -134,7 +103,7 @@ async def test_hot_swap_failed_walk_reaches_remediation_applies_and_verifies(eng
     assert [s.node for s in walker.history] == ["last-swap", "why", "settings", "reachable"]
     assert walker.params["target"] == "redis" and walker.node.id == "backend-down"
     assert any("rolled-back" in line or "rolled back" in line for line in walker.history[0].evidence)
-    server = await _pong_server(port)  # the operator brings the backend up
+    server = await pong_server(port)  # the operator brings the backend up
     try:
         walker.answer("up now - re-check")
         await walker.advance()

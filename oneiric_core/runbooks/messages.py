@@ -38,19 +38,10 @@ MAX_FINDINGS = 4  # the latest check results a message quotes (the post-mortem h
 
 
 def load_templates(settings_dir: Path) -> tuple[dict[str, dict[str, str]], Path]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from ..package_data import load_yaml, settings_or_default
 
-    from ..package_data import template_dir
-
-    path = settings_dir / FILE
-    if not path.is_file():
-        path = template_dir() / FILE
-    try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the message templates: {getattr(exc, 'problem', None) or exc}.") \
-            from None
+    path = settings_or_default(settings_dir, FILE)
+    data = load_yaml(path, "the message templates") or {}
     templates: dict[str, dict[str, str]] = {}
     for kind in KINDS:
         entry = data.get(kind) if isinstance(data, dict) else None
