@@ -129,6 +129,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def _serve(ctx: FaultContext, handle: Callable[..., Awaitable[None]], port: int) -> None:
+    """A server on 127.0.0.1:`port` for the drill, closed when the drill ends."""
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+
+    async def close() -> None:
+        server.close()
+        await server.wait_closed()
+
+    ctx.cleanups.append(close)
+
+
 def _domain_file(domain: str) -> str:
     from ..domains import Domain
 
@@ -191,13 +202,7 @@ async def backend_up(ctx: FaultContext, args: dict[str, Any]) -> str:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-
-    async def close() -> None:
-        server.close()
-        await server.wait_closed()
-
-    ctx.cleanups.append(close)
+    await _serve(ctx, handle, port)
     return f"a backend for {provider} listens on 127.0.0.1:{port} now."
 
 
@@ -385,13 +390,7 @@ async def source_up(ctx: FaultContext, args: dict[str, Any]) -> str:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-
-    async def close() -> None:
-        server.close()
-        await server.wait_closed()
-
-    ctx.cleanups.append(close)
+    await _serve(ctx, handle, port)
     return f"http://127.0.0.1:{port}/ serves {name} for source {source} now."
 
 
