@@ -25,7 +25,10 @@ and two overheads:
 They differ because SwapResult.activation_ms starts its clock *before* the swap-started
 journal write and the `activating` snapshot write, and total_ms stops *before* the final
 snapshot write, the swap-complete journal write and telemetry, so the fields-based figure
-leaves part of the machinery out. The verdict uses the wall-based figure.
+leaves part of the machinery out, and the wall-based one leaves out the worker-thread hop that
+`build` includes. The verdict uses what a caller waits beyond the provider's own work: the
+median wall time minus the bare provider's median create+start+health+stop (measured
+interleaved in the same run).
 
 The baseline, measured in the same run: the bare provider without the engine
 (`cache_memory.create(settings)`, `await start()`, `await health()`, `await stop()`), and
@@ -386,9 +389,11 @@ async def run(args) -> int:
               f"{traced_over:.3f} ms, {traced_over - over_wall:+.3f} ms against exporter none")
     print()
 
-    ok = over_wall < TARGET_MS
-    print(_common.verdict(ok, f"swap machinery overhead median < {TARGET_MS:g} ms: {over_wall:.3f} ms "
-                              f"(wall - build - check); SwapResult fields give {over_fields:.3f} ms"))
+    machinery = wall_med - bare_med  # what a caller waits beyond the provider's own work, thread hop included
+    ok = machinery < TARGET_MS
+    print(_common.verdict(ok, f"swap machinery overhead median < {TARGET_MS:g} ms: {machinery:.3f} ms (median wall "
+                              f"- the bare provider's create+start+health+stop); wall - build - check gives "
+                              f"{over_wall:.3f} ms, the SwapResult fields {over_fields:.3f} ms"))
     _common.finish(ok, args.check)
     return 0
 
