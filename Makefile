@@ -21,11 +21,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Every benchmark with --check: a target missed fails `make bench` (after all of them ran).
+BENCHES := resolve swap console cli_host cli_startup cold_start journal_append prune
+
 bench: $(STAMP)
-	$(BIN)/python bench/resolve.py
-	$(BIN)/python bench/swap.py
-	$(BIN)/python bench/console.py
-	$(BIN)/python bench/cli_host.py
+	@failed=""; for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py --check || failed="$$failed $$b"; \
+	done; if [ -n "$$failed" ]; then echo "make bench: FAIL in:$$failed"; exit 1; fi
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/make_screenshots.py
