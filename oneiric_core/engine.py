@@ -1112,6 +1112,11 @@ class Engine:
     def _serving_refs(self) -> list[ComponentRef]:
         return [s.ref for s in self.lifecycle.slots() if s.current is not None]
 
+    def running_providers(self) -> int:
+        """How many providers this process runs now: what stopping it stops (the console asks
+        before quitting as the host, naming this count). 0 in a process that does not host."""
+        return sum(1 for slot in self.lifecycle.slots() if slot.current is not None)
+
     def _on_health(self, ref: ComponentRef, provider: str, result: HealthResult) -> None:
         self.candidate_health[(ref, provider)] = result
         self.health.record(ref, provider, result)

@@ -18,14 +18,16 @@ import asyncio
 import gc
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
 from textual.markup import MarkupError
+from textual.screen import Screen
 
 from oneiric_core.commands import CommandResult
 from oneiric_core.operator_port import Operator, connect
@@ -41,6 +43,8 @@ from .control_filter import HiddenCharacterFilter
 from .main_screen import MUTATING, MainScreen
 from .messages import ComponentsChanged, EngineEvents, EngineReady
 from .screens.confirm import ConfirmDialog
+from .screens.help import HelpScreen, help_sections
+from .typing_guard import TypingGuard, Verdict
 from .widgets.approvals import ApprovalsTable
 from .widgets.component_tree import ComponentTree
 from .widgets.health_table import HealthTable
@@ -76,7 +80,7 @@ class OneiricApp(App):
         use it so nothing time-dependent is on screen). `may_host=False` makes a console that
         is only ever a client (a web session, web_tab.py): it follows whichever process hosts
         and, while none does, waits for one instead of taking over. `read_only_reason` ends
-        the sentence a refused key shows ("Read-only: pause is refused (...)")."""
+        the sentence a refused key shows ("read-only: p would pause adapter/cache (...)")."""
         # What exists now (imports, settings, the registry) lives as long as the console: keep
         # the collector from walking it again in every full collection while the first frame
         # is built (with 10,000 candidates each such walk took tens of milliseconds).
@@ -105,6 +109,8 @@ class OneiricApp(App):
         # process turns out to host, then over its socket; in this process again on takeover.
         self.operator: Operator = connect(engine, read_only=engine.read_only, wait=COMMAND_WAIT_S)
         self._hidden_filter = HiddenCharacterFilter()
+        self._typing = TypingGuard()  # keys meant for a text box that lost focus (typing_guard.py)
+        self._asking_to_quit = False
 
     # -- state the screens read --------------------------------------------------------------
     @property
@@ -170,6 +176,27 @@ class OneiricApp(App):
                 pass
         kwargs = {} if timeout is None else {"timeout": timeout}
         super().notify(multi_line(message), title=one_line(title), severity=severity, markup=False, **kwargs)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Every key passes the typing guard before Textual routes it to the bindings: a key
+        typed just after a text box lost focus (not closed with a key) goes back into that box,
+        or is dropped when the box is gone, and never acts as a command."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            route = self._typing.route(event, self.focused, self.screen)
+            if route.verdict is Verdict.DROP:
+                if route.first:
+                    self.notify(f"Ignored {event.character!r}: typed as the text box lost focus. Keys act "
+                                "again after a second without typing.", severity="warning", timeout=4,
+                                markup=False)
+                return
+            if route.verdict is Verdict.REFOCUS and route.box is not None:
+                # At once, so the key below goes to it; as a focus *restored* (from_app_focus), so
+                # the box keeps its text and cursor instead of selecting all for the key to replace.
+                route.box.screen.set_focus(route.box, from_app_focus=True)
+        await super().on_event(event)
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self._typing.lost_focus(event.widget)
 
     def get_default_screen(self) -> MainScreen:
         # The main screen is the app's first screen, composed and painted with the app itself:
@@ -285,16 +312,33 @@ class OneiricApp(App):
         await self._stop_engine()
 
     async def action_quit_console(self) -> None:
-        if self.swapping:
-            running = ", ".join(sorted(str(r) for r in self.swapping))
-            self.push_screen(
-                ConfirmDialog("Quit while a swap is running?",
-                              f"A swap of {running} is still running; quitting stops it part-way "
-                              "(the old provider keeps serving).", "Quit"),
-                lambda ok: self.call_later(self._shutdown) if ok else None,
-            )
+        """`q`: a client (or a console that never started a host) leaves at once, since the
+        providers run elsewhere or not at all; the host asks first, saying what stops."""
+        if not self.is_host:
+            await self._shutdown()
             return
-        await self._shutdown()
+        if self._asking_to_quit:
+            return  # the question is on screen already (ctrl+q pressed again)
+        self._asking_to_quit = True
+        self.push_screen(ConfirmDialog("Quit and stop this host?", self._what_quitting_stops(), "Quit"),
+                         self._quit_answered)
+
+    def _what_quitting_stops(self) -> str:
+        running = self.engine.running_providers()
+        body = f"Stops {running} provider{'' if running == 1 else 's'}"
+        if self.mode == "starting":
+            body += " and the ones still starting"
+        body += "; `oneiric run` keeps them running without a console."
+        if self.swapping:
+            swaps = ", ".join(sorted(str(r) for r in self.swapping))
+            body += (f" A swap of {swaps} is still running; quitting stops it part-way "
+                     "(the old provider keeps serving).")
+        return body
+
+    def _quit_answered(self, ok: bool | None) -> None:
+        self._asking_to_quit = False
+        if ok:
+            self.call_later(self._shutdown)
 
     # -- live data ---------------------------------------------------------------------------
     @work(group="events", exit_on_error=False)
@@ -410,15 +454,28 @@ class OneiricApp(App):
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_GC_EVERY)
 
-    def refusal(self, what: str) -> str:
-        """Why the key for `what` ("pause", "swap") does nothing here, in one sentence."""
+    def refusal(self, what: str, doing: str | None = None, key: str | None = None) -> str:
+        """Why the key for `what` ("pause", "swap") does nothing here, in one sentence;
+        read-only says what the key would have done (`doing`: "pause adapter/cache")."""
         if self.engine.read_only:
-            return f"Read-only: {what} is refused" + (f" ({self.read_only_reason})." if self.read_only_reason else ".")
+            would = f"{key} would {doing or what}" if key else f"would {doing or what}"
+            return f"read-only: {would}" + (f" ({self.read_only_reason})." if self.read_only_reason else ".")
         if self.mode == "waiting":
             return f"No host runs for this state directory: {what} is refused until one does."
         if self.mode == "attaching":
             return f"{what.capitalize()} is refused until this console has attached to the host."
         return f"{what.capitalize()} is refused: {self.host_detail or 'the engine is not running'}."
+
+    def why_not(self) -> str:
+        """Why no change can be made from this console now, in a few words (the help shows it
+        beside each key this disables)."""
+        if self.engine.read_only:
+            return "read-only" + (f" ({self.read_only_reason})" if self.read_only_reason else "")
+        if self.mode == "waiting":
+            return "no host runs for this state directory yet"
+        if self.mode == "attaching":
+            return "not attached to the host yet"
+        return self.host_detail or "the engine is not running"
 
     # -- rendering ---------------------------------------------------------------------------
     def refresh_all(self) -> None:
@@ -496,10 +553,35 @@ class OneiricApp(App):
         self.main.update_status_bar(text)
 
     # -- the command palette -----------------------------------------------------------------
-    def get_system_commands(self, screen):
-        yield from super().get_system_commands(screen)
+    def get_system_commands(self, screen: Screen) -> Iterator[SystemCommand]:
+        """Textual's commands (themes, screenshot, maximize) but its Quit, which would skip the
+        host's question, and its Keys panel, which lists widget internals; then the console's:
+        quit, help, incidents, approve/reject #N for each pending proposal, and the actions on
+        every component."""
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
+        yield SystemCommand("Quit", "Quit the console (as the host: asks first, it stops the providers)",
+                            self.action_quit_console)
+        yield SystemCommand("Help: keys", "Every key of the console, grouped by task",
+                            lambda: self.push_screen(HelpScreen(help_sections(self, screen))))
         if not isinstance(screen, MainScreen):
             return
+        yield SystemCommand("Incidents", "Open the incident panel: walk a runbook, notes, post-mortem",
+                            screen.action_incident)
+        if self.can_change:
+            try:
+                pending = self.engine.pending_proposals()
+            except OneiricError:
+                pending = []
+            for record in pending:
+                what = one_line(f"{record.domain}/{record.key} {record.from_provider or 'nothing'} -> "
+                                f"{record.to_provider}")
+                who = one_line(record.requested_by)
+                yield SystemCommand(f"Approve #{record.id} {what}", f"asked by {who}; runs the swap once confirmed",
+                                    lambda i=record.id: screen.approve_proposal(i))
+                yield SystemCommand(f"Reject #{record.id} {what}", f"asked by {who}; never applied",
+                                    lambda i=record.id: screen.reject_proposal(i))
         actions = [("swap", "Swap", "choose another provider"), ("pause", "Pause", "stop new work"),
                    ("drain", "Drain", "stop new work and wait for work in flight"),
                    ("resume", "Resume", "accept work again"), ("probe", "Probe", "run the health check now")]

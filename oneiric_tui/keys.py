@@ -1,7 +1,18 @@
-"""Vim-style movement keys, the same in every pane, each with its own binding id
-(`<pane>.down`, `<pane>.up`, `<pane>.top`, `<pane>.bottom`) so users can remap them."""
+"""The console's keys: the vim-style movement keys every pane shares, and the help's map of
+every key to the task it serves.
+
+Movement keys are the same in every pane, each with its own binding id (`<pane>.down`,
+`<pane>.up`, `<pane>.top`, `<pane>.bottom`) so users can remap them. The help
+(screens/help.py) is grouped by what an operator wants to do, from `KEY_HELP`: each row
+names binding ids (the keys shown are the live ones, after any keymap) and says, in more
+words than the key bar has room for, what they do. A widget's own keys appear only where
+a row asks for them (`also`: the arrows beside j/k); Textual's other widget internals
+(`shift+left Cursor to parent`) are left out.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from textual.binding import Binding
 
@@ -15,3 +26,61 @@ def vim_keys(pane: str, *, down: str = "cursor_down", up: str = "cursor_up",
     if bottom:
         keys.append(Binding("G", bottom, "Bottom", show=False, id=f"{pane}.bottom"))
     return keys
+
+
+@dataclass(frozen=True)
+class HelpRow:
+    """One line of the help: the keys of these bindings, and what they do."""
+
+    text: str
+    ids: tuple[str, ...] = ()  # binding ids; "*.down" matches every pane's `<pane>.down`
+    actions: tuple[str, ...] = ()  # bindings without an id, by action (Textual's ctrl+p)
+    also: tuple[str, ...] = ()  # a widget's own keys doing the same on the same pane (arrows)
+    each: bool = False  # list every binding as "key description" after the text (pane numbers)
+
+
+@dataclass(frozen=True)
+class HelpTask:
+    """A titled group of the help: what the operator wants to do."""
+
+    title: str
+    rows: tuple[HelpRow, ...]
+
+
+PANE_IDS = ("pane.tree", "pane.detail", "pane.health", "pane.log", "pane.approvals", "pane.remote")
+
+KEY_HELP: tuple[HelpTask, ...] = (
+    HelpTask("Move around", (
+        HelpRow("Go to", ids=PANE_IDS, each=True),
+        HelpRow("Next / previous pane", ids=("pane.next", "pane.previous")),
+        HelpRow("Go to the approvals", ids=("approvals.open",)),
+        HelpRow("Down / up a line", ids=("*.down", "*.up"), also=("down", "up")),
+        HelpRow("First / last line", ids=("*.top", "*.bottom")),
+        HelpRow("Open or close a domain or a key", ids=("tree.select", "tree.toggle")),
+    )),
+    HelpTask("Look, without changing anything", (
+        HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
+        HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter",)),
+        HelpRow("Clear the log filter", ids=("log.clear_filter",)),
+        HelpRow("Incident panel: walk a runbook, notes, post-mortem", ids=("incident.open", "pane.incident")),
+    )),
+    HelpTask("Change the highlighted component (each asks first)", (
+        HelpRow("Swap: pick another provider, health-gated, rolled back on failure", ids=("component.swap",)),
+        HelpRow("Select: write a provider into its settings file (permanent)", ids=("component.edit_selection",)),
+        HelpRow("Pause: new work fails until resumed", ids=("component.pause",)),
+        HelpRow("Drain: refuse new work, wait for work in flight", ids=("component.drain",)),
+        HelpRow("Resume: accept work again", ids=("component.resume",)),
+    )),
+    HelpTask("Approvals and remote sources (each asks first)", (
+        HelpRow("Approve the highlighted proposal", ids=("approvals.approve",)),
+        HelpRow("Reject the highlighted proposal", ids=("approvals.reject",)),
+        HelpRow("Sync the highlighted remote source now", ids=("remote.sync",)),
+    )),
+    HelpTask("The console", (
+        HelpRow("This help", ids=("app.help",)),
+        HelpRow("Command palette: every action by name, approve #N, incidents, themes",
+                actions=("command_palette",)),
+        HelpRow("Quit (as the host: asks first, since it stops the providers)", ids=("app.quit",)),
+        HelpRow("Quit, even from a text box", ids=("app.hard_quit",)),
+    )),
+)

@@ -2,7 +2,8 @@
 
 Everything here renders what the engine reports and calls the engine to act. Long work
 (swaps, drains, probes) runs in workers so the panes keep updating, and every change an
-operator makes is confirmed in a dialog first.
+operator makes is confirmed in a dialog first (a probe changes nothing: it runs at once).
+A key that is disabled here says why when pressed, and the help shows the same reason.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from textual.widgets import Static
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import ExitCode, OneiricError
 from oneiric_core.lifecycle import SwapOutcome
+from oneiric_core.text import one_line
 
 from .messages import RefHighlighted, SwapDone
 from .screens.approval_dialog import ApprovalDialog
@@ -169,29 +171,62 @@ class MainScreen(Screen):
 
     # -- actions ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING and not self.oneiric.can_change:
-            return None  # shown dimmed, does nothing
-        if action == "probe" and self.oneiric.mode not in ("host", "starting", "client"):
-            return None
+        if self.disabled_reason(action) is not None:
+            return None  # shown dimmed; pressed, it says why (on_key)
         if action in ("approve_selected", "reject_selected") and self.active_pane() != "approvals":
             return False
         return True
 
+    def disabled_reason(self, action: str) -> str | None:
+        """Why `action` cannot run from this console now, in a few words (None: it can),
+        whichever pane has focus: the help lists it beside the key."""
+        app = self.oneiric
+        if action in MUTATING and not app.can_change:
+            return app.why_not()
+        if action == "probe" and app.mode not in ("host", "starting", "client"):
+            return app.why_not()
+        return None
+
+    def help_nodes(self) -> list[Widget]:
+        """Every pane, focused or not: the help lists each pane's keys (`/` in the log, `S` in
+        Remote) with the pane they work in."""
+        return [self.pane(name) for name, _ in PANES]
+
     def on_key(self, event: events.Key) -> None:
         """A key whose action is disabled here (read-only, or no host to send it to) says so
         in one line instead of doing nothing: the key bar only dims it, and an operator in a
-        browser tab may not know the session was started read-only. Runs before the key
-        reaches the bindings, which would skip it anyway."""
+        browser tab may not know the session was started read-only. Read-only says what the
+        key would have done. Runs before the key reaches the bindings, which would skip it."""
         if self.oneiric.can_change:
-            return
+            return  # nothing is disabled for a reason (probe needs a host, and can_change has one)
         active = self.active_bindings.get(event.key)
         if active is None or active.enabled:
             return
         action = active.binding.action.split("(", 1)[0].rsplit(".", 1)[-1]
-        if action in MUTATING:
-            event.stop()
-            what = (active.binding.description or action.replace("_", " ")).lower()
-            self.notify(self.oneiric.refusal(what), severity="warning", markup=False)
+        if self.disabled_reason(action) is None:
+            return
+        event.stop()
+        what = (active.binding.description or action.replace("_", " ")).lower()
+        self.notify(self.oneiric.refusal(what, self._doing(action), self.app.get_key_display(active.binding)),
+                    severity="warning", markup=False)
+
+    def _doing(self, action: str) -> str:
+        """What `action` would do now, in words: "pause adapter/cache"."""
+        ref = one_line(str(self.current)) if self.current is not None else "the highlighted component"
+        if action == "swap":
+            return f"open the swap picker for {ref}"
+        if action == "edit_selection":
+            return f"write a new selection for {ref} into its settings file"
+        if action in ("pause", "drain", "resume", "probe"):
+            return f"{action} {ref}"
+        if action in ("approve_selected", "reject_selected"):
+            proposal = self.query_one(ApprovalsTable).selected_id
+            return f"{action.split('_')[0]} proposal #{proposal}" if proposal is not None else \
+                f"{action.split('_')[0]} the highlighted proposal"
+        if action == "sync_remote":
+            source = self.query_one(RemoteTable).selected_source
+            return f"sync the remote source '{one_line(source)}'" if source else "sync every remote source"
+        return action.replace("_", " ")
 
     def _need_ref(self) -> ComponentRef | None:
         if self.current is None:
@@ -361,8 +396,11 @@ class MainScreen(Screen):
 
     def action_approve_selected(self) -> None:
         proposal_id = self.query_one(ApprovalsTable).selected_id
-        if proposal_id is None:
-            return
+        if proposal_id is not None:
+            self.approve_proposal(proposal_id)
+
+    def approve_proposal(self, proposal_id: int) -> None:
+        """Ask, then approve proposal #`proposal_id` (`y` in Approvals, "Approve #N" in the palette)."""
         record = self.oneiric.engine.approvals.get(proposal_id)
         self._confirm_then(
             f"Approve proposal #{proposal_id}?",
@@ -381,8 +419,10 @@ class MainScreen(Screen):
 
     def action_reject_selected(self) -> None:
         proposal_id = self.query_one(ApprovalsTable).selected_id
-        if proposal_id is None:
-            return
+        if proposal_id is not None:
+            self.reject_proposal(proposal_id)
+
+    def reject_proposal(self, proposal_id: int) -> None:
         self._confirm_then(f"Reject proposal #{proposal_id}?", "It will never be applied.", "Reject",
                            lambda: self._act("reject", id=proposal_id))
 
@@ -409,10 +449,10 @@ class MainScreen(Screen):
                                "to finish and then marks it drained.", "Drain", lambda: self._drain(ref))
 
     def action_probe(self) -> None:
+        """`h`: run the health check once, now (journaled). It changes nothing, so no dialog."""
         ref = self._need_ref()
         if ref is not None:
-            self._confirm_then(f"Probe {ref} now?", "Runs its health check once, now, and journals the result.",
-                               "Probe", lambda: self._probe(ref))
+            self._probe(ref)
 
     @work(group="actions")
     async def _act(self, kind: str, **args: object) -> None:

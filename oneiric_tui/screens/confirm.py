@@ -9,7 +9,7 @@ escape-sequence residue over SSH can deliver keys nobody meant. So every dialog 
 * cancels with `n` and `escape`.
 
 `GuardedDialog` carries those rules; `ConfirmDialog` is the plain version used for pause,
-drain, resume, probe and "quit while a swap runs". `ApprovalDialog` adds typed
+drain, resume, approve/reject and quitting the host. `ApprovalDialog` adds typed
 confirmation for high-risk swaps on top of the same base.
 """
 
@@ -202,7 +202,7 @@ class GuardedDialog(ModalScreen[bool]):
 
 
 class ConfirmDialog(GuardedDialog):
-    """Ask before a mutating action (pause, drain, resume, probe, quit during a swap).
+    """Ask before a mutating action (pause, drain, resume, approve, reject, quitting the host).
 
     Returns True only on `y` (or a click on the confirm control); everything else, including
     `enter` on the initially focused Cancel button, returns False.

@@ -1,18 +1,28 @@
-"""Context-sensitive help: the keys of the focused pane first, then the global ones.
+"""Help that teaches: the console's keys grouped by task, each disabled one with its reason.
 
-Built from the live binding map (`Screen.active_bindings`) rather than a hand-kept list,
-so it always shows the keys that really work now, including user remaps, and marks the
-ones read-only mode has disabled.
+Built from the live bindings (after any keymap from app.yml), so it shows the keys that
+really work, and laid out from keys.KEY_HELP: "Move around", "Look, without changing
+anything", "Change the highlighted component", ... Only the console's own keys (bindings
+with an id) are listed, plus the few widget keys a row asks for (the arrows beside j/k);
+Textual's widget internals are not. A screen that lists more nodes than the focused chain
+(`help_nodes`: the main view's six panes) has every pane's keys shown, with the pane they
+work in ("/ ... (in 4 Swap log)"); one that can say why an action is disabled
+(`disabled_reason`: read-only, no host yet) has that reason beside the key. Keys of the
+screen that no task names (another screen's own) come last, under "More keys here".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
+from textual.dom import DOMNode
 from textual.markup import MarkupError
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
@@ -20,16 +30,39 @@ from textual.widgets import Static
 
 from oneiric_core.text import one_line
 
-DISABLED_SUFFIX = " (disabled: read-only)"
+from ..keys import KEY_HELP, HelpRow
+
 KEY_COLUMN_MAX = 18
+MORE_KEYS = "More keys here"
 
 
 @dataclass(frozen=True)
 class HelpSection:
-    """One titled block of the help screen: (key display, description) rows."""
+    """One titled block of the help: (key display, description) rows, or (key display,
+    description, why it is disabled) for a key that does nothing now."""
 
     title: str
-    keys: list[tuple[str, str]] = field(default_factory=list)
+    keys: list[tuple[str, ...]] = field(default_factory=list)
+
+
+@runtime_checkable
+class ExplainsKeys(Protocol):
+    """A screen whose help covers more than the focused widget, and says why keys are off."""
+
+    def help_nodes(self) -> list[Widget]: ...
+
+    def disabled_reason(self, action: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """One binding as the help sees it: where it lives and whether it works now."""
+
+    node: DOMNode
+    binding: Binding
+    display: str
+    pane: str | None  # the pane it works in, when only there
+    reason: str | None  # why it is disabled, None when it works
 
 
 def pane_name(widget: Widget) -> str:
@@ -46,58 +79,131 @@ def pane_name(widget: Widget) -> str:
     return type(widget).__name__
 
 
-def help_sections(app: App) -> list[HelpSection]:
-    """The help for whatever is on screen now: "Focused: <pane>" then "Global".
+def _action_name(action: str) -> str:
+    """`screen.approve_selected` -> `approve_selected`; `focus_pane('log')` -> `focus_pane`."""
+    return action.split("(", 1)[0].rsplit(".", 1)[-1]
 
-    Keys bound to the same action on the same node ("j" and "down") share one row, described
-    by the console's binding where there is one. The console's own keys come before the ones
-    a widget brings by default. Bindings without a description are internal and skipped.
-    """
-    screen = app.screen
+
+def _node_bindings(app: App, node: DOMNode) -> list[Binding]:
+    """The node's bindings with the app's keymap applied, as Textual applies it when it
+    routes a key (Screen._binding_chain); done on a copy, as there."""
+    bindings = node._bindings.copy()
+    if app._keymap:
+        bindings.apply_keymap(app._keymap)
+    return [binding for _key, binding in bindings]
+
+
+def _collect(app: App, screen: Screen) -> list[_Bound]:
+    """Every binding of the app, the screen, the focused chain and the screen's help nodes."""
+    explains = isinstance(screen, ExplainsKeys)
     focused = screen.focused
-    rows: dict[tuple[int, str, bool], list[str]] = {}
-    descriptions: dict[tuple[int, str, bool], str] = {}
-    ours: dict[tuple[int, str, bool], bool] = {}  # has a binding id: the console's key, not a widget default
-    is_global: dict[tuple[int, str, bool], bool] = {}
-    for active in screen.active_bindings.values():
-        binding = active.binding
-        if not binding.description:
-            continue
-        group = (id(active.node), binding.action, bool(active.enabled))
-        display = app.get_key_display(binding)  # plain ASCII in the console (OneiricApp)
-        if display not in rows.setdefault(group, []):
-            rows[group].append(display)
-        if binding.id is not None or group not in descriptions:
-            descriptions[group] = binding.description
-        ours[group] = ours.get(group, False) or binding.id is not None
-        is_global[group] = isinstance(active.node, (Screen, App))
+    chain: list[DOMNode] = list(focused.ancestors_with_self) if focused is not None else [screen, app]
+    nodes: list[tuple[DOMNode, str | None]] = [(node, None) for node in chain if node not in (screen, app)]
+    if explains:
+        for pane in screen.help_nodes():  # type: ignore[union-attr]
+            if not any(pane is node for node, _ in nodes):
+                nodes.append((pane, None))
+        nodes = [(node, pane_name(node) if isinstance(node, Widget) else None) for node, _ in nodes]
+    nodes += [(screen, None), (app, None)]
+    active = {(id(a.node), a.binding.action, a.binding.key): a.enabled for a in screen.active_bindings.values()}
+    out = []
+    for node, pane in nodes:
+        for binding in _node_bindings(app, node):
+            reason = screen.disabled_reason(_action_name(binding.action)) if explains else None  # type: ignore[union-attr]
+            if reason is None and active.get((id(node), binding.action, binding.key)) is False:
+                reason = "not available here"
+            out.append(_Bound(node, binding, app.get_key_display(binding), pane, reason))
+    return out
 
-    def section(title: str, want_global: bool) -> HelpSection:
-        keys = []
-        # The console's own keys first (j/k, enter, /, ...), then what the widget brings by default.
-        for group in sorted(rows, key=lambda g: not ours[g]):
-            if is_global[group] != want_global:
-                continue
-            enabled = group[2]
-            description = descriptions[group]
-            keys.append(("/".join(rows[group]), description if enabled else description + DISABLED_SUFFIX))
-        return HelpSection(title=title, keys=keys)
 
+def _matches(row: HelpRow, bound: _Bound) -> bool:
+    binding = bound.binding
+    if binding.id is None:
+        return _action_name(binding.action) in row.actions and isinstance(bound.node, App)
+    return any(binding.id == pattern or (pattern.startswith("*.") and binding.id.endswith(pattern[1:]))
+               for pattern in row.ids)
+
+
+def _row_line(row: HelpRow, bound: list[_Bound], everything: list[_Bound]) -> tuple[str, ...] | None:
+    """The row's keys (the console's, then the widget keys it asks for on the same panes and
+    actions) and its text, with the pane when every key of it lives in one pane."""
+    keys: list[str] = []
+    for b in bound:
+        if b.display not in keys:
+            keys.append(b.display)
+    for extra in row.also:
+        for b in everything:
+            if b.binding.key == extra and b.binding.id is None and any(
+                    b.node is o.node and b.binding.action == o.binding.action for o in bound):
+                if b.display not in keys:
+                    keys.append(b.display)
+                break
+    if not keys:
+        return None
+    text = row.text
+    if row.each:
+        seen = []
+        for b in bound:
+            item = f"{b.display} {b.binding.description}"
+            if item not in seen:
+                seen.append(item)
+        text = f"{text} {', '.join(seen)}"
+    panes = {b.pane for b in bound}
+    if len(panes) == 1 and None not in panes:
+        text += f" (in {panes.pop()})"
+    reasons = [b.reason for b in bound if b.reason]
+    return ("/".join(keys), text, reasons[0]) if reasons else ("/".join(keys), text)
+
+
+def help_sections(app: App, screen: Screen | None = None) -> list[HelpSection]:
+    """The help for `screen` (the one on top by default), one section per task of
+    keys.KEY_HELP that has keys here, then the screen's other keys."""
+    screen = screen or app.screen
+    everything = _collect(app, screen)
+    used: set[int] = set()
     sections = []
-    if focused is not None:
-        sections.append(section(f"Focused: {pane_name(focused)}", want_global=False))
-    sections.append(section("Global", want_global=True))
+    for task in KEY_HELP:
+        lines = []
+        for row in task.rows:
+            bound = [b for b in everything if _matches(row, b)]
+            used.update(id(b) for b in bound)
+            line = _row_line(row, bound, everything)
+            if line is not None:
+                lines.append(line)
+        if lines:
+            sections.append(HelpSection(task.title, lines))
+    more: dict[str, tuple[list[str], str | None]] = {}
+    for b in everything:
+        # The screen's own keys no task names: by id (internal ones have none, or no words).
+        if id(b) in used or b.binding.id is None or not b.binding.description:
+            continue
+        described = b.binding.description + (f" (in {b.pane})" if b.pane else "")
+        keys, reason = more.setdefault(described, ([], b.reason))
+        if b.display not in keys:
+            keys.append(b.display)
+    if more:
+        sections.append(HelpSection(MORE_KEYS, [("/".join(keys), text) + ((reason,) if reason else ())
+                                                for text, (keys, reason) in more.items()]))
     return sections
 
 
-def section_content(section: HelpSection, width: int) -> Content:
-    """A section's rows as two aligned columns; data is plain text, never markup (keys and
+def section_content(section: HelpSection, width: int) -> Table | Text:
+    """A section's rows as two columns, the text wrapping inside its own column, a disabled
+    key's reason on the line under its text. Data is plain text, never markup (keys and
     descriptions can come from a keymap in app.yml)."""
     if not section.keys:
-        return Content("(no keys)")
-    lines = [Content.assemble((one_line(key).ljust(width), "bold"), "  ", one_line(description))
-             for key, description in section.keys]
-    return Content("\n").join(lines)
+        return Text("(no keys)")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(width=width, no_wrap=True)
+    grid.add_column(ratio=1)
+    for key, description, *why in section.keys:
+        if why:
+            text = Text(one_line(description), style="dim")
+            text.append(f"\ndisabled: {one_line(why[0])}", style="italic")
+            grid.add_row(Text(one_line(key), style="bold dim"), text)
+        else:
+            grid.add_row(Text(one_line(key), style="bold"), Text(one_line(description)))
+    return grid
 
 
 class HelpScreen(ModalScreen[None]):
@@ -117,7 +223,7 @@ class HelpScreen(ModalScreen[None]):
     }
     HelpScreen #dialog {
         width: 100%;
-        max-width: 76;
+        max-width: 96;
         height: auto;
         max-height: 100%;
         border: solid $primary;
@@ -145,9 +251,9 @@ class HelpScreen(ModalScreen[None]):
         self.sections = list(sections)
 
     def compose(self) -> ComposeResult:
-        width = min(KEY_COLUMN_MAX, max((len(k) for s in self.sections for k, _ in s.keys), default=1))
+        width = min(KEY_COLUMN_MAX, max((len(k) for s in self.sections for k, *_ in s.keys), default=1))
         with Vertical(id="dialog"):
-            yield Static("Help: keys", id="title", markup=False)
+            yield Static("Help: keys by task", id="title", markup=False)
             with VerticalScroll(id="sections"):
                 for index, section in enumerate(self.sections):
                     yield Static(Content(one_line(section.title)), classes="section-title", id=f"section-{index}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -106,6 +107,9 @@ Explain = Callable[[ComponentRef], "Explanation | None"]
 class ComponentTree(Tree[NodeData]):
     BINDINGS = [
         *vim_keys("tree"),
+        # Tree's own keys, given ids: remappable, and the help lists them (keys.py).
+        Binding("enter", "select_cursor", "Open or close", show=False, id="tree.select"),
+        Binding("space", "toggle_node", "Open or close", show=False, id="tree.toggle"),
     ]
 
     def __init__(self, explain: Explain, **kwargs) -> None:

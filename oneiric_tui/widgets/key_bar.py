@@ -8,7 +8,7 @@ from `Screen.active_bindings`, redrawn when the screen signals that they changed
 
 * every binding with `show=True`, one per action, as `key Description`;
 * a binding whose action is disabled (read-only mode, an action that does not apply right
-  now) is dimmed, and pressing or clicking it does nothing;
+  now) is dimmed; pressing or clicking it does nothing but say why (the main view's flash);
 * the command palette key at the right end, as the Footer has it;
 * a click on a key presses that key.
 
@@ -25,6 +25,8 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.widget import Widget
+
+from ..screens.help import ExplainsKeys
 
 
 # Keys that stay on the bar however narrow the terminal: the way to every other key, and out.
@@ -137,11 +139,13 @@ class KeyBar(Widget):
         return text
 
     def on_click(self, event: events.Click) -> None:
+        """A click presses the key. A disabled key is pressed too where the screen says why a
+        key is disabled (the main view flashes "read-only: ..."); elsewhere it rings the bell."""
         key = event.style.meta.get("key-bar") if event.style else None
         if key is None:
             return
         enabled = next((e.enabled for e in self.entries() if e.key == key), False)
-        if enabled:
+        if enabled or isinstance(self.screen, ExplainsKeys):
             self.app.simulate_key(key)
         else:
             self.app.bell()

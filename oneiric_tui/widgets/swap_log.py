@@ -166,9 +166,12 @@ class SwapLog(Vertical):
         self.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """`enter` applies the filter and closes the box: the filter stays in the pane's
+        border. A box left on screen without the focus looked like it still took text, and
+        the next word typed into it reached the console's keys instead."""
         event.stop()
         self.apply_filter(event.value)
-        event.input.display = bool(event.value.strip())
+        event.input.display = False
         self.focus()
 
     def action_scroll_down(self) -> None:

@@ -17,9 +17,12 @@ async def test_a_disabled_key_says_in_one_line_why_it_does_nothing(make_app):
         await to_cache(pilot)
         before = app.engine.store.last_journal_id()
         await pilot.press("p")
-        await until(pilot, lambda: "Read-only: pause is refused (started" in screen_text(app))
+        await until(pilot, lambda: any(n.message == "read-only: p would pause adapter/cache (started without "
+                                       "--web-operate)." for n in app._notifications))
+        await until(pilot, lambda: "read-only: p would pause adapter/cache" in screen_text(app))  # shown
         await pilot.press("s")
-        await until(pilot, lambda: "Read-only: swap is refused" in screen_text(app))
+        await until(pilot, lambda: any(n.message.startswith("read-only: s would open the swap picker for "
+                                                            "adapter/cache") for n in app._notifications))
         assert isinstance(app.screen, MainScreen)
         assert app.engine.journal(after_id=before) == []
 

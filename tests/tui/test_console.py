@@ -238,13 +238,16 @@ async def test_pause_drain_and_resume_from_the_keyboard(make_app):
         await until(pilot, lambda: app.statuses[ref].activity == "active")
 
 
-async def test_probe_is_confirmed_and_journaled(make_app):
+async def test_h_probes_at_once_without_a_dialog_and_journals_it(make_app):
+    """A probe changes nothing, so `h` asks nothing: the journal shows the probe at once."""
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         await to_cache(pilot)
-        await _confirm(pilot, "h")
-        await until(pilot, lambda: bool(app.engine.journal(kinds=["health-probed"])))
+        await pilot.press("h")
+        await until(pilot, lambda: bool(app.engine.journal(kinds=["health-probed"])) or
+                    not isinstance(app.screen, MainScreen))
+        assert isinstance(app.screen, MainScreen)  # no dialog came up
         probed = app.engine.journal(kinds=["health-probed"])[-1]
         assert probed.actor == "tester" and probed.outcome == "ok" and probed.key == "cache"
 
@@ -300,16 +303,15 @@ async def test_help_lists_the_keys(make_app):
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
-        for word in ("Swap", "Pause", "Drain", "Resume", "Probe", "Quit", "Components"):
+        for word in ("Swap", "Pause", "Drain", "Resume", "Probe", "Quit", "Components", "Move around"):
             assert word in text
-        # the tree's own keys (j/k/g/G, with the arrows doing the same) come before Tree's defaults
         from oneiric_tui.screens.help import help_sections
 
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        tree_keys = help_sections(app)[0].keys
-        assert [desc for _, desc in tree_keys[:4]] == ["Up", "Down", "Top", "Bottom"], tree_keys[:6]
-        assert "k" in tree_keys[0][0].split("/") and "j" in tree_keys[1][0].split("/")
+        move = help_sections(app)[0]
+        assert move.title == "Move around"
+        assert ("j/k/down/up", "Down / up a line") in move.keys and ("g/G", "First / last line") in move.keys
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
@@ -336,13 +338,23 @@ async def test_80x24_has_every_pane_reachable(make_app):
 
 
 async def test_quit_stops_the_engine_and_releases_the_lease(make_app):
+    from oneiric_core.store import StateStore
+
     app = make_app()
+    state = app.engine.state_dir
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        store = app.engine.store
         await pilot.press("q")
-        await pilot.pause(0.5)
-    assert app.engine.started is False
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: app.engine.started is False)
+    assert app.return_code == 0
+    store = StateStore(state / "state.sqlite")
+    try:
+        assert store.current_lease() is None
+        assert store.journal(limit=1)[-1].kind == "host-stopped"
+    finally:
+        store.close()
 
 
 async def test_with_another_host_the_console_attaches_as_a_client_and_sends_commands(make_app, tmp_path):
@@ -445,7 +457,9 @@ async def test_quitting_while_providers_are_still_starting_exits_cleanly(make_ap
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app._starter is not None)
         await pilot.press("q")  # the engine is still activating providers
-        await pilot.pause(0.5)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: app.engine.started is False)
     assert app.return_code in (0, None)
     assert app.engine.started is False
 

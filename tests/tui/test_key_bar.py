@@ -55,9 +55,9 @@ async def test_at_80_columns_every_key_still_fits(make_app):
         assert "... ? Help" in line and "i Incident" not in line and "s Swap" in line
 
 
-async def test_read_only_dims_the_mutating_keys_and_a_click_on_one_does_nothing(make_app):
+async def test_read_only_dims_the_mutating_keys_and_a_click_on_one_says_why(make_app):
     app = make_app(read_only=True)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await ready(pilot)
         await to_cache(pilot)
         bar = app.main.query_one(KeyBar)
@@ -65,7 +65,8 @@ async def test_read_only_dims_the_mutating_keys_and_a_click_on_one_does_nothing(
         _, help_style = entry_span(bar, "Help")
         assert swap_style.dim and not help_style.dim
         await pilot.click(KeyBar, offset=(column, 0))
-        await pilot.pause(0.2)
+        await until(pilot, lambda: any(n.message == "read-only: s would open the swap picker for adapter/cache."
+                                       for n in app._notifications))
         assert isinstance(app.screen, MainScreen)  # no swap picker
         column, _ = entry_span(bar, "Help")
         await pilot.click(KeyBar, offset=(column, 0))

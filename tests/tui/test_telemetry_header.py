@@ -39,7 +39,6 @@ async def test_the_header_marks_a_failing_exporter_until_it_exports_again(tmp_pa
             await app.engine._swap_now("adapter", "cache", "sqlite")  # new spans and logs to export
             await until(pilot, lambda: "telemetry" not in header(app), timeout=20)
             assert app.engine.journal(kinds="telemetry-export-recovered")
-            await pilot.press("q")
 
 
 async def test_a_quiet_exporter_has_no_marker(make_app) -> None:
@@ -48,4 +47,3 @@ async def test_a_quiet_exporter_has_no_marker(make_app) -> None:
         await until(pilot, lambda: app.mode == "host")
         await pilot.pause(0.2)
         assert "telemetry" not in header(app) and "HOST" in header(app)
-        await pilot.press("q")

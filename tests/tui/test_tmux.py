@@ -56,6 +56,8 @@ def test_console_in_tmux_shows_the_tree_and_quits_cleanly(tmp_path):
                      f"operator {LOGIN} (tmux-tester)", "HOST"):
             assert text in screen, text
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        assert wait_for(lambda: "Quit and stop this host?" in capture(session)), capture(session)
+        subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
         assert wait_for(done.exists), capture(session)
         assert done.read_text().strip() == "0"
     finally:
