@@ -89,7 +89,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = []
     for index, row in enumerate(cells):
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+                               for i, (c, w) in enumerate(zip(row, widths, strict=False))).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

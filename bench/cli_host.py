@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         host.wait_ready()
         ready_ms = (time.perf_counter() - t0) * 1000
         samples: dict[str, list[float]] = {name: [] for name in commands}
-        for name, (command, expect) in commands.items():  # one warm-up each (disk cache, .pyc)
+        for command, expect in commands.values():  # one warm-up each (disk cache, .pyc)
             timed(command, workdir, env, expect)
         for _ in range(runs):
             for name, (command, expect) in commands.items():

@@ -55,7 +55,8 @@ def export(rev: str, into: Path) -> Path:
 
 
 def environment(tree: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ONEIRIC_")) and k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "ONEIRIC_")) and k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(tree)
     env["COLUMNS"] = "120"
     return env

@@ -113,7 +113,8 @@ def _child_main(argv: list[str]) -> None:
     parser.add_argument("--state")
     parser.add_argument("--out", required=True)
     parser.add_argument("--no-autostart", action="store_true")
-    parser.add_argument("--hold", type=float, default=0.0, help="after activation, keep hosting this long and read RSS again")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="after activation, keep hosting this long and read RSS again")
     args = parser.parse_args(argv)
     marks: dict[str, object] = {"spawn": float(os.environ[SPAWN_ENV]), "first_statement": _WALL_AT_START}
     autostart = not args.no_autostart
@@ -278,7 +279,7 @@ def generate_settings(target: Path, components: int) -> tuple[int, int]:
         text = path.read_text() if path.exists() else ""
         block = "\n".join(blocks[domain]) + "\n"
         if re.search(r"^candidates:[ \t]*\n", text, re.M):
-            text = re.sub(r"^candidates:[ \t]*\n", lambda m: m.group(0) + block, text, count=1, flags=re.M)
+            text = re.sub(r"^candidates:[ \t]*\n", lambda m, block=block: m.group(0) + block, text, count=1, flags=re.M)
         else:
             text = text.rstrip("\n") + "\n\ncandidates:\n" + block
         path.write_text(text)
@@ -350,12 +351,12 @@ class PressSeries:
 
     @property
     def latencies_ms(self) -> list[float]:
-        return [(h - c) * 1000.0 for c, h in zip(self.calls, self.handled)]
+        return [(h - c) * 1000.0 for c, h in zip(self.calls, self.handled, strict=False)]
 
     @property
     def frame_latencies_ms(self) -> list[float]:
         out = []
-        for c, h in zip(self.calls, self.handled):
+        for c, h in zip(self.calls, self.handled, strict=False):  # the last press may be unhandled
             i = bisect.bisect_left(self.frames, h)
             if i < len(self.frames):
                 out.append((self.frames[i] - c) * 1000.0)
@@ -521,7 +522,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--storm-seconds", type=float, default=None, help="default 10; --quick 1")
         parser.add_argument("--storm-rate", type=float, default=500.0, help="journal events per second (default 500)")
         parser.add_argument("--hold", type=float, default=None,
-                            help="seconds the last large run keeps hosting before a last RSS reading (default 30; --quick 0)")
+                            help="seconds the last large run keeps hosting before a last RSS reading "
+                                 "(default 30; --quick 0)")
         parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
 
     args = _common.parse_args(__doc__.splitlines()[0], argv, extra)
@@ -615,7 +617,8 @@ def report(args, root: Path, runs: int, components: int, storm_s: float, idle_s:
 
     storm = asyncio.run(_storm(root, storm_s, args.storm_rate, idle_s))
     srows = []
-    for label, series in (("idle (no extra events)", storm["idle"]), (f"storm {args.storm_rate:g} ev/s", storm["storm"])):
+    for label, series in (("idle (no extra events)", storm["idle"]),
+                          (f"storm {args.storm_rate:g} ev/s", storm["storm"])):
         lat = series.latencies_ms
         frame = series.frame_latencies_ms
         srows.append([label, len(series.calls), len(lat), _common.median(lat), _common.percentile(lat, 95),
@@ -627,14 +630,16 @@ def report(args, root: Path, runs: int, components: int, storm_s: float, idle_s:
                          f">= {KEY_TARGET_MS:g} ms", "frame median ms", "frame p95 ms", "frame max ms"], srows))
     idle_p95 = _common.percentile(storm["idle"].latencies_ms, 95)
     storm_p95 = _common.percentile(storm["storm"].latencies_ms, 95)
-    print(f"emitted {storm['emitted']:,} events in {storm['emit_s']:.2f} s ({storm['emitted'] / storm['emit_s']:.0f}/s); "
+    print(f"emitted {storm['emitted']:,} events in {storm['emit_s']:.2f} s "
+          f"({storm['emitted'] / storm['emit_s']:.0f}/s); "
           f"storm p95 / idle p95 = {storm_p95 / idle_p95:.1f}x; longest event-loop stall during the storm "
           f"{storm['max_stall_ms']:.0f} ms")
     delays = storm["log_delays"]
     print(f"swap log: at most {storm['max_lines_seen']:,} lines (max_lines {storm['max_lines']:,}); "
           f"{storm['events_kept']:,} events kept (cap {storm['events_kept_max']:,}); last event "
           f"'{storm['last_message']}' in the log: {'yes' if storm['last_in_events'] else 'NO'}"
-          f" ({storm['catch_up_ms']:.0f} ms after the last emit), on screen: {'yes' if storm['last_on_screen'] else 'no'}; "
+          f" ({storm['catch_up_ms']:.0f} ms after the last emit), "
+          f"on screen: {'yes' if storm['last_on_screen'] else 'no'}; "
           f"bus events dropped for the console: {storm['dropped']}")
     print(f"swap log lag, emit -> in the log, per event: median {_common.median(delays):.0f} ms, "
           f"p95 {_common.percentile(delays, 95):.0f} ms, max {max(delays) if delays else float('nan'):.0f} ms "

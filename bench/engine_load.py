@@ -314,7 +314,8 @@ def report(results: list[dict[str, Any]], keys: int, cands: int, size: int, runs
          ["json.loads of the same data", json_ms, ratio]]))
     print(f"full collections inside Engine(): {_common.median([r['gc_full'] for r in results]):.0f} (median); "
           f"modules Engine() imported on first use: {', '.join(first['lazy_modules']) or 'none'}")
-    print(f"imports before Engine(): {med('imports'):.0f} ms; RSS {_common.median([r['rss_before_mb'] for r in results]):.0f} MB "
+    print(f"imports before Engine(): {med('imports'):.0f} ms; "
+          f"RSS {_common.median([r['rss_before_mb'] for r in results]):.0f} MB "
           f"before Engine(), {_common.median([r['rss_after_mb'] for r in results]):.0f} MB after")
     hosted = results[-1]
     if "rss_activated_mb" in hosted:

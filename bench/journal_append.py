@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 import oneiric_core.store as store_module  # noqa: E402
-
 from oneiric_core.domains import Domain  # noqa: E402
 from oneiric_core.events import Event, Severity  # noqa: E402
 from oneiric_core.journal_hash import GENESIS, row_hash  # noqa: E402
@@ -97,7 +96,7 @@ def append_unchained(store: StateStore, events: list[Event]) -> None:
     def run(conn: sqlite3.Connection) -> list[int]:
         return [int(conn.execute(PRE_CHAIN_INSERT, p).lastrowid) for p in params]
 
-    for e, new_id in zip(events, store._write(run)):
+    for e, new_id in zip(events, store._write(run), strict=True):
         e.id = new_id
 
 
@@ -161,10 +160,10 @@ def main() -> None:
     med = {name: _common.median(values) for name, values in samples.items()}
     # the median of each round's ratio: the two sides of a round ran back to back, under the same load
     ratio_single, ratio_batch = (
-        _common.median([c / u for c, u in zip(samples[(kind, "chained")], samples[(kind, "unchained")])])
+        _common.median([c / u for c, u in zip(samples[(kind, "chained")], samples[(kind, "unchained")], strict=True)])
         for kind in ("single", "batch"))
     hash_share = _common.median([c / n for c, n in zip(samples[("single", "chained")],
-                                                        samples[("single", "no hash")])])
+                                                        samples[("single", "no hash")], strict=True)])
     rows = [
         ["1 event / transaction", med[("single", "unchained")], med[("single", "chained")],
          best[("single", "unchained")], best[("single", "chained")], ratio_single],

@@ -60,9 +60,12 @@ BUILD_BATCH = 20_000
 
 
 def extra_args(parser) -> None:
-    parser.add_argument("--rows", type=int, default=None, help="journal rows to build (default 1,000,000; --quick 30,000)")
-    parser.add_argument("--keep", type=int, default=None, help="max_rows to prune down to (default 100,000; --quick 3,000)")
-    parser.add_argument("--state-dir", type=Path, default=None, help="where the SQLite files go (default a temporary dir)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="journal rows to build (default 1,000,000; --quick 30,000)")
+    parser.add_argument("--keep", type=int, default=None,
+                        help="max_rows to prune down to (default 100,000; --quick 3,000)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where the SQLite files go (default a temporary dir)")
 
 
 def old_prune(store: StateStore, *, max_age_s: float | None, max_rows: int | None) -> int:

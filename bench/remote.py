@@ -178,7 +178,7 @@ async def run(args) -> int:
         for round_no in range(warmup + runs):
             measured = round_no >= warmup
 
-            def note(name: str, value: float) -> None:
+            def note(name: str, value: float, measured: bool = measured) -> None:
                 if measured:
                     times[name].append(value)
 

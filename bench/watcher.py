@@ -143,13 +143,14 @@ async def engine_phase(root: Path, saves: int) -> list[float]:
     out = []
     try:
         if not engine.watcher_status().alive:
-            raise SystemExit(f"bench/watcher.py: the settings watcher is not alive: {engine.watcher_status().describe()}")
+            raise SystemExit("bench/watcher.py: the settings watcher is not alive: "
+                             f"{engine.watcher_status().describe()}")
         for i in range(saves + 1):
             seen = len(times)
             text = adapters_selecting(settings, PROVIDERS[i % 2])
             t0 = time.perf_counter()
             (settings / "adapters.yml").write_text(text)
-            await wait_for(lambda: len(times) > seen, "the proposal in the store")
+            await wait_for(lambda seen=seen: len(times) > seen, "the proposal in the store")
             if i:
                 out.append((times[seen] - t0) * 1000)
     finally:
@@ -178,7 +179,8 @@ async def console_phase(root: Path, saves: int) -> dict[str, list[float]]:
             await pilot.pause(0.05)
         await pilot.pause(0.3)
         if not engine.watcher_status().alive:
-            raise SystemExit(f"bench/watcher.py: the settings watcher is not alive: {engine.watcher_status().describe()}")
+            raise SystemExit("bench/watcher.py: the settings watcher is not alive: "
+                             f"{engine.watcher_status().describe()}")
         table = app.main.query_one(ApprovalsTable)
         times = requested_times(engine)
         frames = _common.record_frames(app)
@@ -207,9 +209,10 @@ async def console_phase(root: Path, saves: int) -> dict[str, list[float]]:
             text = adapters_selecting(settings, provider)
             t0 = time.perf_counter()
             (settings / "adapters.yml").write_text(text)
-            t_pane = await wait_for(lambda: pane_time(before, provider),
+            t_pane = await wait_for(lambda before=before, provider=provider: pane_time(before, provider),
                                     f"the proposal to {provider} in the approvals pane", poll_s=0.05)
-            frame = await wait_for(lambda: next((f for f in frames if f >= t_pane), None), "the next frame",
+            frame = await wait_for(lambda t_pane=t_pane: next((f for f in frames if f >= t_pane), None),
+                                   "the next frame",
                                    poll_s=0.05)
             if i:
                 out["pane"].append((t_pane - t0) * 1000)

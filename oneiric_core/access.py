@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from .errors import ExitCode, OneiricError
 from .principal import INTERNAL, NAMED, OS_USER, SSH_KEY, Principal, fold
 
 
-class Right(str, Enum):
+class Right(StrEnum):
     VIEW = "view"  # read what the host serves (probes that change nothing included)
     OPERATE = "operate"  # pause, drain, resume, probe, sync, reload
     PROPOSE = "propose"  # ask for a swap

@@ -17,18 +17,15 @@ from .events import Event, Severity
 from .store import ActivityRecord, StateStore
 
 
-class ActivityState(str, enum.Enum):
+class ActivityState(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     DRAINING = "draining"
     DRAINED = "drained"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 class ActivityManager:
-    def __init__(self, store: StateStore | None, emit: Callable[[Event], None],
+    def __init__(self, store: StateStore | None, emit: Callable[[Event], object],
                  publish: Callable[[Event], None] | None = None) -> None:
         """`emit` journals and fans out an event (without a store); `publish` only fans out
         one that is already journaled (with a store, a change and its journal line are

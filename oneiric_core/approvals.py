@@ -121,7 +121,8 @@ class Approvals:
 
     def reject(self, proposal_id: int, actor: Principal, comment: str | None = None) -> ProposalRecord:
         record = self._decidable(proposal_id)
-        record.status, record.decided_by, record.decided_at, record.comment = REJECTED, actor.label, time.time(), comment
+        record.status, record.decided_by = REJECTED, actor.label
+        record.decided_at, record.comment = time.time(), comment
         record.decided_by_id = actor.id
         self._store.put_proposal(record)
         self._emit(Event(

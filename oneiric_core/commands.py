@@ -140,11 +140,14 @@ def swap_result(record: ProposalRecord, result: SwapResult | None, *, offline: b
     if outcome == "noop":
         return CommandResult(ExitCode.OK, f"{ref} already serves {result.to_provider}; nothing changed ({tag}).", data)
     if outcome == "rolled-back":
-        return CommandResult(ExitCode.SWAP_REFUSED, f"Swap of {ref} to {result.to_provider} rolled back: {result.reason}; "
+        return CommandResult(ExitCode.SWAP_REFUSED,
+                             f"Swap of {ref} to {result.to_provider} rolled back: {result.reason}; "
                              f"{result.from_provider} keeps serving ({tag}).", data)
     if outcome == "refused":
-        return CommandResult(ExitCode.SWAP_REFUSED, f"Swap of {ref} to {result.to_provider} was {result.reason} ({tag}).", data)
-    return CommandResult(ExitCode.SWAP_REFUSED, f"Swap of {ref} to {result.to_provider} failed: {result.reason} ({tag}).", data)
+        return CommandResult(ExitCode.SWAP_REFUSED,
+                             f"Swap of {ref} to {result.to_provider} was {result.reason} ({tag}).", data)
+    return CommandResult(ExitCode.SWAP_REFUSED,
+                         f"Swap of {ref} to {result.to_provider} failed: {result.reason} ({tag}).", data)
 
 
 def reject_result(record: ProposalRecord) -> CommandResult:
@@ -219,7 +222,7 @@ async def _execute(engine: Engine, request: Request, principal: Principal) -> Co
         return CommandResult(exc.exit_code, str(exc), status="refused")
     except OneiricError as exc:
         result = CommandResult(exc.exit_code, str(exc))
-    except Exception as exc:  # a bug must not kill the host: report it to the client instead
+    except Exception as exc:  # noqa: BLE001 - last line of defence: a bug must not kill the host; the client hears it
         result = CommandResult(ExitCode.ERROR, f"The host failed to run {request.kind}: {type(exc).__name__}: {exc}.")
     finally:
         engine.running_command -= 1
@@ -408,7 +411,8 @@ async def _sync(engine: Engine, request: Request, principal: Principal) -> Comma
 def sync_result(outcomes: list[Any], *, where: str) -> CommandResult:
     """The answer to `remote-sync`: one sentence per source; exit 6 when any sync failed."""
     if not outcomes:
-        return CommandResult(ExitCode.OK, "No remote sources are configured (app.yml `remote.sources`); nothing to sync.",
+        return CommandResult(ExitCode.OK,
+                             "No remote sources are configured (app.yml `remote.sources`); nothing to sync.",
                              {"results": []})
     failed = [o for o in outcomes if not o.ok]
     data = {"results": [o.to_dict() for o in outcomes]}

@@ -9,16 +9,13 @@ from typing import Any
 from .errors import NotFound
 
 
-class Domain(str, enum.Enum):
+class Domain(enum.StrEnum):
     ADAPTER = "adapter"
     SERVICE = "service"
     TASK = "task"
     EVENT = "event"
     WORKFLOW = "workflow"
     ACTION = "action"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def plural(self) -> str:
@@ -112,14 +109,11 @@ def new_candidate(domain: Domain, key: str, provider: str, factory: str, priorit
     return cand
 
 
-class HealthStatus(str, enum.Enum):
+class HealthStatus(enum.StrEnum):
     OK = "ok"
     DEGRADED = "degraded"
     FAILED = "failed"
     UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,28 +23,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .access import AccessPolicy, Forbidden, Right
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
 from .bulk import gc_paused
-from .access import AccessPolicy, Forbidden, Right
 from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
 from .health import HealthMonitor, HealthTrack
+from .host_session import HEARTBEAT_S, HostBusy
 from .identity import other_process_alive
-from .principal import Principal
 from .lifecycle import LifecycleManager, LifecycleOptions, LifecycleState, Slot, SwapResult, _Use
+from .principal import Principal
 from .providers import builtin_candidates
 from .recovery import recover_interrupted_swaps
 from .registry import CandidateRegistry
-from .seal import RowSeal
 from .resolver import Explanation, Resolver, StackOrder
-from .retention import PruneReport, RetentionPolicy, prune as prune_by_retention
-from .settings import APP_FILE, AppSettings, ConfigProblem, LimitsOptions, SettingsLoader, SettingsSnapshot
+from .retention import PruneReport, RetentionPolicy
+from .retention import prune as prune_by_retention
 from .sdnotify import supervision
-from .host_session import HEARTBEAT_S, HostBusy
+from .seal import RowSeal
+from .settings import APP_FILE, AppSettings, ConfigProblem, LimitsOptions, SettingsLoader, SettingsSnapshot
 from .store import (
-    LEASE_STALE_AFTER_S, HealthSnapshot, LeaseInfo, LifecycleSnapshot, ProposalRecord, StateStore, StoreError,
+    LEASE_STALE_AFTER_S,
+    ActivityRecord,
+    HealthSnapshot,
+    LeaseInfo,
+    LifecycleSnapshot,
+    ProposalRecord,
+    StateStore,
+    StoreError,
 )
 from .watcher import QUIET_S, SettingsWatcher, WatcherStatus
 
@@ -300,7 +308,8 @@ class Engine:
         names = self._settings_file_names()
         self._settings_present = {name for name in names if (directory / name).exists()}
         watcher = SettingsWatcher(directory, names,
-                                  lambda path: self._spawn(self._settings_file_settled(path), "oneiric-settings-reload"),
+                                  lambda path: self._spawn(self._settings_file_settled(path),
+                                                           "oneiric-settings-reload"),
                                   on_down=self._watcher_down, quiet_s=self.watcher_quiet_s)
         self.watcher = watcher
         try:
@@ -446,7 +455,8 @@ class Engine:
         stale = []  # serving providers whose own settings changed: they keep the old ones
         for slot in self.lifecycle.slots():
             cand, winner = (slot.current.candidate if slot.current else None), self.resolver.winner(slot.ref)
-            if cand is not None and winner is not None and winner.ident == cand.ident and winner.settings != cand.settings:
+            if cand is not None and winner is not None and winner.ident == cand.ident \
+                    and winner.settings != cand.settings:
                 stale.append(f"{slot.ref} ({cand.provider})")
         message = f"{label} changed on disk and was reloaded"
         if live:
@@ -513,8 +523,10 @@ class Engine:
             for p in mine:
                 if target is None or (p.to_provider, p.to_source) != (target.provider, target.source):
                     now = f"asks for {target.provider}" if target else "has no candidate for it"
+                    assert p.id is not None  # read from the store
                     with contextlib.suppress(OneiricError):
-                        self.approvals.reject(p.id, Principal.internal(WATCHER_SOURCE), f"superseded: {label} now {now}")
+                        self.approvals.reject(p.id, Principal.internal(WATCHER_SOURCE),
+                                              f"superseded: {label} now {now}")
             if target is None:
                 continue
             slot = self.lifecycle.find_slot(ref)
@@ -602,7 +614,7 @@ class Engine:
                 loop.call_soon_threadsafe(self._telemetry_changed)
 
         tel = self.telemetry = Telemetry(TelemetryConfig.resolve(self.settings.app.telemetry), on_change=changed)
-        tel.observe_resolutions(lambda: {d.value: n for d, n in self.resolver.resolutions.items()})
+        tel.observe_resolutions(lambda: {str(d): n for d, n in self.resolver.resolutions.items()})
         tel.observe_journal_head(lambda: getattr(self.store.last_published_head, "id", None))
         tel.observe_store(self.store.path)
         tel.observe_lifecycle(self._lifecycle_counts)
@@ -880,6 +892,7 @@ class Engine:
             ref, plan.to_provider, from_provider=from_provider, to_source=plan.to_source,
             force=force, source=source, reason=reason, requested_by=who,
         )
+        assert record.id is not None  # propose() stored it
         if self.approvals.mode == "auto":
             return await self.approve(record.id, actor=Principal.internal("policy:auto"))
         if approve and not self.approvals.two_person:
@@ -1033,12 +1046,14 @@ class Engine:
         self._writable("reject")
         return self.approvals.reject(proposal_id, _as_principal(actor, self.principal), comment)
 
-    def pause(self, domain: Domain | str, key: str, *, note: str | None = None, actor: str | None = None):
+    def pause(self, domain: Domain | str, key: str, *, note: str | None = None,
+              actor: str | None = None) -> ActivityRecord:
         ref = self.known(domain, key)
         self._writable("pause")
         return self.activity.pause(ref, actor=actor or self.actor, note=note)
 
-    def resume(self, domain: Domain | str, key: str, *, note: str | None = None, actor: str | None = None):
+    def resume(self, domain: Domain | str, key: str, *, note: str | None = None,
+               actor: str | None = None) -> ActivityRecord:
         ref = self.known(domain, key)
         self._writable("resume")
         record = self.activity.resume(ref, actor=actor or self.actor, note=note)
@@ -1059,7 +1074,7 @@ class Engine:
                                                name=f"oneiric-activate-{ref}"))
 
     async def drain(self, domain: Domain | str, key: str, *, note: str | None = None,
-                    actor: str | None = None, timeout: float | None = None):
+                    actor: str | None = None, timeout: float | None = None) -> ActivityRecord:
         ref = self.known(domain, key)
         self._writable("drain")
         return await self.activity.drain(
@@ -1096,13 +1111,15 @@ class Engine:
             else:
                 latency = f" in {track.latency_ms:.1f} ms" if track.latency_ms is not None else ""
                 detail = f": {track.message}" if track.message else ""
-                message, outcome = f"{ref} ({track.provider}) probed: {track.status.value}{latency}{detail}", track.status.value
+                message, outcome = (f"{ref} ({track.provider}) probed: {track.status.value}{latency}{detail}",
+                                    track.status.value)
             self.emit(Event("health-probed", message, Severity.INFO, ref.domain, ref.key,
                             track.provider if track else None, actor or self.actor, outcome,
                             track.latency_ms if track else None))
         return track
 
-    async def probe_candidate(self, domain: Domain | str, key: str, provider: str | None = None):
+    async def probe_candidate(self, domain: Domain | str, key: str,
+                              provider: str | None = None) -> tuple[Candidate, HealthResult]:
         """Build, probe and stop a candidate in this process (no host needed)."""
         ref = self.known(domain, key)
         cand = self.lifecycle._target(ref, provider, None)

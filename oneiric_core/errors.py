@@ -7,6 +7,10 @@ exit with `error.exit_code`, never a traceback unless `--debug`.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .settings_model import ConfigProblem
 
 
 class ExitCode(IntEnum):
@@ -63,6 +67,7 @@ class ConfigError(OneiricError):
     """A settings file that cannot be loaded; the message names file:line:column."""
 
     exit_code = ExitCode.ERROR
+    problems: list[ConfigProblem]  # every problem found, where the loader lists them (settings_model)
 
 
 class ReadOnlyError(OneiricError):
@@ -80,6 +85,7 @@ class RemoteSyncFailed(OneiricError):
     (unreachable, timeout, http-status, too-large, parse, schema, signature, digest, ...)."""
 
     exit_code = ExitCode.REMOTE
+    report: dict[str, Any]  # `manifest verify`'s report of what was checked, where it got that far
 
     def __init__(self, message: str, kind: str = "error", *, retryable: bool = False) -> None:
         super().__init__(message)

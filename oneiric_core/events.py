@@ -17,13 +17,10 @@ from typing import Any
 from .domains import Domain
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # The kinds the engine emits today (ARCHITECTURE §3); later front doors add to it.

@@ -53,7 +53,8 @@ def load_factory(factory: str, allowlist: Sequence[str]) -> Callable[..., Any]:
     except ImportError as exc:
         raise FactoryError(f"Factory module '{module_name}' cannot be imported: {exc}.") from exc
     except BaseException as exc:  # noqa: BLE001 - importing runs the provider's code: its failure, not ours
-        raise FactoryError(f"Factory module '{module_name}' raised {describe_error(exc)} while being imported.") from exc
+        raise FactoryError(f"Factory module '{module_name}' raised {describe_error(exc)} "
+                           "while being imported.") from exc
     try:
         target = getattr(module, attr, None)
     except BaseException as exc:  # noqa: BLE001 - a module __getattr__ is provider code too

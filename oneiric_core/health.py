@@ -144,7 +144,7 @@ class HealthMonitor:
         *,
         interval_s: float,
         history: int,
-        emit: Callable[[Event], None],
+        emit: Callable[[Event], object],
         on_update: Callable[[HealthTrack], None] | None = None,
         telemetry: Any | None = None,
     ) -> None:
@@ -222,7 +222,7 @@ class HealthMonitor:
         with tel.span("health.round", {"oneiric.health.probes": len(refs)}) as span:
             outcomes = await self._round(refs)
             counts: dict[str, int] = {}
-            for ref, outcome in zip(refs, outcomes):
+            for ref, outcome in zip(refs, outcomes, strict=True):
                 if not isinstance(outcome, tuple):
                     continue  # nothing serves it any more, or the probe itself broke
                 provider, result = outcome
@@ -265,7 +265,7 @@ class HealthMonitor:
         while True:
             try:
                 await self.probe_all()
-            except Exception as exc:  # a probe round must never kill the monitor
+            except Exception as exc:  # noqa: BLE001 - last line of defence: a probe round must never kill the monitor
                 self._emit(Event("health-changed", f"health round failed: {exc}", Severity.ERROR))
             self._wake.clear()
             try:

@@ -32,7 +32,6 @@ from .host_output import LineWriter, capture_logging, log_level, to_journal
 from .provider_calls import contain_task_exits
 from .store import StoreError
 
-
 # While stopping: how often the host tells systemd it is still at it, and how long each message
 # buys. Longer than two intervals, so one tick late under load does not get a draining host killed.
 EXTEND_EVERY_S = 2.0

@@ -34,27 +34,21 @@ from .resolver import Resolver
 from .trace_context import NO_SPAN, NoSpan
 
 
-class LifecycleState(str, enum.Enum):
+class LifecycleState(enum.StrEnum):
     INACTIVE = "inactive"
     ACTIVATING = "activating"
     READY = "ready"
     FAILED = "failed"
     STOPPING = "stopping"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class SwapOutcome(str, enum.Enum):
+class SwapOutcome(enum.StrEnum):
     COMPLETE = "complete"        # the new provider is bound and serving
     ROLLED_BACK = "rolled-back"  # the new provider failed; the old one never stopped serving
     FAILED = "failed"            # the new provider failed and there was nothing to keep serving
     REFUSED = "refused"          # a blocker (pause, drain) stopped it before anything was built
     NOOP = "noop"                # already serving that candidate
     PLANNED = "planned"          # dry run: nothing changed
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -230,7 +224,7 @@ class _Use:
         self.__exit__()
 
 
-Emit = Callable[[Event], None]
+Emit = Callable[[Event], object]  # what it returns is not used
 
 
 class LifecycleManager:
@@ -510,7 +504,8 @@ class LifecycleManager:
         slot.pending = target
         self._on_change(slot)
 
-    def _failed(self, slot, target, old, reason, force, actor, t0, activation_ms, health_ms) -> SwapResult:
+    def _failed(self, slot: Slot, target: Candidate, old: Instance | None, reason: str, force: bool,
+                actor: str | None, t0: float, activation_ms: float | None, health_ms: float | None) -> SwapResult:
         ref = slot.ref
         total_ms = (time.perf_counter() - t0) * 1000
         slot.pending = None
@@ -646,7 +641,7 @@ class LifecycleManager:
             error = f"stop() timed out after {self.options.cleanup_timeout:g}s"
         except ProviderFault as exc:
             error = f"stop() raised {exc}"
-        except Exception as exc:  # not the provider's: say so rather than lose the cleanup
+        except Exception as exc:  # noqa: BLE001 - last line of defence: not the provider's; say so, keep the cleanup
             error = f"stopping it failed: {type(exc).__name__}: {exc}"
         else:
             return None

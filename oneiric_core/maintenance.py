@@ -189,7 +189,8 @@ class Calendar:
         out = []
         for item in raw if isinstance(raw, list) else []:
             try:
-                out.append(Window(int(item["id"]), float(item["start"]), float(item["end"]), list(item.get("keys") or []),
+                out.append(Window(int(item["id"]), float(item["start"]), float(item["end"]),
+                                  list(item.get("keys") or []),
                                   str(item.get("note") or ""), str(item.get("by") or ""),
                                   float(item.get("declared_at") or 0), bool(item.get("cancelled"))))
             except (KeyError, TypeError, ValueError):
@@ -235,7 +236,8 @@ class Calendar:
             return next((w for w in self.windows() if w.id == window_id), None)
         open_now = [w for w in windows if w.state(now) == "open"]
         upcoming = sorted((w for w in windows if w.state(now) == "upcoming"), key=lambda w: w.start)
-        return (open_now or upcoming or [None])[0]
+        chosen = open_now or upcoming
+        return chosen[0] if chosen else None
 
 
 def notice(window: Window, kind: str, *, contacts: str = "") -> str:

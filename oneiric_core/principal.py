@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import UsageError
@@ -82,13 +83,13 @@ class Principal:
         return cls(OS_USER, name, uid, groups, check_display(display), via)
 
     @classmethod
-    def of_process(cls, env: dict[str, str] | None = None) -> Principal:
+    def of_process(cls, env: Mapping[str, str] | None = None) -> Principal:
         """This process's own account; `ONEIRIC_OPERATOR` adds a display name. A display name
         that would impersonate someone is dropped here (the process still runs as itself); the
         front doors that take it from a user check it with `check_display` and say why."""
-        env = os.environ if env is None else env
+        environ: Mapping[str, str] = os.environ if env is None else env
         try:
-            display = check_display(env.get(DISPLAY_ENV))
+            display = check_display(environ.get(DISPLAY_ENV))
         except UsageError:
             display = None
         return cls.from_uid(os.getuid(), os.getgid(), via="this process", display=display)
@@ -174,7 +175,7 @@ def check_display(display: str | None) -> str | None:
             raise UsageError(f"{DISPLAY_ENV} holds the invisible or control character U+{ord(char):04X}; "
                              "choose a display name of plain letters.")
         if char in _LOOKALIKES:
-            raise UsageError(f"{DISPLAY_ENV} holds '{char}' ({unicodedata.name(char, 'U+%04X' % ord(char)).lower()}), "
+            raise UsageError(f"{DISPLAY_ENV} holds '{char}' ({unicodedata.name(char, f'U+{ord(char):04X}').lower()}), "
                              "which looks like a Latin letter; choose a display name that cannot pass for another.")
     scripts = {s for s in map(_script, text) if s is not None}
     if len(scripts) > 1:

@@ -84,11 +84,12 @@ def _ours(exc: BaseException) -> bool:
     if not _cancelling():
         return False
     seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, asyncio.CancelledError):
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, asyncio.CancelledError):
             return True
-        cause = exc.__cause__
-        exc, seen = (exc.__context__ if cause is None else cause), seen + 1  # type: ignore[assignment]
+        cause = current.__cause__
+        current, seen = (current.__context__ if cause is None else cause), seen + 1
     return False
 
 
@@ -121,7 +122,7 @@ class EscapedFromTask(RuntimeError):
     the event loop (ending the host), past any `except` around the await."""
 
 
-class _Contained(collections.abc.Coroutine):  # type: ignore[type-arg]
+class _Contained(collections.abc.Coroutine):
     """A task's coroutine, passed through step by step, with SystemExit and KeyboardInterrupt
     turned into EscapedFromTask. A delegating object rather than `async def` wrapper: a task
     cancelled before its first step would leave a wrapper's inner coroutine never awaited (a
@@ -172,7 +173,7 @@ def provider_attr(obj: Any, name: str) -> Callable[..., Any] | None:
     `__getattr__`) is the provider's failure, not ours; None when it is not callable."""
     try:
         value = getattr(obj, name, None)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - a property or __getattr__ is provider code (module docstring)
         raise ProviderFault(exc) from exc
     return value if callable(value) else None
 
@@ -214,7 +215,7 @@ def health_result(raw: Any, latency_ms: float) -> HealthResult:
         return HealthResult.failed(f"health() returned {describe_value(raw)}, not a HealthResult", latency_ms)
     try:  # a HealthResult subclass's fields may be properties: provider code
         status, message, latency = raw.status, raw.message, raw.latency_ms
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - the fields' getters are provider code (module docstring)
         return HealthResult.failed(f"health() returned a HealthResult that raised {describe_error(exc)}",
                                    latency_ms)
     if type(status) is not HealthStatus:

@@ -119,10 +119,10 @@ class CandidateRegistry:
                 slot = slots.get((domain, key))
                 if slot is None:
                     ref = ComponentRef(domain, key)
-                    bucket = by_ref.get(ref)
-                    if bucket is None:
-                        bucket = by_ref[ref] = {}
-                    slot = slots[(domain, key)] = (ref, bucket)
+                    found = by_ref.get(ref)
+                    if found is None:
+                        found = by_ref[ref] = {}
+                    slot = slots[(domain, key)] = (ref, found)
                 ref, bucket = slot
                 existing = bucket.get(ident)
                 if existing is None:

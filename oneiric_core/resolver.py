@@ -28,7 +28,7 @@ from .registry import CandidateRegistry
 STACK_LIFT_STEP = 100
 
 
-class Rung(str, enum.Enum):
+class Rung(enum.StrEnum):
     """The precedence rung that decided a candidate's place."""
 
     ONLY = "only candidate"
@@ -36,9 +36,6 @@ class Rung(str, enum.Enum):
     STACK_LEVEL = "stack_level"
     PRIORITY = "priority"
     REGISTRATION = "registration order"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -175,13 +172,15 @@ class Resolver:
         self._stack = stack_order or StackOrder()
         self._label = settings_dir_label
         # winners[domain][key] -> Candidate: the hot-path table.
-        self._winners: dict[Domain, dict[str, Candidate]] = {d: {} for d in Domain}
+        # Keyed by the Domain members; a plain str of a domain's value finds the same entry (a
+        # StrEnum member hashes and compares as its value), so resolve() takes either.
+        self._winners: dict[str, dict[str, Candidate]] = {d: {} for d in Domain}
         # ranked rows per key (cheap tuples); the worded Explanation is built on demand.
         self._rows: dict[ComponentRef, list[_Row]] = {}
         self._explained: dict[ComponentRef, Explanation] = {}
         # Resolutions per domain; telemetry reads it. Keyed like `_winners` so the hot path
         # hashes one key type.
-        self.resolutions: dict[Domain, int] = dict.fromkeys(Domain, 0)
+        self.resolutions: dict[str, int] = dict.fromkeys(Domain, 0)
         if selections:
             for domain, table in selections.items():
                 self._selections[Domain.parse(domain)] = dict(table)

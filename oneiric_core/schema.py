@@ -33,7 +33,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, cast
 
 __all__ = ["Bounds", "Check", "Model", "Pattern", "check", "fast_validate", "field_names", "pydantic_model", "validate"]
 
@@ -156,6 +156,8 @@ class Model:
     means that field's default, unless the field accepts None."""
 
     empty_means_default: ClassVar[bool] = True
+    if TYPE_CHECKING:  # every subclass is a @dataclass: what dataclasses.fields() looks for
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @classmethod
     def _before(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +222,8 @@ def _builder(cls: type[M], fields: dict[str, _Field]) -> Callable[[Any], M]:
     runs once per candidate, 10,000 times on a big domain file."""
     checks = {name: f.check for name, f in fields.items()}
     required = frozenset(name for name, f in fields.items() if f.required)
-    before = cls._before if (cls.empty_means_default or cls._before.__func__ is not Model._before.__func__) else None
+    overridden = cast(Any, cls._before).__func__ is not cast(Any, Model._before).__func__  # bound classmethods
+    before = cls._before if (cls.empty_means_default or overridden) else None
     after = cls._after if cls._after is not Model._after else None
 
     def build(data: Any) -> M:
@@ -417,15 +420,15 @@ def _mirror_hint(hint: Any) -> Any:
     """`hint` with every settings dataclass in it replaced by its pydantic mirror."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Annotated:
-        return Annotated[(_mirror_hint(args[0]), *args[1:])]  # type: ignore[return-value]
+        return Annotated[(_mirror_hint(args[0]), *args[1:])]
     if isinstance(hint, type) and dataclasses.is_dataclass(hint) and issubclass(hint, Model):
         return _mirror(hint)
     if origin is list:
-        return list[_mirror_hint(args[0])]  # type: ignore[misc]
+        return list[_mirror_hint(args[0])]  # type: ignore[misc]  # a type built at run time
     if origin is dict:
-        return dict[_mirror_hint(args[0]), _mirror_hint(args[1])]  # type: ignore[misc]
+        return dict[_mirror_hint(args[0]), _mirror_hint(args[1])]  # type: ignore[misc]  # built at run time
     if origin in (typing.Union, types.UnionType):
-        return typing.Union[tuple(_mirror_hint(a) for a in args)]  # type: ignore[return-value]
+        return typing.Union[tuple(_mirror_hint(a) for a in args)]  # noqa: UP007 - built at run time: no `|` spelling
     return hint
 
 
@@ -471,4 +474,4 @@ def check(cls: type[M], data: Any) -> tuple[M | None, list[dict[str, Any]]]:
     try:
         return validate(cls, data), []
     except ValidationError as exc:
-        return None, exc.errors(include_url=False)
+        return None, [dict(error) for error in exc.errors(include_url=False)]

@@ -230,7 +230,7 @@ def _fast_data(text: str) -> dict[str, Any] | None:
         # Duplicate keys are an error, as in the careful path; no datetime objects (any
         # date-like text went to the careful path above).
         data = loads(text)
-    except Exception:
+    except Exception:  # noqa: BLE001 - outside text: yaml-rs raises TypeError too, ruamel IndexError...
         return None
     return data if isinstance(data, dict) else None
 
@@ -243,7 +243,7 @@ def _may_nest_deeper(text: str, max_depth: int) -> bool:
     width = max_depth - 2 - (text.count("[") + text.count("{"))
     if width <= 0:
         return True
-    run = "[ ?-]{%d}" % width
+    run = f"[ ?-]{{{width}}}"
     return re.match(run, text) is not None or re.search("\n" + run, text) is not None
 
 
@@ -363,7 +363,8 @@ def _read(file: Path, model: type[Model],
     except LimitExceeded as exc:
         return None, _Read(None, [ConfigProblem(file, None, None, exc.reason())], True)
     except OSError as err:
-        return None, _Read(None, [ConfigProblem(file, None, None, f"cannot read the file: {err.strerror or err}")], True)
+        problem = ConfigProblem(file, None, None, f"cannot read the file: {err.strerror or err}")
+        return None, _Read(None, [problem], True)
 
 
 def _parse_raw(file: Path, raw: bytes, model: type[Model], limits: InputLimits = DEFAULT_LIMITS) -> _Read:
@@ -378,10 +379,13 @@ def _parse_raw(file: Path, raw: bytes, model: type[Model], limits: InputLimits =
 def _read_and_parse(file: Path, model: type[Model], limits: InputLimits = DEFAULT_LIMITS) -> _Read:
     """A missing file is defaults."""
     raw, result = _read(file, model, limits)
-    return result if raw is None else _parse_raw(file, raw, model, limits)
+    if raw is not None:
+        return _parse_raw(file, raw, model, limits)
+    assert result is not None  # _read gives the bytes or the result
+    return result
 
 
-def limits_for(file: Path, app: AppSettings | None) -> InputLimits:
+def limits_for(file: Path, app: Model | None) -> InputLimits:
     """The limits `file` is read with: app.yml always with the built-in defaults (it is what
     sets the limits, so it cannot be bounded by itself); a domain file with app.yml's `limits`
     (its last good version; the defaults while none loaded)."""

@@ -194,7 +194,7 @@ def _parse_yaml(file: Path, text: str, limits: InputLimits = DEFAULT_LIMITS) -> 
                 reason += f" (first defined at line {err.context_mark.line + 1})"
             return _Parsed(None, [_mark_problem(file, err.problem_mark, reason)])
         return _Parsed(None, [_syntax_problem(file, err)])
-    except Exception as err:  # e.g. an impossible implicit timestamp such as 2001-02-30
+    except Exception as err:  # noqa: BLE001 - ruamel raises TypeError, IndexError, AttributeError too on malformed text (2001-02-30: ValueError)
         return _Parsed(None, [ConfigProblem(file, None, None, f"YAML error: {err}")])
     if not isinstance(data, CommentedMap):
         return _Parsed(None, [ConfigProblem(file, 1, 1, "expected a mapping at the top of the file")])

@@ -186,9 +186,9 @@ def edit_yaml(path: Path, mutate: Callable[[CommentedMap], None]) -> None:
     _, problems = _parse_text(shown, new_text, model, limits)
     if problems:
         reasons = "; ".join(p.reason for p in problems)
-        err = ConfigError(f"refusing to edit {shown}: the change would make it invalid: {reasons}")
-        err.problems = problems  # type: ignore[attr-defined]
-        raise err
+        refused = ConfigError(f"refusing to edit {shown}: the change would make it invalid: {reasons}")
+        refused.problems = problems
+        raise refused
 
     if existed and new_text == text:
         return
@@ -282,7 +282,7 @@ def _same_style(old: Any, new: str) -> Any:
     if isinstance(old, ScalarString):
         try:
             return type(old)(new)
-        except Exception:
+        except (TypeError, ValueError):  # a ScalarString subclass that takes no plain str
             return new
     return new
 

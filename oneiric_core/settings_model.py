@@ -291,8 +291,12 @@ def _default_roles() -> dict[str, ContactOptions]:
     }
 
 
-def _default_severities() -> dict[str, SeverityOptions]:
-    rows = {  # incident-response runbook vs the runbook index (README): they disagree, both kept
+IncidentSeverity = Literal["P0", "P1", "P2", "P3"]
+
+
+def _default_severities() -> dict[IncidentSeverity, SeverityOptions]:
+    # incident-response runbook vs the runbook index (README): they disagree, both kept
+    rows: dict[IncidentSeverity, tuple[str, int, int, int, str, list[str]]] = {
         "P0": ("Critical", 5, 15, 60, "page on-call now", ["on_call_engineer", "30m: engineering_lead"]),
         "P1": ("High", 15, 60, 240, "critical channel + email", ["on_call_engineer", "30m: engineering_lead"]),
         "P2": ("Medium", 60, 240, 480, "warning channel", ["on_call_engineer", "30m: engineering_lead"]),
@@ -307,8 +311,8 @@ def _default_severities() -> dict[str, SeverityOptions]:
 class EscalationOptions(Model):
     response_source: str = "incident-response"
     roles: dict[str, ContactOptions] = field(default_factory=_default_roles)
-    severities: dict[Literal["P0", "P1", "P2", "P3"], SeverityOptions] = field(default_factory=_default_severities)
-    webhooks: dict[Literal["P0", "P1", "P2", "P3"], WebhookOptions] = field(default_factory=dict)  # off by default
+    severities: dict[IncidentSeverity, SeverityOptions] = field(default_factory=_default_severities)
+    webhooks: dict[IncidentSeverity, WebhookOptions] = field(default_factory=dict)  # off by default
 
 
 def _default_allowlist() -> list[str]:
@@ -431,7 +435,7 @@ def _config_error(problems: list[ConfigProblem], prefix: str = "", suffix: str =
         more = len(problems) - 1
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     err = ConfigError(message + suffix)
-    err.problems = list(problems)  # type: ignore[attr-defined]
+    err.problems = list(problems)
     return err
 
 

@@ -33,7 +33,7 @@ import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -359,7 +359,8 @@ def _verify_with(key: PublicKey, algorithm: str, body: bytes, data: bytes) -> No
         key._crypto.verify(body, data, padding.PKCS1v15(), digest)
         return
     if algorithm != key.key_type:
-        raise BadSignature(f"the signature algorithm {_printable(algorithm)} does not match the key type {key.key_type}.")
+        raise BadSignature(f"the signature algorithm {_printable(algorithm)} does not match "
+                           f"the key type {key.key_type}.")
     if key.key_type == "ssh-ed25519":
         if len(body) != 64:
             raise InvalidSignature
@@ -459,8 +460,8 @@ def parse_allowed_signers(source: str | os.PathLike[str], *, name: str | None = 
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise AllowedSignersError(f"{label}:{line}: the line is not UTF-8 text.") from None
+            lineno = data.count(b"\n", 0, exc.start) + 1
+            raise AllowedSignersError(f"{label}:{lineno}: the line is not UTF-8 text.") from None
     else:
         text, label = source, name or "allowed_signers"
         line = text.strip(_WHITESPACE)
@@ -579,7 +580,8 @@ def _parse_options(options: str, where: str) -> tuple[tuple[str, ...] | None, da
         else:
             unknown = re.split(r"[,=]", rest, maxsplit=1)[0]
             raise AllowedSignersError(
-                f"{where}: unknown option \"{_printable(unknown, 40)}\" (allowed: namespaces, valid-after, valid-before).")
+                f"{where}: unknown option \"{_printable(unknown, 40)}\" "
+                "(allowed: namespaces, valid-after, valid-before).")
         if rest == "":
             break
         if not rest.startswith(","):
@@ -627,7 +629,7 @@ def _parse_time(value: str, option: str, where: str) -> datetime:
         raise AllowedSignersError(problem)
     try:
         naive = datetime.strptime(digits, _TIME_FORMATS[len(digits)])
-        moment = naive.replace(tzinfo=timezone.utc) if utc else naive.astimezone()
+        moment = naive.replace(tzinfo=UTC) if utc else naive.astimezone()
     except (ValueError, OverflowError, OSError):
         raise AllowedSignersError(problem) from None
     if moment.timestamp() <= 0:   # OpenSSH treats 0 as "not set" and refuses it
@@ -636,7 +638,7 @@ def _parse_time(value: str, option: str, where: str) -> datetime:
 
 
 def _show_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # -- the SSHSIG blob, its armor and its signed data (PROTOCOL.sshsig) ----------------------------
@@ -734,7 +736,8 @@ def _parse_blob(blob: bytes) -> SshSignature:
         raise MalformedSignature("the SSH signature has an empty namespace, which PROTOCOL.sshsig forbids.")
     if hash_algorithm not in HASH_ALGORITHMS:
         raise MalformedSignature(
-            f"the SSH signature uses hash algorithm \"{_printable(hash_algorithm)}\"; only sha256 and sha512 are allowed.")
+            f"the SSH signature uses hash algorithm \"{_printable(hash_algorithm)}\"; "
+            "only sha256 and sha512 are allowed.")
     return SshSignature(public_key, namespace, hash_algorithm, signature)
 
 
@@ -782,11 +785,12 @@ def verify(
     parsed = parse_signature(armored_signature)
     if parsed.namespace != namespace:
         raise WrongNamespace(
-            f"the signature was made for namespace \"{_printable(parsed.namespace)}\", not \"{_printable(namespace)}\".")
+            f"the signature was made for namespace \"{_printable(parsed.namespace)}\", "
+            f"not \"{_printable(namespace)}\".")
     data = signed_data(parsed.namespace, parsed.hash_algorithm, message)
     algorithm = parsed.public_key.verify_signature(parsed.signature, data)
     signer = _admitting_signer(parsed.public_key, namespace, signers, principal,
-                               now or datetime.now(timezone.utc))
+                               now or datetime.now(UTC))
     return VerifiedSigner(
         principals=(principal,) if principal is not None else signer.principals,
         key_type=parsed.public_key.key_type,

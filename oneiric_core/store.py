@@ -546,6 +546,15 @@ def _dom(value: Domain | str | None) -> str | None:
         return str(value)
 
 
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id the INSERT just run on `cursor` gave its row (`lastrowid` is None only on a
+    cursor that inserted nothing)."""
+    row_id = cursor.lastrowid
+    if row_id is None:
+        raise sqlite3.DatabaseError("the INSERT gave no row id")
+    return row_id
+
+
 def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None and (code & 0xFF) in _BUSY_CODES:
@@ -701,7 +710,7 @@ class StateStore:
             except (sqlite3.Error, StoreError) as exc:
                 self._conn = None
                 with contextlib.suppress(Exception):
-                    conn.close()  # type: ignore[possibly-undefined]
+                    conn.close()
                 if attempt == len(modes) - 1:
                     raise exc if isinstance(exc, StoreError) else self._error("open", exc) from exc
 
@@ -1467,8 +1476,8 @@ class StateStore:
         def run(conn: sqlite3.Connection) -> int:
             row_id = record.id
             if row_id is None:
-                row_id = int(conn.execute(
-                    f"INSERT INTO proposals ({columns}) VALUES ({', '.join('?' for _ in values)})", values).lastrowid)
+                row_id = _inserted_id(conn.execute(
+                    f"INSERT INTO proposals ({columns}) VALUES ({', '.join('?' for _ in values)})", values))
             else:
                 conn.execute(f"UPDATE proposals SET {', '.join(f + ' = ?' for f in self._PROPOSAL_FIELDS)} "
                              "WHERE id = ?", [*values, row_id])
@@ -1482,7 +1491,7 @@ class StateStore:
 
     def _proposal(self, row: sqlite3.Row) -> ProposalRecord:
         values = [row[f] for f in self._PROPOSAL_FIELDS]
-        data = dict(zip(self._PROPOSAL_FIELDS, values))
+        data = dict(zip(self._PROPOSAL_FIELDS, values, strict=True))
         data["force"] = bool(data["force"])
         sealed = None if self.seal is None else self.seal.check("proposals", row["id"], values, row["seal"])
         return ProposalRecord(id=row["id"], sealed=sealed, **data)
@@ -1609,9 +1618,9 @@ class StateStore:
         params = (kind, json.dumps(record.args, default=str, sort_keys=True), requested_by, requested_by_id, at, at)
 
         def run(conn: sqlite3.Connection) -> int:
-            row_id = int(conn.execute(
+            row_id = _inserted_id(conn.execute(
                 "INSERT INTO commands (kind, args, requested_by, requested_by_id, created_at, status, started_at) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?)", params).lastrowid)
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)", params))
             self._reseal_command(conn, row_id)
             return row_id
 
@@ -1698,7 +1707,7 @@ class StateStore:
         """Insert an incident row (columns of INCIDENT_FIELDS; refs and follow_ups as JSON text); its id."""
         cols = [f for f in self.INCIDENT_FIELDS if f in values]
         sql = f"INSERT INTO incidents ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-        return int(self._write(lambda conn: conn.execute(sql, [values[c] for c in cols]).lastrowid))
+        return self._write(lambda conn: _inserted_id(conn.execute(sql, [values[c] for c in cols])))
 
     def update_incident(self, incident_id: int, values: dict[str, Any]) -> None:
         cols = [f for f in self.INCIDENT_FIELDS if f in values]

@@ -36,8 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import Histogram, InMemoryMetricReader, MetricReader, \
-    PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    Histogram,
+    InMemoryMetricReader,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -108,11 +112,11 @@ def component(domain: Any, key: str | None, provider: str | None = None) -> dict
 
 def _resource(config: TelemetryConfig) -> Resource:
     attributes: dict[str, str | int] = {"service.name": config.service_name, "process.pid": os.getpid()}
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         attributes["service.version"] = version("oneiric-console")
-    except Exception:  # noqa: BLE001 - run from a checkout that was never installed
+    except PackageNotFoundError:  # run from a checkout that was never installed
         pass
     attributes.update(config.resource)
     attributes["service.name"] = config.service_name  # OTEL_SERVICE_NAME (or its fallbacks) wins
@@ -177,8 +181,8 @@ class Telemetry:
 
             self.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=exporting,
                                                   meter_provider=self.meter_provider)
-            processor = BatchLogRecordProcessor if exporters.batched else SimpleLogRecordProcessor
-            self.logger_provider.add_log_record_processor(processor(exporters.logs))
+            log_processor = BatchLogRecordProcessor if exporters.batched else SimpleLogRecordProcessor
+            self.logger_provider.add_log_record_processor(log_processor(exporters.logs))
             self._logger = self.logger_provider.get_logger(_SCOPE)
         self.instruments.observe("oneiric.journal.event.count", self._observe_journal_rows)
 
@@ -283,8 +287,13 @@ class Telemetry:
             (n, {DOMAIN: d, "oneiric.activity.state": s}) for (d, s), n in sorted(source().items())])
         for name, state in (("oneiric_activity_paused_components", "paused"),
                             ("oneiric_activity_draining_components", "draining")):
-            self.instruments.observe_upstream(name, lambda state=state: [
-                (n, {"domain": d}) for (d, s), n in sorted(source().items()) if s == state])
+            self.instruments.observe_upstream(name, self._in_state(source, state))
+
+    @staticmethod
+    def _in_state(source: Callable[[], Mapping[tuple[str, str], int]],
+                  state: str) -> Callable[[], list[tuple[float, dict[str, str]]]]:
+        """The upstream points of one activity state: (keys, {"domain": d}) per domain."""
+        return lambda: [(n, {"domain": d}) for (d, s), n in sorted(source().items()) if s == state]
 
     def observe_breakers(self, source: Callable[[], Mapping[str, str]]) -> None:
         """`oneiric.remote.breaker.state` from `source()` ({source name: breaker state})."""
@@ -381,20 +390,19 @@ class Telemetry:
         for resource_metrics in data.resource_metrics:
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
-                    points = metric.data.data_points
                     if isinstance(metric.data, Histogram):
                         sums = out.setdefault(metric.name, [])
                         counts = out.setdefault(metric.name + ".count", [])
-                        for point in points:
+                        for point in metric.data.data_points:  # HistogramDataPoints
                             attrs = dict(point.attributes or {})
                             sums.append((attrs, float(point.sum)))
                             counts.append((dict(attrs), float(point.count)))
                     else:
                         values = out.setdefault(metric.name, [])
-                        for point in points:
-                            value = getattr(point, "value", None)
+                        for number in metric.data.data_points:
+                            value = getattr(number, "value", None)
                             if value is not None:
-                                values.append((dict(point.attributes or {}), float(value)))
+                                values.append((dict(number.attributes or {}), float(value)))
         return out
 
     def recent_spans(self, limit: int = 100) -> list[dict]:

@@ -156,10 +156,10 @@ class TelemetryConfig:
         if self.exporter != "otlp":
             return None
         urls = [self.endpoints.get(s, "") for s in SIGNALS]
-        bases = {url.removesuffix(f"/v1/{s}") for url, s in zip(urls, SIGNALS)}
-        if len(bases) == 1 and all(url.endswith(f"/v1/{s}") for url, s in zip(urls, SIGNALS)):
+        bases = {url.removesuffix(f"/v1/{s}") for url, s in zip(urls, SIGNALS, strict=True)}
+        if len(bases) == 1 and all(url.endswith(f"/v1/{s}") for url, s in zip(urls, SIGNALS, strict=True)):
             return bases.pop()
-        return ", ".join(f"{s} {url}" for s, url in zip(SIGNALS, urls))
+        return ", ".join(f"{s} {url}" for s, url in zip(SIGNALS, urls, strict=True))
 
     def offline_status(self) -> TelemetryStatus:
         """What this configuration would do, for a process that does not host (no host runs)."""

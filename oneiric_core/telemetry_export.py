@@ -196,7 +196,7 @@ class WatchedMetricExporter(MetricExporter):
         with _capturing() as box:
             try:
                 result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - reported as the signal's failure
                 box.append(f"{type(exc).__name__}: {exc}")
                 result = MetricExportResult.FAILURE
         self._watch.record("metrics", result == MetricExportResult.SUCCESS, box, self._url)
@@ -220,7 +220,7 @@ def watched_log_exporter(inner: Any, watch: ExportWatch, url: str | None = None)
             with _capturing() as box:
                 try:
                     result = inner.export(batch)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - reported as the signal's failure
                     box.append(f"{type(exc).__name__}: {exc}")
                     result = LogRecordExportResult.FAILURE
             watch.record("logs", result == LogRecordExportResult.SUCCESS, box, url)

@@ -45,7 +45,8 @@ def _yaml(data: dict[str, Any], header: str) -> str:
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # keep the order the sections were written in
+    # Keep the order the sections were written in.
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # ruamel declares it None
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     return header + buffer.getvalue()

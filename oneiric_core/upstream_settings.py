@@ -42,7 +42,8 @@ NO_EQUIVALENT = {
     "plugins": "candidates are named in the domain files (factory: module:function), not loaded from entry points",
     "profile": "no profiles: the watcher, remote sync and supervision are set one by one (app.yml, the unit)",
     "runtime_paths": "every state file lives in the state directory (--state-dir, app.yml state_dir)",
-    "runtime_supervisor": "systemd supervises the host (deploy/systemd/oneiric.service; the service-supervisor runbook)",
+    "runtime_supervisor":
+        "systemd supervises the host (deploy/systemd/oneiric.service; the service-supervisor runbook)",
     "cache_dir": "the state directory holds the cache (--state-dir, app.yml state_dir)",
     "config_dir": "--settings names the settings directory",
 }
@@ -146,7 +147,8 @@ def _load(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"The upstream settings file {path} holds a {type(data).__name__}, not a mapping of sections.")
+        raise ConfigError(f"The upstream settings file {path} holds a {type(data).__name__}, "
+                          "not a mapping of sections.")
     return data
 
 

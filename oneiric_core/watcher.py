@@ -29,7 +29,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
+    from watchdog.observers.inotify import InotifyObserver
 
 QUIET_S = 0.05
 WRITING_QUIET_S = 0.5
@@ -123,8 +127,13 @@ class SettingsWatcher:
         """Start the observer thread. Raises OSError when the OS refuses a watch (for example
         the inotify instance or watch limit is reached); the caller reports it."""
         from watchdog.events import (
-            DirDeletedEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
-            FileMovedEvent, FileSystemEventHandler,
+            DirDeletedEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+            FileSystemEventHandler,
         )
         from watchdog.observers import Observer
 
@@ -135,14 +144,16 @@ class SettingsWatcher:
             def on_any_event(self, event: Any) -> None:
                 watcher._from_observer(event)
 
+        inotify: type[InotifyObserver] | None
         try:
-            from watchdog.observers.inotify import InotifyObserver
+            from watchdog.observers.inotify import InotifyObserver as inotify
         except ImportError:  # not Linux
-            InotifyObserver = None  # type: ignore[assignment,misc]  # noqa: N806
-        if InotifyObserver is not None and Observer is InotifyObserver:
+            inotify = None
+        observer: BaseObserver
+        if inotify is not None and Observer is inotify:
             # Full events: a file renamed in from elsewhere arrives as a move (complete file),
             # not as a create that looks like a writer still writing.
-            observer = InotifyObserver(generate_full_events=True)
+            observer = inotify(generate_full_events=True)
             self._closes = True
         else:
             observer = Observer()
@@ -210,7 +221,7 @@ class SettingsWatcher:
                     loop.call_soon_threadsafe(self._note_all, notes)
         except RuntimeError:
             pass  # the loop closed between the check and the call: we are shutting down
-        except Exception:  # noqa: BLE001 -- a bug here must not kill the observer thread
+        except Exception:  # noqa: BLE001 - a bug here must not kill the observer thread
             pass
 
     def _classify(self, event: Any) -> list[tuple[str, str]]:

@@ -18,7 +18,6 @@ from oneiric_core.engine import Engine
 from oneiric_core.remote import signing
 from tests.helpers import FAST_APP, demo_copy, until  # noqa: F401  (until: re-exported for the remote tests)
 
-
 # -- keys and manifests -------------------------------------------------------------------------
 
 @dataclass

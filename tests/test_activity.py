@@ -12,7 +12,6 @@ from oneiric_core.lifecycle import SwapOutcome
 from tests.helpers import until
 
 
-
 async def test_paused_key_raises_component_paused_not_not_found(engine):
     engine.pause("adapter", "cache", note="db maintenance")
     with pytest.raises(ComponentPaused, match=r"adapter/cache is paused by tester \(db maintenance\)"):

@@ -20,7 +20,15 @@ import pytest
 from oneiric_core.engine import Engine
 from tests.helpers import FAST_APP, until
 from tests.remote_helpers import (  # noqa: F401  (engines, key, server: fixtures)
-    body, engines, entry, key, manifest, remote_settings, server, signed, source,
+    body,
+    engines,
+    entry,
+    key,
+    manifest,
+    remote_settings,
+    server,
+    signed,
+    source,
 )
 
 MiB = 1024 * 1024
@@ -216,6 +224,17 @@ async def test_a_manifest_nested_too_deeply_is_refused_naming_its_source(tmp_pat
     [out] = await engine.remote.sync_now()
     assert not out.ok and out.error_kind == "too-deep" and "too deeply to be parsed at all" in out.error
     assert [c.provider for c in engine.registry.all() if c.source == "remote:acme"] == ["good"]
+
+
+def test_a_json_manifest_past_the_parser_names_the_limit_in_force():
+    """Deeper than json's own recursion, a manifest is refused with app.yml's limit (here 20),
+    not the default 64 (the limit once went in as the place of the finding)."""
+    from oneiric_core.remote.manifest import ManifestError, load_document
+
+    with pytest.raises(ManifestError) as refused:
+        load_document(b"[" * 100_000 + b"]" * 100_000, max_depth=20)
+    assert "too deeply to be parsed at all (hundreds of levels), over the nesting limit of 20 levels" \
+        in str(refused.value)
 
 
 # -- factories in config validate ---------------------------------------------------------------------

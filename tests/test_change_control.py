@@ -202,7 +202,8 @@ def test_swap_proposed_by_one_cli_and_approved_by_another_applies_on_the_host(
     assert kinds[-3:] == [("swap-requested", shown("alice")), ("swap-approved", shown("bob")),
                           ("swap-complete", shown("bob"))]
     recent = {p["id"]: p for p in ok(run_cli("approvals", "--json")).json()["recent"]}
-    assert (recent[pid]["status"], recent[pid]["decided_by"], recent[pid]["comment"]) == ("applied", shown("bob"), "looks fine")
+    decided = (recent[pid]["status"], recent[pid]["decided_by"], recent[pid]["comment"])
+    assert decided == ("applied", shown("bob"), "looks fine")
 
     # probes and pause/resume go to the host too: its live provider, journaled
     probed = ok(run_cli("health", "--probe", "--key", "cache", "--json")).json()
@@ -245,7 +246,7 @@ def test_without_a_host_a_swap_becomes_the_settings_selection_keeping_comments(r
     res = ok(run_cli("approve", "1", "--comment", "go", env=BOB))
     assert res.stdout.strip().count("\n") == 0 and "takes effect when a host starts" in res.stdout
     after = adapters.read_text()
-    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=False) if a != b]
     assert changed == [("  cache: memory", "  cache: sqlite")], after
     assert len(before.splitlines()) == len(after.splitlines())
     assert ok(run_cli("explain", "--key", "cache", "--json")).json()["selection"] == "sqlite"
@@ -442,7 +443,7 @@ def test_ten_clients_hammering_the_store_while_the_host_swaps_never_see_a_lock(
         swaps.append(run_cli("status", "--json"))
     outputs = [c.communicate(timeout=120) for c in clients]
 
-    for client, (out, err) in zip(clients, outputs):
+    for client, (out, err) in zip(clients, outputs, strict=True):
         assert client.returncode == 0 and out.strip().endswith(": ok"), (out, err)
         assert "locked" not in (out + err).lower()
     for res in swaps:

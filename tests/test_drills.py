@@ -17,7 +17,8 @@ from tests.helpers import DEMO
 
 ROLES = ["on_call_engineer", "engineering_lead", "product_owner", "support"]
 CATALOG = load_catalog(DEMO, roles=ROLES)
-SCENARIOS = [(tree.id, drill.id) for tree in sorted(CATALOG.trees.values(), key=lambda t: t.id) for drill in tree.drills]
+SCENARIOS = [(tree.id, drill.id)
+             for tree in sorted(CATALOG.trees.values(), key=lambda t: t.id) for drill in tree.drills]
 REMEDIATIONS = {"resume", "swap", "force-swap", "clear-artifact", "sync", "pause", "drain", "reload-config"}
 
 

@@ -12,7 +12,6 @@ from oneiric_core.engine import Engine, HostBusy
 from oneiric_core.events import Event
 from tests.helpers import until, write
 
-
 ADAPTERS_SQLITE = """\
 # the cache is on sqlite for this test
 selections:
@@ -49,7 +48,8 @@ async def test_broken_yaml_keeps_the_last_good_selections_serving(engine, settin
     assert engine.resolve("adapter", "cache").provider == "sqlite"  # last good still in force
     invalid = engine.journal(kinds=["config-invalid"])[-1]
     assert invalid.severity.value == "error"
-    assert "adapters.yml:4:" in invalid.message and "the last good version of that file stays in force" in invalid.message
+    assert "adapters.yml:4:" in invalid.message
+    assert "the last good version of that file stays in force" in invalid.message
     assert invalid.data["line"] == 4 and invalid.data["file"].endswith("adapters.yml")
 
     adapters.write_text(BROKEN_SCHEMA)

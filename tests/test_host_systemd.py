@@ -15,8 +15,16 @@ import signal
 from pathlib import Path
 
 from oneiric_core.host import EXTEND_BY_S
-from tests.test_change_control import CACHE, configure, hosts, journal, ok, one_sentence_error, ready_host, \
-    wait_for_event
+from tests.test_change_control import (
+    CACHE,
+    configure,
+    hosts,
+    journal,
+    ok,
+    one_sentence_error,
+    ready_host,
+    wait_for_event,
+)
 
 __all__ = ["hosts"]  # the fixture, imported for the tests below
 

@@ -7,7 +7,8 @@ from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import load_catalog
 from oneiric_core.runbooks.walker import Walker
 from oneiric_core.store import SCHEMA_VERSION
-from tests.helpers import shown as shown_as, DEMO
+from tests.helpers import DEMO
+from tests.helpers import shown as shown_as
 
 
 async def test_postmortem_has_steps_approver_and_events(engine):

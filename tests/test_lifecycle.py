@@ -33,7 +33,7 @@ def settings_dir(tmp_path):
     settings = demo_copy(tmp_path)
     lines = ["selections:", "  cache: memory", "  svc: good", "candidates:"]
     for name, factory in PROVIDERS.items():
-        lines += [f"  - key: svc", f"    provider: {name}", f"    factory: tests.fixture_providers:{factory}",
+        lines += ["  - key: svc", f"    provider: {name}", f"    factory: tests.fixture_providers:{factory}",
                   "    settings:", f"      name: {name}"]
     lines += ["provider_settings:", "  cache:", "    redis:", "      port: 6399", "      timeout_s: 0.5"]
     write(settings / "adapters.yml", "\n".join(lines) + "\n")

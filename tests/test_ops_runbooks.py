@@ -8,7 +8,6 @@ leads to.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -303,7 +302,8 @@ async def test_telemetry_off_is_said_and_walks_to_done_off(settings, tmp_path):
     try:
         found = await fact(engine, "telemetry.exporter")
         assert found.value == "off" and "not exported" in found.evidence[0]
-        exit_node, _ = await walk(engine, "telemetry-performance", {"off": "yes - configure OTLP", "configure": "not now"})
+        exit_node, _ = await walk(engine, "telemetry-performance",
+                                  {"off": "yes - configure OTLP", "configure": "not now"})
         assert exit_node == "done-off"
     finally:
         engine.close()

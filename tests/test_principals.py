@@ -248,7 +248,8 @@ def test_on_a_shared_account_ssh_signatures_name_the_requester_and_the_approver(
         one_sentence_error(run_cli("swap", *CACHE, "--provider", "sqlite"), 1, "shared account", "--sign")
         ok(run_cli("swap", *CACHE, "--provider", "sqlite", "--reason", "warm", "--sign", env=as_["alice"]))
         [pending] = ok(run_cli("approvals", "--json")).json()["pending"]
-        assert (pending["requested_by"], pending["requested_by_id"]) == ("alice@example.com", "ssh-key:alice@example.com")
+        requested = (pending["requested_by"], pending["requested_by_id"])
+        assert requested == ("alice@example.com", "ssh-key:alice@example.com")
 
         one_sentence_error(run_cli("approve", "1"), 1, "shared account", "--sign")
         one_sentence_error(run_cli("approve", "1", "--sign", env=as_["mallory"]), 1, "does not hold")

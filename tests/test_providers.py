@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 
 from oneiric_core.domains import Candidate, Domain, HealthResult, HealthStatus
-from oneiric_core.providers import BUILTIN_CANDIDATES, builtin_candidates
 from oneiric_core.providers import (
+    BUILTIN_CANDIDATES,
+    builtin_candidates,
     cache_memory,
     cache_redis,
     cache_sqlite,
@@ -882,7 +883,8 @@ def test_builtin_candidates_returns_fresh_copies() -> None:
     first[0].metadata["description"] = "changed"
     assert BUILTIN_CANDIDATES[0].settings["max_entries"] == 1024
     assert builtin_candidates()[0].metadata["description"] != "changed"
-    assert [dataclasses.astuple(c) for c in builtin_candidates()] == [dataclasses.astuple(c) for c in BUILTIN_CANDIDATES]
+    assert [dataclasses.astuple(c) for c in builtin_candidates()] == \
+        [dataclasses.astuple(c) for c in BUILTIN_CANDIDATES]
 
 
 def test_every_factory_imports_and_creates_without_io(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_a_reload_that_changes_nothing_builds_nothing_and_tells_no_one() -> None
     before = registry.all()
     diff = registry.replace_source_fields("settings", [fields("cache", "memory"), fields("cache", "redis", 2)])
     assert not diff.changed and len(heard) == 1
-    assert all(a is b for a, b in zip(before, registry.all()))
+    assert all(a is b for a, b in zip(before, registry.all(), strict=True))
 
     diff = registry.replace_source_fields("settings", [fields("cache", "redis", 5, {"db": 1})])
     assert [c.provider for c in diff.removed] == ["memory"]

@@ -14,7 +14,19 @@ from oneiric_core.events import KINDS
 from oneiric_core.remote.manifest import canonical_bytes, parse_manifest
 from oneiric_core.remote.status import meta_key
 from tests.remote_helpers import (  # noqa: F401  (engines, key, server: fixtures)
-    FAR_FUTURE, Key, Route, body, engines, entry, key, manifest, remote_settings, server, signed, source, until,
+    FAR_FUTURE,
+    Key,
+    Route,
+    body,
+    engines,
+    entry,
+    key,
+    manifest,
+    remote_settings,
+    server,
+    signed,
+    source,
+    until,
 )
 
 REPO = Path(__file__).resolve().parent.parent

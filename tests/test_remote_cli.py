@@ -62,7 +62,8 @@ def test_keygen_pack_sign_verify_round_trip(run_cli, tmp_path):
     assert run_cli("manifest", "sign", "m.json", "--key", "ops2.pem").returncode == 0
     assert run_cli("manifest", "verify", "m.json", *both).returncode == 0
 
-    wrong = run_cli("manifest", "verify", "m.json", "--public-key", f"ops-1={json.loads((tmp_path / 'ops2.pem.pub').read_text())['public_key']}")
+    other_public = json.loads((tmp_path / 'ops2.pem.pub').read_text())['public_key']
+    wrong = run_cli("manifest", "verify", "m.json", "--public-key", f"ops-1={other_public}")
     assert wrong.returncode == 6 and "did not match: ops-1" in wrong.stderr, str(wrong)
     data = json.loads((tmp_path / "m.json").read_text())
     data["entries"][0]["settings"]["max_entries"] = 10**9
@@ -185,7 +186,8 @@ def test_syncs_run_from_the_cli_with_no_host_keep_the_counters_a_host_would(run_
     server = start_server()
     try:
         (tmp_path / "acme").mkdir()
-        settings = remote_settings(tmp_path / "acme", [{"name": "acme", "uri": server.url("/m.json"), "interval_s": 3600,
+        settings = remote_settings(tmp_path / "acme", [{"name": "acme", "uri": server.url("/m.json"),
+                                                        "interval_s": 3600,
                                                "timeout": 2.0, "retries": 0, "backoff_s": 0.01}], [key])
         server.set("/m.json", Route(b"down for maintenance", status=503))
         for attempt in range(1, 5):

@@ -17,7 +17,16 @@ from oneiric_core.events import KINDS
 from oneiric_core.remote.freshness import format_utc, parse_utc
 from oneiric_core.remote.status import meta_key
 from tests.remote_helpers import (  # noqa: F401  (engines, key, server: fixtures)
-    Key, engines, entry, key, manifest, remote_settings, server, signed, source, until,
+    Key,
+    engines,
+    entry,
+    key,
+    manifest,
+    remote_settings,
+    server,
+    signed,
+    source,
+    until,
 )
 
 REPO = Path(__file__).resolve().parent.parent

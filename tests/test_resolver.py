@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from oneiric_core.domains import Candidate, ComponentRef, Domain
 from oneiric_core.errors import NotFound
@@ -196,5 +198,6 @@ def test_ranking_matches_the_documented_precedence(rows, selection, order):
     expected = sorted(reg.candidates(ComponentRef(A, "cache")), key=key, reverse=True)
     assert [rc.candidate.ident for rc in exp.ranked] == [c.ident for c in expected]
     assert r.resolve(A, "cache").ident == expected[0].ident
-    assert (exp.misconfigured is not None) == (selection is not None and not any(c.provider == selection for c in expected))
+    assert (exp.misconfigured is not None) == \
+        (selection is not None and not any(c.provider == selection for c in expected))
     assert all(rc.reason for rc in exp.ranked)

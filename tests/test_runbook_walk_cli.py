@@ -30,7 +30,8 @@ def test_walk_with_answers_resumes_the_paused_key_and_opens_no_incident(run_cli)
 def test_maintenance_with_no_host_never_says_the_key_serves_again(run_cli):
     """Its verify once took 'unknown' health (nothing serves: no host) for 'serves again'."""
     walk = run_cli("runbook", "walk", "proc-maintenance-pause", "--key", "cache", "--json",
-                   "--answer", "declare=go on without one", "--answer", "announce=done", "--answer", "drain=perform", "--answer", "work=done",
+                   "--answer", "declare=go on without one", "--answer", "announce=done",
+                   "--answer", "drain=perform", "--answer", "work=done",
                    "--answer", "resume=perform")
     assert walk.returncode == 0, walk
     data = walk.json()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 
+from oneiric_core.runbooks.actions import ACTIONS
+from oneiric_core.runbooks.facts import FACTS
 from oneiric_core.runbooks.loader import load_catalog, load_file
 from oneiric_core.runbooks.model import TreeError, check_structure
-from oneiric_core.runbooks.facts import FACTS
-from oneiric_core.runbooks.actions import ACTIONS
 from oneiric_core.runbooks.walker import Walker
 from tests.helpers import DEMO, demo_with_redis_port, pong_server
 

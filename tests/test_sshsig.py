@@ -21,9 +21,18 @@ from hypothesis import strategies as st
 
 from oneiric_core import sshsig
 from oneiric_core.sshsig import (
-    AgentError, AllowedSignersError, BadSignature, KeyNotValidNow, MalformedSignature,
-    NamespaceNotAllowed, SshSigError, UnknownSigner, WrongNamespace, agent_sign,
-    parse_allowed_signers, verify,
+    AgentError,
+    AllowedSignersError,
+    BadSignature,
+    KeyNotValidNow,
+    MalformedSignature,
+    NamespaceNotAllowed,
+    SshSigError,
+    UnknownSigner,
+    WrongNamespace,
+    agent_sign,
+    parse_allowed_signers,
+    verify,
 )
 
 OPENSSH_TOOLS = ("ssh-keygen", "ssh-agent", "ssh-add")
@@ -425,7 +434,10 @@ def test_validity_options_are_enforced_as_ssh_keygen_does(keys, tmp_path):
     assert verify(signature, MESSAGE, NS, signers_for(expired, current)).source == "allowed_signers:2"
 
 
-def _blob(*, magic=b"SSHSIG", version=1, key=None, namespace=NS.encode(), hash_algorithm=b"sha512",
+_NS_BYTES = NS.encode()
+
+
+def _blob(*, magic=b"SSHSIG", version=1, key=None, namespace=_NS_BYTES, hash_algorithm=b"sha512",
           signature=b"\0\0\0\x0bssh-ed25519\0\0\0\x40" + bytes(64), trailing=b"") -> str:
     key = key if key is not None else _ssh_string(b"ssh-ed25519") + _ssh_string(bytes(range(32)))
     blob = (magic + struct.pack(">I", version) + b"".join(
@@ -486,12 +498,13 @@ def test_an_allowed_signers_file_reads_as_ssh_keygen_reads_it(keys, tmp_path):
     signers = parse_allowed_signers(path)
 
     assert [s.principals for s in signers] == [
-        (ALICE, "alice-admin@example.com"), ("bob smith@example.com",), ("*@ops.example.com", "!intern@ops.example.com")]
+        (ALICE, "alice-admin@example.com"), ("bob smith@example.com",),
+        ("*@ops.example.com", "!intern@ops.example.com")]
     assert [s.source for s in signers] == [f"{path}:3", f"{path}:4", f"{path}:5"]
     assert [s.key.fingerprint for s in signers] == [ed.fingerprint, bob.fingerprint, rsa.fingerprint]
     assert signers[1].namespaces == ("oneiric-*",) and signers[1].valid_after.year == 2024
     # ssh-keygen finds the same principals for each key in the same file
-    for key, signer in zip((ed, bob, rsa), signers):
+    for key, signer in zip((ed, bob, rsa), signers, strict=True):
         (tmp_path / "sig").write_text(keygen_sign(key))
         found = subprocess.run(["ssh-keygen", "-Y", "find-principals", "-f", str(path), "-s", str(tmp_path / "sig")],
                                capture_output=True, text=True)
@@ -550,7 +563,8 @@ def test_key_encodings_are_accepted_and_refused_as_ssh_keygen_does(keys, tmp_pat
 
     reader = sshsig._Reader(_key_blob(keys["rsa"].public_line))
     kind, exponent, modulus = reader.string(), reader.string(), reader.string()
-    padded = f"{ALICE} ssh-rsa {base64.b64encode(_ssh_string(kind) + _ssh_string(bytes(2) + exponent) + _ssh_string(modulus)).decode()}"
+    blob = _ssh_string(kind) + _ssh_string(bytes(2) + exponent) + _ssh_string(modulus)
+    padded = f"{ALICE} ssh-rsa {base64.b64encode(blob).decode()}"
     signature = keygen_sign(keys["rsa"])
     assert keygen_verify(tmp_path, signature, padded + "\n").returncode == 0
     assert verify(signature, MESSAGE, NS, signers_for(padded)).fingerprint == keys["rsa"].fingerprint
@@ -558,7 +572,8 @@ def test_key_encodings_are_accepted_and_refused_as_ssh_keygen_does(keys, tmp_pat
     point = serialization.load_ssh_public_key(keys["ecdsa256"].public_line.encode()).public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
     compressed = (f"{ALICE} ecdsa-sha2-nistp256 "
-                  f"{base64.b64encode(_ssh_string(b'ecdsa-sha2-nistp256') + _ssh_string(b'nistp256') + _ssh_string(point)).decode()}")
+                  + base64.b64encode(_ssh_string(b'ecdsa-sha2-nistp256') + _ssh_string(b'nistp256')
+                                     + _ssh_string(point)).decode())
     assert "invalid key" in keygen_verify(tmp_path, keygen_sign(keys["ecdsa256"]), compressed + "\n").stderr.decode()
     with pytest.raises(AllowedSignersError) as refused:
         signers_for(compressed)
@@ -612,13 +627,15 @@ def _public_lines() -> list[str]:
 
     made = [ec.generate_private_key(curve()).public_key() for curve in (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)]
     made.append(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key())
-    return [ED25519_LINE] + [key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    openssh = (serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return [ED25519_LINE] + [key.public_bytes(*openssh).decode()
                              for key in made]
 
 
 PUBLIC_LINES = _public_lines()
 NOISE = st.text(max_size=4)
-PRINCIPALS = st.one_of(st.sampled_from(["alice", "*@example.com,!bob@example.com", '"bob smith"', '"unclosed', ""]), NOISE)
+PRINCIPALS = st.one_of(
+    st.sampled_from(["alice", "*@example.com,!bob@example.com", '"bob smith"', '"unclosed', ""]), NOISE)
 OPTION = st.one_of(
     st.sampled_from(['namespaces="git,file"', 'NAMESPACES="oneiric-*"', 'valid-after="20240101"',
                      'valid-before="29990101Z"', 'valid-after="202401011200UTC"', 'valid-before="20240230"',

@@ -391,7 +391,7 @@ def test_threads_and_processes_write_concurrently(db_path: Path) -> None:
                 if i % 25 == 0:
                     store.journal(limit=20, text=f"t{n}")
                     store.count_journal()
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001 - pragma: no cover; any error in a thread fails the test below
             errors.append(exc)
 
     threads = [threading.Thread(target=thread_writer, args=(n,)) for n in range(8)]
@@ -404,7 +404,7 @@ def test_threads_and_processes_write_concurrently(db_path: Path) -> None:
         t.join()
     outputs = [p.communicate(timeout=120) for p in procs]
     try:
-        for p, (out, err) in zip(procs, outputs):
+        for p, (_out, err) in zip(procs, outputs, strict=True):
             assert p.returncode == 0, err.decode()
         assert errors == []
         per_thread = 90 + 10 * 5

@@ -419,7 +419,8 @@ async def test_a_swap_reaches_an_otlp_receiver_as_spans_metrics_and_logs(
                              ("oneiric.health.check.duration", "s", "histogram"),
                              ("oneiric.resolutions", "{resolution}", "sum"),
                              ("oneiric.lifecycle.component.count", "{component}", "gauge"),
-                             ("oneiric.journal.event.count", "{event}", "gauge"), ("oneiric.store.size", "By", "gauge")]:
+                             ("oneiric.journal.event.count", "{event}", "gauge"),
+                             ("oneiric.store.size", "By", "gauge")]:
         assert (metrics[name].unit, metrics[name].kind) == (unit, kind), name
     durations = dict((tuple(sorted(a.items())), v) for a, v in metrics["oneiric.swap.duration"].points)
     swapped = durations[attrs(domain="adapter", provider="sqlite", swap__operation="swap", swap__outcome="complete")]

@@ -35,7 +35,7 @@ def rendered(renderable, *, terminal: bool = True) -> str:
 def test_every_c0_and_c1_control_and_del_becomes_a_visible_escape(char):
     shown = one_line(f"a{char}b")
     named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    visible = named.get(char, "\\x%02x" % ord(char))
+    visible = named.get(char, f"\\x{ord(char):02x}")
     assert shown == f"a{visible}b"
     assert shown.isascii() and shown.isprintable()
 

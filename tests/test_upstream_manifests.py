@@ -88,7 +88,8 @@ def test_import_then_sign_as_ours_keeps_every_field(run_cli, tmp_path):
     first = ours["entries"][0]
     assert first["priority"] == 7 and first["metadata"]["owner"] == "platform"
     assert first["metadata"]["upstream"] == {"version": "2.1.0", "requires": ["redis>=7"],
-                                             "capabilities": [{"name": "lru", "description": "Zwischenspeicher für alles"}]}
+                                             "capabilities": [{"name": "lru",
+                                                               "description": "Zwischenspeicher für alles"}]}
     assert run_cli("manifest", "keygen", "--out", tmp_path / "keys" / "acme.pem").returncode == 0
     assert run_cli("manifest", "sign", out, "--key", tmp_path / "keys" / "acme.pem").returncode == 0
     verified = run_cli("manifest", "verify", out, "--public-key", tmp_path / "keys" / "acme.pem.pub")

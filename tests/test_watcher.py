@@ -349,7 +349,8 @@ async def test_a_settings_file_slow_to_parse_never_stalls_the_host(settings_dir,
     try:
         lines = ["selections:", "  scheduler: interval", "candidates:"]
         for i in range(6000):
-            lines += [f"  - key: k_{i}", f"    provider: p_{i}", "    factory: oneiric_core.providers.cache_memory:create"]
+            lines += [f"  - key: k_{i}", f"    provider: p_{i}",
+                      "    factory: oneiric_core.providers.cache_memory:create"]
         written_at = time.time()
         (settings_dir / "services.yml").write_text("\n".join(lines) + "\n")
         changed = await until(lambda: [e for e in kinds(eng, "config-changed") if "services.yml" in e.message],

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from oneiric_core.errors import UsageError
-from oneiric_core.web_access import (AccessToken, BindAddress, exposure_warning, new_session_id, parse_bind,
-                                     session_display)
+from oneiric_core.web_access import (
+    AccessToken,
+    BindAddress,
+    exposure_warning,
+    new_session_id,
+    parse_bind,
+    session_display,
+)
 
 
 def test_the_default_bind_is_loopback_on_a_free_port() -> None:

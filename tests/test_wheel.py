@@ -168,8 +168,8 @@ def test_installed_commands_run_outside_the_checkout(installed: Installed) -> No
     init = installed.run(oneiric, "init", "settings")
     assert init.returncode == 0, init
     shipped = sum(1 for p in DEMO.rglob("*") if p.is_file())  # every file of the demo is in the wheel
-    assert init.stdout.startswith(f"wrote {shipped} files to {settings}: ") and "next: oneiric --settings settings console" \
-        in init.stdout, init.stdout
+    assert init.stdout.startswith(f"wrote {shipped} files to {settings}: "), init.stdout
+    assert "next: oneiric --settings settings console" in init.stdout, init.stdout
     assert (settings / "app.yml").read_bytes() == (DEMO / "app.yml").read_bytes()
 
     status = installed.run(oneiric, "--settings", settings, "--state-dir", state, "status", "--json")

@@ -19,7 +19,6 @@ import pytest
 
 from tests.helpers import DEMO, many_candidates
 
-
 # What a process sees of the settings and of a YAML manifest, printed as JSON: compared between a
 # process that has yaml-rs and one whose import hook refuses it.
 _LOAD_SCRIPT = r"""

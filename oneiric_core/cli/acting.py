@@ -11,16 +11,23 @@ pause` does not pay for loading the settings the host already has.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound
 from .output import print_json, say
 from .parser import Commands, waits
 from .views import host_json, lease_json, overall_line, print_probe_table
+
+if TYPE_CHECKING:
+    from ..commands import CommandResult
+    from ..engine import Engine
+    from ..operator_port import Operator
+    from ..store import StateStore
 
 
 def add_parsers(commands: Commands) -> None:
@@ -75,7 +82,7 @@ def add_remote_sync(commands: Commands) -> None:
     waits(p)
 
 
-def host_request(args: Any) -> tuple[str, dict[str, Any]] | None:
+def host_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]] | None:
     """The request for these arguments, or None when this command is not an action."""
     ref = {"domain": getattr(args, "domain", None), "key": getattr(args, "key", None)}
     if args.command in ("pause", "resume"):
@@ -94,10 +101,12 @@ def host_request(args: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _act(operator: Any, args: Any, store: Any, host: dict[str, Any] | None) -> int:
+def _act(operator: Operator, args: argparse.Namespace, store: StateStore, host: dict[str, Any] | None) -> int:
     """Send this command's request through `operator` and print the answer; `host` is the
     live host's lease as `--json` shows it (None when this process runs the request)."""
-    kind, payload = host_request(args)
+    request = host_request(args)
+    assert request is not None, "only the commands host_request knows come here"
+    kind, payload = request
     if kind in ("approve", "reject") and args.sign:
         payload["signature"] = _sign(kind, args, store)
     elif kind == "swap" and args.sign and not args.dry_run:
@@ -111,7 +120,7 @@ def _act(operator: Any, args: Any, store: Any, host: dict[str, Any] | None) -> i
     return _print_result(args, result, where=where, host=host)
 
 
-def _sign(kind: str, args: Any, store: Any) -> str:
+def _sign(kind: str, args: argparse.Namespace, store: StateStore) -> str:
     """A decision signed by this operator's ssh-agent (approval_signing.py)."""
     from ..approval_signing import sign_decision
 
@@ -121,7 +130,7 @@ def _sign(kind: str, args: Any, store: Any) -> str:
     return sign_decision(kind, record, store, key=args.sign_key)
 
 
-def via_host_quick(args: Any) -> int | None:
+def via_host_quick(args: argparse.Namespace) -> int | None:
     """Before any settings are loaded, when the state store can be found cheaply and a host
     holds it: the request goes straight to the host's socket."""
     if host_request(args) is None:
@@ -147,14 +156,14 @@ def via_host_quick(args: Any) -> int | None:
         store.close()
 
 
-def cmd_act(engine: Any, args: Any) -> int:
+def cmd_act(engine: Engine, args: argparse.Namespace) -> int:
     """pause, resume, drain, swap, approve, reject, health --probe, remote-sync."""
     from ..operator_port import connect
 
     return _act(connect(engine, read_only=args.read_only or None), args, engine.store, host_json(engine))
 
 
-def _quick_store_path(args: Any) -> Path | None:
+def _quick_store_path(args: argparse.Namespace) -> Path | None:
     """Where the engine would put the state store, without loading the settings models:
     --state-dir, $ONEIRIC_STATE_DIR, app.yml `state_dir` (relative to the settings' parent),
     else .oneiric beside the settings (SettingsSnapshot.state_dir has the same rule). None
@@ -205,13 +214,14 @@ def _app_state_dir(text: str) -> Any:
         from ruamel.yaml import YAML
 
         data = YAML(typ="safe").load(text)
-    except Exception:
+    except Exception:  # noqa: BLE001 - outside text: ruamel raises TypeError, IndexError, AttributeError too on malformed text
         return _UNREADABLE
     value = data.get("state_dir") if isinstance(data, dict) else None
     return value if value is None or isinstance(value, str) else _UNREADABLE
 
 
-def _print_result(args: Any, result: Any, *, where: str = "", host: dict[str, Any] | None = None) -> int:
+def _print_result(args: argparse.Namespace, result: CommandResult, *, where: str = "",
+                  host: dict[str, Any] | None = None) -> int:
     """Print a command's answer: the data as JSON (same shapes whoever ran it) or the
     sentence; a failure's sentence goes to stderr. Returns the exit code."""
     if args.json and result.data:

@@ -3,13 +3,17 @@ and rejecting are actions: acting.py)."""
 
 from __future__ import annotations
 
+import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ExitCode
 from ..humanize import age
 from .output import ago, console, new_table, print_json
 from .parser import Commands
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 
 def add_parsers(commands: Commands) -> None:
@@ -18,7 +22,7 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--limit", type=int, default=20, help="how many decided proposals to show (default 20)")
 
 
-def cmd_approvals(engine: Any, args: Any) -> int:
+def cmd_approvals(engine: Engine, args: argparse.Namespace) -> int:
     from ..commands import proposal_json
 
     pending = engine.pending_proposals()  # with no host, retires (and journals) the expired ones first

@@ -72,7 +72,7 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
 
 
-def cmd_completion(args: Any) -> int:
+def cmd_completion(args: argparse.Namespace) -> int:
     say(SCRIPTS[args.shell].rstrip("\n"))
     return ExitCode.OK
 
@@ -82,7 +82,7 @@ def print_candidates(build_parser: Callable[[], argparse.ArgumentParser], words:
     a Tab that cannot be answered answers nothing."""
     try:
         found = candidates(build_parser(), words[1:])
-    except Exception:  # a broken settings file must not print a traceback into the prompt
+    except Exception:  # noqa: BLE001 - a Tab must never print a traceback into the prompt (broken settings, a bug)
         found = []
     for word in found:
         print(word)

@@ -4,12 +4,17 @@ is an action, acting.py) and activity."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode
 from .output import ago, console, new_table, print_json
 from .parser import Commands, waits
 from .views import host_json, host_line, overall_line, print_probe_table
+
+if TYPE_CHECKING:
+    from ..domains import ComponentRef
+    from ..engine import Engine
+    from ..store import ActivityRecord
 
 
 def add_parsers(commands: Commands) -> None:
@@ -32,12 +37,12 @@ def add_parsers(commands: Commands) -> None:
 
 
 # -- resolving --domain/--key ----------------------------------------------------------------------
-def pick_ref(engine: Any, domain: str | None, key: str) -> Any:
+def pick_ref(engine: Engine, domain: str | None, key: str) -> ComponentRef:
     """`--key cache` alone works when only one domain has that key."""
     return engine.find_ref(domain, key)
 
 
-def filter_refs(engine: Any, domain: str | None, key: str | None) -> list[Any]:
+def filter_refs(engine: Engine, domain: str | None, key: str | None) -> list[ComponentRef]:
     from ..domains import Domain
 
     if key:
@@ -49,7 +54,7 @@ def filter_refs(engine: Any, domain: str | None, key: str | None) -> list[Any]:
     return list(refs)
 
 
-def cmd_status(engine: Any, args: Any) -> int:
+def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
     refs = set(filter_refs(engine, args.domain, args.key))
     rows = [c for c in engine.components() if c.ref in refs]
     problems = engine.settings.problems
@@ -111,7 +116,7 @@ def cmd_status(engine: Any, args: Any) -> int:
     return ExitCode.OK
 
 
-def cmd_list(engine: Any, args: Any) -> int:
+def cmd_list(engine: Engine, args: argparse.Namespace) -> int:
     rows = []
     for ref in filter_refs(engine, args.domain, args.key):
         for r in engine.explain(ref.domain, ref.key).ranked:
@@ -122,15 +127,15 @@ def cmd_list(engine: Any, args: Any) -> int:
         print_json({"candidates": rows})
         return ExitCode.OK
     table = new_table("COMPONENT", "PROVIDER", "SOURCE", "PRIO", "STACK", "", "WHY")
-    for r in rows:
-        mark = "* winner" if r["winner"] else "- shadowed"
-        table.add_row(f"{r['domain']}/{r['key']}", r["provider"], r["source"], str(r["priority"]),
-                      str(r["effective_stack_level"]), mark, r["reason"])
+    for row in rows:
+        mark = "* winner" if row["winner"] else "- shadowed"
+        table.add_row(f"{row['domain']}/{row['key']}", row["provider"], row["source"], str(row["priority"]),
+                      str(row["effective_stack_level"]), mark, row["reason"])
     console().print(table)
     return ExitCode.OK
 
 
-def cmd_explain(engine: Any, args: Any) -> int:
+def cmd_explain(engine: Engine, args: argparse.Namespace) -> int:
     ref = pick_ref(engine, args.domain, args.key)
     exp = engine.explain(ref.domain, ref.key)
     if args.json:
@@ -158,7 +163,7 @@ def cmd_explain(engine: Any, args: Any) -> int:
     return ExitCode.OK
 
 
-def cmd_health(engine: Any, args: Any) -> int:
+def cmd_health(engine: Engine, args: argparse.Namespace) -> int:
     """Last known health (a probe, `--probe`, is an action: acting.cmd_act)."""
     if args.probe:
         from .acting import cmd_act
@@ -184,12 +189,12 @@ def cmd_health(engine: Any, args: Any) -> int:
     return ExitCode.UNHEALTHY if failed else ExitCode.OK
 
 
-def _activity_json(rec: Any) -> dict[str, Any]:
+def _activity_json(rec: ActivityRecord) -> dict[str, Any]:
     return {"domain": rec.domain, "key": rec.key, "state": rec.state, "note": rec.note,
             "actor": rec.actor, "updated_at": rec.updated_at}
 
 
-def cmd_activity(engine: Any, args: Any) -> int:
+def cmd_activity(engine: Engine, args: argparse.Namespace) -> int:
     records = engine.activity.all()
     totals = {s: sum(1 for r in records if r.state == s) for s in ("paused", "draining", "drained")}
     if args.json:

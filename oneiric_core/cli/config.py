@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any
 
 from ..errors import ExitCode, UsageError
 from .output import print_json, say
@@ -31,7 +31,7 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def cmd_config(args: Any) -> int:
+def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "import":
         return cmd_config_import(args)
     if args.config_command != "validate":
@@ -39,7 +39,7 @@ def cmd_config(args: Any) -> int:
     return cmd_config_validate(args)
 
 
-def cmd_config_import(args: Any) -> int:
+def cmd_config_import(args: argparse.Namespace) -> int:
     import os
 
     from ..upstream_import import write_import
@@ -71,9 +71,8 @@ def cmd_config_import(args: Any) -> int:
     return ExitCode.OK
 
 
-def cmd_config_validate(args: Any) -> int:
+def cmd_config_validate(args: argparse.Namespace) -> int:
     from ..config_check import validate_settings
-
     from ..upstream_settings import notices
 
     found = validate_settings(Path(args.settings))

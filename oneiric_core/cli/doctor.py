@@ -6,18 +6,22 @@ checks. Exit 1 when anything failed; warnings alone exit 0."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ExitCode
 from .output import print_json, say
 from .parser import Commands
 
 OK, WARN, FAIL = "ok", "warning", "failed"
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,7 @@ def add_parsers(commands: Commands) -> None:
                  example=["oneiric doctor", "oneiric --settings /etc/oneiric doctor --json"])
 
 
-def _installation(engine: Any) -> list[Check]:
+def _installation(engine: Engine) -> list[Check]:
     from ..telemetry_config import otlp_installed
     from .init import settings_parser, version
 
@@ -51,7 +55,7 @@ def _installation(engine: Any) -> list[Check]:
     return checks
 
 
-def _settings(engine: Any) -> list[Check]:
+def _settings(engine: Engine) -> list[Check]:
     from ..config_check import validate_settings
 
     found = validate_settings(Path(engine.settings_dir))
@@ -60,7 +64,7 @@ def _settings(engine: Any) -> list[Check]:
     return checks or [Check("settings", OK, f"{engine.settings_dir}: every settings file is valid")]
 
 
-def _state(engine: Any) -> list[Check]:
+def _state(engine: Engine) -> list[Check]:
     from ..journal_chain import verify
     from ..private_files import audit
 
@@ -70,7 +74,7 @@ def _state(engine: Any) -> list[Check]:
     return checks
 
 
-def _runbooks(engine: Any) -> list[Check]:
+def _runbooks(engine: Engine) -> list[Check]:
     from ..runbooks.doctor import run_checks
     from ..runbooks.loader import load_catalog
 
@@ -87,7 +91,7 @@ def _runbooks(engine: Any) -> list[Check]:
     return checks
 
 
-def _maintenance(engine: Any) -> list[Check]:
+def _maintenance(engine: Engine) -> list[Check]:
     from ..errors import ConfigError
     from ..maintenance import Calendar
 
@@ -102,7 +106,7 @@ def _maintenance(engine: Any) -> list[Check]:
                                        "('oneiric maintenance' lists them)")]
 
 
-def cmd_doctor(engine: Any, args: Any) -> int:
+def cmd_doctor(engine: Engine, args: argparse.Namespace) -> int:
     checks = _installation(engine) + _settings(engine) + _state(engine) + _runbooks(engine) + _maintenance(engine)
     failed = [c for c in checks if c.status == FAIL]
     if args.json:

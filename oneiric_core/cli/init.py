@@ -67,7 +67,7 @@ def settings_parser() -> str:
     return "yaml-rs" if _yaml_rs_loads() is not None else "ruamel.yaml"
 
 
-def cmd_version(args: Any) -> int:
+def cmd_version(args: argparse.Namespace) -> int:
     import platform
 
     if getattr(args, "json", False):
@@ -78,7 +78,7 @@ def cmd_version(args: Any) -> int:
     return 0
 
 
-def cmd_init(args: Any) -> int:
+def cmd_init(args: argparse.Namespace) -> int:
     """Write the demo settings into DIR (default: --settings), then say what was written,
     where the state will be kept and what to run next."""
     from ..init_settings import write_template

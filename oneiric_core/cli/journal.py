@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, UsageError
 from ..text import one_line
 from .components import filter_refs
 from .output import console, json_text, new_table, print_json, say
 from .parser import Commands
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..events import Event
 
 
 def add_parsers(commands: Commands) -> None:
@@ -27,13 +32,13 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--follow", action="store_true", help="keep printing new events")
 
 
-def _event_row(e: Any) -> list[str]:
+def _event_row(e: Event) -> list[str]:
     symbol = {"info": "i", "warning": "!", "error": "x"}[e.severity.value]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
     return [stamp, symbol, e.kind, e.ref_text or "-", e.actor or "-", e.message]
 
 
-def cmd_journal_verify(engine: Any, args: Any) -> int:
+def cmd_journal_verify(engine: Engine, args: argparse.Namespace) -> int:
     from ..journal_chain import verify
 
     if args.follow or args.kind or args.grep or args.key or args.domain:
@@ -46,7 +51,7 @@ def cmd_journal_verify(engine: Any, args: Any) -> int:
     return ExitCode.OK if verdict.intact else ExitCode.ERROR
 
 
-def cmd_journal(engine: Any, args: Any) -> int:
+def cmd_journal(engine: Engine, args: argparse.Namespace) -> int:
     if args.action == "verify":
         return cmd_journal_verify(engine, args)
     filters: dict[str, Any] = {"kinds": args.kind, "text": args.grep}

@@ -18,7 +18,8 @@ def add_parsers(commands: Commands) -> None:
                                              "--note 'no anomalies'"])
     group.handle(cmd_maintenance)
     group.add_argument("--json", action="store_true", help="print JSON")
-    p = actions.add_parser("due", help="the tasks due or overdue (the default)", example="oneiric maintenance due --json")
+    p = actions.add_parser("due", help="the tasks due or overdue (the default)",
+                           example="oneiric maintenance due --json")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = actions.add_parser("list", help="every task with its cadence, last done and next due",
                            example="oneiric maintenance list")
@@ -118,9 +119,10 @@ def cmd_maintenance(engine: Any, args: Any) -> int:
         say(f"Cancelled maintenance window #{window.id}.")
         return ExitCode.OK
     if action == "notice":
-        window = calendar.window(args.window, now)
-        if window is None:
+        shown = calendar.window(args.window, now)
+        if shown is None:
             raise UsageError("No maintenance window is open or coming: declare one with 'oneiric maintenance window'.")
+        window = shown
         roles = engine.settings.app.escalation.roles
         on_call = roles.get("on_call_engineer")
         contacts = ", ".join(p for p in (on_call.name, on_call.chat or on_call.email) if p) if on_call else ""

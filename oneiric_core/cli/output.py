@@ -16,10 +16,15 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..humanize import age
 from ..text import json_text, multi_line
+
+if TYPE_CHECKING:  # Rich is imported on first use (see _plain_console)
+    from rich.console import Console
+
+    from .table import FitTable
 
 # Output read by a program (a pipe, a file) is as wide as its rows: one row per line, no
 # word cut to fit the 80 columns Rich assumes when there is no terminal. COLUMNS still wins.
@@ -43,14 +48,14 @@ def ago(ts: float | None) -> str:
     return "never" if text is None else f"{text} ago"
 
 
-def new_table(*columns: str) -> Any:
+def new_table(*columns: str) -> FitTable:
     """A FitTable with these column headings (table.py: fits the terminal, cells are plain text)."""
     from .table import table as fit_table
 
     return fit_table(*columns)
 
 
-def console() -> Any:
+def console() -> Console:
     """A Rich console for the CLI's tables and styled lines; a str printed on it is plain
     text (see the module docstring)."""
     width = None
@@ -60,7 +65,7 @@ def console() -> Any:
 
 
 @functools.cache
-def _plain_console() -> type:
+def _plain_console() -> type[Console]:
     """The Console class whose `print` shows a str as plain text (made on first use: Rich
     costs tens of milliseconds to import, which the quick CLI paths never pay)."""
     from rich.console import Console
@@ -68,7 +73,7 @@ def _plain_console() -> type:
     from ..text import plain
 
     class PlainConsole(Console):
-        def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        def print(self, *objects: Any, **kwargs: Any) -> None:
             kwargs.pop("markup", None)
             super().print(*(plain(o, multiline=True) if isinstance(o, str) else o for o in objects),
                           **kwargs)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from ..errors import UsageError
 
@@ -53,7 +53,7 @@ class Parser(argparse.ArgumentParser):
         self.examples = examples
         _add_global_options(self, root=root)
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help').")
 
     def handle(self, run: Callable[..., int], *, needs_engine: bool = True) -> Parser:
@@ -61,15 +61,15 @@ class Parser(argparse.ArgumentParser):
         return self
 
 
-class SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+class SubParsers(argparse._SubParsersAction):
     """Subcommands whose `add_parser(help=...)` also becomes the subparser's description."""
 
-    def add_parser(self, name: str, **kwargs: Any) -> Parser:  # type: ignore[override]
+    def add_parser(self, name: str, **kwargs: Any) -> Parser:
         text = kwargs.get("help")
         parser = super().add_parser(name, **kwargs)
         if text and not parser.description:
             parser.description = text
-        return parser  # type: ignore[return-value]
+        return parser
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
@@ -91,7 +91,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
 class Commands:
     """The `oneiric COMMAND` level of the parser, as the group modules fill it."""
 
-    def __init__(self, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def __init__(self, sub: argparse._SubParsersAction) -> None:
         self.sub = sub
 
     def add(self, name: str, help_text: str, *, run: Callable[..., int], example: str | Sequence[str],

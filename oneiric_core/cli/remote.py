@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, RemoteSyncFailed, UsageError
 from ..humanize import age
@@ -20,6 +20,11 @@ from .parser import Commands
 from .views import host_json, host_line
 
 EXIT_OK, EXIT_REMOTE = ExitCode.OK, ExitCode.REMOTE
+
+if TYPE_CHECKING:
+    from ..commands import CommandResult
+    from ..engine import Engine
+    from ..settings import AppSettings
 
 
 def add_parsers(commands: Commands) -> None:
@@ -126,7 +131,7 @@ def _in(ts: float | None) -> str:
 
 # -- remote-status ------------------------------------------------------------------------------------
 
-def cmd_remote_status(engine: Any, args: Any) -> int:
+def cmd_remote_status(engine: Engine, args: argparse.Namespace) -> int:
     sources = engine.remote.statuses()
     failing = [s for s in sources if s["consecutive_failures"] or s["breaker"].get("state") != "closed"]
     if args.json:
@@ -215,7 +220,7 @@ def _expiry(expires_at: Any) -> str:
 
 # -- remote-sync ---------------------------------------------------------------------------------------
 
-def print_sync(result: Any) -> None:
+def print_sync(result: CommandResult) -> None:
     """remote-sync's text output: the sentence per source, then what changes (dry run) or changed."""
     results = result.data.get("results") or []
     if not results:
@@ -246,7 +251,7 @@ def print_sync(result: Any) -> None:
 
 # -- manifest ----------------------------------------------------------------------------------------
 
-def run_manifest(args: Any) -> int:
+def run_manifest(args: argparse.Namespace) -> int:
     from ..remote import tools
 
     action = getattr(args, "manifest_command", None)
@@ -326,7 +331,7 @@ def run_manifest(args: Any) -> int:
     raise UsageError("manifest needs an action: keygen, pack, sign, verify or import (see 'oneiric manifest --help').")
 
 
-def _verify(args: Any) -> int:
+def _verify(args: argparse.Namespace) -> int:
     from ..remote import tools
 
     app = _app(args)
@@ -344,9 +349,9 @@ def _verify(args: Any) -> int:
     try:
         report = tools.verify_file(args.manifest, keys, threshold=threshold, allowlist=app.factory_allowlist)
     except RemoteSyncFailed as exc:
-        report = getattr(exc, "report", None)
-        if args.json and report is not None:
-            print_json(report)
+        refused = getattr(exc, "report", None)  # what verify_file found, when it got that far
+        if args.json and refused is not None:
+            print_json(refused)
         raise
     if args.json:
         print_json(report)
@@ -373,14 +378,16 @@ def _one(given: Any, flagged: Any, what: str, how: str) -> Any:
     return given if given is not None else flagged
 
 
-def _app(args: Any) -> Any:
+def _app(args: argparse.Namespace) -> AppSettings:
     """app.yml of --settings (defaults when there is none); a broken app.yml is an error."""
     from ..settings import APP_FILE, AppSettings, load_file
 
     directory = Path(args.settings)
     if not (directory / APP_FILE).exists():
         return AppSettings()
-    return load_file(directory / APP_FILE, AppSettings)
+    app = load_file(directory / APP_FILE, AppSettings)
+    assert isinstance(app, AppSettings)
+    return app
 
 
 __all__ = ["add_parsers", "cmd_remote_status", "print_sync", "run_manifest"]

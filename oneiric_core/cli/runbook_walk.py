@@ -10,9 +10,10 @@ actions it performs go through the engine's own paths (a swap is a proposal) lik
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ExitCode
 from ..runbooks.drive import Answers, WalkEnd, drive, match_choice, path_of, where
@@ -20,6 +21,12 @@ from ..runbooks.walker import Step, Walker
 from .output import json_text, say
 
 EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..runbooks.actions import ActionOutcome
+    from ..runbooks.loader import Catalog
+    from ..runbooks.model import Drill, Tree
 
 
 class TerminalPrompter:
@@ -83,7 +90,7 @@ def _print_step(step: Step) -> None:
         say(f"     {line}")
 
 
-def _params(engine: Any, args: Any) -> dict[str, Any]:
+def _params(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     """--domain/--key as the runbooks write them; `--key cache` alone when one domain has it. A
     key that does not exist is kept as given (finding out why is what component-not-found is for)."""
     from ..errors import NotFound, UsageError
@@ -103,7 +110,7 @@ def _params(engine: Any, args: Any) -> dict[str, Any]:
     return params
 
 
-def cmd_walk(engine: Any, args: Any, catalog: Any) -> int:
+def cmd_walk(engine: Engine, args: argparse.Namespace, catalog: Catalog) -> int:
     from ..runbooks.escalation import Escalation
 
     tree = catalog.get(args.id)
@@ -125,7 +132,7 @@ def cmd_walk(engine: Any, args: Any, catalog: Any) -> int:
     if not args.json:
         say(f"Walking {tree.title} ({tree.id}); this opens no incident.")
 
-    async def settle(w: Walker, outcome: Any) -> Any:
+    async def settle(w: Walker, outcome: ActionOutcome) -> ActionOutcome | None:
         if not args.json:
             say(f"  {outcome.message}; waiting up to {args.wait:g} s for a decision "
                 "(approve it in the console or with 'oneiric approve ID').")
@@ -147,7 +154,7 @@ def cmd_walk(engine: Any, args: Any, catalog: Any) -> int:
     return EXIT_OK
 
 
-def cmd_drill(engine: Any, args: Any) -> int:
+def cmd_drill(engine: Engine, args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..runbooks.drills import run_sync, selected
     from ..runbooks.loader import load_catalog
@@ -194,7 +201,7 @@ def cmd_drill(engine: Any, args: Any) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
-def _game_day(engine: Any, args: Any, tree: Any, drill: Any) -> int:
+def _game_day(engine: Engine, args: argparse.Namespace, tree: Tree, drill: Drill) -> int:
     """One drill walked by the operator (drills.py): the score is the exit reached."""
     from ..runbooks.drills import run_drill
 

@@ -5,13 +5,18 @@ went, the settings watcher, the remote refresh, what is paused or draining, tele
 
 from __future__ import annotations
 
+import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ExitCode
 from .output import print_json, say
 from .parser import Commands
 from .views import host_json, host_line
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..events import Event
 
 
 def add_parsers(commands: Commands) -> None:
@@ -20,12 +25,12 @@ def add_parsers(commands: Commands) -> None:
                  example=["oneiric supervisor-info", "oneiric supervisor-info --json > release-notes/host.json"])
 
 
-def _last(engine: Any, kind: str) -> Any:
+def _last(engine: Engine, kind: str) -> Event | None:
     events = engine.journal(kinds=[kind], limit=1)
     return events[-1] if events else None
 
 
-def cmd_supervisor_info(engine: Any, args: Any) -> int:
+def cmd_supervisor_info(engine: Engine, args: argparse.Namespace) -> int:
     started, stopped = _last(engine, "host-started"), _last(engine, "host-stopped")
     records = engine.activity.all()
     remote = engine.remote.statuses()

@@ -40,7 +40,7 @@ def table(*columns: str) -> FitTable:
 
 
 class FitTable(Table):
-    def add_row(self, *renderables: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
         """A row of cells; a str cell is outside text, shown exactly (never markup)."""
         super().add_row(*(plain(cell) if isinstance(cell, str) else cell for cell in renderables), **kwargs)
 
@@ -56,7 +56,7 @@ class FitTable(Table):
         shortest = [max(_longest_words(column.header, column.cells, console)) for column in columns]
         shortest[0] = natural[0]  # the first column never wraps
         # What the table adds around the cells (padding between columns), from Rich itself.
-        for column, wide in zip(columns, natural):
+        for column, wide in zip(columns, natural, strict=True):
             column.width, column.no_wrap = wide, True
         extra = self.__rich_measure__(console, console.options.update_width(10**6)).maximum - sum(natural)
         room = width - extra
@@ -72,7 +72,7 @@ class FitTable(Table):
         last = len(columns) - 1
         if last > 0 and sum(widths) > room:
             widths[last] = max(LAST_MIN, widths[last] - (sum(widths) - room))
-        for index, (column, fitted) in enumerate(zip(columns, widths)):
+        for index, (column, fitted) in enumerate(zip(columns, widths, strict=True)):
             column.width = fitted
             column.no_wrap = index == 0 or fitted >= natural[index]
 

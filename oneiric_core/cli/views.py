@@ -5,13 +5,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..humanize import millis
 from .output import ago, console, new_table
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def host_line(engine: Any) -> str:
+    from ..engine import Engine
+    from ..store import LeaseInfo, StateStore
+
+
+def host_line(engine: Engine) -> str:
     """"host: pid 4242 on web-1 (heartbeat 2s ago)", or why no host runs."""
     from ..store import LEASE_STALE_AFTER_S
 
@@ -25,12 +31,12 @@ def host_line(engine: Any) -> str:
     return f"host: pid {lease.pid} on {lease.hostname} (heartbeat {ago(lease.heartbeat_at)})"
 
 
-def host_json(engine: Any) -> dict[str, Any] | None:
+def host_json(engine: Engine) -> dict[str, Any] | None:
     lease, alive = engine.host()
     return lease_json(lease, engine.store, alive=alive)
 
 
-def lease_json(lease: Any, store: Any, *, alive: bool) -> dict[str, Any] | None:
+def lease_json(lease: LeaseInfo | None, store: StateStore, *, alive: bool) -> dict[str, Any] | None:
     if lease is None:
         return None
     head = store.published_head()  # what `journal verify` checks the journal reaches
@@ -39,7 +45,7 @@ def lease_json(lease: Any, store: Any, *, alive: bool) -> dict[str, Any] | None:
             "head": head.to_dict() if head else None}
 
 
-def print_probe_table(results: list[dict[str, Any]], header: str) -> Any:
+def print_probe_table(results: list[dict[str, Any]], header: str) -> Console:
     out = console()
     out.print(header, markup=False)
     table = new_table("COMPONENT", "PROVIDER", "HEALTH", "LATENCY", "CHECKED", "MESSAGE")

@@ -32,8 +32,7 @@ def number(
     if value is None and allow_none:
         return None
     kind = "an integer" if integer else "a number"
-    valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not valid_type:
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise ValueError(f"Setting '{name}' must be {kind}, got {value!r}.")
     if positive and value <= 0:
         raise ValueError(f"Setting '{name}' must be greater than 0, got {value!r}.")

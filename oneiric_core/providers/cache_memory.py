@@ -87,8 +87,9 @@ class MemoryCache:
             if seen != token or not removed:
                 return HealthResult.failed("The memory cache did not return the probe value it stored.", latency)
             return HealthResult.ok(f"{len(self._entries)}/{self.max_entries} entries in use", latency)
-        except Exception as exc:
-            return HealthResult.failed(f"Memory cache probe failed: {_common.describe(exc)}.", _common.elapsed_ms(started))
+        except RuntimeError as exc:  # stopped under the probe; anything else is the engine's to report
+            return HealthResult.failed(f"Memory cache probe failed: {_common.describe(exc)}.",
+                                       _common.elapsed_ms(started))
 
     async def stop(self) -> None:
         self._stopped = True

@@ -140,12 +140,13 @@ class RedisCache:
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             return HealthResult.failed(f"Cannot reach redis at {self.address}: {_reason(exc, self.timeout_s)}.",
                                        _common.elapsed_ms(started))
-        except Exception as exc:
+        except (RedisError, RedisProtocolError, asyncio.LimitOverrunError) as exc:  # refused, or not RESP
             return HealthResult.failed(f"Redis at {self.address} failed the PING probe: {_common.describe(exc)}.",
                                        _common.elapsed_ms(started))
         latency = _common.elapsed_ms(started)
         if reply != "PONG":
-            return HealthResult.failed(f"Redis at {self.address} answered PING with {reply!r} instead of PONG.", latency)
+            return HealthResult.failed(f"Redis at {self.address} answered PING with {reply!r} instead of PONG.",
+                                       latency)
         return HealthResult.ok(f"PONG from {self.address}", latency)
 
     async def stop(self) -> None:

@@ -69,9 +69,10 @@ class SqliteCache:
             removed = await self.delete(key)
             latency = _common.elapsed_ms(started)
             if seen != token or not removed:
-                return HealthResult.failed(f"The SQLite cache at {self.path} did not return the probe row it wrote.", latency)
+                return HealthResult.failed(
+                    f"The SQLite cache at {self.path} did not return the probe row it wrote.", latency)
             return HealthResult.ok(f"read and wrote {self.path}", latency)
-        except Exception as exc:
+        except (sqlite3.Error, OSError, RuntimeError) as exc:  # the database, the disk, or closed under us
             return HealthResult.failed(
                 f"SQLite cache probe on {self.path} failed: {_common.describe(exc)}.", _common.elapsed_ms(started)
             )

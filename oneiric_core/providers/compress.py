@@ -54,7 +54,7 @@ class Compressor:
                 return HealthResult.failed(f"A {self.format} round trip did not give the probe bytes back.", latency)
             return HealthResult.ok(f"{self.format} level {self.level} round trip {len(probe)} -> {len(packed)} bytes",
                                    latency)
-        except Exception as exc:
+        except (ValueError, RuntimeError, zlib.error) as exc:  # bad round trip data, or stopped under the probe
             return HealthResult.failed(f"The {self.format} round trip failed: {_common.describe(exc)}.",
                                        _common.elapsed_ms(started))
 

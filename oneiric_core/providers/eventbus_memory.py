@@ -2,7 +2,8 @@
 
 It exists so components can tell each other things without knowing each other, with
 nothing to run. Topics match exactly; `"*"` subscribes to every topic. `publish` awaits
-each handler in subscription order (plain handlers run on the loop, so keep them quick) and returns how many took the payload without raising;
+each handler in subscription order (plain handlers run on the loop, so keep them quick) and
+returns how many took the payload without raising;
 a handler that raises is logged and counted in `errors`, never passed to the publisher.
 This bus is for components; the engine's own event stream is `oneiric_core.events`.
 """
@@ -75,7 +76,7 @@ class MemoryEventBus:
             try:
                 async with asyncio.timeout(self.handler_timeout_s):
                     await _common.call(handler, topic, payload)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a subscriber's failure is counted, never the publisher's (docstring)
                 self.errors += 1
                 log.warning("event handler %r for topic %r failed: %s", handler, topic, _common.describe(exc))
             else:
@@ -99,7 +100,7 @@ class MemoryEventBus:
             if delivered != 1 or seen != [token]:
                 return HealthResult.failed("The probe handler did not receive the probe event.", latency)
             return HealthResult.ok(f"{len(self._handlers)} topic(s) with subscribers", latency)
-        except Exception as exc:
+        except RuntimeError as exc:  # stopped under the probe; anything else is the engine's to report
             return HealthResult.failed(f"Event bus probe failed: {_common.describe(exc)}.", _common.elapsed_ms(started))
 
     async def stop(self) -> None:

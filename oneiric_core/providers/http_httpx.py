@@ -60,7 +60,7 @@ class HttpxClient:
         except httpx.TimeoutException:
             return HealthResult.failed(f"GET {url} got no answer within {self.timeout_s:g} s.",
                                        _common.elapsed_ms(started))
-        except Exception as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, RuntimeError) as exc:  # transport, URL, or closed under us
             return HealthResult.failed(f"GET {url} failed: {_common.describe(exc)}.", _common.elapsed_ms(started))
         latency = _common.elapsed_ms(started)
         status = f"GET {response.url} returned {response.status_code} {response.reason_phrase}".rstrip()
@@ -109,6 +109,6 @@ def _url(settings: dict[str, Any], name: str) -> str | None:
 def _is_absolute(url: str) -> bool:
     try:
         parsed = httpx.URL(url)
-    except Exception:
+    except httpx.InvalidURL:
         return False
     return parsed.scheme in ("http", "https") and bool(parsed.host)

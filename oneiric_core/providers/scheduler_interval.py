@@ -71,7 +71,8 @@ class IntervalScheduler:
             raise ValueError(f"A job named {name!r} is already scheduled.")
         if (isinstance(interval_s, bool) or not isinstance(interval_s, (int, float))
                 or not math.isfinite(interval_s) or interval_s < self.min_interval_s):
-            raise ValueError(f"Job {name!r} needs an interval of at least {self.min_interval_s:g} s, got {interval_s!r}.")
+            raise ValueError(f"Job {name!r} needs an interval of at least {self.min_interval_s:g} s, "
+                             f"got {interval_s!r}.")
         _common.check_callable(fn, f"Job {name!r}")
         first = time.monotonic() + (0.0 if run_now else float(interval_s))
         self._jobs[name] = Job(name, float(interval_s), fn, first)
@@ -93,29 +94,25 @@ class IntervalScheduler:
 
     async def health(self) -> HealthResult:
         started = time.perf_counter()
-        try:
-            task = self._loop_task
-            if task is None:
-                return HealthResult.failed("The scheduler loop is not running (not started or stopped).")
-            if task.done():
-                error = None if task.cancelled() else task.exception()
-                why = f"it died with {_common.describe(error)}" if error else "it ended"
-                return HealthResult.failed(f"The scheduler loop is not running: {why}.", _common.elapsed_ms(started))
-            now = time.monotonic()
-            for job in self._jobs.values():
-                late = now - job.next_due
-                if late > OVERDUE_INTERVALS * job.interval_s:
-                    return HealthResult.degraded(
-                        f"Job {job.name!r} is overdue by {late:.1f} s (its interval is {job.interval_s:g} s).",
-                        _common.elapsed_ms(started))
-            for job in self._jobs.values():
-                if job.last_error is not None:
-                    return HealthResult.degraded(f"Job {job.name!r} failed its last run: {job.last_error}.",
-                                                 _common.elapsed_ms(started))
-            return HealthResult.ok(f"{len(self._jobs)} job(s) on schedule", _common.elapsed_ms(started))
-        except Exception as exc:
-            return HealthResult.failed(f"Scheduler health check failed: {_common.describe(exc)}.",
-                                       _common.elapsed_ms(started))
+        task = self._loop_task
+        if task is None:
+            return HealthResult.failed("The scheduler loop is not running (not started or stopped).")
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            why = f"it died with {_common.describe(error)}" if error else "it ended"
+            return HealthResult.failed(f"The scheduler loop is not running: {why}.", _common.elapsed_ms(started))
+        now = time.monotonic()
+        for job in self._jobs.values():
+            late = now - job.next_due
+            if late > OVERDUE_INTERVALS * job.interval_s:
+                return HealthResult.degraded(
+                    f"Job {job.name!r} is overdue by {late:.1f} s (its interval is {job.interval_s:g} s).",
+                    _common.elapsed_ms(started))
+        for job in self._jobs.values():
+            if job.last_error is not None:
+                return HealthResult.degraded(f"Job {job.name!r} failed its last run: {job.last_error}.",
+                                             _common.elapsed_ms(started))
+        return HealthResult.ok(f"{len(self._jobs)} job(s) on schedule", _common.elapsed_ms(started))
 
     async def stop(self) -> None:
         self._stopped = True
@@ -169,7 +166,7 @@ class IntervalScheduler:
             await _common.call(job.fn, in_thread=True)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a job is its owner's code: its failure is recorded, the schedule goes on
             job.failures += 1
             job.last_error = _common.describe(exc)
             log.warning("scheduled job %r failed: %s", job.name, job.last_error)

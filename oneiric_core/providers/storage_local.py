@@ -10,6 +10,7 @@ half a file. File I/O runs in worker threads.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import time
 import uuid
@@ -97,7 +98,7 @@ class LocalStorage:
             reason = exc.strerror or _common.describe(exc)
             return HealthResult.failed(f"Cannot write to the storage root {self.root}: {reason}.",
                                        _common.elapsed_ms(started))
-        except Exception as exc:
+        except RuntimeError as exc:  # no worker thread to run it in (the host is shutting down)
             return HealthResult.failed(f"Storage probe in {self.root} failed: {_common.describe(exc)}.",
                                        _common.elapsed_ms(started))
         return HealthResult.ok(f"wrote and removed a probe file in {self.root}", _common.elapsed_ms(started))
@@ -109,7 +110,7 @@ class LocalStorage:
         self._started = False
         await asyncio.to_thread(self._sweep_temporaries)
 
-    def _list(self) -> list[str]:
+    def _list(self) -> builtins.list[str]:  # `list` in this class is the method above
         names = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if not d.startswith(_HIDDEN_PREFIX)]

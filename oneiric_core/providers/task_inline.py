@@ -58,7 +58,7 @@ class InlineRunner:
             if (plain, coro) != (42, 42):
                 return HealthResult.failed(f"The probe tasks returned {plain!r} and {coro!r} instead of 42.", latency)
             return HealthResult.ok("ran a plain and a coroutine probe task", latency)
-        except Exception as exc:
+        except RuntimeError as exc:  # stopped under the probe, or no worker thread left
             return HealthResult.failed(f"The probe task failed: {_common.describe(exc)}.", _common.elapsed_ms(started))
 
     async def stop(self) -> None:

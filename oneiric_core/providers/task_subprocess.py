@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ class SubprocessRunner:
                 return HealthResult.failed(
                     f"The probe process exited with {result.returncode} {detail[0]}".rstrip() + ".", latency)
             return HealthResult.ok(f"probe process exited 0 in {result.duration_ms:.0f} ms", latency)
-        except Exception as exc:
+        except (OSError, SubprocessTimeout, RuntimeError) as exc:  # no process, a hung one, or stopped under us
             return HealthResult.failed(f"Cannot start a probe process: {_common.describe(exc)}.",
                                        _common.elapsed_ms(started))
 
@@ -136,7 +137,7 @@ class SubprocessRunner:
             self._children.discard(proc)
 
 
-async def _collect(readers: list[asyncio.Future[bytes]]) -> tuple[bytes, bytes]:
+async def _collect(readers: Sequence[asyncio.Future[bytes]]) -> tuple[bytes, bytes]:
     """The output read so far; a grandchild still holding a pipe cannot keep us waiting long."""
     done, pending = await asyncio.wait(readers, timeout=2.0)
     for reader in pending:

@@ -72,10 +72,12 @@ class InlineWorkflowRunner:
             run = await self.run([("probe", lambda value: value + 1)], initial=41)
             latency = _common.elapsed_ms(started)
             if run.output != 42:
-                return HealthResult.failed(f"The one-step probe workflow returned {run.output!r} instead of 42.", latency)
+                return HealthResult.failed(
+                    f"The one-step probe workflow returned {run.output!r} instead of 42.", latency)
             return HealthResult.ok("ran a one-step probe workflow", latency)
-        except Exception as exc:
-            return HealthResult.failed(f"The probe workflow failed: {_common.describe(exc)}.", _common.elapsed_ms(started))
+        except (WorkflowStepFailed, RuntimeError) as exc:  # the step, or stopped under the probe
+            return HealthResult.failed(f"The probe workflow failed: {_common.describe(exc)}.",
+                                       _common.elapsed_ms(started))
 
     async def stop(self) -> None:
         """Refuse new runs and cancel the steps in flight (their runs end with WorkflowStepFailed)."""

@@ -8,7 +8,8 @@
     remote/tmp/                     downloads in progress (renamed into artifacts/ once verified)
 
 Every write goes to a temporary file that is renamed into place, so a crash leaves either the
-old or the new version; directories and files are created private (private_files.py). The record carries the manifest's sha256: a manifest.raw that does
+old or the new version; directories and files are created private (private_files.py). The
+record carries the manifest's sha256: a manifest.raw that does
 not match it (a torn write, an edit by hand) is not used.
 """
 

@@ -41,13 +41,13 @@ from __future__ import annotations
 import json.encoder
 import math
 import re
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 MAX_SAFE_INTEGER = 2**53 - 1  # ECMAScript's Number.MAX_SAFE_INTEGER
 
-_escape: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_escape: Callable[[str], str] = json.encoder.encode_basestring
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
 _DUMPS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,

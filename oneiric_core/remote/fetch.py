@@ -47,7 +47,7 @@ class Location:
     path: Path | None = None
 
     def __str__(self) -> str:
-        return self.url if self.kind == "http" else str(self.path)
+        return self.url if self.kind == "http" and self.url is not None else str(self.path)
 
 
 @dataclass

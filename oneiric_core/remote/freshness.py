@@ -206,7 +206,8 @@ def judge(manifest: Freshness, accepted: AcceptedVersion | None, *, now: float, 
                                    f"({since}): refused as a rollback", ROLLBACK)
         if manifest.version == accepted.version and manifest.signed_digest != accepted.signed_digest:
             raise RemoteSyncFailed(f"{what} is version {manifest.version} again ({since}) but signs other content "
-                                   f"(sha256 {manifest.signed_digest[:12]}..., accepted {accepted.signed_digest[:12]}...): "
+                                   f"(sha256 {manifest.signed_digest[:12]}..., "
+                                   f"accepted {accepted.signed_digest[:12]}...): "
                                    "refused as a rollback; a publisher raises the version for every change", ROLLBACK)
     if manifest.expires_at is None:
         if expiry_required:

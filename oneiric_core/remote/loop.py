@@ -131,13 +131,13 @@ class RemoteManager:
             self._first.pop(name, None)
             self._withdraw(src, "it was removed from app.yml")
         for name, opts in wanted.items():
-            src = self.sources.get(name)
-            if src is None:
+            existing = self.sources.get(name)
+            if existing is None:
                 src = self._add(opts)
                 if self.running:
                     self._spawn(src)
-            elif opts != src.options or old.breaker != options.breaker:
-                src.reconfigure(opts, options.breaker)
+            elif opts != existing.options or old.breaker != options.breaker:
+                existing.reconfigure(opts, options.breaker)
                 self.trigger(name)
         if old.trusted_keys != options.trusted_keys or old.threshold != options.threshold:
             for src in self.sources.values():
@@ -226,7 +226,7 @@ class RemoteManager:
                 delay = self._delay(src)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # sync reports its own failures; this is a bug, and survives too
+            except Exception as exc:  # noqa: BLE001 - sync reports its own failures; a bug here is journaled, the loop survives
                 delay = max(src.options.backoff_s, 1.0)
                 self._engine.emit(Event("remote-sync-error", f"{src.source}: the refresh loop hit "
                                         f"{type(exc).__name__}: {exc}; it retries in {delay:g} s",

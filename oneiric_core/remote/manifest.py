@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
-
 from ..domains import Domain
 from ..errors import NotFound, RemoteSyncFailed
 from ..factories import module_allowed
@@ -168,7 +167,7 @@ def load_document(raw: bytes, what: str = "the manifest", *, max_depth: int = MA
         try:
             data = json.loads(stripped, parse_constant=_refuse_constant)
         except RecursionError:  # json's C decoder is recursive: hundreds of levels
-            raise _too_deep(what, None, max_depth) from None
+            raise _too_deep(what, None, max_depth=max_depth) from None
         except ValueError as exc:
             raise ManifestError(f"{what} is not valid JSON: {exc}") from None
         # Depth is bounded by the number of brackets: a small manifest is never walked.
@@ -218,12 +217,12 @@ def _load_yaml(text: str, what: str, max_depth: int = MAX_DEPTH) -> Any:
             return _ruamel_plain().load(text)
         except RecursionError:
             raise _too_deep(what, None, max_depth=max_depth) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - outside text: ruamel raises TypeError, IndexError, AttributeError too on malformed text
             raise ManifestError(f"{what} is neither JSON nor valid YAML: {exc}") from None
     try:
         return yaml_rs.loads(text, parse_datetime=False,
                              duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - outside text: yaml-rs raises TypeError too (an unhashable key)
         lines = str(exc).strip().splitlines()
         if lines and lines[-1].strip() == "recursion limit exceeded":  # yaml-rs stops at 256 flow levels
             raise _too_deep(what, None, max_depth=max_depth) from None
@@ -323,8 +322,9 @@ def check_entries(model: Manifest, allowlist: Sequence[str], *,
         if not isinstance(raw, dict):
             rejected.append(Rejection(index, None, None, None, f"an entry must be a mapping, not {_kind(raw)}"))
             continue
-        names = tuple(v if isinstance(v, str) else None for v in (raw.get("domain"), raw.get("key"),
-                                                                    raw.get("provider")))
+        domain_text, key_text, provider_text = raw.get("domain"), raw.get("key"), raw.get("provider")
+        names = (domain_text if isinstance(domain_text, str) else None, key_text if isinstance(key_text, str) else None,
+                 provider_text if isinstance(provider_text, str) else None)
         entry, errors = check(Entry, raw)
         if entry is None:
             rejected.append(Rejection(index, *names, describe_errors(errors)))

@@ -136,7 +136,7 @@ class Registrar:
         if (serving is not None and serving.ident == target.ident) or \
                 (heading is not None and heading.ident == target.ident) or self._already_proposed(ref, target):
             return
-        if dropped:
+        if dropped and serving is not None:
             reason = f"{source} no longer lists {serving.provider}; {target.provider} wins ({_why(engine, ref)})"
         else:
             reason = f"{why}: {target.provider} now wins ({_why(engine, ref)})"
@@ -149,6 +149,7 @@ class Registrar:
                               Severity.WARNING, ref.domain, ref.key, target.provider, source,
                               data={"reason": reason}))
             return
+        assert record.id is not None  # a stored proposal
         applied.proposals.append(record.id)
 
     def _pending(self) -> list[Any]:
@@ -171,7 +172,8 @@ class Registrar:
             if target is None or (p.to_provider, p.to_source) != (target.provider, target.source):
                 now = f"{target.provider} wins" if target else "nothing is left to swap to"
                 with contextlib.suppress(OneiricError):
-                    self._engine.reject(p.id, actor=PROPOSAL_SOURCE, comment=f"superseded: after a sync of {source}, {now}")
+                    self._engine.reject(p.id, actor=PROPOSAL_SOURCE,
+                                        comment=f"superseded: after a sync of {source}, {now}")
 
 
 def _ident(cand: Candidate | None) -> tuple[Any, ...] | None:

@@ -66,6 +66,7 @@ def public_raw(private_key: Any) -> bytes:
 def load_private_key(data: bytes) -> Any:
     """A PEM (PKCS#8) ed25519 private key, as `oneiric manifest keygen` writes it. ValueError
     with one sentence when it is something else."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -73,7 +74,7 @@ def load_private_key(data: bytes) -> Any:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise ValueError("the private key is encrypted; give an unencrypted PEM key") from None
-    except (ValueError, Exception) as exc:  # cryptography raises ValueError or UnsupportedAlgorithm
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise ValueError(f"not a PEM private key ({type(exc).__name__})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"the key is {type(key).__name__}, not an ed25519 private key")

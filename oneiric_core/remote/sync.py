@@ -42,8 +42,16 @@ from ..registry import CandidateFields, SourceDiff
 from . import source_id
 from .breaker import HALF_OPEN, CircuitBreaker
 from .cache import ArtifactStore, CachedManifest, ManifestCache
-from .fetch import FetchError, Location, artifact_refusal, download, fetch_manifest, locate, resolve_artifact, \
-    with_retries
+from .fetch import (
+    FetchError,
+    Location,
+    artifact_refusal,
+    download,
+    fetch_manifest,
+    locate,
+    resolve_artifact,
+    with_retries,
+)
 from .freshness import EVENT_KINDS, AcceptedVersion, Freshness, Ledger, highest, judge, when
 from .status import SourceStatus
 
@@ -368,7 +376,7 @@ class RemoteSource:
             plan = await self._prepare(retries, dry_run)
         except RemoteSyncFailed as exc:
             return self._failed(exc, started, dry_run)
-        except Exception as exc:  # a bug must not stop the loop: report it like any failure
+        except Exception as exc:  # noqa: BLE001 - last line of defence: a bug must not stop the loop; reported as a failure
             return self._failed(RemoteSyncFailed(f"unexpected {type(exc).__name__}: {exc}", "internal"),
                                 started, dry_run)
         if plan.not_modified:

@@ -281,13 +281,11 @@ def verify_file(manifest_path: Path, keys: Mapping[str, str], *, threshold: int,
                 required: bool = True) -> dict[str, Any]:
     """Verify a manifest file; returns the report. Raises RemoteSyncFailed (exit 6) when the
     signatures do not verify."""
+    from . import upstream
     from .fetch import Location, artifact_refusal
+    from .freshness import EXPIRED
     from .manifest import check_entries
     from .signing import verify
-
-    from .freshness import EXPIRED
-
-    from . import upstream
 
     parsed = _parse(manifest_path, upstream_ok=True)
     if isinstance(parsed, upstream.UpstreamManifest):  # upstream Oneiric's format, by its own rules
@@ -313,7 +311,7 @@ def verify_file(manifest_path: Path, keys: Mapping[str, str], *, threshold: int,
                                "it; sign it again with --expires-in (e.g. 30d).", "schema")
     report["ok"] = err is None
     if err is not None:
-        err.report = report  # type: ignore[attr-defined]
+        err.report = report
         raise err
     return report
 
@@ -340,7 +338,8 @@ def export_settings(settings_dir: Path, *, name: str | None, version: int, out: 
         for spec in layer.candidates:
             merged = {**spec.settings, **layer.provider_settings.get(spec.key, {}).get(spec.provider, {})}
             entry: dict[str, Any] = {"domain": domain.value, "key": spec.key, "provider": spec.provider,
-                                     "factory": spec.factory, "priority": spec.priority, "stack_level": spec.stack_level}
+                                     "factory": spec.factory, "priority": spec.priority,
+                                     "stack_level": spec.stack_level}
             if merged:
                 entry["settings"] = merged
             if spec.metadata:
@@ -376,5 +375,6 @@ def import_upstream(path: Path, *, version: int | None = None, name: str | None 
     return manifest, converted.not_honoured, out
 
 
-__all__ = ["KeyInfo", "Signed", "ToolError", "expiry_report", "export_settings", "import_upstream", "keygen", "manifest_json", "pack",
+__all__ = ["KeyInfo", "Signed", "ToolError", "expiry_report", "export_settings", "import_upstream", "keygen",
+           "manifest_json", "pack",
            "parse_key_args", "sign", "verify_file"]

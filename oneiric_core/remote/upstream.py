@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 from .manifest import MAX_DEPTH, Manifest, ManifestError, ParsedManifest, describe_errors, digest, load_document
 from .signing import Signature, Verification
@@ -105,7 +106,7 @@ def verify(data: Mapping[str, Any], trusted: Mapping[str, str], *, threshold: in
         if sig.algorithm != "ed25519":
             result.invalid.append(f"{sig.key_id or 'unnamed'} ({sig.algorithm})")
             continue
-        candidates = [sig.key_id] if sig.key_id in trusted else list(trusted)
+        candidates = [sig.key_id] if sig.key_id is not None and sig.key_id in trusted else list(trusted)
         matched = None
         for kid in candidates:
             try:
@@ -124,13 +125,15 @@ def verify(data: Mapping[str, Any], trusted: Mapping[str, str], *, threshold: in
             result.trusted[matched] = trusted[matched]
     if len(counted) >= threshold:
         result.ok, result.status = True, "verified"
-        result.reason = f"upstream signature(s) by {', '.join(result.key_ids)} ({len(counted)} of threshold {threshold})"
+        result.reason = (f"upstream signature(s) by {', '.join(result.key_ids)} "
+                         f"({len(counted)} of threshold {threshold})")
     elif not required and not counted and not result.invalid:
         result.ok, result.status = True, "unverified"
         result.reason = "signed only by keys not trusted here (this source does not require signatures)"
     else:
         result.reason = (f"{len(counted)} of the {threshold} distinct trusted key(s) required verified the upstream "
-                         "manifest" + (f"; no trusted key verifies the signature(s) of {', '.join(result.invalid + result.unknown)}"
+                         "manifest" + ("; no trusted key verifies the signature(s) of "
+                                       f"{', '.join(result.invalid + result.unknown)}"
                                        if result.invalid or result.unknown else ""))
     return result
 

@@ -107,16 +107,17 @@ async def test_enter_on_a_key_shows_its_candidates_ranked_and_follows_a_swap(mak
         await pilot.press("enter")
         await until(pilot, lambda: any("sqlite (builtin)" in label for label in tree_labels(app)))
         labels = tree_labels(app)
-        start = labels.index(next(l for l in labels if l.startswith("cache  memory")))
+        start = labels.index(next(label for label in labels if label.startswith("cache  memory")))
         leaves = labels[start + 1:start + 6]
         assert leaves[0].startswith("* memory (builtin)")  # the winner is listed first
-        assert any(l.startswith("* memory") and "winner" in l and "serving" in l for l in leaves)
-        assert any(l.startswith("- sqlite (builtin)") and "shadowed" in l and "serving" not in l for l in leaves)
+        assert any(label.startswith("* memory") and "winner" in label and "serving" in label for label in leaves)
+        assert any(label.startswith("- sqlite (builtin)") and "shadowed" in label and "serving" not in label
+                   for label in leaves)
         await _swap_to(pilot, "sqlite")
         await pilot.press("y")
-        await until(pilot, lambda: any(l.startswith("- sqlite (builtin)") and "serving" in l
-                                       for l in tree_labels(app)))
-        assert not any(l.startswith("* memory") and "serving" in l for l in tree_labels(app))
+        await until(pilot, lambda: any(label.startswith("- sqlite (builtin)") and "serving" in label
+                                       for label in tree_labels(app)))
+        assert not any(label.startswith("* memory") and "serving" in label for label in tree_labels(app))
 
 
 async def _swap_to(pilot, provider: str, *, keep: bool = False) -> None:
@@ -141,9 +142,10 @@ async def test_swap_to_a_healthy_provider_changes_tree_log_and_health(make_app):
         await _swap_to(pilot, "sqlite")
         await pilot.press("y")
         await until(pilot, lambda: app.statuses[app.main.current].serving == "sqlite")
-        await until(pilot, lambda: any(l.startswith("cache  sqlite") for l in tree_labels(app)))
+        await until(pilot, lambda: any(label.startswith("cache  sqlite") for label in tree_labels(app)))
         log = app.main.query_one(SwapLog)
-        await until(pilot, lambda: any(e.kind == "swap-complete" and e.provider == "sqlite" for e in log.visible_events()))
+        await until(pilot, lambda: any(e.kind == "swap-complete" and e.provider == "sqlite"
+                                       for e in log.visible_events()))
         kinds = [e.kind for e in log.visible_events()]
         assert "swap-requested" in kinds and "swap-approved" in kinds
         health = app.main.query_one(HealthTable)
@@ -226,7 +228,7 @@ async def test_pause_drain_and_resume_from_the_keyboard(make_app):
         ref = app.main.current
         await _confirm(pilot, "p")
         await until(pilot, lambda: app.statuses[ref].activity == "paused")
-        await until(pilot, lambda: any("PAUSED" in l and l.startswith("cache") for l in tree_labels(app)))
+        await until(pilot, lambda: any("PAUSED" in label and label.startswith("cache") for label in tree_labels(app)))
         paused = app.engine.journal(kinds=["activity-changed"])[-1]
         assert paused.actor == "tester" and paused.outcome == "paused"
         await _confirm(pilot, "r")
@@ -378,7 +380,7 @@ async def test_with_another_host_the_console_attaches_as_a_client_and_sends_comm
             await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             await pilot.press("y")
             await until(pilot, lambda: app.statuses[app.main.current].activity == "paused")
-            await until(pilot, lambda: any("PAUSED" in l for l in tree_labels(app)))
+            await until(pilot, lambda: any("PAUSED" in label for label in tree_labels(app)))
             paused = app.engine.journal(kinds=["activity-changed"])[-1]
             assert paused.actor == shown("tester") and "paused" in paused.message  # root, verified; tester, shown
             await pilot.press("r")
@@ -445,7 +447,7 @@ async def test_no_color_and_ansi_dark_still_say_everything_in_words(make_app, mo
         app.theme = "ansi-dark"
         await ready(pilot)
         app.engine.pause("adapter", "cache")
-        await until(pilot, lambda: any("PAUSED" in l for l in tree_labels(app)))
+        await until(pilot, lambda: any("PAUSED" in label for label in tree_labels(app)))
         text = screen_text(app)
         assert app.no_color
         for words in ("cache  memory  = PAUSED", "+ OK", "1 Components", "HOST"):
@@ -475,8 +477,9 @@ async def test_a_settings_edit_on_disk_shows_as_a_proposal_and_y_approves_it(mak
         adapters.write_text(adapters.read_text().replace("cache: memory", "cache: sqlite"))
         approvals = app.main.query_one(ApprovalsTable)
         await until(pilot, lambda: approvals.row_count == 1)
-        await until(pilot, lambda: any(l.startswith("cache  memory") and "PROPOSED" in l and "-> sqlite" in l
-                                       for l in tree_labels(app)))
+        await until(pilot, lambda: any(label.startswith("cache  memory") and "PROPOSED" in label
+                                       and "-> sqlite" in label
+                                       for label in tree_labels(app)))
         await until(pilot, lambda: "waiting for approval" in detail_text(app))
         assert app.statuses[app.main.current].serving == "memory"  # nothing changes before approval
         assert "settings-watcher" in screen_text(app)
@@ -487,7 +490,7 @@ async def test_a_settings_edit_on_disk_shows_as_a_proposal_and_y_approves_it(mak
         await pilot.press("y")
         await until(pilot, lambda: app.statuses[app.main.current].serving == "sqlite")
         await until(pilot, lambda: approvals.row_count == 0)
-        assert not any("PROPOSED" in l for l in tree_labels(app))
+        assert not any("PROPOSED" in label for label in tree_labels(app))
 
 
 async def test_a_swap_proposed_from_the_cli_in_another_process_appears_live(make_app):
@@ -511,7 +514,7 @@ async def test_a_swap_proposed_from_the_cli_in_another_process_appears_live(make
         approvals = app.main.query_one(ApprovalsTable)
         await until(pilot, lambda: approvals.row_count == 1)
         assert f"{LOGIN} (alice) via cli" in screen_text(app)
-        await until(pilot, lambda: any("PROPOSED" in l and "-> sqlite" in l for l in tree_labels(app)))
+        await until(pilot, lambda: any("PROPOSED" in label and "-> sqlite" in label for label in tree_labels(app)))
         assert app.statuses[next(r for r in app.statuses if str(r) == "adapter/cache")].serving == "memory"
 
 
@@ -556,14 +559,14 @@ async def test_a_domain_with_hundreds_of_keys_starts_collapsed_and_opens_on_ente
         await pilot.pause(0.3)
         tree = app.main.query_one(ComponentTree)
         labels = tree_labels(app)
-        services = next(l for l in labels if l.startswith("services"))
+        services = next(label for label in labels if label.startswith("services"))
         assert "151 keys" in services  # the demo's scheduler plus 150
-        assert not any(l.startswith("k000") for l in labels)  # not built yet
-        assert any(l.startswith("cache  memory") for l in labels)  # small domains are open
+        assert not any(label.startswith("k000") for label in labels)  # not built yet
+        assert any(label.startswith("cache  memory") for label in labels)  # small domains are open
         services_node = next(n for n in tree.root.children if str(n.label).startswith("services"))
         tree.move_cursor(services_node)
         await pilot.press("enter")
-        await until(pilot, lambda: any(l.startswith("k149") for l in tree_labels(app)))
+        await until(pilot, lambda: any(label.startswith("k149") for label in tree_labels(app)))
         # selecting a key of a domain never opened (the palette does this) opens it first
         assert not any(str(n.label).startswith("k") for n in tree._domains[Domain.EVENT].children)
         tree.select_ref(next(r for r in app.statuses if r.key == "k120" and r.domain == Domain.EVENT))
@@ -594,7 +597,7 @@ async def test_the_remote_pane_shows_each_source_and_S_syncs_it(tmp_path):
         assert table._rows["demo"][4] == "2"
         await to_cache(pilot)
         await pilot.press("enter")
-        await until(pilot, lambda: any("memory-remote (remote:demo)" in l for l in tree_labels(app)))
+        await until(pilot, lambda: any("memory-remote (remote:demo)" in label for label in tree_labels(app)))
         # tamper with the manifest on disk: the next sync fails verification
         manifest = settings / "manifests" / "demo.json"
         data = json.loads(manifest.read_text())
@@ -610,7 +613,7 @@ async def test_the_remote_pane_shows_each_source_and_S_syncs_it(tmp_path):
         await until(pilot, lambda: str(table._rows["demo"][1]) == "~ STALE")
         assert table._rows["demo"][5] != "-"  # the last error is shown
         assert "STALE" in screen_text(app)
-        assert any("memory-remote (remote:demo)" in l for l in tree_labels(app))  # last good stays
+        assert any("memory-remote (remote:demo)" in label for label in tree_labels(app))  # last good stays
         assert app.engine.journal(kinds=["signature-verification-failed"])
 
 

@@ -202,7 +202,8 @@ async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
         await pilot.press("i")
         await until(pilot, lambda: app.screen is screen)
         await until(pilot, lambda: walker.status != "waiting" and not screen.busy and walker.node.id != "swap")
-        assert walker.history[-1].node == "verify" or walker.node.id in ("resume", "persist", "done"), walker.breadcrumb()
+        assert walker.history[-1].node == "verify" or walker.node.id in ("resume", "persist", "done"), \
+            walker.breadcrumb()
         swap_step = next(s for s in walker.history if s.node == "swap")
         assert swap_step.value == "applied" and swap_step.approved_by == "tester"
 

@@ -65,7 +65,8 @@ def strips_text(widget) -> list[tuple[str, list[Style]]]:
 def drawn(widget) -> str:
     """What a widget and the widgets inside it draw, lines joined, without borders (box
     drawing and block characters), runs of blanks as one: wrapped text reads on."""
-    texts = [text for part in (widget, *widget.walk_children()) if part.outer_size.area for text, _ in strips_text(part)]
+    texts = [text for part in (widget, *widget.walk_children()) if part.outer_size.area
+             for text, _ in strips_text(part)]
     return " ".join(re.sub("[\u2500-\u259f]", " ", " ".join(texts)).split())
 
 
