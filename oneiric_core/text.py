@@ -188,4 +188,38 @@ def json_text(data: Any, **options: Any) -> str:
     return json.dumps(data, ensure_ascii=True, default=str, **options)
 
 
-__all__ = ["escape_char", "hidden", "json_text", "markdown", "multi_line", "one_line", "plain", "styled"]
+LONG_LIST = 64  # items; a longer list is laid out one compact item per line (json_document)
+
+
+def json_document(data: Any) -> str:
+    """A `--json` document for a reader and a script alike: indented by two, except that a
+    list of more than LONG_LIST items puts each item on one line of its own, compact.
+
+    Why: with `indent`, CPython's json falls back to its pure-Python encoder, which spent 0.3 s
+    of 1.1 s of `oneiric status --json` at 10,000 components; each item encoded by the C
+    encoder costs a tenth of that, and one component per line still greps and diffs well.
+    Escaping is json_text's (ASCII only), so nothing a provider wrote can reach a terminal."""
+    return _layout(data, "")
+
+
+def _layout(value: Any, pad: str) -> str:
+    inner = pad + "  "
+    if isinstance(value, dict) and value:
+        body = ",\n".join(f"{inner}{_key(k)}: {_layout(v, inner)}" for k, v in value.items())
+        return "{\n" + body + "\n" + pad + "}"
+    if isinstance(value, list | tuple) and value:
+        if len(value) > LONG_LIST:
+            body = ",\n".join(inner + json_text(item, separators=(", ", ": ")) for item in value)
+        else:
+            body = ",\n".join(inner + _layout(item, inner) for item in value)
+        return "[\n" + body + "\n" + pad + "]"
+    return json_text(value)
+
+
+def _key(key: Any) -> str:
+    """A mapping key as json writes it (None -> "null", True -> "true", 3 -> "3")."""
+    return json_text(key if isinstance(key, str) else json_text(key))
+
+
+__all__ = ["escape_char", "hidden", "json_document", "json_text", "markdown", "multi_line", "one_line", "plain",
+           "styled"]

@@ -4,6 +4,7 @@ markup never read, Markdown inert."""
 from __future__ import annotations
 
 import io
+import json
 import sys
 import unicodedata
 
@@ -11,7 +12,17 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from oneiric_core.text import escape_char, hidden, markdown, multi_line, one_line, plain, styled
+from oneiric_core.text import (
+    LONG_LIST,
+    escape_char,
+    hidden,
+    json_document,
+    markdown,
+    multi_line,
+    one_line,
+    plain,
+    styled,
+)
 
 C0 = [chr(c) for c in range(0x20)]
 C1 = [chr(c) for c in range(0x80, 0xA0)]
@@ -192,3 +203,25 @@ def test_json_output_escapes_every_control_and_non_ascii_character_and_keeps_the
     text = json_text(value, indent=2)
     assert text.isascii() and all(line.isprintable() for line in text.splitlines())
     assert "\\u001b" in text and "\\u009b" in text and "\\u007f" in text and json.loads(text) == value
+
+
+SHORT_DOCS = [
+    {"a": 1, "b": [1, 2, {"c": None}], "d": {}, "e": [], None: 1, True: 2, 3: 4, "é": "\x1b[31m"},
+    [{"x": i, "y": [i]} for i in range(LONG_LIST)], [], {}, "text", 1.5, None,
+]
+
+
+@pytest.mark.parametrize("doc", SHORT_DOCS)
+def test_a_json_document_without_long_lists_is_exactly_json_indented_by_two(doc):
+    assert json_document(doc) == json.dumps(doc, indent=2, ensure_ascii=True)
+
+
+def test_a_long_list_has_one_compact_item_per_line_and_reads_back_the_same():
+    doc = {"host": None, "components": [{"ref": f"adapter/k{i}", "name": "ré\x1b", "n": [i]}
+                                        for i in range(LONG_LIST + 1)]}
+    text = json_document(doc)
+    assert json.loads(text) == doc
+    lines = text.splitlines()
+    assert lines[:3] == ["{", '  "host": null,', '  "components": [']
+    assert lines[3] == '    {"ref": "adapter/k0", "name": "r\\u00e9\\u001b", "n": [0]},'
+    assert len(lines) == 3 + LONG_LIST + 1 + 2 and text.isascii()

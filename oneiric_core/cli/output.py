@@ -19,7 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..humanize import age
-from ..text import json_text, multi_line
+from ..text import json_document, json_text, multi_line
 
 if TYPE_CHECKING:  # Rich is imported on first use (see _plain_console)
     from rich.console import Console
@@ -38,8 +38,9 @@ def say(message: object = "", *, err: bool = False, flush: bool = False) -> None
 
 
 def print_json(data: Any) -> None:
-    """A `--json` document: indented, every non-ASCII and control character escaped."""
-    sys.stdout.write(json_text(data, indent=2) + "\n")
+    """A `--json` document: indented (a long list one item per line: text.json_document), every
+    non-ASCII and control character escaped."""
+    sys.stdout.write(json_document(data) + "\n")
 
 
 def ago(ts: float | None) -> str:

@@ -144,7 +144,8 @@ def _upkeep(engine: Any, catalog: Any, tree: Any) -> None:
     for drill in getattr(tree, "drills", []):
         last = results.get(drill.id)
         state = ("never run" if last is None else
-                 f"{'passed' if last['passed'] else 'FAILED'} {time.strftime('%Y-%m-%d %H:%M', time.localtime(last['at']))}")
+                 f"{'passed' if last['passed'] else 'FAILED'} "
+                 f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(last['at']))}")
         say(f"drill {drill.id}: {state}")
 
 
@@ -306,7 +307,8 @@ def cmd_incident(engine: Any, args: Any) -> int:
                          "timeline": [e.to_dict() for e in timeline]})
             return EXIT_OK
         say(f"Incident #{inc.id} ({inc.severity}, {inc.status}): {inc.title}")
-        say(f"commander {inc.commander}; opened {_when(inc.opened_at)}; {incidents.escalation.response_text(inc.severity)}")
+        say(f"commander {inc.commander}; opened {_when(inc.opened_at)}; "
+            f"{incidents.escalation.response_text(inc.severity)}")
         say(f"components: {', '.join(inc.refs) or 'none'}; runbook: {inc.tree or 'none'}")
         if inc.resolution:
             say(f"resolution: {inc.resolution}")

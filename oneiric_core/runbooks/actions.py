@@ -124,7 +124,8 @@ def proposal_outcome(engine: Any, proposal_id: int) -> ActionOutcome:
         return ActionOutcome(record.status, f"{what} {record.status}" +
                              (f" by {record.decided_by}" if record.decided_by else "") +
                              (f": {record.comment}" if record.comment else ""), **base)
-    return ActionOutcome("failed", f"{what} {record.outcome or record.status}: {record.outcome_reason or ''}".rstrip(": "), **base)
+    said = f"{what} {record.outcome or record.status}: {record.outcome_reason or ''}".rstrip(": ")
+    return ActionOutcome("failed", said, **base)
 
 
 @action("swap", "proposes swapping the key to {target}; applied when approved (health-gated, rolls back "

@@ -17,7 +17,8 @@ from .loader import Catalog
 PER_KEY = ("key.activity", "key.state", "key.last_swap", "key.error_class", "key.health", "key.winner",
            "config.selection_applied")
 BAD = {"failing", "stale", "invalid", "open", "half-open", "down", "one-corrupt", "several-corrupt", "failed", "above",
-       "rolled-back", "misconfigured", "paused", "draining", "drained", "blocked", "increasing", "slow", "differs", "dead",
+       "rolled-back", "misconfigured", "paused", "draining", "drained", "blocked", "increasing", "slow", "differs",
+       "dead",
        "remote", "config", "unsigned", "unverified"}
 
 
@@ -58,7 +59,8 @@ async def run_checks(catalog: Catalog, engine: Any) -> list[Finding]:
         if (row.state == "failed" or row.activity != "active" or row.misconfigured or row.health == "failed"
                 or (row.last_swap or {}).get("outcome") in ("rolled-back", "failed")):
             flagged.append(row.ref)
-    users = {fact: sorted({t.id for t in catalog.trees.values() for n in t.checks() if n.fact == fact}) for fact in PER_KEY}
+    users = {fact: sorted({t.id for t in catalog.trees.values() for n in t.checks() if n.fact == fact})
+             for fact in PER_KEY}
     for ref in flagged[:20]:
         for fact in PER_KEY:
             params = {"domain": ref.domain.value, "key": ref.key}

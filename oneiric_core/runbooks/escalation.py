@@ -67,7 +67,8 @@ class Escalation:
     def brief(self, role: str, severity: str | None) -> dict[str, Any]:
         return {"contact": self.contact(role), "severity": severity, "response": self.response_text(severity),
                 "response_min": self.response_min(severity),
-                "chain": list(self.options.severities[severity].escalate_to) if severity in self.options.severities else []}
+                "chain": (list(self.options.severities[severity].escalate_to)
+                          if severity in self.options.severities else [])}
 
     def lines(self, role: str, severity: str | None) -> list[str]:
         c = self.contact(role)

@@ -112,7 +112,8 @@ def handoff(incidents: Incidents, incident_id: int) -> str:
     out += [f"- {md(e.text)}" + (f" ({md('; '.join(e.data.get('evidence') or []))})" if e.data.get("evidence") else "")
             for e in checks] or ["- none recorded"]
     out += ["", "## Solutions attempted", ""]
-    out += [f"- {md(a['action'])} -> {md(a['outcome'])}" + (f", approved by {md(a['approved_by'])}" if a["approved_by"] else "")
+    out += [f"- {md(a['action'])} -> {md(a['outcome'])}"
+            + (f", approved by {md(a['approved_by'])}" if a["approved_by"] else "")
             for a in actions] or ["- none"]
     out += ["", "## Current state", ""]
     for ref in inc.refs:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import NotFound
@@ -138,7 +138,8 @@ async def key_activity(ctx: FactContext) -> FactResult:
     row = _status(ctx)
     lines = [f"{row.ref} is {row.activity}."]
     if row.activity != "active":
-        lines.append(f"set by {row.activity_actor or 'unknown'}" + (f": {row.activity_note}" if row.activity_note else ""))
+        lines.append(f"set by {row.activity_actor or 'unknown'}"
+                     + (f": {row.activity_note}" if row.activity_note else ""))
         event = next(iter(reversed(ctx.engine.journal(kinds=["activity-changed"], domain=row.ref.domain,
                                                        key=row.ref.key, limit=1))), None)
         if event is not None:
@@ -227,7 +228,8 @@ async def key_error_class(ctx: FactContext) -> FactResult:
 async def key_health(ctx: FactContext) -> FactResult:
     row = _status(ctx)
     return FactResult(row.health, [f"{row.ref} ({row.serving or 'nothing serving'}): {row.health}, "
-                                   f"{_ms(row.latency_ms)}" + (f": {row.health_message}" if row.health_message else "")])
+                                   f"{_ms(row.latency_ms)}"
+                                   + (f": {row.health_message}" if row.health_message else "")])
 
 
 @fact("key.probe", "probe the serving provider now (ok | degraded | failed | nothing-serving | no-host: no host "
@@ -239,7 +241,8 @@ async def key_probe(ctx: FactContext) -> FactResult:
         if track is None:
             return FactResult("nothing-serving", [f"{ref}: nothing is serving."])
         return FactResult(track.status.value, [f"{ref} ({track.provider}) probed: {track.status.value} in "
-                                               f"{_ms(track.latency_ms)}" + (f": {track.message}" if track.message else "")])
+                                               f"{_ms(track.latency_ms)}"
+                                               + (f": {track.message}" if track.message else "")])
     lease, alive = engine.host()
     if alive:
         from ..operator_port import connect
@@ -372,7 +375,8 @@ async def config_parse(ctx: FactContext) -> FactResult:
     if not problems:
         return FactResult("ok", [f"every settings file in {ctx.engine.settings_dir} parses and validates."])
     first = problems[0]
-    return FactResult("invalid", [str(p) for p in problems] + ["the last good version of each broken file stays in force."],
+    return FactResult("invalid",
+                      [str(p) for p in problems] + ["the last good version of each broken file stays in force."],
                       sets={"file": str(first.file), "line": first.line, "column": first.column},
                       data={"problems": [p.to_dict() for p in problems]})
 
@@ -476,7 +480,8 @@ async def remote_sync(ctx: FactContext) -> FactResult:
             worst = state
         age = f"{s['age_s']:.0f} s ago" if s.get("age_s") is not None else "never"
         lines.append(f"{s['name']}: {s['state']}, last success {age}, {s['consecutive_failures']} consecutive "
-                     f"failure(s)" + (f"; last error ({s.get('last_error_kind')}): {s['last_error']}" if s.get("last_error") else ""))
+                     "failure(s)"
+                     + (f"; last error ({s.get('last_error_kind')}): {s['last_error']}" if s.get("last_error") else ""))
     return FactResult(worst, lines)
 
 
@@ -610,7 +615,8 @@ async def cache_digest_scan(ctx: FactContext) -> FactResult:
         return FactResult("clean", [f"{count} cached artifact(s), every digest matches."])
     value = "one-corrupt" if len(bad) == 1 else "several-corrupt"
     return FactResult(value, [f"{len(bad)} of {count} cached artifact(s) do not match their sha256: "
-                              + ", ".join(b[:12] for b in bad)], sets={"artifact": bad[0], "artifact_short": bad[0][:12]})
+                              + ", ".join(b[:12] for b in bad)],
+                      sets={"artifact": bad[0], "artifact_short": bad[0][:12]})
 
 
 # -- journal and registry --------------------------------------------------------------------------
@@ -633,7 +639,7 @@ async def journal_count(ctx: FactContext) -> FactResult:
     lines = [f"{count} '{kind}' event(s) in the last {window / 60:g} min (threshold {threshold})."]
     lines += [f"{label}: {n}" for label, n in sorted(by.items(), key=lambda kv: -kv[1])[:5]]
     value = "above" if count >= threshold else "below"
-    top = max(by, key=by.get) if by else None
+    top = max(by, key=lambda label: by[label]) if by else None
     sets = {}
     if top and value == "above" and " " in top and "/" in top:
         ref_text, provider = top.split(" ", 1)
@@ -697,7 +703,8 @@ async def perf_resolve(ctx: FactContext) -> FactResult:
     per = (time.perf_counter() - started) * 1000  # µs per call over 1000 calls
     cands = len(ctx.engine.registry.all())
     return FactResult("slow" if per > budget else "fast",
-                      [f"resolve({ref}) takes {per:.2f} µs per call (budget {budget:g} µs); {cands} candidates registered."])
+                      [f"resolve({ref}) takes {per:.2f} µs per call (budget {budget:g} µs); "
+                       f"{cands} candidates registered."])
 
 
 @fact("health.slow", "health of every serving key, slow or failing ones (slow | failing | ok | unknown: nothing "
@@ -711,7 +718,8 @@ async def health_slow(ctx: FactContext) -> FactResult:
     failing = [r for r in rows if r.health == "failed"]
     slow = [r for r in rows if r.latency_ms is not None and r.latency_ms > slow_ms]
     lines = [f"{len(rows)} serving key(s); {len(failing)} failing, {len(slow)} slower than {slow_ms:g} ms."]
-    lines += [f"{r.ref} ({r.serving}): {r.health} {_ms(r.latency_ms)} {r.health_message}".rstrip() for r in failing + slow][:10]
+    lines += [f"{r.ref} ({r.serving}): {r.health} {_ms(r.latency_ms)} {r.health_message}".rstrip()
+              for r in failing + slow][:10]
     return FactResult("failing" if failing else "slow" if slow else "ok", lines)
 
 

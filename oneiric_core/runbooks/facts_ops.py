@@ -110,7 +110,7 @@ async def host_last_stop(ctx: FactContext) -> FactResult:
         return FactResult("none", ["No host has stopped here yet (no host-stopped event)."])
     data = stopped.data or {}
     took, limit = data.get("took_s"), data.get("timeout_s")
-    if took is None:
+    if took is None or limit is None:
         return FactResult("none", [f"The last stop ({_when(stopped.ts)}) recorded no timing: {stopped.message}."])
     line = (f"The last stop ({_when(stopped.ts)}) took {float(took):.1f}s; each of its two waits (running commands, "
             f"then providers) had {float(limit):g}s.")
@@ -231,7 +231,8 @@ async def journal_last_prune(ctx: FactContext) -> FactResult:
     at = float(report.get("at") or 0)
     line = (f"The last prune ({_when(at)}) removed {int(report.get('pruned') or 0):,} rows in "
             f"{float(report.get('took_s') or 0):.1f}s and handed back {int(report.get('pages_reclaimed') or 0):,} "
-            f"pages; the store went from {_mb(report.get('bytes_before') or 0)} to {_mb(report.get('bytes_after') or 0)}.")
+            f"pages; the store went from {_mb(report.get('bytes_before') or 0)} "
+            f"to {_mb(report.get('bytes_after') or 0)}.")
     lines = [line]
     if report.get("not_reclaimed"):
         lines.append(f"The file keeps its size: {report['not_reclaimed']}.")

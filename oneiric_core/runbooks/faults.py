@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import OneiricError, UsageError
 
 DRILL_ACTOR = "drill-operator"  # who walks and who injects
 DRILL_APPROVER = "drill-approver"  # the second person who decides the walk's proposals
@@ -475,7 +475,7 @@ async def swap(ctx: FaultContext, args: dict[str, Any]) -> str:
         return f"swap of {domain}/{key} to {to} started (proposal #{record.id}), still running."
     try:
         _, result = await decide
-    except Exception as exc:  # a refused swap is a fact of the drill, not its failure
+    except OneiricError as exc:  # a refused swap is a fact of the drill, not its failure
         return f"swap of {domain}/{key} to {to} refused: {exc}"
     outcome = result.outcome.value if result is not None else "decided"
     return f"swap of {domain}/{key} to {to} (proposal #{record.id}): {outcome}."

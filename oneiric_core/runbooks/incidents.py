@@ -8,6 +8,7 @@ journal events of the components involved since the incident opened: one ordered
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import socket
@@ -99,7 +100,8 @@ class Incidents:
             id=row["id"], title=row["title"], severity=row["severity"], status=row["status"],
             commander=row["commander"], opened_at=row["opened_at"], closed_at=row["closed_at"],
             refs=json.loads(row["refs"] or "[]"), tree=row["tree"], summary=row["summary"], impact=row["impact"],
-            root_cause=row["root_cause"], resolution=row["resolution"], follow_ups=json.loads(row["follow_ups"] or "[]"),
+            root_cause=row["root_cause"], resolution=row["resolution"],
+            follow_ups=json.loads(row["follow_ups"] or "[]"),
         )
 
     def get(self, incident_id: int) -> Incident:
@@ -108,7 +110,7 @@ class Incidents:
             raise NotFound(f"No incident #{incident_id} exists.")
         return self._row(row)
 
-    def list(self, *, status: str | None = None, limit: int = 100) -> list[Incident]:
+    def list(self, *, status: str | None = None, limit: int = 100) -> builtins.list[Incident]:
         return [self._row(r) for r in self.store.incidents(status=status, limit=limit)]
 
     @staticmethod
@@ -125,7 +127,7 @@ class Incidents:
         self.engine.emit(Event(kind, f"incident #{inc.id} ({inc.severity}) {message}", Severity.INFO, actor=actor,
                                outcome=inc.status, data={"incident": inc.id, **data}))
 
-    def open(self, title: str, severity: str, *, commander: str | None = None, refs: list[str] | None = None,
+    def open(self, title: str, severity: str, *, commander: str | None = None, refs: builtins.list[str] | None = None,
              tree: str | None = None, summary: str = "") -> Incident:
         if not title.strip():
             raise UsageError("An incident needs a title.")
@@ -189,7 +191,7 @@ class Incidents:
         return inc
 
     def close(self, incident_id: int, resolution: str, *, actor: str | None = None,
-              root_cause: str | None = None, follow_ups: list[str] | None = None) -> Incident:
+              root_cause: str | None = None, follow_ups: builtins.list[str] | None = None) -> Incident:
         inc = self.get(incident_id)
         if inc.status == "closed":
             raise UsageError(f"Incident #{inc.id} is already closed.")
@@ -266,7 +268,7 @@ class Incidents:
         state = self.store.get_meta(self._walk_key(incident_id))
         return state if isinstance(state, dict) else None
 
-    def resumable(self, limit: int = 20) -> list[tuple[Incident, dict[str, Any], WalkOwner | None]]:
+    def resumable(self, limit: int = 20) -> builtins.list[tuple[Incident, dict[str, Any], WalkOwner | None]]:
         """Incidents not closed whose walk was saved and has not finished, newest first, with
         who walked it last."""
         out = []
@@ -295,11 +297,11 @@ class Incidents:
             return None
 
     # -- the timeline ------------------------------------------------------------------------------
-    def entries(self, incident_id: int) -> list[Entry]:
+    def entries(self, incident_id: int) -> builtins.list[Entry]:
         rows = self.store.incident_entries(int(incident_id))
         return [Entry(r["ts"], r["kind"], r["actor"], r["text"], json.loads(r["data"] or "{}")) for r in rows]
 
-    def timeline(self, incident_id: int, *, limit_events: int = 500) -> list[Entry]:
+    def timeline(self, incident_id: int, *, limit_events: int = 500) -> builtins.list[Entry]:
         """Recorded entries merged with the journal events of the involved components (and every
         swap decision about them) between opening and closing, oldest first. Journal retention
         keeps these rows while the incident is open (retention.py)."""
@@ -319,7 +321,7 @@ class Incidents:
         out.sort(key=lambda entry: entry.ts)
         return out
 
-    def approvals(self, incident_id: int) -> list[dict[str, Any]]:
+    def approvals(self, incident_id: int) -> builtins.list[dict[str, Any]]:
         """The actions taken during the incident and who asked for and approved each."""
         out = []
         for entry in self.entries(incident_id):

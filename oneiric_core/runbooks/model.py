@@ -11,7 +11,8 @@ A tree is one YAML mapping (one file in settings/runbooks/):
     nodes:
       - {id: state, kind: check, fact: key.last_swap, text: "...", branches: {rolled-back: why}, default: verify}
       - {id: ask, kind: question, text: "...", choices: {"yes, retry": retry, "no": lead}}
-      - {id: retry, kind: action, action: swap, args: {provider: "{target}"}, branches: {applied: verify}, default: lead}
+      - {id: retry, kind: action, action: swap, args: {provider: "{target}"}, branches: {applied: verify},
+         default: lead}
       - {id: lead, kind: escalate, role: engineering_lead, text: "..."}
       - {id: ok, kind: done, text: "..."}
 

@@ -51,6 +51,8 @@ def open_follow_ups(engine: Any, catalog: Any) -> dict[str, list[FollowUp]]:
     closed = [i for i in Incidents(engine).list(status="closed", limit=500) if i.follow_ups and i.closed_at]
     for tree in catalog.trees.values():
         for inc in closed:
+            if inc.closed_at is None:
+                continue
             if tree.reviewed >= datetime.date.fromtimestamp(inc.closed_at):
                 continue  # reviewed on or after the day the incident closed: its follow-ups are done
             for text in inc.follow_ups:
