@@ -40,11 +40,13 @@ from oneiric_core.store import LeaseInfo
 from oneiric_core.text import multi_line, one_line
 
 from .control_filter import HiddenCharacterFilter
+from .header import Part, fit
 from .main_screen import MUTATING, MainScreen
 from .messages import ComponentsChanged, EngineEvents, EngineReady
 from .screens.confirm import ConfirmDialog
 from .screens.help import HelpScreen, help_sections
 from .typing_guard import TypingGuard, Verdict
+from .upkeep import UPKEEP_EVERY_S, Upkeep, read_upkeep
 from .widgets.approvals import ApprovalsTable
 from .widgets.component_tree import ComponentTree
 from .widgets.health_table import HealthTable
@@ -60,6 +62,7 @@ RESHAPING_KINDS = {"config-changed", "component-registered", "component-removed"
                    "remote-sync-complete"}  # keys and candidates may come or go
 REMOTE_KINDS = {"remote-sync-started", "remote-sync-complete", "remote-sync-error", "circuit-open",
                 "circuit-closed", "signature-verification-failed", "digest-check-failed"}
+UPKEEP_KINDS = {"maintenance-done", "config-changed"}  # a task done, maintenance.yml or a setting edited
 TELEMETRY_KINDS = {"telemetry-unavailable", "telemetry-export-failed", "telemetry-export-recovered"}
 KEY_STATE_KINDS = {"activity-changed", "selection-changed", "swap-requested", "swap-approved",
                    "swap-rejected", "swap-expired", "swap-interrupted"}  # one key's marks change
@@ -111,6 +114,8 @@ class OneiricApp(App):
         self._hidden_filter = HiddenCharacterFilter()
         self._typing = TypingGuard()  # keys meant for a text box that lost focus (typing_guard.py)
         self._asking_to_quit = False
+        self.upkeep: Upkeep | None = None  # the last reading of the maintenance calendar and upstream notices
+        self._pending = 0
 
     # -- state the screens read --------------------------------------------------------------
     @property
@@ -221,6 +226,9 @@ class OneiricApp(App):
         self._stop_watch = self.engine.watch(self._on_engine_change)
         self._pump_events()
         self.set_interval(1.0, self._tick)
+        # After the first frame, in a thread: reading maintenance.yml must not delay the first paint.
+        self.call_after_refresh(self.refresh_upkeep)
+        self.set_interval(UPKEEP_EVERY_S, self.refresh_upkeep)
         if self.autostart:
             # After the first frame: activating providers must never delay the first paint.
             self.call_after_refresh(self._begin_start)
@@ -420,6 +428,8 @@ class OneiricApp(App):
         with self.batch_update():
             main.query_one(SwapLog).add(events)
             kinds = {e.kind for e in events}
+            if kinds & UPKEEP_KINDS:
+                self.refresh_upkeep()
             if kinds & RESHAPING_KINDS:
                 self.refresh_all()  # every pane, approvals and remote included
                 return
@@ -532,25 +542,79 @@ class OneiricApp(App):
         self.update_status_bar()
 
     def update_status_bar(self) -> None:
+        """The header, fitted to the width (header.py): the mode and the pending count always
+        stay; the operator, the pid and the approvals policy give way first at 80 columns."""
         engine = self.engine
-        text = Text()
-        text.append(" Oneiric ", style="bold reverse")
+        head = Text(" Oneiric ", style="bold reverse")
         mode = {"starting": "HOST starting...", "host": "HOST",
                 "attaching": "CLIENT attaching..."}.get(self.mode, "CLIENT")
-        text.append(f" {mode}", style="bold")
+        parts = [Part("mode", (mode,), "bold", sep=" ")]
         if self.host_detail:
-            text.append(f" {one_line(self.host_detail)}")
+            parts.append(Part("detail", (one_line(self.host_detail), ""), sep=" "))
         if not self.can_change:
-            text.append(" READ-ONLY", style="bold yellow")
-        text.append(f" | operator {one_line(engine.actor)}")
-        text.append(f" | approvals {engine.approvals.mode}" + (" two-person" if engine.approvals.two_person else ""))
-        text.append(f" | {getattr(self, '_pending', 0)} pending")
+            parts.append(Part("read-only", ("READ-ONLY",), "bold yellow", sep=" "))
+        parts.append(Part("operator", (f"operator {one_line(engine.actor)}", "")))
+        policy = engine.approvals.mode + (" two-person" if engine.approvals.two_person else "")
+        parts.append(Part("approvals", (f"approvals {policy}", policy, "")))
+        parts.append(Part("pending", (f"{self._pending} pending",)))
+        upkeep = self.upkeep
+        if upkeep is not None and upkeep.late:
+            late = len(upkeep.late)
+            over = f" ({upkeep.overdue} overdue)" if upkeep.overdue else ""
+            parts.append(Part("maintenance", (f"maintenance {late} due{over} (m)", f"maint {late} due",
+                                              f"{late} due"), "bold yellow" if upkeep.overdue else ""))
+        if upkeep is not None and upkeep.not_read:
+            # upstream Oneiric files or variables in sight, which nothing here reads (m says which)
+            parts.append(Part("upstream", ("upstream Oneiric settings NOT READ (m)", "upstream NOT READ",
+                                           "NOT READ"), "bold yellow"))
         if self.mode in ("host", "client") and engine.watcher_status().state == "down":
             # alive is the normal case; down must not go unnoticed (edits would be ignored)
-            text.append(" | settings watcher DOWN", style="bold red")
+            parts.append(Part("watcher", ("settings watcher DOWN", "watcher DOWN"), "bold red"))
         if self.mode in ("host", "client") and (marker := engine.telemetry_status().marker):
-            text.append(f" | {marker}", style="bold red")  # a configured exporter missing or failing
-        self.main.update_status_bar(text)
+            parts.append(Part("telemetry", (marker,), "bold red"))  # a configured exporter missing or failing
+        self.main.update_status_bar(fit(head, parts, self.size.width - 2))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.screen_stack:
+            self.call_after_refresh(self.update_status_bar)
+
+    # -- upkeep: the maintenance calendar and settings not read (upkeep.py, screens/upkeep.py) --
+    def refresh_upkeep(self) -> None:
+        if not self._stopped:
+            self._read_upkeep()
+
+    @work(thread=True, group="upkeep", exclusive=True, exit_on_error=False)
+    def _read_upkeep(self) -> None:
+        upkeep = read_upkeep(self.engine)
+        if not self._stopped:
+            self.call_from_thread(self._upkeep_read, upkeep)
+
+    def _upkeep_read(self, upkeep: Upkeep) -> None:
+        if self._stopped:
+            return
+        first = self.upkeep is None
+        self.upkeep = upkeep
+        if first and upkeep.not_read:
+            count = len(upkeep.not_read)
+            self.notify(f"{count} upstream Oneiric setting{'s' if count > 1 else ''} (oneiric.yaml, local.yaml or "
+                        "ONEIRIC_CONFIG) in sight, which this engine does not read: their selections do not apply. "
+                        "m says which, and how to import them.", title="Settings not read", severity="warning",
+                        timeout=10, markup=False)
+        self.update_status_bar()
+        if self.is_screen_installed("upkeep"):
+            self.get_screen("upkeep").show(upkeep)  # type: ignore[attr-defined]
+
+    def action_open_upkeep(self, task_id: str | None = None) -> None:
+        """`m`: the upkeep view; with `task_id` (the palette's "Mark done"), its done dialog too."""
+        from .screens.upkeep import UpkeepScreen  # on first use: not on the first frame's path
+
+        if not self.is_screen_installed("upkeep"):
+            self.install_screen(UpkeepScreen(), "upkeep")
+        screen = self.get_screen("upkeep")
+        if self.screen is not screen:
+            self.push_screen("upkeep")
+        if task_id is not None:
+            screen.ask_done(task_id)  # type: ignore[attr-defined]
 
     # -- the command palette -----------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterator[SystemCommand]:
@@ -565,6 +629,16 @@ class OneiricApp(App):
                             self.action_quit_console)
         yield SystemCommand("Help: keys", "Every key of the console, grouped by task",
                             lambda: self.push_screen(HelpScreen(help_sections(self, screen))))
+        upkeep = self.upkeep
+        late = f"{len(upkeep.late)} due" if upkeep is not None else "what is due"
+        yield SystemCommand(f"Upkeep: maintenance calendar ({late}), settings not read",
+                            "Routine tasks due or overdue, mark one done; upstream Oneiric settings nothing here reads",
+                            self.action_open_upkeep)
+        if upkeep is not None and self.can_change:
+            for state in upkeep.late:
+                yield SystemCommand(f"Mark done: {one_line(state.task.id)} ({upkeep.status(state)})",
+                                    f"{one_line(state.task.title)}; asks for a note, journaled with your name",
+                                    lambda t=state.task.id: self.action_open_upkeep(t))
         if not isinstance(screen, MainScreen):
             return
         yield SystemCommand("Incidents", "Open the incident panel: walk a runbook, notes, post-mortem",

@@ -63,6 +63,7 @@ KEY_HELP: tuple[HelpTask, ...] = (
         HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter",)),
         HelpRow("Clear the log filter", ids=("log.clear_filter",)),
         HelpRow("Incident panel: walk a runbook, notes, post-mortem", ids=("incident.open", "pane.incident")),
+        HelpRow("Upkeep: maintenance due or overdue, upstream Oneiric settings not read", ids=("upkeep.open",)),
     )),
     HelpTask("Change the highlighted component (each asks first)", (
         HelpRow("Swap: pick another provider, health-gated, rolled back on failure", ids=("component.swap",)),
@@ -71,16 +72,19 @@ KEY_HELP: tuple[HelpTask, ...] = (
         HelpRow("Drain: refuse new work, wait for work in flight", ids=("component.drain",)),
         HelpRow("Resume: accept work again", ids=("component.resume",)),
     )),
-    HelpTask("Approvals and remote sources (each asks first)", (
+    HelpTask("Approvals, remote sources, maintenance (each asks first)", (
         HelpRow("Approve the highlighted proposal", ids=("approvals.approve",)),
         HelpRow("Reject the highlighted proposal", ids=("approvals.reject",)),
         HelpRow("Sync the highlighted remote source now", ids=("remote.sync",)),
+        HelpRow("Mark the highlighted maintenance task done (asks for a note; journaled)",
+                ids=("maintenance.done",)),
     )),
     HelpTask("The console", (
-        HelpRow("This help", ids=("app.help",)),
+        HelpRow("This help", ids=("app.help", "upkeep.help")),
+        HelpRow("Back to the main view", ids=("upkeep.leave",)),
         HelpRow("Command palette: every action by name, approve #N, incidents, themes",
                 actions=("command_palette",)),
-        HelpRow("Quit (as the host: asks first, since it stops the providers)", ids=("app.quit",)),
+        HelpRow("Quit (as the host: asks first, since it stops the providers)", ids=("app.quit", "upkeep.quit")),
         HelpRow("Quit, even from a text box", ids=("app.hard_quit",)),
     )),
 )

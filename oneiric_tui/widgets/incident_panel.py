@@ -47,6 +47,7 @@ from oneiric_core.text import multi_line, one_line, plain, styled
 from ..keys import vim_keys
 from ..screens._style import dialog_box_css
 from ..screens.confirm import ConfirmDialog
+from .follow_ups import flag, follow_up_flags, follow_up_text
 from .key_bar import KeyBar
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ class IncidentScreen(Screen):
         self._poller = None
         self.timeline_text = ""
         self._save_failed = False  # the timeline as shown, as plain text (one line per part)
+        self.follow_ups: dict[str, list[Any]] = {}  # per runbook, open post-mortem follow-ups (the picker's flag)
 
     @property
     def oneiric(self) -> OneiricApp:
@@ -327,10 +329,12 @@ class IncidentScreen(Screen):
             highlighted = choices.highlighted
             current = choices.get_option_at_index(highlighted).id \
                 if highlighted is not None and highlighted < choices.option_count else None
+            self.follow_ups = follow_up_flags(self.oneiric.engine, self._load())  # flagged until reviewed
             parts.append(self._picker_summary(current or (options[0].id if options else None)))
             for tree in self._trees():
                 procedure = tree.kind == "procedure" and not tree.title.lower().startswith("procedure")
-                options.append(_option(tree.title + ("  (procedure)" if procedure else ""), id=f"tree:{tree.id}"))
+                options.append(_option(tree.title + ("  (procedure)" if procedure else "")
+                                       + flag(self.follow_ups.get(tree.id, [])), id=f"tree:{tree.id}"))
         else:
             crumb.update(_crumb(walker.breadcrumb(), walker.tree.id))
             view = walker.view()
@@ -464,6 +468,7 @@ class IncidentScreen(Screen):
         if tree.params:
             facts.append("parameters " + ", ".join(tree.params))
         body.append("\n" + one_line("; ".join(facts)) + "\n", style="dim")
+        body.append(follow_up_text(self.follow_ups.get(tree.id, [])))
         if self.ref is not None:
             body.append(f"Walks with domain={self.ref.domain.value}, key={one_line(self.ref.key)} "
                         "(the component highlighted in the main view).\n")

@@ -13,6 +13,7 @@ import pytest
 from oneiric_core.engine import Engine
 from oneiric_tui.app import OneiricApp
 from tests.helpers import demo_copy
+from tests.tui.conftest import until
 
 
 @pytest.fixture
@@ -25,17 +26,23 @@ def still_app(tmp_path, monkeypatch):
     return OneiricApp(engine, autostart=False)
 
 
+async def upkeep_read(pilot) -> None:
+    """The header's maintenance count is read in a thread after the first frame: wait for it."""
+    await until(pilot, lambda: pilot.app.upkeep is not None)
+    await pilot.pause(0.2)  # the tree highlights its first key once mounted
+
+
 def test_main_screen_120x40(snap_compare, still_app):
-    assert snap_compare(still_app, terminal_size=(120, 40))
+    assert snap_compare(still_app, run_before=upkeep_read, terminal_size=(120, 40))
 
 
 def test_main_screen_80x24(snap_compare, still_app):
-    assert snap_compare(still_app, terminal_size=(80, 24))
+    assert snap_compare(still_app, run_before=upkeep_read, terminal_size=(80, 24))
 
 
 def test_approval_dialog(snap_compare, still_app):
     async def open_dialog(pilot):
-        await pilot.pause(0.2)  # the tree highlights its first key once mounted
+        await upkeep_read(pilot)
         await pilot.press("s")
         await pilot.pause(0.2)
         picker = pilot.app.screen
@@ -49,7 +56,7 @@ def test_approval_dialog(snap_compare, still_app):
 
 def test_incident_runbook_picker(snap_compare, still_app):
     async def open_incidents(pilot):
-        await pilot.pause(0.2)
+        await upkeep_read(pilot)
         await pilot.press("i")
         await pilot.pause(0.3)
 
