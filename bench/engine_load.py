@@ -1,6 +1,6 @@
 """Benchmark: Engine() on 10,000 candidates, the engine's share of a console cold start.
 
-Target (issue 3, feeding ARCHITECTURE §11 "console cold start with 10,000 components within
+Target (issue 3, feeding docs/architecture.md §11 "console cold start with 10,000 components within
 3x of an empty Textual app"): building the Engine on the generated 10,000-candidate settings
 costs at most RATIO_TARGET (20) times parsing the same data with `json.loads`, the fastest
 parser the standard library has, measured in the same process. Before the settings fast path

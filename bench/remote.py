@@ -1,4 +1,4 @@
-"""Benchmark: remote manifests (ARCHITECTURE §11, issue 5).
+"""Benchmark: remote manifests (docs/architecture.md §11, issue 5).
 
 Targets: "verify + register a signed 1,000-entry manifest: under 100 ms" and "a 304 refresh
 in under 10 ms of engine time", each also reported as a ratio to parsing the same manifest

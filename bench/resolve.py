@@ -1,4 +1,4 @@
-"""Benchmark: `Resolver.resolve()` against a plain dict lookup (ARCHITECTURE §11).
+"""Benchmark: `Resolver.resolve()` against a plain dict lookup (docs/architecture.md §11).
 
 Target: "resolve(): within 10x of a plain dict lookup, flat from 10 to 10,000 candidates
 per domain". For N candidates in one domain, in two layouts:

@@ -28,7 +28,7 @@ Verdicts:
     event loop and a longer stall could let another process take the host role;
   * a file at the cap with a schema error is worded within 3x of the valid parse (it never
     falls back to the careful parser, ~6 s per MiB);
-  * the parse at the cap raises the process's peak RSS by less than 250 MB, ARCHITECTURE
+  * the parse at the cap raises the process's peak RSS by less than 250 MB, docs/architecture.md
     §11's budget for a whole host with 50,000 components (a file at the cap holds ~70,000).
 
 Usage:  .venv/bin/python bench/settings_size.py [--quick] [--check] [--runs N]

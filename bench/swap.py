@@ -1,4 +1,4 @@
-"""Benchmark: the machinery overhead of a swap (ARCHITECTURE §11).
+"""Benchmark: the machinery overhead of a swap (docs/architecture.md §11).
 
 Target: "swap machinery overhead (excluding the provider's own start and health time):
 under 1 ms median".

@@ -1,4 +1,4 @@
-"""Benchmark: a settings file saved on disk to the proposal visible in the console (ARCHITECTURE §11).
+"""Benchmark: a settings file saved on disk to the proposal visible in the console (docs/architecture.md §11).
 
 Target: "settings edit on disk to proposal visible: under 250 ms (watchdog, not polling)".
 

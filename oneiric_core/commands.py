@@ -5,7 +5,7 @@ A request (`Request`: a kind and its arguments) comes from a front door through 
 process over the host's Unix socket (host_session.py), where the kernel tells the host who
 sent it. Either way `execute` runs it: it checks the caller's right (access.py), runs the
 handler on the engine and answers with a `CommandResult` (one sentence, JSON data and an
-exit code of ARCHITECTURE §10). A process that is not the host and finds none running runs
+exit code of docs/architecture.md §10). A process that is not the host and finds none running runs
 the same handlers on its own engine: they then change the desired state (settings,
 activity) and say that it takes effect when a host starts.
 

@@ -1,4 +1,4 @@
-"""The errors the engine raises, each carrying the CLI exit code it maps to (ARCHITECTURE §10).
+"""The errors the engine raises, each carrying the CLI exit code it maps to (docs/architecture.md §10).
 
 Every message is one sentence an operator can act on; front doors print `str(error)` and
 exit with `error.exit_code`, never a traceback unless `--debug`.
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class ExitCode(IntEnum):
-    """Every exit code of `oneiric` (docs/architecture.md, "Exit codes"): scripts branch on
+    """Every exit code of `oneiric` (docs/exit-codes.md): scripts branch on
     these numbers, so each keeps its meaning across releases."""
 
     OK = 0

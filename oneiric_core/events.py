@@ -23,7 +23,7 @@ class Severity(enum.StrEnum):
     ERROR = "error"
 
 
-# The kinds the engine emits today (ARCHITECTURE §3); later front doors add to it.
+# The kinds the engine emits today (docs/architecture.md §3); later front doors add to it.
 KINDS = frozenset(
     {
         "component-registered", "component-removed", "selection-changed", "selection-edited",

@@ -1,6 +1,6 @@
 """Being the host: the lease, its heartbeat, and the socket other processes ask through.
 
-Exactly one process hosts a state directory (ARCHITECTURE §5). `HostSession` is everything
+Exactly one process hosts a state directory (docs/architecture.md §5). `HostSession` is everything
 that makes the engine's process that one, kept out of engine.py so the engine stays about
 components:
 

@@ -1,6 +1,6 @@
 """LifecycleManager: build, health-gate, bind, clean up and roll back providers, one key at a time.
 
-A swap (ARCHITECTURE §3) never touches the instance that is serving until the new one
+A swap (docs/architecture.md §3) never touches the instance that is serving until the new one
 has been built and found healthy; binding is one reference assignment, so every `use()`
 gets either the old instance or the new one, never none and never a stopped one. The old
 instance is stopped only after its in-flight uses reach zero (or `cleanup_timeout`).

@@ -1,4 +1,4 @@
-"""Calling into provider code, and the contract its answers must meet (ARCHITECTURE §3).
+"""Calling into provider code, and the contract its answers must meet (docs/architecture.md §3).
 
 A provider is code the engine does not own. Whatever its factory, `start()`, `health()` or
 `stop()` raises is that provider's failure and nothing more: `SystemExit`,

@@ -59,10 +59,45 @@ def _mark_problem(file: Path, mark: Any, reason: str) -> ConfigProblem:
     return ConfigProblem(file, mark.line + 1, mark.column + 1, reason)
 
 
+# ruamel.yaml names tokens as its parser knows them ("expected '<document start>', but found
+# ('<block mapping start>',)", a Python tuple among them): these are the same in an operator's words.
+_TOKEN_WORDS = {
+    "<document start>": "'---' (the start of another document)",
+    "<document end>": "'...' (the end of the document)",
+    "<stream end>": "the end of the file",
+    "<block end>": "the end of the indented block",
+    "<block mapping start>": "a mapping (key: value)",
+    "<block sequence start>": "a list item ('- ')",
+    "<block entry>": "a list item ('- ')",
+    "<flow mapping start>": "'{'",
+    "<flow mapping end>": "'}'",
+    "<flow sequence start>": "'['",
+    "<flow sequence end>": "']'",
+    "<flow entry>": "','",
+    "<key>": "a key",
+    "<value>": "a value (':')",
+    "<scalar>": "a value",
+    "<alias>": "an alias ('*')",
+    "<anchor>": "an anchor ('&')",
+    "<tag>": "a tag ('!')",
+    "<directive>": "a directive ('%')",
+}
+_TOKEN = re.compile(r"\(\s*'(<[a-z ]+>)',?\s*\)|'(<[a-z ]+>)'|(<[a-z ]+>)")
+
+
+def _plain_tokens(text: str) -> str:
+    """`text` with ruamel.yaml's token names (quoted, bare or inside a tuple's repr) in words."""
+    def word(match: re.Match[str]) -> str:
+        name = next(g for g in match.groups() if g)
+        return _TOKEN_WORDS.get(name, name.strip("<>"))
+    return _TOKEN.sub(word, text)
+
+
 def _syntax_problem(file: Path, err: MarkedYAMLError) -> ConfigProblem:
-    problem = (err.problem or "").strip() or (err.context or "").strip() or "unreadable YAML"
+    problem = _plain_tokens((err.problem or "").strip()) or _plain_tokens((err.context or "").strip()) \
+        or "unreadable YAML"
     mark = err.problem_mark or err.context_mark
-    context = (err.context or "").strip()
+    context = _plain_tokens((err.context or "").strip())
     if context and err.problem and err.context_mark is not None and err.problem_mark is not None:
         problem += f" ({context} that starts at line {err.context_mark.line + 1})"
     return _mark_problem(file, mark, f"YAML syntax error: {problem}")

@@ -147,7 +147,7 @@ class TelemetryOptions(Model):
     upstream_names: bool = False
 
 
-# -- remote manifests (ARCHITECTURE §7; the machinery is oneiric_core/remote/) ---------------
+# -- remote manifests (docs/architecture.md §7; the machinery is oneiric_core/remote/) ---------------
 _URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -239,7 +239,7 @@ class RemoteOptions(Model):
                              f"{self.threshold} trusted key(s) and {len(self.trusted_keys)} are configured")
 
 
-# -- escalation (runbooks and incidents, ARCHITECTURE §8) -------------------------------------
+# -- escalation (runbooks and incidents, docs/architecture.md §8) -------------------------------------
 @dataclass
 class ContactOptions(Model):
     """Who to reach for one role: a name, an email and a paging target (all free text)."""

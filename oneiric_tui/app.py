@@ -674,6 +674,22 @@ class OneiricApp(App):
         getattr(main, f"action_{action}")()
 
 
+def theme_refusal(name: str) -> str | None:
+    """Why `--theme NAME` cannot be used, as one sentence naming the themes there are; None for
+    a theme Textual has. Asked before the screen takes over: Textual itself would fall back to
+    its default theme without a word, hiding a typo (issue 13 point 5)."""
+    import difflib
+
+    from textual.theme import BUILTIN_THEMES
+
+    if name in BUILTIN_THEMES:
+        return None
+    known = sorted(BUILTIN_THEMES)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"There is no theme {name!r}{hint}; the themes are {', '.join(known)}."
+
+
 def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False) -> int:
     engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None)
     app = OneiricApp(engine, read_only=read_only, read_only_reason="this console was started with --read-only"
@@ -682,4 +698,4 @@ def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None
     return app.return_code or 0
 
 
-__all__ = ["MUTATING", "OneiricApp", "run_console"]
+__all__ = ["MUTATING", "OneiricApp", "run_console", "theme_refusal"]

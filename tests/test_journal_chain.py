@@ -74,7 +74,7 @@ def verify_cli(run_cli, state: Path, *extra: str):
 
 def documented_bytes(prev: str, row_id: int, ts: float, kind: str, severity: str, domain, key, provider, actor,
                      outcome, duration, message: str, data: str) -> bytes:
-    """The bytes a row's hash covers, written from the README's description (not from
+    """The bytes a row's hash covers, written from docs/journal.md's description (not from
     journal_hash.py): the format's name, id/ts/duration packed, then the texts joined by 0xFF
     with 0xFE for a NULL."""
     def text(value):

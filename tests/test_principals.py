@@ -191,9 +191,9 @@ def test_the_engine_api_has_no_swap_that_skips_the_proposal_path():
     assert hasattr(Engine, "request_swap") and hasattr(Engine, "approve")
 
 
-def test_the_readme_example_runs_as_written_and_goes_through_a_proposal(tmp_path):
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Using the engine from Python"):]
+def test_the_python_api_example_runs_as_written_and_goes_through_a_proposal(tmp_path):
+    readme = (REPO / "docs" / "python-api.md").read_text()
+    section = readme[readme.index("# Using the engine from Python"):]
     code = section[section.index("```python\n") + len("```python\n"):section.index("\n```", section.index("```python"))]
     (tmp_path / "example.py").write_text(code)
     demo_copy(tmp_path, fast=False)

@@ -209,6 +209,21 @@ def test_syntax_error_unclosed_flow_sequence(sdir: Path) -> None:
     assert problem.reason.startswith("YAML syntax error:")
 
 
+@pytest.mark.parametrize("text,reason", [
+    # a scalar document followed by a mapping: ruamel.yaml names the token as a Python tuple
+    ('"a"\nfoo: bar\n', "YAML syntax error: expected '---' (the start of another document), "
+                         "but found a mapping (key: value)"),
+    ("selections:\n  cache: memory\n  - x\n", "YAML syntax error: expected the end of the indented block, "
+                                              "but found '-' (while parsing a block mapping that starts at line 2)"),
+    ("a: [b\n", "YAML syntax error: expected ',' or ']', but got the end of the file "
+                "(while parsing a flow sequence that starts at line 1)"),
+])
+def test_a_syntax_error_is_worded_without_the_parsers_token_names(sdir: Path, text: str, reason: str) -> None:
+    """Issue 13 point 5: one sentence an operator reads, not `('<block mapping start>',)`."""
+    problem = load_problem(write(sdir / "adapters.yml", text), DomainSettings)
+    assert problem.reason == reason
+
+
 @pytest.mark.parametrize(
     ("name", "text", "line", "column", "fragment"),
     [

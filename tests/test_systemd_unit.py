@@ -93,7 +93,7 @@ def expand(names: list[str]) -> set[str]:
 @needs_analyze
 def test_the_sandbox_keeps_what_the_host_needs():
     unit = directives()
-    assert unit["UMask"] == ["0027"]  # private state files (README "File modes")
+    assert unit["UMask"] == ["0027"]  # private state files (docs/deployment.md, "File modes")
     assert unit["StateDirectory"] == ["oneiric"] and unit["ProtectSystem"] == ["strict"]
     # its socket and sd_notify (AF_UNIX), remote manifests and OTLP (AF_INET, AF_INET6)
     assert set(unit["RestrictAddressFamilies"][-1].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}

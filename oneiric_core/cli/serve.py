@@ -44,6 +44,11 @@ def cmd_console(args: Any) -> int:
     only here, when the console is what was asked for (pyproject.toml's import-linter
     contracts say so); Textual is never loaded for any other command."""
     if args.theme:
+        from oneiric_tui.app import theme_refusal
+
+        refusal = theme_refusal(args.theme)
+        if refusal:
+            raise UsageError(refusal)
         os.environ["TEXTUAL_THEME"] = args.theme
     if args.web or args.bind or args.web_operate:
         if not args.web:

@@ -1,4 +1,4 @@
-"""Remote manifests (ARCHITECTURE §7): components delivered by signed manifests over HTTP(S) or from disk.
+"""Remote manifests (docs/architecture.md §7): components delivered by signed manifests over HTTP(S) or from disk.
 
 One module, one job:
 

@@ -41,6 +41,11 @@ class ToolError(OneiricError):
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
     path = path.resolve()
+    if not path.parent.is_dir():  # `pack --out manifests/acme.json` in a fresh directory, as docs/remote.md does
+        try:
+            path.parent.mkdir(parents=True)
+        except OSError as exc:
+            raise ToolError(f"Cannot create the directory {path.parent} for {path.name}: {exc.strerror}.") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)

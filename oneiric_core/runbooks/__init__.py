@@ -1,4 +1,4 @@
-"""Runbooks and incidents (ARCHITECTURE §8): decision trees as data, walked against the engine.
+"""Runbooks and incidents (docs/architecture.md §8): decision trees as data, walked against the engine.
 
 model.py    the tree format (nodes, branches) and its structural checks
 loader.py   reading settings/runbooks/*.yml into a Catalog, refusing broken trees

@@ -1,4 +1,4 @@
-"""Drills: every runbook tested against the faults it claims to handle (ARCHITECTURE §8).
+"""Drills: every runbook tested against the faults it claims to handle (docs/architecture.md §8).
 
 A tree's `drills:` (model.Drill) each name faults, scripted answers and the exit the walk must
 reach. `run_drill` copies the settings to a temporary directory, gives it a fresh state
