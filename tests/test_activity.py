@@ -49,9 +49,8 @@ async def test_drain_waits_for_in_flight_work(engine):
     ref = engine.ref("adapter", "cache")
     assert engine.lifecycle.slot(ref).inflight >= 3  # (a health probe may be in flight too)
     drain = asyncio.create_task(engine.drain("adapter", "cache", note="rolling update"))
-    await asyncio.sleep(0.1)
-    assert not drain.done()
-    assert engine.activity.state(ref).value == "draining"
+    await until(lambda: engine.activity.state(ref).value == "draining", "the key to be draining")
+    assert not drain.done()  # the three users still hold it: the drain waits for them
     with pytest.raises(ComponentPaused, match="draining"):
         with engine.use("adapter", "cache"):
             pass
@@ -71,12 +70,15 @@ async def test_drain_waits_for_in_flight_work(engine):
 async def test_drain_times_out_while_work_is_still_in_flight(engine):
     release = asyncio.Event()
 
+    entered = asyncio.Event()
+
     async def busy():
         async with engine.use("adapter", "cache"):
+            entered.set()
             await release.wait()
 
     user = asyncio.create_task(busy())
-    await asyncio.sleep(0.01)
+    await entered.wait()
     record = await engine.drain("adapter", "cache", timeout=0.2)
     assert record.state == "draining"
     release.set()
@@ -86,14 +88,18 @@ async def test_drain_times_out_while_work_is_still_in_flight(engine):
 async def test_resume_during_drain_ends_the_wait(engine):
     release = asyncio.Event()
 
+    entered = asyncio.Event()
+
     async def busy():
         async with engine.use("adapter", "cache"):
+            entered.set()
             await release.wait()
 
     user = asyncio.create_task(busy())
-    await asyncio.sleep(0.01)
+    await entered.wait()
     drain = asyncio.create_task(engine.drain("adapter", "cache"))
-    await asyncio.sleep(0.05)
+    ref = engine.ref("adapter", "cache")
+    await until(lambda: engine.activity.state(ref).value == "draining", "the key to be draining")
     engine.resume("adapter", "cache")
     record = await asyncio.wait_for(drain, 2)
     assert record.state == "active"

@@ -128,9 +128,11 @@ async def test_monitor_probes_periodically_and_keeps_bounded_history(settings_di
     eng = Engine(settings_dir, state_dir=tmp_path / "state", actor="tester")
     await eng.start()
     try:
-        await asyncio.sleep(0.5)
         track = eng.health.track(ComponentRef(Domain.ADAPTER, "cache"))
-        assert len(track.samples) == 5  # capped at history
+        await until(lambda: len(track.samples) == 5, "five health samples")
+        fifth = track.samples[-1].ts
+        await until(lambda: track.samples[-1].ts > fifth, "a sixth probe")
+        assert len(track.samples) == 5  # capped at history: the sixth pushed the oldest out
         assert all(s.latency_ms is not None for s in track.samples)
     finally:
         await eng.stop()
