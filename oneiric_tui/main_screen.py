@@ -66,6 +66,7 @@ class MainScreen(Screen):
         Binding("a", "focus_pane('approvals')", "Approvals", show=False, id="approvals.open"),
         Binding("i", "incident", "Incident", id="incident.open"),
         Binding("7", "incident", "Incident", show=False, id="pane.incident"),
+        Binding("I", "app.incidents", "Incidents", show=False, id="incidents.view"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
