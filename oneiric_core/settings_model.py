@@ -309,7 +309,16 @@ def _default_severities() -> dict[IncidentSeverity, SeverityOptions]:
 
 @dataclass
 class EscalationOptions(Model):
+    """Severities, contacts and webhooks of incidents (runbooks/escalation.py, messages.py).
+
+    `lookback_min`: how far before an incident was opened its timeline, post-mortem and
+    hand-off reach back for the journal events of the components involved (minutes). An
+    incident is opened on purpose, often some time after what started it (the rollback, the
+    failed sync): those events belong to its story. 30 by default; 0 shows only what happened
+    once the incident was open."""
+
     response_source: str = "incident-response"
+    lookback_min: Annotated[float, Bounds(ge=0, le=7 * 24 * 60)] = 30.0
     roles: dict[str, ContactOptions] = field(default_factory=_default_roles)
     severities: dict[IncidentSeverity, SeverityOptions] = field(default_factory=_default_severities)
     webhooks: dict[IncidentSeverity, WebhookOptions] = field(default_factory=dict)  # off by default

@@ -18,7 +18,8 @@ import asyncio
 import gc
 import os
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.text import Text
@@ -78,18 +79,22 @@ class OneiricApp(App):
     ]
 
     def __init__(self, engine: Engine, *, read_only: bool = False, autostart: bool = True,
-                 may_host: bool = True, read_only_reason: str | None = None) -> None:
+                 may_host: bool = True, read_only_reason: str | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         """`autostart=False` shows the configuration without starting providers (snapshot tests
         use it so nothing time-dependent is on screen). `may_host=False` makes a console that
         is only ever a client (a web session, web_tab.py): it follows whichever process hosts
         and, while none does, waits for one instead of taking over. `read_only_reason` ends
-        the sentence a refused key shows ("read-only: p would pause adapter/cache (...)")."""
+        the sentence a refused key shows ("read-only: p would pause adapter/cache (...)").
+        `clock` is the wall clock the incident screens read (ages, update reminders), time.time
+        unless given: tests move it forward instead of waiting."""
         # What exists now (imports, settings, the registry) lives as long as the console: keep
         # the collector from walking it again in every full collection while the first frame
         # is built (with 10,000 candidates each such walk took tens of milliseconds).
         gc.freeze()
         super().__init__()
         self.engine = engine
+        self.clock: Callable[[], float] = clock or time.time
         self.autostart = autostart
         self.may_host = may_host
         self.read_only_reason = read_only_reason
@@ -367,6 +372,35 @@ class OneiricApp(App):
             return
         self.main.query_one(HealthTable).tick(self.engine.health.track)
         self.refresh_remote()  # ages and retry times move on
+        self.remind_updates()
+
+    def remind_updates(self) -> None:
+        """The commander's reminder: a notification when the next status update of an incident
+        this operator commands is due (the severity's cadence; runbooks/board.py), recorded on
+        its timeline so that it is given once per due time."""
+        if not self.can_change:
+            return
+        from oneiric_core.runbooks.board import due_updates, record_reminder  # not needed for the first frame
+        from oneiric_core.runbooks.incidents import Incidents
+
+        try:
+            incidents = Incidents(self.engine)
+            now = self.clock()
+            for due in due_updates(incidents, commander=self.engine.actor, now=now):
+                record_reminder(incidents, due, actor=self.engine.actor, now=now)
+                self.notify(f"{due.sentence()} M prepares it (I lists the incidents).", title="Status update due",
+                            severity="warning", timeout=30, markup=False)
+        except OneiricError:
+            return
+
+    def action_incidents(self) -> None:
+        """`I`: the incidents view (every incident not closed), over whatever screen is shown."""
+        from .screens.incidents_view import IncidentsScreen
+
+        if not self.is_screen_installed("incidents"):
+            self.install_screen(IncidentsScreen(), "incidents")
+        if self.screen is not self.get_screen("incidents"):
+            self.push_screen("incidents")
 
     def follow_store(self) -> None:
         """Client mode: the host lives in another process, so read what it wrote. When that
@@ -641,8 +675,10 @@ class OneiricApp(App):
                                     lambda t=state.task.id: self.action_open_upkeep(t))
         if not isinstance(screen, MainScreen):
             return
-        yield SystemCommand("Incidents", "Open the incident panel: walk a runbook, notes, post-mortem",
-                            screen.action_incident)
+        yield SystemCommand("Incidents", "Every open incident: severity, age, commander, walk; resume, close or "
+                            "message any of them", self.action_incidents)
+        yield SystemCommand("Incident panel", "Walk a runbook (a look until you open an incident), notes, "
+                            "post-mortem", screen.action_incident)
         if self.can_change:
             try:
                 pending = self.engine.pending_proposals()

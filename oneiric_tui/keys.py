@@ -62,7 +62,10 @@ KEY_HELP: tuple[HelpTask, ...] = (
         HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
         HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter",)),
         HelpRow("Clear the log filter", ids=("log.clear_filter",)),
-        HelpRow("Incident panel: walk a runbook, notes, post-mortem", ids=("incident.open", "pane.incident")),
+        HelpRow("Incident panel: walk a runbook (a look until o or a change opens an incident), notes, "
+                "post-mortem", ids=("incident.open", "pane.incident")),
+        HelpRow("Incidents: every open one with its age and walk; resume, close (C) or message (M) any of them",
+                ids=("incidents.view",)),
         HelpRow("Upkeep: maintenance due or overdue, upstream Oneiric settings not read", ids=("upkeep.open",)),
     )),
     HelpTask("Change the highlighted component (each asks first)", (

@@ -67,6 +67,7 @@ class MainScreen(Screen):
         Binding("i", "incident", "Incident", id="incident.open"),
         Binding("7", "incident", "Incident", show=False, id="pane.incident"),
         Binding("m", "app.open_upkeep", "Upkeep", show=False, id="upkeep.open"),
+        Binding("I", "app.incidents", "Incidents", show=False, id="incidents.view"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oneiric_core.runbooks.export import handoff, postmortem
+from oneiric_core.runbooks.export import handoff, md, postmortem
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import load_catalog
 from oneiric_core.runbooks.walker import Walker
@@ -136,3 +136,93 @@ def test_cli_incident_update_changes_severity_on_the_timeline(run_cli):
     assert run_cli("incident", "close", inc_id, "--resolution", "fixed").returncode == 0
     refused = run_cli("incident", "update", inc_id, "--severity", "P0")
     assert refused.returncode == 2 and "closed" in refused.stderr
+
+
+async def test_a_walk_is_a_look_until_its_first_change_opens_the_incident(engine):
+    """Walking component-not-found on a paused key runs checks and answers a question without
+    opening anything; the resume step (a change) needs an incident, which then carries the
+    steps walked so far; the probe-only and close steps never ask for one."""
+    from oneiric_core.runbooks.walk_incident import incident_of, needs_incident, open_for_walk, severity_for
+
+    incidents = Incidents(engine)
+    engine.pause("adapter", "cache", note="maintenance", actor="carol")
+    walker = Walker(load_catalog(DEMO), "component-not-found", engine, params={"domain": "adapter", "key": "cache"},
+                    actor="alice", severity="P0")
+    await walker.advance()
+    assert walker.node.id == "intentional" and not needs_incident(walker)
+    walker.answer("no - resume it")
+    assert walker.node.id == "resume" and needs_incident(walker)
+    assert incidents.list() == []  # the walk so far was a look
+    assert severity_for(walker) == "P0"
+    inc = open_for_walk(incidents, walker, "P2", actor="alice")
+    assert (inc.severity, inc.commander, inc.refs, inc.tree) == ("P2", "alice", ["adapter/cache"],
+                                                                 "component-not-found")
+    assert incident_of(walker) == inc.id and not needs_incident(walker)
+    texts = [e.text for e in incidents.entries(inc.id)]
+    assert any("-> paused" in t for t in texts) and any("-> no - resume it" in t for t in texts)
+    assert (await walker.perform()).outcome == "done"
+    assert len(incidents.list()) == 1
+
+
+async def test_postmortem_and_handoff_carry_evidence_the_events_before_opening_and_the_close(engine):
+    """An incident opened some minutes after what started it: the pause from before its opening
+    is in the post-mortem and the hand-off (within escalation.lookback_min), every check's
+    evidence is there line by line, and the close step's resolution, root cause and follow-ups."""
+    from oneiric_core.runbooks.walk_incident import open_for_walk
+
+    incidents = Incidents(engine)
+    engine.pause("adapter", "cache", note="disk swap on db-3", actor="carol")
+    walker = Walker(load_catalog(DEMO), "component-not-found", engine, params={"domain": "adapter", "key": "cache"},
+                    actor="alice")
+    await walker.advance()
+    walker.answer("no - resume it")
+    inc = open_for_walk(incidents, walker, "P1", actor="alice")
+    # opened ten minutes after the pause that started it (moved, as a late opening would be)
+    engine.store.update_incident(inc.id, {"opened_at": inc.opened_at + 600})
+    await walker.perform()
+    await walker.advance()
+    incidents.close(inc.id, "resumed the cache", actor="alice", root_cause="a pause left after maintenance",
+                    follow_ups=["alert on keys paused over an hour"])
+
+    check = next(e for e in incidents.entries(inc.id) if e.data.get("node") == "blocked")
+    assert check.data["evidence"]
+    text = postmortem(incidents, inc.id)
+    before = text.split("## Before it was opened", 1)[1].split("## Timeline", 1)[0]
+    assert "30 min before the incident was opened" in before
+    assert "activity-changed" in before and "carol" in before and "disk swap on db-3" in before
+    found = text.split("## What the checks found", 1)[1].split("## Actions", 1)[0]
+    assert "blocked" in found and "paused" in found
+    for line in check.data["evidence"]:
+        assert f"  - {md(line)}" in found, line
+    assert "a pause left after maintenance" in text and "alert on keys paused over an hour" in text
+    hand = handoff(incidents, inc.id)
+    for needle in ("## Before it was opened", "disk swap on db-3", "## Root cause", "a pause left after maintenance",
+                   "## Follow-ups", "alert on keys paused over an hour", f"  - {md(check.data['evidence'][0])}"):
+        assert needle in hand, needle
+    # with no look-back, the events from before the opening are left out
+    engine.settings.app.escalation.lookback_min = 0
+    before = postmortem(Incidents(engine), inc.id).split("## Before it was opened", 1)[1].split("## Timeline", 1)[0]
+    assert "none." in before and "disk swap on db-3" not in before
+
+
+async def test_the_close_step_closes_the_walks_incident_with_all_three_fields(engine):
+    """incident-response's close step closes the incident it records on (the CLI's fields); a
+    walk recording on none (a drill, `runbook walk`) has nothing to close and says so."""
+    from oneiric_core.runbooks.actions import perform
+    from oneiric_core.runbooks.facts import FactContext
+
+    incidents = Incidents(engine)
+    inc = incidents.open("cache down", "P1", commander="alice")
+    params = {"incident": inc.id, "resolution": "restarted redis", "root_cause": "disk full",
+              "follow_ups": "alert on disk; runbook for redis disks"}
+    outcome = await perform("close-incident", FactContext(engine, params), "alice")
+    assert outcome.outcome == "done" and f"incident #{inc.id} closed" in outcome.message
+    closed = incidents.get(inc.id)
+    assert (closed.status, closed.resolution, closed.root_cause) == ("closed", "restarted redis", "disk full")
+    assert closed.follow_ups == ["alert on disk", "runbook for redis disks"]
+    again = await perform("close-incident", FactContext(engine, params), "alice")
+    assert again.outcome == "done" and "already closed" in again.message
+    none = await perform("close-incident", FactContext(engine, {}), "alice")
+    assert none.outcome == "done" and "no incident" in none.message
+    tree = load_catalog(DEMO).get("incident-response")
+    assert tree.node("close").action == "close-incident"

@@ -176,3 +176,15 @@ def test_game_day_scores_the_exit_the_operator_reached(tmp_path, demo_settings, 
                 proc.kill()
             os.close(main)
     assert run_cli("activity", "--json").json()["totals"]["paused"] == 0  # the operator's own state: untouched
+
+
+def test_walk_that_stops_before_acting_opens_no_incident(run_cli):
+    """A look: the checks run and the question is answered, the action is declined, and the
+    store has no incident afterwards (and the key stays as it was)."""
+    assert run_cli("pause", "--key", "cache").returncode == 0
+    walk = run_cli("runbook", "walk", "component-not-found", "--key", "cache",
+                   "--answer", "intentional=no", "--answer", "resume=stop")
+    assert walk.returncode == 0, walk
+    assert "The walk stopped at component-not-found:resume; nothing further was done." in walk.stdout
+    assert run_cli("incident", "list", "--json").json() == {"incidents": []}
+    assert run_cli("activity", "--json").json()["totals"]["paused"] == 1

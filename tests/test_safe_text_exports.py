@@ -23,7 +23,7 @@ RESOLUTION = "restarted `rm -rf` &#x202e; [link=http://evil]x[/link]"
 FOLLOW_UP = "1. alert on **rollbacks**\nand = heading?"
 OUR_H2 = {"Summary", "Impact", "Timeline", "Actions and approvals", "Root cause", "Resolution",
           "Follow-ups", "Notes", "Issue", "Diagnostics done", "Solutions attempted", "Current state",
-          "Who to reach", "Assistance needed"}
+          "Who to reach", "Assistance needed", "Before it was opened", "What the checks found"}
 
 
 def rendered(markdown: str) -> str:

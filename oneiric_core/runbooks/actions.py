@@ -8,8 +8,17 @@ drain, resume, probe, sync and reload run when the operator confirms the step in
 the host. `manual` is a step only the operator can do (edit a file, restart a service): the
 operator says whether it was done.
 
+`close-incident` closes the incident the walk records on (its `incident` parameter) with
+the resolution, root cause and follow-ups the operator gives (the fields of `oneiric incident
+close`); a walk that records on none (a look, a drill, `oneiric runbook walk`) has nothing to
+close and says so.
+
 Each action returns an ActionOutcome whose `outcome` word the tree branches on:
 applied | failed | rejected | expired | pending (swap), done | failed (the others).
+
+An action `mutates` when performing it changes something (the engine, or, for a manual step,
+whatever the operator did outside): the first such step of a walk opens an incident
+(walk_incident.py). A probe only looks, and closing an incident is no reason to open one.
 """
 
 from __future__ import annotations
@@ -48,14 +57,16 @@ class Action:
     changes: str
     needs: tuple[str, ...] = ()
     via_proposal: bool = False
+    mutates: bool = True
 
 
 ACTIONS: dict[str, Action] = {}
 
 
-def action(name: str, changes: str, needs: tuple[str, ...] = (), *, via_proposal: bool = False) -> Callable[[Any], Any]:
+def action(name: str, changes: str, needs: tuple[str, ...] = (), *, via_proposal: bool = False,
+           mutates: bool = True) -> Callable[[Any], Any]:
     def register(fn: Callable[[FactContext, str], Awaitable[ActionOutcome]]) -> Any:
-        ACTIONS[name] = Action(name, fn, changes, needs, via_proposal)
+        ACTIONS[name] = Action(name, fn, changes, needs, via_proposal, mutates)
         return fn
 
     return register
@@ -196,7 +207,8 @@ async def act_drain(ctx: FactContext, actor: str) -> ActionOutcome:
                          requested_by=actor, approved_by=actor)
 
 
-@action("probe", "runs the health check of what serves {domain}/{key} now (journaled)", ("domain", "key"))
+@action("probe", "runs the health check of what serves {domain}/{key} now (journaled)", ("domain", "key"),
+        mutates=False)
 async def act_probe(ctx: FactContext, actor: str) -> ActionOutcome:
     from .facts import key_probe
 
@@ -250,3 +262,26 @@ async def act_clear_artifact(ctx: FactContext, actor: str) -> ActionOutcome:
 @action("manual", "a step only the operator can do (edit a file, restart a service): confirm when done")
 async def act_manual(ctx: FactContext, actor: str) -> ActionOutcome:
     return ActionOutcome("done", f"{actor} confirmed the step was done", requested_by=actor, approved_by=actor)
+
+
+@action("close-incident", "closes this walk's incident with the resolution, root cause and follow-ups you give",
+        mutates=False)
+async def act_close_incident(ctx: FactContext, actor: str) -> ActionOutcome:
+    from .incidents import Incidents
+
+    incident = ctx.params.get("incident")
+    if incident in (None, ""):
+        return ActionOutcome("done", "this walk records on no incident; nothing to close", requested_by=actor)
+    incidents = Incidents(ctx.engine)
+    current = incidents.get(int(incident))
+    if current.status == "closed":
+        return ActionOutcome("done", f"incident #{current.id} was already closed: {current.resolution}",
+                             requested_by=actor)
+    resolution = str(ctx.param("resolution"))
+    follow_ups = ctx.params.get("follow_ups") or []
+    if isinstance(follow_ups, str):
+        follow_ups = [f.strip() for f in follow_ups.split(";") if f.strip()]
+    root_cause = ctx.params.get("root_cause")
+    inc = incidents.close(int(incident), resolution, actor=actor,
+                                      root_cause=str(root_cause) if root_cause else None, follow_ups=list(follow_ups))
+    return ActionOutcome("done", f"incident #{inc.id} closed: {inc.resolution}", requested_by=actor, approved_by=actor)

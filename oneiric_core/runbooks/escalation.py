@@ -7,7 +7,8 @@ from typing import Any
 SEVERITIES = ("P0", "P1", "P2", "P3")
 
 
-def _minutes(value: float | None) -> str:
+def minutes_text(value: float | None) -> str:
+    """A number of minutes as an operator reads it: "15 min", "4 h"."""
     if value is None:
         return "none set"
     if value >= 60 and value % 60 == 0:
@@ -49,12 +50,12 @@ class Escalation:
             return "no severity set"
         sev = self.options.severities[severity]
         main = self.response_min(severity)
-        others = [f"{src}: {_minutes(v)}" for src, v in sev.response_min.items() if src != self.options.response_source]
-        text = f"{severity} {sev.name}: respond within {_minutes(main)} ({self.options.response_source})"
+        others = [f"{src}: {minutes_text(v)}" for src, v in sev.response_min.items() if src != self.options.response_source]
+        text = f"{severity} {sev.name}: respond within {minutes_text(main)} ({self.options.response_source})"
         if others:
             text += f"; other runbooks say {', '.join(others)}"
         if sev.resolve_min is not None:
-            text += f"; resolve within {_minutes(sev.resolve_min)}"
+            text += f"; resolve within {minutes_text(sev.resolve_min)}"
         return text
 
     def contact(self, role: str) -> dict[str, Any]:

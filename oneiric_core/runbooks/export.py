@@ -53,10 +53,42 @@ def _list(values: Any) -> str:
     return ", ".join(md(v) for v in values)
 
 
+def _lookback(incidents: Incidents) -> str:
+    minutes = incidents.lookback_s() / 60
+    return f"{minutes:g} min"
+
+
+def _before(incidents: Incidents, timeline: list[Any]) -> list[str]:
+    """The journal events of the involved components in the window before the incident was
+    opened (app.yml escalation.lookback_min): what started it is usually among them."""
+    before = [e for e in timeline if e.data.get("before_open")]
+    out = [f"Journal events of the components involved in the {_lookback(incidents)} before the incident was "
+           "opened (app.yml escalation.lookback_min):", ""]
+    if not before:
+        return out[:1] + ["", "none."]
+    out += ["| time | who | what |", "|---|---|---|"]
+    out += [f"| {_when(e.ts)} | {md(e.actor)} | {md(e.text)} |" for e in before]
+    return out
+
+
+def _findings(entries: list[Any]) -> list[str]:
+    """Every check the walk ran, with its verdict and each line of its evidence."""
+    out = []
+    for e in entries:
+        data = e.data
+        if e.kind != "step" or data.get("kind") != "check":
+            continue
+        out.append(f"- {_when(e.ts)} {md(data.get('tree'))}:{md(data.get('node'))}: {md(data.get('text'))} -> "
+                   f"{md(data.get('value'))}")
+        out += [f"  - {md(line)}" for line in data.get("evidence") or []]
+    return out or ["- no check was run on this incident"]
+
+
 def postmortem(incidents: Incidents, incident_id: int) -> str:
     inc = incidents.get(incident_id)
     esc = incidents.escalation
-    timeline = incidents.timeline(incident_id)
+    everything = incidents.timeline(incident_id)
+    timeline = [e for e in everything if not e.data.get("before_open")]
     actions = incidents.approvals(incident_id)
     notes = [e for e in timeline if e.kind == "note"]
     components = _list(inc.refs) or "none recorded"
@@ -70,10 +102,12 @@ def postmortem(incidents: Incidents, incident_id: int) -> str:
         f"- Runbook: {md(inc.tree or 'none')}", "",
         "## Summary", "", block(inc.summary or inc.resolution or "(to be written)"), "",
         "## Impact", "", block(inc.impact) if inc.impact else f"Components involved: {components}.", "",
+        "## Before it was opened", "", *_before(incidents, everything), "",
         "## Timeline", "",
         "| time | kind | who | what |", "|---|---|---|---|",
     ]
     out += [f"| {_when(e.ts)} | {md(e.kind)} | {md(e.actor)} | {md(e.text)} |" for e in timeline]
+    out += ["", "## What the checks found", "", *_findings(timeline)]
     out += ["", "## Actions and approvals", ""]
     if actions:
         out += ["| time | action | outcome | requested by | approved by | proposal |", "|---|---|---|---|---|---|"]
@@ -96,6 +130,7 @@ def handoff(incidents: Incidents, incident_id: int) -> str:
     inc = incidents.get(incident_id)
     esc = incidents.escalation
     entries = incidents.entries(incident_id)
+    everything = incidents.timeline(incident_id)
     checks = [e for e in entries if e.kind in ("step", "answer")]
     actions = incidents.approvals(incident_id)
     chain = esc.options.severities[inc.severity].escalate_to if inc.severity in esc.options.severities else []
@@ -109,8 +144,12 @@ def handoff(incidents: Incidents, incident_id: int) -> str:
         f"- Components: {_list(inc.refs) or 'none recorded'}", "",
         "## Diagnostics done", "",
     ]
-    out += [f"- {md(e.text)}" + (f" ({md('; '.join(e.data.get('evidence') or []))})" if e.data.get("evidence") else "")
-            for e in checks] or ["- none recorded"]
+    diagnostics = []
+    for e in checks:
+        diagnostics.append(f"- {md(e.text)}")
+        diagnostics += [f"  - {md(line)}" for line in e.data.get("evidence") or []]
+    out += diagnostics or ["- none recorded"]
+    out += ["", "## Before it was opened", "", *_before(incidents, everything)]
     out += ["", "## Solutions attempted", ""]
     out += [f"- {md(a['action'])} -> {md(a['outcome'])}"
             + (f", approved by {md(a['approved_by'])}" if a["approved_by"] else "")
@@ -127,6 +166,8 @@ def handoff(incidents: Incidents, incident_id: int) -> str:
                    f"{md(row.activity)}")
     if not inc.refs:
         out.append("- no component recorded")
+    out += ["", "## Root cause", "", block(inc.root_cause or "(not known yet)")]
+    out += ["", "## Follow-ups", ""] + ([f"- [ ] {md(f)}" for f in inc.follow_ups] or ["- none recorded yet"])
     out += ["", "## Who to reach", ""]
     for link in chain:
         role = link.split(":", 1)[-1].strip()

@@ -212,7 +212,7 @@ class Incidents:
     def recorder(self, incident_id: int) -> Any:
         """A Walker `recorder`: each step goes on the incident's timeline, and the components the
         walk touches join the incident."""
-        def record(step: Any) -> None:
+        def record(step: Any, replay: bool = False) -> None:
             kind = {"check": "step", "question": "answer", "action": "action", "escalate": "escalation",
                     "done": "step"}.get(step.kind, "step")
             if step.kind == "question":
@@ -223,7 +223,8 @@ class Incidents:
             else:
                 text = f"[{step.tree}] {step.text} -> {step.value}"
             self.add_entry(incident_id, kind, step.actor, text, step.to_dict(), ts=step.ts)
-            if step.severity:  # an answer that classifies the incident (`sets: severity`)
+            if step.severity and not replay:  # an answer that classifies the incident (`sets: severity`); a
+                # step made before the incident was opened was weighed when its severity was chosen
                 self.update(incident_id, severity=step.severity, actor=step.actor)
         return record
 
@@ -233,7 +234,7 @@ class Incidents:
         record = self.recorder(incident_id)
         if not resumed:
             for step in walker.history:
-                record(step)
+                record(step, replay=True)
         previous = walker.recorder
         params = walker.params
 
@@ -301,23 +302,30 @@ class Incidents:
         rows = self.store.incident_entries(int(incident_id))
         return [Entry(r["ts"], r["kind"], r["actor"], r["text"], json.loads(r["data"] or "{}")) for r in rows]
 
+    def lookback_s(self) -> float:
+        """How far before its opening an incident's story reaches (app.yml escalation.lookback_min)."""
+        return float(getattr(self.escalation.options, "lookback_min", 0.0) or 0.0) * 60
+
     def timeline(self, incident_id: int, *, limit_events: int = 500) -> builtins.list[Entry]:
         """Recorded entries merged with the journal events of the involved components (and every
-        swap decision about them) between opening and closing, oldest first. Journal retention
-        keeps these rows while the incident is open (retention.py)."""
+        swap decision about them) from `lookback_s()` before opening until closing, oldest
+        first; an event from before the opening carries `data["before_open"]`. Journal
+        retention keeps every event of an involved component while the incident is open."""
         inc = self.get(incident_id)
         out = self.entries(incident_id)
         until = inc.closed_at or time.time() + 1
+        since = inc.opened_at - max(self.lookback_s(), INCIDENT_WINDOW_LEAD_S)
         seen: set[int] = set()
         for ref in inc.refs:
             domain, _, key = ref.partition("/")
-            since = inc.opened_at - INCIDENT_WINDOW_LEAD_S
             for e in self.engine.journal(domain=domain, key=key, since_ts=since, limit=limit_events):
                 if e.id in seen or e.ts > until:
                     continue
                 seen.add(e.id or 0)
-                out.append(Entry(e.ts, "event", e.actor, f"{e.kind}: {e.message}",
-                                 {"kind": e.kind, "id": e.id, "outcome": e.outcome, "provider": e.provider}, "journal"))
+                data = {"kind": e.kind, "id": e.id, "outcome": e.outcome, "provider": e.provider}
+                if e.ts < inc.opened_at - INCIDENT_WINDOW_LEAD_S:
+                    data["before_open"] = True
+                out.append(Entry(e.ts, "event", e.actor, f"{e.kind}: {e.message}", data, "journal"))
         out.sort(key=lambda entry: entry.ts)
         return out
 

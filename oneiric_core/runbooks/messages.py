@@ -141,12 +141,14 @@ def compose(incidents: Incidents, incident_id: int, kind: str, fmt: str = "text"
     return Message(inc.id, kind, fmt, text, values)
 
 
-def record(incidents: Incidents, message: Message, *, actor: str, delivered: str | None = None) -> None:
-    """Put the message on the incident's timeline (what was said, and where it went)."""
+def record(incidents: Incidents, message: Message, *, actor: str, delivered: str | None = None,
+           ts: float | None = None) -> None:
+    """Put the message on the incident's timeline (what was said, and where it went); `ts` is
+    when, for a front door with its own clock (the console's is injectable)."""
     where = f"; {delivered}" if delivered else "; prepared to send"
     incidents.add_entry(message.incident, "message", actor, f"{message.kind} message{where}",
                         {"kind": message.kind, "format": message.format, "text": message.text,
-                         "delivered": delivered})
+                         "delivered": delivered}, ts=ts)
 
 
 def webhook_body(message: Message, fmt: str) -> dict[str, Any]:

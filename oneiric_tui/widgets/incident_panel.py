@@ -6,6 +6,12 @@ first); once one is picked it shows the current node, the evidence of the check 
 there, the choices, the path so far, and the incident's timeline beside it. `esc` leaves the
 view; the walk and its incident stay, and `i`/`7` come back to them.
 
+Walking is a look and records nothing. An incident is opened on purpose: `o`, or before the
+walk's first step that changes something (oneiric_core.runbooks.walk_incident), each time
+after asking its severity with the walk's own preselected (screens/incident_dialogs.py). A
+`close-incident` step and `C` ask for the resolution, root cause and follow-ups; `M` shows the
+incident's messages ready to copy; `I` lists every open incident.
+
 Nothing here decides anything: the walker (oneiric_core.runbooks.walker) moves, the
 Incidents store records, export.postmortem writes the Markdown. Walker calls that await run
 in workers, so the main view's panes stay live underneath.
@@ -41,6 +47,7 @@ from oneiric_core.runbooks.export import handoff, postmortem, save, state_dir_pa
 from oneiric_core.runbooks.facts import MissingParam
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
+from oneiric_core.runbooks.walk_incident import needs_incident, open_for_walk, severity_choices, severity_for
 from oneiric_core.runbooks.walker import Walker
 from oneiric_core.text import multi_line, one_line, plain, styled
 
@@ -48,6 +55,7 @@ from ..keys import vim_keys
 from ..screens._style import dialog_box_css
 from ..screens.confirm import ConfirmDialog
 from .follow_ups import flag, follow_up_flags, follow_up_text
+from ..screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
 from .key_bar import KeyBar
 
 if TYPE_CHECKING:
@@ -59,7 +67,8 @@ TIMELINE_LINES = 200
 TIMELINE_EVERY_S = 3
 EVIDENCE_LINES = 3  # evidence lines under each step in the timeline
 # Actions here that change the system: dimmed and inert when the console cannot change anything.
-MUTATING = {"perform"}
+MUTATING = {"perform", "open_incident", "close_incident"}
+NEEDS_INCIDENT = {"note", "export", "export_handoff", "close_incident", "message"}
 
 
 def _clock(ts: float) -> str:
@@ -167,7 +176,10 @@ class IncidentScreen(Screen):
         Binding("n", "note", "Note", id="incident.note"),
         Binding("x", "export", "Export", id="incident.export"),
         Binding("X", "export_handoff", "Hand-off", show=False, id="incident.handoff"),
+        Binding("o", "open_incident", "Open incident", id="incident.open_incident"),
         Binding("C", "close_incident", "Close", id="incident.close"),
+        Binding("M", "message", "Message", id="incident.message"),
+        Binding("I", "app.incidents", "Incidents", show=False, id="incident.incidents"),
         Binding("pagedown", "scroll_node(1)", "Scroll the node", show=False, id="incident.scroll_down"),
         Binding("pageup", "scroll_node(-1)", "Scroll the node", show=False, id="incident.scroll_up"),
         Binding("question_mark", "help", "Help", show=False, id="incident.help"),
@@ -289,7 +301,7 @@ class IncidentScreen(Screen):
             if inc is not None:
                 esc = self.incidents.escalation if self.incidents else None
                 target = esc.response_min(inc.severity) if esc else None
-                elapsed = inc.elapsed_s()
+                elapsed = inc.elapsed_s(self.oneiric.clock())
                 text.append(f"\n #{inc.id} {one_line(inc.severity)} {inc.status} | elapsed {_elapsed(elapsed)}")
                 if target is not None:
                     over = elapsed > target * 60
@@ -299,7 +311,9 @@ class IncidentScreen(Screen):
                 text.append(f" | cmdr {one_line(inc.commander)}")
             else:
                 sev = f"{one_line(walker.severity)} " if walker.severity else ""
-                text.append(f"\n no incident (read-only) | {sev}| elapsed {_elapsed(time.time() - walker.started_at)}")
+                why = "read-only" if not self.oneiric.can_change else "a look: o opens one, a change asks"
+                text.append(f"\n no incident ({why}) | {sev}| elapsed "
+                            f"{_elapsed(self.oneiric.clock() - walker.started_at)}")
             text.append(f" | {'working...' if self.busy else one_line(WALK_STATUS.get(walker.status, walker.status))}")
         self.query_one("#inc-head", Static).update(text)
 
@@ -386,12 +400,16 @@ class IncidentScreen(Screen):
                 for label in view["choices"]:
                     options.append(_option(label, id=f"answer:{label}"))
             elif view["kind"] == "action":
-                what = "Done: I did this step" if action["name"] == "manual" else f"Perform: {action['name']}"
+                what = {"manual": "Done: I did this step",
+                        "close-incident": "Close the incident: resolution, root cause, follow-ups"}.get(
+                    action["name"], f"Perform: {action['name']}")
                 if walker.status == "waiting":
                     options.append(_option("Waiting for the proposal's decision (checked every few seconds)",
                                           id="wait", disabled=True))
                 elif self.check_action("perform", ()) is True:
-                    options.append(_option(f"{what} (asks to confirm)", id="perform"))
+                    asks = "asks for them" if action["name"] == "close-incident" and self.incident_id is not None \
+                        else "asks to confirm"
+                    options.append(_option(f"{what} ({asks})", id="perform"))
                 else:
                     options.append(_option(f"{what} (disabled: read-only)", id="perform", disabled=True))
             elif view["kind"] == "check":
@@ -497,7 +515,8 @@ class IncidentScreen(Screen):
             parts.append(Text("Nothing yet.", style="dim"))
         shown: list[str] = [str(p) for p in parts]
         for ts, kind, actor, line, data in entries[-TIMELINE_LINES:]:
-            heading = Text.assemble((f"{_clock(ts)} ", "dim"), (one_line(kind), "bold"),
+            shown_kind = f"{kind}, before it was opened" if data.get("before_open") else kind
+            heading = Text.assemble((f"{_clock(ts)} ", "dim"), (one_line(shown_kind), "bold"),
                                     (f" ({one_line(actor)})" if actor else "", "dim"))
             parts += [heading, Padding(plain(line, multiline=True), (0, 0, 0, 2))]
             shown += [heading.plain, line]
@@ -516,7 +535,9 @@ class IncidentScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING and not self.oneiric.can_change:
             return None
-        if action in ("note", "export") and self.incident_id is None:
+        if action in NEEDS_INCIDENT and self.incident_id is None:
+            return None
+        if action == "open_incident" and (self.walker is None or self.incident_id is not None):
             return None
         if action in ("back", "rerun") and self.walker is None:
             return None
@@ -616,25 +637,28 @@ class IncidentScreen(Screen):
         params = {"domain": self.ref.domain.value, "key": self.ref.key} if self.ref is not None else {}
         engine = app.engine
         escalation = Escalation.from_engine(engine)
-        severity = tree.severity or DEFAULT_SEVERITY
+        severity = tree.severity or DEFAULT_SEVERITY  # preselected when an incident is opened
+        # A look: nothing is recorded until the operator opens an incident (o) or a step
+        # that changes something asks for one.
         self.walker = Walker(catalog, tree_id, engine, params=params, actor=engine.actor,
                              escalation=escalation, severity=severity)
         self.incidents, self.incident_id = None, None
         self.asked = []
-        if app.can_change:  # read-only: walk and read, record nothing
-            try:
-                self.incidents = Incidents(engine)
-                title = tree.title + (f": {self.ref}" if self.ref is not None else "")
-                refs = [f"{self.ref.domain.value}/{self.ref.key}"] if self.ref is not None else []
-                inc = self.incidents.open(title, severity, refs=refs, tree=tree_id)
-                self.incident_id = inc.id
-                self.incidents.claim_walk(inc.id, engine.actor)
-                self.incidents.attach_walk(inc.id, self.walker)
-            except OneiricError as exc:
-                self.notify(f"No incident recorded: {exc}", severity="warning", markup=False)
-                self.incidents, self.incident_id = None, None
         self.refresh_bindings()
         self._advance()
+
+    def resume_incident(self, incident_id: int) -> None:
+        """Show incident `incident_id`'s walk (the incidents view's enter): the one shown already
+        stays as it is; another one is taken up where its walk was saved. A look walked
+        meanwhile (no incident) is dropped."""
+        if self.incident_id == incident_id and self.walker is not None:
+            self.render_all()
+            return
+        if self.busy:
+            self.notify("Still working on the last step.", severity="warning")
+            return
+        self._stop_polling()
+        self._resume(incident_id)
 
     def _resume(self, incident_id: int) -> None:
         """Take up the walk saved on an incident (another console's, or this one's before a restart)."""
@@ -650,6 +674,7 @@ class IncidentScreen(Screen):
                                  "walk on there, or quit that console first.")
             walker = Walker.from_state(self._load(), engine, state, escalation=Escalation.from_engine(engine))
             walker.actor = engine.actor  # whoever walks on from here
+            walker.set_param("incident", incident_id)  # what its close step closes
             incidents.claim_walk(incident_id, engine.actor)
             incidents.attach_walk(incident_id, walker, resumed=True)
             incidents.add_entry(incident_id, "step", engine.actor,
@@ -729,6 +754,11 @@ class IncidentScreen(Screen):
             return
         view = self.walker.view()
         action = view.get("action") or {}
+        inc = self._incident()
+        if action.get("name") == "close-incident" and inc is not None and inc.status != "closed":
+            self.app.push_screen(CloseIncidentDialog(inc.id, inc.title, root_cause=inc.root_cause,
+                                                     follow_ups=inc.follow_ups), self._close_step)
+            return
         if action.get("name") == "manual":
             title, body, button = "Is this step done?", f"{view['text']}\nThe console cannot do it; confirm that " \
                 "you did it. It is recorded on the incident's timeline.", "Done"
@@ -737,7 +767,60 @@ class IncidentScreen(Screen):
             body = f"{view['text']}\nChanges: {action.get('changes', '')}."
             if action.get("via_proposal"):
                 body += " It becomes a swap proposal; the approvals policy decides when it applies."
-        self.app.push_screen(ConfirmDialog(title, body, button), lambda ok: self._perform() if ok else None)
+        self.app.push_screen(ConfirmDialog(title, body, button), lambda ok: self._confirmed() if ok else None)
+
+    def _confirmed(self) -> None:
+        """The step is confirmed: the first one that changes something opens the incident first."""
+        if self.walker is not None and needs_incident(self.walker):
+            self._ask_severity("This step changes something, so it is recorded on an incident. Its severity?",
+                               then=self._perform, refused="No incident was opened, so the step was not performed.")
+        else:
+            self._perform()
+
+    def action_open_incident(self) -> None:
+        """`o`: record this walk on a new incident now (its steps so far go on the timeline)."""
+        if self.walker is None or self.incident_id is not None or not self.oneiric.can_change:
+            return
+        self._ask_severity("Open an incident for this walk: its steps so far go on its timeline, and you are "
+                           "its commander.", then=None, refused=None)
+
+    def _ask_severity(self, body: str, *, then: Any, refused: str | None) -> None:
+        walker = self.walker
+        if walker is None:
+            return
+        incidents = Incidents(self.oneiric.engine)
+        dialog = SeverityDialog(f"Open an incident: {walker.tree.title}", body, severity_choices(incidents),
+                                severity_for(walker))
+        self.app.push_screen(dialog, lambda sev: self._open_with(incidents, sev, then, refused))
+
+    def _open_with(self, incidents: Incidents, severity: str | None, then: Any, refused: str | None) -> None:
+        walker = self.walker
+        if walker is None:
+            return
+        if not severity:
+            if refused:
+                self.notify(refused, severity="warning")
+            return
+        engine = self.oneiric.engine
+        try:
+            inc = open_for_walk(incidents, walker, severity, actor=engine.actor)
+        except OneiricError as exc:
+            self.notify(f"No incident was opened: {exc}", severity="error", markup=False)
+            return
+        self.incidents, self.incident_id = incidents, inc.id
+        self.refresh_bindings()
+        self.notify(f"Incident #{inc.id} ({inc.severity}) opened; you are its commander.", markup=False)
+        self.render_all()
+        if then is not None:
+            then()
+
+    def _close_step(self, values: dict[str, Any] | None) -> None:
+        """The close-incident step, with the three fields the dialog asked for."""
+        if not values or self.walker is None:
+            return
+        for name in ("resolution", "root_cause", "follow_ups"):
+            self.walker.set_param(name, values[name])
+        self._perform()
 
     @work(group="incident-walk", exit_on_error=False)
     async def _perform(self) -> None:
@@ -823,19 +906,30 @@ class IncidentScreen(Screen):
         self.notify(f"{what} written to {path}", title="Exported", markup=False, timeout=15)
 
     def action_close_incident(self) -> None:
-        """`C`: close the incident with a resolution (asked for; the walk can stay)."""
-        if self.incidents is None or self.incident_id is None:
+        """`C`: close the incident with its resolution, root cause and follow-ups (the fields of
+        `oneiric incident close`); the walk can stay."""
+        inc = self._incident()
+        if inc is None:
             return
-        self.app.push_screen(TextPrompt(f"Resolution of incident #{self.incident_id}", "what fixed it"),
-                             self._close)
+        self.app.push_screen(CloseIncidentDialog(inc.id, inc.title, root_cause=inc.root_cause,
+                                                 follow_ups=inc.follow_ups), self._close)
 
-    def _close(self, resolution: str | None) -> None:
-        if not resolution or self.incidents is None or self.incident_id is None:
+    def _close(self, values: dict[str, Any] | None) -> None:
+        if not values or self.incidents is None or self.incident_id is None:
             return
         try:
-            self.incidents.close(self.incident_id, resolution)
+            inc = self.incidents.close(self.incident_id, values["resolution"], root_cause=values["root_cause"] or None,
+                                       follow_ups=values["follow_ups"])
         except OneiricError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
-        self.notify(f"Incident #{self.incident_id} closed: {resolution}", markup=False)
+        self.notify(f"Incident #{inc.id} closed: {inc.resolution}", markup=False)
         self.render_all()
+
+    def action_message(self) -> None:
+        """`M`: the incident's announce / update / resolved message, ready to copy (OSC 52)."""
+        if self.incident_id is None:
+            return
+        from ..screens.incident_message import MessageScreen
+
+        self.app.push_screen(MessageScreen(self.incident_id), lambda _: self._render_timeline())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_tui.screens.confirm import ConfirmDialog
+from oneiric_tui.screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
 from oneiric_tui.widgets.incident_panel import IncidentScreen, TextPrompt
 from tests.tui.conftest import ready, until
 from tests.tui.test_console import screen_text, to_cache
@@ -41,14 +42,34 @@ async def _open_on_paused_cache(pilot):
     return app, await _open_on_cache(pilot)
 
 
-async def _walk_paused_cache_to_intentional(pilot):
+async def _walk_paused_cache_to_intentional(pilot, *, open_incident: bool = False):
     """Component not found on the paused adapter/cache, walked to its question 'intentional?';
-    (app, screen, walker)."""
+    (app, screen, walker). With `open_incident`, `o` then opens one (its default severity)."""
     app, screen = await _open_on_paused_cache(pilot)
     await _pick(pilot, screen, "tree:component-not-found")
     walker = screen.walker
     await until(pilot, lambda: walker.node.id == "intentional" and not screen.busy)
+    if open_incident:
+        await open_with(pilot, screen)
     return app, screen, walker
+
+
+async def open_with(pilot, screen: IncidentScreen, severity: str | None = None) -> None:
+    """`o`, then the severity dialog: `severity` chosen with j/k (None: the preselected one)."""
+    await pilot.press("o")
+    await answer_severity(pilot, screen, severity)
+
+
+async def answer_severity(pilot, screen: IncidentScreen, severity: str | None = None) -> None:
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, SeverityDialog))
+    options = app.screen.query_one("#severities")
+    if severity is not None:
+        target = ["P0", "P1", "P2", "P3"].index(severity)
+        while options.highlighted != target:
+            await pilot.press("j" if (options.highlighted or 0) < target else "k")
+    await pilot.press("enter")
+    await until(pilot, lambda: screen.incident_id is not None and app.screen is screen)
 
 
 async def _walk_on_cache(pilot, tree: str):
@@ -67,6 +88,8 @@ async def _answer_resume_and_finish(pilot, screen: IncidentScreen) -> None:
     await _pick(pilot, screen, "perform")
     await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
     await pilot.press("y")
+    if screen.incident_id is None:  # the first change: it asks the severity of the incident it opens
+        await answer_severity(pilot, screen)
     await until(pilot, lambda: walker.node.kind == "done" and not screen.busy)
     assert app.engine.activity.get(app.engine.ref("adapter", "cache")).state == "active"
     await _pick(pilot, screen, "ack")
@@ -86,13 +109,17 @@ async def test_console_drives_component_not_found_to_resume(make_app):
         assert walker.params == {"domain": "adapter", "key": "cache"}
         text = screen_text(app)
         assert "carol" in text and "blocked > intentional" in text
-        assert "Incident" in text and "respond within" in text
+        # a look so far: nothing recorded
+        assert "no incident (a look" in text and screen.incident_id is None
+        assert Incidents(app.engine).list() == []
         await _answer_resume_and_finish(pilot, screen)
+        assert "respond within" in screen_text(app)
         assert "The walk is finished" in screen_text(app)
         # the timeline (beside the walk, and in the store) has the steps, the answer and the action
         entries = Incidents(app.engine).entries(screen.incident_id)
         kinds = [e.kind for e in entries]
-        assert kinds[0] == "status" and "answer" in kinds and "action" in kinds
+        # the steps walked before the resume opened it come first, then its opening, then the resume
+        assert kinds.index("step") < kinds.index("status") < kinds.index("action") and "answer" in kinds
         assert any("resume" in e.text.lower() for e in entries if e.kind == "action")
         timeline = screen.timeline_text
         assert "-> no - resume it" in timeline and "-> paused" in timeline and "resume" in timeline
@@ -112,10 +139,12 @@ async def test_console_drives_component_not_found_to_resume(make_app):
         await until(pilot, lambda: screen.last_export.name.endswith("-handoff.md"))
         assert "Post-mortem" not in screen.last_export.read_text()
         await pilot.press("C")
-        await until(pilot, lambda: isinstance(app.screen, TextPrompt))
-        await pilot.press(*"resumed the cache", "enter")
+        await until(pilot, lambda: isinstance(app.screen, CloseIncidentDialog))
+        await pilot.press(*"resumed the cache", "enter", *"pause left over", "enter", *"alert; review", "enter")
         await until(pilot, lambda: Incidents(app.engine).get(screen.incident_id).status == "closed")
-        assert Incidents(app.engine).get(screen.incident_id).resolution == "resumed the cache"
+        closed = Incidents(app.engine).get(screen.incident_id)
+        assert (closed.resolution, closed.root_cause, closed.follow_ups) == ("resumed the cache", "pause left over",
+                                                                              ["alert", "review"])
         # esc leaves; the walk stays, and i comes back to it
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is app.main)
@@ -127,7 +156,7 @@ async def test_console_drives_component_not_found_to_resume(make_app):
 async def test_backspace_goes_back_one_step(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        app, screen, walker = await _walk_paused_cache_to_intentional(pilot)
+        app, screen, walker = await _walk_paused_cache_to_intentional(pilot, open_incident=True)
         await _pick(pilot, screen, "answer:no - resume it")
         await until(pilot, lambda: walker.node.id == "resume")
         await pilot.press("backspace")
@@ -190,6 +219,7 @@ async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
         await pilot.press(*"memory-large", "enter")
         await _pick(pilot, screen, "perform")
         await pilot.press("y")
+        await answer_severity(pilot, screen)  # the swap is the walk's first change: it opens the incident
         await until(pilot, lambda: walker.status == "waiting")
         assert "waiting" in screen_text(app)
         # approve it where every proposal is approved
@@ -224,6 +254,7 @@ async def test_choice_label_follows_the_node_and_manual_steps_say_so(make_app):
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         assert "Is this step done?" in screen_text(app)
         await pilot.press("y")
+        await answer_severity(pilot, screen)  # a manual step is a change made outside: it opens the incident
         await until(pilot, lambda: walker.node.id == "drain" and not screen.busy)
         await until(pilot, lambda: str(choices.get_option_at_index(0).prompt).startswith("Perform: drain"))
         assert "Outcome:" in screen_text(app) and "confirmed the step was done" in screen_text(app)
@@ -234,7 +265,7 @@ async def test_a_walk_left_by_a_console_that_quit_is_resumed_by_the_next_one(mak
     open incident's walk and takes it up at the node where it was, its timeline intact."""
     first = make_app()
     async with first.run_test(size=(120, 40)) as pilot:
-        _, screen, walker = await _walk_paused_cache_to_intentional(pilot)
+        _, screen, walker = await _walk_paused_cache_to_intentional(pilot, open_incident=True)
         incident = screen.incident_id
         steps_before = [(s.node, s.value) for s in walker.history]
     # the first console has quit (its engine stopped); the next one starts on the same state
@@ -269,7 +300,7 @@ async def test_a_walk_another_console_is_walking_is_not_taken_up(make_app):
 
     first = make_app()
     async with first.run_test(size=(120, 40)) as pilot:
-        _, screen, _ = await _walk_paused_cache_to_intentional(pilot)
+        _, screen, _ = await _walk_paused_cache_to_intentional(pilot, open_incident=True)
         incident = screen.incident_id
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

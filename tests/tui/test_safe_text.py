@@ -157,8 +157,12 @@ async def test_every_pane_shows_outside_text_as_plain_text(tmp_path):
         await pilot.press("i")
         await until(pilot, lambda: app.screen.id == "incident" or type(app.screen).__name__ == "IncidentScreen")
         incident = app.screen
-        await pilot.press("enter")  # the first runbook: opens an incident commanded by the operator
-        await until(pilot, lambda: incident.incident_id is not None and not incident.busy)
+        await pilot.press("enter")  # the first runbook: a look
+        await until(pilot, lambda: incident.walker is not None and not incident.busy)
+        await pilot.press("o")  # opens an incident commanded by the operator, at its preselected severity
+        await until(pilot, lambda: bool(app.screen.query("#severities")))
+        await pilot.press("enter")
+        await until(pilot, lambda: incident.incident_id is not None and app.screen is incident)
         await pilot.press("n")
         await until(pilot, lambda: bool(app.screen.query("#prompt-input")))
         app.screen.query_one("#prompt-input", Input).value = INCIDENT_NOTE
