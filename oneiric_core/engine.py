@@ -574,6 +574,7 @@ class Engine:
         winner, start health probes and the command queue other processes talk to."""
         if self.started:
             return
+        await asyncio.to_thread(_warm_host_imports)
         before = self.session.acquire()
         self.is_host = True
         self.started = True
@@ -1254,6 +1255,25 @@ class Engine:
                     "requested_by": p.requested_by, "reason": p.reason, "created_at": p.created_at,
                 }
         return out
+
+
+# What only a host imports, lazily (telemetry, remote manifests and their crypto, the settings
+# watcher): ~300 modules that, imported on the event loop as start() reaches them, stalled it
+# for 100-150 ms. Imported on a thread first, the loop keeps turning (the GIL changes hands
+# every few milliseconds) and start() then finds them in sys.modules.
+HOST_MODULES = ("oneiric_core.telemetry", "oneiric_core.telemetry_config", "oneiric_core.telemetry_export",
+                "oneiric_core.telemetry_metrics", "oneiric_core.remote.manifest", "oneiric_core.remote.signing",
+                "oneiric_core.remote.upstream", "watchdog.observers")
+
+
+def _warm_host_imports() -> None:
+    import importlib
+
+    for name in HOST_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional part missing: start() says so where it needs it
+            pass
 
 
 def _as_principal(actor: Principal | str | None, default: Principal) -> Principal:
