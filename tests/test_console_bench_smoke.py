@@ -2,7 +2,8 @@
 
 No timing is asserted (the machines are noisy and `--quick` figures mean nothing): this
 only checks that `bench/console.py --quick` exits 0 and prints its tables and PASS/FAIL
-verdicts, and that `screenshots/make_screenshots.py --out DIR` writes the six SVGs.
+verdicts (and `--scale --quick`, the console and the headless host on 400 candidates), and
+that `screenshots/make_screenshots.py --out DIR` writes the six SVGs.
 About 25 s together on a 2-vCPU VM.
 """
 
@@ -21,6 +22,8 @@ TABLE_HEADERS = (
     ("phase", "presses", "key median ms", "key p95 ms", "key max ms"),
 )
 VERDICTS = ("cold start, demo", "cold start,", "event storm", "swap log bounded", "memory,")
+SCALE_HEADERS = ("host", "runs", "activation s", "ratio", "worst stall ms", "stall ratio", "RSS MB after activation")
+SCALE_VERDICTS = ("activation,", "loop stall during activation", "memory,")
 SCREENSHOTS = ("main-120x40.svg", "main-80x24.svg", "swap-picker-120x40.svg", "approval-120x40.svg",
                "rollback-120x40.svg", "help-120x40.svg")
 
@@ -37,6 +40,25 @@ def test_console_bench_runs_quick() -> None:
             f"no table header with {columns} in:\n{proc.stdout}"
     verdicts = [line for line in lines if re.match(r"^(PASS|FAIL): ", line)]
     for what in VERDICTS:
+        assert any(what in line for line in verdicts), f"no PASS/FAIL line about {what!r} in:\n{proc.stdout}"
+
+
+def test_console_scale_bench_runs_quick() -> None:
+    """The 50,000-component run (`make bench`, not `make test`) at 400 candidates: both hosts
+    run, the table and its three verdicts are printed, and the exit code is 0 without --check
+    (a FAIL at this size means nothing; --check is what makes a FAIL count)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "console_scale.py"), "--quick"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    assert any(all(col in line for col in SCALE_HEADERS) for line in lines), proc.stdout
+    for host in ("headless host (oneiric run)", "console 120x40"):
+        row = next((line for line in lines if line.startswith(host)), None)
+        assert row is not None and row.split()[-1] == "0/1", f"{host}: no row, or keys not ready:\n{proc.stdout}"
+    verdicts = [line for line in lines if re.match(r"^(PASS|FAIL): ", line)]
+    for what in SCALE_VERDICTS:
         assert any(what in line for line in verdicts), f"no PASS/FAIL line about {what!r} in:\n{proc.stdout}"
 
 

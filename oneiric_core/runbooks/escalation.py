@@ -50,7 +50,8 @@ class Escalation:
             return "no severity set"
         sev = self.options.severities[severity]
         main = self.response_min(severity)
-        others = [f"{src}: {minutes_text(v)}" for src, v in sev.response_min.items() if src != self.options.response_source]
+        others = [f"{src}: {minutes_text(v)}" for src, v in sev.response_min.items()
+                  if src != self.options.response_source]
         text = f"{severity} {sev.name}: respond within {minutes_text(main)} ({self.options.response_source})"
         if others:
             text += f"; other runbooks say {', '.join(others)}"

@@ -84,19 +84,30 @@ def candidate_label(provider: str, source: str, winner: bool, serving: bool, rea
     return text
 
 
-def domain_label(domain: Domain, statuses: list[ComponentStatus]) -> Text:
+def status_marks(status: ComponentStatus) -> tuple[int, int, int]:
+    """What a key adds to its domain's counts: (paused, failed, misconfigured), each 0 or 1."""
+    return (int(status.activity in ("paused", "draining", "drained")),
+            int(status.state == "failed" or status.health == "failed"), int(bool(status.misconfigured)))
+
+
+def domain_label(domain: Domain, counts: tuple[int, int, int, int]) -> Text:
+    """`counts`: (keys, paused, failed, misconfigured) of the domain."""
+    keys, *marks = counts
     text = Text(domain.plural, style="bold")
-    counts = [f"{len(statuses)} key" + ("" if len(statuses) == 1 else "s")]
-    for label, hit in (
-        ("paused", lambda s: s.activity in ("paused", "draining", "drained")),
-        ("failed", lambda s: s.state == "failed" or s.health == "failed"),
-        ("misconfigured", lambda s: bool(s.misconfigured)),
-    ):
-        n = sum(1 for s in statuses if hit(s))
+    words = [f"{keys} key" + ("" if keys == 1 else "s")]
+    for label, n in zip(("paused", "failed", "misconfigured"), marks, strict=True):
         if n:
-            counts.append(f"{n} {label}")
-    text.append(f"  ({', '.join(counts)})", style="dim")
+            words.append(f"{n} {label}")
+    text.append(f"  ({', '.join(words)})", style="dim")
     return text
+
+
+def count_marks(statuses: list[ComponentStatus]) -> tuple[int, int, int, int]:
+    paused = failed = misconfigured = 0
+    for status in statuses:
+        p, f, m = status_marks(status)
+        paused, failed, misconfigured = paused + p, failed + f, misconfigured + m
+    return (len(statuses), paused, failed, misconfigured)
 
 
 EXPAND_AT_MOST = 100  # keys in a domain shown open at start; larger domains open on demand
@@ -127,6 +138,9 @@ class ComponentTree(Tree[NodeData]):
         self._statuses: dict[ComponentRef, ComponentStatus] = {}
         self._candidates: dict[ComponentRef, tuple] = {}
         self._labels: dict[ComponentRef, Text] = {}
+        # Per domain: (keys, paused, failed, misconfigured), kept as keys change, so a batch
+        # relabels a domain at the cost of its changed keys, not of every key in it.
+        self._counts: dict[Domain, tuple[int, int, int, int]] = {}
 
     def get_label_width(self, node: TreeNode[NodeData]) -> int:
         """Same answer as Tree's, without rendering the label: the tree measures every line
@@ -149,50 +163,95 @@ class ComponentTree(Tree[NodeData]):
         self.cursor_line = self.last_line
 
     def populate(self, statuses: list[ComponentStatus]) -> None:
-        """Create or update every node; safe to call again with fresh data."""
+        """Create or update every node (and drop the keys that are gone); safe to call
+        again with fresh data."""
         by_domain: dict[Domain, list[ComponentStatus]] = {}
         for status in statuses:
             by_domain.setdefault(status.ref.domain, []).append(status)
+        present = {s.ref for s in statuses}
         self._deferring, self._invalidated = True, False
         try:
+            for ref in [r for r in self._statuses if r not in present]:
+                self._drop_key(ref)
             for domain in Domain:
                 rows = by_domain.get(domain, [])
                 if not rows:
                     continue
+                self._counts[domain] = count_marks(rows)
                 node = self._domains.get(domain)
                 if node is None:
                     small = len(rows) <= EXPAND_AT_MOST
                     node = self._domains[domain] = self.root.add(
-                        domain_label(domain, rows), NodeData(domain), expand=small)
+                        domain_label(domain, self._counts[domain]), NodeData(domain), expand=small)
                     if small:
                         self._built.add(domain)
                 else:
-                    node.set_label(domain_label(domain, rows))
+                    node.set_label(domain_label(domain, self._counts[domain]))
                 for status in rows:
-                    self._update_key(node, status)
+                    self._update_key(node, status, count=False)
         finally:
             self._deferring = False
             if self._invalidated:
                 self._invalidate()
 
-    def update_keys(self, statuses: list[ComponentStatus], all_statuses: list[ComponentStatus]) -> None:
-        for status in statuses:
-            domain_node = self._domains.get(status.ref.domain)
-            if domain_node is None:
-                self.populate(all_statuses)
-                return
-            self._update_key(domain_node, status)
-        touched = {s.ref.domain for s in statuses}
-        for domain in touched:
-            node = self._domains.get(domain)
-            if node is not None:
-                label = domain_label(domain, [s for s in all_statuses if s.ref.domain == domain])
-                if label != node.label:  # a relabel redraws the tree: only when the counts change
-                    node.set_label(label)
+    def update_keys(self, statuses: list[ComponentStatus],
+                    everything: Callable[[], list[ComponentStatus]]) -> None:
+        """Update these keys' nodes and their domains' counts: the cost of the keys given.
+        A key of a domain the tree does not have yet rebuilds it from `everything()`."""
+        touched: dict[Domain, tuple[int, int, int, int]] = {}
+        self._deferring, self._invalidated = True, False
+        try:
+            for status in statuses:
+                domain = status.ref.domain
+                domain_node = self._domains.get(domain)
+                if domain_node is None:
+                    self.populate(everything())
+                    return
+                touched.setdefault(domain, self._counts.get(domain, (0, 0, 0, 0)))
+                self._update_key(domain_node, status)
+        finally:
+            self._deferring = False
+            if self._invalidated:
+                self._invalidate()
+        self._relabel(touched)
 
-    def _update_key(self, domain_node: TreeNode[NodeData], status: ComponentStatus) -> None:
+    def retain(self, refs: set[ComponentRef]) -> None:
+        """Drop the keys not in `refs` (gone from the registry)."""
+        gone = [r for r in self._statuses if r not in refs]
+        touched = {ref.domain: self._counts.get(ref.domain, (0, 0, 0, 0)) for ref in gone}
+        for ref in gone:
+            self._count(ref.domain, self._statuses[ref], -1)
+            self._drop_key(ref)
+        self._relabel(touched)
+
+    def _relabel(self, before: dict[Domain, tuple[int, int, int, int]]) -> None:
+        for domain, was in before.items():
+            counts = self._counts.get(domain)
+            node = self._domains.get(domain)
+            if node is not None and counts is not None and counts != was:  # a relabel redraws the tree
+                node.set_label(domain_label(domain, counts))
+
+    def _count(self, domain: Domain, status: ComponentStatus, sign: int, key: int = 1) -> None:
+        keys, *marks = self._counts.get(domain, (0, 0, 0, 0))
+        p, f, m = (sign * x for x in status_marks(status))
+        self._counts[domain] = (keys + sign * key, marks[0] + p, marks[1] + f, marks[2] + m)
+
+    def _drop_key(self, ref: ComponentRef) -> None:
+        self._statuses.pop(ref, None)
+        self._labels.pop(ref, None)
+        self._candidates.pop(ref, None)
+        node = self._keys.pop(ref, None)
+        if node is not None:
+            node.remove()
+
+    def _update_key(self, domain_node: TreeNode[NodeData], status: ComponentStatus, *, count: bool = True) -> None:
         ref = status.ref
+        before = self._statuses.get(ref)
         self._statuses[ref] = status
+        if count:
+            if before is not None:
+                self._count(ref.domain, before, -1, key=0)
+            self._count(ref.domain, status, +1, key=0 if before is not None else 1)
         if ref.domain not in self._built:
             return  # drawn when the domain is first opened
         label = key_label(status)
@@ -214,7 +273,7 @@ class ComponentTree(Tree[NodeData]):
         self._deferring, self._invalidated = True, False
         try:
             for status in [s for s in self._statuses.values() if s.ref.domain == domain]:
-                self._update_key(node, status)
+                self._update_key(node, status, count=False)  # counted already
         finally:
             self._deferring = False
             if self._invalidated:

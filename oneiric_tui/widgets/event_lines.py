@@ -81,7 +81,8 @@ class EventLines(ScrollView, can_focus=False):
         self._plain_event = plain_event or (lambda event: render_event(event).plain)
         self.max_events = max_events
         self._entries: deque[_Entry] = deque()
-        self._index: list[tuple[_Entry, int]] = []  # screen row -> (entry, row within it)
+        self._index: list[tuple[_Entry, int]] = []  # screen row + _base -> (entry, row within it)
+        self._base = 0  # leading index rows of events already dropped (removed in bulk, not one by one)
         self._index_width = -1
         self._index_dirty = True
         self._strips: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
@@ -95,17 +96,32 @@ class EventLines(ScrollView, can_focus=False):
         return len(self._entries)
 
     def add(self, events: Iterable[Event]) -> None:
-        """Append events; the oldest go beyond `max_events`. Follows the end if it was there."""
+        """Append events; the oldest go beyond `max_events`. Follows the end if it was there.
+
+        The screen-row index grows by the new events' rows and loses the dropped ones' from
+        its front: a batch costs its own events, not the `max_events` kept."""
         following = self._following()
         dropped_rows = 0
         width = self._text_width()
+        incremental = not self._index_dirty and width == self._index_width
         for event in events:
-            self._entries.append(_Entry(event, self._plain_event(event)))
+            entry = _Entry(event, self._plain_event(event))
+            self._entries.append(entry)
+            if incremental:
+                self._fold(entry, width)
+                self._index.extend((entry, row) for row in range(len(entry.rows)))
             if len(self._entries) > self.max_events:
                 old = self._entries.popleft()
                 if old.width == width:
                     dropped_rows += len(old.rows)
-        self._index_dirty = True
+                if incremental:
+                    self._base += len(old.rows)
+        if incremental:
+            if self._base > 1024 and self._base * 2 > len(self._index):
+                del self._index[:self._base]
+                self._base = 0
+        else:
+            self._index_dirty = True
         self._update_size()
         if following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
@@ -116,7 +132,7 @@ class EventLines(ScrollView, can_focus=False):
 
     def clear(self) -> None:
         self._entries.clear()
-        self._index, self._index_dirty = [], True
+        self._index, self._base, self._index_dirty = [], 0, True
         self._strips.clear()
         self._update_size()
         self.scroll_to(y=0, animate=False, immediate=True)
@@ -148,11 +164,16 @@ class EventLines(ScrollView, can_focus=False):
         for entry in self._entries:
             self._fold(entry, width)
             index.extend((entry, row) for row in range(len(entry.rows)))
-        self._index, self._index_width, self._index_dirty = index, width, False
+        self._index, self._base, self._index_width, self._index_dirty = index, 0, width, False
+
+    @property
+    def screen_rows(self) -> int:
+        """How many screen lines the kept events fold into at the current width."""
+        return len(self._index) - self._base
 
     def _update_size(self) -> None:
         self._rebuild_index()
-        self.virtual_size = Size(self._index_width, len(self._index))
+        self.virtual_size = Size(self._index_width, self.screen_rows)
 
     def on_resize(self) -> None:
         following = self._following()
@@ -170,9 +191,9 @@ class EventLines(ScrollView, can_focus=False):
         width = self.scrollable_content_region.width
         row_no = self.scroll_offset.y + y
         style = self.rich_style
-        if row_no >= len(self._index):
+        if row_no >= self.screen_rows:
             return Strip.blank(width, style)
-        entry, row = self._index[row_no]
+        entry, row = self._index[self._base + row_no]
         key = (entry.serial, row, width)
         strip = self._strips.get(key)
         if strip is None:
@@ -196,7 +217,7 @@ class EventLines(ScrollView, can_focus=False):
         """Every screen line as plain text (what a reader of the log sees, scrolled or not)."""
         self._rebuild_index()
         out = []
-        for entry, row in self._index:
+        for entry, row in self._index[self._base:]:
             part = entry.rows[row]
             if isinstance(part, Text):
                 out.append(part.plain)

@@ -1,53 +1,70 @@
-"""Live health: one row per serving component, updated cell by cell (never clear-and-refill).
+"""Live health: one row per serving component, in the tree's order, each drawn only on screen.
 
-Only rows on screen are redrawn. With 10,000 candidates the table has ~2,500 rows, and every
-health round (and every tick of the "changed" clock) would rewrite thousands of cells nobody
-sees: about 100 ms of the console's loop each time. A row off screen keeps its newest status
-and is redrawn when it scrolls into view (or the pane is shown, or the table re-sorts).
+A row's cells are built when the row is drawn, from the newest status and health track the
+table was given: an update to a row off screen costs a dict assignment, and one on screen
+redraws that line. A new row goes to its place by bisect (row_table.py), never by sorting
+the table, so the 12,500 rows of a 50,000-component host arrive at the cost of each row.
+Once a second the rows on screen are drawn again for the ages in CHANGED.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
+from rich.cells import cell_len
 from rich.text import Text
-from textual.widgets import DataTable
 
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.engine import ComponentStatus
 from oneiric_core.health import HealthTrack
+from oneiric_core.text import one_line
 
 from .. import format as fmt
 from ..keys import vim_keys
 from ..messages import RefHighlighted
-from .pane_table import PaneTable
+from .row_table import RowTable
 
-SORT_SETTLE_S = 0.3
-OFFSCREEN_MARGIN = 3  # rows above and below the visible ones that are kept current too
+TREND_WIDTH = 16
 COLUMNS = (("component", "COMPONENT"), ("provider", "PROVIDER"), ("status", "STATUS"),
            ("latency", "LATENCY"), ("trend", "TREND"), ("changed", "CHANGED"))
 
+_DOMAIN_ORDER = {d: i for i, d in enumerate(Domain)}
 
-class HealthTable(PaneTable):
-    """Rows are keyed by ComponentRef here (`_rows`), with their own sync: rows follow the
-    serving components, `complete=False` updates part of them, and the order is the tree's."""
+
+def order(ref: ComponentRef) -> tuple[int, str]:
+    """The tree's order: domain, then key."""
+    return (_DOMAIN_ORDER.get(ref.domain, 99), ref.key)
+
+
+class HealthTable(RowTable):
+    """Rows keyed by ComponentRef; they follow the serving components."""
 
     BINDINGS = [
         *vim_keys("health", top="scroll_top", bottom="scroll_bottom"),
     ]
-
     COLUMNS = COLUMNS
+    # Widths the formatted values reach ("~ DEGRADED", "123.4 ms", 16 trend cells, "12.5h"):
+    # set from the start so columns do not widen, and every line redraw, as values arrive.
+    MIN_WIDTHS = {"status": 10, "latency": 8, "trend": TREND_WIDTH, "changed": 5}
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(zebra_stripes=False, **kwargs)
-        self._rows: dict[ComponentRef, tuple] = {}  # type: ignore[assignment]  # the cells drawn
-        self._refs_by_key: dict[str, ComponentRef] = {}
-        self._sort_timer = None
+        super().__init__(**kwargs)
         self._statuses: dict[ComponentRef, ComponentStatus] = {}  # the newest status of each row
-        self._stale: set[ComponentRef] = set()  # rows whose drawn cells may be behind it
         self._track: Callable[[ComponentRef], HealthTrack | None] = lambda ref: None
 
-    def _cells(self, status: ComponentStatus, track: HealthTrack | None) -> tuple:
+    @property
+    def refs(self) -> list[ComponentRef]:
+        """The rows' components, in display order."""
+        return self.ordered_keys  # type: ignore[return-value]
+
+    def status(self, ref: ComponentRef) -> ComponentStatus | None:
+        return self._statuses.get(ref)
+
+    def row_cells(self, key: Hashable) -> tuple:
+        status = self._statuses.get(key)  # type: ignore[call-overload]
+        if status is None:
+            return ("",) * len(COLUMNS)
+        track = self._track(status.ref)
         sym, word, style = fmt.HEALTH.get(status.health, fmt.HEALTH["unknown"])
         samples = [s.latency_ms for s in track.samples] if track else []
         return (
@@ -55,7 +72,7 @@ class HealthTable(PaneTable):
             status.serving or "-",
             Text(f"{sym} {word}", style=style),
             fmt.ms(status.latency_ms),
-            fmt.sparkline(samples, 16),
+            fmt.sparkline(samples, TREND_WIDTH),
             fmt.ago(track.changed_at if track else None),
         )
 
@@ -65,88 +82,39 @@ class HealthTable(PaneTable):
         `statuses` is only the part that changed: other rows are left alone."""
         self._track = track
         wanted = {s.ref: s for s in statuses if s.serving}
-        stale = [r for r in self._rows if r not in wanted] if complete else [
-            s.ref for s in statuses if not s.serving and s.ref in self._rows]
-        for ref in stale:
-            self.remove_row(str(ref))
-            del self._rows[ref]
-            self._statuses.pop(ref, None)
-            self._stale.discard(ref)
-        added = False
+        if complete:
+            gone = [r for r in self._statuses if r not in wanted]
+        else:
+            gone = [s.ref for s in statuses if not s.serving and s.ref in self._statuses]
+        for ref in gone:
+            self.remove(ref)
+            del self._statuses[ref]
+        widths = self._widths
         for ref, status in wanted.items():
+            before = self._statuses.get(ref)
             self._statuses[ref] = status
-            if ref not in self._rows:
-                cells = self._cells(status, track(ref))
-                self.add_row(*cells, key=str(ref))
-                self._refs_by_key[str(ref)] = ref
-                self._rows[ref] = cells
-                added = True
-            else:
-                self._stale.add(ref)
-        self._redraw_visible()
-        if added:
-            self._sort_soon()
+            # The two columns of outside text set their width here, from the plain strings;
+            # the others are bounded by their formats (MIN_WIDTHS).
+            name, serving = one_line(ref), one_line(status.serving)
+            if cell_len(name) > widths[0] or cell_len(serving) > widths[1]:
+                self.fit((name, serving))
+            if before is None:
+                self.upsert(ref, order(ref))
+            elif before != status:
+                self.refresh_row(ref)
 
-    def _visible_refs(self) -> list[ComponentRef]:
-        """The rows on screen now (and a few around them), in display order."""
-        height = self.size.height
-        if not height or not self.row_count:
-            return []
-        first = max(0, int(self.scroll_y) - OFFSCREEN_MARGIN)
-        rows = self.ordered_rows[first:int(self.scroll_y) + height + OFFSCREEN_MARGIN]
-        return [ref for row in rows if (ref := self._refs_by_key.get(str(row.key.value))) is not None]
-
-    def _redraw_visible(self, *, clock: bool = False) -> None:
-        """Bring the rows on screen up to date: the stale ones, or all of them for the clock."""
-        for ref in self._visible_refs():
-            if not clock and ref not in self._stale:
-                continue
-            status = self._statuses.get(ref)
-            if status is None:
-                continue
-            cells = self._cells(status, self._track(ref))
-            old = self._rows.get(ref)
-            if old is not None and old != cells:
-                for (column, _), new, before in zip(COLUMNS, cells, old):
-                    if new != before:
-                        self.update_cell(str(ref), column, new)
-                self._rows[ref] = cells
-            self._stale.discard(ref)
-
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        super().watch_scroll_y(old_value, new_value)
-        self._redraw_visible()
-
-    def on_resize(self) -> None:
-        self._redraw_visible()  # shown again (the narrow layout's pane switch) or grown
-
-    def _sort_soon(self) -> None:
-        """Keep the tree's order (domain, then key), sorting once rows stop arriving: while
-        thousands of providers start, sorting the whole table after every batch stalled the
-        screen."""
-        if self._sort_timer is not None:
-            self._sort_timer.stop()
-        self._sort_timer = self.set_timer(SORT_SETTLE_S, self._sort_rows)
-
-    def _sort_rows(self) -> None:
-        self._sort_timer = None
-        self.sort("component", key=lambda name: _order(self._refs_by_key.get(str(name))))
-        self._redraw_visible()  # other rows may be on screen now
+    def retain(self, refs: set[ComponentRef]) -> None:
+        """Drop the rows of components not in `refs` (gone from the registry)."""
+        for ref in [r for r in self._statuses if r not in refs]:
+            self.remove(ref)
+            del self._statuses[ref]
 
     def tick(self, track: Callable[[ComponentRef], HealthTrack | None]) -> None:
-        """The 'changed' ages move with the clock: redraw the rows on screen (their ages
-        included); rows off screen are redrawn when they come into view."""
+        """The 'changed' ages move with the clock: draw the rows on screen again (rows off
+        screen are drawn with their age when they come into view)."""
         self._track = track
-        self._redraw_visible(clock=True)
+        self.refresh()
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        ref = self._refs_by_key.get(event.row_key.value) if event.row_key else None
-        if ref is not None and self.has_focus:
-            self.post_message(RefHighlighted(ref))
-
-
-_DOMAIN_ORDER = {d: i for i, d in enumerate(Domain)}
-
-
-def _order(ref: ComponentRef | None) -> tuple[int, str]:
-    return (_DOMAIN_ORDER.get(ref.domain, 99), ref.key) if ref else (99, "")
+    def cursor_changed(self, key: Hashable | None) -> None:
+        if isinstance(key, ComponentRef) and self.has_focus:
+            self.post_message(RefHighlighted(key))
