@@ -2,7 +2,7 @@
 
 `bench/console.py --scale` under its own name, so that `make bench` lists it beside the
 others (the Makefile runs every BENCHES entry as `bench/NAME.py --check`). See the
-"scale" section of bench/console.py for what is measured and the targets (ARCHITECTURE §11).
+"scale" section of bench/console.py for what is measured and the targets (docs/architecture.md §11).
 
 Usage:  .venv/bin/python bench/console_scale.py [--quick] [--check] [--runs N] [--components N] [--keep]
 """

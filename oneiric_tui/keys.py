@@ -85,6 +85,8 @@ KEY_HELP: tuple[HelpTask, ...] = (
     HelpTask("The console", (
         HelpRow("This help", ids=("app.help", "upkeep.help")),
         HelpRow("Back to the main view", ids=("upkeep.leave",)),
+        HelpRow("Command line: :swap cache redis, :approve 7, :pause KEY, :log kind:swap-rollback, :theme, :q "
+                "(tab completes)", ids=("command.open",)),
         HelpRow("Command palette: every action by name, approve #N, incidents, themes",
                 actions=("command_palette",)),
         HelpRow("Quit (as the host: asks first, since it stops the providers)", ids=("app.quit", "upkeep.quit")),

@@ -24,6 +24,7 @@ from oneiric_core.errors import ExitCode, OneiricError
 from oneiric_core.lifecycle import SwapOutcome
 from oneiric_core.text import one_line
 
+from .command_line import CommandLine, ConsoleCommand, Vocabulary, parse
 from .messages import RefHighlighted, SwapDone
 from .screens.approval_dialog import ApprovalDialog
 from .screens.confirm import ConfirmDialog
@@ -68,6 +69,7 @@ class MainScreen(Screen):
         Binding("7", "incident", "Incident", show=False, id="pane.incident"),
         Binding("m", "app.open_upkeep", "Upkeep", show=False, id="upkeep.open"),
         Binding("I", "app.incidents", "Incidents", show=False, id="incidents.view"),
+        Binding("colon", "command_line", "Command", show=False, id="command.open"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
@@ -124,6 +126,9 @@ class MainScreen(Screen):
         self._render_tabs(name)
 
     def action_cycle_pane(self, step: int) -> None:
+        if isinstance(self.focused, CommandLine):  # tab in the command line completes the word
+            self.focused.take_suggestion()
+            return
         names = [p for p, _ in PANES]
         current = names.index(self.active_pane())
         self.action_focus_pane(names[(current + step) % len(names)])
@@ -194,7 +199,7 @@ class MainScreen(Screen):
         Remote) with the pane they work in."""
         return [self.pane(name) for name, _ in PANES]
 
-    def on_key(self, event: events.Key) -> None:
+    def _refuse_disabled(self, event: events.Key) -> None:
         """A key whose action is disabled here (read-only, or no host to send it to) says so
         in one line instead of doing nothing: the key bar only dims it, and an operator in a
         browser tab may not know the session was started read-only. Read-only says what the
@@ -237,6 +242,163 @@ class MainScreen(Screen):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(help_sections(self.app)))
+
+    # -- the `:` command line (command_line.py reads the words; here they run) -------------------
+    def action_command_line(self) -> None:
+        found = self.query(CommandLine)
+        box = found.first() if found else None
+        if box is None:  # mounted on first use: most sessions never type a command
+            box = CommandLine(lambda: self._vocabulary, id="command-line")
+            self.mount(box, before=self.query_one(KeyBar))
+        self._pane_before_command = self.active_pane()
+        self._vocabulary = self.vocabulary()  # once per line: completion runs on every keystroke
+        box.value = ""
+        box.display = True
+        box.focus()
+
+    def vocabulary(self) -> Vocabulary:
+        app = self.oneiric
+
+        def providers(ref_text: str) -> list[str]:
+            ref = next((r for r in app.statuses if str(r) == ref_text), None)
+            explanation = app.explanation(ref) if ref is not None else None
+            return [r.candidate.provider for r in explanation.ranked] if explanation else []
+
+        try:
+            pending = [p.id for p in app.engine.pending_proposals()]
+        except OneiricError:
+            pending = []
+        return Vocabulary(keys=sorted(str(r) for r in app.statuses), providers=providers, proposals=pending,
+                          incidents=self._open_incident_ids(), runbooks=self._runbook_ids(),
+                          themes=sorted(app.available_themes))
+
+    def _open_incident_ids(self) -> list[int]:
+        from oneiric_core.runbooks.incidents import Incidents
+
+        try:
+            return [i.id for i in Incidents(self.oneiric.engine).list(status="open")]
+        except (OneiricError, AttributeError):
+            return []
+
+    def _runbook_ids(self) -> list[str]:
+        from oneiric_core.runbooks.loader import load_catalog
+
+        engine = self.oneiric.engine
+        try:
+            roles = list(engine.settings.app.escalation.roles)
+            return sorted(load_catalog(engine.settings_dir, roles=roles).trees)
+        except (OneiricError, OSError):
+            return []
+
+    def _close_command_line(self) -> None:
+        for box in self.query(CommandLine):
+            box.display = False
+        self.action_focus_pane(getattr(self, "_pane_before_command", "tree"))
+
+    @on(CommandLine.Submitted, "#command-line")
+    def _command_submitted(self, event: CommandLine.Submitted) -> None:
+        event.stop()
+        self._close_command_line()
+        self.run_command(event.value)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape" and isinstance(self.focused, CommandLine):
+            event.stop()
+            self._close_command_line()
+            return
+        self._refuse_disabled(event)
+
+    def run_command(self, line: str) -> None:
+        """Run one command line: the same path as its key or palette entry (dialogs included);
+        a line that says nothing runnable gets one sentence and changes nothing."""
+        command = parse(line.strip().lstrip(":"))
+        if isinstance(command, str):
+            self.notify(command, severity="warning", markup=False)
+            return
+        try:
+            self._run(command)
+        except ValueError as exc:  # a word that names nothing (Vocabulary.resolve_key)
+            self.notify(str(exc), severity="warning", markup=False)
+
+    def _run(self, command: ConsoleCommand) -> None:
+        name, app = command.name, self.oneiric
+        if name in ("swap", "pause", "drain", "resume", "probe", "explain"):
+            ref = self._select(self.vocabulary().resolve_key(command.words[0]))
+            if name == "explain":
+                self.action_focus_pane("detail")
+            elif self.disabled_reason(name) is not None:
+                self.notify(app.refusal(name, self._doing(name), f":{name}"), severity="warning", markup=False)
+            elif name == "swap" and command.word(1) is not None:
+                self._swap_to(ref, command.words[1])
+            else:
+                getattr(self, f"action_{name}")()
+        elif name in ("approve", "reject"):
+            if not app.can_change:
+                self.notify(app.refusal(name, f"{name} proposal #{command.words[0]}", f":{name}"),
+                            severity="warning", markup=False)
+            elif int(command.words[0]) not in self.vocabulary().proposals:
+                self.notify(f"No pending proposal #{command.words[0]} (the Approvals pane lists them).",
+                            severity="warning", markup=False)
+            else:
+                (self.approve_proposal if name == "approve" else self.reject_proposal)(int(command.words[0]))
+        elif name in ("incidents", "incident", "runbook"):
+            self._open_incidents(command)
+        elif name == "log":
+            self.action_focus_pane("log")
+            self.query_one(SwapLog).apply_filter(command.word(0) or "")
+        elif name == "upkeep":
+            app.action_open_upkeep()
+        elif name == "theme":
+            self._theme(command.word(0))
+        elif name == "help":
+            self.action_help()
+        elif name == "quit":
+            self.app.call_later(app.action_quit_console)
+
+    def _select(self, ref_text: str) -> ComponentRef:
+        ref = next(r for r in self.oneiric.statuses if str(r) == ref_text)
+        self.current, self.current_provider = ref, None
+        self.query_one(ComponentTree).select_ref(ref)
+        return ref
+
+    def _swap_to(self, ref: ComponentRef, provider: str) -> None:
+        """`:swap KEY PROVIDER`: the picker's choice made by the words; the approval dialog next."""
+        options = self._picker_options(ref) or []
+        option = next((o for o in options if o.provider == provider), None)
+        if option is None:
+            names = ", ".join(o.provider for o in options) or "none"
+            self.notify(f"{one_line(ref)} has no candidate '{one_line(provider)}'; its candidates: {names}.",
+                        severity="warning", markup=False)
+            return
+        self._picked(ref, SwapChoice(option.provider, option.source, force=False))
+
+    def _open_incidents(self, command: ConsoleCommand) -> None:
+        self.action_incident()
+        screen = self.app.get_screen("incident")
+        word = command.word(0)
+        if command.name == "runbook" and word is not None:
+            if word not in self._runbook_ids():
+                self.notify(f"No runbook '{one_line(word)}' (`oneiric runbook list` lists them).",
+                            severity="warning", markup=False)
+                return
+            screen.call_later(screen.start_runbook, word)  # type: ignore[attr-defined]
+        elif command.name == "incident" and word is not None:
+            if int(word) not in self._open_incident_ids():
+                self.notify(f"No open incident #{word} (I lists them).", severity="warning", markup=False)
+                return
+            screen.call_later(screen.resume_incident, int(word))  # type: ignore[attr-defined]
+
+    def _theme(self, name: str | None) -> None:
+        from .app import theme_refusal
+
+        if name is None:
+            self.app.action_change_theme()
+            return
+        refused = theme_refusal(name)
+        if refused is not None and name not in self.app.available_themes:
+            self.notify(refused, severity="warning", markup=False)
+            return
+        self.app.theme = name
 
     def action_incident(self) -> None:
         """`i` / `7`: the incident panel (pane 7), full screen; the highlighted component

@@ -206,7 +206,7 @@ def test_the_readme_stays_a_quick_start() -> None:
 
 # -- the console's keys -------------------------------------------------------------------------------
 
-_KEY_NAMES = {"question_mark": "?", "slash": "/", "escape": "esc"}
+_KEY_NAMES = {"question_mark": "?", "slash": "/", "escape": "esc", "colon": ":"}
 
 
 def _binding_keys() -> dict[str, list[str]]:

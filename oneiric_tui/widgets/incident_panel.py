@@ -628,6 +628,19 @@ class IncidentScreen(Screen):
             self.walker.set_param(name, value)
             self._advance()
 
+    def start_runbook(self, tree_id: str) -> None:
+        """`:runbook ID`: begin that tree's walk, as picking it does. An incident's walk in
+        progress is kept (it is saved on the incident); the operator leaves it first."""
+        if self.busy:
+            self.notify("Still working on the last step.", severity="warning")
+            return
+        if self.walker is not None and self.incident_id is not None:
+            self.notify(f"Incident #{self.incident_id}'s walk is open: finish it or pick 'new walk' first.",
+                        severity="warning", markup=False)
+            return
+        self._stop_polling()
+        self._start(tree_id)
+
     def _start(self, tree_id: str) -> None:
         app = self.oneiric
         catalog = self._load()

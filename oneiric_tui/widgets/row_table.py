@@ -4,7 +4,7 @@ rows it touches, whatever the number of rows.
 Textual's DataTable rebuilds its ordered row list and every row's y offset after any row
 is added, removed or sorted, and sorting is the only way to put a new row in its place: with
 12,500 serving components that was most of the console's loop while the host activated them
-(ARCHITECTURE §11: 50,000 components, no stall over 100 ms). Here the rows are two parallel
+(docs/architecture.md §11: 50,000 components, no stall over 100 ms). Here the rows are two parallel
 lists in display order (`bisect` finds a row's place), only the rows on screen are ever
 rendered (`render_line`, as Textual's own `Log` does), and an update redraws the one line
 it changes. Column widths only grow, from the cells as they are given or drawn.
