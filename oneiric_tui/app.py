@@ -21,6 +21,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import events, on, work
@@ -30,13 +31,14 @@ from textual.content import Content
 from textual.markup import MarkupError
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from oneiric_core.commands import CommandResult
-from oneiric_core.operator_port import Operator, connect
-from oneiric_core.provider_calls import contain_task_exits
 from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
+from oneiric_core.operator_port import Operator, connect
+from oneiric_core.provider_calls import contain_task_exits
 from oneiric_core.resolver import Explanation
 from oneiric_core.store import LeaseInfo
 from oneiric_core.text import multi_line, one_line
@@ -110,11 +112,11 @@ class OneiricApp(App):
         self._dirty: set[ComponentRef] = set()
         self._flush_pending = False
         self._last_event_id = 0
-        self._stop_watch = None
+        self._stop_watch: Callable[[], None] | None = None
         self._stopped = False
         self._leaving = False
-        self._starter = None
-        self._follow_timer = None
+        self._starter: Worker[None] | None = None
+        self._follow_timer: Timer | None = None
         self._holder: tuple[int, str] | None = None  # the host a client is attached to: (pid, hostname)
         # How actions are carried out (operator_port.py): in this process until another
         # process turns out to host, then over its socket; in this process again on takeover.
@@ -139,7 +141,8 @@ class OneiricApp(App):
     async def act(self, kind: str, **args: object) -> CommandResult:
         """Do `kind` through the Operator port: this process's engine when it hosts, the host's
         socket when another process hosts. Every action of the screens goes through here."""
-        return await self.operator.run(kind, **{k: v for k, v in args.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in args.items() if v is not None}
+        return await self.operator.run(kind, **given)
 
     def explanation(self, ref: ComponentRef) -> Explanation | None:
         try:
@@ -332,7 +335,7 @@ class OneiricApp(App):
             starter.cancel()
             try:
                 await starter.wait()
-            except Exception:  # WorkerCancelled / WorkerFailed: either way it is over
+            except (WorkerCancelled, WorkerFailed):  # either way it is over
                 pass
         try:
             await self.engine.stop()

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
+
+BindingList = list[BindingType]  # what a widget's BINDINGS holds (Textual's own element type)
 
 
 def vim_keys(pane: str, *, down: str = "cursor_down", up: str = "cursor_up",
-             top: str | None = "scroll_home", bottom: str | None = "scroll_end") -> list[Binding]:
-    keys = [Binding("j", down, "Down", show=False, id=f"{pane}.down"),
+             top: str | None = "scroll_home", bottom: str | None = "scroll_end") -> BindingList:
+    keys: BindingList = [Binding("j", down, "Down", show=False, id=f"{pane}.down"),
             Binding("k", up, "Up", show=False, id=f"{pane}.up")]
     if top:
         keys.append(Binding("g", top, "Top", show=False, id=f"{pane}.top"))

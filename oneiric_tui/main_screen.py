@@ -15,10 +15,13 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
 
+from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import ExitCode, OneiricError
 from oneiric_core.lifecycle import SwapOutcome
@@ -37,8 +40,6 @@ from .widgets.health_table import HealthTable
 from .widgets.key_bar import KeyBar
 from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
-
-from oneiric_core.commands import CommandResult
 
 if TYPE_CHECKING:
     from .app import OneiricApp
@@ -81,7 +82,7 @@ class MainScreen(Screen):
         super().__init__(classes=next(c for w, c in reversed(self.HORIZONTAL_BREAKPOINTS) if width >= w))
         self.current: ComponentRef | None = None
         self.current_provider: str | None = None
-        self._detail_timer = None
+        self._detail_timer: Timer | None = None
         self._status_text: Text | None = None
 
     @property
@@ -265,7 +266,7 @@ class MainScreen(Screen):
             return [r.candidate.provider for r in explanation.ranked] if explanation else []
 
         try:
-            pending = [p.id for p in app.engine.pending_proposals()]
+            pending = [p.id for p in app.engine.pending_proposals() if p.id is not None]
         except OneiricError:
             pending = []
         return Vocabulary(keys=sorted(str(r) for r in app.statuses), providers=providers, proposals=pending,
@@ -496,7 +497,11 @@ class MainScreen(Screen):
             to_source=plan.to_source, reason=plan.reason, blockers=plan.blockers, force=choice.force,
             high_risk=bool(risks), risk_reasons=risks, keep_in=keep_in,
         )
-        self.app.push_screen(dialog, lambda ok: self._run_swap(ref, choice) if ok else None)
+        def decided(ok: bool | None) -> None:
+            if ok:
+                self._run_swap(ref, choice)
+
+        self.app.push_screen(dialog, decided)
 
     @work(group="swaps")
     async def _run_swap(self, ref: ComponentRef, choice: SwapChoice) -> None:
@@ -519,13 +524,15 @@ class MainScreen(Screen):
         """Say what the swap did, from the answer's data: the same in host and client mode."""
         answer = done.result
         swap, proposal = answer.data.get("swap"), answer.data.get("proposal") or {}
-        ref = ComponentRef(Domain.parse(swap["domain"]), swap["key"]) if swap else None
         if swap is None:
             if answer.ok and proposal.get("status") == "pending":
                 self.notify(f"Proposal #{proposal.get('id')} waits for another operator to approve it.", markup=False)
             else:
                 self._notify_result(answer)
-        elif swap["outcome"] == SwapOutcome.COMPLETE.value:
+            self._after_action(set())
+            return
+        ref = ComponentRef(Domain.parse(swap["domain"]), swap["key"])
+        if swap["outcome"] == SwapOutcome.COMPLETE.value:
             took = f" ({swap['total_ms']:.0f} ms)" if swap.get("total_ms") is not None else ""
             message = f"{ref} now served by {swap['to']}{took}."
             explanation = self.oneiric.explanation(ref)
@@ -533,7 +540,7 @@ class MainScreen(Screen):
             against_ranking = winner is not None and winner.provider != swap["to"]
             if done.keep:  # chosen to keep: it becomes the selection in settings (the watcher
                 self._write_selection(ref, swap["to"])  # sees it already serves)
-            elif against_ranking:
+            elif against_ranking and winner is not None:
                 # Chosen against the ranking: a host started later serves the winner again.
                 message += (f" The settings still rank {winner.provider} first: a restart brings it back. "
                             "Press e to write the selection into settings.")
@@ -547,7 +554,7 @@ class MainScreen(Screen):
         else:
             self.notify(f"{ref}: {swap['reason']}", title=f"Swap {swap['outcome']}",
                         severity="error", markup=False, timeout=10)
-        self._after_action({ref} if ref else set())
+        self._after_action({ref})
 
     def _after_action(self, refs: set[ComponentRef]) -> None:
         """Show what an action changed now rather than at the next poll (in client mode the
@@ -631,7 +638,7 @@ class MainScreen(Screen):
 
     def _notify_result(self, result: CommandResult) -> None:
         refused = result.exit_code in (ExitCode.UNHEALTHY, ExitCode.SWAP_REFUSED)  # the engine said no, safely
-        severity = "information" if result.ok else ("warning" if refused else "error")
+        severity: SeverityLevel = "information" if result.ok else ("warning" if refused else "error")
         self.notify(result.message, severity=severity, markup=False, timeout=5 if result.ok else 10)
 
     @work(group="drains")

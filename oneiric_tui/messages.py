@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef
 from oneiric_core.events import Event
-from oneiric_core.commands import CommandResult
 
 
 class EngineEvents(Message):

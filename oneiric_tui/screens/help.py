@@ -95,21 +95,21 @@ def _node_bindings(app: App, node: DOMNode) -> list[Binding]:
 
 def _collect(app: App, screen: Screen) -> list[_Bound]:
     """Every binding of the app, the screen, the focused chain and the screen's help nodes."""
-    explains = isinstance(screen, ExplainsKeys)
+    explainer = screen if isinstance(screen, ExplainsKeys) else None
     focused = screen.focused
     chain: list[DOMNode] = list(focused.ancestors_with_self) if focused is not None else [screen, app]
     nodes: list[tuple[DOMNode, str | None]] = [(node, None) for node in chain if node not in (screen, app)]
-    if explains:
-        for pane in screen.help_nodes():  # type: ignore[union-attr]
-            if not any(pane is node for node, _ in nodes):
-                nodes.append((pane, None))
+    if explainer is not None:
+        for extra in explainer.help_nodes():
+            if not any(extra is node for node, _ in nodes):
+                nodes.append((extra, None))
         nodes = [(node, pane_name(node) if isinstance(node, Widget) else None) for node, _ in nodes]
     nodes += [(screen, None), (app, None)]
     active = {(id(a.node), a.binding.action, a.binding.key): a.enabled for a in screen.active_bindings.values()}
     out = []
     for node, pane in nodes:
         for binding in _node_bindings(app, node):
-            reason = screen.disabled_reason(_action_name(binding.action)) if explains else None  # type: ignore[union-attr]
+            reason = explainer.disabled_reason(_action_name(binding.action)) if explainer is not None else None
             if reason is None and active.get((id(node), binding.action, binding.key)) is False:
                 reason = "not available here"
             out.append(_Bound(node, binding, app.get_key_display(binding), pane, reason))

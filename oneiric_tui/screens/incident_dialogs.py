@@ -80,7 +80,8 @@ class CloseIncidentDialog(ModalScreen[dict[str, Any] | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="close.cancel")]
 
-    def __init__(self, incident_id: int, title: str, *, root_cause: str = "", follow_ups: list[str] | None = None) -> None:
+    def __init__(self, incident_id: int, title: str, *, root_cause: str = "",
+                 follow_ups: list[str] | None = None) -> None:
         super().__init__()
         self.incident_id = incident_id
         self._title = title

@@ -21,9 +21,8 @@ from textual.widgets.option_list import Option
 
 from oneiric_core.text import one_line
 
-from ._style import dialog_box_css
-
 from ..format import HEALTH
+from ._style import dialog_box_css
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,9 @@ class ComponentTree(Tree[NodeData]):
     def get_label_width(self, node: TreeNode[NodeData]) -> int:
         """Same answer as Tree's, without rendering the label: the tree measures every line
         whenever it changes, and rendering thousands of labels to count cells was slow."""
-        return node.label.cell_len + (self._icon_width if node.allow_expand else 0)
+        label = node.label
+        width = label.cell_len if isinstance(label, Text) else len(label)
+        return width + (self._icon_width if node.allow_expand else 0)
 
     def _invalidate(self) -> None:
         """Tree clears its line cache and asks for a layout on every node added; while
@@ -302,13 +304,13 @@ class ComponentTree(Tree[NodeData]):
         same_candidates = before is not None and [s[:2] for s in before] == [s[:2] for s in shape]
         if same_candidates and len(children) == len(ranked):
             # Only which one serves changed (an activation or a swap): relabel in place.
-            for child, r, (_, _, serving), (_, _, was) in zip(children, ranked, shape, before):
+            for child, r, (_, _, serving), (_, _, was) in zip(children, ranked, shape, before or (), strict=True):
                 if serving != was:
                     c = r.candidate
                     child.set_label(candidate_label(c.provider, c.source, r.winner, serving, r.reason))
             return
         node.remove_children()
-        for r, (_, _, serving) in zip(ranked, shape):
+        for r, (_, _, serving) in zip(ranked, shape, strict=True):
             c = r.candidate
             node.add_leaf(candidate_label(c.provider, c.source, r.winner, serving, r.reason),
                           NodeData(ref.domain, ref, c.provider, c.source))
@@ -324,7 +326,7 @@ class ComponentTree(Tree[NodeData]):
         first = next(iter(self._domains.values()), None)
         if first is None:
             return
-        keys = [n for n in first.children] if first.data.domain in self._built else []
+        keys = list(first.children) if first.data is not None and first.data.domain in self._built else []
         self.move_cursor(keys[0] if keys else first)
 
     def select_ref(self, ref: ComponentRef) -> None:

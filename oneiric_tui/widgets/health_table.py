@@ -87,7 +87,7 @@ class HealthTable(RowTable):
         else:
             gone = [s.ref for s in statuses if not s.serving and s.ref in self._statuses]
         for ref in gone:
-            self.remove(ref)
+            self.remove_row(ref)
             del self._statuses[ref]
         widths = self._widths
         for ref, status in wanted.items():
@@ -106,7 +106,7 @@ class HealthTable(RowTable):
     def retain(self, refs: set[ComponentRef]) -> None:
         """Drop the rows of components not in `refs` (gone from the registry)."""
         for ref in [r for r in self._statuses if r not in refs]:
-            self.remove(ref)
+            self.remove_row(ref)
             del self._statuses[ref]
 
     def tick(self, track: Callable[[ComponentRef], HealthTrack | None]) -> None:

@@ -37,6 +37,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -54,8 +55,8 @@ from oneiric_core.text import multi_line, one_line, plain, styled
 from ..keys import vim_keys
 from ..screens._style import dialog_box_css
 from ..screens.confirm import ConfirmDialog
-from .follow_ups import flag, follow_up_flags, follow_up_text
 from ..screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
+from .follow_ups import flag, follow_up_flags, follow_up_text
 from .key_bar import KeyBar
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class IncidentScreen(Screen):
         self.busy = False
         self.asked: list[str] = []  # parameters a step asked for that the walker's view did not list
         self.last_export: Path | None = None
-        self._poller = None
+        self._poller: Timer | None = None
         self.timeline_text = ""
         self._save_failed = False  # the timeline as shown, as plain text (one line per part)
         self.follow_ups: dict[str, list[Any]] = {}  # per runbook, open post-mortem follow-ups (the picker's flag)
@@ -400,6 +401,7 @@ class IncidentScreen(Screen):
                 for label in view["choices"]:
                     options.append(_option(label, id=f"answer:{label}"))
             elif view["kind"] == "action":
+                action = view["action"]
                 what = {"manual": "Done: I did this step",
                         "close-incident": "Close the incident: resolution, root cause, follow-ups"}.get(
                     action["name"], f"Perform: {action['name']}")

@@ -28,7 +28,6 @@ from textual.widget import Widget
 
 from ..screens.help import ExplainsKeys
 
-
 # Keys that stay on the bar however narrow the terminal: the way to every other key, and out.
 ALWAYS_SHOWN = frozenset({"question_mark", "q"})
 

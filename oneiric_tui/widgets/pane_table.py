@@ -33,10 +33,10 @@ class PaneTable(DataTable):
         for key, label in self.COLUMNS:
             self.add_column(label, key=key)
 
-    def add_row(self, *cells: Any, **kwargs: Any):  # type: ignore[override]
+    def add_row(self, *cells: Any, **kwargs: Any) -> Any:
         return super().add_row(*map(_cell, cells), **kwargs)
 
-    def update_cell(self, row_key: Any, column_key: Any, value: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, **kwargs: Any) -> None:
         super().update_cell(row_key, column_key, _cell(value), **kwargs)
 
     def action_scroll_top(self) -> None:
@@ -61,7 +61,7 @@ class PaneTable(DataTable):
                 self.add_row(*cells, key=key)
                 added = True
             elif old != cells:
-                for (column, _), new, before in zip(self.COLUMNS, cells, old):
+                for (column, _), new, before in zip(self.COLUMNS, cells, old, strict=False):
                     if new != before:
                         self.update_cell(key, column, new, update_width=True)
             self._rows[key] = cells

@@ -117,7 +117,7 @@ class RowTable(ScrollView, can_focus=True):
         old_order = self._sort_of.get(key)
         new = old_order is None
         if not new and old_order != order:
-            self.remove(key)
+            self.remove_row(key)
             new = True
         if new:
             i = bisect_left(self._order, order)
@@ -133,7 +133,7 @@ class RowTable(ScrollView, can_focus=True):
             self.fit(cells)
         return new
 
-    def remove(self, key: Hashable) -> None:
+    def remove_row(self, key: Hashable) -> None:
         i = self.index_of(key)
         if i is None:
             return
