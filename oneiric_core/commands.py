@@ -27,6 +27,7 @@ from .domains import Domain
 from .errors import ExitCode, NotFound, OneiricError, ReadOnlyError, UsageError
 from .principal import Principal
 from .store import ProposalRecord, StoreError
+from .text import clause
 
 if TYPE_CHECKING:  # the engine is passed in; a client process never imports it for this module
     from .engine import Engine
@@ -141,7 +142,7 @@ def swap_result(record: ProposalRecord, result: SwapResult | None, *, offline: b
         return CommandResult(ExitCode.OK, f"{ref} already serves {result.to_provider}; nothing changed ({tag}).", data)
     if outcome == "rolled-back":
         return CommandResult(ExitCode.SWAP_REFUSED,
-                             f"Swap of {ref} to {result.to_provider} rolled back: {result.reason}; "
+                             f"Swap of {ref} to {result.to_provider} rolled back: {clause(result.reason)}; "
                              f"{result.from_provider} keeps serving ({tag}).", data)
     if outcome == "refused":
         return CommandResult(ExitCode.SWAP_REFUSED,

@@ -31,6 +31,7 @@ from .events import Event, Severity
 from .factories import load_factory
 from .provider_calls import ProviderFault, call_provider, health_result, provider_attr
 from .resolver import Resolver
+from .text import clause
 from .trace_context import NO_SPAN, NoSpan
 
 
@@ -514,7 +515,7 @@ class LifecycleManager:
         if old is not None:
             slot.state = LifecycleState.READY  # the old instance never stopped serving
             outcome, kind, sev = SwapOutcome.ROLLED_BACK, "swap-rollback", Severity.WARNING
-            message = (f"Swap of {ref} to {target.provider} rolled back: {reason}; "
+            message = (f"Swap of {ref} to {target.provider} rolled back: {clause(reason)}; "
                        f"{old.candidate.provider} keeps serving")
         else:
             slot.state = LifecycleState.FAILED

@@ -96,6 +96,12 @@ def one_line(value: object) -> str:
     return _SUSPECT.sub(_one, text)
 
 
+def clause(value: object) -> str:
+    """`value` as one line to put inside a sentence: its own closing full stop dropped, so
+    "rolled back: health check refused.; memory keeps serving" cannot happen."""
+    return one_line(value).rstrip().rstrip(".")
+
+
 def multi_line(value: object) -> str:
     """`value` as plain text that keeps its newlines and tabs (a note, a summary, a sentence
     of several lines); every other HIDDEN character, CR included, becomes a visible escape."""

@@ -25,7 +25,7 @@ from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import ExitCode, OneiricError
 from oneiric_core.lifecycle import SwapOutcome
-from oneiric_core.text import one_line
+from oneiric_core.text import clause, one_line
 
 from .command_line import CommandLine, ConsoleCommand, Vocabulary, parse
 from .messages import RefHighlighted, SwapDone
@@ -549,7 +549,7 @@ class MainScreen(Screen):
         elif swap["outcome"] == SwapOutcome.NOOP.value:
             self.notify(swap["reason"], markup=False)
         elif swap["outcome"] == SwapOutcome.ROLLED_BACK.value:
-            self.notify(f"{ref}: {swap['reason']}; {swap['from']} keeps serving.",
+            self.notify(f"{ref}: {clause(swap['reason'])}; {swap['from']} keeps serving.",
                         title="Swap rolled back", severity="warning", markup=False, timeout=10)
         else:
             self.notify(f"{ref}: {swap['reason']}", title=f"Swap {swap['outcome']}",

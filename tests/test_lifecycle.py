@@ -102,6 +102,9 @@ async def test_demo_redis_rolls_back_with_a_clear_reason(engine):
     assert result.outcome == SwapOutcome.ROLLED_BACK
     assert "127.0.0.1:6399" in result.reason
     assert serving(engine, "cache").__class__.__module__.endswith("cache_memory")
+    # redis's own error ends with a full stop; the sentence around it must still read as one
+    rollback = engine.journal(limit=1, kinds=["swap-rollback"], key="cache")[0]
+    assert ".;" not in rollback.message and rollback.message.endswith("; memory keeps serving"), rollback.message
 
 
 async def test_force_binds_an_unhealthy_provider(engine):
