@@ -47,6 +47,7 @@ from .control_filter import HiddenCharacterFilter
 from .header import Part, fit
 from .main_screen import MUTATING, MainScreen
 from .messages import ComponentsChanged, EngineEvents, EngineReady
+from .mode import ConsoleMode
 from .screens.confirm import ConfirmDialog
 from .screens.help import HelpScreen, help_sections
 from .typing_guard import TypingGuard, Verdict
@@ -105,7 +106,7 @@ class OneiricApp(App):
         self.read_only_reason = read_only_reason
         if read_only:
             engine.read_only = True
-        self.mode = "starting" if may_host else "attaching"
+        self.mode = ConsoleMode.STARTING if may_host else ConsoleMode.ATTACHING
         self.host_detail = ""
         self.statuses: dict[ComponentRef, ComponentStatus] = {}
         self.swapping: set[ComponentRef] = set()
@@ -131,12 +132,12 @@ class OneiricApp(App):
     # -- state the screens read --------------------------------------------------------------
     @property
     def is_host(self) -> bool:
-        return self.mode in ("host", "starting")
+        return self.mode.hosting
 
     @property
     def can_change(self) -> bool:
         """Host: the engine acts. Client: the host acts on commands sent through the store."""
-        return self.mode in ("host", "starting", "client") and not self.engine.read_only
+        return self.mode.may_act and not self.engine.read_only
 
     async def act(self, kind: str, **args: object) -> CommandResult:
         """Do `kind` through the Operator port: this process's engine when it hosts, the host's
@@ -259,7 +260,7 @@ class OneiricApp(App):
         collector's way, after a young collection has freed the short-lived cycles. Without
         this every full collection walks the growing heap: with 12,500 activations (50,000
         components) such walks were pauses of 0.3-0.6 s, and grew with the heap."""
-        if self.mode != "starting" or self._stopped:
+        if self.mode != ConsoleMode.STARTING or self._stopped:
             if self._freezer is not None:
                 self._freezer.stop()
             return
@@ -281,17 +282,17 @@ class OneiricApp(App):
 
     def _attach_to_host(self, holder: LeaseInfo) -> None:
         """Another process hosts: show its state, send actions to it."""
-        self.mode = "client"
+        self.mode = ConsoleMode.CLIENT
         self._holder = (holder.pid, holder.hostname)
         self.operator = connect(self.engine, read_only=self.engine.read_only, wait=COMMAND_WAIT_S)
         self.host_detail = f"attached to pid {holder.pid} on {holder.hostname}"
-        self.post_message(EngineReady("client", self.host_detail))
+        self.post_message(EngineReady(ConsoleMode.CLIENT, self.host_detail))
 
     def _wait_for_host(self) -> None:
         """A console that may not host, with no host running: show the stored state and
         attach once a host is there (follow_store looks every second)."""
-        self.mode, self.host_detail = "waiting", "waiting for a host"
-        self.post_message(EngineReady("waiting", self.host_detail))
+        self.mode, self.host_detail = ConsoleMode.WAITING, "waiting for a host"
+        self.post_message(EngineReady(ConsoleMode.WAITING, self.host_detail))
 
     @work(group="engine", exit_on_error=False)
     async def _start_engine(self) -> None:
@@ -302,14 +303,14 @@ class OneiricApp(App):
             self._follow_timer = self.set_interval(1.0, self.follow_store)
             return
         except OneiricError as exc:
-            self.mode = "failed"
+            self.mode = ConsoleMode.FAILED
             self.host_detail = f"engine failed to start: {exc}"
-            self.post_message(EngineReady("failed", self.host_detail))
+            self.post_message(EngineReady(ConsoleMode.FAILED, self.host_detail))
             return
-        self.mode = "host"
+        self.mode = ConsoleMode.HOST
         self.operator = connect(self.engine, read_only=self.engine.read_only, wait=COMMAND_WAIT_S)
         self.host_detail = f"pid {os.getpid()}"
-        self.post_message(EngineReady("host", self.host_detail))
+        self.post_message(EngineReady(ConsoleMode.HOST, self.host_detail))
 
     def exit(self, result=None, return_code: int = 0, message=None) -> None:
         self._leaving = True
@@ -360,7 +361,7 @@ class OneiricApp(App):
     def _what_quitting_stops(self) -> str:
         running = self.engine.running_providers()
         body = f"Stops {running} provider{'' if running == 1 else 's'}"
-        if self.mode == "starting":
+        if self.mode == ConsoleMode.STARTING:
             body += " and the ones still starting"
         body += "; `oneiric run` keeps them running without a console."
         if self.swapping:
@@ -432,20 +433,21 @@ class OneiricApp(App):
             return
         lease, alive = self.engine.host()
         if alive and lease is not None and (
-                self.mode == "waiting" or (self.mode == "client" and (lease.pid, lease.hostname) != self._holder)):
+                self.mode == ConsoleMode.WAITING
+                or (self.mode == ConsoleMode.CLIENT and (lease.pid, lease.hostname) != self._holder)):
             self._attach_to_host(lease)  # a host came, or another took over between two looks
-        elif not self.may_host and self.mode == "client" and not alive:
+        elif not self.may_host and self.mode == ConsoleMode.CLIENT and not alive:
             gone = f"pid {lease.pid} on {lease.hostname}" if lease else "the host"
             self.notify(f"The host ({gone}) is gone; this session waits for the next host (the web server "
                         "takes over within seconds).", severity="warning", timeout=10, markup=False)
             self._wait_for_host()
-        elif not alive and self.mode == "client" and self._follow_timer is not None:
+        elif not alive and self.mode == ConsoleMode.CLIENT and self._follow_timer is not None:
             self._follow_timer.stop()
             self._follow_timer = None
             gone = f"pid {lease.pid} on {lease.hostname}" if lease else "the host"
             self.notify(f"The host ({gone}) is gone; this console takes over as the host.",
                         severity="warning", timeout=10, markup=False)
-            self.mode, self.host_detail = "starting", ""
+            self.mode, self.host_detail = ConsoleMode.STARTING, ""
             self._starter = self._start_engine()
             return
         events = self.engine.journal(limit=1000, after_id=self._last_event_id)
@@ -503,9 +505,9 @@ class OneiricApp(App):
     def _engine_ready(self, message: EngineReady) -> None:
         if self._stopped:
             return
-        if message.mode == "failed":
+        if message.mode == ConsoleMode.FAILED:
             self.notify(message.detail, severity="error", timeout=15, markup=False)
-        elif message.mode == "client" and self.may_host:
+        elif message.mode == ConsoleMode.CLIENT and self.may_host:
             self.notify(f"Another process hosts this state directory: {message.detail}. Showing its state; "
                         "your actions are sent to it as commands.", severity="warning", timeout=10, markup=False)
         self.main.refresh_bindings()
@@ -525,9 +527,9 @@ class OneiricApp(App):
         if self.engine.read_only:
             would = f"{key} would {doing or what}" if key else f"would {doing or what}"
             return f"read-only: {would}" + (f" ({self.read_only_reason})." if self.read_only_reason else ".")
-        if self.mode == "waiting":
+        if self.mode == ConsoleMode.WAITING:
             return f"No host runs for this state directory: {what} is refused until one does."
-        if self.mode == "attaching":
+        if self.mode == ConsoleMode.ATTACHING:
             return f"{what.capitalize()} is refused until this console has attached to the host."
         return f"{what.capitalize()} is refused: {self.host_detail or 'the engine is not running'}."
 
@@ -536,9 +538,9 @@ class OneiricApp(App):
         beside each key this disables)."""
         if self.engine.read_only:
             return "read-only" + (f" ({self.read_only_reason})" if self.read_only_reason else "")
-        if self.mode == "waiting":
+        if self.mode == ConsoleMode.WAITING:
             return "no host runs for this state directory yet"
-        if self.mode == "attaching":
+        if self.mode == ConsoleMode.ATTACHING:
             return "not attached to the host yet"
         return self.host_detail or "the engine is not running"
 
@@ -632,8 +634,8 @@ class OneiricApp(App):
         stay; the operator, the pid and the approvals policy give way first at 80 columns."""
         engine = self.engine
         head = Text(" Oneiric ", style="bold reverse")
-        mode = {"starting": "HOST starting...", "host": "HOST",
-                "attaching": "CLIENT attaching..."}.get(self.mode, "CLIENT")
+        mode = {ConsoleMode.STARTING: "HOST starting...", ConsoleMode.HOST: "HOST",
+                ConsoleMode.ATTACHING: "CLIENT attaching..."}.get(self.mode, "CLIENT")
         parts = [Part("mode", (mode,), "bold", sep=" ")]
         if self.host_detail:
             parts.append(Part("detail", (one_line(self.host_detail), ""), sep=" "))
@@ -653,10 +655,10 @@ class OneiricApp(App):
             # upstream Oneiric files or variables in sight, which nothing here reads (m says which)
             parts.append(Part("upstream", ("upstream Oneiric settings NOT READ (m)", "upstream NOT READ",
                                            "NOT READ"), "bold yellow"))
-        if self.mode in ("host", "client") and engine.watcher_status().state == "down":
+        if self.mode in (ConsoleMode.HOST, ConsoleMode.CLIENT) and engine.watcher_status().state == "down":
             # alive is the normal case; down must not go unnoticed (edits would be ignored)
             parts.append(Part("watcher", ("settings watcher DOWN", "watcher DOWN"), "bold red"))
-        if self.mode in ("host", "client") and (marker := engine.telemetry_status().marker):
+        if self.mode in (ConsoleMode.HOST, ConsoleMode.CLIENT) and (marker := engine.telemetry_status().marker):
             parts.append(Part("telemetry", (marker,), "bold red"))  # a configured exporter missing or failing
         self.main.update_status_bar(fit(head, parts, self.size.width - 2))
 

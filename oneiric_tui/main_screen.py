@@ -29,6 +29,7 @@ from oneiric_core.text import clause, one_line
 
 from .command_line import CommandLine, ConsoleCommand, Vocabulary, parse
 from .messages import RefHighlighted, SwapDone
+from .mode import ConsoleMode
 from .screens.approval_dialog import ApprovalDialog
 from .screens.confirm import ConfirmDialog
 from .screens.help import HelpScreen, help_sections
@@ -191,7 +192,7 @@ class MainScreen(Screen):
         app = self.oneiric
         if action in MUTATING and not app.can_change:
             return app.why_not()
-        if action == "probe" and app.mode not in ("host", "starting", "client"):
+        if action == "probe" and not app.mode.may_act:
             return app.why_not()
         return None
 
@@ -560,7 +561,7 @@ class MainScreen(Screen):
         """Show what an action changed now rather than at the next poll (in client mode the
         host's journal and snapshots say it)."""
         app = self.oneiric
-        if app.mode == "client":
+        if app.mode == ConsoleMode.CLIENT:
             app.follow_store()
         elif refs:
             app.refresh_refs(refs)

@@ -8,6 +8,8 @@ from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef
 from oneiric_core.events import Event
 
+from .mode import ConsoleMode
+
 
 class EngineEvents(Message):
     """A batch of journal events from the engine's bus (or, in client mode, from the store)."""
@@ -28,7 +30,7 @@ class ComponentsChanged(Message):
 class EngineReady(Message):
     """The engine finished starting (providers activated) or attached as a client."""
 
-    def __init__(self, mode: str, detail: str = "") -> None:
+    def __init__(self, mode: ConsoleMode, detail: str = "") -> None:
         super().__init__()
         self.mode = mode
         self.detail = detail
