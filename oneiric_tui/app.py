@@ -21,7 +21,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import events, on, work
@@ -50,6 +50,7 @@ from .messages import ComponentsChanged, EngineEvents, EngineReady
 from .mode import ConsoleMode
 from .screens.confirm import ConfirmDialog
 from .screens.help import HelpScreen, help_sections
+from .themes import theme_refusal
 from .typing_guard import TypingGuard, Verdict
 from .upkeep import UPKEEP_EVERY_S, Upkeep, read_upkeep
 from .widgets.approvals import ApprovalsTable
@@ -57,6 +58,9 @@ from .widgets.component_tree import ComponentTree
 from .widgets.health_table import HealthTable
 from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
+
+if TYPE_CHECKING:
+    from .console_port import ConsoleState
 
 EVENT_BATCH_S = 0.05
 CHANGE_BATCH_S = 0.25
@@ -764,22 +768,6 @@ class OneiricApp(App):
         getattr(main, f"action_{action}")()
 
 
-def theme_refusal(name: str) -> str | None:
-    """Why `--theme NAME` cannot be used, as one sentence naming the themes there are; None for
-    a theme Textual has. Asked before the screen takes over: Textual itself would fall back to
-    its default theme without a word, hiding a typo (issue 13 point 5)."""
-    import difflib
-
-    from textual.theme import BUILTIN_THEMES
-
-    if name in BUILTIN_THEMES:
-        return None
-    known = sorted(BUILTIN_THEMES)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"There is no theme {name!r}{hint}; the themes are {', '.join(known)}."
-
-
 def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False) -> int:
     engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None)
     app = OneiricApp(engine, read_only=read_only, read_only_reason="this console was started with --read-only"
@@ -787,5 +775,8 @@ def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None
     app.run()
     return app.return_code or 0
 
+
+if TYPE_CHECKING:  # the app gives the screens what console_port.ConsoleState promises them
+    _conforms: type[ConsoleState] = OneiricApp
 
 __all__ = ["MUTATING", "OneiricApp", "run_console", "theme_refusal"]

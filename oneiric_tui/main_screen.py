@@ -43,7 +43,7 @@ from .widgets.remote_table import RemoteTable
 from .widgets.swap_log import SwapLog
 
 if TYPE_CHECKING:
-    from .app import OneiricApp
+    from .console_port import ConsoleState
 
 PANES = (("tree", "Components"), ("detail", "Explain"), ("health", "Health"), ("log", "Swap log"),
          ("approvals", "Approvals"), ("remote", "Remote"))
@@ -87,7 +87,7 @@ class MainScreen(Screen):
         self._status_text: Text | None = None
 
     @property
-    def oneiric(self) -> OneiricApp:
+    def oneiric(self) -> ConsoleState:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -272,7 +272,7 @@ class MainScreen(Screen):
             pending = []
         return Vocabulary(keys=sorted(str(r) for r in app.statuses), providers=providers, proposals=pending,
                           incidents=self._open_incident_ids(), runbooks=self._runbook_ids(),
-                          themes=sorted(app.available_themes))
+                          themes=sorted(self.app.available_themes))
 
     def _open_incident_ids(self) -> list[int]:
         from oneiric_core.runbooks.incidents import Incidents
@@ -391,7 +391,7 @@ class MainScreen(Screen):
             screen.call_later(screen.resume_incident, int(word))  # type: ignore[attr-defined]
 
     def _theme(self, name: str | None) -> None:
-        from .app import theme_refusal
+        from .themes import theme_refusal
 
         if name is None:
             self.app.action_change_theme()
@@ -405,7 +405,7 @@ class MainScreen(Screen):
     def action_incident(self) -> None:
         """`i` / `7`: the incident panel (pane 7), full screen; the highlighted component
         becomes the next walk's domain/key. A walk already running is shown as it stands."""
-        from .widgets.incident_panel import IncidentScreen
+        from .screens.incident import IncidentScreen
 
         if not self.app.is_screen_installed("incident"):
             self.app.install_screen(IncidentScreen(), "incident")

@@ -50,9 +50,9 @@ from oneiric_core.engine import Engine  # noqa: E402
 from oneiric_tui.app import OneiricApp  # noqa: E402
 from oneiric_tui.screens.approval_dialog import ApprovalDialog  # noqa: E402
 from oneiric_tui.screens.help import HelpScreen  # noqa: E402
+from oneiric_tui.screens.incident import IncidentScreen  # noqa: E402
 from oneiric_tui.screens.swap_picker import SwapPicker  # noqa: E402
 from oneiric_tui.widgets.component_tree import ComponentTree  # noqa: E402
-from oneiric_tui.widgets.incident_panel import IncidentScreen  # noqa: E402
 from oneiric_tui.widgets.swap_log import SwapLog  # noqa: E402
 
 FILES = ("main-120x40.svg", "main-80x24.svg", "swap-picker-120x40.svg", "approval-120x40.svg",

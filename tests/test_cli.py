@@ -582,7 +582,7 @@ def test_explain_text_for_a_key_with_no_candidates_claims_no_fallback(run_cli, d
 
 def test_an_unknown_theme_is_refused_in_one_sentence_before_the_screen_starts(run_cli) -> None:
     """Issue 13 point 5: `--theme nosuch` used to start the console in the default theme."""
-    from oneiric_tui.app import theme_refusal
+    from oneiric_tui.themes import theme_refusal
 
     assert theme_refusal("ansi-dark") is None
     result = run_cli("console", "--theme", "nosuch")

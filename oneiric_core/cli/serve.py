@@ -44,7 +44,7 @@ def cmd_console(args: Any) -> int:
     only here, when the console is what was asked for (pyproject.toml's import-linter
     contracts say so); Textual is never loaded for any other command."""
     if args.theme:
-        from oneiric_tui.app import theme_refusal
+        from oneiric_tui.themes import theme_refusal
 
         refusal = theme_refusal(args.theme)
         if refusal:

@@ -14,7 +14,6 @@ screen that no task names (another screen's own) come last, under "More keys her
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 from rich.table import Table
 from rich.text import Text
@@ -30,6 +29,7 @@ from textual.widgets import Static
 
 from oneiric_core.text import one_line
 
+from ..console_port import ExplainsKeys
 from ..keys import KEY_HELP, HelpRow
 
 KEY_COLUMN_MAX = 18
@@ -43,15 +43,6 @@ class HelpSection:
 
     title: str
     keys: list[tuple[str, ...]] = field(default_factory=list)
-
-
-@runtime_checkable
-class ExplainsKeys(Protocol):
-    """A screen whose help covers more than the focused widget, and says why keys are off."""
-
-    def help_nodes(self) -> list[Widget]: ...
-
-    def disabled_reason(self, action: str) -> str | None: ...
 
 
 @dataclass(frozen=True)

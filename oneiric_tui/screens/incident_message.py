@@ -27,7 +27,7 @@ from oneiric_core.text import plain
 from ._style import dialog_box_css
 
 if TYPE_CHECKING:
-    from ..app import OneiricApp
+    from ..console_port import ConsoleState
 
 KINDS = {"a": "announce", "u": "update", "r": "resolved"}
 
@@ -53,7 +53,7 @@ class MessageScreen(ModalScreen[None]):
         self.message: messages.Message | None = None
 
     @property
-    def oneiric(self) -> OneiricApp:
+    def oneiric(self) -> ConsoleState:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -107,7 +107,7 @@ class MessageScreen(ModalScreen[None]):
             self.notify("There is no message to copy here.", severity="warning")
             return
         app = self.oneiric
-        app.copy_to_clipboard(message.text)
+        self.app.copy_to_clipboard(message.text)
         if app.can_change:
             try:
                 messages.record(self._incidents(), message, actor=app.engine.actor,

@@ -30,7 +30,7 @@ from ..widgets.key_bar import KeyBar
 from ..widgets.pane_table import PaneTable
 
 if TYPE_CHECKING:
-    from ..app import OneiricApp
+    from ..console_port import ConsoleState
 
 
 def clock_span(seconds: float) -> str:
@@ -65,7 +65,7 @@ class IncidentsScreen(Screen):
         self.rows: list[BoardRow] = []
 
     @property
-    def oneiric(self) -> OneiricApp:
+    def oneiric(self) -> ConsoleState:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -151,7 +151,7 @@ class IncidentsScreen(Screen):
             self.notify(f"Incident #{row.incident.id} has no walk to resume (it was opened outside one); "
                         "C closes it, M prepares its messages.", severity="warning", markup=False)
             return
-        from ..widgets.incident_panel import IncidentScreen
+        from .incident import IncidentScreen
 
         self.app.pop_screen()
         if not self.app.is_screen_installed("incident"):

@@ -44,7 +44,7 @@ from ..widgets.pane_table import PaneTable
 from .confirm import GuardedDialog
 
 if TYPE_CHECKING:
-    from ..app import OneiricApp
+    from ..console_port import ConsoleState
 
 # status -> (word, style): the word carries the meaning, the colour is a bonus
 STATUS = {"overdue": ("OVERDUE", "red bold"), "due": ("DUE", "yellow bold"), "soon": ("soon", ""),
@@ -157,7 +157,7 @@ class UpkeepScreen(Screen):
         self.upkeep: Upkeep | None = None
 
     @property
-    def oneiric(self) -> OneiricApp:
+    def oneiric(self) -> ConsoleState:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

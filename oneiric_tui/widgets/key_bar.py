@@ -26,7 +26,7 @@ from rich.text import Text
 from textual import events
 from textual.widget import Widget
 
-from ..screens.help import ExplainsKeys
+from ..console_port import ExplainsKeys
 
 # Keys that stay on the bar however narrow the terminal: the way to every other key, and out.
 ALWAYS_SHOWN = frozenset({"question_mark", "q"})

@@ -103,7 +103,7 @@ def test_completion_offers_commands_keys_and_a_keys_providers():
 
 
 async def test_runbook_and_incident_commands_open_the_walk_or_say_what_is_missing(make_app):
-    from oneiric_tui.widgets.incident_panel import IncidentScreen
+    from oneiric_tui.screens.incident import IncidentScreen
 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -9,8 +9,8 @@ import re
 
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.upkeep import FollowUp
+from oneiric_tui.screens.incident import IncidentScreen
 from oneiric_tui.widgets.follow_ups import flag, follow_up_text
-from oneiric_tui.widgets.incident_panel import IncidentScreen
 from tests.tui.conftest import until
 from tests.tui.test_safe_text import drawn
 

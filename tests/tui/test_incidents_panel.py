@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_tui.screens.confirm import ConfirmDialog
+from oneiric_tui.screens.incident import IncidentScreen, TextPrompt
 from oneiric_tui.screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
-from oneiric_tui.widgets.incident_panel import IncidentScreen, TextPrompt
 from tests.tui.conftest import ready, until
 from tests.tui.test_console import screen_text, to_cache
 

@@ -12,10 +12,10 @@ from oneiric_core.runbooks.loader import load_catalog
 from oneiric_core.runbooks.walk_incident import open_for_walk
 from oneiric_core.runbooks.walker import Walker
 from oneiric_tui.screens.confirm import ConfirmDialog
+from oneiric_tui.screens.incident import IncidentScreen
 from oneiric_tui.screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
 from oneiric_tui.screens.incident_message import MessageScreen
 from oneiric_tui.screens.incidents_view import IncidentsScreen
-from oneiric_tui.widgets.incident_panel import IncidentScreen
 from tests.tui.conftest import ready, until
 from tests.tui.test_console import screen_text
 from tests.tui.test_incidents_panel import (

@@ -18,7 +18,7 @@ from oneiric_core.store import StateStore
 from oneiric_tui.main_screen import MainScreen
 from oneiric_tui.screens.confirm import ConfirmDialog
 from oneiric_tui.screens.help import HelpScreen, help_sections
-from oneiric_tui.widgets.incident_panel import IncidentScreen
+from oneiric_tui.screens.incident import IncidentScreen
 from oneiric_tui.widgets.swap_log import SwapLog
 from tests.helpers import REPO
 from tests.tui.conftest import ready, until

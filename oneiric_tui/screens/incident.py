@@ -53,14 +53,14 @@ from oneiric_core.runbooks.walker import Walker
 from oneiric_core.text import multi_line, one_line, plain, styled
 
 from ..keys import vim_keys
-from ..screens._style import dialog_box_css
-from ..screens.confirm import ConfirmDialog
-from ..screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
-from .follow_ups import flag, follow_up_flags, follow_up_text
-from .key_bar import KeyBar
+from ..widgets.follow_ups import flag, follow_up_flags, follow_up_text
+from ..widgets.key_bar import KeyBar
+from ._style import dialog_box_css
+from .confirm import ConfirmDialog
+from .incident_dialogs import CloseIncidentDialog, SeverityDialog
 
 if TYPE_CHECKING:
-    from ..app import OneiricApp
+    from ..console_port import ConsoleState
 
 POLL_S = 0.3  # a waiting proposal is checked this often
 DEFAULT_SEVERITY = "P2"
@@ -204,7 +204,7 @@ class IncidentScreen(Screen):
         self.follow_ups: dict[str, list[Any]] = {}  # per runbook, open post-mortem follow-ups (the picker's flag)
 
     @property
-    def oneiric(self) -> OneiricApp:
+    def oneiric(self) -> ConsoleState:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -551,7 +551,7 @@ class IncidentScreen(Screen):
         box.scroll_to(y=box.scroll_y + direction * max(1, box.size.height - 1), animate=False)
 
     def action_help(self) -> None:
-        from ..screens.help import HelpScreen, help_sections
+        from .help import HelpScreen, help_sections
 
         self.app.push_screen(HelpScreen(help_sections(self.app)))
 
@@ -945,6 +945,6 @@ class IncidentScreen(Screen):
         """`M`: the incident's announce / update / resolved message, ready to copy (OSC 52)."""
         if self.incident_id is None:
             return
-        from ..screens.incident_message import MessageScreen
+        from .incident_message import MessageScreen
 
         self.app.push_screen(MessageScreen(self.incident_id), lambda _: self._render_timeline())
