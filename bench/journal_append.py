@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 
-import oneiric_core.store as store_module  # noqa: E402
+import oneiric_core.store.journal as store_module  # noqa: E402  (the module whose row_hash appends use)
 from oneiric_core.domains import Domain  # noqa: E402
 from oneiric_core.events import Event, Severity  # noqa: E402
 from oneiric_core.journal_hash import GENESIS, row_hash  # noqa: E402

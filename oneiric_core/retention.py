@@ -219,7 +219,7 @@ def last_report(store: StateStore) -> dict[str, Any] | None:
         hold = data.get("held_by")
         if isinstance(hold, dict):
             row = store.get_incident(int(hold.get("incident") or 0))
-            if row is None or row["status"] == "closed":
+            if row is None or row.status == "closed":
                 data = {**data, "held_by": None}
         return data
     except (StoreError, TypeError, ValueError):

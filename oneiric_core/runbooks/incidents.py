@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import NotFound, UsageError
 from ..events import Event, Severity
 from ..identity import other_process_alive
-from ..store import INCIDENT_WINDOW_LEAD_S
+from ..store import INCIDENT_WINDOW_LEAD_S, IncidentRecord
 from .escalation import Escalation
 
 STATUSES = ("open", "mitigated", "closed")
@@ -95,13 +95,12 @@ class Incidents:
 
     # -- records ---------------------------------------------------------------------------------
     @staticmethod
-    def _row(row: Any) -> Incident:
+    def _row(row: IncidentRecord) -> Incident:
         return Incident(
-            id=row["id"], title=row["title"], severity=row["severity"], status=row["status"],
-            commander=row["commander"], opened_at=row["opened_at"], closed_at=row["closed_at"],
-            refs=json.loads(row["refs"] or "[]"), tree=row["tree"], summary=row["summary"], impact=row["impact"],
-            root_cause=row["root_cause"], resolution=row["resolution"],
-            follow_ups=json.loads(row["follow_ups"] or "[]"),
+            id=row.id, title=row.title, severity=row.severity, status=row.status, commander=row.commander,
+            opened_at=row.opened_at, closed_at=row.closed_at, refs=list(row.refs), tree=row.tree,
+            summary=row.summary, impact=row.impact, root_cause=row.root_cause, resolution=row.resolution,
+            follow_ups=list(row.follow_ups),
         )
 
     def get(self, incident_id: int) -> Incident:
@@ -300,7 +299,7 @@ class Incidents:
     # -- the timeline ------------------------------------------------------------------------------
     def entries(self, incident_id: int) -> builtins.list[Entry]:
         rows = self.store.incident_entries(int(incident_id))
-        return [Entry(r["ts"], r["kind"], r["actor"], r["text"], json.loads(r["data"] or "{}")) for r in rows]
+        return [Entry(r.ts, r.kind, r.actor, r.text, dict(r.data)) for r in rows]
 
     def lookback_s(self) -> float:
         """How far before its opening an incident's story reaches (app.yml escalation.lookback_min)."""

@@ -1,0 +1,231 @@
+"""What the state store holds, as typed records: every repository returns these, never a
+backend's raw rows, so callers read the same objects whichever database is behind the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..errors import ExitCode, OneiricError
+
+
+class StoreError(OneiricError):
+    """The state store cannot be opened, read or written (full disk, read-only file, corruption)."""
+
+    exit_code = ExitCode.ERROR
+
+
+# The hash chain over the journal (journal_hash.py defines what a hash covers). Meta keys:
+ANCHOR_META = "journal_anchor"  # {"id", "hash"}: what the first row chains to (the last pruned row)
+SEALED_META = "journal_sealed_through"  # the last id written before the chain existed
+HEAD_META = "journal_head"  # {"id", "hash", "at"}: the head the host last published
+IDS_META = "journal_ids_used_through"  # ids up to this one were given out before schema 7 (see below)
+PRUNE_PROGRESS_META = "journal_prune_progress"  # written by a running prune (store.WalCheckpoints)
+VACUUM_META = "store_incremental_vacuum"  # {"failed_at", "reason"}: the one-time VACUUM of schema 8 is owed
+CHAIN_COLUMNS = "id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, message, data"
+
+# A host renews its lease every second; one this old belongs to a host that is gone (or hung),
+# and another process may take over. Clients use it to tell whether a host is running.
+LEASE_STALE_AFTER_S = 5.0
+
+ACTIVITY_STATES = ("active", "paused", "draining", "drained")
+
+# Journal retention: rows per prune transaction and pages per incremental vacuum when the
+# store prunes by itself (prune_journal; retention.py sizes the host's steps to a time instead).
+PRUNE_BATCH_ROWS = 5000
+RECLAIM_BATCH_PAGES = 400
+RESTART_FRAMES = 1000  # a prune starts the WAL over once it holds this many frames (WalCheckpoints)
+# An open incident keeps every event from this long before it opened (its timeline's start).
+INCIDENT_WINDOW_LEAD_S = 1.0
+
+
+@dataclass(slots=True)
+class ActivityRecord:
+    domain: str
+    key: str
+    state: str  # "active" | "paused" | "draining" | "drained"
+    note: str | None = None
+    actor: str | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class LifecycleSnapshot:
+    domain: str
+    key: str
+    state: str
+    provider: str | None
+    source: str | None
+    pending_provider: str | None = None
+    last_error: str | None = None
+    inflight: int = 0
+    last_swap: dict[str, Any] | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class HealthSnapshot:
+    domain: str
+    key: str
+    provider: str | None
+    status: str
+    latency_ms: float | None
+    message: str
+    checked_at: float
+    changed_at: float
+    samples: list[float | None] = field(default_factory=list)  # recent latencies, oldest first
+
+
+@dataclass(slots=True)
+class ProposalRecord:
+    """A requested swap waiting for (or past) a decision; see approvals.py for the rules."""
+
+    domain: str
+    key: str
+    from_provider: str | None
+    to_provider: str
+    source: str  # who proposed it: console, cli, watcher, remote, runbook
+    requested_by: str
+    created_at: float
+    status: str = "pending"  # pending | approved | rejected | expired | applied | failed | interrupted
+    to_source: str | None = None
+    force: bool = False
+    reason: str = ""
+    expires_at: float | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    comment: str | None = None
+    outcome: str | None = None
+    outcome_reason: str | None = None
+    id: int | None = None
+    requested_by_id: str | None = None  # the principal ids the rules compare (principal.py)
+    decided_by_id: str | None = None
+    # Whether the row's seal matched when it was read: None when this process holds no key to
+    # check it with (seal.py); never stored.
+    sealed: bool | None = None
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """One request from a client to the host (see commands.py for the kinds and the loop)."""
+
+    kind: str
+    args: dict[str, Any]
+    requested_by: str
+    created_at: float
+    deadline: float | None = None  # after this the client no longer waits: never start it
+    status: str = "pending"  # pending | running | done | failed | expired
+    started_at: float | None = None
+    result: dict[str, Any] | None = None  # {"message": str, "data": {...}}
+    exit_code: int | None = None
+    finished_at: float | None = None
+    id: int | None = None
+    requested_by_id: str | None = None
+    sealed: bool | None = None  # as ProposalRecord.sealed
+
+
+@dataclass(slots=True)
+class LeaseInfo:
+    pid: int
+    hostname: str
+    started_at: float
+    heartbeat_at: float
+
+    def is_stale(self, now: float, stale_after_s: float) -> bool:
+        """True when the holder has not heartbeaten for longer than `stale_after_s`."""
+        return now - self.heartbeat_at > stale_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One point of the journal's hash chain: a row's id and hash (the anchor, the head).
+    `at` is when a host published it as its head (None for any other link)."""
+
+    id: int
+    hash: str
+    at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "hash": self.hash}
+        if self.at is not None:
+            out["at"] = self.at
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionHold:
+    """An open incident that the journal's retention may not prune past: `first_id` is the
+    first row it keeps (an event of a component it involves, or one since it opened)."""
+
+    incident: int
+    title: str
+    opened_at: float
+    first_id: int
+    ref: str | None  # "domain/key" when the row is kept as one of that component's events
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"incident": self.incident, "title": self.title, "opened_at": self.opened_at,
+                "first_id": self.first_id, "ref": self.ref}
+
+
+@dataclass(frozen=True, slots=True)
+class PruneStep:
+    """What one prune transaction did: rows `deleted`, whether retention has nothing more to
+    take now (`done`), and the open incident that stopped it, if one did."""
+
+    deleted: int
+    done: bool
+    held_by: RetentionHold | None = None
+
+
+class ChainState(NamedTuple):
+    """Where the journal's chain starts and what it must reach, as the store keeps them."""
+
+    anchor: ChainLink  # what the first row chains to: the last pruned row, or GENESIS
+    sealed_through: int  # the last id written before the chain existed (ids may skip up to it)
+    published: ChainLink | None  # the head the host last published
+
+
+class ChainTip(NamedTuple):  # a NamedTuple: one is made per append
+    """What the next append chains to, as this connection last saw it: the last chained row
+    (`id`, `hash`) and the id to give the next row. It holds until another connection
+    appends, and then the next row's id is taken: the insert's PRIMARY KEY conflict is what
+    says so (store.append_many)."""
+
+    id: int
+    hash: str
+    next_id: int
+
+
+@dataclass(slots=True)
+class IncidentRecord:
+    """One incident row (runbooks/incidents.py gives it its rules); `refs` and `follow_ups`
+    are decoded from their JSON columns."""
+
+    id: int
+    title: str
+    severity: str
+    status: str
+    commander: str
+    opened_at: float
+    closed_at: float | None = None
+    refs: list[str] = field(default_factory=list)
+    tree: str | None = None
+    summary: str = ""
+    impact: str = ""
+    root_cause: str = ""
+    resolution: str = ""
+    follow_ups: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEntryRecord:
+    """One entry of an incident's recorded timeline; `data` decoded from its JSON column."""
+
+    id: int
+    incident_id: int
+    ts: float
+    kind: str
+    actor: str | None
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,89 @@
+"""The lifecycle and health snapshots the host writes for its clients, one row per domain/key."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from ..domains import Domain
+from .backend import Backend, Row
+from .codec import _dom, _loads
+from .records import HealthSnapshot, LifecycleSnapshot
+
+_LIFECYCLE_COLUMNS = ("domain", "key", "state", "provider", "source", "pending_provider", "last_error", "inflight",
+                      "last_swap", "updated_at")
+_HEALTH_COLUMNS = ("domain", "key", "provider", "status", "latency_ms", "message", "checked_at", "changed_at",
+                   "samples")
+
+
+class SnapshotRepo:
+    def __init__(self, db: Backend) -> None:
+        self.db = db
+
+    def put_lifecycle(self, snap: LifecycleSnapshot) -> None:
+        params = (
+            _dom(snap.domain), snap.key, snap.state, snap.provider, snap.source,
+            snap.pending_provider, snap.last_error, int(snap.inflight),
+            None if snap.last_swap is None else json.dumps(snap.last_swap, default=str),
+            snap.updated_at or time.time(),
+        )
+        self.db.write(
+            lambda conn: conn.execute(
+                self.db.dialect.upsert("lifecycle", _LIFECYCLE_COLUMNS, ("domain", "key")),
+                params,
+            )
+        )
+
+    @staticmethod
+    def _lifecycle(row: Row) -> LifecycleSnapshot:
+        return LifecycleSnapshot(
+            domain=row["domain"], key=row["key"], state=row["state"], provider=row["provider"],
+            source=row["source"], pending_provider=row["pending_provider"],
+            last_error=row["last_error"], inflight=row["inflight"],
+            last_swap=_loads(row["last_swap"], None), updated_at=row["updated_at"],
+        )
+
+    def get_lifecycle(self, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
+        rows = self.db.read("SELECT * FROM lifecycle WHERE domain = ? AND key = ?", (_dom(domain), key))
+        return self._lifecycle(rows[0]) if rows else None
+
+    def all_lifecycle(self) -> list[LifecycleSnapshot]:
+        return [self._lifecycle(r) for r in self.db.read("SELECT * FROM lifecycle ORDER BY domain, key")]
+
+    def clear_lifecycle(self) -> None:
+        self.db.write(lambda conn: conn.execute("DELETE FROM lifecycle"))
+
+    # ------------------------------------------------------------------ health snapshots
+
+    def put_health(self, snap: HealthSnapshot) -> None:
+        """Store the latest health of a key (one row per domain/key, whatever the provider)."""
+        params = (
+            _dom(snap.domain), snap.key, snap.provider, str(snap.status), snap.latency_ms,
+            snap.message or "", snap.checked_at, snap.changed_at, json.dumps(list(snap.samples)),
+        )
+        self.db.write(
+            lambda conn: conn.execute(
+                self.db.dialect.upsert("health", _HEALTH_COLUMNS, ("domain", "key")),
+                params,
+            )
+        )
+
+    @staticmethod
+    def _health(row: Row) -> HealthSnapshot:
+        samples = _loads(row["samples"], [])
+        return HealthSnapshot(
+            domain=row["domain"], key=row["key"], provider=row["provider"], status=row["status"],
+            latency_ms=row["latency_ms"], message=row["message"] or "",
+            checked_at=row["checked_at"], changed_at=row["changed_at"],
+            samples=list(samples) if isinstance(samples, list) else [],
+        )
+
+    def get_health(self, domain: Domain | str, key: str) -> HealthSnapshot | None:
+        rows = self.db.read("SELECT * FROM health WHERE domain = ? AND key = ?", (_dom(domain), key))
+        return self._health(rows[0]) if rows else None
+
+    def all_health(self) -> list[HealthSnapshot]:
+        return [self._health(r) for r in self.db.read("SELECT * FROM health ORDER BY domain, key")]
+
+    def clear_health(self) -> None:
+        self.db.write(lambda conn: conn.execute("DELETE FROM health"))
