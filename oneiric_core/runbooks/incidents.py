@@ -44,21 +44,8 @@ class WalkOwner:
 
 
 @dataclass
-class Incident:
-    id: int
-    title: str
-    severity: str
-    status: str
-    commander: str
-    opened_at: float
-    closed_at: float | None = None
-    refs: list[str] = field(default_factory=list)  # "domain/key" of the components involved
-    tree: str | None = None
-    summary: str = ""
-    impact: str = ""
-    root_cause: str = ""
-    resolution: str = ""
-    follow_ups: list[str] = field(default_factory=list)
+class Incident(IncidentRecord):
+    """An incident as the runbooks handle it: the store's record, with how to show and time it."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -96,12 +83,7 @@ class Incidents:
     # -- records ---------------------------------------------------------------------------------
     @staticmethod
     def _row(row: IncidentRecord) -> Incident:
-        return Incident(
-            id=row.id, title=row.title, severity=row.severity, status=row.status, commander=row.commander,
-            opened_at=row.opened_at, closed_at=row.closed_at, refs=list(row.refs), tree=row.tree,
-            summary=row.summary, impact=row.impact, root_cause=row.root_cause, resolution=row.resolution,
-            follow_ups=list(row.follow_ups),
-        )
+        return Incident(**vars(row))
 
     def get(self, incident_id: int) -> Incident:
         row = self.store.get_incident(int(incident_id))

@@ -197,10 +197,10 @@ class ChainTip(NamedTuple):  # a NamedTuple: one is made per append
     next_id: int
 
 
-@dataclass(slots=True)
+@dataclass
 class IncidentRecord:
     """One incident row (runbooks/incidents.py gives it its rules); `refs` and `follow_ups`
-    are decoded from their JSON columns."""
+    are decoded from their JSON columns. Not slotted: runbooks' `Incident` extends it."""
 
     id: int
     title: str
@@ -209,13 +209,13 @@ class IncidentRecord:
     commander: str
     opened_at: float
     closed_at: float | None = None
-    refs: list[str] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)  # "domain/key" of the components involved
     tree: str | None = None
     summary: str = ""
     impact: str = ""
     root_cause: str = ""
     resolution: str = ""
-    follow_ups: list[Any] = field(default_factory=list)
+    follow_ups: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
