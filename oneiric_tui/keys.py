@@ -56,6 +56,7 @@ KEY_HELP: tuple[HelpTask, ...] = (
         HelpRow("Go to", ids=PANE_IDS, each=True),
         HelpRow("Next / previous pane", ids=("pane.next", "pane.previous")),
         HelpRow("Go to the approvals", ids=("approvals.open",)),
+        HelpRow("Zoom the active pane full-screen, and back", ids=("pane.zoom",)),
         HelpRow("Down / up a line", ids=("*.down", "*.up"), also=("down", "up")),
         HelpRow("First / last line", ids=("*.top", "*.bottom")),
         HelpRow("Open or close a domain or a key", ids=("tree.select", "tree.toggle")),

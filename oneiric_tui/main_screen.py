@@ -72,6 +72,7 @@ class MainScreen(Screen):
         Binding("m", "app.open_upkeep", "Upkeep", show=False, id="upkeep.open"),
         Binding("I", "app.incidents", "Incidents", show=False, id="incidents.view"),
         Binding("colon", "command_line", "Command", show=False, id="command.open"),
+        Binding("z", "zoom", "Zoom", show=False, id="pane.zoom"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
@@ -126,6 +127,14 @@ class MainScreen(Screen):
             self.pane(pane).set_class(pane == name, "-active")
         self.pane(name).focus()
         self._render_tabs(name)
+
+    def action_zoom(self) -> None:
+        """`z` shows the active pane alone, full-screen (Textual's maximize), and back:
+        a long log or a 50-row health table read without the other panes' borders."""
+        if self.maximized is not None:
+            self.minimize()
+            return
+        self.maximize(self.pane(self.active_pane()), container=False)
 
     def action_cycle_pane(self, step: int) -> None:
         if isinstance(self.focused, CommandLine):  # tab in the command line completes the word
