@@ -134,7 +134,7 @@ class Engine:
         self.principal = _as_principal(actor, Principal.of_process())
         self.actor = self.principal.label
         self.bus = EventBus()
-        self.store = StateStore(self.state_dir / "state.sqlite")
+        self.store = StateStore(self.state_dir / "state.sqlite", url=self.settings.store_url)
         self.store.seal = RowSeal.for_state_dir(self.state_dir)
         self.access = AccessPolicy.from_settings(self.state_dir, app.access)
         self.store_error: str | None = None

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .store import PRUNE_PROGRESS_META, RetentionHold, StateStore, StoreError, WalCheckpoints
+from .store import PRUNE_PROGRESS_META, Checkpoints, RetentionHold, StateStore, StoreError
 from .text import one_line
 
 REPORT_META = "journal_retention"  # the last PruneReport, as to_dict() writes it
@@ -173,7 +173,7 @@ def prune(store: StateStore, policy: RetentionPolicy, *, now: float | None = Non
     return report
 
 
-def _delete(store: StateStore, wal: WalCheckpoints, cutoff: float | None, through: int | None, rows: _Pace,
+def _delete(store: StateStore, wal: Checkpoints, cutoff: float | None, through: int | None, rows: _Pace,
             pause: Callable[[], bool]) -> tuple[int, int, RetentionHold | None, bool]:
     """The prune's transactions: rows deleted, transactions, the hold met, interrupted."""
     pruned = batches = 0
@@ -193,7 +193,7 @@ def _delete(store: StateStore, wal: WalCheckpoints, cutoff: float | None, throug
     return pruned, batches, held, False
 
 
-def _reclaim(store: StateStore, wal: WalCheckpoints, pages: _Pace,
+def _reclaim(store: StateStore, wal: Checkpoints, pages: _Pace,
              pause: Callable[[], bool]) -> tuple[int, bool]:
     """Hand the free pages back, a step at a time: pages reclaimed, interrupted."""
     reclaimed = 0

@@ -64,6 +64,7 @@ from .settings_model import (
     APP_FILE,
     STACK_ORDER_ENV,
     STATE_DIR_ENV,
+    STORE_URL_ENV,
     AccessOptions,
     ApprovalsOptions,
     AppSettings,
@@ -98,6 +99,7 @@ __all__ = [  # the models are settings_model's, re-exported: `from .settings imp
     "APP_FILE",
     "STACK_ORDER_ENV",
     "STATE_DIR_ENV",
+    "STORE_URL_ENV",
     "AccessOptions",
     "AppSettings",
     "ApprovalsOptions",
@@ -505,6 +507,12 @@ class SettingsSnapshot:
             configured = Path(os.path.expanduser(self.app.state_dir))
             return _abs(configured if configured.is_absolute() else base / configured)
         return base / ".oneiric"
+
+    @property
+    def store_url(self) -> str | None:
+        """$ONEIRIC_STORE_URL, else app.store.url; None means the SQLite file in the state dir."""
+        env = os.environ.get(STORE_URL_ENV, "").strip()
+        return env or self.app.store.url
 
     @property
     def stack_order(self) -> list[str]:

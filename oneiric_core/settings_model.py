@@ -30,6 +30,7 @@ from .schema import Bounds, Check, Model, Pattern, drop_empty
 
 APP_FILE = "app.yml"
 STATE_DIR_ENV = "ONEIRIC_STATE_DIR"
+STORE_URL_ENV = "ONEIRIC_STORE_URL"
 STACK_ORDER_ENV = "ONEIRIC_STACK_ORDER"
 
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
@@ -163,6 +164,19 @@ def _http_url(value: str) -> str:
     if not match or match[1].lower() not in ("http", "https"):
         raise ValueError(f"'{value}' is not an http:// or https:// URL")
     return value
+
+
+def _store_url(value: str) -> str:
+    match = _URI_SCHEME.match(value)
+    if not match or match[1].lower() not in ("postgresql", "postgres"):
+        raise ValueError(f"'{_redact(value)}' is not a postgresql:// URL (leave store.url out to keep the "
+                         "SQLite file in the state directory)")
+    return value
+
+
+def _redact(url: str) -> str:
+    """A URL as an error may show it: a password in it is replaced."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def _raw_ed25519(value: str) -> str:
@@ -329,6 +343,15 @@ def _default_allowlist() -> list[str]:
 
 
 @dataclass
+class StoreOptions(Model):
+    """Where the state store is: without a URL, `state.sqlite` in the state directory (one
+    host); `postgresql://...`, a database that many hosts and consoles share (docs/fleet.md).
+    $ONEIRIC_STORE_URL, when set, takes precedence."""
+
+    url: Annotated[str, Bounds(min_length=1, max_length=2048), Check(_store_url)] | None = None
+
+
+@dataclass
 class AppSettings(Model):
     state_dir: str | None = None
     stack_order: list[str] = field(default_factory=list)
@@ -344,6 +367,7 @@ class AppSettings(Model):
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
     remote: RemoteOptions = field(default_factory=RemoteOptions)
     escalation: EscalationOptions = field(default_factory=EscalationOptions)
+    store: StoreOptions = field(default_factory=StoreOptions)
 
 
 Priority = Annotated[int, Bounds(ge=-1000, le=1000)]

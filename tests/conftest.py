@@ -84,6 +84,21 @@ def run_cli(tmp_path: Path, demo_settings: Path, cli_env: dict[str, str]) -> Cal
     return run
 
 
+# -- the store's two backends ----------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest):
+    """Each store test runs twice: on the SQLite file in its state directory (None) and on a
+    schema of its own in the test PostgreSQL (tests/pg.py), the same repositories over both."""
+    if request.param == "sqlite":
+        yield None
+        return
+    from tests.pg import fresh_schema
+
+    with fresh_schema() as url:
+        yield url
+
+
 # -- in-process engines ----------------------------------------------------------------------------
 
 @pytest.fixture

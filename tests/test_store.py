@@ -1,4 +1,7 @@
-"""The state store against real SQLite files: journal, activity, snapshots, lease, concurrency, failures."""
+"""The state store against real SQLite files and a real PostgreSQL (the `store_url` fixture
+runs each backend-neutral test on both): journal, activity, snapshots, lease, concurrency,
+failures. What only a SQLite file has (WAL, PRAGMAs, file modes, a full disk) is tested on
+SQLite alone."""
 
 from __future__ import annotations
 
@@ -35,7 +38,14 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path):
+def store(db_path: Path, store_url: str | None):
+    s = StateStore(db_path, url=store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path):
     s = StateStore(db_path)
     yield s
     s.close()
@@ -48,7 +58,8 @@ def ev(kind: str = "swap-complete", message: str = "m", **kw) -> Event:
 # --------------------------------------------------------------------------- opening
 
 
-def test_creates_parent_dir_wal_and_schema_version(db_path: Path, store: StateStore) -> None:
+def test_creates_parent_dir_wal_and_schema_version(db_path: Path, sqlite_store: StateStore) -> None:
+    store = sqlite_store
     assert db_path.parent.is_dir() and db_path.exists()
     assert store.pragma("journal_mode") == "wal"
     assert store.pragma("synchronous") == 1  # NORMAL
@@ -83,8 +94,8 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
     assert str(db_path) in str(info.value)
 
 
-def test_closed_store_raises_store_error(db_path: Path) -> None:
-    s = StateStore(db_path)
+def test_closed_store_raises_store_error(db_path: Path, store_url: str | None) -> None:
+    s = StateStore(db_path, url=store_url)
     s.close()
     s.close()  # idempotent
     with pytest.raises(StoreError, match="closed"):
@@ -193,15 +204,15 @@ def test_prune_by_rows_then_both(store: StateStore) -> None:
     assert store.append(ev()).id == 11
 
 
-def test_survives_reopen(db_path: Path) -> None:
-    s = StateStore(db_path)
+def test_survives_reopen(db_path: Path, store_url: str | None) -> None:
+    s = StateStore(db_path, url=store_url)
     s.append(ev("host-started", "up", data={"pid": 1}))
     s.set_activity(ActivityRecord("adapter", "cache", "paused", note="maintenance", actor="ops"))
     s.set_meta("settings_digest", {"a": 1})
     s.acquire_lease(42, "box", now=50.0)
     s.close()
 
-    s2 = StateStore(db_path)
+    s2 = StateStore(db_path, url=store_url)
     try:
         (e,) = s2.journal()
         assert (e.id, e.kind, e.message, e.data) == (1, "host-started", "up", {"pid": 1})
@@ -327,9 +338,9 @@ def test_lease_is_stale() -> None:
     assert lease.is_stale(105.1, 5.0)
 
 
-def test_lease_contention_across_stores(db_path: Path) -> None:
+def test_lease_contention_across_stores(db_path: Path, store_url: str | None) -> None:
     """Many contenders on separate connections: exactly one wins."""
-    stores = [StateStore(db_path) for _ in range(6)]
+    stores = [StateStore(db_path, url=store_url) for _ in range(6)]
     results: list[bool] = []
     lock = threading.Lock()
 
@@ -360,7 +371,7 @@ WRITER = textwrap.dedent(
     from oneiric_core.events import Event
     from oneiric_core.store import StateStore
 
-    store = StateStore(Path(sys.argv[1]))
+    store = StateStore(Path(sys.argv[1]), url=sys.argv[3] or None)
     tag = sys.argv[2]
     for i in range(200):
         store.append(Event(kind="host-started", message=f"{tag} {i}", actor=tag))
@@ -369,12 +380,12 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_threads_and_processes_write_concurrently(db_path: Path) -> None:
-    store = StateStore(db_path)
+def test_threads_and_processes_write_concurrently(db_path: Path, store_url: str | None) -> None:
+    store = StateStore(db_path, url=store_url)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(db_path), f"proc{n}"],
+            [sys.executable, "-c", WRITER, str(db_path), f"proc{n}", store_url or ""],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT,
         )
         for n in range(4)
@@ -457,7 +468,8 @@ def test_read_only_store_gives_store_error(tmp_path: Path) -> None:
             os.chmod(state_dir / name, stat.S_IRUSR | stat.S_IWUSR)
 
 
-def test_full_disk_gives_store_error(store: StateStore, db_path: Path) -> None:
+def test_full_disk_gives_store_error(sqlite_store: StateStore, db_path: Path) -> None:
+    store = sqlite_store
     store.append(ev(message="before"))
     pages = store.pragma("page_count")
     assert store.pragma("max_page_count", pages) == pages

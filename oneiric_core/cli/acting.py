@@ -167,12 +167,10 @@ def _quick_store_path(args: argparse.Namespace) -> Path | None:
     """Where the engine would put the state store, without loading the settings models:
     --state-dir, $ONEIRIC_STATE_DIR, app.yml `state_dir` (relative to the settings' parent),
     else .oneiric beside the settings (SettingsSnapshot.state_dir has the same rule). None
-    when app.yml cannot be read simply: the full path then decides (and reports problems)."""
-    if args.state_dir:
-        return Path(args.state_dir).resolve() / "state.sqlite"
-    env = os.environ.get("ONEIRIC_STATE_DIR", "").strip()
-    if env:
-        return Path(os.path.abspath(os.path.expanduser(env))) / "state.sqlite"
+    when app.yml cannot be read simply, or when the store may be a database (store.url,
+    $ONEIRIC_STORE_URL): the full path then decides (and reports problems)."""
+    if os.environ.get("ONEIRIC_STORE_URL", "").strip():
+        return None
     settings = Path(os.path.abspath(os.path.expanduser(args.settings)))
     from ..input_limits import LimitExceeded, read_capped
 
@@ -182,6 +180,13 @@ def _quick_store_path(args: argparse.Namespace) -> Path | None:
         text = ""
     except (OSError, UnicodeDecodeError, LimitExceeded):
         return None
+    if re.search(r"^store\s*:", text, re.MULTILINE):
+        return None
+    if args.state_dir:
+        return Path(args.state_dir).resolve() / "state.sqlite"
+    env = os.environ.get("ONEIRIC_STATE_DIR", "").strip()
+    if env:
+        return Path(os.path.abspath(os.path.expanduser(env))) / "state.sqlite"
     configured = _app_state_dir(text)
     if configured is _UNREADABLE:
         return None

@@ -11,7 +11,7 @@ vacuum) is a capability, `Maintenance`, that a backend may offer."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -64,6 +64,35 @@ class Dialect(Protocol):
         """Run an INSERT of one row into a table with an `id` identity; the id it got."""
         ...
 
+    def savepoint(self, conn: Connection) -> AbstractContextManager[None]:
+        """Statements inside may fail without spoiling the transaction (PostgreSQL aborts a
+        transaction at its first error; SQLite undoes only the failed statement)."""
+        ...
+
+
+class Checkpoints(Protocol):
+    """How a long run of writes (a prune) lets the file keep up: SQLite's WAL checkpoints,
+    taken by hand between steps (sqlite_backend.WalCheckpoints)."""
+
+    progress: dict[str, Any]
+
+    def backfill(self, *, restart: bool = False) -> int: ...
+
+    def restarting(self) -> AbstractContextManager[float]: ...
+
+
+class NoCheckpoints:
+    """Checkpoints where the database keeps its own log (PostgreSQL): nothing to do."""
+
+    def __init__(self) -> None:
+        self.progress: dict[str, Any] = {}
+
+    def backfill(self, *, restart: bool = False) -> int:
+        return 0
+
+    def restarting(self) -> AbstractContextManager[float]:
+        return nullcontext(0.0)
+
 
 class Maintenance(Protocol):
     """What a file-based store does by hand to keep its file small (SQLite: free pages,
@@ -79,7 +108,7 @@ class Maintenance(Protocol):
 
     def vacuum_owed(self) -> str | None: ...
 
-    def checkpoints_aside(self) -> AbstractContextManager[Any]: ...
+    def checkpoints_aside(self) -> AbstractContextManager[Checkpoints]: ...
 
     def pragma(self, name: str, value: int | str | None = None) -> Any: ...
 
@@ -122,6 +151,10 @@ class Backend(Protocol):
 
     def data_version(self) -> int:
         """Changes whenever another connection commits."""
+        ...
+
+    def size_bytes(self) -> int:
+        """What the store takes where it is kept (a file and its WAL, a server's tables)."""
         ...
 
     def error(self, action: str, exc: BaseException) -> StoreError: ...

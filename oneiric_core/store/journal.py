@@ -52,7 +52,8 @@ class JournalRepo:
             self._tip = None  # until every row below is in: a failure half way reads the end again
             inserted: list[int] = []
             try:
-                self._tip = self._insert_chained(conn, tip, params, inserted)
+                with self.db.dialect.savepoint(conn):
+                    self._tip = self._insert_chained(conn, tip, params, inserted)
             except self.db.dialect.integrity_errors:
                 # The next id is taken: another connection appended since this one last did.
                 # Rows inserted before the conflict (none, unless someone wrote a row at a

@@ -59,7 +59,7 @@ class ProposalRepo:
         """Newest `limit` proposals (optionally of one status), oldest first."""
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
         rows = self.db.read(
-            f"SELECT * FROM (SELECT * FROM proposals {where} ORDER BY id DESC LIMIT ?) ORDER BY id",
+            f"SELECT * FROM (SELECT * FROM proposals {where} ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
             (*params, int(limit)),
         )
         return [self._proposal(r) for r in rows]

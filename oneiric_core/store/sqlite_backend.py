@@ -72,6 +72,9 @@ class SqliteDialect:
             raise sqlite3.DatabaseError("the INSERT gave no row id")
         return int(row_id)
 
+    def savepoint(self, conn: Connection) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # a failed statement leaves SQLite's transaction as it was
+
 
 class WalCheckpoints:
     """Checkpoints taken by hand during a long run of writes (SqliteBackend.checkpoints_aside).
@@ -464,6 +467,9 @@ class SqliteBackend:
     def free_pages(self) -> int:
         """Pages of the file that pruned rows left free (the file's size less what it holds)."""
         return int(self.pragma("freelist_count"))
+
+    def size_bytes(self) -> int:
+        return self.file_bytes()
 
     def file_bytes(self) -> int:
         """The store's size on disk: the main file and its WAL."""

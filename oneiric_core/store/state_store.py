@@ -7,6 +7,7 @@ keeps one object and one set of names whichever database is behind."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -18,7 +19,7 @@ from ..domains import Domain
 from ..events import Event
 from ..seal import RowSeal
 from .activity import ActivityRepo
-from .backend import Backend, Connection, Row
+from .backend import Backend, Checkpoints, Connection, NoCheckpoints, Row
 from .commands import CommandRepo
 from .incidents import INCIDENT_FIELDS, IncidentRepo
 from .journal import JournalRepo
@@ -38,10 +39,24 @@ from .records import (
     LifecycleSnapshot,
     ProposalRecord,
     PruneStep,
+    StoreError,
 )
 from .seals import Seals
 from .snapshots import SnapshotRepo
-from .sqlite_backend import SqliteBackend, WalCheckpoints
+from .sqlite_backend import SqliteBackend
+
+
+def _postgresql(url: str) -> Backend:
+    """The PostgreSQL backend, imported only when a store URL asks for it."""
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise StoreError(f"cannot open the state store: '{scheme}://' is not a store URL (use postgresql://...)")
+    try:
+        from .pg_backend import PgBackend
+    except ImportError as exc:
+        raise StoreError(f"cannot open the state store {url.split('@')[-1]}: PostgreSQL needs psycopg "
+                         "(pip install 'oneiric-console[pg]')") from exc
+    return PgBackend(url)
 
 T = TypeVar("T")
 
@@ -51,11 +66,19 @@ class StateStore:
 
     INCIDENT_FIELDS = INCIDENT_FIELDS
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: Path, *, url: str | None = None, busy_timeout_ms: int = 5000) -> None:
+        """`path` is the SQLite file in the state directory; with a `url`
+        (`postgresql://...`), the store is that database's instead and `path` only says
+        which state directory this process keeps its own files in (the seal key)."""
         self.path = Path(path)
+        self.url = url
         self.busy_timeout_ms = int(busy_timeout_ms)
-        self._sqlite = SqliteBackend(self.path, busy_timeout_ms=busy_timeout_ms)
-        self.backend: Backend = self._sqlite
+        self._sqlite: SqliteBackend | None = None
+        if url:
+            self.backend: Backend = _postgresql(url)
+        else:
+            self._sqlite = SqliteBackend(self.path, busy_timeout_ms=busy_timeout_ms)
+            self.backend = self._sqlite
         self._seals = Seals(self.backend.where, str(self.path.parent / "seal.key"))
         self.journal_repo = JournalRepo(self.backend)
         self.prune_repo = PruneRepo(self.backend, self.journal_repo)
@@ -82,6 +105,11 @@ class StateStore:
     def last_published_head(self) -> ChainLink | None:
         """The journal head this process published last (its heartbeat)."""
         return self.journal_repo.last_published_head
+
+    @property
+    def where(self) -> str:
+        """The store as messages name it: its file, or its URL without the password."""
+        return self.backend.where
 
     @property
     def read_only(self) -> bool:
@@ -129,42 +157,55 @@ class StateStore:
     def _write(self, fn: Callable[[Connection], T], *, action: str = "write") -> T:
         return self.backend.write(fn, action=action)
 
+    def _file(self, what: str) -> SqliteBackend:
+        """The SQLite backend, for what only a file has (PRAGMAs, the tests' lock)."""
+        if self._sqlite is None:
+            raise StoreError(f"cannot {what} the state store {self.where}: it is PostgreSQL's, not a SQLite file")
+        return self._sqlite
+
     @property
     def _conn(self) -> sqlite3.Connection | None:
-        return self._sqlite._conn
+        return self._file("reach the connection of")._conn
 
     @property
     def _lock(self) -> threading.RLock:
-        return self._sqlite._lock
+        return self._file("lock")._lock
 
     def _chain_tip_below(self, conn: Connection, through: int) -> str:
         return self.journal_repo._chain_tip_below(conn, through)
 
-    # ------------------------------------------------------------------ file maintenance (SQLite)
+    # ------------------------------------------------------------------ space (SQLite's file by hand)
 
     def pragma(self, name: str, value: int | str | None = None) -> Any:
         """Read (or set) one PRAGMA on this store's connection, e.g. `pragma("journal_mode")`."""
-        return self._sqlite.pragma(name, value)
+        return self._file("read a PRAGMA of").pragma(name, value)
 
     def auto_vacuum(self) -> int:
-        return self._sqlite.auto_vacuum()
+        return self._file("read auto_vacuum of").auto_vacuum()
 
     def vacuum_owed(self) -> str | None:
-        """Why pruned rows do not give their space back, or None when they do."""
-        return self._sqlite.vacuum_owed()
+        """Why pruned rows do not give their space back, or None when they do (a server
+        database gives it back by itself)."""
+        maintenance = self.backend.maintenance
+        return None if maintenance is None else maintenance.vacuum_owed()
 
     def free_pages(self) -> int:
-        return self._sqlite.free_pages()
+        maintenance = self.backend.maintenance
+        return 0 if maintenance is None else maintenance.free_pages()
 
     def file_bytes(self) -> int:
-        """The store's size on disk: the main file and its WAL."""
-        return self._sqlite.file_bytes()
+        """What the store takes: the SQLite file and its WAL, or the server's tables."""
+        return self.backend.size_bytes()
 
-    def checkpoints_aside(self) -> AbstractContextManager[WalCheckpoints]:
-        return self._sqlite.checkpoints_aside()
+    def checkpoints_aside(self) -> AbstractContextManager[Checkpoints]:
+        maintenance = self.backend.maintenance
+        if maintenance is None:
+            return contextlib.nullcontext(NoCheckpoints())
+        return maintenance.checkpoints_aside()
 
     def reclaim_space(self, pages: int) -> int:
-        return self._sqlite.reclaim_space(pages)
+        maintenance = self.backend.maintenance
+        return 0 if maintenance is None else maintenance.reclaim_space(pages)
 
     # ------------------------------------------------------------------ journal
 
