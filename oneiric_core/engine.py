@@ -54,6 +54,7 @@ from .store import (
     StateStore,
     StoreError,
 )
+from .store.scope import default_node, node_name
 from .watcher import QUIET_S, SettingsWatcher, WatcherStatus
 
 HEALTH_WRITE_DELAY_S = 0.05
@@ -121,6 +122,7 @@ class Engine:
         state_dir: str | Path | None = None,
         read_only: bool | None = None,
         actor: Principal | str | None = None,
+        node: str | None = None,
     ) -> None:
         self.settings_dir = Path(settings_dir)
         self._loader = SettingsLoader(self.settings_dir)
@@ -134,7 +136,9 @@ class Engine:
         self.principal = _as_principal(actor, Principal.of_process())
         self.actor = self.principal.label
         self.bus = EventBus()
-        self.store = StateStore(self.state_dir / "state.sqlite", url=self.settings.store_url)
+        # The node this process is: what it writes carries it; a fleet's hosts are told apart by it.
+        self.node = default_node() if node is None else node_name(node)
+        self.store = StateStore(self.state_dir / "state.sqlite", url=self.settings.store_url, node=self.node)
         self.store.seal = RowSeal.for_state_dir(self.state_dir)
         self.access = AccessPolicy.from_settings(self.state_dir, app.access)
         self.store_error: str | None = None

@@ -56,6 +56,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     ts: float = field(default_factory=time.time)
     id: int | None = None  # assigned by the journal when stored
+    node: str | None = None  # the node whose process wrote it (the journal sets it when stored)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -79,6 +80,7 @@ class Event:
             data=dict(raw.get("data") or {}),
             ts=float(raw.get("ts") or time.time()),
             id=raw.get("id"),
+            node=raw.get("node"),
         )
 
     @property

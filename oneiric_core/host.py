@@ -43,13 +43,13 @@ class LeaseLost(OneiricError):
 
 
 def run_host(settings: str | Path, *, state_dir: str | Path | None = None, read_only: bool | None = None,
-             stop_timeout: float | None = None, out: IO[str] | None = None) -> int:
+             stop_timeout: float | None = None, out: IO[str] | None = None, node: str | None = None) -> int:
     """Host until a signal; returns the exit code (HostBusy, LeaseLost and settings errors
     are raised as OneiricError for the CLI to print as one sentence)."""
     level = log_level()  # a bad ONEIRIC_LOG_LEVEL is a usage error before anything starts
     out = out or sys.stdout
     writer = LineWriter(out, prefixed=to_journal(out))
-    engine = Engine(settings, state_dir=state_dir, read_only=read_only)
+    engine = Engine(settings, state_dir=state_dir, read_only=read_only, node=node)
     engine.bus.add_listener(writer.event)
     release_logging = capture_logging(writer, level)
     try:

@@ -34,6 +34,7 @@ from .approvals import TAMPERED
 from .commands import KEEP_FINISHED_S, CommandResult, Request, execute
 from .errors import ExitCode, OneiricError, UsageError
 from .events import Event, Severity
+from .node_summary import REPORT_EVERY_S, summarize
 from .principal import Principal
 from .store import LEASE_STALE_AFTER_S, LeaseInfo, StoreError
 from .trace_context import incoming
@@ -68,6 +69,7 @@ class HostSession:
         self._scanned_command = 0
         self._tampered: set[tuple[str, int]] = set()
         self._last_prune = time.monotonic()
+        self._last_report = 0.0  # the node's summary (node_summary.py), first sent once activation is done
         self._prune_task: asyncio.Task[None] | None = None
         self._prune_stop = threading.Event()
         self.path = socket_path(engine.state_dir)
@@ -94,8 +96,9 @@ class HostSession:
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="oneiric-lease-heartbeat")
 
     async def _heartbeat(self) -> None:
-        """Each second: renew the lease, start a prune now and then (off the loop), and look
-        for rows written behind the host's back (commands, proposals, activity)."""
+        """Each second: renew the lease, report the node's figures now and then, start a prune
+        now and then (off the loop), and look for rows written behind the host's back
+        (commands, proposals, activity)."""
         engine = self._engine
         pid, host = os.getpid(), socket.gethostname()
         while True:
@@ -106,6 +109,9 @@ class HostSession:
                                       Severity.ERROR, actor=engine.actor))
                     return
                 engine.guard_activity()
+                if time.monotonic() - self._last_report >= REPORT_EVERY_S and self.ready.is_set():
+                    self._last_report = time.monotonic()
+                    engine.store.report_node(pid, host, summarize(engine).to_dict())
                 if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
                     self.start_pruning()
                 self.scan_for_tampering()

@@ -40,7 +40,7 @@ ACTIVITY_RECORD_KEYS = {"domain", "key", "state", "note", "actor", "updated_at"}
 TOTALS_KEYS = {"paused", "draining", "drained"}
 JOURNAL_KEYS = {"events"}
 EVENT_KEYS = {"id", "ts", "kind", "severity", "domain", "key", "provider", "actor", "outcome", "duration_ms",
-              "message", "data"}
+              "message", "data", "node"}
 VALIDATE_KEYS = {"settings_dir", "valid", "problems", "warnings", "not_read"}
 PROBLEM_KEYS = {"file", "line", "column", "reason", "message"}
 RUNGS = {"only candidate", "selection", "stack_level", "priority", "registration order"}

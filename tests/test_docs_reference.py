@@ -107,7 +107,7 @@ _SHAPE = re.compile(r"<!--\s*shape:\s*(\S+)\s+(\S+)\s*-->")
 COMMANDS = {
     "status": ["status"], "list": ["list"], "explain": ["explain", "cache"], "activity": ["activity"],
     "remote-status": ["remote-status"], "health": ["health"], "approvals": ["approvals"],
-    "journal": ["journal", "--limit", "20"], "journal-verify": ["journal", "verify"],
+    "journal": ["journal", "--limit", "20"], "journal-verify": ["journal", "verify"], "nodes": ["nodes"],
 }
 
 

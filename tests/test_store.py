@@ -71,7 +71,7 @@ def test_creates_parent_dir_wal_and_schema_version(db_path: Path, sqlite_store: 
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"journal", "activity", "lifecycle", "health", "lease", "meta"} <= tables
+        assert {"journal", "activity", "lifecycle", "health", "nodes", "meta"} <= tables
         indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"journal_ts", "journal_kind", "journal_ref"} <= indexes
     finally:

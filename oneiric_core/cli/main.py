@@ -20,6 +20,7 @@ from . import (
     components,
     config,
     doctor,
+    fleet,
     init,
     journal,
     maintenance,
@@ -48,6 +49,7 @@ def build_parser() -> Parser:
     serve.add_run(commands)
     journal.add_parsers(commands)
     remote.add_parsers(commands)
+    fleet.add_parsers(commands)
     acting.add_remote_sync(commands)
     runbook.add_parsers(sub)
     init.add_parsers(commands)
@@ -77,7 +79,7 @@ def run(argv: Sequence[str]) -> int:
         return code
     from ..engine import Engine
 
-    engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None)
+    engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None, node=args.node)
     try:
         return handler.run(engine, args)
     finally:

@@ -36,7 +36,7 @@ def cmd_run(args: Any) -> int:
     from ..host import run_host
 
     return run_host(args.settings, state_dir=args.state_dir, read_only=args.read_only or None,
-                    stop_timeout=args.stop_timeout)
+                    stop_timeout=args.stop_timeout, node=args.node)
 
 
 def cmd_console(args: Any) -> int:

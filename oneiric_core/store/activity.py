@@ -9,11 +9,14 @@ from ..errors import UsageError
 from .backend import Backend, Connection, Row
 from .codec import _dom
 from .records import ACTIVITY_STATES, ActivityRecord
+from .scope import NodeScope
 
 
 class ActivityRepo:
-    def __init__(self, db: Backend) -> None:
-        self.db = db
+    """A node's keys' activity (scope.py: on a shared store, each node's own)."""
+
+    def __init__(self, db: Backend, scope: NodeScope) -> None:
+        self.db, self.scope = db, scope
 
     def set_activity(self, record: ActivityRecord) -> None:
         """Store a key's activity; "active" with no note deletes the row (active is the default)."""
@@ -24,14 +27,17 @@ class ActivityRepo:
         domain = _dom(record.domain)
         updated_at = record.updated_at or time.time()
 
+        only, node = self.scope.only()
+
         def run(conn: Connection) -> None:
             if record.state == "active" and not record.note:
-                conn.execute("DELETE FROM activity WHERE domain = ? AND key = ?", (domain, record.key))
+                conn.execute(f"DELETE FROM activity WHERE domain = ? AND key = ?{only}", (domain, record.key, *node))
             else:
                 conn.execute(
-                    self.db.dialect.upsert("activity", ("domain", "key", "state", "note", "actor", "updated_at"),
-                                           ("domain", "key")),
-                    (domain, record.key, record.state, record.note, record.actor, updated_at),
+                    self.db.dialect.upsert(
+                        "activity", ("node", "domain", "key", "state", "note", "actor", "updated_at"),
+                        ("node", "domain", "key")),
+                    (self.scope.node, domain, record.key, record.state, record.note, record.actor, updated_at),
                 )
 
         self.db.write(run)
@@ -44,8 +50,10 @@ class ActivityRepo:
         )
 
     def get_activity(self, domain: Domain | str, key: str) -> ActivityRecord | None:
-        rows = self.db.read("SELECT * FROM activity WHERE domain = ? AND key = ?", (_dom(domain), key))
+        only, node = self.scope.only()
+        rows = self.db.read(f"SELECT * FROM activity WHERE domain = ? AND key = ?{only}", (_dom(domain), key, *node))
         return self._activity(rows[0]) if rows else None
 
     def all_activity(self) -> list[ActivityRecord]:
-        return [self._activity(r) for r in self.db.read("SELECT * FROM activity ORDER BY domain, key")]
+        only, node = self.scope.only(" WHERE ")
+        return [self._activity(r) for r in self.db.read(f"SELECT * FROM activity{only} ORDER BY domain, key", node)]

@@ -117,6 +117,8 @@ class Backend(Protocol):
     """One store's connection(s), transactions and dialect."""
 
     dialect: Dialect
+    # A SQLite file is one machine's and holds one node; a server database holds a fleet (scope.py).
+    holds_one_node: bool
     # Whether this process may only read (a group member's store, a full disk); with why.
     read_only: bool
     write_failure: str | None

@@ -67,6 +67,7 @@ def _event_from_row(row: Row) -> Event:
         data=data if isinstance(data, dict) else {"value": data},
         ts=row["ts"],
         id=row["id"],
+        node=row["node"],
     )
 
 

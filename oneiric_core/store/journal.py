@@ -15,13 +15,14 @@ from ..journal_hash import GENESIS, row_hash
 from .backend import Backend, Connection
 from .codec import _dom, _event_from_row, _event_params, _link, _loads
 from .records import ANCHOR_META, CHAIN_COLUMNS, HEAD_META, IDS_META, SEALED_META, ChainLink, ChainState, ChainTip
+from .scope import NodeScope
 
 
 class JournalRepo:
     """The journal table and the chain's meta rows (anchor, sealed-through, head)."""
 
-    def __init__(self, db: Backend) -> None:
-        self.db = db
+    def __init__(self, db: Backend, scope: NodeScope) -> None:
+        self.db, self.scope = db, scope
         self._tip: ChainTip | None = None  # the journal's chain tip as last seen (append_many)
         self.last_published_head: ChainLink | None = None  # what this process published last
         db.on_rollback(self._forget_tip)
@@ -30,8 +31,8 @@ class JournalRepo:
         self._tip = None  # it may name rows that were just rolled back
 
     _INSERT_EVENT = (
-        f"INSERT INTO journal ({CHAIN_COLUMNS}, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO journal ({CHAIN_COLUMNS}, prev_hash, hash, node) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def append(self, event: Event) -> Event:
@@ -46,6 +47,7 @@ class JournalRepo:
         if not batch:
             return batch
         params = [_event_params(e) for e in batch]
+        nodes = [e.node or self.scope.node for e in batch]
 
         def run(conn: Connection) -> int:
             tip = self._tip or self._chain_tip(conn)
@@ -53,7 +55,7 @@ class JournalRepo:
             inserted: list[int] = []
             try:
                 with self.db.dialect.savepoint(conn):
-                    self._tip = self._insert_chained(conn, tip, params, inserted)
+                    self._tip = self._insert_chained(conn, tip, params, nodes, inserted)
             except self.db.dialect.integrity_errors:
                 # The next id is taken: another connection appended since this one last did.
                 # Rows inserted before the conflict (none, unless someone wrote a row at a
@@ -61,23 +63,23 @@ class JournalRepo:
                 # continued from its real end.
                 conn.executemany("DELETE FROM journal WHERE id = ?", [(i,) for i in inserted])
                 tip = self._chain_tip(conn)
-                self._tip = self._insert_chained(conn, tip, params, [])
+                self._tip = self._insert_chained(conn, tip, params, nodes, [])
             return tip.next_id
 
         first = self.db.write(run)
-        for offset, event in enumerate(batch):
-            event.id = first + offset
+        for offset, (event, node) in enumerate(zip(batch, nodes, strict=True)):
+            event.id, event.node = first + offset, node
         return batch
 
-    def _insert_chained(self, conn: Connection, tip: ChainTip, params: list[tuple[Any, ...]],
+    def _insert_chained(self, conn: Connection, tip: ChainTip, params: list[tuple[Any, ...]], nodes: list[str],
                         inserted: list[int]) -> ChainTip:
         """Insert the rows after `tip` with explicit ids, each hashed onto the one before,
         noting each id in `inserted`; returns the new tip. An IntegrityError means an id was
         taken (the tip was stale)."""
         prev, next_id = tip.hash, tip.next_id
-        for p in params:
+        for p, node in zip(params, nodes, strict=True):
             digest = row_hash(prev, next_id, p)
-            conn.execute(self._INSERT_EVENT, (next_id, *p, prev, digest))
+            conn.execute(self._INSERT_EVENT, (next_id, *p, prev, digest, node))
             inserted.append(next_id)
             prev, next_id = digest, next_id + 1
         return ChainTip(next_id - 1, prev, next_id)

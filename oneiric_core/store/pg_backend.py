@@ -149,6 +149,7 @@ class PgBackend:
         self.url = url
         self._where = redacted(url)
         self.dialect: Dialect = PgDialect()
+        self.holds_one_node = False
         self.read_only = False
         self.write_failure: str | None = None
         self._local = threading.local()

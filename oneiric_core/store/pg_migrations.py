@@ -180,6 +180,29 @@ MIGRATIONS: list[Migration] = [
     (),
     # 8: deleted rows give their space back: PostgreSQL's autovacuum does
     (),
+    # 9: nodes: a row per host; the journal and each node's snapshots and activity carry it
+    (
+        """CREATE TABLE nodes (
+            node TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            hostname TEXT NOT NULL,
+            version TEXT NOT NULL DEFAULT '',
+            started_at DOUBLE PRECISION NOT NULL,
+            heartbeat_at DOUBLE PRECISION NOT NULL,
+            stopped_at DOUBLE PRECISION,
+            summary TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "INSERT INTO nodes (node, pid, hostname, started_at, heartbeat_at) "
+        "SELECT hostname, pid, hostname, started_at, heartbeat_at FROM lease",
+        "DROP TABLE lease",
+        "ALTER TABLE journal ADD COLUMN node TEXT",
+        "CREATE INDEX journal_node ON journal(node, id)",
+        *(statement for table in ("lifecycle", "health", "activity") for statement in (
+            f"ALTER TABLE {table} ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+            f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey",
+            f"ALTER TABLE {table} ADD PRIMARY KEY (node, domain, key)",
+        )),
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)  # tests/test_store_backends.py holds it equal to SQLite's

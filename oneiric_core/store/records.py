@@ -126,10 +126,17 @@ class CommandRecord:
 
 @dataclass(slots=True)
 class LeaseInfo:
+    """A node's host: which process holds the node's lease, renewed by its heartbeat."""
+
     pid: int
     hostname: str
     started_at: float
     heartbeat_at: float
+    node: str = field(default="", compare=False)
+    version: str = field(default="", compare=False)  # the program the host runs
+    stopped_at: float | None = field(default=None, compare=False)  # released (a clean stop)
+    # What the host last reported of its node (node_summary.py): counts, manifest versions.
+    summary: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def is_stale(self, now: float, stale_after_s: float) -> bool:
         """True when the holder has not heartbeaten for longer than `stale_after_s`."""

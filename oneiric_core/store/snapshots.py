@@ -9,27 +9,30 @@ from ..domains import Domain
 from .backend import Backend, Row
 from .codec import _dom, _loads
 from .records import HealthSnapshot, LifecycleSnapshot
+from .scope import NodeScope
 
-_LIFECYCLE_COLUMNS = ("domain", "key", "state", "provider", "source", "pending_provider", "last_error", "inflight",
-                      "last_swap", "updated_at")
-_HEALTH_COLUMNS = ("domain", "key", "provider", "status", "latency_ms", "message", "checked_at", "changed_at",
+_LIFECYCLE_COLUMNS = ("node", "domain", "key", "state", "provider", "source", "pending_provider", "last_error",
+                      "inflight", "last_swap", "updated_at")
+_HEALTH_COLUMNS = ("node", "domain", "key", "provider", "status", "latency_ms", "message", "checked_at", "changed_at",
                    "samples")
 
 
 class SnapshotRepo:
-    def __init__(self, db: Backend) -> None:
-        self.db = db
+    """A node's snapshots (scope.py: on a shared store, each node reads and clears its own)."""
+
+    def __init__(self, db: Backend, scope: NodeScope) -> None:
+        self.db, self.scope = db, scope
 
     def put_lifecycle(self, snap: LifecycleSnapshot) -> None:
         params = (
-            _dom(snap.domain), snap.key, snap.state, snap.provider, snap.source,
+            self.scope.node, _dom(snap.domain), snap.key, snap.state, snap.provider, snap.source,
             snap.pending_provider, snap.last_error, int(snap.inflight),
             None if snap.last_swap is None else json.dumps(snap.last_swap, default=str),
             snap.updated_at or time.time(),
         )
         self.db.write(
             lambda conn: conn.execute(
-                self.db.dialect.upsert("lifecycle", _LIFECYCLE_COLUMNS, ("domain", "key")),
+                self.db.dialect.upsert("lifecycle", _LIFECYCLE_COLUMNS, ("node", "domain", "key")),
                 params,
             )
         )
@@ -44,26 +47,29 @@ class SnapshotRepo:
         )
 
     def get_lifecycle(self, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
-        rows = self.db.read("SELECT * FROM lifecycle WHERE domain = ? AND key = ?", (_dom(domain), key))
+        only, node = self.scope.only()
+        rows = self.db.read(f"SELECT * FROM lifecycle WHERE domain = ? AND key = ?{only}", (_dom(domain), key, *node))
         return self._lifecycle(rows[0]) if rows else None
 
     def all_lifecycle(self) -> list[LifecycleSnapshot]:
-        return [self._lifecycle(r) for r in self.db.read("SELECT * FROM lifecycle ORDER BY domain, key")]
+        only, node = self.scope.only(" WHERE ")
+        return [self._lifecycle(r) for r in self.db.read(f"SELECT * FROM lifecycle{only} ORDER BY domain, key", node)]
 
     def clear_lifecycle(self) -> None:
-        self.db.write(lambda conn: conn.execute("DELETE FROM lifecycle"))
+        only, node = self.scope.only(" WHERE ")
+        self.db.write(lambda conn: conn.execute(f"DELETE FROM lifecycle{only}", node))
 
     # ------------------------------------------------------------------ health snapshots
 
     def put_health(self, snap: HealthSnapshot) -> None:
         """Store the latest health of a key (one row per domain/key, whatever the provider)."""
         params = (
-            _dom(snap.domain), snap.key, snap.provider, str(snap.status), snap.latency_ms,
+            self.scope.node, _dom(snap.domain), snap.key, snap.provider, str(snap.status), snap.latency_ms,
             snap.message or "", snap.checked_at, snap.changed_at, json.dumps(list(snap.samples)),
         )
         self.db.write(
             lambda conn: conn.execute(
-                self.db.dialect.upsert("health", _HEALTH_COLUMNS, ("domain", "key")),
+                self.db.dialect.upsert("health", _HEALTH_COLUMNS, ("node", "domain", "key")),
                 params,
             )
         )
@@ -79,11 +85,14 @@ class SnapshotRepo:
         )
 
     def get_health(self, domain: Domain | str, key: str) -> HealthSnapshot | None:
-        rows = self.db.read("SELECT * FROM health WHERE domain = ? AND key = ?", (_dom(domain), key))
+        only, node = self.scope.only()
+        rows = self.db.read(f"SELECT * FROM health WHERE domain = ? AND key = ?{only}", (_dom(domain), key, *node))
         return self._health(rows[0]) if rows else None
 
     def all_health(self) -> list[HealthSnapshot]:
-        return [self._health(r) for r in self.db.read("SELECT * FROM health ORDER BY domain, key")]
+        only, node = self.scope.only(" WHERE ")
+        return [self._health(r) for r in self.db.read(f"SELECT * FROM health{only} ORDER BY domain, key", node)]
 
     def clear_health(self) -> None:
-        self.db.write(lambda conn: conn.execute("DELETE FROM health"))
+        only, node = self.scope.only(" WHERE ")
+        self.db.write(lambda conn: conn.execute(f"DELETE FROM health{only}", node))

@@ -150,6 +150,7 @@ class SqliteBackend:
         # one, rows read back with `sealed=None` and sealed rows cannot be written.
         self._rollback_hooks: list[Callable[[], None]] = []
         self.dialect: Dialect = SqliteDialect()
+        self.holds_one_node = True
         try:
             private_files.private_dir(self.path.parent)
         except OSError as exc:

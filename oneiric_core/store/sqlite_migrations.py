@@ -88,6 +88,31 @@ _JOURNAL_INDEXES = (
 )
 
 
+# Step 9 in both backends' words: the lease becomes a row per node (the one lease there was
+# becomes its host's node), and the journal and the host's snapshots carry their node. A SQLite
+# file holds one node, so its snapshot tables keep their keys; PostgreSQL's gain the node.
+_NODES_STEP: tuple[str, ...] = (
+    """CREATE TABLE nodes (
+        node TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        version TEXT NOT NULL DEFAULT '',
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        stopped_at REAL,
+        summary TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "INSERT INTO nodes (node, pid, hostname, started_at, heartbeat_at) "
+    "SELECT hostname, pid, hostname, started_at, heartbeat_at FROM lease",
+    "DROP TABLE lease",
+    "ALTER TABLE journal ADD COLUMN node TEXT",
+    "CREATE INDEX journal_node ON journal(node, id)",
+    "ALTER TABLE lifecycle ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE health ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE activity ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+)
+
+
 # Each entry moves the schema from version i to i+1 (user_version counts applied entries). A
 # step is an SQL statement, or a function run on the connection inside the same transaction
 # (for what SQL alone cannot do, such as hashing the rows already there).
@@ -245,6 +270,8 @@ MIGRATIONS: list[Migration] = [
     # 8: pruned rows give their space back to the file system (auto_vacuum INCREMENTAL; the
     # VACUUM that switches an older store runs after the migration's transaction)
     (_want_incremental_vacuum,),
+    # 9: nodes (issue 18): a row per host instead of one lease, and the node on what a host writes
+    _NODES_STEP,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

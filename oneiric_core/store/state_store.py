@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import __version__
 from ..domains import Domain
 from ..events import Event
 from ..seal import RowSeal
@@ -41,6 +42,7 @@ from .records import (
     PruneStep,
     StoreError,
 )
+from .scope import NodeScope, default_node
 from .seals import Seals
 from .snapshots import SnapshotRepo
 from .sqlite_backend import SqliteBackend
@@ -66,11 +68,14 @@ class StateStore:
 
     INCIDENT_FIELDS = INCIDENT_FIELDS
 
-    def __init__(self, path: Path, *, url: str | None = None, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: Path, *, url: str | None = None, node: str | None = None,
+                 busy_timeout_ms: int = 5000) -> None:
         """`path` is the SQLite file in the state directory; with a `url`
         (`postgresql://...`), the store is that database's instead and `path` only says
-        which state directory this process keeps its own files in (the seal key)."""
+        which state directory this process keeps its own files in (the seal key). `node` is
+        the node this process writes as and whose snapshots it reads (scope.py)."""
         self.path = Path(path)
+        self.node = node or default_node()
         self.url = url
         self.busy_timeout_ms = int(busy_timeout_ms)
         self._sqlite: SqliteBackend | None = None
@@ -80,13 +85,14 @@ class StateStore:
             self._sqlite = SqliteBackend(self.path, busy_timeout_ms=busy_timeout_ms)
             self.backend = self._sqlite
         self._seals = Seals(self.backend.where, str(self.path.parent / "seal.key"))
-        self.journal_repo = JournalRepo(self.backend)
+        self.scope = NodeScope(self.node, shared=not self.backend.holds_one_node)
+        self.journal_repo = JournalRepo(self.backend, self.scope)
         self.prune_repo = PruneRepo(self.backend, self.journal_repo)
-        self.activity_repo = ActivityRepo(self.backend)
-        self.snapshots = SnapshotRepo(self.backend)
+        self.activity_repo = ActivityRepo(self.backend, self.scope)
+        self.snapshots = SnapshotRepo(self.backend, self.scope)
         self.proposal_repo = ProposalRepo(self.backend, self._seals)
         self.command_repo = CommandRepo(self.backend, self._seals)
-        self.leases = LeaseRepo(self.backend, self.journal_repo)
+        self.leases = LeaseRepo(self.backend, self.journal_repo, self.scope, __version__)
         self.meta = MetaRepo(self.backend)
         self.incident_repo = IncidentRepo(self.backend)
 
@@ -337,6 +343,12 @@ class StateStore:
 
     def current_lease(self) -> LeaseInfo | None:
         return self.leases.current_lease()
+
+    def nodes(self) -> list[LeaseInfo]:
+        return self.leases.nodes()
+
+    def report_node(self, pid: int, hostname: str, summary: dict[str, Any]) -> bool:
+        return self.leases.report(pid, hostname, summary)
 
     # ------------------------------------------------------------------ meta
 
