@@ -70,6 +70,12 @@ KEY_HELP: tuple[HelpTask, ...] = (
         HelpRow("Incidents: every open one with its age and walk; resume, close (C) or message (M) any of them",
                 ids=("incidents.view",)),
         HelpRow("Upkeep: maintenance due or overdue, upstream Oneiric settings not read", ids=("upkeep.open",)),
+        HelpRow("The journal, full screen: every event (:log at 14:02 opens it at that time)",
+                ids=("journal.open",)),
+        HelpRow("In the journal: follow the newest, fold long lines, copy the line (OSC 52), filter",
+                ids=("journal.follow", "journal.wrap", "journal.copy", "journal.filter")),
+        HelpRow("Notifications of this session (proposals from elsewhere, incidents opened), with their time",
+                ids=("notices.open",)),
     )),
     HelpTask("Change the highlighted component (each asks first)", (
         HelpRow("Swap: pick another provider, health-gated, rolled back on failure", ids=("component.swap",)),
@@ -87,7 +93,7 @@ KEY_HELP: tuple[HelpTask, ...] = (
     )),
     HelpTask("The console", (
         HelpRow("This help", ids=("app.help", "upkeep.help")),
-        HelpRow("Back to the main view", ids=("upkeep.leave",)),
+        HelpRow("Back to the main view", ids=("upkeep.leave", "journal.leave", "notices.leave")),
         HelpRow("Command line: :swap cache redis, :approve 7, :pause KEY, :log kind:swap-rollback, :theme, :q "
                 "(tab completes)", ids=("command.open",)),
         HelpRow("Command palette: every action by name, approve #N, incidents, themes",
