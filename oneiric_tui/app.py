@@ -772,6 +772,10 @@ class OneiricApp(App):
                 yield SystemCommand(f"Mark done: {one_line(state.task.id)} ({upkeep.status(state)})",
                                     f"{one_line(state.task.title)}; asks for a note, journaled with your name",
                                     lambda t=state.task.id: self.action_open_upkeep(t))
+        yield SystemCommand("Journal", "Every event, full screen: follow, wrap, copy a line, :log at HH:MM",
+                            self.action_journal)
+        yield SystemCommand(f"Notifications ({len(self.notices)})", "This session's notifications with their time",
+                            self.action_notifications)
         if not isinstance(screen, MainScreen):
             return
         yield SystemCommand("Incidents", "Every open incident: severity, age, commander, walk; resume, close or "

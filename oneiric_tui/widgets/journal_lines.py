@@ -67,7 +67,8 @@ def journal_parts(event: Event, columns: Columns) -> list[tuple[str, str]]:
     return parts
 
 
-class JournalLines(EventLines, can_focus=True):
+class JournalLines(EventLines, can_focus=True, inherit_bindings=False):
+    # No scrolling keys of its own: the screen's keys move the cursor, and the view scrolls to it.
     """Every event kept, with a cursor; `wrap` folds long lines, `follow` keeps the newest in view."""
 
     DEFAULT_CSS = """

@@ -86,7 +86,8 @@ async def test_the_journal_follows_wraps_jumps_and_copies_with_osc52(make_app):
         assert lines.screen_rows < folded and lines.screen_rows == len(lines)
         assert "wrap off" in screen_text(app)
         # y copies the line under the cursor through OSC 52, and says so.
-        await pilot.press("k", "y")
+        await pilot.press("up", "y")  # the arrows move the cursor line, not only the view
+        assert not lines.follow
         copied = lines.cursor_text()
         assert "adapters.yml edited" in copied
         assert f"\x1b]52;c;{base64.b64encode(copied.encode()).decode()}\a" in written
