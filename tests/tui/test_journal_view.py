@@ -154,3 +154,29 @@ async def test_a_proposal_from_the_cli_rings_toasts_and_stays_in_the_list(make_a
         when = time.strftime("%H:%M", time.localtime(app.notices[0].ts))
         assert "Incident #" in shown and "redis down" in shown and "-> sqlite" in shown and when in shown
         assert shown.index("redis down") < shown.index("-> sqlite")  # newest first
+
+
+async def test_a_client_console_is_told_of_a_proposal_made_at_the_host(make_app):
+    """Client mode: events reach the console from the store (follow_store), not the bus; a
+    proposal made through the CLI still rings and is listed."""
+    from tests.tui.test_safe_keys import start_oneiric_run
+
+    app = make_app()
+    host = start_oneiric_run(app.engine.settings_dir, app.engine.state_dir)
+    try:
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await until(pilot, lambda: app.mode == "client", timeout=20)
+            assert not app.notices  # what was journaled before this console came is history, not news
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "oneiric_core.cli", "--settings", str(app.engine.settings_dir),
+                "--state-dir", str(app.engine.state_dir), "swap", "--domain", "adapter", "--key", "cache",
+                "--provider", "sqlite", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, err = await proc.communicate()
+            assert proc.returncode == 0, err.decode()
+            await until(pilot, lambda: len(app.notices) == 1, timeout=15)
+            await pilot.press("N")
+            await until(pilot, lambda: isinstance(app.screen, NoticesScreen))
+            assert "-> sqlite" in screen_text(app) and "1 this session" in screen_text(app)
+    finally:
+        host.terminate()
+        host.wait(timeout=30)
