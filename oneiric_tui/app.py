@@ -19,6 +19,7 @@ import gc
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
+from oneiric_core.events import Event
+from oneiric_core.journal_view import Notice, notice_for
 from oneiric_core.operator_port import Operator, connect
 from oneiric_core.provider_calls import contain_task_exits
 from oneiric_core.resolver import Explanation
@@ -78,6 +81,7 @@ KEY_STATE_KINDS = {"activity-changed", "selection-changed", "swap-requested", "s
 REFRESH_CHUNK = 500  # keys read and drawn per turn of the loop when refreshing every component
 FREEZE_EVERY_S = 0.5  # while starting as the host: see _freeze_while_starting
 FULL_GC_EVERY = 100  # middle-generation collections between full ones (Python's default: 10)
+NOTICES_KEPT = 500  # the session's notifications `N` lists
 COMMAND_WAIT_S = 60.0  # client mode: how long an action waits for the host to answer
 
 
@@ -131,6 +135,7 @@ class OneiricApp(App):
         self._asking_to_quit = False
         self.upkeep: Upkeep | None = None  # the last reading of the maintenance calendar and upstream notices
         self._pending = 0
+        self.notices: deque[Notice] = deque(maxlen=NOTICES_KEPT)  # this session's, for `N`
         self._freezer: Timer | None = None
 
     # -- state the screens read --------------------------------------------------------------
@@ -419,6 +424,39 @@ class OneiricApp(App):
         except OneiricError:
             return
 
+    def action_journal(self, at: float | None = None) -> None:
+        """`L`: the journal, full screen (screens/journal.py); with `at` (`:log at 14:02`), the
+        cursor on the first event at or after that moment."""
+        from .screens.journal import JournalScreen  # on first use: not on the first frame's path
+
+        if not self.is_screen_installed("journal"):
+            self.install_screen(JournalScreen(), "journal")
+        screen = self.get_screen("journal")
+        if self.screen is not screen:
+            self.push_screen("journal")
+        if at is not None:
+            def jump() -> None:
+                self.notify(screen.jump_to(at), markup=False)  # type: ignore[attr-defined]
+
+            screen.call_after_refresh(jump)
+
+    def action_notifications(self) -> None:
+        """`N`: the session's notifications, newest first, with their time (screens/notices.py)."""
+        from .screens.notices import NoticesScreen
+
+        self.push_screen(NoticesScreen(list(self.notices)))
+
+    def _notice(self, events: list[Event]) -> None:
+        """Ring and toast what the journal brings that this operator did not do
+        (oneiric_core.journal_view.notice_for), and keep it for `N`."""
+        engine = self.engine
+        fresh = [n for e in events if (n := notice_for(e, principal_id=engine.principal.id, actor=engine.actor))]
+        for notice in fresh:
+            self.notices.append(notice)
+            self.notify(notice.message, title=notice.title, severity="warning", timeout=15, markup=False)
+        if fresh:
+            self.bell()
+
     def action_incidents(self) -> None:
         """`I`: the incidents view (every incident not closed), over whatever screen is shown."""
         from .screens.incidents_view import IncidentsScreen
@@ -486,6 +524,9 @@ class OneiricApp(App):
             if event.id and event.id > self._last_event_id:
                 self._last_event_id = event.id
         main = self.main
+        self._notice(events)
+        if self.is_screen_installed("journal"):
+            self.get_screen("journal").add(events)  # type: ignore[attr-defined]
         with self.batch_update():
             main.query_one(SwapLog).add(events)
             kinds = {e.kind for e in events}
@@ -731,6 +772,10 @@ class OneiricApp(App):
                 yield SystemCommand(f"Mark done: {one_line(state.task.id)} ({upkeep.status(state)})",
                                     f"{one_line(state.task.title)}; asks for a note, journaled with your name",
                                     lambda t=state.task.id: self.action_open_upkeep(t))
+        yield SystemCommand("Journal", "Every event, full screen: follow, wrap, copy a line, :log at HH:MM",
+                            self.action_journal)
+        yield SystemCommand(f"Notifications ({len(self.notices)})", "This session's notifications with their time",
+                            self.action_notifications)
         if not isinstance(screen, MainScreen):
             return
         yield SystemCommand("Incidents", "Every open incident: severity, age, commander, walk; resume, close or "

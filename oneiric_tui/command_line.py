@@ -47,8 +47,9 @@ SPECS = (
     CommandSpec("incidents", (), 0, ":incidents", "the incident panel"),
     CommandSpec("incident", ("incident",), 0, ":incident [N]", "the incident panel (N: that incident)"),
     CommandSpec("runbook", ("runbook",), 0, ":runbook [ID]", "the incident panel, to walk runbook ID"),
-    CommandSpec("log", ("filter",), 0, ":log [FILTER]",
-                "the swap log, filtered (kind:swap-rollback, key:cache, sev:error, words); empty clears"),
+    CommandSpec("log", ("filter",), 0, ":log [FILTER] | :log at HH:MM",
+                "the swap log, filtered (kind:swap-rollback, key:cache, sev:error, words; empty clears); "
+                "at HH:MM: the full journal at that time"),
     CommandSpec("upkeep", (), 0, ":upkeep", "the maintenance calendar and the settings not read",
                 ("maintenance",)),
     CommandSpec("theme", ("theme",), 0, ":theme [NAME]", "switch theme (no NAME: the theme picker)"),
@@ -112,7 +113,7 @@ class Vocabulary:
         if kind == "theme":
             return list(self.themes)
         if kind == "filter":
-            return ["kind:swap-rollback", "kind:swap-complete", "sev:error", "sev:warning"]
+            return ["at", "kind:swap-rollback", "kind:swap-complete", "sev:error", "sev:warning"]
         return []
 
 
@@ -127,6 +128,10 @@ def parse(line: str) -> ConsoleCommand | str:
         close = sorted(n for n in BY_NAME if n.startswith(name[:2]))
         hint = f" (did you mean :{close[0]}?)" if close else ""
         return f"No command ':{name}'{hint}; the commands are {', '.join(s.name for s in SPECS)}."
+    if spec.name == "log" and rest[:1] == ["at"]:  # `:log at 14:02`: the journal at a time
+        if len(rest) != 2:
+            return f":log at takes a time of day: {spec.usage}"
+        return ConsoleCommand("log", ("at", rest[1]))
     if spec.name == "log":  # the filter is free text: every word belongs to it
         return ConsoleCommand("log", (" ".join(rest),) if rest else ())
     if len(rest) < spec.required:

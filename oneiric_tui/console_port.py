@@ -69,6 +69,8 @@ class ConsoleState(Protocol):
 
     def action_open_upkeep(self, task_id: str | None = None) -> None: ...
 
+    def action_journal(self, at: float | None = None) -> None: ...
+
 
 @runtime_checkable
 class ExplainsKeys(Protocol):

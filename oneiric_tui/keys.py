@@ -63,13 +63,19 @@ KEY_HELP: tuple[HelpTask, ...] = (
     )),
     HelpTask("Look, without changing anything", (
         HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
-        HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter",)),
+        HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter", "journal.filter")),
         HelpRow("Clear the log filter", ids=("log.clear_filter",)),
         HelpRow("Incident panel: walk a runbook (a look until o or a change opens an incident), notes, "
                 "post-mortem", ids=("incident.open", "pane.incident")),
         HelpRow("Incidents: every open one with its age and walk; resume, close (C) or message (M) any of them",
                 ids=("incidents.view",)),
         HelpRow("Upkeep: maintenance due or overdue, upstream Oneiric settings not read", ids=("upkeep.open",)),
+        HelpRow("The journal, full screen: every event (:log at 14:02 opens it at that time)",
+                ids=("journal.open",)),
+        HelpRow("In the journal: follow the newest, fold long lines, copy the line (OSC 52)",
+                ids=("journal.follow", "journal.wrap", "journal.copy")),
+        HelpRow("Notifications of this session (proposals from elsewhere, incidents opened), with their time",
+                ids=("notices.open",)),
     )),
     HelpTask("Change the highlighted component (each asks first)", (
         HelpRow("Swap: pick another provider, health-gated, rolled back on failure", ids=("component.swap",)),
@@ -86,13 +92,14 @@ KEY_HELP: tuple[HelpTask, ...] = (
                 ids=("maintenance.done",)),
     )),
     HelpTask("The console", (
-        HelpRow("This help", ids=("app.help", "upkeep.help")),
-        HelpRow("Back to the main view", ids=("upkeep.leave",)),
+        HelpRow("This help", ids=("app.help", "upkeep.help", "journal.help", "notices.help")),
+        HelpRow("Back to the main view", ids=("upkeep.leave", "journal.leave", "notices.leave")),
         HelpRow("Command line: :swap cache redis, :approve 7, :pause KEY, :log kind:swap-rollback, :theme, :q "
                 "(tab completes)", ids=("command.open",)),
         HelpRow("Command palette: every action by name, approve #N, incidents, themes",
                 actions=("command_palette",)),
-        HelpRow("Quit (as the host: asks first, since it stops the providers)", ids=("app.quit", "upkeep.quit")),
+        HelpRow("Quit (as the host: asks first, since it stops the providers)",
+                ids=("app.quit", "upkeep.quit", "journal.quit", "notices.quit")),
         HelpRow("Quit, even from a text box", ids=("app.hard_quit",)),
     )),
 )

@@ -24,6 +24,7 @@ from textual.widgets import Static
 from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import ExitCode, OneiricError
+from oneiric_core.journal_view import clock_time
 from oneiric_core.lifecycle import SwapOutcome
 from oneiric_core.text import clause, one_line
 
@@ -71,6 +72,8 @@ class MainScreen(Screen):
         Binding("7", "incident", "Incident", show=False, id="pane.incident"),
         Binding("m", "app.open_upkeep", "Upkeep", show=False, id="upkeep.open"),
         Binding("I", "app.incidents", "Incidents", show=False, id="incidents.view"),
+        Binding("L", "app.journal", "Journal", show=False, id="journal.open"),
+        Binding("N", "app.notifications", "Notifications", show=False, id="notices.open"),
         Binding("colon", "command_line", "Command", show=False, id="command.open"),
         Binding("z", "zoom", "Zoom", show=False, id="pane.zoom"),
         Binding("question_mark", "help", "Help", id="app.help"),
@@ -354,6 +357,8 @@ class MainScreen(Screen):
                 (self.approve_proposal if name == "approve" else self.reject_proposal)(int(command.words[0]))
         elif name in ("incidents", "incident", "runbook"):
             self._open_incidents(command)
+        elif name == "log" and command.word(0) == "at":
+            app.action_journal(at=clock_time(command.words[1], app.clock()))
         elif name == "log":
             self.action_focus_pane("log")
             self.query_one(SwapLog).apply_filter(command.word(0) or "")

@@ -1,4 +1,7 @@
-"""The swap log: the journal, newest at the bottom, bounded, filterable with `/`.
+"""The swap log: the journal's changes, newest at the bottom, bounded, filterable with `/`.
+
+Only changes (swaps, rollbacks, pauses, health, settings: oneiric_core.journal_view decides);
+incident events go to the incident views and everything is in the full journal view (`L`).
 
 It starts with history from the store and then appends live events as they arrive in
 batches. Filtering redraws from a bounded in-memory copy; it never reads the store. The
@@ -18,6 +21,7 @@ from textual.containers import Vertical
 from textual.widgets import Input
 
 from oneiric_core.events import Event
+from oneiric_core.journal_view import is_change
 from oneiric_core.text import one_line, plain
 
 from .. import format as fmt
@@ -126,9 +130,11 @@ class SwapLog(Vertical):
         return self.query_one("#log-lines", EventLines)
 
     def add(self, events: list[Event]) -> None:
-        """Append events (duplicates by id are ignored: history and live may overlap)."""
+        """Append the change events (duplicates by id are ignored: history and live may overlap)."""
         fresh = []
         for event in events:
+            if not is_change(event):
+                continue
             if event.id is not None:
                 if event.id in self._seen:
                     continue
