@@ -32,7 +32,7 @@ from textual.content import Content
 from textual.markup import MarkupError
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.worker import Worker, WorkerCancelled, WorkerFailed
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
 from oneiric_core.commands import CommandResult
 from oneiric_core.domains import ComponentRef
@@ -43,7 +43,7 @@ from oneiric_core.journal_view import Notice, notice_for
 from oneiric_core.operator_port import Operator, connect
 from oneiric_core.provider_calls import contain_task_exits
 from oneiric_core.resolver import Explanation
-from oneiric_core.store import LeaseInfo
+from oneiric_core.store import LeaseInfo, StoreError
 from oneiric_core.text import multi_line, one_line
 
 from .control_filter import HiddenCharacterFilter
@@ -287,7 +287,27 @@ class OneiricApp(App):
             self._attach_to_host(lease)
         else:
             self._wait_for_host()
+        self._follow()
+
+    def _follow(self) -> None:
+        """Client mode: read what the host writes as soon as the store says it changed (a
+        Listener: PostgreSQL's NOTIFY, a SQLite file's commits), and every second anyway."""
         self._follow_timer = self.set_interval(1.0, self.follow_store)
+        self._watch_store()
+
+    @work(thread=True, group="store-watch", exclusive=True, exit_on_error=False)
+    def _watch_store(self) -> None:
+        worker = get_current_worker()
+        try:
+            listener = self.engine.store.listen()
+        except StoreError:
+            return  # the one-second timer still follows
+        try:
+            while not worker.is_cancelled and not self._stopped and self._follow_timer is not None:
+                if listener.wait(0.5) and not self._stopped:
+                    self.call_from_thread(self.follow_store)
+        finally:
+            listener.close()
 
     def _attach_to_host(self, holder: LeaseInfo) -> None:
         """Another process hosts: show its state, send actions to it."""
@@ -309,7 +329,7 @@ class OneiricApp(App):
             await self.engine.start()
         except HostBusy as exc:
             self._attach_to_host(exc.holder)
-            self._follow_timer = self.set_interval(1.0, self.follow_store)
+            self._follow()
             return
         except OneiricError as exc:
             self.mode = ConsoleMode.FAILED

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import require_pg
+
 REPO = Path(__file__).resolve().parent.parent
 
 CASES = {
@@ -28,8 +30,12 @@ CASES = {
     "settings_size.py": ("case", "MiB", "outcome", "median ms", "peak RSS +MB", "x json.loads"),
     "prune.py": ("prune", "rows pruned", "worst stall ms", "MB before", "MB after", "verify"),
     "cli_startup.py": ("command", "baseline", "checkout", "ratio"),
+    "store_pg.py": ("operation", "sqlite", "postgresql", "ratio"),
+    "fleet_push.py": ("reader", "events", "median ms", "p95 ms", "max ms"),
 }
 
+
+NEEDS_PG = {"store_pg.py", "fleet_push.py"}  # they measure the PostgreSQL backend (tests/pg.py)
 
 # Further runs of a script with options (each also --quick): the script, its arguments.
 VARIANTS = {"swap.py --exporter otlp": ("swap.py", ["--exporter", "otlp"])}
@@ -38,6 +44,8 @@ VARIANTS = {"swap.py --exporter otlp": ("swap.py", ["--exporter", "otlp"])}
 @pytest.mark.parametrize("script", [*sorted(CASES), *VARIANTS])
 def test_bench_script_runs_quick(script: str) -> None:
     script, options = VARIANTS.get(script, (script, []))
+    if script in NEEDS_PG:
+        require_pg()
     if script == "cli_startup.py" and not _have_baseline():
         pytest.skip("bench/cli_startup.py compares with an earlier commit, which this (shallow) clone lacks")
     proc = subprocess.run(

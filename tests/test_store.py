@@ -486,3 +486,33 @@ def test_full_disk_gives_store_error(sqlite_store: StateStore, db_path: Path) ->
     store.pragma("max_page_count", 1_000_000)
     assert store.append(ev(message="after")).id is not None
     assert store.count_journal() == 2
+
+
+# --------------------------------------------------------------------------- push
+
+
+def test_a_listener_wakes_when_another_store_commits_and_not_otherwise(db_path: Path, store_url: str | None) -> None:
+    """A reader that follows the store (a client console, `journal --follow`) is woken by a
+    commit of any other connection, and says so; with nothing written it times out empty."""
+    writer, reader = StateStore(db_path, url=store_url), StateStore(db_path, url=store_url)
+    listener = reader.listen()
+    try:
+        assert listener.wait(0.2) == []
+        done = threading.Event()
+
+        def append_later() -> None:
+            done.wait(0.3)
+            writer.append(ev(message="pushed"))
+
+        thread = threading.Thread(target=append_later)
+        thread.start()
+        notices = listener.wait(30.0)  # returns at the commit, not after 30 s: see the message below
+        thread.join()
+        assert notices, "the listener timed out although another store appended"
+        last = reader.last_journal_id()
+        assert notices == (["changed"] if store_url is None else [f"journal:{last}"])
+        assert [e.message for e in reader.journal(after_id=last - 1)] == ["pushed"]
+    finally:
+        listener.close()
+        writer.close()
+        reader.close()

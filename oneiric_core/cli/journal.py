@@ -81,8 +81,12 @@ def cmd_journal(engine: Engine, args: argparse.Namespace) -> int:
     for e in events:
         emit(e)
     last = events[-1].id if events else engine.store.last_journal_id()
-    while True:
-        time.sleep(0.25)
-        for e in engine.journal(limit=1000, after_id=last, **filters):
-            emit(e)
-            last = e.id
+    listener = engine.store.listen()  # wakes at each commit (PostgreSQL: NOTIFY); a read every 5 s anyway
+    try:
+        while True:
+            listener.wait(5.0)
+            for e in engine.journal(limit=1000, after_id=last, **filters):
+                emit(e)
+                last = e.id
+    finally:
+        listener.close()

@@ -10,7 +10,7 @@ importable from here as it was from the one module this package replaces."""
 
 from __future__ import annotations
 
-from .backend import Backend, Checkpoints, Connection, Dialect, Maintenance, NoCheckpoints
+from .backend import Backend, Checkpoints, Connection, Dialect, Listener, Maintenance, NoCheckpoints
 from .codec import _dom, _event_params
 from .records import (
     ACTIVITY_STATES,
@@ -48,7 +48,7 @@ __all__ = [
     "LEASE_STALE_AFTER_S", "MIGRATIONS", "PRUNE_BATCH_ROWS", "PRUNE_PROGRESS_META", "RECLAIM_BATCH_PAGES",
     "RESTART_FRAMES", "SCHEMA_VERSION", "SEALED_META", "VACUUM_META", "VACUUM_RETRY_S", "ActivityRecord", "Backend",
     "Checkpoints", "ChainLink", "ChainState", "CommandRecord", "Connection", "Dialect", "HealthSnapshot",
-    "IncidentEntryRecord", "IncidentRecord", "LeaseInfo", "LifecycleSnapshot", "Maintenance", "Migration",
+    "IncidentEntryRecord", "IncidentRecord", "LeaseInfo", "LifecycleSnapshot", "Listener", "Maintenance", "Migration",
     "NoCheckpoints", "ProposalRecord", "PruneStep", "RetentionHold", "SqliteBackend", "StateStore", "StoreError",
     "WalCheckpoints", "_dom", "_event_params",
 ]

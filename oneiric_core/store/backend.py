@@ -64,6 +64,11 @@ class Dialect(Protocol):
         """Run an INSERT of one row into a table with an `id` identity; the id it got."""
         ...
 
+    def insert_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """INSERT many rows at once, the fastest way the database has; raises one of
+        `integrity_errors` when a key is taken."""
+        ...
+
     def savepoint(self, conn: Connection) -> AbstractContextManager[None]:
         """Statements inside may fail without spoiling the transaction (PostgreSQL aborts a
         transaction at its first error; SQLite undoes only the failed statement)."""
@@ -92,6 +97,19 @@ class NoCheckpoints:
 
     def restarting(self) -> AbstractContextManager[float]:
         return nullcontext(0.0)
+
+
+class Listener(Protocol):
+    """Wakes a reader when the store changes (backend.listen): PostgreSQL pushes what its
+    writers NOTIFY; a SQLite file is watched for commits. A reader still reads what changed
+    from the store; a notice only says when to look."""
+
+    def wait(self, timeout: float) -> list[str]:
+        """Block until the store changes or `timeout` seconds pass; the notices that came
+        (`topic:payload`, or `changed` where the backend cannot say what), [] on a timeout."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Maintenance(Protocol):
@@ -157,6 +175,14 @@ class Backend(Protocol):
 
     def size_bytes(self) -> int:
         """What the store takes where it is kept (a file and its WAL, a server's tables)."""
+        ...
+
+    def notify(self, conn: Connection, topic: str, payload: str) -> None:
+        """Tell listeners, when the transaction on `conn` commits, that `topic` changed."""
+        ...
+
+    def listen(self) -> Listener:
+        """A listener of its own (a connection of its own: it blocks while it waits)."""
         ...
 
     def error(self, action: str, exc: BaseException) -> StoreError: ...

@@ -5,6 +5,7 @@ so appends from several processes queue up on one chain and never fork it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -30,10 +31,7 @@ class JournalRepo:
     def _forget_tip(self) -> None:
         self._tip = None  # it may name rows that were just rolled back
 
-    _INSERT_EVENT = (
-        f"INSERT INTO journal ({CHAIN_COLUMNS}, prev_hash, hash, node) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    _ROW_COLUMNS = (*CHAIN_COLUMNS.split(", "), "prev_hash", "hash", "node")
 
     def append(self, event: Event) -> Event:
         """Store one event; sets and returns it with `event.id`."""
@@ -50,20 +48,26 @@ class JournalRepo:
         nodes = [e.node or self.scope.node for e in batch]
 
         def run(conn: Connection) -> int:
-            tip = self._tip or self._chain_tip(conn)
+            cached = self._tip
+            tip = cached or self._chain_tip(conn)
             self._tip = None  # until every row below is in: a failure half way reads the end again
-            inserted: list[int] = []
+            rows, after = self._chained(tip, params, nodes)
             try:
-                with self.db.dialect.savepoint(conn):
-                    self._tip = self._insert_chained(conn, tip, params, nodes, inserted)
+                # A tip read in this transaction cannot be stale (the write lock is held); a
+                # cached one can, and on PostgreSQL a failed INSERT would abort the transaction.
+                with self.db.dialect.savepoint(conn) if cached else contextlib.nullcontext():
+                    self.db.dialect.insert_rows(conn, "journal", self._ROW_COLUMNS, rows)
             except self.db.dialect.integrity_errors:
                 # The next id is taken: another connection appended since this one last did.
-                # Rows inserted before the conflict (none, unless someone wrote a row at a
-                # later id around the store) are this call's own; they go, and the chain is
-                # continued from its real end.
-                conn.executemany("DELETE FROM journal WHERE id = ?", [(i,) for i in inserted])
+                # Rows of this call that went in before the conflict (SQLite keeps them; the
+                # savepoint undid them on PostgreSQL) go, and the chain is continued from its
+                # real end.
+                conn.executemany("DELETE FROM journal WHERE id = ? AND hash = ?", [(r[0], r[-2]) for r in rows])
                 tip = self._chain_tip(conn)
-                self._tip = self._insert_chained(conn, tip, params, nodes, [])
+                rows, after = self._chained(tip, params, nodes)
+                self.db.dialect.insert_rows(conn, "journal", self._ROW_COLUMNS, rows)
+            self._tip = after
+            self.db.notify(conn, "journal", str(after.id))
             return tip.next_id
 
         first = self.db.write(run)
@@ -71,18 +75,17 @@ class JournalRepo:
             event.id, event.node = first + offset, node
         return batch
 
-    def _insert_chained(self, conn: Connection, tip: ChainTip, params: list[tuple[Any, ...]], nodes: list[str],
-                        inserted: list[int]) -> ChainTip:
-        """Insert the rows after `tip` with explicit ids, each hashed onto the one before,
-        noting each id in `inserted`; returns the new tip. An IntegrityError means an id was
-        taken (the tip was stale)."""
+    def _chained(self, tip: ChainTip, params: list[tuple[Any, ...]],
+                 nodes: list[str]) -> tuple[list[tuple[Any, ...]], ChainTip]:
+        """The rows to insert after `tip`, with explicit ids, each hashed onto the one before
+        (id, columns, prev_hash, hash, node), and the tip they make."""
         prev, next_id = tip.hash, tip.next_id
+        rows = []
         for p, node in zip(params, nodes, strict=True):
             digest = row_hash(prev, next_id, p)
-            conn.execute(self._INSERT_EVENT, (next_id, *p, prev, digest, node))
-            inserted.append(next_id)
+            rows.append((next_id, *p, prev, digest, node))
             prev, next_id = digest, next_id + 1
-        return ChainTip(next_id - 1, prev, next_id)
+        return rows, ChainTip(next_id - 1, prev, next_id)
 
     def _chain_tip(self, conn: Connection) -> ChainTip:
         """What the next row chains to, read from the store; call inside a write transaction

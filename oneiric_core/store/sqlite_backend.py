@@ -14,6 +14,7 @@ long prune takes by hand (WalCheckpoints), which a server database does by itsel
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -54,6 +55,11 @@ def _ci_contains(haystack: Any, needle: Any) -> int:
     return int(str(needle).casefold() in str(haystack).casefold())
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+
 class SqliteDialect:
     """SQLite's spelling of what differs (backend.Dialect)."""
 
@@ -71,6 +77,9 @@ class SqliteDialect:
         if row_id is None:
             raise sqlite3.DatabaseError("the INSERT gave no row id")
         return int(row_id)
+
+    def insert_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        conn.executemany(_insert_sql(table, tuple(columns)), rows)
 
     def savepoint(self, conn: Connection) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # a failed statement leaves SQLite's transaction as it was
@@ -134,6 +143,39 @@ class WalCheckpoints:
                         raise store.error("checkpoint", exc) from exc
                 spent = time.perf_counter() - t0
             yield spent
+
+
+class FileListener:
+    """A SQLite store's Listener: its own connection watches `PRAGMA data_version`, which
+    moves at every commit of any other connection to the file (a file has no push)."""
+
+    POLL_S = 0.02
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                     isolation_level=None)
+        self._seen = self._version()
+
+    def _version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait(self, timeout: float) -> list[str]:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                now = self._version()
+            except sqlite3.Error:
+                now = self._seen  # busy or locked for a moment: look again
+            if now != self._seen:
+                self._seen = now
+                return ["changed"]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            time.sleep(min(self.POLL_S, left))
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class SqliteBackend:
@@ -471,6 +513,15 @@ class SqliteBackend:
 
     def size_bytes(self) -> int:
         return self.file_bytes()
+
+    def notify(self, conn: Connection, topic: str, payload: str) -> None:
+        """Nothing to send: a FileListener sees the commit itself."""
+
+    def listen(self) -> FileListener:
+        try:
+            return FileListener(self.path)
+        except sqlite3.Error as exc:
+            raise self.error("watch", exc) from exc
 
     def file_bytes(self) -> int:
         """The store's size on disk: the main file and its WAL."""

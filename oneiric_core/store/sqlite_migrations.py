@@ -105,8 +105,7 @@ _NODES_STEP: tuple[str, ...] = (
     "INSERT INTO nodes (node, pid, hostname, started_at, heartbeat_at) "
     "SELECT hostname, pid, hostname, started_at, heartbeat_at FROM lease",
     "DROP TABLE lease",
-    "ALTER TABLE journal ADD COLUMN node TEXT",
-    "CREATE INDEX journal_node ON journal(node, id)",
+    "ALTER TABLE journal ADD COLUMN node TEXT",  # no index: a file holds one node (one more B-tree per append)
     "ALTER TABLE lifecycle ADD COLUMN node TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE health ADD COLUMN node TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE activity ADD COLUMN node TEXT NOT NULL DEFAULT ''",

@@ -20,7 +20,7 @@ from ..domains import Domain
 from ..events import Event
 from ..seal import RowSeal
 from .activity import ActivityRepo
-from .backend import Backend, Checkpoints, Connection, NoCheckpoints, Row
+from .backend import Backend, Checkpoints, Connection, Listener, NoCheckpoints, Row
 from .commands import CommandRepo
 from .incidents import INCIDENT_FIELDS, IncidentRepo
 from .journal import JournalRepo
@@ -141,6 +141,11 @@ class StateStore:
     def read_snapshot(self) -> AbstractContextManager[None]:
         """Reads inside see one state of the store (`journal verify` must not see a prune half way)."""
         return self.backend.read_snapshot()
+
+    def listen(self) -> Listener:
+        """A Listener that wakes when the store changes (a journal append, ...): for readers
+        that follow the store (a client console, `journal --follow`, a node's host)."""
+        return self.backend.listen()
 
     def data_version(self) -> int:
         """Changes whenever *another* connection commits: lets a poller skip unchanged rounds."""
