@@ -16,7 +16,11 @@ from enum import StrEnum
 from pathlib import Path
 
 from .errors import ExitCode, OneiricError
-from .principal import INTERNAL, NAMED, OS_USER, SSH_KEY, Principal, fold
+from .principal import DB_ROLE, INTERNAL, NAMED, OS_USER, SSH_KEY, Principal, fold
+
+# The database roles of a fleet store (store/pg_migrations.py) that hold rights by default.
+DB_OPERATORS = frozenset({"oneiric_operator", "oneiric_host"})
+DB_VIEWERS = DB_OPERATORS | {"oneiric_viewer"}
 
 
 class Right(StrEnum):
@@ -102,6 +106,13 @@ class AccessPolicy:
             if grant is not None:
                 return fold(principal.name) in grant.users
             return principal.account is not None and self.allows(principal.account, right)
+        if principal.kind == DB_ROLE:
+            # A fleet store's operator, named by the database (store/requests.py): app.yml may
+            # grant a right to the role's name; by default the database's roles decide.
+            if grant is not None:
+                return grant.holds(principal)
+            wanted = DB_VIEWERS if right is Right.VIEW else DB_OPERATORS
+            return bool(wanted & principal.groups)
         if grant is None:  # the default: the state directory's group
             grant = Grant(frozenset({fold(self.owner.user)}), frozenset({fold(self.owner.group)}))
         return grant.holds(principal)

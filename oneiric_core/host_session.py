@@ -34,6 +34,7 @@ from .approvals import TAMPERED
 from .commands import KEEP_FINISHED_S, CommandResult, Request, execute
 from .errors import ExitCode, OneiricError, UsageError
 from .events import Event, Severity
+from .host_inbox import HostInbox
 from .node_summary import REPORT_EVERY_S, summarize
 from .principal import Principal
 from .store import LEASE_STALE_AFTER_S, LeaseInfo, StoreError
@@ -77,6 +78,7 @@ class HostSession:
         # ours (a client never finds a live host with nothing answering), and requests taken
         # before then wait for it.
         self.ready = asyncio.Event()
+        self.inbox = HostInbox(self)  # a fleet store's requests for this node (host_inbox.py)
 
     # -- the lease -------------------------------------------------------------------------------
     def acquire(self) -> LeaseInfo | None:
@@ -180,6 +182,7 @@ class HostSession:
             os.chown(self.path, -1, os.stat(engine.state_dir).st_gid)
         except OSError:
             pass  # not the directory's group: the socket keeps this process's group
+        self.inbox.start()
 
     async def stop_serving(self, timeout: float | None) -> None:
         """Take no new requests; let running ones finish within `timeout`, then cancel them
@@ -187,6 +190,7 @@ class HostSession:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        await self.inbox.stop()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         running = set(self._running)

@@ -11,6 +11,8 @@ puts a Client over a Transport:
   who may write the state directory may do that.
 * `OverSocket`: another process hosts; the request goes over its Unix socket and the host,
   which learns who is asking from the kernel, runs it (host_session.py).
+* `OverStore`: another node of a fleet store; the request is a row for that node's host,
+  which learns who is asking from the database (the session's role; store/requests.py).
 
 Either way the answer is a `CommandResult`: one sentence, JSON data, an exit code.
 """
@@ -23,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .commands import DEFAULT_WAIT_S, CommandResult, Request, execute
-from .errors import ExitCode, OneiricError, ReadOnlyError
+from .errors import ExitCode, OneiricError, ReadOnlyError, UsageError
 from .principal import DISPLAY_ENV, NAMED, Principal, check_display
-from .store import ProposalRecord
+from .store import ProposalRecord, RequestRecord, StateStore
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -159,6 +161,52 @@ class OverSocket:
         return f"the host, through {self.path}"
 
 
+class OverStore:
+    """Requests go to another node's host through a fleet store (store/requests.py): written
+    as a row the database stamps with this session's role, taken by that node's host, which
+    writes the result. The same promise as the socket: a request no host took before `wait`
+    ran out is withdrawn, so "not taken" always means "did not run"."""
+
+    def __init__(self, store: StateStore, node: str, *, display: str | None = None) -> None:
+        self.store, self.node, self.display = store, node, display
+
+    async def handle(self, request: Request, *, wait: float) -> CommandResult:
+        import asyncio
+
+        return await asyncio.to_thread(self.exchange, request, wait=wait)
+
+    def exchange(self, request: Request, *, wait: float) -> CommandResult:
+        import time
+
+        listener = self.store.listen()  # before the write: the answer cannot come before we listen
+        try:
+            deadline = time.time() + wait
+            request_id = self.store.requests.submit(self.node, request.kind, request.args, self.display, deadline)
+            while True:
+                record = self.store.requests.get(request_id)
+                if record is not None and record.finished:
+                    return CommandResult.from_dict({**(record.result or {}), "exit_code": record.exit_code,
+                                                    "status": record.status, "id": record.command_id})
+                left = deadline - time.time()
+                if left <= 0:
+                    return self._gave_up(request, request_id, record)
+                listener.wait(min(left, 1.0))
+        finally:
+            listener.close()
+
+    def _gave_up(self, request: Request, request_id: int, record: RequestRecord | None) -> CommandResult:
+        if self.store.requests.withdraw(request_id):
+            return CommandResult(ExitCode.ERROR, f"No host of node {self.node} took the {request.kind} request "
+                                 f"#{request_id} in time (see 'oneiric nodes'); it was withdrawn and did not run.",
+                                 status="not-run")
+        return CommandResult(ExitCode.ERROR, f"The host of node {self.node} is still running request #{request_id} "
+                             f"({request.kind}); its outcome will be in the journal ('oneiric journal').",
+                             status="running", command_id=record.command_id if record else None)
+
+    def describe(self) -> str:
+        return f"the host of node {self.node}, through the store {self.store.where}"
+
+
 class Operator:
     """What an operator can do, as typed calls; each becomes one Request on the transport."""
 
@@ -169,7 +217,7 @@ class Operator:
 
     @property
     def is_remote(self) -> bool:
-        return isinstance(self.transport, OverSocket)
+        return isinstance(self.transport, (OverSocket, OverStore))
 
     def _request(self, kind: str, args: dict[str, Any]) -> Request:
         request = Request(kind, {k: v for k, v in args.items() if v is not None})
@@ -184,7 +232,7 @@ class Operator:
 
     def run_blocking(self, kind: str, wait: float | None = None, **args: Any) -> CommandResult:
         """`run` for a process with no event loop (the CLI): over the socket, no loop is made."""
-        if isinstance(self.transport, OverSocket):
+        if isinstance(self.transport, (OverSocket, OverStore)):
             request = self._request(kind, args)
             return self.transport.exchange(request, wait=self.wait if wait is None else wait)
         import asyncio
@@ -242,10 +290,17 @@ def display_name() -> str | None:
     return check_display(os.environ.get(DISPLAY_ENV))
 
 
-def connect(engine: Engine, *, read_only: bool | None = None, wait: float = DEFAULT_WAIT_S) -> Operator:
+def connect(engine: Engine, *, read_only: bool | None = None, wait: float = DEFAULT_WAIT_S,
+            node: str | None = None) -> Operator:
     """The Operator for this engine's process: in-process when it hosts or no host runs,
-    over the socket when another process hosts."""
+    over the socket when another process hosts, through the store for another `node`."""
     read_only = engine.read_only if read_only is None else read_only
+    if node is not None and node != engine.node:
+        if engine.store.backend.holds_one_node:
+            raise UsageError(f"The store {engine.store.where} is one node's (a SQLite file): there is no node "
+                             f"{node} to act on; a fleet shares a PostgreSQL store (docs/fleet.md).")
+        claimed = engine.principal.name if engine.principal.kind == NAMED else display_name()
+        return Operator(OverStore(engine.store, node, display=claimed), read_only=read_only, wait=wait)
     if engine.is_host:
         return Operator(InProcess(engine), read_only=read_only, wait=wait)
     _, alive = engine.host()
@@ -260,4 +315,5 @@ def connect(engine: Engine, *, read_only: bool | None = None, wait: float = DEFA
                     read_only=read_only, wait=wait)
 
 
-__all__ = ["HostUnreachable", "InProcess", "Operator", "OverSocket", "Transport", "connect", "display_name"]
+__all__ = ["HostUnreachable", "InProcess", "Operator", "OverSocket", "OverStore", "Transport", "connect",
+           "display_name"]

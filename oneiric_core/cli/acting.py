@@ -116,6 +116,7 @@ def _act(operator: Operator, args: argparse.Namespace, store: StateStore, host: 
     patience = max(args.wait, args.timeout + 5) if kind == "drain" else args.wait
     result = operator.run_blocking(kind, wait=patience, **payload)
     where = (f"the running host (pid {host['pid']} on {host['hostname']})" if host and host.get("alive")
+             else operator.describe() if operator.is_remote
              else "this process (no host is running)")
     return _print_result(args, result, where=where, host=host)
 
@@ -133,7 +134,7 @@ def _sign(kind: str, args: argparse.Namespace, store: StateStore) -> str:
 def via_host_quick(args: argparse.Namespace) -> int | None:
     """Before any settings are loaded, when the state store can be found cheaply and a host
     holds it: the request goes straight to the host's socket."""
-    if host_request(args) is None:
+    if host_request(args) is None or getattr(args, "target_node", None):
         return None
     path = _quick_store_path(args)
     if path is None or not path.is_file():
@@ -160,7 +161,9 @@ def cmd_act(engine: Engine, args: argparse.Namespace) -> int:
     """pause, resume, drain, swap, approve, reject, health --probe, remote-sync."""
     from ..operator_port import connect
 
-    return _act(connect(engine, read_only=args.read_only or None), args, engine.store, host_json(engine))
+    node = getattr(args, "target_node", None)
+    operator = connect(engine, read_only=args.read_only or None, node=node)
+    return _act(operator, args, engine.store, None if node and node != engine.node else host_json(engine))
 
 
 def _quick_store_path(args: argparse.Namespace) -> Path | None:

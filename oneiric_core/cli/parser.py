@@ -121,14 +121,28 @@ class Commands:
         return p, p.add_subparsers(dest=dest, metavar="ACTION", parser_class=Parser, action=SubParsers)
 
 
+# The commands that act on another node of a fleet store: `oneiric pause web-2:cache`.
+NODE_COMMANDS = frozenset({"pause", "resume", "drain", "swap", "health"})
+
+
 def settle_key(args: argparse.Namespace) -> None:
     """The key from the word after the command or from --key (never two different ones), and
-    required where the command needs one: one sentence when it is missing."""
+    required where the command needs one: one sentence when it is missing. `NODE:KEY` names
+    another node of a fleet store (args.target_node)."""
     positional = getattr(args, "key_arg", None)
     if positional is not None:
         if args.key and args.key != positional:
             raise UsageError(f"The key is given twice, as '{positional}' and as --key '{args.key}'; give it once.")
         args.key = positional
+    args.target_node = None
+    if getattr(args, "key", None) and ":" in args.key:
+        from ..store.scope import node_name
+
+        node, _, key = args.key.partition(":")
+        args.target_node, args.key = node_name(node), key
+        if args.command not in NODE_COMMANDS:
+            raise UsageError(f"{args.command} takes no NODE: before the key yet; "
+                             f"{', '.join(sorted(NODE_COMMANDS))} do (docs/fleet.md).")
     if getattr(args, "key_needed", False) and not args.key:
         raise UsageError(f"{args.command} needs a key: 'oneiric {args.command} KEY' or --key KEY "
                          f"(see 'oneiric {args.command} --help').")

@@ -36,6 +36,7 @@ from .records import (
     LifecycleSnapshot,
     ProposalRecord,
     PruneStep,
+    RequestRecord,
     RetentionHold,
     StoreError,
 )
@@ -49,6 +50,6 @@ __all__ = [
     "RESTART_FRAMES", "SCHEMA_VERSION", "SEALED_META", "VACUUM_META", "VACUUM_RETRY_S", "ActivityRecord", "Backend",
     "Checkpoints", "ChainLink", "ChainState", "CommandRecord", "Connection", "Dialect", "HealthSnapshot",
     "IncidentEntryRecord", "IncidentRecord", "LeaseInfo", "LifecycleSnapshot", "Listener", "Maintenance", "Migration",
-    "NoCheckpoints", "ProposalRecord", "PruneStep", "RetentionHold", "SqliteBackend", "StateStore", "StoreError",
-    "WalCheckpoints", "_dom", "_event_params",
+    "NoCheckpoints", "ProposalRecord", "PruneStep", "RequestRecord", "RetentionHold", "SqliteBackend", "StateStore",
+    "StoreError", "WalCheckpoints", "_dom", "_event_params",
 ]

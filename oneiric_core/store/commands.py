@@ -11,12 +11,13 @@ from typing import Any
 from .backend import Backend, Connection, Row
 from .codec import _loads
 from .records import CommandRecord
+from .scope import NodeScope
 from .seals import Seals
 
 
 class CommandRepo:
-    def __init__(self, db: Backend, seals: Seals) -> None:
-        self.db, self.seals = db, seals
+    def __init__(self, db: Backend, seals: Seals, scope: NodeScope) -> None:
+        self.db, self.seals, self.scope = db, seals, scope
 
     _COMMAND_FIELDS = ("kind", "args", "requested_by", "requested_by_id", "created_at", "status",
                        "started_at", "result", "exit_code", "finished_at")
@@ -48,12 +49,13 @@ class CommandRepo:
         at = time.time() if now is None else now
         record = CommandRecord(kind, dict(args), requested_by, at, status="running", started_at=at,
                                requested_by_id=requested_by_id, sealed=True)
-        params = (kind, json.dumps(record.args, default=str, sort_keys=True), requested_by, requested_by_id, at, at)
+        params = (kind, json.dumps(record.args, default=str, sort_keys=True), requested_by, requested_by_id, at, at,
+                  self.scope.node)
 
         def run(conn: Connection) -> int:
             row_id = self.db.dialect.insert_id(
                 conn, "INSERT INTO commands (kind, args, requested_by, requested_by_id, created_at, status, "
-                "started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)", params)
+                "started_at, node) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)", params)
             self._reseal_command(conn, row_id)
             return row_id
 
@@ -65,8 +67,11 @@ class CommandRepo:
         return self._command(rows[0]) if rows else None
 
     def commands_after(self, command_id: int, limit: int = 1000) -> list[CommandRecord]:
-        """Command rows with an id above `command_id`, oldest first (the host's tamper scan)."""
-        rows = self.db.read("SELECT * FROM commands WHERE id > ? ORDER BY id LIMIT ?", (int(command_id), int(limit)))
+        """This node's command rows with an id above `command_id`, oldest first (the host's
+        tamper scan: on a fleet store each host seals its own node's rows with its own key)."""
+        only, node = self.scope.only()
+        rows = self.db.read(f"SELECT * FROM commands WHERE id > ?{only} ORDER BY id LIMIT ?",
+                            (int(command_id), *node, int(limit)))
         return [self._command(r) for r in rows]
 
     def finish_command(self, command_id: int, status: str, result: dict[str, Any], exit_code: int,
@@ -88,7 +93,8 @@ class CommandRepo:
         text = json.dumps({"data": {}, "message": reason}, sort_keys=True)
 
         def run(conn: Connection) -> int:
-            ids = [r[0] for r in conn.execute("SELECT id FROM commands WHERE status = 'running'")]
+            only, node = self.scope.only()
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM commands WHERE status = 'running'{only}", node)]
             for row_id in ids:
                 conn.execute("UPDATE commands SET status = 'failed', result = ?, exit_code = ?, finished_at = ? "
                              "WHERE id = ?", (text, int(exit_code), at, row_id))

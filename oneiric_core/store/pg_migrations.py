@@ -28,6 +28,30 @@ def _anchor_the_chain(conn: Connection) -> None:
     )
 
 
+ROLES = ("oneiric_host", "oneiric_operator", "oneiric_viewer")
+
+
+def _roles(conn: Connection) -> None:
+    """The three roles of a fleet store, created when missing (roles are the cluster's, so a
+    second store in another schema finds them), with their privileges on this schema: a
+    viewer reads; an operator also writes requests for hosts (and incidents); a host writes
+    everything. A DBA makes people members: `GRANT oneiric_operator TO alice;`. Nobody but a
+    host may update or delete a journal row."""
+    for role in ROLES:
+        conn.execute(f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} NOLOGIN; END IF;
+        END $$""")
+    schema = "current_schema()"
+    conn.execute(f"""DO $$ BEGIN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO oneiric_viewer, oneiric_operator, oneiric_host', {schema});
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO oneiric_viewer, oneiric_operator', {schema});
+        EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA %I TO oneiric_host', {schema});
+        EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %I TO oneiric_operator, oneiric_host', {schema});
+    END $$""")
+    conn.execute("GRANT INSERT ON requests, incidents, incident_timeline TO oneiric_operator")
+    conn.execute("GRANT UPDATE ON incidents TO oneiric_operator")
+
+
 Migration = Sequence[str | Callable[[Connection], None]]
 MIGRATIONS: list[Migration] = [
     # 1: journal, activity, snapshots, lease, meta
@@ -202,6 +226,51 @@ MIGRATIONS: list[Migration] = [
             f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey",
             f"ALTER TABLE {table} ADD PRIMARY KEY (node, domain, key)",
         )),
+    ),
+    # 10: commands and proposals carry their node; requests for a node's host written by anyone
+    # in the fleet (requests.py), stamped by the database with who wrote them; the roles a DBA
+    # grants (docs/fleet.md)
+    (
+        "ALTER TABLE commands ADD COLUMN node TEXT",
+        "ALTER TABLE proposals ADD COLUMN node TEXT",
+        """CREATE TABLE requests (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            node TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '{}',
+            display TEXT,
+            requested_by_id TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            deadline DOUBLE PRECISION,
+            status TEXT NOT NULL,
+            taken_at DOUBLE PRECISION,
+            command_id BIGINT,
+            result TEXT,
+            exit_code INTEGER,
+            finished_at DOUBLE PRECISION
+        )""",
+        "CREATE INDEX requests_pending ON requests(node, status, id)",
+        # Whatever the writer says, the row names the session's role and starts pending: an
+        # operator cannot write a request as someone else, or one that looks already done.
+        """CREATE FUNCTION oneiric_stamp_request() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.requested_by_id := 'db-role:' || session_user;
+            NEW.created_at := extract(epoch FROM clock_timestamp());
+            NEW.status := 'pending';
+            NEW.taken_at := NULL; NEW.command_id := NULL; NEW.result := NULL;
+            NEW.exit_code := NULL; NEW.finished_at := NULL;
+            RETURN NEW;
+        END $$""",
+        "CREATE TRIGGER requests_stamp BEFORE INSERT ON requests FOR EACH ROW EXECUTE FUNCTION oneiric_stamp_request()",
+        # The node's host wakes at once (backend.PgListener), not at its next safety-net look.
+        """CREATE FUNCTION oneiric_announce_request() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify(left('oneiric_' || TG_TABLE_SCHEMA, 63), 'request:' || NEW.node || ':' || NEW.id);
+            RETURN NULL;
+        END $$""",
+        "CREATE TRIGGER requests_announce AFTER INSERT ON requests FOR EACH ROW "
+        "EXECUTE FUNCTION oneiric_announce_request()",
+        _roles,
     ),
 ]
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from .backend import Backend, Connection, Row
 from .codec import _dom
 from .records import ProposalRecord
+from .scope import NodeScope
 from .seals import Seals
 
 
 class ProposalRepo:
-    def __init__(self, db: Backend, seals: Seals) -> None:
-        self.db, self.seals = db, seals
+    def __init__(self, db: Backend, seals: Seals, scope: NodeScope) -> None:
+        self.db, self.seals, self.scope = db, seals, scope
 
     _PROPOSAL_FIELDS = (
         "domain", "key", "from_provider", "to_provider", "to_source", "force", "source", "reason",
@@ -31,7 +32,8 @@ class ProposalRepo:
             row_id = record.id
             if row_id is None:
                 row_id = self.db.dialect.insert_id(
-                    conn, f"INSERT INTO proposals ({columns}) VALUES ({', '.join('?' for _ in values)})", values)
+                    conn, f"INSERT INTO proposals ({columns}, node) VALUES ({', '.join('?' for _ in values)}, ?)",
+                    [*values, self.scope.node])
             else:
                 conn.execute(f"UPDATE proposals SET {', '.join(f + ' = ?' for f in self._PROPOSAL_FIELDS)} "
                              "WHERE id = ?", [*values, row_id])
@@ -52,12 +54,17 @@ class ProposalRepo:
         return ProposalRecord(id=row["id"], sealed=sealed, **data)
 
     def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
-        rows = self.db.read("SELECT * FROM proposals WHERE id = ?", (int(proposal_id),))
+        only, node = self.scope.only()
+        rows = self.db.read(f"SELECT * FROM proposals WHERE id = ?{only}", (int(proposal_id), *node))
         return self._proposal(rows[0]) if rows else None
 
     def proposals(self, *, status: str | None = None, limit: int = 200) -> list[ProposalRecord]:
-        """Newest `limit` proposals (optionally of one status), oldest first."""
+        """This node's newest `limit` proposals (optionally of one status), oldest first: on a
+        fleet store a proposal is for the node whose host wrote it, and only that host may
+        decide and apply it."""
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        only, node = self.scope.only(" AND " if where else "WHERE ")
+        where, params = f"{where}{only}", [*params, *node]
         rows = self.db.read(
             f"SELECT * FROM (SELECT * FROM proposals {where} ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
             (*params, int(limit)),

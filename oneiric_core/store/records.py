@@ -236,3 +236,29 @@ class IncidentEntryRecord:
     actor: str | None
     text: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """A request for a node's host, written by anyone in a fleet store (requests.py). Who
+    wrote it is the database's word (`requested_by_id`, the session's role), never the
+    writer's."""
+
+    id: int
+    node: str
+    kind: str
+    args: dict[str, Any]
+    display: str | None
+    requested_by_id: str
+    created_at: float
+    deadline: float | None
+    status: str  # pending, taken, done, failed, refused, withdrawn
+    taken_at: float | None = None
+    command_id: int | None = None
+    result: dict[str, Any] | None = None
+    exit_code: int | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("pending", "taken")

@@ -271,6 +271,10 @@ MIGRATIONS: list[Migration] = [
     (_want_incremental_vacuum,),
     # 9: nodes (issue 18): a row per host instead of one lease, and the node on what a host writes
     _NODES_STEP,
+    # 10: commands and proposals carry their node; a fleet store's requests for other nodes'
+    # hosts (pg_migrations.py) have no table here: a file is one node's, whose host takes
+    # requests over its socket
+    ("ALTER TABLE commands ADD COLUMN node TEXT", "ALTER TABLE proposals ADD COLUMN node TEXT"),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

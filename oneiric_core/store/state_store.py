@@ -42,6 +42,7 @@ from .records import (
     PruneStep,
     StoreError,
 )
+from .requests import RequestRepo
 from .scope import NodeScope, default_node
 from .seals import Seals
 from .snapshots import SnapshotRepo
@@ -90,11 +91,12 @@ class StateStore:
         self.prune_repo = PruneRepo(self.backend, self.journal_repo)
         self.activity_repo = ActivityRepo(self.backend, self.scope)
         self.snapshots = SnapshotRepo(self.backend, self.scope)
-        self.proposal_repo = ProposalRepo(self.backend, self._seals)
-        self.command_repo = CommandRepo(self.backend, self._seals)
+        self.proposal_repo = ProposalRepo(self.backend, self._seals, self.scope)
+        self.command_repo = CommandRepo(self.backend, self._seals, self.scope)
         self.leases = LeaseRepo(self.backend, self.journal_repo, self.scope, __version__)
         self.meta = MetaRepo(self.backend)
         self.incident_repo = IncidentRepo(self.backend)
+        self.requests = RequestRepo(self.backend)
 
     # ------------------------------------------------------------------ shared state
 

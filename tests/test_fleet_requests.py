@@ -1,0 +1,133 @@
+"""Acting on another node of a fleet store (issue 18 points 3 and 4): `oneiric pause
+web-2:cache` from anywhere writes a request the database stamps with the session's role; web-2's
+host takes it at once, runs it with the rights of that role, and answers through the store.
+Real hosts (`oneiric run --node`), a real PostgreSQL, real database roles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from oneiric_core.store import StateStore, StoreError
+from tests.pg import fresh_schema, require_pg
+from tests.test_nodes import REPO, nodes, oneiric, start_node, wait_for
+
+
+@pytest.fixture
+def fleet(tmp_path: Path):
+    """Two live hosts, web-1 and web-2, on one fresh schema; yields (settings, url)."""
+    with fresh_schema() as url:
+        settings = tmp_path / "fleet-settings"
+        shutil.copytree(REPO / "settings", settings)
+        with (settings / "app.yml").open("a") as app:
+            app.write(f"\nstore:\n  url: \"{url}\"\n")
+        hosts = [start_node(settings, tmp_path / f"state-{n}", n, tmp_path / f"{n}.log") for n in ("web-1", "web-2")]
+        try:
+            wait_for("both hosts to be ready", lambda: all(
+                n.get("reported_at") for n in nodes(settings, tmp_path / "cli").values()) and len(
+                nodes(settings, tmp_path / "cli")) == 2)
+            yield settings, url
+        finally:
+            for host in hosts:
+                host.send_signal(signal.SIGTERM)
+            for host in hosts:
+                try:
+                    host.wait(30)
+                except subprocess.TimeoutExpired:
+                    host.kill()
+
+
+def activity(settings: Path, state: Path, node: str) -> dict:
+    res = oneiric(settings, state, "--node", node, "activity", "--json")
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_pause_on_another_node_runs_on_that_nodes_host_as_the_database_role(tmp_path: Path, fleet) -> None:
+    settings, url = fleet
+    cli = tmp_path / "cli"
+    res = oneiric(settings, cli, "--node", "ops-laptop", "pause", "web-2:cache", "--note", "fleet drill")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "paused" in res.stdout.lower(), res.stdout
+
+    paused = activity(settings, cli, "web-2")
+    assert [(a["domain"], a["key"], a["state"]) for a in paused["activity"]] == [("adapter", "cache", "paused")], paused
+    assert activity(settings, cli, "web-1")["activity"] == []  # only web-2's host acted
+    events = json.loads(oneiric(settings, cli, "journal", "--json", "--kind", "activity-changed").stdout)["events"]
+    assert [(e["node"], e["key"]) for e in events] == [("web-2", "cache")]
+    # each host seals and checks only its own node's rows: neither took the other's for tampering
+    tampered = json.loads(oneiric(settings, cli, "journal", "--json", "--kind", "store-tampered").stdout)["events"]
+    assert tampered == []
+    with StateStore(tmp_path / "reader.sqlite", url=url, node="web-2") as store:
+        (command,) = [c for c in store.commands_after(0) if c.kind == "pause"]
+        assert command.requested_by_id == "db-role:root" and command.status == "done"
+
+
+def test_a_request_no_host_takes_is_withdrawn_and_never_runs(tmp_path: Path, fleet) -> None:
+    settings, url = fleet
+    res = oneiric(settings, tmp_path / "cli", "pause", "web-9:cache", "--wait", "1")
+    assert res.returncode == 1
+    assert res.stderr.startswith("oneiric: No host of node web-9 took the pause request #"), res.stderr
+    assert res.stderr.rstrip().endswith("it was withdrawn and did not run.")
+    with StateStore(tmp_path / "reader.sqlite", url=url) as store:
+        (row,) = store.backend.read("SELECT status FROM requests WHERE node = 'web-9'")
+        assert row[0] == "withdrawn"
+
+
+def test_the_database_stamps_who_wrote_a_request_whatever_the_row_says(tmp_path: Path) -> None:
+    import psycopg
+
+    with fresh_schema() as url:
+        StateStore(tmp_path / "s", url=url).close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO requests (node, kind, args, requested_by_id, created_at, status, result) "
+                         "VALUES ('web-2', 'pause', '{}', 'db-role:alice', 0, 'done', '{\"message\": \"ok\"}')")
+            row = conn.execute("SELECT requested_by_id, status, result FROM requests").fetchone()
+        assert row == ("db-role:root", "pending", None)
+
+
+def test_a_viewer_role_cannot_write_a_request_nor_touch_the_journal(tmp_path: Path) -> None:
+    import psycopg
+
+    base = require_pg()
+    role = f"oneiric_test_viewer_{uuid.uuid4().hex[:8]}"
+    with fresh_schema() as url, psycopg.connect(base, autocommit=True) as admin:
+        with StateStore(tmp_path / "s", url=url) as store:
+            from oneiric_core.events import Event
+
+            store.append(Event("host-started", "up"))
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT oneiric_viewer TO {role}")
+        try:
+            as_viewer = url.replace("postgresql://", f"postgresql://{role}@", 1)
+            viewer = StateStore(tmp_path / "v", url=as_viewer)
+            try:
+                assert viewer.read_only and [e.message for e in viewer.journal()] == ["up"]
+                with pytest.raises(StoreError, match="permission denied for table requests"):
+                    viewer.requests.submit("web-2", "pause", {"key": "cache"}, None, 0.0)
+                with pytest.raises(StoreError, match="permission denied for table journal"):
+                    viewer.backend.write(lambda conn: conn.execute("DELETE FROM journal"))
+                assert viewer.requests.roles_of(role) == frozenset({"oneiric_viewer"})
+            finally:
+                viewer.close()
+        finally:
+            admin.execute(f"DROP ROLE {role}")
+
+
+def test_another_node_on_a_sqlite_store_is_one_sentence(run_cli) -> None:
+    res = run_cli("pause", "web-2:cache")
+    assert res.returncode == 2, str(res)
+    assert res.stderr.startswith("oneiric: The store ") and "is one node's (a SQLite file): there is no node web-2" \
+        in res.stderr, str(res)
+
+
+def test_node_prefix_on_a_command_that_cannot_take_it(run_cli) -> None:
+    res = run_cli("explain", "web-2:cache")
+    assert res.returncode == 2, str(res)
+    assert "explain takes no NODE: before the key yet" in res.stderr, str(res)
