@@ -570,3 +570,34 @@ def test_every_loop_of_every_tree_ends_in_an_escalation():
         limit = tree.nodes["round-limit"]
         assert limit.kind == "escalate" and limit.terminal, tree.id
         assert 1 <= tree.max_rounds <= 200, tree.id
+
+
+@pytest.mark.parametrize("params", [{}, {"domain": "adapter", "key": "cache", "source": "demo", "target": "redis"}],
+                         ids=["before-params", "after-params"])
+def test_no_walk_text_of_any_shipped_tree_shows_an_unfilled_placeholder(engine, params):
+    """proc-hot-swap showed a raw `{target}` until it was set; every text the walker renders
+    (a node's title, text, where to look, an action's changes and arguments) says it in words."""
+    import re
+
+    catalog = _catalog()
+    for tree in catalog.trees.values():
+        walker = Walker(catalog, tree.id, engine, params=params)
+        for node in tree.nodes.values():
+            walker.tree, walker.node_id = tree, node.id
+            view = walker.view()
+            action = view.get("action") or {}
+            texts = [view["title"], view["text"], view["where"], action.get("changes", ""),
+                     *action.get("args", {}).values()]
+            for text in texts:
+                assert not re.search(r"\{\w+\}", text), (tree.id, node.id, text)
+
+
+async def test_an_unset_parameter_reads_as_words_and_the_walk_still_asks_for_it(engine):
+    walker = Walker(_catalog(), "proc-hot-swap", engine, params={"domain": "adapter", "key": "cache"})
+    await walker.advance()
+    assert walker.node.id == "swap" and walker.missing_params() == ["target"]
+    view = walker.view()
+    assert view["text"].startswith("Swap adapter/cache to the target provider (not chosen yet): a proposal.")
+    assert "{target}" not in view["action"]["changes"]
+    walker.set_param("target", "redis")
+    assert walker.view()["text"].startswith("Swap adapter/cache to redis: a proposal.")
