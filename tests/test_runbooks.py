@@ -601,3 +601,23 @@ async def test_an_unset_parameter_reads_as_words_and_the_walk_still_asks_for_it(
     assert "{target}" not in view["action"]["changes"]
     walker.set_param("target", "redis")
     assert walker.view()["text"].startswith("Swap adapter/cache to redis: a proposal.")
+
+
+def test_parameters_the_engine_knows_are_choices_and_another_can_be_typed(engine, tmp_path):
+    from oneiric_core.engine import Engine
+    from oneiric_core.runbooks.param_choices import param_choices
+    from tests.helpers import demo_copy
+
+    remote = Engine(demo_copy(tmp_path / "remote", fast=False), state_dir=tmp_path / "remote-state", actor="alice")
+    try:  # the demo as shipped has one remote source, "demo"
+        assert [c.value for c in param_choices(remote, {}, "source").choices] == ["demo"]
+    finally:
+        remote.close()
+    keys = param_choices(engine, {"domain": "adapter"}, "key")
+    assert "cache" in [c.value for c in keys.choices] and keys.other.startswith("Type a key that is not listed")
+    assert [c.value for c in param_choices(engine, {}, "domain").choices][:2] == ["adapter", "service"]
+    targets = param_choices(engine, {"domain": "adapter", "key": "cache"}, "target")
+    assert targets.title == "Provider to swap adapter/cache to (serving now: memory)"
+    assert "memory" not in [c.value for c in targets.choices] and "redis" in [c.value for c in targets.choices]
+    nowhere = param_choices(engine, {"domain": "adapter", "key": "no-such-key"}, "target")
+    assert nowhere.choices == [] and nowhere.other  # a key that does not exist: typing is the way

@@ -70,12 +70,26 @@ class TerminalPrompter:
                 self.out.write(f"{exc}\n")
 
     def param(self, walker: Walker, name: str) -> str | None:
-        hint = {"domain": " (adapter, service, task, event, workflow or action)",
-                "key": " (a component key, e.g. cache; it need not exist)"}.get(name, "")
+        """The values the engine knows, numbered; a number picks one, anything else is the
+        value as typed (a key that does not exist is a fine answer)."""
+        from ..runbooks.param_choices import param_choices
+
+        asked = param_choices(walker.engine, walker.params, name)
+        values = [c.value for c in asked.choices]
+        lines = [f"\n{walker.tree.id}:{walker.node.id} needs the {name}: {asked.title}"]
+        lines += [f"  {n}) {c.label}" for n, c in enumerate(asked.choices, 1)]
+        if values:
+            lines.append(f"  or type another ({asked.hint})")
+        self.out.write("\n".join(lines) + "\n")
+        prompt = f"{name} [1-{len(values)} or a value]: " if values else f"{name} ({asked.hint}): "
         while True:
-            given = self._read(f"{walker.tree.id}:{walker.node.id} needs the {name}{hint}: ")
-            if given is None or given:
-                return given
+            given = self._read(prompt)
+            if given is None:
+                return None
+            if given.isdigit() and 1 <= int(given) <= len(values):
+                return values[int(given) - 1]
+            if given:
+                return given  # an empty Enter asks again
 
 
 def _print_step(step: Step) -> None:

@@ -48,6 +48,7 @@ from oneiric_core.runbooks.export import handoff, postmortem, save, state_dir_pa
 from oneiric_core.runbooks.facts import MissingParam
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
+from oneiric_core.runbooks.param_choices import param_choices
 from oneiric_core.runbooks.walk_incident import needs_incident, open_for_walk, severity_choices, severity_for
 from oneiric_core.runbooks.walker import Walker
 from oneiric_core.text import multi_line, one_line, plain, styled
@@ -58,6 +59,7 @@ from ..widgets.key_bar import KeyBar
 from ._style import dialog_box_css
 from .confirm import ConfirmDialog
 from .incident_dialogs import CloseIncidentDialog, SeverityDialog
+from .param_dialog import ParamDialog
 
 if TYPE_CHECKING:
     from ..console_port import ConsoleState
@@ -578,7 +580,7 @@ class IncidentScreen(Screen):
             self._call(lambda w: w.answer(arg, actor=self.oneiric.engine.actor))
             self._advance()
         elif what == "param":
-            self.app.push_screen(TextPrompt(*self._param_prompt(arg)), lambda v: self._set_param(arg, v))
+            self._ask_param(arg)
         elif what == "advance":
             self._advance()
         elif what == "ack":
@@ -601,34 +603,22 @@ class IncidentScreen(Screen):
             self.notify(str(exc), severity="error", markup=False)
         self.render_all()
 
-    def _param_prompt(self, name: str) -> tuple[str, str]:
-        """The title and placeholder asking for parameter `name`; for a swap target, the
-        providers the key can be swapped to."""
-        walker = self.walker
-        title, hint = f"Value for '{name}'", name
-        if walker is None:
-            return title, hint
-        engine = self.oneiric.engine
-        domain, key = walker.params.get("domain"), walker.params.get("key")
-        try:
-            if name == "target" and domain and key:
-                ref = engine.ref(domain, key)
-                serving = next((r.serving for r in engine.components([ref])), None)
-                names = [c.provider for c in engine.registry.bucket(ref) if c.provider != serving]
-                title = f"Provider to swap {ref} to (serving now: {serving or 'nothing'})"
-                hint = ", ".join(dict.fromkeys(names)) or "no other candidate is registered"
-            elif name == "domain":
-                hint = "adapter, service, task, event, workflow or action"
-            elif name == "key" and domain:
-                hint = ", ".join(sorted({r.key for r in engine.resolver.refs() if r.domain.value == domain}))
-        except (OneiricError, ValueError):
-            pass
-        return title, hint
+    def _ask_param(self, name: str) -> None:
+        """The values the engine knows for `name` as a list, and a box to type another."""
+        if self.walker is None:
+            return
+        asked = param_choices(self.oneiric.engine, self.walker.params, name)
+        self.app.push_screen(ParamDialog(asked), lambda v: self._set_param(name, v))
 
     def _set_param(self, name: str, value: str | None) -> None:
-        if value and self.walker is not None:
-            self.walker.set_param(name, value)
-            self._advance()
+        if self.walker is None:
+            return
+        if not value:  # cancelled: the walk stays where it is, and says what it waits for
+            self.notify(f"Nothing was set: the walk waits at '{self.walker.node_id}' for '{name}'.",
+                        severity="warning", markup=False)
+            return
+        self.walker.set_param(name, value)
+        self._advance()
 
     def start_runbook(self, tree_id: str) -> None:
         """`:runbook ID`: begin that tree's walk, as picking it does. An incident's walk in

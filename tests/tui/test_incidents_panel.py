@@ -6,6 +6,7 @@ from oneiric_core.runbooks.incidents import Incidents
 from oneiric_tui.screens.confirm import ConfirmDialog
 from oneiric_tui.screens.incident import IncidentScreen, TextPrompt
 from oneiric_tui.screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
+from oneiric_tui.screens.param_dialog import ParamDialog
 from tests.tui.conftest import ready, until
 from tests.tui.test_console import screen_text, to_cache
 
@@ -24,6 +25,21 @@ async def _pick(pilot, screen: IncidentScreen, option_id: str) -> None:
         await pilot.press("j" if (choices.highlighted or 0) < target else "k")
     await pilot.press("enter")
     await pilot.pause(0.1)
+
+
+def _param_values(app) -> list[str]:
+    dialog = app.screen
+    return [c.value for c in dialog.asked.choices]
+
+
+async def _choose_param(pilot, value: str) -> None:
+    """In the parameter dialog, move to `value` with j/k and press enter."""
+    app = pilot.app
+    options = app.screen.query_one("#param-list")
+    target = _param_values(app).index(value)
+    while options.highlighted != target:
+        await pilot.press("j" if (options.highlighted or 0) < target else "k")
+    await pilot.press("enter")
 
 
 async def _open_on_cache(pilot):
@@ -213,10 +229,10 @@ async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
         # offering "Perform", naming what serves and what it can swap to
         assert _options(screen) == ["param:target"]
         await _pick(pilot, screen, "param:target")
-        await until(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
         prompt = screen_text(app)
         assert "serving now: memory" in prompt and "memory-large" in prompt and "redis" in prompt
-        await pilot.press(*"memory-large", "enter")
+        await _choose_param(pilot, "memory-large")
         await _pick(pilot, screen, "perform")
         await pilot.press("y")
         await answer_severity(pilot, screen)  # the swap is the walk's first change: it opens the incident
@@ -326,3 +342,67 @@ async def test_a_walk_another_console_is_walking_is_not_taken_up(make_app):
     finally:
         other.kill()
         other.wait()
+
+
+async def test_a_swap_target_is_picked_from_the_candidates_and_an_empty_answer_never_ends_the_walk(make_app):
+    """proc-hot-swap asked for its target as free text, the candidates only in the placeholder,
+    and an empty enter closed the prompt without a word; now the candidates are a list, typing
+    is the last line, an empty box stays open, and esc says the walk still waits."""
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        app = await ready(pilot)
+        screen, walker = await _walk_on_cache(pilot, "proc-hot-swap")
+        await until(pilot, lambda: walker.node.id == "swap" and not screen.busy)
+        assert "Swap adapter/cache to the target provider (not chosen yet)" in screen_text(app)
+        await _pick(pilot, screen, "param:target")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        values = _param_values(app)
+        assert "memory" not in values and {"memory-large", "redis"} <= set(values)  # what serves is left out
+        options = app.screen.query_one("#param-list")
+        assert str(options.get_option_at_index(options.option_count - 1).prompt) == \
+            "Type a provider that is not listed..."
+        await pilot.press("G", "enter")  # the last line: type one
+        await until(pilot, lambda: app.screen.focused is app.screen.query_one("#param-input"))
+        await pilot.press("enter")  # nothing typed
+        await until(pilot, lambda: "Nothing typed: type the target, or esc to cancel." in screen_text(app))
+        assert isinstance(app.screen, ParamDialog)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        await until(pilot, lambda: "Nothing was set: the walk waits at 'swap' for 'target'." in
+                    [n.message for n in app._notifications])
+        assert not walker.finished and walker.node.id == "swap" and "target" not in walker.params
+        assert _options(screen) == ["param:target"]
+        await _pick(pilot, screen, "param:target")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        await _choose_param(pilot, "redis")
+        await until(pilot, lambda: walker.params.get("target") == "redis" and not screen.busy)
+        assert _options(screen) == ["perform"]
+        assert "Swap adapter/cache to redis: a proposal." in screen_text(app)
+
+
+async def test_a_key_that_does_not_exist_can_be_typed(make_app):
+    """Component not found is walked for a key that is not there: the key list offers the
+    known ones and a line to type another, and the walk takes the typed one."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        screen = await _open_on_cache(pilot)
+        screen.ref = None  # no component chosen in the main view
+        screen.render_all()
+        await _pick(pilot, screen, "tree:component-not-found")
+        walker = screen.walker
+        await until(pilot, lambda: not screen.busy and any(o.startswith("param:") for o in _options(screen)))
+        for name in ("domain", "key"):
+            if f"param:{name}" not in _options(screen):
+                continue
+            await _pick(pilot, screen, f"param:{name}")
+            await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+            if name == "domain":
+                await _choose_param(pilot, "adapter")
+            else:
+                assert "cache" in _param_values(app)
+                await pilot.press("G", "enter", *"no-such-key", "enter")
+            await until(pilot, lambda: app.screen is screen and not screen.busy)
+        await until(pilot, lambda: walker.params.get("key") == "no-such-key" and not screen.busy)
+        assert walker.params.get("domain") == "adapter"
+        assert "no-such-key" in screen_text(app)
