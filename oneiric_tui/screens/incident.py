@@ -381,8 +381,8 @@ class IncidentScreen(Screen):
                     parts.append(styled("[bold]\nAction {name}: {changes}[/]", name=action["name"],
                                         changes=action["changes"]))
                 if action["via_proposal"]:
-                    parts.append(Text("  A swap proposal: the approvals policy applies (approve it in the Approvals "
-                                      "pane: esc, then a)."))
+                    parts.append(Text("  A swap proposal: the approvals policy applies (approve it below, or in the "
+                                      "Approvals pane)."))
                 pending = action.get("pending")
                 if pending:
                     parts.append(styled("[bold yellow]  waiting: {message}[/]", message=pending["message"]))
@@ -407,7 +407,15 @@ class IncidentScreen(Screen):
                 what = {"manual": "Done: I did this step",
                         "close-incident": "Close the incident: resolution, root cause, follow-ups"}.get(
                     action["name"], f"Perform: {action['name']}")
-                if walker.status == "waiting":
+                pending_id = walker.pending.proposal_id if walker.pending is not None else None
+                if walker.status == "waiting" and pending_id is not None and self.oneiric.can_change:
+                    # decided here, through the same approval path as the Approvals pane
+                    options.append(_option(f"Approve proposal #{pending_id} here (asks to confirm; the approvals "
+                                           "policy applies)", id=f"approve:{pending_id}"))
+                    options.append(_option(f"Reject proposal #{pending_id}", id=f"reject:{pending_id}"))
+                    options.append(_option("Or wait for another operator's decision (checked every few seconds)",
+                                           id="wait", disabled=True))
+                elif walker.status == "waiting":
                     options.append(_option("Waiting for the proposal's decision (checked every few seconds)",
                                           id="wait", disabled=True))
                 elif self.check_action("perform", ()) is True:
@@ -588,6 +596,34 @@ class IncidentScreen(Screen):
             self._advance()
         elif what == "perform":
             self._confirm_perform()
+        elif what in ("approve", "reject"):
+            self._confirm_decision(what, int(arg))
+
+    def _confirm_decision(self, kind: str, proposal_id: int) -> None:
+        """Approve or reject the walk's own proposal here: the command the Approvals pane sends,
+        so the approvals policy (two people, signatures, rights) decides exactly as there."""
+        if kind == "approve":
+            title, body = f"Approve proposal #{proposal_id}?", "The swap runs at once if the approvals policy " \
+                "lets you approve it (a policy needing two people refuses the one who asked)."
+        else:
+            title, body = f"Reject proposal #{proposal_id}?", "It will never be applied; the walk goes on from there."
+        def decided(ok: bool | None) -> None:
+            if ok:
+                self._decide(kind, proposal_id)
+
+        self.app.push_screen(ConfirmDialog(title, body, kind.capitalize()), decided)
+
+    @work(group="incident-walk", exit_on_error=False)
+    async def _decide(self, kind: str, proposal_id: int) -> None:
+        try:
+            result = await self.oneiric.act(kind, id=proposal_id)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False, timeout=10)
+            return
+        self.notify(result.message, markup=False, severity="information" if result.ok else "warning",
+                    timeout=5 if result.ok else 10)
+        self.oneiric.refresh_approvals()
+        self._poll()
 
     def _ask_for(self, exc: MissingParam) -> None:
         if exc.name not in self.asked:

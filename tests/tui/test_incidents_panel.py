@@ -406,3 +406,32 @@ async def test_a_key_that_does_not_exist_can_be_typed(make_app):
         await until(pilot, lambda: walker.params.get("key") == "no-such-key" and not screen.busy)
         assert walker.params.get("domain") == "adapter"
         assert "no-such-key" in screen_text(app)
+
+
+async def test_the_walks_swap_proposal_is_approved_inline_through_the_approval_path(make_app):
+    """The walk's own proposal is decided in the walk: 'Approve proposal #N here' sends the
+    command the Approvals pane sends (the journal says who approved), and the walk goes on."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        screen, walker = await _walk_on_cache(pilot, "proc-hot-swap")
+        await until(pilot, lambda: walker.node.id == "swap" and not screen.busy)
+        await _pick(pilot, screen, "param:target")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        await _choose_param(pilot, "memory-large")
+        await _pick(pilot, screen, "perform")
+        await pilot.press("y")
+        await answer_severity(pilot, screen)
+        await until(pilot, lambda: walker.status == "waiting")
+        proposal = walker.pending.proposal_id
+        await until(pilot, lambda: f"approve:{proposal}" in _options(screen))
+        assert _options(screen) == [f"approve:{proposal}", f"reject:{proposal}", "wait"]
+        await _pick(pilot, screen, f"approve:{proposal}")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert f"Approve proposal #{proposal}?" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: walker.status != "waiting" and not screen.busy, timeout=30)
+        assert app.screen is screen  # never sent to the Approvals pane
+        swap_step = next(s for s in walker.history if s.node == "swap")
+        assert swap_step.value == "applied" and swap_step.approved_by == "tester"
+        assert app.engine.journal(kinds=["swap-approved"])
