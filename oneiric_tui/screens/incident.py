@@ -41,7 +41,7 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from oneiric_core.domains import ComponentRef
+from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import OneiricError, UsageError
 from oneiric_core.runbooks.escalation import Escalation
 from oneiric_core.runbooks.export import handoff, postmortem, save, state_dir_path
@@ -352,6 +352,11 @@ class IncidentScreen(Screen):
                 procedure = tree.kind == "procedure" and not tree.title.lower().startswith("procedure")
                 options.append(_option(tree.title + ("  (procedure)" if procedure else "")
                                        + flag(self.follow_ups.get(tree.id, [])), id=f"tree:{tree.id}"))
+            # the walk's component is the main view's highlighted one, or one named here: a key
+            # that does not exist is what "Component not found" is walked for
+            options.append(_option(f"Walk for another component than {self.ref} (a key that need not exist)..."
+                                   if self.ref is not None else
+                                   "Walk for a component (a key that need not exist)...", id="pick-ref"))
         else:
             crumb.update(_crumb(walker.breadcrumb(), walker.tree.id))
             view = walker.view()
@@ -579,6 +584,8 @@ class IncidentScreen(Screen):
             self._start(arg)
         elif what == "resume":
             self._resume(int(arg))
+        elif what == "pick-ref":
+            self._pick_ref()
         elif what == "new":
             self._stop_polling()
             self.walker, self.incidents, self.incident_id = None, None, None
@@ -645,6 +652,29 @@ class IncidentScreen(Screen):
             return
         asked = param_choices(self.oneiric.engine, self.walker.params, name)
         self.app.push_screen(ParamDialog(asked), lambda v: self._set_param(name, v))
+
+    def _pick_ref(self) -> None:
+        """The picker's "Walk for another component": its domain, then its key (listed, or typed)."""
+        engine = self.oneiric.engine
+
+        def keyed(domain: str, key: str | None) -> None:
+            if not key:
+                return
+            self.ref = ComponentRef(Domain.parse(domain), key)
+            self.notify(f"The next walk is for {self.ref}.", markup=False)
+            self.render_all()
+
+        def domained(domain: str | None) -> None:
+            if domain:
+                try:
+                    Domain.parse(domain)
+                except OneiricError as exc:
+                    self.notify(str(exc), severity="error", markup=False)
+                    return
+                asked = param_choices(engine, {"domain": Domain.parse(domain).value}, "key")
+                self.app.push_screen(ParamDialog(asked), lambda key: keyed(domain, key))
+
+        self.app.push_screen(ParamDialog(param_choices(engine, {}, "domain")), domained)
 
     def _set_param(self, name: str, value: str | None) -> None:
         if self.walker is None:

@@ -381,31 +381,30 @@ async def test_a_swap_target_is_picked_from_the_candidates_and_an_empty_answer_n
 
 
 async def test_a_key_that_does_not_exist_can_be_typed(make_app):
-    """Component not found is walked for a key that is not there: the key list offers the
-    known ones and a line to type another, and the walk takes the typed one."""
+    """Component not found is walked for a key that is not there; the walk always took the key
+    highlighted in the main view. The picker's last line names another component: its domain
+    from a list, its key from the domain's keys or typed, and the walk takes that one."""
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         app = await ready(pilot)
         screen = await _open_on_cache(pilot)
-        screen.ref = None  # no component chosen in the main view
-        screen.render_all()
+        assert _options(screen)[-1] == "pick-ref"
+        choices = screen.query_one("#inc-choices")
+        assert str(choices.get_option_at_index(choices.option_count - 1).prompt) == \
+            "Walk for another component than adapter/cache (a key that need not exist)..."
+        await _pick(pilot, screen, "pick-ref")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        assert _param_values(app) == ["adapter", "service", "task", "event", "workflow", "action"]
+        await _choose_param(pilot, "adapter")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog) and app.screen.asked.name == "key")
+        assert "cache" in _param_values(app)
+        await pilot.press("G", "enter", *"ghost", "enter")
+        await until(pilot, lambda: app.screen is screen and str(screen.ref) == "adapter/ghost")
         await _pick(pilot, screen, "tree:component-not-found")
         walker = screen.walker
-        await until(pilot, lambda: not screen.busy and any(o.startswith("param:") for o in _options(screen)))
-        for name in ("domain", "key"):
-            if f"param:{name}" not in _options(screen):
-                continue
-            await _pick(pilot, screen, f"param:{name}")
-            await until(pilot, lambda: isinstance(app.screen, ParamDialog))
-            if name == "domain":
-                await _choose_param(pilot, "adapter")
-            else:
-                assert "cache" in _param_values(app)
-                await pilot.press("G", "enter", *"no-such-key", "enter")
-            await until(pilot, lambda: app.screen is screen and not screen.busy)
-        await until(pilot, lambda: walker.params.get("key") == "no-such-key" and not screen.busy)
-        assert walker.params.get("domain") == "adapter"
-        assert "no-such-key" in screen_text(app)
+        await until(pilot, lambda: walker is not None and walker.history and not screen.busy)
+        assert walker.params["key"] == "ghost"
+        assert (walker.history[0].node, walker.history[0].value) == ("blocked", "not-found")
 
 
 async def test_the_walks_swap_proposal_is_approved_inline_through_the_approval_path(make_app):
