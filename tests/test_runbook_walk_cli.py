@@ -215,3 +215,9 @@ def test_walk_on_a_terminal_lists_the_swap_targets_and_takes_a_number(tmp_path, 
         if proc.poll() is None:
             proc.kill()
         os.close(main)
+
+
+def test_drill_console_goes_with_interactive(run_cli):
+    bad = run_cli("runbook", "drill", "component-not-found", "--console")
+    assert bad.returncode == 2, bad
+    assert "--console is where an --interactive game day is walked: give --interactive too." in bad.stderr

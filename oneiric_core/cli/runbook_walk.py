@@ -178,6 +178,8 @@ def cmd_drill(engine: Engine, args: argparse.Namespace) -> int:
     if args.interactive and (args.all or args.json):
         raise UsageError("--interactive is one drill of one runbook, walked by you: give its ID (and --drill NAME), "
                          "without --all or --json.")
+    if args.console and not args.interactive:
+        raise UsageError("--console is where an --interactive game day is walked: give --interactive too.")
     if args.interactive and not sys.stdin.isatty():
         raise UsageError("--interactive asks you at every step, so it needs a terminal on stdin.")
     if not args.id and not args.all:
@@ -193,6 +195,10 @@ def cmd_drill(engine: Engine, args: argparse.Namespace) -> int:
                              f"{', '.join(d.id for d in catalog.get(args.id).drills) or 'none'}).")
     if not pairs:
         raise UsageError(f"Runbook '{args.id}' declares no drill." if args.id else "No runbook declares a drill.")
+    if args.interactive and args.console:
+        from .serve import game_day_console
+
+        return game_day_console(engine.settings_dir, pairs[0][0].id, pairs[0][1].id)
     if args.interactive:
         return _game_day(engine, args, *pairs[0])
     results = run_sync(engine.settings_dir, pairs)

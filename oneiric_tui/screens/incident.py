@@ -46,6 +46,7 @@ from oneiric_core.errors import OneiricError, UsageError
 from oneiric_core.runbooks.escalation import Escalation
 from oneiric_core.runbooks.export import handoff, postmortem, save, state_dir_path
 from oneiric_core.runbooks.facts import MissingParam
+from oneiric_core.runbooks.game_day import GameDay
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
 from oneiric_core.runbooks.param_choices import param_choices
@@ -204,6 +205,8 @@ class IncidentScreen(Screen):
         self.timeline_text = ""
         self._save_failed = False  # the timeline as shown, as plain text (one line per part)
         self.follow_ups: dict[str, list[Any]] = {}  # per runbook, open post-mortem follow-ups (the picker's flag)
+        # A game day (oneiric_core.runbooks.game_day): the drill's faults around the walk, its score at the end.
+        self.game_day: GameDay | None = None
 
     @property
     def oneiric(self) -> ConsoleState:
@@ -318,6 +321,11 @@ class IncidentScreen(Screen):
                 text.append(f"\n no incident ({why}) | {sev}| elapsed "
                             f"{_elapsed(self.oneiric.clock() - walker.started_at)}")
             text.append(f" | {'working...' if self.busy else one_line(WALK_STATUS.get(walker.status, walker.status))}")
+            if self.game_day is not None:
+                scored = self.game_day.scored
+                text.append("\n " + one_line(scored[1] if scored else f"Game day: drill '{self.game_day.drill.id}'; "
+                                              "walk it as for real, the exit you reach is scored"),
+                            style="bold" if scored else "")
         self.query_one("#inc-head", Static).update(text)
 
     def _incident(self) -> Any:
@@ -706,6 +714,8 @@ class IncidentScreen(Screen):
         if tree is None:
             return
         params = {"domain": self.ref.domain.value, "key": self.ref.key} if self.ref is not None else {}
+        if self.game_day is not None and tree_id == self.game_day.tree.id:
+            params = self.game_day.params  # the drill's component, whatever the main view highlights
         engine = app.engine
         escalation = Escalation.from_engine(engine)
         severity = tree.severity or DEFAULT_SEVERITY  # preselected when an incident is opened
@@ -775,6 +785,8 @@ class IncidentScreen(Screen):
         self.render_all()
         try:
             await walker.advance()
+            if self.game_day is not None:
+                await self._game_day_step(walker)
         except MissingParam as exc:
             self._ask_for(exc)
         except OneiricError as exc:
@@ -782,6 +794,18 @@ class IncidentScreen(Screen):
         finally:
             self.busy = False
         self.render_all()
+
+    async def _game_day_step(self, walker: Walker) -> None:
+        """A game day: the drill's faults for the node the walk stands at; its score at the end."""
+        game_day = self.game_day
+        if game_day is None or walker is not self.walker or walker.tree.id not in game_day.catalog.trees:
+            return
+        if walker.finished:
+            if game_day.scored is None and (scored := game_day.score(walker)) is not None:
+                self.notify(scored[1], title="Game day", severity="information" if scored[0] else "warning",
+                            markup=False, timeout=30)
+        elif walker.node.kind != "check":
+            await game_day.arrive(walker)
 
     def action_back(self) -> None:
         if self.walker is None or self.busy:
@@ -916,6 +940,8 @@ class IncidentScreen(Screen):
         self.notify(outcome.message, markup=False, severity="warning" if outcome.outcome == "failed" else "information")
         self.oneiric.refresh_all()
         if walker.status == "waiting":
+            if self.game_day is not None:
+                await self.game_day.settle(walker)  # the drill's second person decides it
             self.oneiric.refresh_approvals()
             self._poller = self.set_interval(POLL_S, self._poll)
             self.render_all()
