@@ -114,6 +114,7 @@ async def test_proc_config_update_never_says_in_force_after_an_edit_never_made(e
     in force with no restart'; now the host's journal is asked whether the file changed."""
     walker = _walk(engine, "proc-config-update", domain="adapter", key="cache")
     await walker.advance()
+    walker.answer("by hand in the file")
     assert walker.node.id == "edit"
     await walker.perform()  # "done", says the operator
     await walker.advance()

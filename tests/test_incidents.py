@@ -32,9 +32,8 @@ async def test_postmortem_has_steps_approver_and_events(engine):
     assert (await walker.wait(timeout=10)).outcome == "applied"
     await walker.advance()
     assert walker.node.id == "persist"
-    # what the manual step asks for, applied at once as the host's watcher would
-    engine.settings_file_changed(engine.edit_selection("adapter", "cache", "sqlite", actor="alice"))
-    await walker.perform()  # persist: a manual step
+    walker.answer("write it into settings")  # the walk writes the selection itself
+    assert (await walker.perform()).message == "wrote the selection cache: sqlite to adapters.yml"
     await walker.advance()  # the settings select what serves now
     assert walker.node.id == "done", walker.breadcrumb()
     incidents.note(inc.id, "sqlite is serving", actor="alice")

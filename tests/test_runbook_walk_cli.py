@@ -188,3 +188,36 @@ def test_walk_that_stops_before_acting_opens_no_incident(run_cli):
     assert "The walk stopped at component-not-found:resume; nothing further was done." in walk.stdout
     assert run_cli("incident", "list", "--json").json() == {"incidents": []}
     assert run_cli("activity", "--json").json()["totals"]["paused"] == 1
+
+
+def test_walk_on_a_terminal_lists_the_swap_targets_and_takes_a_number(tmp_path, demo_settings, cli_env):
+    """proc-hot-swap's target: the candidates the engine knows, numbered (what serves left out),
+    an empty Enter asks again, a number picks one; the walk then offers the swap step itself."""
+    proc, main = _on_a_terminal(tmp_path, demo_settings, cli_env, "runbook", "walk", "proc-hot-swap",
+                                "--key", "cache")
+    try:
+        screen = _read_until(main, " or a value]: ").replace("\r", "")
+        # no host runs here, so nothing serves: every candidate of the key is listed
+        assert "needs the target: Provider to swap adapter/cache to (serving now: nothing)" in screen
+        assert "  4) memory-large (settings, priority 5)\n  or type another" in screen, screen
+        listed = [line.split(") ", 1)[1].split(" (")[0] for line in screen.splitlines()
+                  if line.startswith("  ") and line.strip()[:1].isdigit()]
+        assert listed == ["memory", "sqlite", "redis", "memory-large"], screen
+        os.write(main, b"\n")  # nothing typed: asked again
+        _read_until(main, " or a value]: ")
+        os.write(main, f"{listed.index('redis') + 1}\n".encode())
+        screen = _read_until(main, "choice [1-2]: ").replace("\r", "")
+        assert "Swap adapter/cache to redis: a proposal." in screen
+        os.write(main, b"1\n")
+        assert "The walk stopped at proc-hot-swap:swap" in _read_until(main, "nothing further was done.")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+
+
+def test_drill_console_goes_with_interactive(run_cli):
+    bad = run_cli("runbook", "drill", "component-not-found", "--console")
+    assert bad.returncode == 2, bad
+    assert "--console is where an --interactive game day is walked: give --interactive too." in bad.stderr

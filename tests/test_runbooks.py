@@ -61,6 +61,54 @@ def test_malformed_trees_are_refused_naming_the_node(tmp_path, old, new, words):
         assert word in message, message
 
 
+def test_a_tree_offering_a_change_before_the_safe_choice_does_not_load(tmp_path):
+    """remote-sync once offered "yes - update trusted_keys" first, hot-swap-failed "force the
+    swap" before "no": the loader refuses such a tree in one sentence, and loads the fixed order."""
+    import shutil
+
+    settings = tmp_path / "settings"
+    shutil.copytree(DEMO, settings)
+    for name, safe, change in [("remote-sync.yml", '"no - treat it as tampering": security',
+                                '"yes - add the announced key to trusted_keys": rotate'),
+                               ("hot-swap-failed.yml", "no: lead", "force the swap: force")]:
+        path = settings / "runbooks" / name
+        text = path.read_text()
+        assert f"{{{safe}, {change}}}" in text  # shipped: the safe choice first
+        path.write_text(text.replace(f"{{{safe}, {change}}}", f"{{{change}, {safe}}}"))
+    catalog = load_catalog(settings, roles=ROLES)
+    assert "remote-sync" not in catalog.trees and "hot-swap-failed" not in catalog.trees
+    [remote] = [e for e in catalog.errors if e.startswith(str(settings / "runbooks" / "remote-sync.yml"))]
+    assert remote.endswith("node 'rotation' offers 'yes - add the announced key to trusted_keys' first, but its "
+                           "safe choice is 'no - treat it as tampering'; put the safe choice first."), remote
+    [swap] = [e for e in catalog.errors if e.startswith(str(settings / "runbooks" / "hot-swap-failed.yml"))]
+    assert "node 'force-ask' offers 'force the swap'" in swap and "\n" not in swap
+
+
+def test_a_declared_safe_choice_must_be_offered_first(tmp_path):
+    path = tmp_path / "t.yml"
+    path.write_text(GOOD.replace("choices: {go: c}", "choices: {go: c, wait: c}, safe: wait"))
+    with pytest.raises(TreeError) as caught:
+        check_structure(load_file(path), facts=FACTS, actions=ACTIONS, trees=["t"], roles=ROLES)
+    assert str(caught.value) == f"{path}: node 'b' offers 'go' first, but its safe choice is 'wait'; put the safe " \
+                                "choice first."
+    path.write_text(GOOD.replace("choices: {go: c}", "choices: {go: c}, safe: stay"))
+    with pytest.raises(TreeError, match="names 'stay' its safe choice, but has no such choice"):
+        load_file(path)
+
+
+def test_every_shipped_question_offers_a_choice_that_changes_nothing_first_when_it_has_one():
+    catalog = load_catalog(DEMO, roles=ROLES)
+    changing = {name for name, spec in ACTIONS.items() if spec.mutates}
+    for tree in catalog.trees.values():
+        for node in tree.nodes.values():
+            if node.kind != "question" or node.sets:
+                continue
+            targets = [tree.nodes.get(t) for t in node.choices.values()]
+            acts = [t is not None and t.kind == "action" and t.action in changing for t in targets]
+            assert not acts[0] or all(acts), (tree.id, node.id, list(node.choices))
+    assert catalog.trees["remote-sync"].nodes["rotation"].safe == "no - treat it as tampering"
+
+
 def test_unsafe_yaml_tags_are_refused(tmp_path):
     path = tmp_path / "t.yml"
     path.write_text(GOOD.replace("title: T", "title: !!python/object/apply:os.system ['touch pwned']"))
@@ -502,9 +550,74 @@ async def test_a_walk_going_round_stops_after_max_rounds_and_escalates(engine, s
     assert walker.view()["text"].startswith("This walk came back to 'parse' 3 times without getting further")
 
 
+async def test_hot_swap_failed_up_now_recheck_loop_ends_at_the_escalation_after_max_rounds():
+    """hot-swap-failed's "up now - re-check" once went round for as long as the operator said
+    so while the backend stayed down; the third visit is the last, then only the escalation."""
+    from oneiric_core.runbooks.drills import run_drill
+
+    result = await run_drill(DEMO, "hot-swap-failed", "backend-never-comes-up")
+    assert result.error is None, result.error
+    asked = [s for s in result.path if s.node == "backend-down"]
+    assert [s.value for s in asked] == ["up now - re-check"] * 3
+    assert (result.reached, result.status) == ("hot-swap-failed:round-limit", "finished"), result.why()
+    assert result.path[-1].kind == "escalate"
+    assert result.path[-1].text.startswith("This walk came back to 'reachable' 3 times")
+
+
 def test_every_loop_of_every_tree_ends_in_an_escalation():
     """Structural: each tree has the round-limit escalation, and its rounds are bounded."""
     for tree in _catalog().trees.values():
         limit = tree.nodes["round-limit"]
         assert limit.kind == "escalate" and limit.terminal, tree.id
         assert 1 <= tree.max_rounds <= 200, tree.id
+
+
+@pytest.mark.parametrize("params", [{}, {"domain": "adapter", "key": "cache", "source": "demo", "target": "redis"}],
+                         ids=["before-params", "after-params"])
+def test_no_walk_text_of_any_shipped_tree_shows_an_unfilled_placeholder(engine, params):
+    """proc-hot-swap showed a raw `{target}` until it was set; every text the walker renders
+    (a node's title, text, where to look, an action's changes and arguments) says it in words."""
+    import re
+
+    catalog = _catalog()
+    for tree in catalog.trees.values():
+        walker = Walker(catalog, tree.id, engine, params=params)
+        for node in tree.nodes.values():
+            walker.tree, walker.node_id = tree, node.id
+            view = walker.view()
+            action = view.get("action") or {}
+            texts = [view["title"], view["text"], view["where"], action.get("changes", ""),
+                     *action.get("args", {}).values()]
+            for text in texts:
+                assert not re.search(r"\{\w+\}", text), (tree.id, node.id, text)
+
+
+async def test_an_unset_parameter_reads_as_words_and_the_walk_still_asks_for_it(engine):
+    walker = Walker(_catalog(), "proc-hot-swap", engine, params={"domain": "adapter", "key": "cache"})
+    await walker.advance()
+    assert walker.node.id == "swap" and walker.missing_params() == ["target"]
+    view = walker.view()
+    assert view["text"].startswith("Swap adapter/cache to the target provider (not chosen yet): a proposal.")
+    assert "{target}" not in view["action"]["changes"]
+    walker.set_param("target", "redis")
+    assert walker.view()["text"].startswith("Swap adapter/cache to redis: a proposal.")
+
+
+def test_parameters_the_engine_knows_are_choices_and_another_can_be_typed(engine, tmp_path):
+    from oneiric_core.engine import Engine
+    from oneiric_core.runbooks.param_choices import param_choices
+    from tests.helpers import demo_copy
+
+    remote = Engine(demo_copy(tmp_path / "remote", fast=False), state_dir=tmp_path / "remote-state", actor="alice")
+    try:  # the demo as shipped has one remote source, "demo"
+        assert [c.value for c in param_choices(remote, {}, "source").choices] == ["demo"]
+    finally:
+        remote.close()
+    keys = param_choices(engine, {"domain": "adapter"}, "key")
+    assert "cache" in [c.value for c in keys.choices] and keys.other.startswith("Type a key that is not listed")
+    assert [c.value for c in param_choices(engine, {}, "domain").choices][:2] == ["adapter", "service"]
+    targets = param_choices(engine, {"domain": "adapter", "key": "cache"}, "target")
+    assert targets.title == "Provider to swap adapter/cache to (serving now: memory)"
+    assert "memory" not in [c.value for c in targets.choices] and "redis" in [c.value for c in targets.choices]
+    nowhere = param_choices(engine, {"domain": "adapter", "key": "no-such-key"}, "target")
+    assert nowhere.choices == [] and nowhere.other  # a key that does not exist: typing is the way

@@ -61,13 +61,17 @@ def add_parsers(sub: Any) -> None:
                         "temporary directory with a fresh state, injects its fault, starts a real host there, walks "
                         "the tree with the drill's scripted answers and checks the exit node. Exit 1 if any fails.",
                         example=["oneiric runbook drill --all", "oneiric runbook drill hot-swap-failed --json",
-                                 "oneiric runbook drill component-not-found --drill paused-key-resumed --interactive"])
+                                 "oneiric runbook drill component-not-found --drill paused-key-resumed --interactive",
+                                 "oneiric runbook drill hot-swap-failed --interactive --console"])
     p.add_argument("id", metavar="ID", nargs="?")
     p.add_argument("--all", action="store_true", help="every drill of every runbook")
     p.add_argument("--drill", metavar="NAME", help="only this drill of the runbook")
     p.add_argument("--interactive", action="store_true",
                    help="a game day in this terminal: the fault is injected, you answer every step, and the score "
                    "is whether you reach the exit the drill expects (one drill: --drill NAME, default the first)")
+    p.add_argument("--console", action="store_true",
+                   help="with --interactive: the game day in the console, which hosts the throw-away copy (quit it "
+                   "to end the game day; the score is printed)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     incident = sub.add_parser("incident", help="incidents: open, list, show, note, update, close, export",

@@ -70,12 +70,26 @@ class TerminalPrompter:
                 self.out.write(f"{exc}\n")
 
     def param(self, walker: Walker, name: str) -> str | None:
-        hint = {"domain": " (adapter, service, task, event, workflow or action)",
-                "key": " (a component key, e.g. cache; it need not exist)"}.get(name, "")
+        """The values the engine knows, numbered; a number picks one, anything else is the
+        value as typed (a key that does not exist is a fine answer)."""
+        from ..runbooks.param_choices import param_choices
+
+        asked = param_choices(walker.engine, walker.params, name)
+        values = [c.value for c in asked.choices]
+        lines = [f"\n{walker.tree.id}:{walker.node.id} needs the {name}: {asked.title}"]
+        lines += [f"  {n}) {c.label}" for n, c in enumerate(asked.choices, 1)]
+        if values:
+            lines.append(f"  or type another ({asked.hint})")
+        self.out.write("\n".join(lines) + "\n")
+        prompt = f"{name} [1-{len(values)} or a value]: " if values else f"{name} ({asked.hint}): "
         while True:
-            given = self._read(f"{walker.tree.id}:{walker.node.id} needs the {name}{hint}: ")
-            if given is None or given:
-                return given
+            given = self._read(prompt)
+            if given is None:
+                return None
+            if given.isdigit() and 1 <= int(given) <= len(values):
+                return values[int(given) - 1]
+            if given:
+                return given  # an empty Enter asks again
 
 
 def _print_step(step: Step) -> None:
@@ -164,6 +178,8 @@ def cmd_drill(engine: Engine, args: argparse.Namespace) -> int:
     if args.interactive and (args.all or args.json):
         raise UsageError("--interactive is one drill of one runbook, walked by you: give its ID (and --drill NAME), "
                          "without --all or --json.")
+    if args.console and not args.interactive:
+        raise UsageError("--console is where an --interactive game day is walked: give --interactive too.")
     if args.interactive and not sys.stdin.isatty():
         raise UsageError("--interactive asks you at every step, so it needs a terminal on stdin.")
     if not args.id and not args.all:
@@ -179,6 +195,10 @@ def cmd_drill(engine: Engine, args: argparse.Namespace) -> int:
                              f"{', '.join(d.id for d in catalog.get(args.id).drills) or 'none'}).")
     if not pairs:
         raise UsageError(f"Runbook '{args.id}' declares no drill." if args.id else "No runbook declares a drill.")
+    if args.interactive and args.console:
+        from .serve import game_day_console
+
+        return game_day_console(engine.settings_dir, pairs[0][0].id, pairs[0][1].id)
     if args.interactive:
         return _game_day(engine, args, *pairs[0])
     results = run_sync(engine.settings_dir, pairs)

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from ..errors import UsageError
+from .output import say
 from .parser import Commands
 
 
@@ -37,6 +38,20 @@ def cmd_run(args: Any) -> int:
 
     return run_host(args.settings, state_dir=args.state_dir, read_only=args.read_only or None,
                     stop_timeout=args.stop_timeout, node=args.node)
+
+
+def game_day_console(settings_dir: Any, tree_id: str, drill_id: str) -> int:
+    """`runbook drill ID --interactive --console`: the game day walked in the console (exit 0
+    when the walk reached the exit the drill expects, 1 when not or when it was not finished)."""
+    from oneiric_tui.game_day import run_game_day
+
+    day = run_game_day(settings_dir, tree_id, drill_id)
+    say(day.intro())
+    if day.scored is None:
+        say("The walk did not finish before the console was quit: no score.")
+        return 1
+    say(day.scored[1])
+    return 0 if day.scored[0] else 1
 
 
 def cmd_console(args: Any) -> int:

@@ -259,6 +259,27 @@ async def act_clear_artifact(ctx: FactContext, actor: str) -> ActionOutcome:
     return ActionOutcome("done", f"deleted cached artifact {sha[:12]}", requested_by=actor, approved_by=actor)
 
 
+@action("write-selection", "writes '{key}: {target}' as the selection into settings/{domain}s.yml (comments "
+        "kept), so a restart keeps it (what e on the key in the main view does)", ("domain", "key", "target"))
+async def act_write_selection(ctx: FactContext, actor: str) -> ActionOutcome:
+    provider = str(ctx.args.get("provider") or ctx.param("target"))
+    ref = ctx.ref
+    engine = ctx.engine
+    path = await asyncio.to_thread(engine.edit_selection, ref.domain, ref.key, provider, actor=actor)
+    if engine.is_host:  # read it now, as the watcher would a moment later, so the next check sees it
+        engine.settings_file_changed(path)
+    return ActionOutcome("done", f"wrote the selection {ref.key}: {provider} to {path.name}", requested_by=actor,
+                         approved_by=actor)
+
+
+@action("approve-proposal", "approves proposal #{proposal} through the approvals policy, as the Approvals pane "
+        "and 'oneiric approve' do (a policy needing two people refuses the one who asked)", ("proposal",))
+async def act_approve_proposal(ctx: FactContext, actor: str) -> ActionOutcome:
+    outcome = await _ask(ctx.engine, "approve", {"id": int(str(ctx.param("proposal")).lstrip("#"))})
+    outcome.requested_by = outcome.approved_by = actor
+    return outcome
+
+
 @action("manual", "a step only the operator can do (edit a file, restart a service): confirm when done")
 async def act_manual(ctx: FactContext, actor: str) -> ActionOutcome:
     return ActionOutcome("done", f"{actor} confirmed the step was done", requested_by=actor, approved_by=actor)

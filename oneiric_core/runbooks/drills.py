@@ -85,7 +85,7 @@ def selected(catalog: Catalog, tree_id: str | None) -> list[tuple[Tree, Drill]]:
     return [(tree, drill) for tree in trees for drill in tree.drills]
 
 
-def _isolate(settings: Path) -> None:
+def isolate(settings: Path) -> None:
     """The copy's app.yml: no telemetry export, no shared store (see the module docstring)."""
     import io
 
@@ -121,7 +121,7 @@ async def run_drill(settings_dir: Path, tree_id: str, drill_id: str, *, keep: Pa
     try:
         shutil.copytree(settings_dir, settings, symlinks=False,
                         ignore=shutil.ignore_patterns(".oneiric", "*.sqlite", "*.sqlite-*"))
-        _isolate(settings)
+        isolate(settings)
         catalog = load_catalog(settings)
         tree = catalog.get(tree_id)
         drill = next((d for d in tree.drills if d.id == drill_id), None)

@@ -118,7 +118,8 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
     ids = {t.id for t in parsed}
     for tree in parsed:
         try:
-            check_structure(tree, facts=FACTS, actions=ACTIONS, trees=ids, roles=roles, faults=FAULTS)
+            check_structure(tree, facts=FACTS, actions=ACTIONS, trees=ids, roles=roles, faults=FAULTS,
+                            changing=[name for name, spec in ACTIONS.items() if spec.mutates])
         except TreeError as exc:
             catalog.errors.append(str(exc))
             continue

@@ -23,6 +23,12 @@ settings and state, the scripted answers, and the exit the walk must reach; see 
 A question may carry `sets: severity` (its answers are P0-P3 and become the walk's and the
 incident's severity) and `then: <node>` (when a choice opens another runbook, the walk comes
 back to that node once the other runbook's walk ends, instead of finishing).
+
+The safe choice comes first: a question whose choices lead both to a step that changes
+something (an action that mutates, a manual step) and to one that does not must offer one that
+does not first; a question may also name its safe choice (`safe: <label>`, e.g. when no choice
+leads straight to an action but one is the careful one), and then that label must be first.
+check_structure refuses a tree that breaks either, in one sentence naming the node.
 Text may use `{domain}`, `{key}`, `{source}` and any value a fact set (`{target}`).
 """
 
@@ -40,7 +46,7 @@ KINDS = ("check", "question", "action", "escalate", "done")
 PARAMS = ("domain", "key", "source")
 TREE_PREFIX = "tree:"
 _NODE_FIELDS = {"id", "kind", "text", "fact", "args", "branches", "default", "choices", "action", "next",
-                "role", "severity", "changes", "where", "title", "sets", "then"}
+                "role", "severity", "changes", "where", "title", "sets", "then", "safe"}
 SETTABLE = ("severity",)  # what a question's answer can set for the walk (`sets: severity`)
 _TREE_FIELDS = {"id", "title", "summary", "kind", "reviewed", "next_review", "params", "start", "nodes", "symptom",
                 "severity", "owner", "sources", "max_rounds", "drills"}
@@ -75,6 +81,7 @@ class Node:
     where: str = ""  # a question about something outside the engine: where to look
     sets: str | None = None  # question: the answer becomes this walk value (only `severity`)
     then: str | None = None  # question: where the walk comes back to when a `tree:` choice's walk ends
+    safe: str | None = None  # question: the choice that changes nothing (it must be offered first)
 
     def targets(self) -> list[str]:
         out = [*self.branches.values(), *self.choices.values()]
@@ -312,6 +319,7 @@ def _parse_node(raw: Any, file: Path, index: int) -> Node:
         action=raw.get("action"), next=raw.get("next"), role=raw.get("role"), severity=raw.get("severity"),
         changes=str(raw.get("changes") or ""), where=str(raw.get("where") or ""),
         sets=raw.get("sets"), then=raw.get("then"),
+        safe=_label(raw["safe"]) if raw.get("safe") is not None else None,
     )
     for name in ("default", "next", "then"):
         value = getattr(node, name)
@@ -334,6 +342,10 @@ def _parse_node(raw: Any, file: Path, index: int) -> Node:
         if bad:
             raise TreeError(f"{file}: node '{node_id}' sets the severity, but its choice '{bad[0]}' is not one of "
                             f"{', '.join(SEVERITIES)}.")
+    if node.safe is not None and kind != "question":
+        raise TreeError(f"{file}: node '{node_id}' is a {kind}; only a question names a safe choice.")
+    if node.safe is not None and node.safe not in node.choices:
+        raise TreeError(f"{file}: node '{node_id}' names '{node.safe}' its safe choice, but has no such choice.")
     if node.then is not None and not any(t.startswith(TREE_PREFIX) for t in node.choices.values()):
         raise TreeError(f"{file}: node '{node_id}' has then, but none of its choices opens another runbook.")
     if kind == "action" and not node.action:
@@ -348,10 +360,12 @@ def _parse_node(raw: Any, file: Path, index: int) -> Node:
 
 
 def check_structure(tree: Tree, *, facts: Iterable[str], actions: Iterable[str], trees: Iterable[str],
-                    roles: Iterable[str] | None = None, faults: Iterable[str] | None = None) -> None:
+                    roles: Iterable[str] | None = None, faults: Iterable[str] | None = None,
+                    changing: Iterable[str] | None = None) -> None:
     """Refuse a dangling branch, an unknown fact/action/role, an unreachable node, a loop
-    with no exit, or a drill naming an unknown fault or node; each refusal is one sentence
-    naming the file and the node (or drill)."""
+    with no exit, a drill naming an unknown fault or node, or (given the `changing` actions) a
+    question offering a change before the safe choice; each refusal is one sentence naming the
+    file and the node (or drill)."""
     facts, actions, trees = set(facts), set(actions), set(trees)
     roles = set(roles) if roles is not None else None
     file = tree.file
@@ -368,6 +382,9 @@ def check_structure(tree: Tree, *, facts: Iterable[str], actions: Iterable[str],
                     raise TreeError(f"{file}: node '{node.id}' jumps to the unknown runbook '{target}'.")
             elif target not in tree.nodes:
                 raise TreeError(f"{file}: node '{node.id}' has a dangling branch to '{target}'.")
+    for node in tree.nodes.values():
+        if node.kind == "question":
+            _check_safe_first(tree, node, set(changing) if changing is not None else None)
     reachable = _reach(tree, [tree.start], forward=True) | {ROUND_LIMIT_NODE}  # the walker's own way out
     for node_id in tree.nodes:
         if node_id not in reachable:
@@ -380,6 +397,28 @@ def check_structure(tree: Tree, *, facts: Iterable[str], actions: Iterable[str],
     for node_id in tree.nodes:
         if node_id not in can_exit:
             raise TreeError(f"{file}: node '{node_id}' is in a loop with no exit (no path from it ends the walk).")
+
+
+def _check_safe_first(tree: Tree, node: Node, changing: set[str] | None) -> None:
+    """The safe choice comes first (see the module docstring)."""
+    labels = list(node.choices)
+    if node.safe is not None and labels[0] != node.safe:
+        raise TreeError(f"{tree.file}: node '{node.id}' offers '{labels[0]}' first, but its safe choice is "
+                        f"'{node.safe}'; put the safe choice first.")
+    if changing is None or node.sets is not None:
+        return
+
+    def acts(label: str) -> bool:
+        target = tree.nodes.get(node.choices[label])
+        return target is not None and target.kind == "action" and target.action in changing
+
+    if node.safe is not None and acts(node.safe):
+        raise TreeError(f"{tree.file}: node '{node.id}' names '{node.safe}' its safe choice, but it leads to a "
+                        "step that changes something.")
+    calm = [label for label in labels if not acts(label)]
+    if calm and acts(labels[0]):
+        raise TreeError(f"{tree.file}: node '{node.id}' offers '{labels[0]}' (a step that changes something) "
+                        f"before '{calm[0]}' (which changes nothing); the safe choice comes first.")
 
 
 def _check_drills(tree: Tree, faults: set[str], trees: set[str]) -> None:

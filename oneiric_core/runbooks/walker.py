@@ -39,9 +39,36 @@ STATE_VERSION = 1  # of to_state()'s data
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
-def render(text: str, params: dict[str, Any]) -> str:
-    """`{key}` and friends replaced by the walk's parameters; unknown ones stay visible as `{name}`."""
-    return _FIELD.sub(lambda m: str(params[m[1]]) if params.get(m[1]) not in (None, "") else m[0], text)
+# What a walk's text says where a parameter is not set yet: an operator never reads a raw
+# `{target}` (the walk asks for it at the step that needs it; until then, words).
+STAND_INS = {
+    "domain": "the domain (not chosen yet)",
+    "key": "the key (not chosen yet)",
+    "target": "the target provider (not chosen yet)",
+    "source": "the source (not chosen yet)",
+    "proposal": "(number not known yet)",
+    "file": "the settings file (see the evidence)",
+    "line": "?",
+    "column": "?",
+    "unknown_keys": "a key (not known yet)",
+}
+
+
+def stand_in(name: str) -> str:
+    return STAND_INS.get(name) or f"the {name.replace('_', ' ')} (not known yet)"
+
+
+def render(text: str, params: dict[str, Any], *, readable: bool = True) -> str:
+    """`{key}` and friends replaced by the walk's parameters; an unset one by its stand-in in
+    words (readable=False keeps it as `{name}`: a check's or action's arguments, where a
+    placeholder is not text for the operator)."""
+    def one(m: re.Match[str]) -> str:
+        value = params.get(m[1])
+        if value not in (None, ""):
+            return str(value)
+        return stand_in(m[1]) if readable else m[0]
+
+    return _FIELD.sub(one, text)
 
 
 @dataclass
@@ -174,7 +201,8 @@ class Walker:
         return f"{tree.id}:{node_id}"
 
     def _ctx(self, node: Node) -> FactContext:
-        args = {k: render(v, self.params) if isinstance(v, str) else v for k, v in node.args.items()}
+        args = {k: render(v, self.params, readable=False) if isinstance(v, str) else v
+                for k, v in node.args.items()}
         visits = {k.split(":", 1)[1]: v for k, v in self.visits.items() if k.startswith(self.tree.id + ":")}
         return FactContext(self.engine, self.params, args, visits, self.started_at)
 

@@ -41,13 +41,15 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from oneiric_core.domains import ComponentRef
+from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import OneiricError, UsageError
 from oneiric_core.runbooks.escalation import Escalation
 from oneiric_core.runbooks.export import handoff, postmortem, save, state_dir_path
 from oneiric_core.runbooks.facts import MissingParam
+from oneiric_core.runbooks.game_day import GameDay
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
+from oneiric_core.runbooks.param_choices import param_choices
 from oneiric_core.runbooks.walk_incident import needs_incident, open_for_walk, severity_choices, severity_for
 from oneiric_core.runbooks.walker import Walker
 from oneiric_core.text import multi_line, one_line, plain, styled
@@ -58,6 +60,7 @@ from ..widgets.key_bar import KeyBar
 from ._style import dialog_box_css
 from .confirm import ConfirmDialog
 from .incident_dialogs import CloseIncidentDialog, SeverityDialog
+from .param_dialog import ParamDialog
 
 if TYPE_CHECKING:
     from ..console_port import ConsoleState
@@ -202,6 +205,8 @@ class IncidentScreen(Screen):
         self.timeline_text = ""
         self._save_failed = False  # the timeline as shown, as plain text (one line per part)
         self.follow_ups: dict[str, list[Any]] = {}  # per runbook, open post-mortem follow-ups (the picker's flag)
+        # A game day (oneiric_core.runbooks.game_day): the drill's faults around the walk, its score at the end.
+        self.game_day: GameDay | None = None
 
     @property
     def oneiric(self) -> ConsoleState:
@@ -316,6 +321,11 @@ class IncidentScreen(Screen):
                 text.append(f"\n no incident ({why}) | {sev}| elapsed "
                             f"{_elapsed(self.oneiric.clock() - walker.started_at)}")
             text.append(f" | {'working...' if self.busy else one_line(WALK_STATUS.get(walker.status, walker.status))}")
+            if self.game_day is not None:
+                scored = self.game_day.scored
+                text.append("\n " + one_line(scored[1] if scored else f"Game day: drill '{self.game_day.drill.id}'; "
+                                              "walk it as for real, the exit you reach is scored"),
+                            style="bold" if scored else "")
         self.query_one("#inc-head", Static).update(text)
 
     def _incident(self) -> Any:
@@ -350,6 +360,11 @@ class IncidentScreen(Screen):
                 procedure = tree.kind == "procedure" and not tree.title.lower().startswith("procedure")
                 options.append(_option(tree.title + ("  (procedure)" if procedure else "")
                                        + flag(self.follow_ups.get(tree.id, [])), id=f"tree:{tree.id}"))
+            # the walk's component is the main view's highlighted one, or one named here: a key
+            # that does not exist is what "Component not found" is walked for
+            options.append(_option(f"Walk for another component than {self.ref} (a key that need not exist)..."
+                                   if self.ref is not None else
+                                   "Walk for a component (a key that need not exist)...", id="pick-ref"))
         else:
             crumb.update(_crumb(walker.breadcrumb(), walker.tree.id))
             view = walker.view()
@@ -379,8 +394,8 @@ class IncidentScreen(Screen):
                     parts.append(styled("[bold]\nAction {name}: {changes}[/]", name=action["name"],
                                         changes=action["changes"]))
                 if action["via_proposal"]:
-                    parts.append(Text("  A swap proposal: the approvals policy applies (approve it in the Approvals "
-                                      "pane: esc, then a)."))
+                    parts.append(Text("  A swap proposal: the approvals policy applies (approve it below, or in the "
+                                      "Approvals pane)."))
                 pending = action.get("pending")
                 if pending:
                     parts.append(styled("[bold yellow]  waiting: {message}[/]", message=pending["message"]))
@@ -405,7 +420,15 @@ class IncidentScreen(Screen):
                 what = {"manual": "Done: I did this step",
                         "close-incident": "Close the incident: resolution, root cause, follow-ups"}.get(
                     action["name"], f"Perform: {action['name']}")
-                if walker.status == "waiting":
+                pending_id = walker.pending.proposal_id if walker.pending is not None else None
+                if walker.status == "waiting" and pending_id is not None and self.oneiric.can_change:
+                    # decided here, through the same approval path as the Approvals pane
+                    options.append(_option(f"Approve proposal #{pending_id} here (asks to confirm; the approvals "
+                                           "policy applies)", id=f"approve:{pending_id}"))
+                    options.append(_option(f"Reject proposal #{pending_id}", id=f"reject:{pending_id}"))
+                    options.append(_option("Or wait for another operator's decision (checked every few seconds)",
+                                           id="wait", disabled=True))
+                elif walker.status == "waiting":
                     options.append(_option("Waiting for the proposal's decision (checked every few seconds)",
                                           id="wait", disabled=True))
                 elif self.check_action("perform", ()) is True:
@@ -569,6 +592,8 @@ class IncidentScreen(Screen):
             self._start(arg)
         elif what == "resume":
             self._resume(int(arg))
+        elif what == "pick-ref":
+            self._pick_ref()
         elif what == "new":
             self._stop_polling()
             self.walker, self.incidents, self.incident_id = None, None, None
@@ -578,7 +603,7 @@ class IncidentScreen(Screen):
             self._call(lambda w: w.answer(arg, actor=self.oneiric.engine.actor))
             self._advance()
         elif what == "param":
-            self.app.push_screen(TextPrompt(*self._param_prompt(arg)), lambda v: self._set_param(arg, v))
+            self._ask_param(arg)
         elif what == "advance":
             self._advance()
         elif what == "ack":
@@ -586,6 +611,34 @@ class IncidentScreen(Screen):
             self._advance()
         elif what == "perform":
             self._confirm_perform()
+        elif what in ("approve", "reject"):
+            self._confirm_decision(what, int(arg))
+
+    def _confirm_decision(self, kind: str, proposal_id: int) -> None:
+        """Approve or reject the walk's own proposal here: the command the Approvals pane sends,
+        so the approvals policy (two people, signatures, rights) decides exactly as there."""
+        if kind == "approve":
+            title, body = f"Approve proposal #{proposal_id}?", "The swap runs at once if the approvals policy " \
+                "lets you approve it (a policy needing two people refuses the one who asked)."
+        else:
+            title, body = f"Reject proposal #{proposal_id}?", "It will never be applied; the walk goes on from there."
+        def decided(ok: bool | None) -> None:
+            if ok:
+                self._decide(kind, proposal_id)
+
+        self.app.push_screen(ConfirmDialog(title, body, kind.capitalize()), decided)
+
+    @work(group="incident-walk", exit_on_error=False)
+    async def _decide(self, kind: str, proposal_id: int) -> None:
+        try:
+            result = await self.oneiric.act(kind, id=proposal_id)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="error", markup=False, timeout=10)
+            return
+        self.notify(result.message, markup=False, severity="information" if result.ok else "warning",
+                    timeout=5 if result.ok else 10)
+        self.oneiric.refresh_approvals()
+        self._poll()
 
     def _ask_for(self, exc: MissingParam) -> None:
         if exc.name not in self.asked:
@@ -601,34 +654,45 @@ class IncidentScreen(Screen):
             self.notify(str(exc), severity="error", markup=False)
         self.render_all()
 
-    def _param_prompt(self, name: str) -> tuple[str, str]:
-        """The title and placeholder asking for parameter `name`; for a swap target, the
-        providers the key can be swapped to."""
-        walker = self.walker
-        title, hint = f"Value for '{name}'", name
-        if walker is None:
-            return title, hint
+    def _ask_param(self, name: str) -> None:
+        """The values the engine knows for `name` as a list, and a box to type another."""
+        if self.walker is None:
+            return
+        asked = param_choices(self.oneiric.engine, self.walker.params, name)
+        self.app.push_screen(ParamDialog(asked), lambda v: self._set_param(name, v))
+
+    def _pick_ref(self) -> None:
+        """The picker's "Walk for another component": its domain, then its key (listed, or typed)."""
         engine = self.oneiric.engine
-        domain, key = walker.params.get("domain"), walker.params.get("key")
-        try:
-            if name == "target" and domain and key:
-                ref = engine.ref(domain, key)
-                serving = next((r.serving for r in engine.components([ref])), None)
-                names = [c.provider for c in engine.registry.bucket(ref) if c.provider != serving]
-                title = f"Provider to swap {ref} to (serving now: {serving or 'nothing'})"
-                hint = ", ".join(dict.fromkeys(names)) or "no other candidate is registered"
-            elif name == "domain":
-                hint = "adapter, service, task, event, workflow or action"
-            elif name == "key" and domain:
-                hint = ", ".join(sorted({r.key for r in engine.resolver.refs() if r.domain.value == domain}))
-        except (OneiricError, ValueError):
-            pass
-        return title, hint
+
+        def keyed(domain: str, key: str | None) -> None:
+            if not key:
+                return
+            self.ref = ComponentRef(Domain.parse(domain), key)
+            self.notify(f"The next walk is for {self.ref}.", markup=False)
+            self.render_all()
+
+        def domained(domain: str | None) -> None:
+            if domain:
+                try:
+                    Domain.parse(domain)
+                except OneiricError as exc:
+                    self.notify(str(exc), severity="error", markup=False)
+                    return
+                asked = param_choices(engine, {"domain": Domain.parse(domain).value}, "key")
+                self.app.push_screen(ParamDialog(asked), lambda key: keyed(domain, key))
+
+        self.app.push_screen(ParamDialog(param_choices(engine, {}, "domain")), domained)
 
     def _set_param(self, name: str, value: str | None) -> None:
-        if value and self.walker is not None:
-            self.walker.set_param(name, value)
-            self._advance()
+        if self.walker is None:
+            return
+        if not value:  # cancelled: the walk stays where it is, and says what it waits for
+            self.notify(f"Nothing was set: the walk waits at '{self.walker.node_id}' for '{name}'.",
+                        severity="warning", markup=False)
+            return
+        self.walker.set_param(name, value)
+        self._advance()
 
     def start_runbook(self, tree_id: str) -> None:
         """`:runbook ID`: begin that tree's walk, as picking it does. An incident's walk in
@@ -650,6 +714,8 @@ class IncidentScreen(Screen):
         if tree is None:
             return
         params = {"domain": self.ref.domain.value, "key": self.ref.key} if self.ref is not None else {}
+        if self.game_day is not None and tree_id == self.game_day.tree.id:
+            params = self.game_day.params  # the drill's component, whatever the main view highlights
         engine = app.engine
         escalation = Escalation.from_engine(engine)
         severity = tree.severity or DEFAULT_SEVERITY  # preselected when an incident is opened
@@ -719,6 +785,8 @@ class IncidentScreen(Screen):
         self.render_all()
         try:
             await walker.advance()
+            if self.game_day is not None:
+                await self._game_day_step(walker)
         except MissingParam as exc:
             self._ask_for(exc)
         except OneiricError as exc:
@@ -726,6 +794,18 @@ class IncidentScreen(Screen):
         finally:
             self.busy = False
         self.render_all()
+
+    async def _game_day_step(self, walker: Walker) -> None:
+        """A game day: the drill's faults for the node the walk stands at; its score at the end."""
+        game_day = self.game_day
+        if game_day is None or walker is not self.walker or walker.tree.id not in game_day.catalog.trees:
+            return
+        if walker.finished:
+            if game_day.scored is None and (scored := game_day.score(walker)) is not None:
+                self.notify(scored[1], title="Game day", severity="information" if scored[0] else "warning",
+                            markup=False, timeout=30)
+        elif walker.node.kind != "check":
+            await game_day.arrive(walker)
 
     def action_back(self) -> None:
         if self.walker is None or self.busy:
@@ -860,6 +940,8 @@ class IncidentScreen(Screen):
         self.notify(outcome.message, markup=False, severity="warning" if outcome.outcome == "failed" else "information")
         self.oneiric.refresh_all()
         if walker.status == "waiting":
+            if self.game_day is not None:
+                await self.game_day.settle(walker)  # the drill's second person decides it
             self.oneiric.refresh_approvals()
             self._poller = self.set_interval(POLL_S, self._poll)
             self.render_all()

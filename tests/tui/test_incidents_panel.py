@@ -6,6 +6,7 @@ from oneiric_core.runbooks.incidents import Incidents
 from oneiric_tui.screens.confirm import ConfirmDialog
 from oneiric_tui.screens.incident import IncidentScreen, TextPrompt
 from oneiric_tui.screens.incident_dialogs import CloseIncidentDialog, SeverityDialog
+from oneiric_tui.screens.param_dialog import ParamDialog
 from tests.tui.conftest import ready, until
 from tests.tui.test_console import screen_text, to_cache
 
@@ -24,6 +25,21 @@ async def _pick(pilot, screen: IncidentScreen, option_id: str) -> None:
         await pilot.press("j" if (choices.highlighted or 0) < target else "k")
     await pilot.press("enter")
     await pilot.pause(0.1)
+
+
+def _param_values(app) -> list[str]:
+    dialog = app.screen
+    return [c.value for c in dialog.asked.choices]
+
+
+async def _choose_param(pilot, value: str) -> None:
+    """In the parameter dialog, move to `value` with j/k and press enter."""
+    app = pilot.app
+    options = app.screen.query_one("#param-list")
+    target = _param_values(app).index(value)
+    while options.highlighted != target:
+        await pilot.press("j" if (options.highlighted or 0) < target else "k")
+    await pilot.press("enter")
 
 
 async def _open_on_cache(pilot):
@@ -213,10 +229,10 @@ async def test_swap_proposal_waits_for_approval_in_the_approvals_pane(make_app):
         # offering "Perform", naming what serves and what it can swap to
         assert _options(screen) == ["param:target"]
         await _pick(pilot, screen, "param:target")
-        await until(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
         prompt = screen_text(app)
         assert "serving now: memory" in prompt and "memory-large" in prompt and "redis" in prompt
-        await pilot.press(*"memory-large", "enter")
+        await _choose_param(pilot, "memory-large")
         await _pick(pilot, screen, "perform")
         await pilot.press("y")
         await answer_severity(pilot, screen)  # the swap is the walk's first change: it opens the incident
@@ -326,3 +342,95 @@ async def test_a_walk_another_console_is_walking_is_not_taken_up(make_app):
     finally:
         other.kill()
         other.wait()
+
+
+async def test_a_swap_target_is_picked_from_the_candidates_and_an_empty_answer_never_ends_the_walk(make_app):
+    """proc-hot-swap asked for its target as free text, the candidates only in the placeholder,
+    and an empty enter closed the prompt without a word; now the candidates are a list, typing
+    is the last line, an empty box stays open, and esc says the walk still waits."""
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        app = await ready(pilot)
+        screen, walker = await _walk_on_cache(pilot, "proc-hot-swap")
+        await until(pilot, lambda: walker.node.id == "swap" and not screen.busy)
+        assert "Swap adapter/cache to the target provider (not chosen yet)" in screen_text(app)
+        await _pick(pilot, screen, "param:target")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        values = _param_values(app)
+        assert "memory" not in values and {"memory-large", "redis"} <= set(values)  # what serves is left out
+        options = app.screen.query_one("#param-list")
+        assert str(options.get_option_at_index(options.option_count - 1).prompt) == \
+            "Type a provider that is not listed..."
+        await pilot.press("G", "enter")  # the last line: type one
+        await until(pilot, lambda: app.screen.focused is app.screen.query_one("#param-input"))
+        await pilot.press("enter")  # nothing typed
+        await until(pilot, lambda: "Nothing typed: type the target, or esc to cancel." in screen_text(app))
+        assert isinstance(app.screen, ParamDialog)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        await until(pilot, lambda: "Nothing was set: the walk waits at 'swap' for 'target'." in
+                    [n.message for n in app._notifications])
+        assert not walker.finished and walker.node.id == "swap" and "target" not in walker.params
+        assert _options(screen) == ["param:target"]
+        await _pick(pilot, screen, "param:target")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        await _choose_param(pilot, "redis")
+        await until(pilot, lambda: walker.params.get("target") == "redis" and not screen.busy)
+        assert _options(screen) == ["perform"]
+        assert "Swap adapter/cache to redis: a proposal." in screen_text(app)
+
+
+async def test_a_key_that_does_not_exist_can_be_typed(make_app):
+    """Component not found is walked for a key that is not there; the walk always took the key
+    highlighted in the main view. The picker's last line names another component: its domain
+    from a list, its key from the domain's keys or typed, and the walk takes that one."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        screen = await _open_on_cache(pilot)
+        assert _options(screen)[-1] == "pick-ref"
+        choices = screen.query_one("#inc-choices")
+        assert str(choices.get_option_at_index(choices.option_count - 1).prompt) == \
+            "Walk for another component than adapter/cache (a key that need not exist)..."
+        await _pick(pilot, screen, "pick-ref")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        assert _param_values(app) == ["adapter", "service", "task", "event", "workflow", "action"]
+        await _choose_param(pilot, "adapter")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog) and app.screen.asked.name == "key")
+        assert "cache" in _param_values(app)
+        await pilot.press("G", "enter", *"ghost", "enter")
+        await until(pilot, lambda: app.screen is screen and str(screen.ref) == "adapter/ghost")
+        await _pick(pilot, screen, "tree:component-not-found")
+        walker = screen.walker
+        await until(pilot, lambda: walker is not None and walker.history and not screen.busy)
+        assert walker.params["key"] == "ghost"
+        assert (walker.history[0].node, walker.history[0].value) == ("blocked", "not-found")
+
+
+async def test_the_walks_swap_proposal_is_approved_inline_through_the_approval_path(make_app):
+    """The walk's own proposal is decided in the walk: 'Approve proposal #N here' sends the
+    command the Approvals pane sends (the journal says who approved), and the walk goes on."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        screen, walker = await _walk_on_cache(pilot, "proc-hot-swap")
+        await until(pilot, lambda: walker.node.id == "swap" and not screen.busy)
+        await _pick(pilot, screen, "param:target")
+        await until(pilot, lambda: isinstance(app.screen, ParamDialog))
+        await _choose_param(pilot, "memory-large")
+        await _pick(pilot, screen, "perform")
+        await pilot.press("y")
+        await answer_severity(pilot, screen)
+        await until(pilot, lambda: walker.status == "waiting")
+        proposal = walker.pending.proposal_id
+        await until(pilot, lambda: f"approve:{proposal}" in _options(screen))
+        assert _options(screen) == [f"approve:{proposal}", f"reject:{proposal}", "wait"]
+        await _pick(pilot, screen, f"approve:{proposal}")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert f"Approve proposal #{proposal}?" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: walker.status != "waiting" and not screen.busy, timeout=30)
+        assert app.screen is screen  # never sent to the Approvals pane
+        swap_step = next(s for s in walker.history if s.node == "swap")
+        assert swap_step.value == "applied" and swap_step.approved_by == "tester"
+        assert app.engine.journal(kinds=["swap-approved"])
