@@ -76,10 +76,14 @@ def test_a_tree_offering_a_change_before_the_safe_choice_does_not_load(tmp_path)
         assert f"{{{safe}, {change}}}" in text  # shipped: the safe choice first
         path.write_text(text.replace(f"{{{safe}, {change}}}", f"{{{change}, {safe}}}"))
     catalog = load_catalog(settings, roles=ROLES)
-    assert "remote-sync" not in catalog.trees and "hot-swap-failed" not in catalog.trees
+    from oneiric_core.package_data import default_runbook_dir
+
+    # the copies are refused; the shipped trees of those ids serve instead
+    assert catalog.trees["remote-sync"].file == default_runbook_dir() / "remote-sync.yml"
+    assert catalog.trees["hot-swap-failed"].file == default_runbook_dir() / "hot-swap-failed.yml"
     [remote] = [e for e in catalog.errors if e.startswith(str(settings / "runbooks" / "remote-sync.yml"))]
-    assert remote.endswith("node 'rotation' offers 'yes - add the announced key to trusted_keys' first, but its "
-                           "safe choice is 'no - treat it as tampering'; put the safe choice first."), remote
+    assert ("node 'rotation' offers 'yes - add the announced key to trusted_keys' first, but its safe choice is "
+            "'no - treat it as tampering'; put the safe choice first.") in remote, remote
     [swap] = [e for e in catalog.errors if e.startswith(str(settings / "runbooks" / "hot-swap-failed.yml"))]
     assert "node 'force-ask' offers 'force the swap'" in swap and "\n" not in swap
 
@@ -621,3 +625,23 @@ def test_parameters_the_engine_knows_are_choices_and_another_can_be_typed(engine
     assert "memory" not in [c.value for c in targets.choices] and "redis" in [c.value for c in targets.choices]
     nowhere = param_choices(engine, {"domain": "adapter", "key": "no-such-key"}, "target")
     assert nowhere.choices == [] and nowhere.other  # a key that does not exist: typing is the way
+
+
+def test_an_own_copy_refused_by_a_newer_rule_leaves_the_shipped_tree_serving(tmp_path):
+    """A settings directory made by an older `oneiric init` keeps its own copy of remote-sync
+    with the rotation offered first: the copy is refused, in one sentence, and the shipped
+    tree of that id serves instead of none."""
+    from oneiric_core.package_data import default_runbook_dir
+
+    shipped = (default_runbook_dir() / "remote-sync.yml").read_text()
+    old = shipped.replace(
+        '{"no - treat it as tampering": security, "yes - add the announced key to trusted_keys": rotate}',
+        '{"yes - add the announced key to trusted_keys": rotate, "no - treat it as tampering": security}')
+    assert old != shipped
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "remote-sync.yml").write_text(old)
+    catalog = load_catalog(tmp_path)
+    assert catalog.trees["remote-sync"].file == default_runbook_dir() / "remote-sync.yml"
+    (error,) = [e for e in catalog.errors if "remote-sync.yml" in e]
+    assert error.startswith(f"{tmp_path / 'runbooks' / 'remote-sync.yml'}: node ")
+    assert error.endswith("The shipped 'remote-sync' runbook serves instead until that file is fixed (or removed).")

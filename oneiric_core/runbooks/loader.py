@@ -95,9 +95,11 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
     own_files = _tree_files(directory)
     own_names = {path.name for path in own_files}
     if default_dir.is_dir() and not (directory.is_dir() and directory.resolve() == default_dir.resolve()):
-        default_files = [p for p in _tree_files(default_dir) if p.name not in own_names]
+        shipped = _tree_files(default_dir)
+        default_files = [p for p in shipped if p.name not in own_names]
+        replaced = [p for p in shipped if p.name in own_names]  # what serves if an own copy is refused
     else:
-        default_files = []
+        default_files, replaced = [], []
     by_id: dict[str, Tree] = {}
     for files in (default_files, own_files):
         seen: set[str] = set()
@@ -116,14 +118,36 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
     if any(tree.file in default_files for tree in parsed):
         catalog.defaults = default_dir
     ids = {t.id for t in parsed}
+    fallbacks: dict[str, Tree] = {}
+    for path in replaced:
+        try:
+            fallback = load_file(path)
+        except TreeError:
+            continue
+        fallbacks[fallback.id] = fallback
+
+    def checked(tree: Tree) -> Tree:
+        check_structure(tree, facts=FACTS, actions=ACTIONS, trees=ids, roles=roles, faults=FAULTS,
+                        changing=[name for name, spec in ACTIONS.items() if spec.mutates])
+        return tree
+
     for tree in parsed:
         try:
-            check_structure(tree, facts=FACTS, actions=ACTIONS, trees=ids, roles=roles, faults=FAULTS,
-                            changing=[name for name, spec in ACTIONS.items() if spec.mutates])
+            catalog.trees[tree.id] = checked(tree)
         except TreeError as exc:
-            catalog.errors.append(str(exc))
-            continue
-        catalog.trees[tree.id] = tree
+            default = fallbacks.get(tree.id)
+            if default is None or default.file == tree.file:
+                catalog.errors.append(str(exc))
+                continue
+            # An own copy made from an older release (`oneiric init`) that a newer rule refuses:
+            # the shipped tree of that id serves meanwhile, rather than none at all.
+            try:
+                catalog.trees[tree.id] = checked(default)
+            except TreeError:
+                catalog.errors.append(str(exc))
+                continue
+            catalog.errors.append(f"{exc} The shipped '{tree.id}' runbook serves instead until that file is "
+                                  "fixed (or removed).")
     # A jump to a tree that was refused is itself a dangling branch.
     for tree in list(catalog.trees.values()):
         missing = sorted(tree.external_trees() - set(catalog.trees))
