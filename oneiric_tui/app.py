@@ -54,7 +54,7 @@ from .mode import ConsoleMode
 from .screens.confirm import ConfirmDialog
 from .screens.help import HelpScreen, help_sections
 from .themes import theme_refusal
-from .typing_guard import TypingGuard, Verdict
+from .typing_guard import HOLD_S, Typeahead, TypingGuard, Verdict, is_text_box
 from .upkeep import UPKEEP_EVERY_S, Upkeep, read_upkeep
 from .widgets.approvals import ApprovalsTable
 from .widgets.component_tree import ComponentTree
@@ -132,6 +132,7 @@ class OneiricApp(App):
         self.operator: Operator = connect(engine, read_only=engine.read_only, wait=COMMAND_WAIT_S)
         self._hidden_filter = HiddenCharacterFilter()
         self._typing = TypingGuard()  # keys meant for a text box that lost focus (typing_guard.py)
+        self._typeahead = Typeahead()  # keys typed on after `:` or `/`, before the box has focus
         self._asking_to_quit = False
         self.upkeep: Upkeep | None = None  # the last reading of the maintenance calendar and upstream notices
         self._pending = 0
@@ -209,6 +210,11 @@ class OneiricApp(App):
         typed just after a text box lost focus (not closed with a key) goes back into that box,
         or is dropped when the box is gone, and never acts as a command."""
         if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._typeahead.hold(event, self.focused):
+                if self._typeahead.held == 1:  # the first: a box that never opens lets them go
+                    self.set_timer(HOLD_S, self._release_typeahead)
+                return
+            self._typeahead.opened_by(event, self.focused)
             route = self._typing.route(event, self.focused, self.screen)
             if route.verdict is Verdict.DROP:
                 if route.first:
@@ -224,6 +230,16 @@ class OneiricApp(App):
 
     def on_descendant_blur(self, event: events.DescendantBlur) -> None:
         self._typing.lost_focus(event.widget)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if is_text_box(event.widget):
+            self._release_typeahead()  # the box is open: typeahead ends (what was held goes into it)
+
+    def _release_typeahead(self) -> None:
+        """The keys typed after `:` or `/`, handled now: into the box that opened (it has
+        focus), or as typed when none did."""
+        for key in self._typeahead.release():
+            self.post_message(events.Key(key.key, key.character))
 
     def get_default_screen(self) -> MainScreen:
         # The main screen is the app's first screen, composed and painted with the app itself:
@@ -833,8 +849,9 @@ class OneiricApp(App):
         getattr(main, f"action_{action}")()
 
 
-def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False) -> int:
-    engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None)
+def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False,
+                node: str | None = None) -> int:
+    engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None, node=node)
     app = OneiricApp(engine, read_only=read_only, read_only_reason="this console was started with --read-only"
                      if read_only else None)
     app.run()

@@ -50,6 +50,7 @@ SPECS = (
     CommandSpec("log", ("filter",), 0, ":log [FILTER] | :log at HH:MM",
                 "the swap log, filtered (kind:swap-rollback, key:cache, sev:error, words; empty clears); "
                 "at HH:MM: the full journal at that time"),
+    CommandSpec("fleet", (), 0, ":fleet", "the fleet: nodes, the provider each serves per key, drift"),
     CommandSpec("upkeep", (), 0, ":upkeep", "the maintenance calendar and the settings not read",
                 ("maintenance",)),
     CommandSpec("theme", ("theme",), 0, ":theme [NAME]", "switch theme (no NAME: the theme picker)"),

@@ -268,7 +268,7 @@ class MainScreen(Screen):
         self._vocabulary = self.vocabulary()  # once per line: completion runs on every keystroke
         box.value = ""
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now, not at the next idle: keys typed on after `:` are already queued
 
     def vocabulary(self) -> Vocabulary:
         app = self.oneiric
@@ -364,6 +364,10 @@ class MainScreen(Screen):
             self.query_one(SwapLog).apply_filter(command.word(0) or "")
         elif name == "upkeep":
             app.action_open_upkeep()
+        elif name == "fleet":
+            from .screens.fleet import FleetScreen
+
+            self.app.push_screen(FleetScreen())
         elif name == "theme":
             self._theme(command.word(0))
         elif name == "help":

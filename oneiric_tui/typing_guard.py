@@ -13,6 +13,12 @@ current screen (it is focused again and the key typed into it), and are dropped 
 Leaving the box with a key (`enter`, `esc`, `tab`, ...) is deliberate: the next key is a
 command, as it always was. A non-printable key after the loss (an arrow, `esc`) ends the
 window too: the operator is no longer typing.
+
+`Typeahead` covers the other end: the keys typed right after the key that opens a box (`:`
+the command line, `/` a filter). Textual runs that key's binding after the keys already
+queued behind it have gone to whatever had focus, so `:q` typed fast quit nothing and `:fleet`
+typed fast opened the `e` dialog. Those keys are held until the box has focus and then typed
+into it, or, when no box opened within HOLD_S, handled as if nothing had held them.
 """
 
 from __future__ import annotations
@@ -106,3 +112,45 @@ class TypingGuard:
         self._lost_at = None
         self._until = 0.0
         self._dropped = False
+
+
+OPENING_KEYS = frozenset({"colon", "slash"})  # keys whose bindings open a text box
+HOLD_S = 0.5
+
+
+class Typeahead:
+    """Holds the keys typed between a key that opens a text box and the box taking focus."""
+
+    def __init__(self, hold_s: float = HOLD_S) -> None:
+        self.hold_s = hold_s
+        self._held: list[events.Key] = []
+        self._since: float | None = None
+
+    def opened_by(self, event: events.Key, focused: Widget | None, now: float | None = None) -> None:
+        """`event` is about to be handled: when it is `:` or `/` outside a box, hold what follows."""
+        if event.key in OPENING_KEYS and not is_text_box(focused):
+            self._since = time.monotonic() if now is None else now
+            self._held.clear()
+
+    def hold(self, event: events.Key, focused: Widget | None, now: float | None = None) -> bool:
+        """True when `event` is held for the box about to open (the app then handles it later)."""
+        if self._since is None:
+            return False
+        if is_text_box(focused):  # the box opened before this key came: it is the box's
+            self._since = None
+            return False
+        now = time.monotonic() if now is None else now
+        if now - self._since > self.hold_s:
+            self._since = None
+            return False
+        self._held.append(event)
+        return True
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def release(self) -> list[events.Key]:
+        """The held keys, in order; nothing is held after this."""
+        keys, self._held, self._since = self._held, [], None
+        return keys

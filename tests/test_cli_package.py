@@ -180,9 +180,10 @@ def _tmux_tab(shell_argv: list[str], typed: str, tmp_path: Path, env: dict[str, 
             return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True,
                                   timeout=10).stdout
 
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # compinit on a loaded CI machine can take a while
         while "READY>" not in screen() and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert "READY>" in screen(), f"the shell never showed its prompt (its rc file not read?):\n{screen()}"
         subprocess.run(["tmux", "send-keys", "-t", session, "-l", typed], check=True, timeout=10)
         subprocess.run(["tmux", "send-keys", "-t", session, "Tab"], check=True, timeout=10)
         shown = ""

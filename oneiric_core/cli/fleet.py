@@ -8,9 +8,10 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..fleet import fleet_view, node_state
 from ..humanize import age
 from ..node_summary import NodeSummary
-from ..store import LEASE_STALE_AFTER_S, LeaseInfo
+from ..store import LeaseInfo
 from .output import console, new_table, print_json, say
 from .parser import Commands
 
@@ -19,16 +20,13 @@ if TYPE_CHECKING:
 
 
 def add_parsers(commands: Commands) -> None:
+    p = commands.add("fleet", "the fleet: each node's health, and per key the provider each node serves, with drift "
+                     "(nodes that differ, or differ from the settings) marked", run=cmd_fleet,
+                     example=["oneiric fleet", "oneiric fleet --drift", "oneiric fleet --json"])
+    p.add_argument("--drift", action="store_true", help="only the keys with drift")
     commands.add("nodes", "every node of the store: its host's state and version, heartbeat age, serving, failing, "
                  "paused and misconfigured keys, manifest versions per source", run=cmd_nodes,
                  example=["oneiric nodes", "oneiric nodes --json"])
-
-
-def node_state(lease: LeaseInfo, now: float) -> str:
-    """live (its host heartbeats), stale (its host stopped heartbeating: dead or hung) or stopped."""
-    if lease.stopped_at is not None:
-        return "stopped"
-    return "stale" if lease.is_stale(now, LEASE_STALE_AFTER_S) else "live"
 
 
 def node_json(lease: LeaseInfo, now: float) -> dict[str, Any]:
@@ -63,3 +61,29 @@ def cmd_nodes(engine: Engine, args: argparse.Namespace) -> int:
                       manifests if reported else "?")
     console().print(table)
     return 0
+
+
+def cmd_fleet(engine: Engine, args: argparse.Namespace) -> int:
+    """Exit 0 when the fleet agrees, 1 when a key drifts or a node is not live (for scripts)."""
+    fleet = fleet_view(engine)
+    troubled = bool(fleet.drifted) or any(n.state != "live" for n in fleet.nodes)
+    if args.json:
+        print_json({"store": engine.store.where, **fleet.to_dict()})
+        return 1 if troubled else 0
+    if not fleet.nodes:
+        say(f"No host has run on the store {engine.store.where} yet.")
+        return 0
+    names = [n.name for n in fleet.nodes]
+    say("  ".join(f"{n.name}: {n.health}" for n in fleet.nodes))
+    table = new_table("KEY", "SETTINGS", *(name.upper() for name in names), "DRIFT")
+    rows = fleet.drifted if args.drift else fleet.rows
+    for row in rows:
+        cells = []
+        for name in names:
+            cell = row.cells.get(name)
+            cells.append("-" if cell is None else f"{cell.provider or '-'} {cell.health}")
+        table.add_row(row.ref, row.selected or "-", *cells, row.drift or "")
+    console().print(table)
+    say(f"{len(fleet.drifted)} of {len(fleet.rows)} keys drift." if fleet.drifted else
+        f"No drift: every live node serves what the settings select ({len(fleet.rows)} keys).")
+    return 1 if troubled else 0

@@ -74,4 +74,4 @@ def cmd_console(args: Any) -> int:
                      read_only=args.read_only)
     from oneiric_tui.app import run_console
 
-    return int(run_console(args.settings, state_dir=args.state_dir, read_only=args.read_only))
+    return int(run_console(args.settings, state_dir=args.state_dir, read_only=args.read_only, node=args.node))

@@ -96,3 +96,14 @@ class SnapshotRepo:
     def clear_health(self) -> None:
         only, node = self.scope.only(" WHERE ")
         self.db.write(lambda conn: conn.execute(f"DELETE FROM health{only}", node))
+
+    # ------------------------------------------------------------------ the fleet's
+
+    def every_nodes_lifecycle(self) -> list[tuple[str, LifecycleSnapshot]]:
+        """Every node's lifecycle snapshots with the node that wrote each (the fleet view)."""
+        return [(row["node"], self._lifecycle(row)) for row in self.db.read(
+            "SELECT * FROM lifecycle ORDER BY node, domain, key")]
+
+    def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
+        return [(row["node"], self._health(row)) for row in self.db.read(
+            "SELECT * FROM health ORDER BY node, domain, key")]

@@ -301,6 +301,12 @@ class StateStore:
     def clear_health(self) -> None:
         self.snapshots.clear_health()
 
+    def every_nodes_lifecycle(self) -> list[tuple[str, LifecycleSnapshot]]:
+        return self.snapshots.every_nodes_lifecycle()
+
+    def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
+        return self.snapshots.every_nodes_health()
+
     # ------------------------------------------------------------------ proposals and commands
 
     def put_proposal(self, record: ProposalRecord) -> ProposalRecord:

@@ -245,3 +245,20 @@ async def test_the_palette_approves_a_pending_proposal_and_has_the_global_comman
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog) and "Quit and stop this host?"
                     in screen_text(app))
+
+
+async def test_a_command_typed_fast_after_the_colon_goes_into_the_command_line(make_app):
+    """`:help` and enter arriving in one burst (a fast typist, a paste over SSH): the keys
+    after `:` reach the command line, not the bindings (`e` would open the edit dialog, `q`
+    would quit), and the command runs."""
+    from textual import events
+
+    from oneiric_tui.screens.help import HelpScreen
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        for key, char in [("colon", ":"), ("h", "h"), ("e", "e"), ("l", "l"), ("p", "p"), ("enter", "\r")]:
+            app.post_message(events.Key(key, char))
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert [type(s).__name__ for s in app.screen_stack] == ["MainScreen", "HelpScreen"]
