@@ -63,8 +63,9 @@ KEY_HELP: tuple[HelpTask, ...] = (
     )),
     HelpTask("Look, without changing anything", (
         HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
-        HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter", "journal.filter")),
-        HelpRow("Clear the log filter", ids=("log.clear_filter",)),
+        HelpRow("Filter the focused list (tree, health, approvals, remote, log): rows holding every word; "
+                "the log also takes kind:, domain:, key:, sev:", ids=("pane.filter", "log.filter", "journal.filter")),
+        HelpRow("Clear the filter (in the box or the pane)", ids=("log.clear_filter",)),
         HelpRow("Incident panel: walk a runbook (a look until o or a change opens an incident), notes, "
                 "post-mortem", ids=("incident.open", "pane.incident")),
         HelpRow("Incidents: every open one with its age and walk; resume, close (C) or message (M) any of them",
