@@ -64,8 +64,8 @@ SPECS = (
                 each="Runbook {word}"),
     CommandSpec("log", ("filter",), 0, ":log [FILTER] | :log at HH:MM",
                 "the swap log, filtered (kind:swap-rollback, key:cache, sev:error, words; empty clears); "
-                "at HH:MM: the full journal at that time", title="Swap log: clear the filter",
-                each="Swap log: {word}"),
+                "at HH:MM: the full journal at that time", title="Log: every change (no filter)",
+                each="Log: {word}"),
     CommandSpec("journal", (), 0, ":journal", "every event, full screen: follow, wrap, copy a line",
                 title="Journal", anywhere=True),
     CommandSpec("notifications", (), 0, ":notifications", "this session's notifications with their time",

@@ -208,6 +208,12 @@ class MainScreen(Screen):
             return app.why_not()
         if action == "probe" and not app.mode.may_act:
             return app.why_not()
+        if action in ("approve_selected", "reject_selected"):
+            tables = self.query(ApprovalsTable)
+            table = tables.first() if tables else None
+            if table is not None and table.selected_id is None:
+                return f"no proposal shown (filter: {table.filter_text})" if table.filter_text else \
+                    "no pending proposal"
         return None
 
     def help_nodes(self) -> list[Widget]:
@@ -220,8 +226,8 @@ class MainScreen(Screen):
         in one line instead of doing nothing: the key bar only dims it, and an operator in a
         browser tab may not know the session was started read-only. Read-only says what the
         key would have done. Runs before the key reaches the bindings, which would skip it."""
-        if self.oneiric.can_change:
-            return  # nothing is disabled for a reason (probe needs a host, and can_change has one)
+        if self.oneiric.can_change and self.active_pane() != "approvals":
+            return  # nothing is disabled for a reason (probe needs a host; y/n need a proposal)
         active = self.active_bindings.get(event.key)
         if active is None or active.enabled:
             return
@@ -230,6 +236,10 @@ class MainScreen(Screen):
             return
         event.stop()
         what = (active.binding.description or action.replace("_", " ")).lower()
+        if self.oneiric.can_change:  # nothing to act on (no proposal): the reason is the sentence
+            self.notify(f"{self.app.get_key_display(active.binding)} would {what}: "
+                        f"{self.disabled_reason(action)}.", severity="warning", markup=False)
+            return
         self.notify(self.oneiric.refusal(what, self._doing(action), self.app.get_key_display(active.binding)),
                     severity="warning", markup=False)
 

@@ -53,7 +53,7 @@ async def test_every_command_of_the_table_is_found_in_the_palette_by_its_name(ma
         titles = {e.title for e in entries}
         for title in ("Incidents", "Incident panel", f"Approve #{record.id} adapter/cache memory -> sqlite "
                       "(asked by alice)", "Runbook component-not-found", "Theme", "Theme: textual-light",
-                      "Help: keys", "Quit", "Explain adapter/cache", "Swap log: kind:swap-rollback"):
+                      "Help: keys", "Quit", "Explain adapter/cache", "Log: kind:swap-rollback"):
             assert title in titles, title
 
 
@@ -70,8 +70,8 @@ async def test_an_entry_does_what_its_command_line_does(make_app):
         await until(pilot, lambda: any(str(r) == "task/runner" and s.activity == "paused"
                                        for r, s in app.statuses.items()))
         # a log filter, as `:log kind:swap-rollback`
-        await search(pilot, "swap log: kind:swap-rollback")
-        await until(pilot, lambda: listed(app)[:1] == ["Swap log: kind:swap-rollback"])
+        await search(pilot, "log: kind:swap-rollback")
+        await until(pilot, lambda: listed(app)[:1] == ["Log: kind:swap-rollback"])
         await pilot.press("enter")
         await until(pilot, lambda: app.main.query_one(SwapLog).filter.describe() == "kind:swap-rollback")
         assert "filter: kind:swap-rollback" in screen_text(app)
