@@ -57,6 +57,8 @@ MUTATING = {"swap", "edit_selection", "pause", "drain", "resume", "approve_selec
 
 class MainScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    # A zoomed pane (z) keeps its `/` and `:` boxes on screen: typed into, they must be seen.
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, PaneFilterBox, CommandLine"
     BINDINGS = [
         *(Binding(str(i), f"focus_pane('{pane}')", title, show=False, id=f"pane.{pane}")
           for i, (pane, title) in enumerate(PANES, start=1)),

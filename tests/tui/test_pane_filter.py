@@ -92,3 +92,46 @@ async def test_slash_in_a_pane_without_rows_says_so(make_app):
         await until(pilot, lambda: any(n.message.startswith("Explain has no rows to filter")
                                        for n in app._notifications))
         assert not isinstance(app.focused, PaneFilterBox)
+
+
+async def test_slash_in_remote_filters_the_sources_even_zoomed(tmp_path):
+    """The demo's signed file source in pane 6, zoomed with z: the box shows over the zoomed
+    pane and its words hide the sources without them."""
+    from oneiric_core.engine import Engine
+    from oneiric_tui.app import OneiricApp
+    from oneiric_tui.widgets.remote_table import RemoteTable
+    from tests.helpers import DEMO, FAST_APP, demo_copy
+
+    settings = demo_copy(tmp_path, fast=False)
+    remote = (DEMO / "app.yml").read_text().split("\nremote:", 1)[1]
+    (settings / "app.yml").write_text(FAST_APP + "remote:" + remote)
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "state", actor="tester"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        table = app.main.query_one(RemoteTable)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("6", "z")
+        await until(pilot, lambda: app.main.maximized is table)
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.focused, PaneFilterBox))
+        assert "filter Remote: words found in a row" in screen_text(app)  # seen while zoomed
+        await pilot.press(*"nosuch", "enter")
+        await until(pilot, lambda: table.row_count == 0 and table.filter_text == "nosuch")
+        await filter_with(pilot, "6", "DEMO")
+        assert table.row_count == 1 and "filter: DEMO" in screen_text(app)
+
+
+async def test_a_key_that_comes_to_match_while_filtered_appears(make_app):
+    from oneiric_tui.screens.confirm import ConfirmDialog
+    from tests.tui.test_command_line import type_command
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await filter_with(pilot, "1", "paused")
+        assert shown_keys(app) == set()
+        await type_command(pilot, "pause task/runner")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: shown_keys(app) == {"task/runner"})
+        assert "filter: paused" in screen_text(app)
