@@ -80,6 +80,7 @@ class MainScreen(Screen):
         Binding("colon", "command_line", "Command", show=False, id="command.open"),
         Binding("z", "zoom", "Zoom", show=False, id="pane.zoom"),
         Binding("slash", "filter_pane", "Filter", show=False, id="pane.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="pane.clear_filter"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
@@ -361,6 +362,12 @@ class MainScreen(Screen):
         self.mount(box, before=self.query_one(KeyBar))
         box.focus()
 
+    def action_clear_filter(self) -> None:
+        """`esc` in a filtered pane shows every row again (the log has its own `esc`)."""
+        pane = self.pane(self.active_pane())
+        if isinstance(pane, Filterable) and pane.filter_text:
+            pane.apply_filter("")
+
     def _close_filter(self, box: PaneFilterBox, text: str) -> None:
         """Apply `text` to the box's pane ("" clears) and give the pane the focus back."""
         pane = self.pane(box.target)
@@ -383,11 +390,6 @@ class MainScreen(Screen):
         if event.key == "escape" and isinstance(self.focused, PaneFilterBox):
             event.stop()
             self._close_filter(self.focused, "")
-            return
-        pane = self.focused
-        if event.key == "escape" and isinstance(pane, Filterable) and pane.filter_text:
-            event.stop()  # esc in a filtered pane shows every row again
-            pane.apply_filter("")
             return
         self._refuse_disabled(event)
 
