@@ -51,8 +51,8 @@ from .header import Part, fit
 from .main_screen import MUTATING, MainScreen
 from .messages import ComponentsChanged, EngineEvents, EngineReady
 from .mode import ConsoleMode
+from .palette import palette_entries
 from .screens.confirm import ConfirmDialog
-from .screens.help import HelpScreen, help_sections
 from .themes import theme_refusal
 from .typing_guard import HOLD_S, Typeahead, TypingGuard, Verdict, is_text_box
 from .upkeep import UPKEEP_EVERY_S, Upkeep, read_upkeep
@@ -787,66 +787,25 @@ class OneiricApp(App):
 
     # -- the command palette -----------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterator[SystemCommand]:
-        """Textual's commands (themes, screenshot, maximize) but its Quit, which would skip the
-        host's question, and its Keys panel, which lists widget internals; then the console's:
-        quit, help, incidents, approve/reject #N for each pending proposal, and the actions on
-        every component."""
+        """Textual's commands (screenshot, maximize) but its Quit, which would skip the host's
+        question, its Keys panel, which lists widget internals, and its Theme, which the
+        console's own replaces; then every `:` command (palette.py builds them from the
+        command line's table, and each runs as its line would), and "Mark done" for upkeep."""
         for command in super().get_system_commands(screen):
-            if command.title not in ("Quit", "Keys"):
+            if command.title not in ("Quit", "Keys", "Theme"):
                 yield command
-        yield SystemCommand("Quit", "Quit the console (as the host: asks first, it stops the providers)",
-                            self.action_quit_console)
-        yield SystemCommand("Help: keys", "Every key of the console, grouped by task",
-                            lambda: self.push_screen(HelpScreen(help_sections(self, screen))))
+        main = self.main
+        if not isinstance(main, MainScreen):
+            return
+        on_main = isinstance(screen, MainScreen)
+        for entry in palette_entries(main.vocabulary(), anywhere_only=not on_main, refused=main.refused):
+            yield SystemCommand(entry.title, entry.help, lambda line=entry.line: main.run_command(line))
         upkeep = self.upkeep
-        late = f"{len(upkeep.late)} due" if upkeep is not None else "what is due"
-        yield SystemCommand(f"Upkeep: maintenance calendar ({late}), settings not read",
-                            "Routine tasks due or overdue, mark one done; upstream Oneiric settings nothing here reads",
-                            self.action_open_upkeep)
         if upkeep is not None and self.can_change:
             for state in upkeep.late:
                 yield SystemCommand(f"Mark done: {one_line(state.task.id)} ({upkeep.status(state)})",
                                     f"{one_line(state.task.title)}; asks for a note, journaled with your name",
                                     lambda t=state.task.id: self.action_open_upkeep(t))
-        yield SystemCommand("Journal", "Every event, full screen: follow, wrap, copy a line, :log at HH:MM",
-                            self.action_journal)
-        yield SystemCommand(f"Notifications ({len(self.notices)})", "This session's notifications with their time",
-                            self.action_notifications)
-        if not isinstance(screen, MainScreen):
-            return
-        yield SystemCommand("Incidents", "Every open incident: severity, age, commander, walk; resume, close or "
-                            "message any of them", self.action_incidents)
-        yield SystemCommand("Incident panel", "Walk a runbook (a look until you open an incident), notes, "
-                            "post-mortem", screen.action_incident)
-        if self.can_change:
-            try:
-                pending = self.engine.pending_proposals()
-            except OneiricError:
-                pending = []
-            for record in pending:
-                what = one_line(f"{record.domain}/{record.key} {record.from_provider or 'nothing'} -> "
-                                f"{record.to_provider}")
-                who = one_line(record.requested_by)
-                yield SystemCommand(f"Approve #{record.id} {what}", f"asked by {who}; runs the swap once confirmed",
-                                    lambda i=record.id: screen.approve_proposal(i))
-                yield SystemCommand(f"Reject #{record.id} {what}", f"asked by {who}; never applied",
-                                    lambda i=record.id: screen.reject_proposal(i))
-        actions = [("swap", "Swap", "choose another provider"), ("pause", "Pause", "stop new work"),
-                   ("drain", "Drain", "stop new work and wait for work in flight"),
-                   ("resume", "Resume", "accept work again"), ("probe", "Probe", "run the health check now")]
-        for ref in sorted(self.statuses, key=str):
-            for action, title, help_text in actions:
-                if screen.check_action(action, ()) is not True:
-                    continue  # read-only: mutating commands are hidden from the palette
-                shown = one_line(ref)
-                yield SystemCommand(f"{title} {shown}", f"{help_text} for {shown}",
-                                    lambda a=action, r=ref: self._palette_action(a, r))
-
-    def _palette_action(self, action: str, ref: ComponentRef) -> None:
-        main = self.main
-        main.current, main.current_provider = ref, None
-        main.query_one(ComponentTree).select_ref(ref)
-        getattr(main, f"action_{action}")()
 
 
 def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False,

@@ -14,7 +14,7 @@ the box; main_screen.py runs the command.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from textual.suggester import Suggester
@@ -24,7 +24,12 @@ from textual.widgets import Input
 @dataclass(frozen=True)
 class CommandSpec:
     """One command: its words after the name (`key`, `provider`, ...), how many are needed,
-    and the line the help and a usage error show."""
+    the line the help and a usage error show, and how the command palette lists it (palette.py
+    builds the palette from this table, so every command is in both).
+
+    `title` is the palette entry for the command alone ("" when it needs a word); `each` the
+    entry for each word its first argument takes now ("Pause {word}": one per key; "" none).
+    `anywhere`: it needs no pane of the main view, so the palette offers it on every screen."""
 
     name: str
     args: tuple[str, ...]
@@ -32,30 +37,49 @@ class CommandSpec:
     usage: str
     summary: str
     aliases: tuple[str, ...] = ()
+    title: str = ""
+    each: str = ""
+    anywhere: bool = False
 
 
 SPECS = (
     CommandSpec("swap", ("key", "provider"), 1, ":swap KEY [PROVIDER]",
-                "swap a key: to PROVIDER (the approval dialog next), else the picker"),
-    CommandSpec("approve", ("proposal",), 1, ":approve N", "approve pending proposal #N (asks first)"),
-    CommandSpec("reject", ("proposal",), 1, ":reject N", "reject pending proposal #N (asks first)"),
-    CommandSpec("pause", ("key",), 1, ":pause KEY", "pause a key: no new work"),
-    CommandSpec("drain", ("key",), 1, ":drain KEY", "drain a key: no new work, wait for work in flight"),
-    CommandSpec("resume", ("key",), 1, ":resume KEY", "resume a paused or drained key"),
-    CommandSpec("probe", ("key",), 1, ":probe KEY", "run a key's health check now"),
-    CommandSpec("explain", ("key",), 1, ":explain KEY", "highlight a key: Explain shows why its provider wins"),
-    CommandSpec("incidents", (), 0, ":incidents", "the incident panel"),
-    CommandSpec("incident", ("incident",), 0, ":incident [N]", "the incident panel (N: that incident)"),
-    CommandSpec("runbook", ("runbook",), 0, ":runbook [ID]", "the incident panel, to walk runbook ID"),
+                "swap a key: to PROVIDER (the approval dialog next), else the picker", each="Swap {word}"),
+    CommandSpec("approve", ("proposal",), 1, ":approve N", "approve pending proposal #N (asks first)",
+                each="Approve #{word} {note}"),
+    CommandSpec("reject", ("proposal",), 1, ":reject N", "reject pending proposal #N (asks first)",
+                each="Reject #{word} {note}"),
+    CommandSpec("pause", ("key",), 1, ":pause KEY", "pause a key: no new work", each="Pause {word}"),
+    CommandSpec("drain", ("key",), 1, ":drain KEY", "drain a key: no new work, wait for work in flight",
+                each="Drain {word}"),
+    CommandSpec("resume", ("key",), 1, ":resume KEY", "resume a paused or drained key", each="Resume {word}"),
+    CommandSpec("probe", ("key",), 1, ":probe KEY", "run a key's health check now", each="Probe {word}"),
+    CommandSpec("explain", ("key",), 1, ":explain KEY", "highlight a key: Explain shows why its provider wins",
+                each="Explain {word}"),
+    CommandSpec("incidents", (), 0, ":incidents", "every open incident: resume, close or message any of them",
+                title="Incidents", anywhere=True),
+    CommandSpec("incident", ("incident",), 0, ":incident [N]", "the incident panel (N: that incident)",
+                title="Incident panel", each="Incident #{word} {note}"),
+    CommandSpec("runbook", ("runbook",), 0, ":runbook [ID]", "the incident panel, to walk runbook ID",
+                each="Runbook {word}"),
     CommandSpec("log", ("filter",), 0, ":log [FILTER] | :log at HH:MM",
                 "the swap log, filtered (kind:swap-rollback, key:cache, sev:error, words; empty clears); "
-                "at HH:MM: the full journal at that time"),
-    CommandSpec("fleet", (), 0, ":fleet", "the fleet: nodes, the provider each serves per key, drift"),
+                "at HH:MM: the full journal at that time", title="Log: every change (no filter)",
+                each="Log: {word}"),
+    CommandSpec("journal", (), 0, ":journal", "every event, full screen: follow, wrap, copy a line",
+                title="Journal", anywhere=True),
+    CommandSpec("notifications", (), 0, ":notifications", "this session's notifications with their time",
+                title="Notifications ({notices})", anywhere=True),
+    CommandSpec("fleet", (), 0, ":fleet", "the fleet: each node's health, the provider each serves per key, drift",
+                title="Fleet: nodes, what each serves, drift", anywhere=True),
     CommandSpec("upkeep", (), 0, ":upkeep", "the maintenance calendar and the settings not read",
-                ("maintenance",)),
-    CommandSpec("theme", ("theme",), 0, ":theme [NAME]", "switch theme (no NAME: the theme picker)"),
-    CommandSpec("help", (), 0, ":help", "every key and command"),
-    CommandSpec("quit", (), 0, ":q", "quit (as the host it asks first)", ("q",)),
+                ("maintenance",), title="Upkeep: maintenance calendar ({due}), settings not read", anywhere=True),
+    CommandSpec("theme", ("theme",), 0, ":theme [NAME]", "switch theme (no NAME: the theme picker)",
+                title="Theme", each="Theme: {word}", anywhere=True),
+    CommandSpec("help", (), 0, ":help", "every key and command, grouped by task", title="Help: keys",
+                anywhere=True),
+    CommandSpec("quit", (), 0, ":q", "quit the console (as the host it asks first: it stops the providers)",
+                ("q",), title="Quit", anywhere=True),
 )
 BY_NAME = {name: spec for spec in SPECS for name in (spec.name, *spec.aliases)}
 
@@ -83,6 +107,8 @@ class Vocabulary:
     incidents: Sequence[int] = ()
     runbooks: Sequence[str] = ()
     themes: Sequence[str] = ()
+    notes: Mapping[str, str] = field(default_factory=dict)  # "proposal:7" -> "adapter/cache a -> b"
+    counts: Mapping[str, str] = field(default_factory=dict)  # palette titles' {notices}, {due}
 
     def resolve_key(self, word: str) -> str:
         """The "domain/key" a word names, or ValueError with the sentence to show."""
@@ -114,8 +140,20 @@ class Vocabulary:
         if kind == "theme":
             return list(self.themes)
         if kind == "filter":
-            return ["at", "kind:swap-rollback", "kind:swap-complete", "sev:error", "sev:warning"]
+            return ["at", *LOG_FILTERS]
         return []
+
+    def words(self, kind: str) -> list[str]:
+        """Each whole word an argument of `kind` can be, for the palette: every key by its
+        full name, the log filters that need nothing more (not `at`, which needs a time)."""
+        if kind == "key":
+            return list(self.keys)
+        if kind == "filter":
+            return list(LOG_FILTERS)
+        return self.choices(kind, ())
+
+
+LOG_FILTERS = ("kind:swap-rollback", "kind:swap-complete", "sev:error", "sev:warning")
 
 
 def parse(line: str) -> ConsoleCommand | str:

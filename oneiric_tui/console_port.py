@@ -9,7 +9,7 @@ start-up, its timers, its workers). A screen names here what it uses, the app pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from textual.widget import Widget
@@ -37,6 +37,9 @@ class ConsoleState(Protocol):
 
     @property
     def is_host(self) -> bool: ...
+
+    @property
+    def notices(self) -> Sized: ...
 
     @property
     def can_change(self) -> bool: ...
@@ -70,6 +73,8 @@ class ConsoleState(Protocol):
     def action_open_upkeep(self, task_id: str | None = None) -> None: ...
 
     def action_journal(self, at: float | None = None) -> None: ...
+
+    def action_notifications(self) -> None: ...
 
 
 @runtime_checkable

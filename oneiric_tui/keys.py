@@ -63,8 +63,10 @@ KEY_HELP: tuple[HelpTask, ...] = (
     )),
     HelpTask("Look, without changing anything", (
         HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
-        HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter", "journal.filter")),
-        HelpRow("Clear the log filter", ids=("log.clear_filter",)),
+        HelpRow("Filter the focused list (tree, health, approvals, remote, log): rows holding every word; "
+                "the log also takes kind:, domain:, key:, sev:", ids=("pane.filter", "log.filter", "journal.filter")),
+        HelpRow("Clear the filter (in its box, or in the filtered pane)",
+                ids=("pane.clear_filter", "log.clear_filter")),
         HelpRow("Incident panel: walk a runbook (a look until o or a change opens an incident), notes, "
                 "post-mortem", ids=("incident.open", "pane.incident")),
         HelpRow("Incidents: every open one with its age and walk; resume, close (C) or message (M) any of them",
@@ -96,7 +98,7 @@ KEY_HELP: tuple[HelpTask, ...] = (
         HelpRow("Back to the main view", ids=("upkeep.leave", "journal.leave", "notices.leave")),
         HelpRow("Command line: :swap cache redis, :approve 7, :pause KEY, :log kind:swap-rollback, :theme, :q "
                 "(tab completes)", ids=("command.open",)),
-        HelpRow("Command palette: every action by name, approve #N, incidents, themes",
+        HelpRow("Command palette: every : command by name (approve #N, incidents, runbooks, themes, help)",
                 actions=("command_palette",)),
         HelpRow("Quit (as the host: asks first, since it stops the providers)",
                 ids=("app.quit", "upkeep.quit", "journal.quit", "notices.quit")),

@@ -31,6 +31,7 @@ from oneiric_core.text import clause, one_line
 from .command_line import CommandLine, ConsoleCommand, Vocabulary, parse
 from .messages import RefHighlighted, SwapDone
 from .mode import ConsoleMode
+from .pane_filter import Filterable, PaneFilterBox
 from .screens.approval_dialog import ApprovalDialog
 from .screens.confirm import ConfirmDialog
 from .screens.help import HelpScreen, help_sections
@@ -56,6 +57,8 @@ MUTATING = {"swap", "edit_selection", "pause", "drain", "resume", "approve_selec
 
 class MainScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    # A zoomed pane (z) keeps its `/` and `:` boxes on screen: typed into, they must be seen.
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, PaneFilterBox, CommandLine"
     BINDINGS = [
         *(Binding(str(i), f"focus_pane('{pane}')", title, show=False, id=f"pane.{pane}")
           for i, (pane, title) in enumerate(PANES, start=1)),
@@ -76,6 +79,8 @@ class MainScreen(Screen):
         Binding("N", "app.notifications", "Notifications", show=False, id="notices.open"),
         Binding("colon", "command_line", "Command", show=False, id="command.open"),
         Binding("z", "zoom", "Zoom", show=False, id="pane.zoom"),
+        Binding("slash", "filter_pane", "Filter", show=False, id="pane.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="pane.clear_filter"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit_console", "Quit", id="app.quit"),
     ]
@@ -206,6 +211,12 @@ class MainScreen(Screen):
             return app.why_not()
         if action == "probe" and not app.mode.may_act:
             return app.why_not()
+        if action in ("approve_selected", "reject_selected"):
+            tables = self.query(ApprovalsTable)
+            table = tables.first() if tables else None
+            if table is not None and table.selected_id is None:
+                return f"no proposal shown (filter: {table.filter_text})" if table.filter_text else \
+                    "no pending proposal"
         return None
 
     def help_nodes(self) -> list[Widget]:
@@ -218,8 +229,8 @@ class MainScreen(Screen):
         in one line instead of doing nothing: the key bar only dims it, and an operator in a
         browser tab may not know the session was started read-only. Read-only says what the
         key would have done. Runs before the key reaches the bindings, which would skip it."""
-        if self.oneiric.can_change:
-            return  # nothing is disabled for a reason (probe needs a host, and can_change has one)
+        if self.oneiric.can_change and self.active_pane() != "approvals":
+            return  # nothing is disabled for a reason (probe needs a host; y/n need a proposal)
         active = self.active_bindings.get(event.key)
         if active is None or active.enabled:
             return
@@ -228,6 +239,10 @@ class MainScreen(Screen):
             return
         event.stop()
         what = (active.binding.description or action.replace("_", " ")).lower()
+        if self.oneiric.can_change:  # nothing to act on (no proposal): the reason is the sentence
+            self.notify(f"{self.app.get_key_display(active.binding)} would {what}: "
+                        f"{self.disabled_reason(action)}.", severity="warning", markup=False)
+            return
         self.notify(self.oneiric.refusal(what, self._doing(action), self.app.get_key_display(active.binding)),
                     severity="warning", markup=False)
 
@@ -279,20 +294,37 @@ class MainScreen(Screen):
             return [r.candidate.provider for r in explanation.ranked] if explanation else []
 
         try:
-            pending = [p.id for p in app.engine.pending_proposals() if p.id is not None]
+            records = [p for p in app.engine.pending_proposals() if p.id is not None]
         except OneiricError:
-            pending = []
-        return Vocabulary(keys=sorted(str(r) for r in app.statuses), providers=providers, proposals=pending,
-                          incidents=self._open_incident_ids(), runbooks=self._runbook_ids(),
-                          themes=sorted(self.app.available_themes))
+            records = []
+        notes = {f"proposal:{p.id}": f"{p.domain}/{p.key} {p.from_provider or 'nothing'} -> {p.to_provider} "
+                                     f"(asked by {p.requested_by})" for p in records}
+        incidents = self._incident_notes()
+        notes.update({f"incident:{i}": title for i, title in incidents})
+        upkeep = app.upkeep
+        return Vocabulary(keys=sorted(str(r) for r in app.statuses), providers=providers,
+                          proposals=[p.id for p in records if p.id is not None],
+                          incidents=[i for i, _ in incidents], runbooks=self._runbook_ids(),
+                          themes=sorted(self.app.available_themes), notes=notes,
+                          counts={"notices": str(len(app.notices)),
+                                  "due": f"{len(upkeep.late)} due" if upkeep is not None else "what is due"})
 
-    def _open_incident_ids(self) -> list[int]:
+    def refused(self, name: str) -> bool:
+        """Whether command `name` would be refused here now (the palette leaves it out)."""
+        if name in ("approve", "reject"):
+            return not self.oneiric.can_change
+        return self.disabled_reason(name) is not None
+
+    def _incident_notes(self) -> list[tuple[int, str]]:
         from oneiric_core.runbooks.incidents import Incidents
 
         try:
-            return [i.id for i in Incidents(self.oneiric.engine).list(status="open")]
+            return [(i.id, i.title) for i in Incidents(self.oneiric.engine).list(status="open")]
         except (OneiricError, AttributeError):
             return []
+
+    def _open_incident_ids(self) -> list[int]:
+        return [i for i, _ in self._incident_notes()]
 
     def _runbook_ids(self) -> list[str]:
         from oneiric_core.runbooks.loader import load_catalog
@@ -315,10 +347,49 @@ class MainScreen(Screen):
         self._close_command_line()
         self.run_command(event.value)
 
+    # -- `/` in a list pane (the log has its own, with kind: and sev:) -------------------------
+    def action_filter_pane(self) -> None:
+        name = self.active_pane()
+        pane = self.pane(name)
+        title = dict(PANES).get(name, name)
+        if not isinstance(pane, Filterable):
+            self.notify(f"{title} has no rows to filter: / filters Components, Health, Swap log, Approvals "
+                        "and Remote.", markup=False)
+            return
+        for old in self.query(PaneFilterBox):
+            old.remove()
+        box = PaneFilterBox(name, title, pane.filter_text, id="pane-filter")
+        self.mount(box, before=self.query_one(KeyBar))
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """`esc` in a filtered pane shows every row again (the log has its own `esc`)."""
+        pane = self.pane(self.active_pane())
+        if isinstance(pane, Filterable) and pane.filter_text:
+            pane.apply_filter("")
+
+    def _close_filter(self, box: PaneFilterBox, text: str) -> None:
+        """Apply `text` to the box's pane ("" clears) and give the pane the focus back."""
+        pane = self.pane(box.target)
+        if isinstance(pane, Filterable):
+            pane.apply_filter(text)
+        box.remove()
+        self.action_focus_pane(box.target)
+
+    @on(PaneFilterBox.Submitted, "#pane-filter")
+    def _filter_submitted(self, event: PaneFilterBox.Submitted) -> None:
+        event.stop()
+        if isinstance(event.input, PaneFilterBox):
+            self._close_filter(event.input, event.value)
+
     def on_key(self, event: events.Key) -> None:
         if event.key == "escape" and isinstance(self.focused, CommandLine):
             event.stop()
             self._close_command_line()
+            return
+        if event.key == "escape" and isinstance(self.focused, PaneFilterBox):
+            event.stop()
+            self._close_filter(self.focused, "")
             return
         self._refuse_disabled(event)
 
@@ -364,6 +435,10 @@ class MainScreen(Screen):
             self.query_one(SwapLog).apply_filter(command.word(0) or "")
         elif name == "upkeep":
             app.action_open_upkeep()
+        elif name == "journal":
+            app.action_journal()
+        elif name == "notifications":
+            app.action_notifications()
         elif name == "fleet":
             from .screens.fleet import FleetScreen
 

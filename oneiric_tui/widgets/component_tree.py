@@ -9,6 +9,11 @@ of the console's start-up, for nodes nobody has opened yet. For the same reason 
 with more than EXPAND_AT_MOST keys starts collapsed (its label still counts its keys, paused,
 failed and misconfigured ones) and gets its key nodes when first opened.
 
+`/` narrows the keys shown (`apply_filter`): a key is kept when every word is in its line or
+its domain/key name (pane_filter.row_matches); the others' nodes are removed, their status
+and their domain's counts kept, and come back when the words are cleared. Domains stay, each
+open when it has a key kept, closed when it has none.
+
 Key, provider and source names come from settings and remote manifests: every label puts
 them in through oneiric_core.text (`one_line`), never as markup or raw control characters.
 """
@@ -32,6 +37,7 @@ from oneiric_core.text import one_line
 from .. import format as fmt
 from ..keys import vim_keys
 from ..messages import RefHighlighted
+from ..pane_filter import filter_subtitle, normalized, row_matches
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,7 @@ class ComponentTree(Tree[NodeData]):
         # Per domain: (keys, paused, failed, misconfigured), kept as keys change, so a batch
         # relabels a domain at the cost of its changed keys, not of every key in it.
         self._counts: dict[Domain, tuple[int, int, int, int]] = {}
+        self.filter_text = ""
 
     def get_label_width(self, node: TreeNode[NodeData]) -> int:
         """Same answer as Tree's, without rendering the label: the tree measures every line
@@ -258,6 +265,9 @@ class ComponentTree(Tree[NodeData]):
             return  # drawn when the domain is first opened
         label = key_label(status)
         node = self._keys.get(ref)
+        if self.filter_text and not self._kept(ref, label):
+            self._drop_node(ref)
+            return
         if node is None:
             node = self._keys[ref] = domain_node.add(label, NodeData(ref.domain, ref), expand=False)
         elif self._labels.get(ref) != label:  # most health samples change nothing shown here
@@ -265,6 +275,49 @@ class ComponentTree(Tree[NodeData]):
         self._labels[ref] = label
         if ref in self._candidates:  # its candidates are on screen (or were): keep them current
             self._sync_candidates(node, status)
+
+    def _kept(self, ref: ComponentRef, label: Text) -> bool:
+        """Whether the filter keeps this key (no filter: every key)."""
+        return not self.filter_text or row_matches(self.filter_text, (str(ref), label.plain))
+
+    def _drop_node(self, ref: ComponentRef) -> None:
+        """Remove a key's node, keeping what it counts (the filter left it out)."""
+        self._labels.pop(ref, None)
+        self._candidates.pop(ref, None)
+        node = self._keys.pop(ref, None)
+        if node is not None:
+            node.remove()
+
+    def apply_filter(self, text: str) -> None:
+        """Show only the keys whose line or name holds every word of `text`; "" shows them all
+        (a large domain closed again, as at start). The cursor goes to the first key kept."""
+        self.filter_text = normalized(text)
+        self._deferring, self._invalidated = True, False
+        try:
+            for domain, node in self._domains.items():
+                for ref in [r for r in self._keys if r.domain == domain]:
+                    self._drop_node(ref)
+                node.remove_children()
+                statuses = [s for s in self._statuses.values() if s.ref.domain == domain]
+                if self.filter_text or len(statuses) <= EXPAND_AT_MOST:
+                    self._built.add(domain)
+                    for status in statuses:
+                        self._update_key(node, status, count=False)
+                else:
+                    self._built.discard(domain)
+                if any(ref.domain == domain for ref in self._keys):
+                    node.expand()
+                else:
+                    node.collapse()
+        finally:
+            self._deferring = False
+            self._invalidate()
+        self.border_subtitle = filter_subtitle(self.filter_text)
+        first = next(iter(self._keys.values()), None)
+        if first is not None:
+            self.call_after_refresh(self.move_cursor, first)
+        else:
+            self.cursor_line = 0
 
     def _build_domain(self, domain: Domain) -> None:
         """Add a collapsed domain's key nodes, in the order the engine lists the keys."""

@@ -4,6 +4,10 @@ The health, approvals and remote panes all show "one row per thing, kept current
 that behaviour once. `sync_rows` adds new rows, removes gone ones and rewrites only the cells
 whose value changed, so a refresh that changes nothing redraws nothing.
 
+`/` narrows the rows shown (`apply_filter`, pane_filter.row_matches over a row's cells):
+`_rows` keeps every row, and while filtered the table is refilled from it when rows change
+(these panes hold a few rows: pending proposals, remote sources).
+
 A str cell is outside text (a provider, a reason, an error): DataTable would read it as
 markup, so `add_row` and `update_cell` make it a plain one-line Text (oneiric_core.text).
 """
@@ -13,8 +17,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
 
 from oneiric_core.text import plain
+
+from ..pane_filter import cell_text, filter_subtitle, normalized, row_matches
 
 
 def _cell(value: Any) -> Any:
@@ -27,7 +34,8 @@ class PaneTable(DataTable):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
-        self._rows: dict[str, tuple] = {}
+        self._rows: dict[str, tuple] = {}  # every row, shown or filtered out
+        self.filter_text = ""
 
     def on_mount(self) -> None:
         for key, label in self.COLUMNS:
@@ -50,6 +58,14 @@ class PaneTable(DataTable):
     def sync_rows(self, wanted: dict[str, tuple], *, complete: bool = True) -> bool:
         """Make the rows match `wanted` (row key -> cells). With `complete=False`, `wanted` is
         only the rows that changed and the others stay. Returns whether rows were added."""
+        if self.filter_text:
+            before = dict(self._rows)
+            if complete:
+                self._rows = {}
+            self._rows.update(wanted)
+            if self._rows != before:
+                self._refill()
+            return any(key not in before for key in wanted)
         if complete:
             for key in [k for k in self._rows if k not in wanted]:
                 self.remove_row(key)
@@ -69,8 +85,30 @@ class PaneTable(DataTable):
 
     def drop_row(self, key: str) -> None:
         if key in self._rows:
-            self.remove_row(key)
             del self._rows[key]
+            if self.filter_text:
+                self._refill()
+            else:
+                self.remove_row(key)
+
+    def apply_filter(self, text: str) -> None:
+        """Show only the rows whose cells hold every word of `text`; "" shows them all."""
+        self.filter_text = normalized(text)
+        self._refill()
+        self.border_subtitle = filter_subtitle(self.filter_text)
+
+    def _refill(self) -> None:
+        """The rows the filter keeps, in their order, the cursor kept on its row if shown."""
+        keep = self.selected_key
+        self.clear()
+        for key, cells in self._rows.items():
+            if row_matches(self.filter_text, map(cell_text, cells)):
+                self.add_row(*cells, key=key)
+        if keep is not None and self.row_count:
+            try:
+                self.move_cursor(row=self.get_row_index(keep))
+            except RowDoesNotExist:  # filtered out: the cursor stays on the first row
+                pass
 
     @property
     def selected_key(self) -> str | None:

@@ -9,6 +9,10 @@ lists in display order (`bisect` finds a row's place), only the rows on screen a
 rendered (`render_line`, as Textual's own `Log` does), and an update redraws the one line
 it changes. Column widths only grow, from the cells as they are given or drawn.
 
+`/` narrows the rows shown (`apply_filter`, pane_filter.row_matches over a row's cells): the
+rows kept are the display lists, the others stay in `_sort_of` and come back when the words
+are cleared; a row whose cells change is checked again. Without a filter this costs nothing.
+
 A subclass gives `COLUMNS` and calls `upsert` / `remove`; it may override `row_cells` to
 build a row's cells only when the row is drawn (the health table does: most rows are never
 on screen). A str cell is outside text and is drawn as plain text (oneiric_core.text).
@@ -17,7 +21,7 @@ on screen). A str cell is outside text and is drawn as plain text (oneiric_core.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
@@ -29,6 +33,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from oneiric_core.text import one_line, plain
+
+from ..pane_filter import cell_text, filter_subtitle, normalized, row_matches
 
 PAD = 1  # blank cells on each side of a cell, as DataTable draws them
 
@@ -74,9 +80,11 @@ class RowTable(ScrollView, can_focus=True):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._keys: list[Hashable] = []  # display order
+        self._keys: list[Hashable] = []  # the rows shown (the filter's), in display order
         self._order: list[Any] = []  # the sort key of each row, parallel to _keys
-        self._sort_of: dict[Hashable, Any] = {}
+        self._sort_of: dict[Hashable, Any] = {}  # every row, shown or filtered out
+        self.filter_text = ""
+        self._match: Callable[[Hashable], bool] | None = None
         self._given: dict[Hashable, tuple | None] = {}  # cells given by upsert (None: built when drawn)
         self._widths = [max(len(label), self.MIN_WIDTHS.get(key, 0)) for key, label in self.COLUMNS]
         self._column_index = {key: i for i, (key, _) in enumerate(self.COLUMNS)}
@@ -95,6 +103,9 @@ class RowTable(ScrollView, can_focus=True):
 
     def __contains__(self, key: object) -> bool:
         return key in self._sort_of
+
+    def _shown(self, key: Hashable) -> bool:
+        return self.index_of(key) is not None
 
     def index_of(self, key: Hashable) -> int | None:
         order = self._sort_of.get(key)
@@ -120,12 +131,10 @@ class RowTable(ScrollView, can_focus=True):
             self.remove_row(key)
             new = True
         if new:
-            i = bisect_left(self._order, order)
-            self._keys.insert(i, key)
-            self._order.insert(i, order)
             self._sort_of[key] = order
             self._given[key] = cells
-            self._shifted(i, +1)
+            if self._match is None or self._match(key):
+                self._insert(key, order)
         else:
             self._given[key] = cells
             self.refresh_row(key)
@@ -134,12 +143,51 @@ class RowTable(ScrollView, can_focus=True):
         return new
 
     def remove_row(self, key: Hashable) -> None:
-        i = self.index_of(key)
-        if i is None:
+        if key not in self._sort_of:
             return
-        del self._keys[i], self._order[i]
+        i = self.index_of(key)
         del self._sort_of[key], self._given[key]
-        self._shifted(i, -1)
+        if i is not None:
+            del self._keys[i], self._order[i]
+            self._shifted(i, -1)
+
+    def _insert(self, key: Hashable, order: Any) -> None:
+        i = bisect_left(self._order, order)
+        self._keys.insert(i, key)
+        self._order.insert(i, order)
+        self._shifted(i, +1)
+
+    def _hide(self, key: Hashable) -> None:
+        i = self.index_of(key)
+        if i is not None:
+            del self._keys[i], self._order[i]
+            self._shifted(i, -1)
+
+    # -- `/`: the rows whose text has every word ---------------------------------------------
+    def apply_filter(self, text: str) -> None:
+        """Show only the rows whose cells (as drawn) hold every word of `text`; "" shows all.
+        The cursor stays on its row when that row is kept, else goes to the first."""
+        query = self.filter_text = normalized(text)
+
+        def match(key: Hashable) -> bool:
+            return row_matches(query, map(cell_text, self.row_cells(key)))
+
+        self._match = match if query else None
+        keep = self._cursor_key
+        rows = sorted(self._sort_of.items(), key=lambda row: row[1])
+        if self._match is not None:
+            rows = [row for row in rows if self._match(row[0])]
+        self._keys = [key for key, _ in rows]
+        self._order = [order for _, order in rows]
+        kept = self.index_of(keep) if keep is not None else None
+        self._cursor = kept if kept is not None else 0
+        self._resize()
+        self.scroll_to(y=0, animate=False, immediate=True)
+        if self._keys:
+            self.move_cursor(self._cursor)
+        self.refresh()
+        self._cursor_moved()
+        self.border_subtitle = filter_subtitle(query)
 
     def fit(self, cells: Iterable[Any]) -> None:
         """Widen the columns these cells do not fit in (columns never narrow)."""
@@ -155,7 +203,7 @@ class RowTable(ScrollView, can_focus=True):
     def _shifted(self, index: int, delta: int) -> None:
         """Rows from `index` on moved by `delta`: keep the cursor on its row and, when the
         change is above the rows on screen, keep those rows where they are."""
-        if self._pinned and self._cursor_key in self._sort_of:
+        if self._pinned and self._shown(self._cursor_key):
             if index <= self._cursor and delta > 0 or index < self._cursor and delta < 0:
                 self._cursor += delta
         self._cursor = max(0, min(self._cursor, len(self._keys) - 1))
@@ -165,7 +213,7 @@ class RowTable(ScrollView, can_focus=True):
             self.scroll_to(y=max(0, top + delta), animate=False, immediate=True)
         elif index <= top + self._lines:
             self.refresh()  # the rows below it on screen moved
-        if self._cursor_key not in self._sort_of:
+        if not self._shown(self._cursor_key):
             self._cursor_moved()
 
     def _resize(self) -> None:
@@ -185,8 +233,15 @@ class RowTable(ScrollView, can_focus=True):
         return index - int(self.scroll_y) + 1
 
     def refresh_row(self, key: Hashable) -> None:
-        """Redraw row `key` if it is on screen (a row off screen is drawn when it comes into view)."""
+        """Redraw row `key` if it is on screen (a row off screen is drawn when it comes into view).
+        While filtered, its new cells decide again whether it is shown."""
         i = self.index_of(key)
+        if self._match is not None and key in self._sort_of and self._match(key) != (i is not None):
+            if i is None:
+                self._insert(key, self._sort_of[key])
+            else:
+                self._hide(key)
+            return
         if i is None:
             return
         y = self._screen_y(i)

@@ -209,7 +209,7 @@ async def test_help_is_grouped_by_task_without_widget_internals(make_app):
         assert "The console" in titles
         rows = {key: text for s in sections for key, text, *_ in s.keys}
         # every pane's own keys, wherever the focus is (here: the tree), with their pane
-        assert rows["/"].endswith("(in 4 Swap log)") and rows["S"].endswith("(in 6 Remote)")
+        assert rows["/"].startswith("Filter the focused list") and rows["S"].endswith("(in 6 Remote)")
         assert rows["^p"].startswith("Command palette")
         assert rows["h"].startswith("Probe")
         await pilot.press("question_mark")
