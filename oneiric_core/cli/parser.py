@@ -135,7 +135,8 @@ def settle_key(args: argparse.Namespace) -> None:
             raise UsageError(f"The key is given twice, as '{positional}' and as --key '{args.key}'; give it once.")
         args.key = positional
     args.target_node = None
-    if getattr(args, "key", None) and ":" in args.key:
+    # (only a component key: `key_needed` is set where --key names one; `manifest sign --key` is a file)
+    if hasattr(args, "key_needed") and isinstance(args.key, str) and ":" in args.key:
         from ..store.scope import node_name
 
         node, _, key = args.key.partition(":")
