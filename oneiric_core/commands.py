@@ -70,12 +70,13 @@ class Request:
 
 
 _RIGHTS: dict[str, Right] = {
-    "swap": Right.PROPOSE, "approve": Right.APPROVE, "reject": Right.APPROVE,
+    "swap": Right.PROPOSE, "approve": Right.APPROVE, "reject": Right.APPROVE, "rollout-step": Right.OPERATE,
     "pause": Right.OPERATE, "drain": Right.OPERATE, "resume": Right.OPERATE, "probe": Right.OPERATE,
     "reload": Right.OPERATE, "sync": Right.OPERATE, "pending": Right.VIEW,
 }
 KINDS = tuple(_RIGHTS)
 _WHAT = {"swap": "ask for a swap", "approve": "approve a proposal", "reject": "reject a proposal",
+         "rollout-step": "run a rollout's step on this node",
          "pause": "pause a component", "drain": "drain a component", "resume": "resume a component",
          "probe": "probe a component", "reload": "reload the settings", "sync": "sync remote sources",
          "pending": "see pending proposals"}
@@ -268,6 +269,39 @@ async def _swap(engine: Engine, request: Request, principal: Principal) -> Comma
         ref.domain, ref.key, a.get("provider"), force=bool(a.get("force")),
         source=str(a.get("source") or "cli"), reason=a.get("reason") or "", actor=requester,
         approve=bool(a.get("approve")), to_source=a.get("to_source"))
+    return swap_result(record, result, offline=not engine.is_host)
+
+
+@_handles("rollout-step")
+async def _rollout_step(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+    """A fleet rollout's swap on this node (rollout.py), sent by its coordinator: it runs only
+    for a rollout the store holds as running (or swapping back), on a key and to a provider it
+    names, as a proposal of the rollout's requester approved by its approver (the one approval
+    covers every node; this node's approvals policy still judges it)."""
+    from .principal import DB_ROLE
+
+    a = request.args
+    rollout = engine.store.rollouts.get(int(_arg(request, "rollout")))
+    step = next((s for s in rollout.steps if s.node == engine.node), None) if rollout else None
+    back = bool(a.get("rollback"))
+    expected = (step.from_provider if back else rollout.provider) if rollout and step else None
+    if rollout is None or step is None or rollout.status not in (("halting",) if back else ("running",)) or \
+            step.status != ("rolling-back" if back else "swapping") or a.get("provider") != expected or \
+            (a.get("domain"), a.get("key")) != (rollout.domain, rollout.key):
+        raise UsageError(f"Rollout #{a.get('rollout')} has no step for node {engine.node} that this request "
+                         "matches; it did not run.")
+
+    def role(principal_id: str | None) -> Principal:
+        return Principal(DB_ROLE, (principal_id or "").partition(":")[2] or "unknown", via="database session role")
+
+    requester = role(rollout.requested_by_id).with_display(rollout.display)
+    what = f"rollout #{rollout.id}" + (" (swapped back)" if back else "")
+    ref = engine.find_ref(rollout.domain, rollout.key)
+    record, result = await engine.request_swap(ref.domain, ref.key, str(expected), source=what,
+                                               reason=rollout.reason or what, actor=requester)
+    if result is None and record.status == "pending":
+        record, result = await engine.approve(int(record.id or 0), actor=role(rollout.decided_by_id),
+                                              comment=f"{what}: approved once for every node")
     return swap_result(record, result, offline=not engine.is_host)
 
 

@@ -1,11 +1,14 @@
-"""A fleet node's host takes the requests written for its node in the store (store/requests.py),
-as its socket takes the local ones (host_session.py): same rights check, same command record,
-same `commands.execute`. Who asks is the database's word: the session role that wrote the row,
-with the store's roles it is a member of (access.py gives rights by them).
+"""What a fleet node's host does through the store, beside its socket: it takes the requests
+written for its node (store/requests.py) and carries the fleet's rollouts a step at a time
+(rollout.py).
 
-A thread waits on the store's Listener and wakes the loop at once when a request for this
-node is written (the database NOTIFYs it, pg_migrations.py step 10); the loop also looks
-every INBOX_LOOK_S in case a notice was lost (a dropped connection)."""
+A request is run as its socket runs the local ones: same rights check, same command record,
+same `commands.execute`. Who asks is the database's word: the session role that wrote the
+row, with the store's roles it is a member of (access.py gives rights by them).
+
+One thread waits on the store's Listener (StoreWake) and wakes each loop at once when a
+notice it cares about comes (a request for this node; a request answered or a rollout changed);
+each loop also looks every LOOK_S in case a notice was lost (a dropped connection)."""
 
 from __future__ import annotations
 
@@ -18,47 +21,80 @@ from typing import TYPE_CHECKING
 from .commands import CommandResult, Request, execute
 from .errors import ExitCode, OneiricError
 from .principal import DB_ROLE, Principal
-from .store import RequestRecord, StoreError
+from .rollout import RolloutCoordinator
+from .store import RequestRecord, StateStore, StoreError
 
 if TYPE_CHECKING:
     from .host_session import HostSession
 
-INBOX_LOOK_S = 2.0  # the safety net under the notices
+LOOK_S = 2.0  # the safety net under the notices
 WAKE_POLL_S = 0.5  # how often the listening thread checks it should stop
+
+
+class StoreWake:
+    """One Listener for the host, in a thread: each watcher's event is set when a notice
+    starting with one of its prefixes arrives (or the listener reconnected: anything may
+    have been missed)."""
+
+    def __init__(self, store: StateStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store, self._loop = store, loop
+        self._watchers: list[tuple[tuple[str, ...], asyncio.Event]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, *prefixes: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._watchers.append(((*prefixes, "reconnected"), event))
+        return event
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._listen, name="oneiric-store-wake", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        try:
+            listener = self._store.listen()
+        except StoreError:
+            return  # the loops still look every LOOK_S
+        try:
+            while not self._stop.is_set():
+                notices = listener.wait(WAKE_POLL_S)
+                for prefixes, event in self._watchers:
+                    if any(n.startswith(prefixes) for n in notices):
+                        self._loop.call_soon_threadsafe(event.set)
+        finally:
+            listener.close()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join, WAKE_POLL_S * 4)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    event.clear()
 
 
 class HostInbox:
     def __init__(self, session: HostSession) -> None:
         self._session = session
         self._engine = session._engine
-        self._task: asyncio.Task[None] | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: StoreWake | None = None
 
     def start(self) -> None:
         """On a fleet store only: a SQLite file's host takes requests over its socket alone."""
-        if self._engine.store.backend.holds_one_node or self._task is not None:
+        if self._engine.store.backend.holds_one_node or self._wake is not None:
             return
-        wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._listen, args=(loop, wake), name="oneiric-inbox-listener",
-                                        daemon=True)
-        self._thread.start()
-        self._task = asyncio.create_task(self._serve(wake), name="oneiric-inbox")
-
-    def _listen(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
-        prefix = f"request:{self._engine.node}:"
-        try:
-            listener = self._engine.store.listen()
-        except StoreError:
-            return  # the loop still looks every INBOX_LOOK_S
-        try:
-            while not self._stop.is_set():
-                notices = listener.wait(WAKE_POLL_S)
-                if any(n.startswith(prefix) or n == "reconnected" for n in notices):
-                    loop.call_soon_threadsafe(wake.set)
-        finally:
-            listener.close()
+        self._wake = StoreWake(self._engine.store, asyncio.get_running_loop())
+        requests = self._wake.watch(f"request:{self._engine.node}:")
+        rollouts = self._wake.watch("request-done:", "rollout:")
+        self._wake.start()
+        self._tasks = [asyncio.create_task(self._serve(requests), name="oneiric-inbox"),
+                       asyncio.create_task(self._coordinate(rollouts), name="oneiric-rollouts")]
 
     async def _serve(self, wake: asyncio.Event) -> None:
         engine, session = self._engine, self._session
@@ -73,9 +109,16 @@ class HostInbox:
                 task = asyncio.create_task(self._run(record), name=f"oneiric-request-{record.id}")
                 session._running.add(task)
                 task.add_done_callback(session._running.discard)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), INBOX_LOOK_S)
-            wake.clear()
+            await _wait(wake, LOOK_S)
+
+    async def _coordinate(self, wake: asyncio.Event) -> None:
+        """Carry the fleet's rollouts: at once when a step's answer comes or a rollout changes,
+        and every second anyway (a soak ends, a coordinator went quiet)."""
+        coordinator = RolloutCoordinator(self._engine)
+        await self._session.ready.wait()
+        while True:
+            coordinator.tick()
+            await _wait(wake, 1.0)
 
     def _principal(self, record: RequestRecord) -> Principal:
         kind, _, name = record.requested_by_id.partition(":")
@@ -115,11 +158,10 @@ class HostInbox:
             self._engine.store_error = str(exc)
 
     async def stop(self) -> None:
-        self._stop.set()
-        task, self._task = self._task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join, WAKE_POLL_S * 4)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            await wake.stop()

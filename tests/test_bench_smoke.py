@@ -32,10 +32,11 @@ CASES = {
     "cli_startup.py": ("command", "baseline", "checkout", "ratio"),
     "store_pg.py": ("operation", "sqlite", "postgresql", "ratio"),
     "fleet_push.py": ("reader", "events", "median ms", "p95 ms", "max ms"),
+    "rollout.py": ("rollout", "nodes", "wall ms", "swaps ms (baseline)", "overhead ms/node"),
 }
 
 
-NEEDS_PG = {"store_pg.py", "fleet_push.py"}  # they measure the PostgreSQL backend (tests/pg.py)
+NEEDS_PG = {"store_pg.py", "fleet_push.py", "rollout.py"}  # they measure the PostgreSQL backend (tests/pg.py)
 
 # Further runs of a script with options (each also --quick): the script, its arguments.
 VARIANTS = {"swap.py --exporter otlp": ("swap.py", ["--exporter", "otlp"])}

@@ -25,6 +25,7 @@ from . import (
     journal,
     maintenance,
     remote,
+    rollout,
     runbook,
     serve,
     supervisor,
@@ -50,6 +51,7 @@ def build_parser() -> Parser:
     journal.add_parsers(commands)
     remote.add_parsers(commands)
     fleet.add_parsers(commands)
+    rollout.add_parsers(commands)
     acting.add_remote_sync(commands)
     runbook.add_parsers(sub)
     init.add_parsers(commands)

@@ -38,6 +38,8 @@ from .records import (
     PruneStep,
     RequestRecord,
     RetentionHold,
+    RolloutRecord,
+    RolloutStep,
     StoreError,
 )
 from .sqlite_backend import SqliteBackend, WalCheckpoints
@@ -45,11 +47,11 @@ from .sqlite_migrations import AUTO_VACUUM_INCREMENTAL, MIGRATIONS, SCHEMA_VERSI
 from .state_store import StateStore
 
 __all__ = [
-    "ACTIVITY_STATES", "ANCHOR_META", "AUTO_VACUUM_INCREMENTAL", "HEAD_META", "IDS_META", "INCIDENT_WINDOW_LEAD_S",
-    "LEASE_STALE_AFTER_S", "MIGRATIONS", "PRUNE_BATCH_ROWS", "PRUNE_PROGRESS_META", "RECLAIM_BATCH_PAGES",
-    "RESTART_FRAMES", "SCHEMA_VERSION", "SEALED_META", "VACUUM_META", "VACUUM_RETRY_S", "ActivityRecord", "Backend",
-    "Checkpoints", "ChainLink", "ChainState", "CommandRecord", "Connection", "Dialect", "HealthSnapshot",
-    "IncidentEntryRecord", "IncidentRecord", "LeaseInfo", "LifecycleSnapshot", "Listener", "Maintenance", "Migration",
-    "NoCheckpoints", "ProposalRecord", "PruneStep", "RequestRecord", "RetentionHold", "SqliteBackend", "StateStore",
-    "StoreError", "WalCheckpoints", "_dom", "_event_params",
+    "ACTIVITY_STATES", "ANCHOR_META", "AUTO_VACUUM_INCREMENTAL", "ActivityRecord", "Backend", "ChainLink",
+    "ChainState", "Checkpoints", "CommandRecord", "Connection", "Dialect", "HEAD_META", "HealthSnapshot", "IDS_META",
+    "INCIDENT_WINDOW_LEAD_S", "IncidentEntryRecord", "IncidentRecord", "LEASE_STALE_AFTER_S", "LeaseInfo",
+    "LifecycleSnapshot", "Listener", "MIGRATIONS", "Maintenance", "Migration", "NoCheckpoints", "PRUNE_BATCH_ROWS",
+    "PRUNE_PROGRESS_META", "ProposalRecord", "PruneStep", "RECLAIM_BATCH_PAGES", "RESTART_FRAMES", "RequestRecord",
+    "RetentionHold", "RolloutRecord", "RolloutStep", "SCHEMA_VERSION", "SEALED_META", "SqliteBackend", "StateStore",
+    "StoreError", "VACUUM_META", "VACUUM_RETRY_S", "WalCheckpoints", "_dom", "_event_params",
 ]

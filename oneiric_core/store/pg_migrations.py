@@ -52,6 +52,32 @@ def _roles(conn: Connection) -> None:
     conn.execute("GRANT UPDATE ON incidents TO oneiric_operator")
 
 
+def _rollout_decisions(conn: Connection) -> None:
+    """Approving or rejecting a rollout is a function an operator may call, not an UPDATE it
+    may write (which could set any status): it decides a pending rollout only, and with
+    `two_person` never as the role that asked. SECURITY DEFINER, with its search_path pinned
+    to this schema; `session_user` stays the caller, so the trigger stamps who decided."""
+    conn.execute("""DO $$ BEGIN EXECUTE format($f$
+        CREATE FUNCTION oneiric_decide_rollout(rollout BIGINT, verdict TEXT, two_person BOOLEAN) RETURNS TEXT
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = %I AS $body$
+        DECLARE asked TEXT; now_status TEXT;
+        BEGIN
+            SELECT requested_by_id, status INTO asked, now_status FROM rollouts WHERE id = rollout FOR UPDATE;
+            IF NOT FOUND THEN RETURN 'missing'; END IF;
+            IF now_status <> 'pending' THEN RETURN now_status; END IF;
+            IF verdict NOT IN ('approved', 'rejected') THEN RETURN 'bad verdict'; END IF;
+            IF two_person AND verdict = 'approved' AND asked = 'db-role:' || session_user THEN
+                RETURN 'same person';
+            END IF;
+            UPDATE rollouts SET status = verdict, updated_at = extract(epoch FROM clock_timestamp()) WHERE id = rollout;
+            PERFORM pg_notify(left('oneiric_' || current_schema(), 63), 'rollout:' || rollout);
+            RETURN 'decided';
+        END $body$ $f$, current_schema()); END $$""")
+    conn.execute("REVOKE ALL ON FUNCTION oneiric_decide_rollout(BIGINT, TEXT, BOOLEAN) FROM PUBLIC")
+    conn.execute("GRANT EXECUTE ON FUNCTION oneiric_decide_rollout(BIGINT, TEXT, BOOLEAN) "
+                 "TO oneiric_operator, oneiric_host")
+
+
 Migration = Sequence[str | Callable[[Connection], None]]
 MIGRATIONS: list[Migration] = [
     # 1: journal, activity, snapshots, lease, meta
@@ -271,6 +297,64 @@ MIGRATIONS: list[Migration] = [
         "CREATE TRIGGER requests_announce AFTER INSERT ON requests FOR EACH ROW "
         "EXECUTE FUNCTION oneiric_announce_request()",
         _roles,
+    ),
+    # 11: rolling swaps (rollout.py): one row per rollout, one per node's step; who asked and who
+    # approved are the database's word, and the two-person rule is the database's too
+    (
+        """CREATE TABLE rollouts (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            domain TEXT NOT NULL,
+            key TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            options TEXT NOT NULL DEFAULT '{}',
+            reason TEXT NOT NULL DEFAULT '',
+            display TEXT,
+            requested_by_id TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL,
+            decided_by_id TEXT,
+            decided_at DOUBLE PRECISION,
+            batch INTEGER NOT NULL DEFAULT 0,
+            halted_reason TEXT,
+            coordinator TEXT,
+            coordinator_at DOUBLE PRECISION,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE rollout_steps (
+            rollout_id BIGINT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+            node TEXT NOT NULL,
+            batch INTEGER NOT NULL,
+            from_provider TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            request_id BIGINT,
+            message TEXT NOT NULL DEFAULT '',
+            started_at DOUBLE PRECISION,
+            soak_from DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION,
+            PRIMARY KEY (rollout_id, node)
+        )""",
+        """CREATE FUNCTION oneiric_stamp_rollout() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                NEW.requested_by_id := 'db-role:' || session_user;
+                NEW.created_at := extract(epoch FROM clock_timestamp());
+                NEW.status := 'pending'; NEW.decided_by_id := NULL; NEW.decided_at := NULL;
+            ELSIF NEW.status IN ('approved', 'rejected') AND OLD.status = 'pending' THEN
+                NEW.decided_by_id := 'db-role:' || session_user;
+                NEW.decided_at := extract(epoch FROM clock_timestamp());
+            ELSE
+                NEW.decided_by_id := OLD.decided_by_id; NEW.decided_at := OLD.decided_at;
+            END IF;
+            IF TG_OP = 'UPDATE' THEN NEW.requested_by_id := OLD.requested_by_id; END IF;
+            RETURN NEW;
+        END $$""",
+        "CREATE TRIGGER rollouts_stamp BEFORE INSERT OR UPDATE ON rollouts FOR EACH ROW "
+        "EXECUTE FUNCTION oneiric_stamp_rollout()",
+        _rollout_decisions,
+        "GRANT SELECT ON rollouts, rollout_steps TO oneiric_viewer, oneiric_operator",
+        "GRANT INSERT ON rollouts TO oneiric_operator",
+        "GRANT ALL ON rollouts, rollout_steps TO oneiric_host",
     ),
 ]
 

@@ -262,3 +262,52 @@ class RequestRecord:
     @property
     def finished(self) -> bool:
         return self.status not in ("pending", "taken")
+
+
+@dataclass(slots=True)
+class RolloutStep:
+    """One node's part of a rollout (rollout.py)."""
+
+    rollout_id: int
+    node: str
+    batch: int
+    from_provider: str | None
+    status: str  # pending, swapping, soaking, done, failed, rolling-back, rolled-back, rollback-failed, skipped
+    request_id: int | None = None
+    message: str = ""
+    started_at: float | None = None
+    soak_from: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(slots=True)
+class RolloutRecord:
+    """A rolling swap of one key over a fleet's nodes, batch by batch (rollout.py)."""
+
+    id: int
+    domain: str
+    key: str
+    provider: str
+    plan: list[list[str]]  # the batches, in order; the first is the canary
+    options: dict[str, Any]
+    reason: str
+    display: str | None
+    requested_by_id: str
+    created_at: float
+    status: str  # pending, approved, running, halted, done, rejected
+    decided_by_id: str | None
+    decided_at: float | None
+    batch: int
+    halted_reason: str | None
+    coordinator: str | None
+    coordinator_at: float | None
+    updated_at: float
+    steps: list[RolloutStep] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.domain}/{self.key}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "halted", "rejected")

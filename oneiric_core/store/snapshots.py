@@ -107,3 +107,14 @@ class SnapshotRepo:
     def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
         return [(row["node"], self._health(row)) for row in self.db.read(
             "SELECT * FROM health ORDER BY node, domain, key")]
+
+    def lifecycle_of(self, node: str, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
+        """`node`'s snapshot of a key, whichever node this process is (a rollout's coordinator)."""
+        only, scope = ("", ()) if self.db.holds_one_node else (" AND node = ?", (node,))
+        rows = self.db.read(f"SELECT * FROM lifecycle WHERE domain = ? AND key = ?{only}", (_dom(domain), key, *scope))
+        return self._lifecycle(rows[0]) if rows else None
+
+    def health_of(self, node: str, domain: Domain | str, key: str) -> HealthSnapshot | None:
+        only, scope = ("", ()) if self.db.holds_one_node else (" AND node = ?", (node,))
+        rows = self.db.read(f"SELECT * FROM health WHERE domain = ? AND key = ?{only}", (_dom(domain), key, *scope))
+        return self._health(rows[0]) if rows else None

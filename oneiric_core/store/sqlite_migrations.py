@@ -275,6 +275,8 @@ MIGRATIONS: list[Migration] = [
     # hosts (pg_migrations.py) have no table here: a file is one node's, whose host takes
     # requests over its socket
     ("ALTER TABLE commands ADD COLUMN node TEXT", "ALTER TABLE proposals ADD COLUMN node TEXT"),
+    # 11: rolling swaps over a fleet's nodes (pg_migrations.py, rollout.py): one node, none here
+    (),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

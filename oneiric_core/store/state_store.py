@@ -43,6 +43,7 @@ from .records import (
     StoreError,
 )
 from .requests import RequestRepo
+from .rollouts import RolloutRepo
 from .scope import NodeScope, default_node
 from .seals import Seals
 from .snapshots import SnapshotRepo
@@ -97,6 +98,7 @@ class StateStore:
         self.meta = MetaRepo(self.backend)
         self.incident_repo = IncidentRepo(self.backend)
         self.requests = RequestRepo(self.backend)
+        self.rollouts = RolloutRepo(self.backend)
 
     # ------------------------------------------------------------------ shared state
 
@@ -306,6 +308,12 @@ class StateStore:
 
     def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
         return self.snapshots.every_nodes_health()
+
+    def lifecycle_of(self, node: str, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
+        return self.snapshots.lifecycle_of(node, domain, key)
+
+    def health_of(self, node: str, domain: Domain | str, key: str) -> HealthSnapshot | None:
+        return self.snapshots.health_of(node, domain, key)
 
     # ------------------------------------------------------------------ proposals and commands
 
