@@ -44,6 +44,8 @@ SPECS = (
     CommandSpec("resume", ("key",), 1, ":resume KEY", "resume a paused or drained key"),
     CommandSpec("probe", ("key",), 1, ":probe KEY", "run a key's health check now"),
     CommandSpec("explain", ("key",), 1, ":explain KEY", "highlight a key: Explain shows why its provider wins"),
+    CommandSpec("history", ("key",), 1, ":history KEY",
+                "a key's health latency over time, with its swaps, rollbacks and health changes"),
     CommandSpec("incidents", (), 0, ":incidents", "the incident panel"),
     CommandSpec("incident", ("incident",), 0, ":incident [N]", "the incident panel (N: that incident)"),
     CommandSpec("runbook", ("runbook",), 0, ":runbook [ID]", "the incident panel, to walk runbook ID"),

@@ -63,6 +63,8 @@ KEY_HELP: tuple[HelpTask, ...] = (
     )),
     HelpTask("Look, without changing anything", (
         HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
+        HelpRow("In Health: the key's history, latency over time with swaps, rollbacks, health changes "
+                "(:history KEY)", ids=("health.history",)),
         HelpRow("Filter the log: words, kind:, domain:, key:, sev:", ids=("log.filter", "journal.filter")),
         HelpRow("Clear the log filter", ids=("log.clear_filter",)),
         HelpRow("Incident panel: walk a runbook (a look until o or a change opens an incident), notes, "
