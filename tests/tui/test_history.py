@@ -5,11 +5,20 @@ real engine; as a client, the host is a real process."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
+from oneiric_core.domains import Domain
+from oneiric_core.engine import Engine
+from oneiric_core.events import Event, Severity
+from oneiric_core.store.records import HealthSnapshot
+from oneiric_tui.app import OneiricApp
 from oneiric_tui.screens.approval_dialog import ApprovalDialog
 from oneiric_tui.screens.history import HistoryScreen
 from oneiric_tui.screens.swap_picker import SwapPicker
 from oneiric_tui.widgets.health_table import HealthTable
-from tests.helpers import start_host_process
+from tests.helpers import FAST_APP, demo_copy, start_host_process
 from tests.tui.conftest import ready, until
 from tests.tui.test_command_line import type_command
 from tests.tui.test_console import screen_text, to_cache
@@ -118,3 +127,47 @@ async def test_as_a_client_trend_changed_history_and_the_picker_come_from_the_st
     finally:
         host.kill()
         host.wait()
+
+
+# -- a snapshot of the view, from fixed data ---------------------------------------------------
+
+T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: the app's clock, so ages and times never move
+
+
+@pytest.fixture
+def history_app(tmp_path, monkeypatch):
+    """A console that never starts (as snapshots need) over a store holding a host's health
+    snapshot of adapter/cache (40 samples, 10 s apart) and its swaps, rollbacks and a health
+    change, all at fixed times: what a client reads."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    settings = demo_copy(tmp_path)
+    (settings / "app.yml").write_text(FAST_APP.replace("interval_s: 3600", "interval_s: 10"))
+    engine = Engine("settings", state_dir=tmp_path / "state", actor="operator")
+    samples = [1.0 + (i % 7) * 0.2 + (3.0 if 20 <= i < 26 else 0.0) for i in range(40)]
+    engine.store.put_health(HealthSnapshot("adapter", "cache", "sqlite", "ok", samples[-1], "", T0 - 5,
+                                           T0 - 150, samples))
+    for ts, kind, provider, outcome, data in (
+            (T0 - 330, "swap-complete", "sqlite", "complete", {"from": "memory", "to": "sqlite"}),
+            (T0 - 200, "swap-rollback", "redis", "rolled-back", {"from": "sqlite", "to": "redis"}),
+            (T0 - 190, "health-changed", "sqlite", "degraded", {"from": "ok", "to": "degraded"}),
+            (T0 - 150, "health-changed", "sqlite", "ok", {"from": "degraded", "to": "ok"}),
+            (T0 - 60, "swap-rollback", "redis", "rolled-back", {"from": "sqlite", "to": "redis"})):
+        engine.store.append(Event(kind, f"{kind} {provider}", Severity.INFO, Domain.ADAPTER, "cache", provider,
+                                  "operator", outcome, data=data, ts=ts))
+    yield OneiricApp(engine, autostart=False, clock=lambda: T0)
+    monkeypatch.undo()  # the TZ before, in force again
+    time.tzset()
+
+
+def test_history_view_snapshot(snap_compare, history_app):
+    async def open_history(pilot):
+        await until(pilot, lambda: pilot.app.upkeep is not None)
+        pilot.app.main.action_history(pilot.app.engine.ref("adapter", "cache"))
+        await until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
+                    and pilot.app.screen.history is not None)
+        await pilot.pause(0.2)
+
+    assert snap_compare(history_app, run_before=open_history, terminal_size=(120, 40))
