@@ -101,3 +101,19 @@ def records(events: Iterable[Event], *, now: float, window_s: float = WINDOW_S) 
         provider: CandidateRecord(provider, gate, rollbacks.get(provider, 0), failed.get(provider, 0), window_s)
         for provider, gate in gates.items()
     }
+
+
+def last_known_health(*, serving: tuple[str, str] | None, record: CandidateRecord | None,
+                      seen: tuple[str, str] | None) -> tuple[str, str]:
+    """What the swap picker shows as a candidate's health, as (status, message): the live
+    health when it serves (`serving`), else its last gate in the journal (`record`), else the
+    last health this process saw of it (`seen`: a probe or gate the journal could not give),
+    else "unknown". The journal comes before this process's memory so that host and client,
+    and a host restarted since, show the same."""
+    if serving is not None:
+        return serving
+    if record is not None and record.last_gate is not None:
+        return record.last_gate.status, record.last_gate.message
+    if seen is not None:
+        return seen
+    return "unknown", ""

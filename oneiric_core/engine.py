@@ -1173,8 +1173,10 @@ class Engine:
         """A key's health samples and the journal's swaps, rollbacks and health changes over
         the same span (the last hour when there are no samples yet)."""
         ref = self.known(domain, key)
-        if not self.is_host:
-            self._stored_health = {(h.domain, h.key): h for h in self.store.all_health()}
+        if not self.is_host:  # this key's newest stored snapshot (one row, not the whole table)
+            snap = self.store.get_health(ref.domain, ref.key)
+            if snap is not None:
+                self._stored_health[(ref.domain.value, ref.key)] = snap
         track = self.health_track(ref)
         since = min((s.ts for s in track.samples), default=None) if track else None
         since = (since if since is not None else time.time()) - self.health.interval_s

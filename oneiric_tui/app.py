@@ -34,7 +34,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
-from oneiric_core.candidate_record import CandidateRecord
+from oneiric_core.candidate_record import CandidateRecord, last_known_health
 from oneiric_core.commands import CommandResult
 from oneiric_core.component_history import ComponentHistory
 from oneiric_core.domains import ComponentRef
@@ -163,19 +163,16 @@ class OneiricApp(App):
             return None
 
     def candidate_health(self, ref: ComponentRef, provider: str) -> tuple[str, str]:
-        """Last known health of one candidate: this process's last probe or health gate of it,
-        else (a client, a restarted host) the last gate the journal recorded for it, else the
-        serving provider's current health."""
-        result = self.engine.candidate_health.get((ref, provider))
-        if result is not None:
-            return result.status.value, result.message
-        gate = self.candidate_records(ref).get(provider)
-        if gate is not None and gate.last_gate is not None:
-            return gate.last_gate.status, gate.last_gate.message
+        """Last known health of one candidate (candidate_record.last_known_health): live when
+        it serves, else its last health gate in the journal, else what this process saw."""
         status = self.statuses.get(ref)
-        if status is not None and status.serving == provider:
-            return status.health, status.health_message
-        return "unknown", ""
+        seen = self.engine.candidate_health.get((ref, provider))
+        return last_known_health(
+            serving=(status.health, status.health_message) if status is not None and status.serving == provider
+            else None,
+            record=self.candidate_records(ref).get(provider),
+            seen=(seen.status.value, seen.message) if seen is not None else None,
+        )
 
     def candidate_records(self, ref: ComponentRef) -> dict[str, CandidateRecord]:
         """Each candidate's last gate and failures in the window, from the journal ({} when

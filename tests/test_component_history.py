@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from oneiric_core.candidate_record import records
+from oneiric_core.candidate_record import last_known_health, records
 from oneiric_core.engine import Engine
 from oneiric_core.lifecycle import SwapOutcome
 
@@ -92,3 +92,14 @@ async def test_a_client_rebuilds_trend_and_changed_from_the_hosts_snapshot(engin
         assert len(history.samples) == len(host_track.samples)
     finally:
         client.close()
+
+
+async def test_last_known_health_is_live_when_serving_else_the_last_gate(engine):
+    await _roll_back_redis(engine, 1)
+    recs = engine.candidate_records("adapter", "cache")
+    redis = last_known_health(serving=None, record=recs.get("redis"), seen=None)
+    assert redis[0] == "failed" and "127.0.0.1:6399" in redis[1]
+    # the journal's gate wins over an older health this process remembers of it
+    assert last_known_health(serving=None, record=recs.get("redis"), seen=("ok", "")) == redis
+    assert last_known_health(serving=("ok", "fine"), record=recs.get("redis"), seen=None) == ("ok", "fine")
+    assert last_known_health(serving=None, record=recs.get("memory-large"), seen=None) == ("unknown", "")
