@@ -82,7 +82,8 @@ async def test_enter_in_health_and_history_command_show_the_marked_plot_and_the_
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HistoryScreen))
 
-        # `:history KEY` opens the same view for any key
+        # `:history KEY` opens the same view for any key, and so does the palette
+        assert "History adapter/cache" in [c.title for c in app.get_system_commands(app.main)]
         await type_command(pilot, "history task/runner")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         assert str(app.screen.ref) == "task/runner"
@@ -124,6 +125,15 @@ async def test_as_a_client_trend_changed_history_and_the_picker_come_from_the_st
             text = screen_text(app)
             assert "History: adapter/cache" in text and "served by sqlite" in text
             assert "swap memory -> sqlite" in text and "As a client" in text
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+            # `enter` in Health opens it as a client too
+            await pilot.press("3")
+            await until(pilot, lambda: table.has_focus)
+            table.move_cursor(table.index_of(cache))
+            await until(pilot, lambda: table.cursor_key == cache)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.ref == cache)
     finally:
         host.kill()
         host.wait()
