@@ -27,6 +27,11 @@ from .access import AccessPolicy, Forbidden, Right
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
 from .bulk import gc_paused
+from .candidate_record import SWAP_OUTCOME_KINDS, CandidateRecord
+from .candidate_record import WINDOW_S as HISTORY_WINDOW_S
+from .candidate_record import records as journal_records
+from .component_history import MARKER_KINDS, ComponentHistory, track_from_snapshot
+from .component_history import build as build_history
 from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
@@ -186,6 +191,10 @@ class Engine:
         # Last health seen per (key, provider), from probes and swap health gates: what the
         # console shows next to each candidate when picking a swap target.
         self.candidate_health: dict[tuple[ComponentRef, str], HealthResult] = {}
+        # A client's copy of the host's stored health (read by components()), and the tracks
+        # rebuilt from it on demand (health_track): TREND, CHANGED and the history view.
+        self._stored_health: dict[tuple[str, str], HealthSnapshot] = {}
+        self._stored_tracks: dict[ComponentRef, tuple[HealthSnapshot, HealthTrack]] = {}
         # The lease, its heartbeat and the socket other processes ask through; while hosting.
         from .host_session import HostSession
 
@@ -1143,6 +1152,48 @@ class Engine:
         before quitting as the host, naming this count). 0 in a process that does not host."""
         return sum(1 for slot in self.lifecycle.slots() if slot.current is not None)
 
+    # -- history: what the console's history view and swap picker read -----------------------
+    def health_track(self, ref: ComponentRef) -> HealthTrack | None:
+        """`ref`'s health track: this process's own as the host; in another process, the one
+        the host stored, as of the last components() (client consoles' TREND and CHANGED)."""
+        track = self.health.track(ref)
+        if track is not None or self.is_host:
+            return track
+        snap = self._stored_health.get((ref.domain.value, ref.key))
+        if snap is None:
+            return None
+        cached = self._stored_tracks.get(ref)
+        if cached is not None and cached[0] is snap:
+            return cached[1]
+        track = track_from_snapshot(ref, snap, self.health.interval_s)
+        self._stored_tracks[ref] = (snap, track)
+        return track
+
+    def component_history(self, domain: Domain | str, key: str) -> ComponentHistory:
+        """A key's health samples and the journal's swaps, rollbacks and health changes over
+        the same span (the last hour when there are no samples yet)."""
+        ref = self.known(domain, key)
+        if not self.is_host:  # this key's newest stored snapshot (one row, not the whole table)
+            snap = self.store.get_health(ref.domain, ref.key)
+            if snap is not None:
+                self._stored_health[(ref.domain.value, ref.key)] = snap
+        track = self.health_track(ref)
+        since = min((s.ts for s in track.samples), default=None) if track else None
+        since = (since if since is not None else time.time()) - self.health.interval_s
+        events = self.store.journal(kinds=list(MARKER_KINDS), domain=ref.domain, key=ref.key,
+                                    since_ts=min(since, time.time() - 3600), limit=1000)
+        exact = self.is_host or self.health.track(ref) is not None
+        return build_history(ref, track, events, exact_times=exact)
+
+    def candidate_records(self, domain: Domain | str, key: str,
+                          window_s: float = HISTORY_WINDOW_S) -> dict[str, CandidateRecord]:
+        """Each candidate of a key with its last health gate and its failures in the last
+        `window_s`, from the journal (the same in every process)."""
+        ref = self.known(domain, key)
+        events = self.store.journal(kinds=SWAP_OUTCOME_KINDS, domain=ref.domain, key=ref.key,
+                                    limit=500)
+        return journal_records(events, now=time.time(), window_s=window_s)
+
     def _on_health(self, ref: ComponentRef, provider: str, result: HealthResult) -> None:
         self.candidate_health[(ref, provider)] = result
         self.health.record(ref, provider, result)
@@ -1202,6 +1253,7 @@ class Engine:
         live_remote = alive and not self.is_host
         snaps = {(s.domain, s.key): s for s in self.store.all_lifecycle()} if live_remote else {}
         healths = {} if self.is_host else {(h.domain, h.key): h for h in self.store.all_health()}
+        self._stored_health = healths
         proposals = self._pending_by_key()
         out = []
         for ref in self.resolver.refs() if refs is None else refs:

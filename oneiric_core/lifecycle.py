@@ -422,6 +422,7 @@ class LifecycleManager:
         with self._batch():
             self._mark_started(slot, target, old_provider, force, actor, activation)
         activation_ms = health_ms = None
+        gate_result: HealthResult | None = None  # the health gate's answer, journaled with the outcome
         obj: Any = None
         try:
             t1 = time.perf_counter()
@@ -435,13 +436,14 @@ class LifecycleManager:
                 gate.set_attribute("oneiric.health.status", health.status.value)
                 if not health.healthy:
                     trace.failed(gate, health.message or health.status.value)
+            gate_result = health
             self._on_gate(ref, target.provider, health)
             if not health.healthy and not force:
                 await self._stop_quietly(ref, target.provider, obj)
                 obj = None
                 raise _PhaseFailed(f"health check failed: {health.message or health.status.value}")
         except _PhaseFailed as exc:
-            return self._failed(slot, target, old, str(exc), force, actor, t0, activation_ms, health_ms)
+            return self._failed(slot, target, old, str(exc), force, actor, t0, activation_ms, health_ms, gate_result)
         except asyncio.CancelledError:
             if obj is not None:
                 await asyncio.shield(self._stop_quietly(ref, target.provider, obj))
@@ -506,7 +508,8 @@ class LifecycleManager:
         self._on_change(slot)
 
     def _failed(self, slot: Slot, target: Candidate, old: Instance | None, reason: str, force: bool,
-                actor: str | None, t0: float, activation_ms: float | None, health_ms: float | None) -> SwapResult:
+                actor: str | None, t0: float, activation_ms: float | None, health_ms: float | None,
+                gate: HealthResult | None = None) -> SwapResult:
         ref = slot.ref
         total_ms = (time.perf_counter() - t0) * 1000
         slot.pending = None
@@ -523,7 +526,7 @@ class LifecycleManager:
             message = f"Activation of {ref} with {target.provider} failed: {reason}"
         result = SwapResult(
             ref, outcome, old.candidate.provider if old else None, target.provider, target.source,
-            reason, forced=force, activation_ms=activation_ms, health_ms=health_ms,
+            reason, forced=force, health=gate, activation_ms=activation_ms, health_ms=health_ms,
             total_ms=total_ms, actor=actor,
         )
         slot.last_swap = result
@@ -721,8 +724,14 @@ class _Trace:
 
 
 def _timings(result: SwapResult) -> dict[str, Any]:
+    """A swap's journaled data. `gate` is the health gate's answer (None when the build failed
+    before it ran): what a candidate's last known health is read from later, in any process
+    (candidate_record.py), since the host's memory of it ends with the host."""
+    gate = result.health
     return {
         "from": result.from_provider, "to": result.to_provider, "source": result.to_source,
         "force": result.forced, "activation_ms": result.activation_ms, "health_ms": result.health_ms,
         "cleanup_ms": result.cleanup_ms, "total_ms": result.total_ms, "reason": result.reason,
+        "gate": None if gate is None else {"status": gate.status.value, "message": gate.message,
+                                           "latency_ms": gate.latency_ms},
     }

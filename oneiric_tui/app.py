@@ -34,7 +34,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
+from oneiric_core.candidate_record import CandidateRecord, last_known_health
 from oneiric_core.commands import CommandResult
+from oneiric_core.component_history import ComponentHistory
 from oneiric_core.domains import ComponentRef
 from oneiric_core.engine import ComponentStatus, Engine, HostBusy
 from oneiric_core.errors import OneiricError
@@ -162,14 +164,31 @@ class OneiricApp(App):
             return None
 
     def candidate_health(self, ref: ComponentRef, provider: str) -> tuple[str, str]:
-        """Last known health of one candidate: its last probe or health gate, if any."""
-        result = self.engine.candidate_health.get((ref, provider))
-        if result is not None:
-            return result.status.value, result.message
+        """Last known health of one candidate (candidate_record.last_known_health): live when
+        it serves, else its last health gate in the journal, else what this process saw."""
         status = self.statuses.get(ref)
-        if status is not None and status.serving == provider:
-            return status.health, status.health_message
-        return "unknown", ""
+        seen = self.engine.candidate_health.get((ref, provider))
+        return last_known_health(
+            serving=(status.health, status.health_message) if status is not None and status.serving == provider
+            else None,
+            record=self.candidate_records(ref).get(provider),
+            seen=(seen.status.value, seen.message) if seen is not None else None,
+        )
+
+    def candidate_records(self, ref: ComponentRef) -> dict[str, CandidateRecord]:
+        """Each candidate's last gate and failures in the window, from the journal ({} when
+        the store cannot be read: the picker then shows what this process knows)."""
+        try:
+            return self.engine.candidate_records(ref.domain, ref.key)
+        except OneiricError:  # the store cannot be read
+            return {}
+
+    def component_history(self, ref: ComponentRef) -> ComponentHistory | None:
+        """`ref`'s history for the history view (None when the store cannot be read)."""
+        try:
+            return self.engine.component_history(ref.domain, ref.key)
+        except OneiricError:  # the store cannot be read
+            return None
 
     @property
     def main(self) -> MainScreen:
@@ -437,7 +456,7 @@ class OneiricApp(App):
         """Once a second: age the 'changed' column (a clock on screen, not engine data)."""
         if self._stopped:
             return
-        self.main.query_one(HealthTable).tick(self.engine.health.track)
+        self.main.query_one(HealthTable).tick(self.engine.health_track)
         self.refresh_remote()  # ages and retry times move on
         self.remind_updates()
 
@@ -646,7 +665,7 @@ class OneiricApp(App):
                 if main.current is None and statuses:
                     # open on the first component, not on nothing (after layout, when lines exist)
                     tree.call_after_refresh(tree.select_start)
-                main.query_one(HealthTable).sync(statuses, self.engine.health.track)
+                main.query_one(HealthTable).sync(statuses, self.engine.health_track)
         with self.batch_update():
             self.refresh_approvals()
             self.refresh_remote()
@@ -686,7 +705,7 @@ class OneiricApp(App):
         main = self.main
         with self.batch_update():
             main.query_one(ComponentTree).update_keys(fresh, lambda: list(self.statuses.values()))
-            main.query_one(HealthTable).sync(fresh, self.engine.health.track, complete=False)
+            main.query_one(HealthTable).sync(fresh, self.engine.health_track, complete=False)
             if refs is not None and main.current in refs:
                 main.show_detail()
 

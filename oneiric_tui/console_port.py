@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from textual.widget import Widget
 
 if TYPE_CHECKING:
+    from oneiric_core.candidate_record import CandidateRecord
     from oneiric_core.commands import CommandResult
+    from oneiric_core.component_history import ComponentHistory
     from oneiric_core.domains import ComponentRef
     from oneiric_core.engine import ComponentStatus, Engine
     from oneiric_core.resolver import Explanation
@@ -47,6 +49,10 @@ class ConsoleState(Protocol):
     def explanation(self, ref: ComponentRef) -> Explanation | None: ...
 
     def candidate_health(self, ref: ComponentRef, provider: str) -> tuple[str, str]: ...
+
+    def candidate_records(self, ref: ComponentRef) -> dict[str, CandidateRecord]: ...
+
+    def component_history(self, ref: ComponentRef) -> ComponentHistory | None: ...
 
     async def act(self, kind: str, **args: object) -> CommandResult: ...
 

@@ -63,6 +63,8 @@ KEY_HELP: tuple[HelpTask, ...] = (
     )),
     HelpTask("Look, without changing anything", (
         HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
+        HelpRow("In Health: the key's history, latency over time with swaps, rollbacks, health changes "
+                "(:history KEY)", ids=("health.history",)),
         HelpRow("Filter the focused list (tree, health, approvals, remote, log): rows holding every word; "
                 "the log also takes kind:, domain:, key:, sev:", ids=("pane.filter", "log.filter", "journal.filter")),
         HelpRow("Clear the filter (in its box, or in the filtered pane)",

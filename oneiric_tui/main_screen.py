@@ -193,7 +193,7 @@ class MainScreen(Screen):
         if status is None:
             return
         self.query_one(DetailPane).show(render_detail(
-            status, app.explanation(self.current), app.engine.health.track(self.current), self.current_provider))
+            status, app.explanation(self.current), app.engine.health_track(self.current), self.current_provider))
 
     # -- actions ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -426,6 +426,8 @@ class MainScreen(Screen):
                             severity="warning", markup=False)
             else:
                 (self.approve_proposal if name == "approve" else self.reject_proposal)(int(command.words[0]))
+        elif name == "history":
+            self.action_history(self._select(self.vocabulary().resolve_key(command.words[0])))
         elif name in ("incidents", "incident", "runbook"):
             self._open_incidents(command)
         elif name == "log" and command.word(0) == "at":
@@ -506,6 +508,19 @@ class MainScreen(Screen):
         screen.use_ref(self.current)  # type: ignore[attr-defined]
         self.app.push_screen("incident")
 
+    def action_history(self, ref: ComponentRef | None = None) -> None:
+        """The highlighted key's history, full screen (`enter` in Health, `:history KEY`)."""
+        from .screens.history import HistoryScreen  # on first use: plotext is no start-up cost
+
+        ref = ref or self._need_ref()
+        if ref is not None:
+            self.app.push_screen(HistoryScreen(ref))
+
+    @on(HealthTable.HistoryRequested)
+    def _history_requested(self, event: HealthTable.HistoryRequested) -> None:
+        event.stop()
+        self.action_history(event.ref)
+
     def action_swap(self) -> None:
         ref = self._need_ref()
         if ref is None:
@@ -522,11 +537,14 @@ class MainScreen(Screen):
         if explanation is None or status is None:
             return None
         options = []
+        records = app.candidate_records(ref)
         for r in explanation.ranked:
             c = r.candidate
             serving = status.serving == c.provider and status.serving_source == c.source
             health, message = app.candidate_health(ref, c.provider)
-            options.append(PickerOption(c.provider, c.source, r.rank, r.reason, serving, health, message))
+            record = records.get(c.provider)
+            options.append(PickerOption(c.provider, c.source, r.rank, r.reason, serving, health, message,
+                                        record.sentence() if record else ""))
         return options
 
     def action_edit_selection(self) -> None:
@@ -582,6 +600,9 @@ class MainScreen(Screen):
         health, message = app.candidate_health(ref, choice.provider)
         if health == "failed":
             risks.append(f"{choice.provider}'s last health check failed" + (f": {message}" if message else ""))
+        record = app.candidate_records(ref).get(choice.provider)
+        if record is not None and record.failures:
+            risks.append(f"{choice.provider} {record.sentence()}")
         keep_in = None
         if choice.keep:
             explanation = app.explanation(ref)

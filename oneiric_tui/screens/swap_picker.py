@@ -1,8 +1,9 @@
 """The swap picker: choose which candidate should serve a component next.
 
 It shows each candidate with what the operator needs to choose well: its rank, where it
-comes from, why the resolver ranked it there, and its last known health (as a word, so the
-list reads the same without colour). It only *chooses*; the app turns the choice into a
+comes from, why the resolver ranked it there, its last known health (as a word, so the
+list reads the same without colour; a candidate never bound keeps its last health gate), and
+how often it failed lately ("rolled back 3x in 15 min"). It only *chooses*; the app turns the choice into a
 proposal and the approval dialog, so nothing is swapped from here.
 """
 
@@ -47,10 +48,12 @@ class PickerOption:
     serving: bool
     health: str  # "ok" | "degraded" | "failed" | "unknown"
     health_message: str
+    failures: str = ""  # "rolled back 3x in 15 min" (candidate_record.py), "" when none
 
 
 def option_prompt(option: PickerOption, *, cursor: bool = False) -> Content:
-    """Three lines for one candidate; `cursor` adds a `>` so the highlight shows without colour.
+    """Three lines for one candidate (four when it failed lately); `cursor` adds a `>` so the
+    highlight shows without colour.
 
     Every value comes from data, so it is assembled as plain text (oneiric_core.text), never
     parsed as markup.
@@ -66,7 +69,10 @@ def option_prompt(option: PickerOption, *, cursor: bool = False) -> Content:
     message = one_line(option.health_message.strip())
     health = Content.assemble("     health: ", (f"{symbol} {word}", style), f" - {message}" if message else "")
     why = Content.assemble("     why: ", one_line(option.reason or "-"))
-    return Content("\n").join([head, health, why])
+    lines = [head, health, why]
+    if option.failures:
+        lines.insert(2, Content.assemble("     lately: ", (one_line(option.failures), "yellow bold")))
+    return Content("\n").join(lines)
 
 
 def first_choice(options: list[PickerOption]) -> int | None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Hashable
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
 
 from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.engine import ComponentStatus
@@ -37,10 +39,20 @@ def order(ref: ComponentRef) -> tuple[int, str]:
 
 
 class HealthTable(RowTable):
-    """Rows keyed by ComponentRef; they follow the serving components."""
+    """Rows keyed by ComponentRef; they follow the serving components. `enter` asks for the
+    highlighted key's history (HistoryRequested; the main screen opens it)."""
+
+    class HistoryRequested(Message):
+        """`enter` on a row: show this key's history (screens/history.py)."""
+
+        def __init__(self, ref: ComponentRef) -> None:
+            super().__init__()
+            self.ref: ComponentRef = ref
+            """The key whose history to show."""
 
     BINDINGS = [
         *vim_keys("health", top="scroll_top", bottom="scroll_bottom"),
+        Binding("enter", "history", "History", show=False, id="health.history"),
     ]
     COLUMNS = COLUMNS
     # Widths the formatted values reach ("~ DEGRADED", "123.4 ms", 16 trend cells, "12.5h"):
@@ -114,6 +126,11 @@ class HealthTable(RowTable):
         screen are drawn with their age when they come into view)."""
         self._track = track
         self.refresh()
+
+    def action_history(self) -> None:
+        key = self.cursor_key
+        if isinstance(key, ComponentRef):
+            self.post_message(self.HistoryRequested(key))
 
     def cursor_changed(self, key: Hashable | None) -> None:
         if isinstance(key, ComponentRef) and self.has_focus:
