@@ -2,7 +2,8 @@
 
 The app runs with `autostart=False` (configuration shown, no providers started) from a
 settings copy in the working directory, so nothing on screen depends on time, latency,
-process ids or temp paths. Regenerate after an intended change with
+process ids or temp paths (a started app, its panes populated, is compared in
+tests/tui/test_started_snapshots.py). Regenerate after an intended change with
 `.venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update`.
 """
 
