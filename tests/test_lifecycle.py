@@ -12,7 +12,7 @@ from oneiric_core.engine import Engine
 from oneiric_core.errors import ComponentUnavailable, NotFound
 from oneiric_core.lifecycle import LifecycleState, SwapOutcome
 from tests import fixture_providers
-from tests.helpers import demo_copy, write
+from tests.helpers import demo_copy, until, write
 
 PROVIDERS = {
     "good": "healthy", "good2": "healthy", "bad": "unhealthy", "boom": "raising",
@@ -232,7 +232,7 @@ async def test_thousand_uses_during_a_hundred_swaps(engine):
         return outcomes
 
     users = [asyncio.create_task(worker(i)) for i in range(1000)]
-    await asyncio.sleep(0.01)
+    await until(lambda: uses >= len(users), "every user to be using the key")  # the swaps run under load
     outcomes = await swapper()
     done.set()
     await asyncio.gather(*users)
