@@ -182,7 +182,8 @@ def main() -> int:
     p95 = _common.percentile(push, 95)
     ok = len(push) == count and p95 <= TARGET_MS
     print(_common.verdict(ok, f"an event reaches a following reader within {TARGET_MS:g} ms "
-                              f"(p95 {p95:.1f} ms with push)"))
+                              f"(p95 {p95:.1f} ms with push; {len(push)} of {count} events arrived)",
+                          holds=len(push) == count))
     print()
     rows = [["picked up by the host (store)", len(pickup), _common.median(pickup), _common.percentile(pickup, 95),
              max(pickup)],
@@ -195,7 +196,8 @@ def main() -> int:
     pickup_p95 = _common.percentile(pickup, 95)
     picked = len(pickup) == len(via_store) and pickup_p95 <= PICKUP_TARGET_MS
     print(_common.verdict(picked, f"a request for a node's host is picked up within {PICKUP_TARGET_MS:g} ms "
-                                  f"(p95 {pickup_p95:.1f} ms)"))
+                                  f"(p95 {pickup_p95:.1f} ms; {len(pickup)} of {len(via_store)} picked up)",
+                          holds=len(pickup) == len(via_store)))
     ok = ok and picked
     _common.finish(ok, args.check)
     return 0

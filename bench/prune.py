@@ -228,7 +228,7 @@ def main() -> None:
                           f"{worst_new * 1000:.1f} ms (target under {TARGET_STALL_S * 1000:.0f} ms{context}) while "
                           f"{new.appends:,} events were journaled; the store went from {new.bytes_before / 1e6:.1f} MB "
                           f"to {new.bytes_after / 1e6:.1f} MB; journal verify "
-                          f"{'intact' if new.intact else 'BROKEN'}"))
+                          f"{'intact' if new.intact else 'BROKEN'}", holds=shrinks and bool(new.intact)))
     _common.finish(ok, args.check)
 
 

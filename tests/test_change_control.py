@@ -224,7 +224,7 @@ def test_swap_proposed_by_one_cli_and_approved_by_another_applies_on_the_host(
 def test_an_expired_proposal_cannot_be_approved(run_cli, demo_settings, tmp_path):
     configure(demo_settings, approvals="approvals:\n  expire_after_s: 0.3\n")
     ok(run_cli("swap", *CACHE, "--provider", "sqlite", env=ALICE))
-    time.sleep(0.6)
+    time.sleep(0.6)  # the proposal's expiry (0.3 s) passes: an outcome of the clock, not a wait for work
     one_sentence_error(run_cli("approve", "1", env=BOB), 5, "#1", "expired")
     [event] = journal(tmp_path, kinds=["swap-expired"])
     assert event.data["proposal"] == 1

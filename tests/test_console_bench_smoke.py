@@ -1,8 +1,10 @@
 """The console benchmark and the screenshot script still run, each as a subprocess.
 
 No timing is asserted (the machines are noisy and `--quick` figures mean nothing): this
-only checks that `bench/console.py --quick` exits 0 and prints its tables and PASS/FAIL
-verdicts (and `--scale --quick`, the console and the headless host on 400 candidates), and
+only checks that `bench/console.py --quick` exits 0 and prints its tables and verdicts
+(and `--scale --quick`, the console and the headless host on 400 candidates), none of them
+a `FAIL:` (under --quick a target on speed or size prints `SKIP:`; what must hold at any
+size, such as the swap log's bound, still FAILs), and
 that `screenshots/make_screenshots.py --out DIR` writes the six SVGs.
 About 25 s together on a 2-vCPU VM.
 """
@@ -38,15 +40,13 @@ def test_console_bench_runs_quick() -> None:
     for columns in TABLE_HEADERS:
         assert any(all(col in line for col in columns) for line in lines), \
             f"no table header with {columns} in:\n{proc.stdout}"
-    verdicts = [line for line in lines if re.match(r"^(PASS|FAIL): ", line)]
-    for what in VERDICTS:
-        assert any(what in line for line in verdicts), f"no PASS/FAIL line about {what!r} in:\n{proc.stdout}"
+    _assert_verdicts(lines, VERDICTS, proc.stdout)
 
 
 def test_console_scale_bench_runs_quick() -> None:
     """The 50,000-component run (`make bench`, not `make test`) at 400 candidates: both hosts
-    run, the table and its three verdicts are printed, and the exit code is 0 without --check
-    (a FAIL at this size means nothing; --check is what makes a FAIL count)."""
+    run, the table and its three verdicts are printed (SKIP on the targets, which mean nothing
+    at this size; a key not ready in a run is a FAIL at any size), and the exit code is 0."""
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "console_scale.py"), "--quick"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
@@ -57,9 +57,16 @@ def test_console_scale_bench_runs_quick() -> None:
     for host in ("headless host (oneiric run)", "console 120x40"):
         row = next((line for line in lines if line.startswith(host)), None)
         assert row is not None and row.split()[-1] == "0/1", f"{host}: no row, or keys not ready:\n{proc.stdout}"
-    verdicts = [line for line in lines if re.match(r"^(PASS|FAIL): ", line)]
-    for what in SCALE_VERDICTS:
-        assert any(what in line for line in verdicts), f"no PASS/FAIL line about {what!r} in:\n{proc.stdout}"
+    _assert_verdicts(lines, SCALE_VERDICTS, proc.stdout)
+
+
+def _assert_verdicts(lines: list[str], expected: tuple[str, ...], stdout: str) -> None:
+    """A verdict line about each of `expected`, and not one `FAIL:` line."""
+    verdicts = [line for line in lines if re.match(r"^(PASS|SKIP|FAIL): ", line)]
+    for what in expected:
+        assert any(what in line for line in verdicts), f"no verdict line about {what!r} in:\n{stdout}"
+    failed = [line for line in verdicts if line.startswith("FAIL:")]
+    assert not failed, "\n".join(failed)
 
 
 def test_make_screenshots_writes_six_svgs(tmp_path: Path) -> None:

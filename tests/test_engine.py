@@ -215,10 +215,7 @@ async def test_a_key_paused_before_the_host_starts_is_activated_when_resumed(set
         cache = ComponentRef(Domain.ADAPTER, "cache")
         assert next(s for s in engine.components([cache])).serving is None
         engine.resume("adapter", "cache")
-        deadline = time.monotonic() + 10
-        while next(s for s in engine.components([cache])).serving is None:
-            assert time.monotonic() < deadline, "resumed key never started"
-            await asyncio.sleep(0.05)
+        await until(lambda: next(s for s in engine.components([cache])).serving, "the resumed key to start")
         status = engine.components([cache])[0]
         assert status.serving == status.winner and status.state == "ready" and status.activity == "active"
         with engine.use("adapter", "cache") as provider:

@@ -12,7 +12,7 @@ from oneiric_core.engine import Engine
 from oneiric_core.errors import ComponentUnavailable, NotFound
 from oneiric_core.lifecycle import LifecycleState, SwapOutcome
 from tests import fixture_providers
-from tests.helpers import demo_copy, write
+from tests.helpers import demo_copy, until, write
 
 PROVIDERS = {
     "good": "healthy", "good2": "healthy", "bad": "unhealthy", "boom": "raising",
@@ -232,7 +232,7 @@ async def test_thousand_uses_during_a_hundred_swaps(engine):
         return outcomes
 
     users = [asyncio.create_task(worker(i)) for i in range(1000)]
-    await asyncio.sleep(0.01)
+    await until(lambda: uses >= len(users), "every user to be using the key")  # the swaps run under load
     outcomes = await swapper()
     done.set()
     await asyncio.gather(*users)
@@ -303,15 +303,17 @@ async def test_stop_waits_for_in_flight_work_then_stops_everything(settings_dir,
     eng = Engine(settings_dir, state_dir=tmp_path / "state3", actor="tester")
     await eng.start()
     obj_holder = []
+    entered = asyncio.Event()
 
     async def long_use():
         async with eng.use("adapter", "svc") as obj:
             obj_holder.append(obj)
-            await asyncio.sleep(0.3)
+            entered.set()
+            await asyncio.sleep(0.3)  # paces the scenario: work still in flight when stop() begins
             return obj.stopped
 
     task = asyncio.create_task(long_use())
-    await asyncio.sleep(0.05)
+    await entered.wait()
     await eng.stop()
     assert await task is False  # it was not stopped under the user
     assert obj_holder[0].stopped

@@ -121,7 +121,7 @@ async def test_memory_cache_ttl_expires() -> None:
     await cache.set("short", "x", ttl_s=0.2)
     await cache.set("long", "y", ttl_s=60)
     assert await cache.get("short") == "x"
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # the TTL (0.2 s) passes: an outcome of the clock
     assert await cache.get("short") is None
     assert await cache.get("long") == "y"
     with pytest.raises(ValueError):
@@ -168,7 +168,7 @@ async def test_sqlite_cache_persists_across_restart(tmp_path: Path) -> None:
     try:
         assert await again.get("text") == "héllo"
         assert await again.get("blob") == b"\x00\xff"
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)  # the TTL (0.2 s) passes: an outcome of the clock
         assert await again.get("gone") is None
         assert await again.delete("text") is True
         assert await again.get("text") is None
@@ -186,7 +186,7 @@ async def test_sqlite_cache_ttl_and_health(tmp_path: Path) -> None:
     assert path.is_file()
     await cache.set("k", "v", ttl_s=0.2)
     assert await cache.get("k") == "v"
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # the TTL (0.2 s) passes: an outcome of the clock
     assert await cache.get("k") is None
     result = await cache.health()
     assert result.status is HealthStatus.OK and result.latency_ms is not None
@@ -317,7 +317,7 @@ async def test_redis_cache_set_get_delete_and_ttl_over_resp() -> None:
         await cache.set("t", b"x", ttl_s=0.2)
         assert server.commands[-1] == [b"SET", b"app:t", b"x", b"PX", b"200"]
         assert await cache.get("t") == b"x"
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)  # the TTL (0.2 s) passes: an outcome of the clock
         assert await cache.get("t") is None
         assert await cache.delete("k") is True
         assert await cache.delete("k") is False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 import subprocess
 import sys
 import textwrap
@@ -441,31 +440,8 @@ def test_parent_is_a_file_gives_store_error(tmp_path: Path) -> None:
     assert "\n" not in msg
 
 
-def test_read_only_store_gives_store_error(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
-    path = state_dir / "state.sqlite"
-    s = StateStore(path)
-    s.append(ev())
-    s.close()
-    for name in os.listdir(state_dir):
-        os.chmod(state_dir / name, stat.S_IRUSR)
-    os.chmod(state_dir, stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        if os.access(path, os.W_OK) or os.access(state_dir, os.W_OK):
-            pytest.skip("running as root: chmod does not make files read-only")
-        with pytest.raises(StoreError) as info:
-            ro = StateStore(path)
-            try:
-                ro.append(ev())
-            finally:
-                ro.close()
-        msg = str(info.value)
-        assert str(path) in msg and msg.startswith("cannot ")
-        assert "readonly" in msg or "read-only" in msg or "not writable" in msg or "unable to open" in msg
-    finally:
-        os.chmod(state_dir, stat.S_IRWXU)
-        for name in os.listdir(state_dir):
-            os.chmod(state_dir / name, stat.S_IRUSR | stat.S_IWUSR)
+# A read-only state directory: tests/test_store_readonly.py, as a real non-root OS user (root
+# ignores file modes, so a chmod here proved nothing on CI and skipped).
 
 
 def test_full_disk_gives_store_error(sqlite_store: StateStore, db_path: Path) -> None:

@@ -251,8 +251,11 @@ def test_a_read_only_session_is_refused_and_nothing_is_done(tmp_path: Path, brow
         before = server.journal(limit=1)[-1].id
         tab.press("p")
         tab.wait_for("read-only: p would pause")  # "adapter/cache (this web view was started ...)"
-        time.sleep(1.0)  # had anything been sent, the host would have journaled it by now
-        assert [e.kind for e in server.journal(after_id=before)] == []
+        # A barrier instead of a sleep: `h` (a probe, allowed read-only) goes the same way after
+        # `p`, so once its probe is journaled anything `p` had sent was journaled before it.
+        tab.press("h")
+        wait_until(lambda: server.journal(after_id=before, kinds=["health-probed"]), "the probe's event")
+        assert [e.kind for e in server.journal(after_id=before)] == ["health-probed"]
         assert "PAUSED" not in tab.text()
         tab.close()
 

@@ -4,7 +4,10 @@ process."""
 
 from __future__ import annotations
 
+from oneiric_core.events import Event
+from oneiric_core.store import StateStore
 from oneiric_tui.main_screen import MainScreen
+from oneiric_tui.widgets.swap_log import SwapLog
 from tests.helpers import start_host_process
 from tests.tui.conftest import ready, until
 from tests.tui.test_console import screen_text, to_cache
@@ -47,7 +50,13 @@ async def test_a_console_that_may_not_host_follows_hosts_and_never_becomes_one(m
             await until(pilot, lambda: app.mode == "waiting", timeout=15)
             await until(pilot, lambda: any("this session waits for the next host" in n.message
                                            for n in app._notifications))
-            await pilot.pause(1.5)  # a console that may host would have started by now
+            # A barrier instead of a sleep: an event written to the store now is read by the
+            # console's next look at it, and a look decides first whether to take over. Once
+            # the event is in the swap log, a look after the host died has come and gone.
+            with StateStore(engine.state_dir / "state.sqlite") as store:
+                marker = store.append(Event("config-changed", "written by the test after the host died"))
+            await until(pilot, lambda: app.mode != "waiting" or any(
+                e.id == marker.id for e in app.main.query_one(SwapLog).visible_events()))
             assert app.mode == "waiting" and not engine.is_host
             lease, alive = engine.host()
             assert lease is not None and lease.pid == host.pid and not alive

@@ -60,7 +60,8 @@ async def to_cache(pilot) -> None:
     tree = pilot.app.main.query_one(ComponentTree)
     await pilot.press("1")
     tree.cursor_line = 1
-    await pilot.pause(0.1)
+    await until(pilot, lambda: str(pilot.app.main.current) == "adapter/cache"
+                and "adapter/cache" in detail_text(pilot.app))
 
 
 async def test_every_pane_is_present_and_populated(make_app):
@@ -93,9 +94,8 @@ async def test_navigating_the_tree_updates_the_explain_pane(make_app):
         text = " ".join(detail_text(app).split())
         assert "adapter/cache" in text and "memory-large" in text and "selected in" in text
         await pilot.press("j")  # adapter/http
-        await pilot.pause(0.1)
-        text = detail_text(app)
-        assert "adapter/http" in text and "only candidate" in text
+        await until(pilot, lambda: "adapter/http" in detail_text(app))
+        assert "only candidate" in detail_text(app)
 
 
 async def test_enter_on_a_key_shows_its_candidates_ranked_and_follows_a_swap(make_app):
@@ -163,13 +163,17 @@ async def test_a_swap_kept_with_w_becomes_the_selection_in_settings(make_app):
     adapters = app.engine.settings_dir / "adapters.yml"
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await ready(pilot)
+        before = app.engine.store.last_journal_id()
         await _swap_to(pilot, "sqlite", keep=True)
         assert "yes: written into" in screen_text(app)  # the dialog says it will be kept
         await pilot.press("y")
         await until(pilot, lambda: app.statuses[app.main.current].serving == "sqlite")
         await until(pilot, lambda: "cache: sqlite" in adapters.read_text())
-        await until(pilot, lambda: app.engine.explain("adapter", "cache").winner.provider == "sqlite")
-        await pilot.pause(0.5)  # the watcher has reloaded the file
+        # The reload of the written file journals config-changed and, in the same step, turns
+        # each winner it changed into a proposal: once it is journaled, none may be pending.
+        await until(pilot, lambda: any(e.data.get("file", "").endswith("adapters.yml")
+                                       for e in app.engine.journal(after_id=before, kinds=["config-changed"])))
+        assert app.engine.explain("adapter", "cache").winner.provider == "sqlite"
         assert app.engine.approvals.pending() == []
         done = next(n.message for n in app._notifications if "now served by sqlite" in n.message)
         assert "Press e" not in done
@@ -207,9 +211,20 @@ async def test_enter_on_the_dialog_never_approves_and_esc_cancels(make_app):
         await until(pilot, lambda: isinstance(app.screen, SwapPicker))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        await pilot.pause(0.3)
+        await _swaps_settled(pilot)
         assert app.engine.journal(after_id=before, kinds=["swap-requested", "swap-started"]) == []
         assert app.statuses[app.main.current].serving == "memory"
+
+
+async def _swaps_settled(pilot) -> None:
+    """A barrier for a negative check: the keys pressed so far are handled (their dialogs'
+    callbacks have run) and every swap they started has finished. A swap started by one of
+    them has journaled swap-requested by then; none started, nothing to wait for."""
+    app = pilot.app
+    await pilot.pause()
+    swaps = [w for w in app.workers if w.group == "swaps"]
+    if swaps:  # (an empty list would wait for every worker, the app's lifelong ones too)
+        await app.workers.wait_for_complete(swaps)
 
 
 async def _confirm(pilot, key: str) -> None:
@@ -264,7 +279,7 @@ async def test_read_only_blocks_every_mutating_key(make_app):
         settings_before = (app.engine.settings_dir / "adapters.yml").read_text()
         for key in ("s", "e", "p", "d", "r"):
             await pilot.press(key)
-            await pilot.pause(0.1)
+            await pilot.pause()  # the key is handled; its action would have pushed its dialog at once
             assert isinstance(app.screen, MainScreen), key
         assert app.engine.journal(after_id=before) == []
         assert (app.engine.settings_dir / "adapters.yml").read_text() == settings_before
@@ -289,13 +304,13 @@ async def test_the_filter_narrows_the_log(make_app):
         for ch in "kind:swap-rollback":
             await pilot.press(ch if ch != ":" else "colon")
         await pilot.press("enter")
-        await pilot.pause(0.1)
+        await until(pilot, lambda: len(log.visible_events()) < total)
         visible = log.visible_events()
         assert len(visible) == 1 < total and visible[0].kind == "swap-rollback"
         assert log.lines.events == visible
         assert "swap-rollback" in screen_text(app) and "swap-complete" not in screen_text(app)
         await pilot.press("escape")
-        await pilot.pause(0.1)
+        await until(pilot, lambda: len(log.visible_events()) == total)
         assert len(log.visible_events()) == total == len(log.lines)
 
 
@@ -330,14 +345,13 @@ async def test_80x24_has_every_pane_reachable(make_app):
         panes = ("tree", "detail", "health", "log", "approvals", "remote")
         for number, pane in enumerate(panes, start=1):
             await pilot.press(str(number))
-            await pilot.pause(0.1)
             widget = main.query_one(f"#{pane}")
+            await until(pilot, lambda w=widget: w.display and w.region.height >= 5)  # laid out anew
             assert widget.display and widget.region.height >= 5 and widget.region.width >= 70, pane
             others = [p for p in panes if p != pane]
             assert not any(main.query_one(f"#{o}").region.height for o in others)
         await pilot.press("tab")
-        await pilot.pause(0.1)
-        assert main.active_pane() == "tree"
+        await until(pilot, lambda: main.active_pane() == "tree")
 
 
 async def test_quit_stops_the_engine_and_releases_the_lease(make_app):
@@ -422,7 +436,7 @@ async def test_read_only_client_blocks_every_mutating_key(make_app, tmp_path):
             for action in ("swap", "pause", "drain", "resume", "approve_selected", "reject_selected"):
                 assert app.main.check_action(action, ()) is None
             await pilot.press("s")
-            await pilot.pause(0.1)
+            await pilot.pause()  # the key is handled; a swap picker would have been pushed at once
             assert isinstance(app.screen, MainScreen)
     finally:
         host.kill()
@@ -558,7 +572,7 @@ async def test_a_domain_with_hundreds_of_keys_starts_collapsed_and_opens_on_ente
     (settings / "events.yml").write_text(many_candidates(150))
     app = OneiricApp(Engine(settings, state_dir=tmp_path / "state", actor="tester"), autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
+        await until(pilot, lambda: any(label.startswith("services") for label in tree_labels(app)))  # mounted
         tree = app.main.query_one(ComponentTree)
         labels = tree_labels(app)
         services = next(label for label in labels if label.startswith("services"))
@@ -572,8 +586,8 @@ async def test_a_domain_with_hundreds_of_keys_starts_collapsed_and_opens_on_ente
         # selecting a key of a domain never opened (the palette does this) opens it first
         assert not any(str(n.label).startswith("k") for n in tree._domains[Domain.EVENT].children)
         tree.select_ref(next(r for r in app.statuses if r.key == "k120" and r.domain == Domain.EVENT))
-        await pilot.pause(0.3)
-        assert tree.cursor_node is not None and tree.cursor_node.data.ref == ComponentRef(Domain.EVENT, "k120")
+        await until(pilot, lambda: tree.cursor_node is not None
+                    and getattr(tree.cursor_node.data, "ref", None) == ComponentRef(Domain.EVENT, "k120"))
         await until(pilot, lambda: "event/k120" in detail_text(app))
 
 
@@ -640,7 +654,6 @@ async def test_health_rows_off_screen_are_current_once_scrolled_into_view(tmp_pa
         last = health.refs[-1]
         for _ in range(3):  # new samples for every key, the last row's included
             await app.engine.health.probe_all()
-        await pilot.pause(0.3)
         await pilot.press("3", "G")
         await until(pilot, lambda: health.scroll_y > 0)
         assert len(app.engine.health.track(last).samples) >= 4

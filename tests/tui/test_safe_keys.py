@@ -6,6 +6,7 @@ client mode is a real `oneiric run` process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -31,6 +32,17 @@ def messages(app) -> list[str]:
     return [n.message for n in app._notifications]
 
 
+async def handled(pilot) -> None:
+    """A barrier for a negative check: everything the app was asked to do so far has run to
+    its end. The app runs its callbacks one after another, each to completion (a shutdown
+    scheduled by a dialog's answer included), so when one queued now runs, the ones queued
+    before it are done. An app that exits meanwhile never runs it: that fails here."""
+    await pilot.pause()
+    done = asyncio.Event()
+    pilot.app.call_later(done.set)
+    await asyncio.wait_for(done.wait(), 10)
+
+
 # -- q ------------------------------------------------------------------------------------
 
 
@@ -45,7 +57,7 @@ async def test_q_as_host_asks_what_stops_and_cancelling_keeps_the_host(make_app)
         assert "Quit and stop this host?" in text and QUIT_BODY in text
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        await pilot.pause(0.3)  # a quit would have begun by now; the host must still be whole
+        await handled(pilot)  # a quit the answer began would be over by now; the host must be whole
         assert app.return_code is None and app.engine.started and app.engine.running_providers() == 8
         lease, alive = app.engine.host()
         assert alive and lease is not None and lease.pid == os.getpid()
@@ -149,7 +161,7 @@ async def test_a_key_typed_as_a_dialog_opens_over_a_text_box_is_dropped(make_app
         await pilot.press("y")  # typed on, as the dialog came up
         await until(pilot, lambda: any(m.startswith("Ignored 'y'") for m in messages(app)))
         assert isinstance(app.screen, ConfirmDialog) and answers == []
-        await pilot.pause(1.2)  # the guard's window (typing_guard.GRACE_S) has passed
+        await pilot.pause(1.2)  # paces the scenario on the clock: the guard's window (GRACE_S) passes
         await pilot.press("y")
         await until(pilot, lambda: answers == [True])
 
