@@ -65,8 +65,9 @@ KEY_HELP: tuple[HelpTask, ...] = (
         HelpRow("Probe the highlighted component: one health check now, journaled", ids=("component.probe",)),
         HelpRow("In Health: the key's history, latency over time with swaps, rollbacks, health changes "
                 "(:history KEY)", ids=("health.history",)),
-        HelpRow("Filter the focused list (tree, health, approvals, remote, log): rows holding every word; "
-                "the log also takes kind:, domain:, key:, sev:", ids=("pane.filter", "log.filter", "journal.filter")),
+        HelpRow("Filter the focused list (tree, health, approvals, remote, log, the runbook picker): rows holding "
+                "every word; the log also takes kind:, domain:, key:, sev:",
+                ids=("pane.filter", "log.filter", "journal.filter", "incident.filter")),
         HelpRow("Clear the filter (in its box, or in the filtered pane)",
                 ids=("pane.clear_filter", "log.clear_filter")),
         HelpRow("Incident panel: walk a runbook (a look until o or a change opens an incident), notes, "

@@ -55,6 +55,7 @@ from oneiric_core.runbooks.walker import Walker
 from oneiric_core.text import multi_line, one_line, plain, styled
 
 from ..keys import vim_keys
+from ..pane_filter import filter_subtitle, normalized, row_matches
 from ..widgets.follow_ups import flag, follow_up_flags, follow_up_text
 from ..widgets.key_bar import KeyBar
 from ._style import dialog_box_css
@@ -175,6 +176,7 @@ class IncidentScreen(Screen):
     """
     BINDINGS = [
         Binding("escape", "leave", "Back", id="incident.leave"),
+        Binding("slash", "filter", "Filter", id="incident.filter"),
         Binding("backspace", "back", "Step back", id="incident.back"),
         Binding("r", "rerun", "Re-run check", id="incident.rerun"),
         Binding("n", "note", "Note", id="incident.note"),
@@ -207,6 +209,7 @@ class IncidentScreen(Screen):
         self.follow_ups: dict[str, list[Any]] = {}  # per runbook, open post-mortem follow-ups (the picker's flag)
         # A game day (oneiric_core.runbooks.game_day): the drill's faults around the walk, its score at the end.
         self.game_day: GameDay | None = None
+        self.picker_filter = ""  # `/` in the runbook picker: the words its runbooks are narrowed to
 
     @property
     def oneiric(self) -> ConsoleState:
@@ -219,12 +222,14 @@ class IncidentScreen(Screen):
             with Vertical(id="inc-walk"):
                 with VerticalScroll(id="inc-node-box"):
                     yield Static(id="inc-node")
+                yield Input(placeholder="filter the runbooks: words (enter keeps them, esc clears)", id="inc-filter")
                 yield ChoiceList(id="inc-choices")
             with VerticalScroll(id="inc-timeline-box"):
                 yield Static(id="inc-timeline")
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.query_one("#inc-filter", Input).display = False
         self.query_one("#inc-node-box").border_title = "7 Incident"
         self.query_one("#inc-timeline-box").border_title = "Timeline"
         self.query_one("#inc-choices").border_title = "Choices (j/k, enter)"
@@ -244,6 +249,41 @@ class IncidentScreen(Screen):
     def on_screen_resume(self) -> None:
         self.render_all()
         self.query_one(ChoiceList).focus()
+
+    # -- `/`: narrow the runbook picker (pane_filter.row_matches, the rule of every list pane) ------
+    def action_filter(self) -> None:
+        if self.walker is not None:
+            self.notify("/ narrows the runbook picker; a walk under way has only its own choices.",
+                        severity="warning", markup=False)
+            return
+        box = self.query_one("#inc-filter", Input)
+        box.value = self.picker_filter
+        box.display = True
+        self.set_focus(box)
+
+    @on(Input.Changed, "#inc-filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        self._set_picker_filter(event.value)
+
+    @on(Input.Submitted, "#inc-filter")
+    def _filter_kept(self, event: Input.Submitted) -> None:
+        self.query_one("#inc-filter", Input).display = False
+        self.query_one(ChoiceList).focus()
+
+    def _set_picker_filter(self, text: str) -> None:
+        self.picker_filter = normalized(text)
+        self.query_one("#inc-choices").border_subtitle = filter_subtitle(self.picker_filter)
+        self._render_node()
+
+    def on_key(self, event: Any) -> None:
+        """esc clears the picker's filter (in its box, or in the picker) before it leaves."""
+        if event.key == "escape" and self.picker_filter and self.walker is None:
+            event.stop()
+            event.prevent_default()
+            box = self.query_one("#inc-filter", Input)
+            box.value, box.display = "", False
+            self._set_picker_filter("")
+            self.query_one(ChoiceList).focus()
 
     # -- entry point ---------------------------------------------------------------------------
     def use_ref(self, ref: ComponentRef | None) -> None:
@@ -358,8 +398,9 @@ class IncidentScreen(Screen):
             parts.append(self._picker_summary(current or (options[0].id if options else None)))
             for tree in self._trees():
                 procedure = tree.kind == "procedure" and not tree.title.lower().startswith("procedure")
-                options.append(_option(tree.title + ("  (procedure)" if procedure else "")
-                                       + flag(self.follow_ups.get(tree.id, [])), id=f"tree:{tree.id}"))
+                label = tree.title + ("  (procedure)" if procedure else "")
+                if row_matches(self.picker_filter, [label, tree.id]):
+                    options.append(_option(label + flag(self.follow_ups.get(tree.id, [])), id=f"tree:{tree.id}"))
             # the walk's component is the main view's highlighted one, or one named here: a key
             # that does not exist is what "Component not found" is walked for
             options.append(_option(f"Walk for another component than {self.ref} (a key that need not exist)..."

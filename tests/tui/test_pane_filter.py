@@ -135,3 +135,23 @@ async def test_a_key_that_comes_to_match_while_filtered_appears(make_app):
         await pilot.press("y")
         await until(pilot, lambda: shown_keys(app) == {"task/runner"})
         assert "filter: paused" in screen_text(app)
+
+
+async def test_slash_in_the_runbook_picker_narrows_the_runbooks_and_esc_brings_them_back(make_app):
+    from oneiric_tui.screens.incident import IncidentScreen
+    from tests.tui.test_incidents_panel import _open_on_cache, _options
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        screen = await _open_on_cache(pilot)
+        await until(pilot, lambda: any(o.startswith("tree:") for o in _options(screen)))
+        every = [o for o in _options(screen) if o.startswith("tree:")]
+        assert len(every) > 10
+        await pilot.press("slash", *"remote", "enter")
+        await until(pilot, lambda: [o for o in _options(screen) if o.startswith("tree:")] == ["tree:remote-sync"])
+        assert "pick-ref" in _options(screen)  # a key that does not exist can still be walked
+        assert str(screen.query_one("#inc-choices").border_subtitle) == "filter: remote"
+        await pilot.press("escape")  # clears the filter first; a second esc leaves the panel
+        await until(pilot, lambda: [o for o in _options(screen) if o.startswith("tree:")] == every)
+        assert isinstance(app.screen, IncidentScreen)
