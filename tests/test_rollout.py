@@ -223,3 +223,21 @@ def test_only_live_nodes_are_planned(fleet: Fleet) -> None:
     res = fleet.cli("rollout", "--key", KEY, "--provider", "redis")
     assert res.returncode == 2 and "No live node matches --nodes '*'" in res.stderr, res.stderr
     time.sleep(0)  # (no host started: nothing else to wait for)
+
+
+def test_the_rolling_update_tree_walks_a_real_rollout_and_checks_every_nodes_version(fleet: Fleet) -> None:
+    nodes = ["web-1", "web-2"]
+    for node in nodes:
+        fleet.start(node)
+    fleet.ready(nodes)
+    before = fleet.cli("runbook", "walk", "proc-rolling-update", "--json")
+    # no rollout yet: the walk stops at the step that says how to start one (the operator's to do)
+    assert before.returncode != 0 and "node 'fleet-start'" in before.stderr, before.stderr
+    rollout_id = started(fleet.cli("rollout", "--key", KEY, "--provider", "redis", "--soak", "1s", "--no-wait"))
+    assert fleet.cli("rollout", "approve", str(rollout_id)).returncode == 0
+    walk = json.loads(fleet.cli("runbook", "walk", "proc-rolling-update", "--json").stdout)
+    assert [s["node"] for s in walk["path"]] == ["where", "fleet-rollout", "fleet-versions", "fleet-done"]
+    assert walk["exit"]["node"] == "fleet-done" and walk["exit"]["status"] == "finished", walk["exit"]
+    versions = walk["path"][2]["evidence"]
+    assert versions[0].startswith("Every node (2) runs ") and {line.split(":")[0] for line in versions[1:]} == {
+        "web-1", "web-2"}, versions
