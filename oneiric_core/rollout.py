@@ -97,6 +97,59 @@ def plan_batches(nodes: list[str], options: RolloutOptions) -> list[list[str]]:
     return [batch for batch in plan if batch]
 
 
+def start_rollout(engine: Engine, key: str, provider: str, options: RolloutOptions, *, nodes: str | None = None,
+                  reason: str = "", display: str | None = None) -> RolloutRecord:
+    """Write a rollout of `key` (domain/key or key) to `provider` over the live nodes matching
+    `nodes`, waiting for its one approval (approved at once under `approvals.mode: auto`).
+    The CLI and the console start rollouts through this; the hosts carry them out."""
+    engine.store.rollouts.require_fleet("start a rollout")
+    domain, _, name = key.rpartition("/")
+    ref = engine.find_ref(domain or None, name)
+    candidates = {r.candidate.provider for r in engine.explain(ref.domain, ref.key).ranked}
+    if provider not in candidates:
+        raise UsageError(f"{ref} has no candidate '{provider}' here: its candidates are "
+                         f"{', '.join(sorted(candidates))}.")
+    if options.max_unhealthy < 0:
+        raise UsageError("--max-unhealthy cannot be negative.")
+    plan = plan_batches(select_nodes(engine.store.nodes(), nodes, time.time()), options)
+    rollout_id = engine.store.rollouts.create(ref.domain.value, ref.key, provider, plan, options.to_dict(), reason,
+                                              display if display is not None else engine.principal.label)
+    if engine.settings.app.approvals.mode == "auto":
+        engine.store.rollouts.decide(rollout_id, "approved", two_person=False)
+    rollout = engine.store.rollouts.get(rollout_id)
+    assert rollout is not None  # just written
+    return rollout
+
+
+def decide_rollout(engine: Engine, rollout_id: int, verdict: str) -> str:
+    """Approve or reject a pending rollout as this process's database role; one sentence saying
+    what came of it (UsageError when it was not decided)."""
+    two_person = engine.settings.app.approvals.two_person
+    answer = engine.store.rollouts.decide(rollout_id, verdict, two_person=two_person)
+    if answer == "same person":
+        raise UsageError(f"Rollout #{rollout_id} was asked for by you; the two-person rule needs another "
+                         "operator to approve it.")
+    if answer == "missing":
+        raise UsageError(f"No rollout #{rollout_id} exists.")
+    if answer != "decided":
+        raise UsageError(f"Rollout #{rollout_id} is {answer}, not waiting for a decision.")
+    return f"Rollout #{rollout_id} {verdict}." + (" The hosts carry it out." if verdict == "approved" else "")
+
+
+def describe_plan(r: RolloutRecord) -> str:
+    batches = " | ".join(", ".join(b) + (" (canary)" if i == 0 else "") for i, b in enumerate(r.plan))
+    soak = RolloutOptions.from_dict(r.options).soak_s
+    return (f"Rollout #{r.id}: {r.ref} to {r.provider} over {sum(len(b) for b in r.plan)} node(s) in "
+            f"{len(r.plan)} batch(es): {batches}; soak {soak:g}s.")
+
+
+def progress_line(r: RolloutRecord) -> str:
+    done = sum(1 for s in r.steps if s.status == "done")
+    where = f"batch {r.batch + 1}/{len(r.plan)}" if r.status in ("running", "halting") else r.status
+    why = f": {r.halted_reason}" if r.halted_reason else ""
+    return f"#{r.id} {r.ref} -> {r.provider}  {where}  {done}/{len(r.steps)} nodes done{why}"
+
+
 class RolloutCoordinator:
     """A host's part in the fleet's rollouts: claim the ones nobody carries, carry them a step."""
 

@@ -445,12 +445,50 @@ class MainScreen(Screen):
             from .screens.fleet import FleetScreen
 
             self.app.push_screen(FleetScreen())
+        elif name == "rollout":
+            self._rollout(command)
         elif name == "theme":
             self._theme(command.word(0))
         elif name == "help":
             self.action_help()
         elif name == "quit":
             self.app.call_later(app.action_quit_console)
+
+    def _rollout(self, command: ConsoleCommand) -> None:
+        """`:rollout` shows the fleet's rollouts; `:rollout KEY PROVIDER` starts one over every
+        live node (oneiric_core.rollout.start_rollout), after asking."""
+        from oneiric_core.rollout import RolloutOptions, start_rollout
+
+        from .screens.rollouts import RolloutsScreen
+
+        if not command.words:
+            self.app.push_screen(RolloutsScreen())
+            return
+        if len(command.words) < 2:
+            self.notify(":rollout KEY PROVIDER: name the provider every node swaps to.", severity="warning",
+                        markup=False)
+            return
+        if not self.oneiric.can_change:
+            self.notify("read-only: a rollout changes the fleet", severity="warning", markup=False)
+            return
+        key, provider = self.vocabulary().resolve_key(command.words[0]), command.words[1]
+        options = RolloutOptions()
+
+        def start(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                rollout = start_rollout(self.oneiric.engine, key, provider, options, reason="from the console")
+            except OneiricError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.app.push_screen(RolloutsScreen(focus_id=rollout.id))
+
+        self.app.push_screen(ConfirmDialog(
+            f"Roll {one_line(key)} out to {one_line(provider)} over the fleet?",
+            f"Every live node, canary first ({options.canary}), then batches of {options.batch}, each soaked "
+            f"{options.soak_s:g}s; halted and swapped back at the first failure. It then waits for its one "
+            "approval (a, in the rollouts view).", confirm_label="Start"), start)
 
     def _select(self, ref_text: str) -> ComponentRef:
         ref = next(r for r in self.oneiric.statuses if str(r) == ref_text)

@@ -241,3 +241,38 @@ def test_the_rolling_update_tree_walks_a_real_rollout_and_checks_every_nodes_ver
     versions = walk["path"][2]["evidence"]
     assert versions[0].startswith("Every node (2) runs ") and {line.split(":")[0] for line in versions[1:]} == {
         "web-1", "web-2"}, versions
+
+
+async def test_the_console_starts_a_rollout_approves_it_and_shows_it_live(fleet: Fleet) -> None:
+    """`:rollout cache redis` asks, writes the rollout; the rollouts view shows it pending, `a`
+    approves it (asks first), and the hosts' progress shows there as it happens."""
+    from oneiric_core.engine import Engine
+    from oneiric_tui.app import OneiricApp
+    from oneiric_tui.screens.confirm import ConfirmDialog
+    from oneiric_tui.screens.rollouts import RolloutsScreen
+    from tests.tui.conftest import ready, until
+    from tests.tui.test_command_line import type_command
+
+    for node in ("web-1", "web-2"):
+        fleet.start(node)
+    fleet.ready(["web-1", "web-2"])
+    engine = Engine(fleet.settings("ops"), state_dir=fleet.tmp / "console", actor="tester", node="ops")
+    app = OneiricApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await type_command(pilot, "rollout cache redis")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, RolloutsScreen) and app.screen.rollouts)
+        screen = app.screen
+        (rollout,) = screen.rollouts
+        assert rollout.status == "pending" and rollout.plan == [["ops"], ["web-1"], ["web-2"]]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, RolloutsScreen))
+        steps = screen.query_one("#rollout-steps")
+        # the canary (this console's own node) swaps and soaks; the view follows without a key
+        await until(pilot, lambda: screen.rollouts and screen.rollouts[0].status == "running" and any(
+            str(steps.get_row_at(i)[2]) == "soaking" for i in range(steps.row_count)), timeout=30)
+        assert "batch 1/3" in str(screen.query_one("#rollouts-head").render())

@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, NotFound, UsageError
-from ..rollout import RolloutOptions, parse_duration, plan_batches, select_nodes
+from ..rollout import RolloutOptions, decide_rollout, describe_plan, parse_duration, progress_line, start_rollout
 from ..store import RolloutRecord
 from .output import print_json, say
 from .parser import Commands
@@ -79,51 +78,26 @@ def _get(engine: Engine, rollout_id: int) -> RolloutRecord:
 def _start(engine: Engine, args: argparse.Namespace) -> int:
     if not args.key or not args.provider:
         raise UsageError("rollout needs --key DOMAIN/KEY and --provider P (see 'oneiric rollout --help').")
-    engine.store.rollouts.require_fleet("start a rollout")
-    domain, _, key = args.key.rpartition("/")
-    ref = engine.find_ref(domain or None, key)
-    candidates = {r.candidate.provider for r in engine.explain(ref.domain, ref.key).ranked}
-    if args.provider not in candidates:
-        raise UsageError(f"{ref} has no candidate '{args.provider}' here: its candidates are "
-                         f"{', '.join(sorted(candidates))}.")
     options = RolloutOptions(args.canary, args.batch, parse_duration(args.soak), args.max_unhealthy,
                              not args.no_rollback)
-    if options.max_unhealthy < 0:
-        raise UsageError("--max-unhealthy cannot be negative.")
-    nodes = select_nodes(engine.store.nodes(), args.nodes, time.time())
-    plan = plan_batches(nodes, options)
-    rollout_id = engine.store.rollouts.create(ref.domain.value, ref.key, args.provider, plan, options.to_dict(),
-                                              args.reason, engine.principal.label)
-    approvals = engine.settings.app.approvals
-    if approvals.mode == "auto":
-        engine.store.rollouts.decide(rollout_id, "approved", two_person=False)
-    rollout = _get(engine, rollout_id)
+    rollout = start_rollout(engine, args.key, args.provider, options, nodes=args.nodes, reason=args.reason)
     if args.json and args.no_wait:
         print_json(rollout_json(rollout))
         return 0
-    batches = " | ".join(", ".join(b) + (" (canary)" if i == 0 else "") for i, b in enumerate(plan))
-    say(f"Rollout #{rollout_id}: {ref} to {args.provider} over {len(nodes)} node(s) in {len(plan)} batch(es): "
-        f"{batches}; soak {options.soak_s:g}s.")
+    say(describe_plan(rollout))
     if rollout.status == "pending":
-        rule = " by another operator (two-person rule)" if approvals.two_person else ""
-        say(f"It waits for its one approval{rule}: 'oneiric rollout approve {rollout_id}'.")
+        rule = " by another operator (two-person rule)" if engine.settings.app.approvals.two_person else ""
+        say(f"It waits for its one approval{rule}: 'oneiric rollout approve {rollout.id}'.")
         return 0
     if args.no_wait:
-        say(f"The hosts carry it out; follow it with 'oneiric rollout watch {rollout_id}'.")
+        say(f"The hosts carry it out; follow it with 'oneiric rollout watch {rollout.id}'.")
         return 0
-    return watch(engine, rollout_id)
+    return watch(engine, rollout.id)
 
 
 def _decide(engine: Engine, args: argparse.Namespace, rollout: RolloutRecord) -> int:
     verdict = "approved" if args.action == "approve" else "rejected"
-    two_person = engine.settings.app.approvals.two_person
-    answer = engine.store.rollouts.decide(rollout.id, verdict, two_person=two_person)
-    if answer == "same person":
-        raise UsageError(f"Rollout #{rollout.id} was asked for by you; the two-person rule needs another "
-                         "operator to approve it.")
-    if answer != "decided":
-        raise UsageError(f"Rollout #{rollout.id} is {answer}, not waiting for a decision.")
-    say(f"Rollout #{rollout.id} {verdict}." + (" The hosts carry it out." if verdict == "approved" else ""))
+    say(decide_rollout(engine, rollout.id, verdict))
     if verdict == "rejected" or args.no_wait:
         return 0
     return watch(engine, rollout.id)
@@ -137,7 +111,7 @@ def _list(engine: Engine, args: argparse.Namespace) -> int:
     if not recent:
         say("No rollout yet ('oneiric rollout --key D/K --provider P' starts one).")
     for r in recent:
-        say(_line(r))
+        say(progress_line(r))
     return 0
 
 
@@ -145,15 +119,8 @@ def rollout_json(r: RolloutRecord) -> dict[str, Any]:
     return dataclasses.asdict(r)
 
 
-def _line(r: RolloutRecord) -> str:
-    done = sum(1 for s in r.steps if s.status == "done")
-    where = f"batch {r.batch + 1}/{len(r.plan)}" if r.status in ("running", "halting") else r.status
-    why = f": {r.halted_reason}" if r.halted_reason else ""
-    return f"#{r.id} {r.ref} -> {r.provider}  {where}  {done}/{len(r.steps)} nodes done{why}"
-
-
 def _print(r: RolloutRecord) -> None:
-    say(_line(r))
+    say(progress_line(r))
     for step in r.steps:
         note = f"  {step.message}" if step.message else ""
         say(f"  batch {step.batch + 1}  {step.node:<16} {step.status:<15} from {step.from_provider or '-'}{note}")
@@ -174,7 +141,7 @@ def watch(engine: Engine, rollout_id: int) -> int:
         if not sys.stdout.isatty():
             seen = ""
             while True:
-                line = _line(rollout)
+                line = progress_line(rollout)
                 if line != seen:
                     say(line, flush=True)
                     seen = line
@@ -188,7 +155,7 @@ def watch(engine: Engine, rollout_id: int) -> int:
                 task = progress.add_task("", total=len(rollout.steps))
                 while True:
                     done = sum(1 for s in rollout.steps if s.status == "done")
-                    progress.update(task, completed=done, description=_line(rollout))
+                    progress.update(task, completed=done, description=progress_line(rollout))
                     if rollout.finished:
                         break
                     listener.wait(1.0)
