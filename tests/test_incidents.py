@@ -225,3 +225,31 @@ async def test_the_close_step_closes_the_walks_incident_with_all_three_fields(en
     assert none.outcome == "done" and "no incident" in none.message
     tree = load_catalog(DEMO).get("incident-response")
     assert tree.node("close").action == "close-incident"
+
+
+async def test_a_walk_claimed_on_another_machine_is_seen_as_walked_while_its_claim_is_renewed(engine):
+    """Walk claims carry a heartbeat in the store: a console on another machine (whose pid
+    cannot be looked at from here) holds its walk while it renews the claim, and lets it go
+    when it stops; on this machine a dead pid lets it go at once."""
+    import os
+    import socket
+    import time
+
+    from oneiric_core.runbooks.incidents import CLAIM_STALE_S
+
+    incidents = Incidents(engine)
+    inc = incidents.open("cache rolls back", "P2", commander="ops", refs=["adapter/cache"])
+    key = f"incident-walker:{inc.id}"
+    engine.store.set_meta(key, {"pid": 4242, "hostname": "web-9", "actor": "alice", "at": time.time()})
+    owner = incidents.walk_owner(inc.id)
+    assert owner is not None and owner.busy_elsewhere() and owner.describe() == "alice (pid 4242 on web-9)"
+    assert not owner.busy_elsewhere(now=time.time() + CLAIM_STALE_S + 1)  # it stopped renewing: free
+    assert not incidents.renew_walk(inc.id)  # not this process's claim: it is not renewed from here
+    dead = 2 ** 22 + 12345  # no such pid on this machine
+    engine.store.set_meta(key, {"pid": dead, "hostname": socket.gethostname(), "actor": "bob", "at": time.time()})
+    assert not incidents.walk_owner(inc.id).busy_elsewhere()
+    incidents.claim_walk(inc.id, "carol")
+    before = incidents.walk_owner(inc.id).at
+    time.sleep(0.01)
+    assert incidents.renew_walk(inc.id) and incidents.walk_owner(inc.id).at > before
+    assert incidents.walk_owner(inc.id).pid == os.getpid() and not incidents.walk_owner(inc.id).busy_elsewhere()

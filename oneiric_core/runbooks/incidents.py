@@ -25,19 +25,31 @@ from .escalation import Escalation
 STATUSES = ("open", "mitigated", "closed")
 
 
+# A console walking an incident renews its claim this often; a claim not renewed for
+# CLAIM_STALE_S is a walk left (its console closed, crashed or lost its network).
+CLAIM_RENEW_S = 5.0
+CLAIM_STALE_S = 20.0
+
+
 @dataclass(frozen=True)
 class WalkOwner:
-    """The process walking an incident's runbook (the last console that started or resumed it)."""
+    """The process walking an incident's runbook (the last console that started or resumed
+    it), with its claim's heartbeat: on a fleet store the claim is seen from every machine."""
 
     pid: int
     hostname: str
     actor: str
-    at: float
+    at: float  # when the claim was made or last renewed
 
-    def busy_elsewhere(self) -> bool:
-        """Whether another live process of this machine walks it now. A process on another
-        machine cannot be checked from here and is never judged busy: its walk can be taken up."""
-        return self.pid != os.getpid() and other_process_alive(self.hostname, self.pid) is True
+    def busy_elsewhere(self, now: float | None = None) -> bool:
+        """Whether another live process walks it now: on this machine, that process is alive;
+        on another machine (which this one cannot look into), its claim was renewed lately."""
+        if self.pid == os.getpid() and self.hostname == socket.gethostname():
+            return False
+        alive = other_process_alive(self.hostname, self.pid)
+        if alive is not None:
+            return alive
+        return (time.time() if now is None else now) - self.at < CLAIM_STALE_S
 
     def describe(self) -> str:
         return f"{self.actor} (pid {self.pid} on {self.hostname})"
@@ -270,6 +282,16 @@ class Incidents:
         """Record that this process walks the incident's runbook from now on."""
         self.store.set_meta(self._owner_key(incident_id),
                             {"pid": os.getpid(), "hostname": socket.gethostname(), "actor": actor, "at": time.time()})
+
+    def renew_walk(self, incident_id: int) -> bool:
+        """Renew this process's claim on the incident's walk (its console calls this every
+        CLAIM_RENEW_S while the walk is shown); False when another process claimed it since."""
+        owner = self.walk_owner(incident_id)
+        if owner is None or (owner.pid, owner.hostname) != (os.getpid(), socket.gethostname()):
+            return False
+        self.store.set_meta(self._owner_key(incident_id), {"pid": owner.pid, "hostname": owner.hostname,
+                                                           "actor": owner.actor, "at": time.time()})
+        return True
 
     def walk_owner(self, incident_id: int) -> WalkOwner | None:
         data = self.store.get_meta(self._owner_key(incident_id))

@@ -47,7 +47,7 @@ from oneiric_core.runbooks.escalation import Escalation
 from oneiric_core.runbooks.export import handoff, postmortem, save, state_dir_path
 from oneiric_core.runbooks.facts import MissingParam
 from oneiric_core.runbooks.game_day import GameDay
-from oneiric_core.runbooks.incidents import Incidents
+from oneiric_core.runbooks.incidents import CLAIM_RENEW_S, Incidents
 from oneiric_core.runbooks.loader import Catalog, load_catalog
 from oneiric_core.runbooks.param_choices import param_choices
 from oneiric_core.runbooks.walk_incident import needs_incident, open_for_walk, severity_choices, severity_for
@@ -238,10 +238,17 @@ class IncidentScreen(Screen):
 
     def _tick(self) -> None:
         """Once a second while shown: the elapsed time; every few seconds the timeline too (the
-        journal events of the components involved arrive on their own)."""
+        journal events of the components involved arrive on their own). Shown or not, the walk
+        this console holds keeps its claim renewed, so every other console sees it is walked."""
+        self._ticks += 1
+        if (self.incidents is not None and self.incident_id is not None and self.walker is not None
+                and not self.walker.finished and self._ticks % int(CLAIM_RENEW_S) == 0):
+            try:
+                self.incidents.renew_walk(self.incident_id)
+            except OneiricError:
+                pass  # the store says why elsewhere (the header); the claim goes stale, as it should
         if not self.is_current:
             return
-        self._ticks += 1
         self._render_head()
         if self.incident_id is not None and self._ticks % TIMELINE_EVERY_S == 0:
             self._render_timeline()
