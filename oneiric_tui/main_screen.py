@@ -8,7 +8,7 @@ A key that is disabled here says why when pressed, and the help shows the same r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import events, on, work
@@ -407,7 +407,9 @@ class MainScreen(Screen):
 
     def _run(self, command: ConsoleCommand) -> None:
         name, app = command.name, self.oneiric
-        if name in ("swap", "pause", "drain", "resume", "probe", "explain"):
+        if name in ("pause", "drain", "resume", "probe") and ":" in (command.word(0) or ""):
+            self._on_node(name, command.words[0])
+        elif name in ("swap", "pause", "drain", "resume", "probe", "explain"):
             ref = self._select(self.vocabulary().resolve_key(command.words[0]))
             if name == "explain":
                 self.action_focus_pane("detail")
@@ -777,6 +779,41 @@ class MainScreen(Screen):
         ref = self._need_ref()
         if ref is not None:
             self._probe(ref)
+
+    def _on_node(self, kind: str, word: str) -> None:
+        """`:pause web-2:cache`: act on another node of a fleet store, through the store (its
+        host takes the request; oneiric_core.operator_port.OverStore), after asking."""
+        from oneiric_core.operator_port import connect
+        from oneiric_core.store.scope import node_name
+
+        node, _, key = word.partition(":")
+        app = self.oneiric
+        try:
+            node_name(node)
+            operator = connect(app.engine, read_only=not app.can_change, node=node)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        if kind != "probe" and not app.can_change:
+            self.notify(app.refusal(kind, f"{kind} {word}", f":{kind}"), severity="warning", markup=False)
+            return
+        domain, _, bare = key.rpartition("/")
+        args: dict[str, Any] = {"domain": domain or None, "key": bare}
+
+        async def run() -> None:
+            try:
+                result = await operator.run(kind, None, **args)
+            except OneiricError as exc:
+                self.notify(str(exc), severity="error", markup=False, timeout=10)
+                return
+            self._notify_result(result)
+
+        if kind == "probe":
+            self.run_worker(run(), group="actions")
+            return
+        self._confirm_then(f"{kind.capitalize()} {key} on node {node}?", f"The request goes to node {node}'s "
+                           "host through the store; its host runs it and answers here.", kind.capitalize(),
+                           lambda: self.run_worker(run(), group="actions"))
 
     @work(group="actions")
     async def _act(self, kind: str, **args: object) -> None:

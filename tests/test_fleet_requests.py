@@ -131,3 +131,26 @@ def test_node_prefix_on_a_command_that_cannot_take_it(run_cli) -> None:
     res = run_cli("explain", "web-2:cache")
     assert res.returncode == 2, str(res)
     assert "explain takes no NODE: before the key yet" in res.stderr, str(res)
+
+
+async def test_the_console_pauses_a_key_on_another_node_through_the_store(tmp_path: Path, fleet) -> None:
+    """`:pause web-2:cache` in a console of node ops: asked first, then web-2's host does it."""
+    from oneiric_core.engine import Engine
+    from oneiric_tui.app import OneiricApp
+    from oneiric_tui.screens.confirm import ConfirmDialog
+    from tests.tui.conftest import ready, until
+    from tests.tui.test_command_line import type_command
+    from tests.tui.test_console import screen_text
+
+    settings, _url = fleet
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "console", actor="tester", node="ops"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await type_command(pilot, "pause web-2:cache")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "on node web-2" in screen_text(app), screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: any("Paused adapter/cache" in n.message for n in app._notifications), timeout=20)
+        assert all(s.activity == "active" for s in app.statuses.values())  # this node's keys are untouched
+    paused = activity(settings, tmp_path / "cli", "web-2")
+    assert [(a["key"], a["state"]) for a in paused["activity"]] == [("cache", "paused")]
