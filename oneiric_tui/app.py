@@ -135,6 +135,7 @@ class OneiricApp(App):
         self._hidden_filter = HiddenCharacterFilter()
         self._typing = TypingGuard()  # keys meant for a text box that lost focus (typing_guard.py)
         self._typeahead = Typeahead()  # keys typed on after `:` or `/`, before the box has focus
+        self.switch_context: str | None = None  # `:ctx NAME`: the console starts again there (run_console)
         self._asking_to_quit = False
         self.upkeep: Upkeep | None = None  # the last reading of the maintenance calendar and upstream notices
         self._pending = 0
@@ -829,11 +830,24 @@ class OneiricApp(App):
 
 def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False,
                 node: str | None = None) -> int:
-    engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None, node=node)
-    app = OneiricApp(engine, read_only=read_only, read_only_reason="this console was started with --read-only"
-                     if read_only else None)
-    app.run()
-    return app.return_code or 0
+    """Run the console; when the operator moves it to another context (`:ctx NAME`), run it
+    again there (that context's settings, state directory, store and node)."""
+    while True:
+        engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None, node=node)
+        app = OneiricApp(engine, read_only=read_only, read_only_reason="this console was started with --read-only"
+                         if read_only else None)
+        app.run()
+        if app.switch_context is None:
+            return app.return_code or 0
+        from types import SimpleNamespace
+
+        from oneiric_core import contexts
+
+        found = contexts.load()
+        target = SimpleNamespace(settings=settings_dir, state_dir=None, node=None)
+        contexts.apply(found.get(app.switch_context), target)
+        found.use(app.switch_context)
+        settings_dir, state_dir, node = target.settings, target.state_dir, target.node
 
 
 if TYPE_CHECKING:  # the app gives the screens what console_port.ConsoleState promises them

@@ -449,12 +449,43 @@ class MainScreen(Screen):
             self.app.push_screen(FleetScreen())
         elif name == "rollout":
             self._rollout(command)
+        elif name == "ctx":
+            self._switch_context(command.word(0))
         elif name == "theme":
             self._theme(command.word(0))
         elif name == "help":
             self.action_help()
         elif name == "quit":
             self.app.call_later(app.action_quit_console)
+
+    def _switch_context(self, name: str | None) -> None:
+        """`:ctx` lists the contexts (oneiric_core.contexts); `:ctx NAME` moves this console to
+        one: it leaves (as the host, after asking what stops) and `oneiric console` starts
+        again on that context's settings, state, store and node."""
+        from oneiric_core import contexts
+
+        try:
+            found = contexts.load()
+            if name is None:
+                lines = [("* " if c.name == found.current else "  ") + c.describe() for c in found.by_name.values()]
+                self.notify("\n".join(lines) if lines else f"No contexts yet: write them in {found.path}.",
+                            title="Contexts (:ctx NAME switches)", timeout=15, markup=False)
+                return
+            context = found.get(name)
+        except OneiricError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        app = self.oneiric
+        body = context.describe() + "."
+        if app.is_host:
+            body += f" This console hosts here: {app.engine.running_providers()} provider(s) stop."
+
+        def switch(yes: bool | None) -> None:
+            if yes:
+                self.app.switch_context = context.name  # type: ignore[attr-defined]
+                self.app.call_later(self.app._shutdown)
+
+        self.app.push_screen(ConfirmDialog(f"Switch to context {context.name}?", body, confirm_label="Switch"), switch)
 
     def _rollout(self, command: ConsoleCommand) -> None:
         """`:rollout` shows the fleet's rollouts; `:rollout KEY PROVIDER` starts one over every

@@ -19,6 +19,7 @@ from . import (
     completion,
     components,
     config,
+    contexts,
     doctor,
     fleet,
     init,
@@ -51,6 +52,7 @@ def build_parser() -> Parser:
     journal.add_parsers(commands)
     remote.add_parsers(commands)
     fleet.add_parsers(commands)
+    contexts.add_parsers(commands)
     rollout.add_parsers(commands)
     acting.add_remote_sync(commands)
     runbook.add_parsers(sub)
@@ -72,6 +74,11 @@ def run(argv: Sequence[str]) -> int:
     if handler is None:
         parser.print_help()
         return ExitCode.USAGE
+    if getattr(args, "context", None):
+        from ..contexts import apply as use_context
+        from ..contexts import load as load_contexts
+
+        use_context(load_contexts().get(args.context), args)
     settle_key(args)
     if getattr(args, "resume_instead", False):  # upstream's `pause KEY --resume`, `drain KEY --clear`
         args.command = "resume"

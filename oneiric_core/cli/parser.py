@@ -73,7 +73,7 @@ class SubParsers(argparse._SubParsersAction):
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
-    """--settings, --state-dir, --node, --read-only, --debug: with their defaults on the root, with
+    """--settings, --state-dir, --context, --node, --read-only, --debug: with their defaults on the root, with
     none (SUPPRESS) everywhere else, so a value given after the command is the one used."""
 
     def default(value: Any) -> Any:
@@ -84,6 +84,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
                        help=f"settings directory (default: ./settings or ${SETTINGS_ENV})")
     group.add_argument("--state-dir", default=default(None),
                        help="state directory (default: from app.yml, else .oneiric beside the settings)")
+    group.add_argument("--context", default=default(None), metavar="NAME",
+                       help="a context of the contexts file: its settings, state, store and node (oneiric ctx)")
     group.add_argument("--node", default=default(None), metavar="NAME",
                        help="the node this process is (default: the hostname); a fleet store tells hosts apart by it")
     group.add_argument("--read-only", action="store_true", default=default(False), help="refuse every change")
