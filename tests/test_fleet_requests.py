@@ -154,3 +154,21 @@ async def test_the_console_pauses_a_key_on_another_node_through_the_store(tmp_pa
         assert all(s.activity == "active" for s in app.statuses.values())  # this node's keys are untouched
     paused = activity(settings, tmp_path / "cli", "web-2")
     assert [(a["key"], a["state"]) for a in paused["activity"]] == [("cache", "paused")]
+
+
+def test_approvals_and_the_journal_fleet_wide_with_their_nodes(tmp_path: Path, fleet) -> None:
+    settings, _url = fleet
+    cli = tmp_path / "cli"
+    for node in ("web-1", "web-2"):
+        res = oneiric(settings, cli, "--node", "ops", "swap", f"{node}:cache", "--provider", "sqlite")
+        assert res.returncode == 0 and "waits for approval" in res.stdout, res.stdout + res.stderr
+    mine = json.loads(oneiric(settings, cli, "--node", "ops", "approvals", "--json").stdout)
+    assert mine["pending"] == []  # node ops has none: a proposal is its node's
+    every = json.loads(oneiric(settings, cli, "approvals", "--fleet", "--json").stdout)
+    assert sorted((p["node"], p["to_provider"]) for p in every["pending"]) == [("web-1", "sqlite"), ("web-2", "sqlite")]
+    table = oneiric(settings, cli, "approvals", "--fleet").stdout
+    assert table.splitlines()[0].split()[:3] == ["NODE", "ID", "COMPONENT"], table
+    web2 = json.loads(oneiric(settings, cli, "journal", "--from", "web-2", "--json", "--limit", "500").stdout)
+    assert web2["events"] and {e["node"] for e in web2["events"]} == {"web-2"}
+    text = oneiric(settings, cli, "journal", "--from", "web-2", "--kind", "swap-proposed").stdout
+    assert text.splitlines()[0].split()[:3] == ["TIME", "NODE", "KIND"], text

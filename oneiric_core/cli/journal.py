@@ -30,18 +30,20 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--kind", action="append", help="only this kind (repeatable)")
     p.add_argument("--grep", help="only events whose text contains this")
     p.add_argument("--follow", action="store_true", help="keep printing new events")
+    p.add_argument("--from", dest="from_node", metavar="NODE", help="only the events node NODE's processes wrote "
+                   "(a fleet store's journal is every node's)")
 
 
-def _event_row(e: Event) -> list[str]:
+def _event_row(e: Event, fleet: bool = False) -> list[str]:
     symbol = {"info": "i", "warning": "!", "error": "x"}[e.severity.value]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
-    return [stamp, symbol, e.kind, e.ref_text or "-", e.actor or "-", e.message]
+    return [stamp, symbol, *([e.node or "-"] if fleet else []), e.kind, e.ref_text or "-", e.actor or "-", e.message]
 
 
 def cmd_journal_verify(engine: Engine, args: argparse.Namespace) -> int:
     from ..journal_chain import verify
 
-    if args.follow or args.kind or args.grep or args.key or args.domain:
+    if args.follow or args.kind or args.grep or args.key or args.domain or args.from_node:
         raise UsageError("journal verify checks the whole chain: it takes no filter and no --follow.")
     verdict = verify(engine.store)
     if args.json:
@@ -54,7 +56,8 @@ def cmd_journal_verify(engine: Engine, args: argparse.Namespace) -> int:
 def cmd_journal(engine: Engine, args: argparse.Namespace) -> int:
     if args.action == "verify":
         return cmd_journal_verify(engine, args)
-    filters: dict[str, Any] = {"kinds": args.kind, "text": args.grep}
+    filters: dict[str, Any] = {"kinds": args.kind, "text": args.grep, "node": args.from_node}
+    fleet = not engine.store.backend.holds_one_node
     if args.key or args.domain:
         refs = filter_refs(engine, args.domain, args.key)
         if args.key:
@@ -71,11 +74,11 @@ def cmd_journal(engine: Engine, args: argparse.Namespace) -> int:
     if args.json:
         emit = lambda e: say(json_text(e.to_dict()), flush=True)  # noqa: E731
     else:
-        emit = lambda e: say("  ".join(one_line(cell) for cell in _event_row(e)), flush=True)  # noqa: E731
+        emit = lambda e: say("  ".join(one_line(cell) for cell in _event_row(e, fleet)), flush=True)  # noqa: E731
     if not args.follow:
-        table = new_table("TIME", "", "KIND", "COMPONENT", "ACTOR", "MESSAGE")
+        table = new_table("TIME", "", *(["NODE"] if fleet else []), "KIND", "COMPONENT", "ACTOR", "MESSAGE")
         for e in events:
-            table.add_row(*_event_row(e))
+            table.add_row(*_event_row(e, fleet))
         console().print(table)
         return ExitCode.OK
     for e in events:

@@ -159,6 +159,7 @@ class JournalRepo:
         key: str | None = None,
         since_ts: float | None = None,
         text: str | None = None,
+        node: str | None = None,
     ) -> tuple[str, list[Any]] | None:
         """A WHERE clause and its parameters; None when the filter can match nothing."""
         clauses: list[str] = []
@@ -181,6 +182,9 @@ class JournalRepo:
         if since_ts is not None:
             clauses.append("ts >= ?")
             params.append(float(since_ts))
+        if node is not None:
+            clauses.append("node = ?")
+            params.append(node)
         if text:
             contains = self.db.dialect.contains
             clauses.append(f"({' OR '.join(contains(c) for c in ('message', 'kind', 'provider', 'key'))})")
@@ -198,16 +202,18 @@ class JournalRepo:
         key: str | None = None,
         since_ts: float | None = None,
         text: str | None = None,
+        node: str | None = None,
     ) -> list[Event]:
         """The newest `limit` matching events, returned oldest first.
 
         `kinds=None` means every kind (an empty collection matches nothing); `text` is a
-        case-insensitive substring of the message, kind, provider or key.
+        case-insensitive substring of the message, kind, provider or key; `node` keeps the
+        events one node's processes wrote (a fleet store's journal is every node's).
         """
         if limit <= 0:
             return []
         built = self._filters(
-            after_id=after_id, kinds=kinds, domain=domain, key=key, since_ts=since_ts, text=text
+            after_id=after_id, kinds=kinds, domain=domain, key=key, since_ts=since_ts, text=text, node=node
         )
         if built is None:
             return []

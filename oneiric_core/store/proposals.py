@@ -51,19 +51,19 @@ class ProposalRepo:
         data["force"] = bool(data["force"])
         seal = self.seals.seal
         sealed = None if seal is None else seal.check("proposals", row["id"], values, row["seal"])
-        return ProposalRecord(id=row["id"], sealed=sealed, **data)
+        return ProposalRecord(id=row["id"], sealed=sealed, node=row["node"], **data)
 
     def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
         only, node = self.scope.only()
         rows = self.db.read(f"SELECT * FROM proposals WHERE id = ?{only}", (int(proposal_id), *node))
         return self._proposal(rows[0]) if rows else None
 
-    def proposals(self, *, status: str | None = None, limit: int = 200) -> list[ProposalRecord]:
+    def proposals(self, *, status: str | None = None, limit: int = 200, fleet: bool = False) -> list[ProposalRecord]:
         """This node's newest `limit` proposals (optionally of one status), oldest first: on a
         fleet store a proposal is for the node whose host wrote it, and only that host may
-        decide and apply it."""
+        decide and apply it. `fleet`: every node's (to list, never to act on)."""
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
-        only, node = self.scope.only(" AND " if where else "WHERE ")
+        only, node = ("", ()) if fleet else self.scope.only(" AND " if where else "WHERE ")
         where, params = f"{where}{only}", [*params, *node]
         rows = self.db.read(
             f"SELECT * FROM (SELECT * FROM proposals {where} ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",

@@ -103,6 +103,7 @@ class ProposalRecord:
     # Whether the row's seal matched when it was read: None when this process holds no key to
     # check it with (seal.py); never stored.
     sealed: bool | None = None
+    node: str | None = None  # the node whose host wrote it: only that host decides and applies it
 
 
 @dataclass(slots=True)

@@ -242,10 +242,10 @@ class StateStore:
 
     def journal(self, *, limit: int = 200, after_id: int | None = None, kinds: Iterable[str] | None = None,
                 domain: Domain | str | None = None, key: str | None = None, since_ts: float | None = None,
-                text: str | None = None) -> list[Event]:
+                text: str | None = None, node: str | None = None) -> list[Event]:
         """The newest `limit` matching events, returned oldest first (JournalRepo.journal)."""
         return self.journal_repo.journal(limit=limit, after_id=after_id, kinds=kinds, domain=domain, key=key,
-                                         since_ts=since_ts, text=text)
+                                         since_ts=since_ts, text=text, node=node)
 
     def last_journal_id(self) -> int:
         return self.journal_repo.last_journal_id()
@@ -323,8 +323,8 @@ class StateStore:
     def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
         return self.proposal_repo.get_proposal(proposal_id)
 
-    def proposals(self, *, status: str | None = None, limit: int = 200) -> list[ProposalRecord]:
-        return self.proposal_repo.proposals(status=status, limit=limit)
+    def proposals(self, *, status: str | None = None, limit: int = 200, fleet: bool = False) -> list[ProposalRecord]:
+        return self.proposal_repo.proposals(status=status, limit=limit, fleet=fleet)
 
     def record_command(self, kind: str, args: dict[str, Any], requested_by: str, requested_by_id: str, *,
                        now: float | None = None) -> CommandRecord:
