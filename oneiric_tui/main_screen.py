@@ -205,7 +205,8 @@ class MainScreen(Screen):
         if status is None:
             return
         self.query_one(DetailPane).show(render_detail(
-            status, app.explanation(self.current), app.engine.health_track(self.current), self.current_provider))
+            status, app.explanation(self.current), app.engine.health_track(self.current), self.current_provider,
+            app.engine.settings_dir))
 
     # -- actions ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -7,6 +7,10 @@ candidates table put them in as plain text (oneiric_core.text), never as markup.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -31,13 +35,24 @@ def _field(name: str, value: str | Text, style: str = "") -> Text:
     return text
 
 
+def short_paths(settings_dir: Path | None) -> Callable[[str], str]:
+    """What shortens a text's paths into the settings directory to `settings/adapters.yml`
+    (the directory's own name on): a whole path wraps the selection line in two and crowds
+    the candidates' reasons out of their column."""
+    if settings_dir is None:
+        return lambda text: text
+    prefix = str(Path(settings_dir).resolve().parent) + os.sep
+    return lambda text: text.replace(prefix, "")
+
+
 def render_detail(status: ComponentStatus, explanation: Explanation | None, track: HealthTrack | None,
-                  focus_provider: str | None = None) -> RenderableType:
+                  focus_provider: str | None = None, settings_dir: Path | None = None) -> RenderableType:
     """The explain view, compact enough to show adapter/cache's four candidates and its
     last swap's total at 120x40 without scrolling: the key heads a line with its state, the
     winner and what serves share a line when they are the same, the trend sits in the
     health line, and the candidates' reasons are cut with an ellipsis (`oneiric explain`
     prints them whole)."""
+    short = short_paths(settings_dir)
     parts: list[RenderableType] = []
     heading = plain(status.ref, "bold underline")
     sym, word, style = fmt.STATE.get(status.state, ("", status.state.upper(), ""))
@@ -62,8 +77,8 @@ def render_detail(status: ComponentStatus, explanation: Explanation | None, trac
         sym, word, style = fmt.MISCONFIGURED
         parts.append(_field("selection", f"{sym} {word}: {status.misconfigured}", style))
     elif explanation is not None:
-        selection = (f"{explanation.selection} in {explanation.selection_file}" if explanation.selection
-                     else f"none in {explanation.selection_file}")
+        where = short(str(explanation.selection_file))
+        selection = f"{explanation.selection} in {where}" if explanation.selection else f"none in {where}"
         parts.append(_field("selection", selection))
     if not status.winner or winner != serving:
         parts.append(_field("serving", serving))
@@ -105,7 +120,7 @@ def render_detail(status: ComponentStatus, explanation: Explanation | None, trac
             mark = fmt.WINNER[0] if r.winner else fmt.SHADOWED[0]
             style = "reverse" if focus_provider == c.provider else ("bold" if r.winner else "")
             table.add_row(f"{mark}{r.rank}", plain(f"{c.provider} ({c.source})"), str(c.priority),
-                          str(r.effective_stack_level), plain(r.reason), style=style)
+                          str(r.effective_stack_level), plain(short(r.reason)), style=style)
         parts.append(table)
         if focus_provider:
             cand = next((r.candidate for r in explanation.ranked if r.candidate.provider == focus_provider), None)
