@@ -69,18 +69,24 @@ def render_detail(status: ComponentStatus, explanation: Explanation | None, trac
     parts.append(heading)
     winner = f"{status.winner} ({status.winner_source})" if status.winner else "none"
     serving = f"{status.serving} ({status.serving_source})" if status.serving else "nothing"
-    if status.winner and winner == serving:
-        parts.append(_field("winner", f"{winner}, serving"))
-    else:
-        parts.append(_field("winner", winner))
+    serves = bool(status.winner) and winner == serving
+    selection_line: Text | None = None
+    selected_here = ""  # where the winner was selected, when the selection names it
     if status.misconfigured:
         sym, word, style = fmt.MISCONFIGURED
-        parts.append(_field("selection", f"{sym} {word}: {status.misconfigured}", style))
+        selection_line = _field("selection", f"{sym} {word}: {status.misconfigured}", style)
     elif explanation is not None:
         where = short(str(explanation.selection_file))
-        selection = f"{explanation.selection} in {where}" if explanation.selection else f"none in {where}"
-        parts.append(_field("selection", selection))
-    if not status.winner or winner != serving:
+        selection_line = _field("selection", f"{explanation.selection or 'none'} in {where}")
+        if explanation.selection and explanation.selection == status.winner:
+            selected_here = where
+    if serves and selected_here:  # the common case in one line: the selected provider won and serves
+        parts.append(_field("winner", f"{winner}, serving, selected in {selected_here}"))
+    else:
+        parts.append(_field("winner", f"{winner}, serving" if serves else winner))
+        if selection_line is not None:
+            parts.append(selection_line)
+    if not serves:
         parts.append(_field("serving", serving))
     if status.proposal:
         p = status.proposal
