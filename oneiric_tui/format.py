@@ -57,6 +57,24 @@ def sparkline(samples: list[float | None], width: int = 20) -> str:
     return "".join(out)
 
 
+def clip(text: str, width: int) -> str:
+    """`text` in at most `width` cells: a longer one ends with an ellipsis ("…", the one
+    character beyond ASCII here, as Rich itself cuts), so the columns after it stay aligned."""
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, max(0, width - 1)) + "…"
+
+
+def pad(text: str, width: int) -> str:
+    """`text` clipped to `width` cells (`clip`) and padded to exactly `width`."""
+    from rich.cells import cell_len
+
+    text = clip(text, width)
+    return text + " " * (width - cell_len(text))
+
+
 def ago(ts: float | None, now: float | None = None) -> str:
     return age(ts, now) or "-"
 

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
@@ -102,14 +102,19 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="status-bar")
         yield Static(id="tabs")
+        # Wide: the tree and Remote on the left; Explain, Health and Approvals on the right;
+        # the swap log across the bottom (console.tcss sizes each to what it holds).
+        # The tree starts active: its classes given here, not on mount, save a restyle.
         with Container(id="main"):
-            # The tree starts active: its class given here, not on mount, saves a restyle.
-            yield ComponentTree(self.oneiric.explanation, id="tree", classes="pane -active")
-            yield DetailPane(id="detail", classes="pane")
-            yield HealthTable(id="health", classes="pane")
+            with Horizontal(id="upper", classes="-active"):
+                with Vertical(id="left", classes="column -active"):
+                    yield ComponentTree(self.oneiric.explanation, id="tree", classes="pane -active")
+                    yield RemoteTable(id="remote", classes="pane")
+                with Vertical(id="right", classes="column"):
+                    yield DetailPane(id="detail", classes="pane")
+                    yield HealthTable(id="health", classes="pane")
+                    yield ApprovalsTable(id="approvals", classes="pane")
             yield SwapLog(id="log", classes="pane")
-            yield RemoteTable(id="remote", classes="pane")  # before approvals: the grid's bottom-left cell
-            yield ApprovalsTable(id="approvals", classes="pane")
         yield KeyBar()  # every key still fits at 80 columns
 
     def on_mount(self) -> None:
@@ -131,10 +136,18 @@ class MainScreen(Screen):
         return "tree"
 
     def action_focus_pane(self, name: str) -> None:
-        for pane, _ in PANES:
-            self.pane(pane).set_class(pane == name, "-active")
+        self._mark_active(name)
         self.pane(name).focus()
         self._render_tabs(name)
+
+    def _mark_active(self, name: str) -> None:
+        """The active pane and the containers around it carry `-active`: on a narrow
+        terminal only they are shown (console.tcss)."""
+        around = self.pane(name).ancestors
+        for pane, _ in PANES:
+            self.pane(pane).set_class(pane == name, "-active")
+        for box in self.query("#upper, .column"):
+            box.set_class(box in around, "-active")
 
     def action_zoom(self) -> None:
         """`z` shows the active pane alone, full-screen (Textual's maximize), and back:
@@ -163,8 +176,7 @@ class MainScreen(Screen):
 
     def on_descendant_focus(self) -> None:
         name = self.active_pane()
-        for pane, _ in PANES:
-            self.pane(pane).set_class(pane == name, "-active")
+        self._mark_active(name)
         self._render_tabs(name)
 
     # -- rendering what the engine says ----------------------------------------------------
@@ -193,7 +205,8 @@ class MainScreen(Screen):
         if status is None:
             return
         self.query_one(DetailPane).show(render_detail(
-            status, app.explanation(self.current), app.engine.health_track(self.current), self.current_provider))
+            status, app.explanation(self.current), app.engine.health_track(self.current), self.current_provider,
+            app.engine.settings_dir))
 
     # -- actions ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -29,6 +29,7 @@ from ..keys import vim_keys
 from .event_lines import EventLines
 
 KEEP = 2000  # events kept in memory, for the lines on screen and for filtering
+KIND_WIDTH = 16  # a longer kind (signature-verification-failed) ends in "…": the columns stay put
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def event_parts(event: Event) -> list[tuple[str, str]]:
     reasons, provider errors): one line of plain text each (oneiric_core.text)."""
     sym, word, style = fmt.SEVERITY.get(event.severity.value, ("?", "?", ""))
     parts = [(time.strftime("%H:%M:%S ", time.localtime(event.ts)), "dim"), (f"{sym} {word:<5} ", style),
-             (f"{one_line(event.kind):<16} ", "bold" if event.severity.value != "info" else "")]
+             (f"{fmt.pad(one_line(event.kind), KIND_WIDTH)} ", "bold" if event.severity.value != "info" else "")]
     if event.actor:
         parts.append((f"{one_line(event.actor)}  ", "dim"))
     if event.ref_text and event.ref_text not in event.message:
@@ -98,6 +99,7 @@ def event_plain(event: Event) -> str:
 
 
 class SwapLog(Vertical):
+    ALLOW_MAXIMIZE = True  # a container, which Textual would not zoom (z) by default
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="log.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="log.clear_filter"),

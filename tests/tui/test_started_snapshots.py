@@ -34,11 +34,11 @@ _MASKS = (
     (re.compile(r"\d+(?:\.\d+)? ms\b *"), "~ms "),  # a timing, and the padding its width leaves
     (re.compile(r"(?<= )\d+[smh](?= )"), "~t"),  # an age (Health's CHANGED)
     (re.compile(r"\b\d\d:\d\d:\d\d\b"), "hh:mm:ss"),
-    # the host's pid, and whether the header has room for it at all (its digits vary by run)
+    # The pid, and whether it shows at all: at 80 columns a 5-digit pid makes the header give it up.
     (re.compile(r" pid \d+"), ""),
     # a key in use at that instant (the demo's scheduler runs tasks), blanked in place
     (re.compile(r"  \d+ in flight\b"), lambda m: " " * len(m.group())),
-    (re.compile(r"(?<=in flight  )\d+"), "~n"),
+    (re.compile(r"\d+(?= in flight)"), "n"),  # the heading of Explain: "ready, active, 0 in flight"
     (re.compile(r"(?<=LATENCY) +"), " "),  # a check of 100 ms or more widens the column
     (re.compile(rf"(~ms |trend +)[{_BARS}]+"), r"\1▒▒"),  # a sparkline (a scrollbar's thumb stays)
 )
