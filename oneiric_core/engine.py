@@ -321,7 +321,7 @@ class Engine:
         names = self._settings_file_names()
         self._settings_present = {name for name in names if (directory / name).exists()}
         watcher = SettingsWatcher(directory, names,
-                                  lambda path: self._spawn(self._settings_file_settled(path),
+                                  lambda path: self.spawn(self._settings_file_settled(path),
                                                            "oneiric-settings-reload"),
                                   on_down=self._watcher_down, quiet_s=self.watcher_quiet_s)
         self.watcher = watcher
@@ -334,7 +334,7 @@ class Engine:
         self.emit(Event("watcher-started", f"settings watcher started: watching {directory} ({watcher.backend})",
                         actor=self.actor, data={"directory": str(directory), "backend": watcher.backend}))
         self._publish_watcher()
-        self._spawn(self._check_watcher(), "oneiric-settings-watcher-check")
+        self.spawn(self._check_watcher(), "oneiric-settings-watcher-check")
         # Edits saved between loading the settings and watching them are caught up now
         # (unchanged files are a no-op).
         for name in names:
@@ -559,7 +559,7 @@ class Engine:
                 reason = f"{label} no longer selects {old}; {self._why(ref)}"
             else:
                 reason = f"{label} changed: {self._why(ref)}"
-            self._spawn(self._propose_swap(ref, target, reason), f"oneiric-propose-{ref}")
+            self.spawn(self._propose_swap(ref, target, reason), f"oneiric-propose-{ref}")
 
     def _why(self, ref: ComponentRef) -> str:
         try:
@@ -576,7 +576,8 @@ class Engine:
             self.emit(Event("watcher-error", f"{ref}: {reason}, but no swap was proposed: {exc}", Severity.WARNING,
                             ref.domain, ref.key, target.provider, self.actor, data={"reason": reason}))
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> None:
+        """Run `coro` as a task the host cancels and awaits when it stops."""
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(coro, name=name))
 
@@ -635,8 +636,8 @@ class Engine:
         tel.observe_activity(self._activity_counts)
         tel.observe_breakers(lambda: {name: src.breaker.state for name, src in list(self.remote.sources.items())})
         self._count_journal()
-        self.lifecycle._telemetry = tel
-        self.health._telemetry = tel
+        self.lifecycle.use_telemetry(tel)
+        self.health.use_telemetry(tel)
         self._telemetry_listener = self.bus.add_listener(tel.on_event)
         self._telemetry_problem = None
         for note in tel.config.notes:
@@ -1140,7 +1141,7 @@ class Engine:
                               provider: str | None = None) -> tuple[Candidate, HealthResult]:
         """Build, probe and stop a candidate in this process (no host needed)."""
         ref = self.known(domain, key)
-        cand = self.lifecycle._target(ref, provider, None)
+        cand = self.lifecycle.target(ref, provider, None)
         return cand, await self.lifecycle.probe_candidate(cand)
 
     # -- persistence for other processes ---------------------------------------------------

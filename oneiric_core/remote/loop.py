@@ -149,7 +149,7 @@ class RemoteManager:
         """Remove a source's candidates; on a running host, what serves keeps serving and
         becomes a proposal to swap away (registration.py)."""
         if self.running:
-            self._engine._spawn(self._apply(src.source, [], f"{src.source}: {why}"),
+            self._engine.spawn(self._apply(src.source, [], f"{src.source}: {why}"),
                                 f"oneiric-remote-withdraw-{src.name}")
         else:
             self.registrar.register(src.source, [])
