@@ -32,6 +32,7 @@ CONSUMERS = {
     "operator_port.py": "OperatorEngine",
     "settings_sync.py": "SettingsSyncEngine",
     "status_view.py": "StatusEngine",
+    "node_summary.py": "NodeEngine",
 }
 
 if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_every_port)
@@ -44,7 +45,8 @@ if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_eve
         facts: ports.FactsEngine = engine
         settings_sync: ports.SettingsSyncEngine = engine
         status: ports.StatusEngine = engine
-        del commands, operator, remote, registration, facts, settings_sync, status
+        node: ports.NodeEngine = engine
+        del commands, operator, remote, registration, facts, settings_sync, status, node
 
 
 def _ports() -> list[type]:
