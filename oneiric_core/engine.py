@@ -8,10 +8,11 @@ queue through which other processes ask it to act (commands.py). An Engine that 
 host changes only the desired state: `approve` then writes the selection into settings.
 
 It composes named services, each a module with one job: the settings sync with its watcher
-(settings_sync.py), the status view (status_view.py), the host session (host_session.py) and
-the remote manager (remote/loop.py). It keeps thin delegating methods for what its callers
-used before (`components`, `watcher_status`, ...), and the modules handed the engine reach it
-through the small Protocols in ports.py, which name what each uses.
+(settings_sync.py), the status view (status_view.py), the host's telemetry (host_telemetry.py),
+the host session (host_session.py) and the remote manager (remote/loop.py). It keeps thin
+delegating methods for what its callers used before (`components`, `watcher_status`,
+`telemetry_status`, ...), and the modules handed the engine reach it through the small
+Protocols in ports.py, which name what each uses.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
 from .health import HealthMonitor, HealthTrack
 from .host_session import HEARTBEAT_S, HostBusy
+from .host_telemetry import HostTelemetry
 from .identity import other_process_alive
 from .lifecycle import LifecycleManager, LifecycleOptions, Slot, SwapResult, _Use
 from .principal import Principal
@@ -116,9 +118,8 @@ class Engine:
             self.store, self.emit, mode=app.approvals.mode, two_person=app.approvals.two_person,
             expire_after_s=app.approvals.expire_after_s,
         )
-        self.telemetry: Any | None = None  # the host's (telemetry.py), from start() to stop()
-        self._telemetry_listener: Callable[[], None] = lambda: None
-        self._telemetry_problem: str | None = None
+        # The host's spans, metrics and journal log records, and their status (host_telemetry.py).
+        self.host_telemetry = HostTelemetry(self)
         self.lifecycle = LifecycleManager(
             self.resolver,
             LifecycleOptions(**dataclasses.asdict(app.lifecycle)),
@@ -295,7 +296,7 @@ class Engine:
         # Renew the lease from now on: activating thousands of keys can outlast its staleness.
         self.session.start_heartbeat()
         await self.session.serve()  # requests wait for session.ready (below)
-        self._start_telemetry()
+        self.host_telemetry.start()
         self.store.clear_health()
         self.session.start_pruning()  # on a worker thread: activation does not wait for it (retention.py)
         took_over = None if before is None else {"pid": before.pid, "hostname": before.hostname}
@@ -314,99 +315,14 @@ class Engine:
         self.session.ready.set()
         self.settings_sync.start()
 
-    def _start_telemetry(self) -> None:
-        """Host only: spans, metrics and journal events as log records (telemetry.py), with
-        app.yml's telemetry section and the OTEL_* variables (telemetry_config.py). A
-        configured exporter that is missing is journaled now; one that starts failing (or
-        works again) later is journaled when it changes, and recorded for other processes."""
-        from .telemetry import Telemetry  # imported here: the CLI's read commands never pay for it
-        from .telemetry_config import TelemetryConfig
-
-        loop = asyncio.get_running_loop()
-
-        def changed() -> None:  # from an exporter's thread
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
-                loop.call_soon_threadsafe(self._telemetry_changed)
-
-        tel = self.telemetry = Telemetry(TelemetryConfig.resolve(self.settings.app.telemetry), on_change=changed)
-        tel.observe_resolutions(lambda: {str(d): n for d, n in self.resolver.resolutions.items()})
-        tel.observe_journal_head(lambda: getattr(self.store.last_published_head, "id", None))
-        tel.observe_store(self.store.path)
-        tel.observe_lifecycle(self._lifecycle_counts)
-        tel.observe_activity(self._activity_counts)
-        tel.observe_breakers(lambda: {name: src.breaker.state for name, src in list(self.remote.sources.items())})
-        self._count_journal()
-        self.lifecycle.use_telemetry(tel)
-        self.health.use_telemetry(tel)
-        self._telemetry_listener = self.bus.add_listener(tel.on_event)
-        self._telemetry_problem = None
-        for note in tel.config.notes:
-            self.emit(Event("telemetry-config-warning", f"telemetry: {note}", Severity.WARNING, actor=self.actor))
-        self._telemetry_changed()
-
-    def _lifecycle_counts(self) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        for slot in self.lifecycle.slots():
-            key = (slot.ref.domain.value, slot.state.value)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
-
-    def _activity_counts(self) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        for record in self.activity.all():
-            key = (record.domain, record.state)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
-
-    def _count_journal(self) -> None:
-        if self.telemetry is not None:
-            try:
-                self.telemetry.set_journal_rows(self.store.count_journal())
-            except StoreError as exc:
-                self.store_error = str(exc)
-
-    def _telemetry_changed(self) -> None:
-        """On the loop: record the telemetry status for other processes, and journal a
-        problem when it begins (a missing exporter, exports failing) and when it ends."""
-        tel = self.telemetry
-        if tel is None or not self.is_host:
-            return
-        status = tel.status()
-        before, self._telemetry_problem = self._telemetry_problem, status.problem
-        if status.problem and not before:
-            kind = "telemetry-unavailable" if status.state == "unavailable" else "telemetry-export-failed"
-            self.emit(Event(kind, f"telemetry: {status.problem}", Severity.WARNING, actor=self.actor,
-                            data=status.to_dict()))
-        elif before and not status.problem:
-            self.emit(Event("telemetry-export-recovered", f"telemetry: exporting to {status.destination} works "
-                            "again", actor=self.actor, data=status.to_dict()))
-        self._publish_telemetry(status)
-
-    def _publish_telemetry(self, status: Any) -> None:
-        from .telemetry_config import META_KEY
-
-        record = {**status.to_dict(), "pid": os.getpid(), "hostname": socket.gethostname(), "updated_at": time.time()}
-        self.store_write(lambda value: self.store.set_meta(META_KEY, value), record)
+    @property
+    def telemetry(self) -> Any | None:
+        """The host's Telemetry (telemetry.py), from start() on; None in other processes."""
+        return self.host_telemetry.telemetry
 
     def telemetry_status(self) -> Any:
-        """How telemetry is doing (telemetry_config.TelemetryStatus): from this process's
-        telemetry in the host; else as the live host recorded it; else, with no host, what
-        app.yml and this process's environment would do."""
-        from .telemetry_config import META_KEY, TelemetryConfig, TelemetryStatus
-
-        if self.is_host and self.telemetry is not None:
-            return self.telemetry.status()
-        lease, alive = self.host()
-        if lease is not None and alive:
-            try:
-                raw = self.store.get_meta(META_KEY)
-            except StoreError as exc:
-                return TelemetryStatus("none", None, "unknown", f"cannot read the state store: {exc}")
-            if isinstance(raw, dict) and raw.get("pid") == lease.pid and raw.get("hostname") == lease.hostname:
-                return TelemetryStatus.from_dict(raw)
-            return TelemetryStatus("none", None, "unknown",
-                                   f"the host (pid {lease.pid} on {lease.hostname}) recorded no telemetry status")
-        return TelemetryConfig.resolve(self.settings.app.telemetry).offline_status()
+        """How telemetry is doing (HostTelemetry.status)."""
+        return self.host_telemetry.status()
 
     @property
     def telemetry_problem(self) -> str | None:
@@ -446,7 +362,7 @@ class Engine:
     def journal_pruned(self, report: PruneReport) -> None:
         """Journal a prune that did something or was held back (on the loop: emit fans out)."""
         if report.pruned:
-            self._count_journal()
+            self.host_telemetry.count_journal()
         if report.worth_journaling:
             self.emit(Event("journal-pruned", report.sentence(),
                             Severity.WARNING if report.held_by or report.not_reclaimed else Severity.INFO,
@@ -503,9 +419,7 @@ class Engine:
                         data={"pid": os.getpid(), "took_s": round(took, 3), "timeout_s": wait,
                               "cut_short": cut_short or self.session.cut_short_commands}))
         self.session.release()
-        if self.telemetry is not None:
-            self._telemetry_listener()
-            self.telemetry.shutdown()
+        self.host_telemetry.stop()
         self.lifecycle.close()
         self.started = False
         self.is_host = False

@@ -33,6 +33,7 @@ CONSUMERS = {
     "settings_sync.py": "SettingsSyncEngine",
     "status_view.py": "StatusEngine",
     "node_summary.py": "NodeEngine",
+    "host_telemetry.py": "TelemetryEngine",
 }
 
 if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_every_port)
@@ -46,7 +47,8 @@ if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_eve
         settings_sync: ports.SettingsSyncEngine = engine
         status: ports.StatusEngine = engine
         node: ports.NodeEngine = engine
-        del commands, operator, remote, registration, facts, settings_sync, status, node
+        telemetry: ports.TelemetryEngine = engine
+        del commands, operator, remote, registration, facts, settings_sync, status, node, telemetry
 
 
 def _ports() -> list[type]:
