@@ -220,9 +220,10 @@ class OperatorEngine(CommandsEngine, Protocol):
 
 class FactsEngine(OperatorEngine, Protocol):
     """What runbook facts and actions (runbooks/facts.py, facts_ops.py, actions.py) read and do
-    through `FactContext.engine`. They read what any front door reads (status, explain, the
-    journal, the settings, the watcher's and telemetry's state) and act the way a front door
-    acts, through `operator_port.connect(engine)`: hence OperatorEngine."""
+    through `FactContext.engine`, which the walker (walker.py) hands them. They read what any
+    front door reads (status, explain, the journal, the settings, the watcher's and telemetry's
+    state) and act the way a front door acts, through `operator_port.connect(engine)`: hence
+    OperatorEngine."""
 
     @property
     def settings(self) -> SettingsSnapshot: ...

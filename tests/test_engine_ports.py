@@ -29,6 +29,7 @@ CONSUMERS = {
     "remote/registration.py": "RegistrationEngine",
     "runbooks/facts.py": "FactsEngine",
     "runbooks/actions.py": "FactsEngine",
+    "runbooks/walker.py": "FactsEngine",
     "operator_port.py": "OperatorEngine",
     "settings_sync.py": "SettingsSyncEngine",
     "status_view.py": "StatusEngine",
