@@ -8,8 +8,9 @@ queue through which other processes ask it to act (commands.py). An Engine that 
 host changes only the desired state: `approve` then writes the selection into settings.
 
 It composes named services, each a module with one job: the settings sync with its watcher
-(settings_sync.py), the status view (status_view.py), the host's telemetry (host_telemetry.py),
-the host session (host_session.py) and the remote manager (remote/loop.py). It keeps thin
+(settings_sync.py), the status view (status_view.py), the snapshots the host writes for it
+(snapshot_writer.py), the host's telemetry (host_telemetry.py), the host session
+(host_session.py) and the remote manager (remote/loop.py). It keeps thin
 delegating methods for what its callers used before (`components`, `watcher_status`,
 `telemetry_status`, ...), and the modules handed the engine reach it through the small
 Protocols in ports.py, which name what each uses.
@@ -56,13 +57,12 @@ from .seal import RowSeal
 from .settings import ConfigProblem, SettingsLoader, SettingsSnapshot
 from .settings_sync import SettingsSync
 from .settings_sync import path_label as _label
+from .snapshot_writer import SnapshotWriter
 from .status_view import ComponentStatus, StatusView
 from .store import (
     LEASE_STALE_AFTER_S,
     ActivityRecord,
-    HealthSnapshot,
     LeaseInfo,
-    LifecycleSnapshot,
     ProposalRecord,
     StateStore,
     StoreError,
@@ -70,7 +70,6 @@ from .store import (
 from .store.scope import default_node, node_name
 from .watcher import SettingsWatcher, WatcherStatus
 
-HEALTH_WRITE_DELAY_S = 0.05
 ACTIVATION_CONCURRENCY = 16
 
 
@@ -107,7 +106,7 @@ class Engine:
         self.store.seal = RowSeal.for_state_dir(self.state_dir)
         self.access = AccessPolicy.from_settings(self.state_dir, app.access)
         self.store_error: str | None = None
-        self.store_failures = 0  # store writes that failed and were swallowed (emit, _store_batch)
+        self.store_failures = 0  # store writes that failed and were swallowed (emit, store_batch)
         self.running_command = 0  # commands.execute calls in progress (they report store failures)
         self.registry = CandidateRegistry()
         self.resolver = Resolver(self.registry, settings_dir_label=_label(self.settings_dir))
@@ -120,6 +119,8 @@ class Engine:
         )
         # The host's spans, metrics and journal log records, and their status (host_telemetry.py).
         self.host_telemetry = HostTelemetry(self)
+        # The host's lifecycle and health rows in the store, for other processes (snapshot_writer.py).
+        self.snapshots = SnapshotWriter(self)
         self.lifecycle = LifecycleManager(
             self.resolver,
             LifecycleOptions(**dataclasses.asdict(app.lifecycle)),
@@ -127,10 +128,10 @@ class Engine:
             state_dir=self.state_dir,
             emit=self.emit,
             blocker=self.activity.blocker,
-            on_change=self._persist_slot,
+            on_change=self._slot_changed,
             on_health=self._on_health,
             on_gate=self._on_gate,
-            batch=self._store_batch,
+            batch=self.store_batch,
         )
         self.health = HealthMonitor(
             self.lifecycle.probe,
@@ -138,14 +139,12 @@ class Engine:
             interval_s=app.health.interval_s,
             history=app.health.history,
             emit=self.emit,
-            on_update=self._persist_health,
+            on_update=self._health_changed,
         )
         self.started = False
         self.is_host = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._watchers: list[Callable[[ComponentRef], None]] = []
-        self._health_dirty: dict[ComponentRef, HealthSnapshot] = {}
-        self._health_flush: asyncio.TimerHandle | None = None
         # Last health seen per (key, provider), from probes and swap health gates: what the
         # console shows next to each candidate when picking a swap target.
         self.candidate_health: dict[tuple[ComponentRef, str], HealthResult] = {}
@@ -192,7 +191,7 @@ class Engine:
         self.store_failures += 1
 
     @contextlib.contextmanager
-    def _store_batch(self) -> Iterator[None]:
+    def store_batch(self) -> Iterator[None]:
         """Group a swap's journal and snapshot writes in one transaction; never raises StoreError."""
         try:
             with self.store.batch():
@@ -782,43 +781,17 @@ class Engine:
     def _on_gate(self, ref: ComponentRef, provider: str, result: HealthResult) -> None:
         self.candidate_health[(ref, provider)] = result
 
-    def _persist_slot(self, slot: Slot) -> None:
+    def _slot_changed(self, slot: Slot) -> None:
         self._changed(slot.ref)
-        if not self.is_host:
-            return
-        cand = slot.current.candidate if slot.current else None
-        self.store_write(self.store.put_lifecycle, LifecycleSnapshot(
-            slot.ref.domain.value, slot.ref.key, slot.state.value,
-            cand.provider if cand else None, cand.source if cand else None,
-            slot.pending.provider if slot.pending else None, slot.last_error, slot.inflight,
-            slot.last_swap.to_dict() if slot.last_swap else None, time.time(),
-        ))
+        self.snapshots.slot_changed(slot)
 
-    def _persist_health(self, track: HealthTrack) -> None:
-        """Health samples arrive one per key per round; they are written together, in one
-        transaction a moment later, so 2,500 probes cost one write instead of 2,500."""
+    def _health_changed(self, track: HealthTrack) -> None:
         self._changed(track.ref)
-        if not self.is_host:
-            return
-        self._health_dirty[track.ref] = HealthSnapshot(
-            track.ref.domain.value, track.ref.key, track.provider, track.status.value,
-            track.latency_ms, track.message, track.checked_at or time.time(), track.changed_at,
-            track.samples.latencies(),
-        )
-        if self._health_flush is None:
-            self._health_flush = asyncio.get_running_loop().call_later(
-                HEALTH_WRITE_DELAY_S, self.flush_snapshots)
+        self.snapshots.health_changed(track)
 
     def flush_snapshots(self) -> None:
-        """Write the health snapshots waiting to be written (also done on stop)."""
-        if self._health_flush is not None:
-            self._health_flush.cancel()
-            self._health_flush = None
-        dirty, self._health_dirty = self._health_dirty, {}
-        if dirty:
-            with self._store_batch():
-                for snapshot in dirty.values():
-                    self.store_write(self.store.put_health, snapshot)
+        """Write the health snapshots waiting to be written (SnapshotWriter.flush)."""
+        self.snapshots.flush()
 
     def store_write(self, fn: Callable[[Any], Any], value: Any) -> None:
         """Write through the store; a failure is counted (store_failures), never raised."""

@@ -10,6 +10,7 @@ only: this module imports nothing of the engine's at run time, so it makes no cy
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -288,3 +289,16 @@ class TelemetryEngine(Protocol):
     def emit(self, event: Event) -> Event: ...
     def host(self) -> tuple[LeaseInfo | None, bool]: ...
     def store_write(self, fn: Callable[[Any], Any], value: Any) -> None: ...
+
+
+class SnapshotEngine(Protocol):
+    """What the snapshot writer (snapshot_writer.py) uses: whether this process hosts, and the
+    store its rows go to, through writes that count a failure instead of raising."""
+
+    @property
+    def is_host(self) -> bool: ...
+    @property
+    def store(self) -> StateStore: ...
+
+    def store_write(self, fn: Callable[[Any], Any], value: Any) -> None: ...
+    def store_batch(self) -> contextlib.AbstractContextManager[None]: ...

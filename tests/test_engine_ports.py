@@ -35,6 +35,7 @@ CONSUMERS = {
     "status_view.py": "StatusEngine",
     "node_summary.py": "NodeEngine",
     "host_telemetry.py": "TelemetryEngine",
+    "snapshot_writer.py": "SnapshotEngine",
 }
 
 if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_every_port)
@@ -49,7 +50,8 @@ if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_eve
         status: ports.StatusEngine = engine
         node: ports.NodeEngine = engine
         telemetry: ports.TelemetryEngine = engine
-        del commands, operator, remote, registration, facts, settings_sync, status, node, telemetry
+        snapshots: ports.SnapshotEngine = engine
+        del commands, operator, remote, registration, facts, settings_sync, status, node, telemetry, snapshots
 
 
 def _ports() -> list[type]:
