@@ -111,7 +111,7 @@ def _child_main(settings_dir: str, state_dir: str, json_dir: str, out: str, heal
     timed(settings_careful, "parse_careful", "careful")
     timed(settings.SettingsLoader, "use_keep_dir", "keep")
     timed(store.StateStore, "__init__", "store")
-    timed(engine_mod.Engine, "_apply_settings", "apply")
+    timed(engine_mod.Engine, "apply_settings", "apply")
     timed(registry.CandidateRegistry, "replace_source_fields", "replace_source")
     timed(resolver.Resolver, "_recompute", "recompute")
 

@@ -30,8 +30,8 @@ from .store import ProposalRecord, StoreError
 from .text import clause
 
 if TYPE_CHECKING:  # the engine is passed in; a client process never imports it for this module
-    from .engine import Engine
     from .lifecycle import SwapResult
+    from .ports import CommandsEngine
 
 
 KEEP_FINISHED_S = 7 * 86400  # recorded commands are pruned after this
@@ -168,7 +168,7 @@ def plan_result(plan: SwapResult) -> CommandResult:
 
 # -- carrying a request out -----------------------------------------------------------------------
 
-Handler = Callable[["Engine", Request, Principal], Awaitable[CommandResult]]
+Handler = Callable[["CommandsEngine", Request, Principal], Awaitable[CommandResult]]
 _HANDLERS: dict[str, Handler] = {}
 
 
@@ -179,7 +179,7 @@ def _handles(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def execute(engine: Engine, request: Request, principal: Principal, *, parent: Any = None,
+async def execute(engine: CommandsEngine, request: Request, principal: Principal, *, parent: Any = None,
                   command_id: int | None = None) -> CommandResult:
     """Run one request for `principal` on this engine; every failure becomes a result, never a
     raise (a provider's bug must not take down the host that runs it).
@@ -204,7 +204,7 @@ async def execute(engine: Engine, request: Request, principal: Principal, *, par
         return result
 
 
-async def _execute(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _execute(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     failures_before = engine.store_failures
     engine.running_command += 1
     try:
@@ -247,7 +247,7 @@ def _arg(request: Request, name: str) -> Any:
     return value
 
 
-def _where(engine: Engine) -> str:
+def _where(engine: CommandsEngine) -> str:
     """Who carried a request out, for its sentence."""
     import socket
 
@@ -257,7 +257,7 @@ def _where(engine: Engine) -> str:
 
 
 @_handles("swap")
-async def _swap(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _swap(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     a = request.args
     ref = engine.find_ref(a.get("domain"), _arg(request, "key"))
     if a.get("dry_run"):
@@ -273,7 +273,7 @@ async def _swap(engine: Engine, request: Request, principal: Principal) -> Comma
 
 
 @_handles("rollout-step")
-async def _rollout_step(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _rollout_step(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     """A fleet rollout's swap on this node (rollout.py), sent by its coordinator: it runs only
     for a rollout the store holds as running (or swapping back), on a key and to a provider it
     names, as a proposal of the rollout's requester approved by its approver (the one approval
@@ -306,7 +306,7 @@ async def _rollout_step(engine: Engine, request: Request, principal: Principal) 
 
 
 @_handles("approve")
-async def _approve(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _approve(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     approver = engine.signed_approver("approve", int(_arg(request, "id")), principal, request.args.get("signature"))
     record, result = await engine.approve(int(_arg(request, "id")), actor=approver,
                                           comment=request.args.get("comment"))
@@ -314,14 +314,14 @@ async def _approve(engine: Engine, request: Request, principal: Principal) -> Co
 
 
 @_handles("reject")
-async def _reject(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _reject(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     approver = engine.signed_approver("reject", int(_arg(request, "id")), principal, request.args.get("signature"))
     return reject_result(engine.reject(int(_arg(request, "id")), actor=approver,
                                        comment=request.args.get("comment")))
 
 
 @_handles("pending")
-async def _pending(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _pending(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     pending = engine.pending_proposals()
     return CommandResult(ExitCode.OK, f"{len(pending)} proposal(s) wait for approval.",
                          {"pending": [proposal_json(p) for p in pending]})
@@ -329,7 +329,7 @@ async def _pending(engine: Engine, request: Request, principal: Principal) -> Co
 
 @_handles("pause")
 @_handles("resume")
-async def _pause_resume(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _pause_resume(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     ref = engine.find_ref(request.args.get("domain"), _arg(request, "key"))
     action = engine.pause if request.kind == "pause" else engine.resume
     record = action(ref.domain, ref.key, note=request.args.get("note"), actor=principal.label)
@@ -340,7 +340,7 @@ async def _pause_resume(engine: Engine, request: Request, principal: Principal) 
 
 
 @_handles("drain")
-async def _drain(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _drain(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     ref = engine.find_ref(request.args.get("domain"), _arg(request, "key"))
     timeout = float(request.args.get("timeout") or DEFAULT_WAIT_S)
     record = await engine.drain(ref.domain, ref.key, note=request.args.get("note"),
@@ -353,7 +353,7 @@ async def _drain(engine: Engine, request: Request, principal: Principal) -> Comm
 
 
 @_handles("probe")
-async def _probe(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _probe(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     """On the host: probe the LIVE instances (journaled). Elsewhere, with no host: build, probe
     and stop a copy of each winner in this process."""
     import asyncio
@@ -384,7 +384,7 @@ async def _probe(engine: Engine, request: Request, principal: Principal) -> Comm
     return CommandResult(ExitCode.OK, f"Probed {len(results)} component(s) in {where}: none failed.", data)
 
 
-async def _probe_live(engine: Engine, ref: Any, principal: Principal) -> dict[str, Any]:
+async def _probe_live(engine: CommandsEngine, ref: Any, principal: Principal) -> dict[str, Any]:
     track = await engine.probe(ref.domain, ref.key, actor=principal.label, journal=True)
     if track is None:
         return {"domain": ref.domain.value, "key": ref.key, "provider": None, "status": "failed",
@@ -394,7 +394,7 @@ async def _probe_live(engine: Engine, ref: Any, principal: Principal) -> dict[st
             "message": track.message, "checked_at": track.checked_at}
 
 
-async def _probe_copy(engine: Engine, ref: Any, principal: Principal) -> dict[str, Any]:
+async def _probe_copy(engine: CommandsEngine, ref: Any, principal: Principal) -> dict[str, Any]:
     from .domains import HealthResult
 
     try:
@@ -407,7 +407,7 @@ async def _probe_copy(engine: Engine, ref: Any, principal: Principal) -> dict[st
 
 
 @_handles("reload")
-async def _reload(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _reload(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     problems = engine.reload_settings()
     data = {"problems": [p.to_dict() for p in problems]}
     if problems:
@@ -417,7 +417,7 @@ async def _reload(engine: Engine, request: Request, principal: Principal) -> Com
 
 
 @_handles("sync")
-async def _sync(engine: Engine, request: Request, principal: Principal) -> CommandResult:
+async def _sync(engine: CommandsEngine, request: Request, principal: Principal) -> CommandResult:
     """Sync remote sources now (`source`: one of them; `dry_run`: change nothing). With no host,
     the cache and status this writes are what the next host starts from."""
     dry_run = bool(request.args.get("dry_run"))

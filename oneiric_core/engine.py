@@ -6,6 +6,14 @@ no provider I/O (the CLI builds one per command); `start()` makes this process t
 it takes the lease, activates every winner and starts the health monitor and the command
 queue through which other processes ask it to act (commands.py). An Engine that is not the
 host changes only the desired state: `approve` then writes the selection into settings.
+
+It composes named services, each a module with one job: the settings sync with its watcher
+(settings_sync.py), the status view (status_view.py), the snapshots the host writes for it
+(snapshot_writer.py), the host's telemetry (host_telemetry.py), the host session
+(host_session.py) and the remote manager (remote/loop.py). It keeps thin
+delegating methods for what its callers used before (`components`, `watcher_status`,
+`telemetry_status`, ...), and the modules handed the engine reach it through the small
+Protocols in ports.py, which name what each uses.
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +34,17 @@ from .access import AccessPolicy, Forbidden, Right
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
 from .bulk import gc_paused
-from .candidate_record import SWAP_OUTCOME_KINDS, CandidateRecord
 from .candidate_record import WINDOW_S as HISTORY_WINDOW_S
-from .candidate_record import records as journal_records
-from .component_history import MARKER_KINDS, ComponentHistory, track_from_snapshot
-from .component_history import build as build_history
+from .candidate_record import CandidateRecord
+from .component_history import ComponentHistory
 from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
 from .health import HealthMonitor, HealthTrack
 from .host_session import HEARTBEAT_S, HostBusy
+from .host_telemetry import HostTelemetry
 from .identity import other_process_alive
-from .lifecycle import LifecycleManager, LifecycleOptions, LifecycleState, Slot, SwapResult, _Use
+from .lifecycle import LifecycleManager, LifecycleOptions, Slot, SwapResult, _Use
 from .principal import Principal
 from .providers import builtin_candidates
 from .recovery import recover_interrupted_swaps
@@ -48,75 +54,28 @@ from .retention import PruneReport, RetentionPolicy
 from .retention import prune as prune_by_retention
 from .sdnotify import supervision
 from .seal import RowSeal
-from .settings import APP_FILE, AppSettings, ConfigProblem, LimitsOptions, SettingsLoader, SettingsSnapshot
+from .settings import ConfigProblem, SettingsLoader, SettingsSnapshot
+from .settings_sync import SettingsSync
+from .settings_sync import path_label as _label
+from .snapshot_writer import SnapshotWriter
+from .status_view import ComponentStatus, StatusView
 from .store import (
     LEASE_STALE_AFTER_S,
     ActivityRecord,
-    HealthSnapshot,
     LeaseInfo,
-    LifecycleSnapshot,
     ProposalRecord,
     StateStore,
     StoreError,
 )
 from .store.scope import default_node, node_name
-from .watcher import QUIET_S, SettingsWatcher, WatcherStatus
+from .watcher import SettingsWatcher, WatcherStatus
 
-HEALTH_WRITE_DELAY_S = 0.05
 ACTIVATION_CONCURRENCY = 16
-WATCHER_SOURCE = "settings-watcher"  # the `source` of proposals made from settings edits
-WATCHER_META = "settings_watcher"  # store meta key: the host's watcher state, for clients
 
 
 # Events after which the host journals a registry census (registry_census): the start, a
 # settings file applied, a manifest put in force.
 CENSUS_KINDS = frozenset({"host-started", "config-changed", "remote-sync-complete"})
-
-
-@dataclass
-class ComponentStatus:
-    """One key as every front door shows it: what should serve, what serves, how it is doing."""
-
-    ref: ComponentRef
-    winner: str | None
-    winner_source: str | None
-    selection: str | None
-    misconfigured: str | None
-    candidates: int
-    shadowed: int
-    serving: str | None
-    serving_source: str | None
-    state: str
-    inflight: int
-    activity: str
-    activity_note: str | None
-    activity_actor: str | None
-    health: str
-    latency_ms: float | None
-    health_message: str
-    health_checked_at: float | None
-    last_error: str | None
-    last_swap: dict[str, Any] | None
-    # The newest pending proposal for this key ({id, from, to, source, requested_by, reason,
-    # created_at}): while it waits, `winner` already shows what settings ask for and
-    # `serving` what still serves, so every front door can say why the two differ.
-    proposal: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `status --json` shape. Built field by field, not with dataclasses.asdict, whose
-        recursive deep copy took 0.2 s at 10,000 components (0.6 s with a host's swap records).
-        The two dict fields are copied one level deep: their nested values are plain JSON data
-        that nothing edits in place."""
-        out: dict[str, Any] = {"domain": self.ref.domain.value, "key": self.ref.key}
-        for name in _STATUS_FIELDS:
-            out[name] = getattr(self, name)
-        out["last_swap"] = None if self.last_swap is None else dict(self.last_swap)
-        out["proposal"] = None if self.proposal is None else dict(self.proposal)
-        return out
-
-
-_STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(ComponentStatus) if f.name not in ("ref", "last_swap",
-                                                                                         "proposal"))
 
 
 class Engine:
@@ -147,21 +106,21 @@ class Engine:
         self.store.seal = RowSeal.for_state_dir(self.state_dir)
         self.access = AccessPolicy.from_settings(self.state_dir, app.access)
         self.store_error: str | None = None
-        self._settings_reload_lock = asyncio.Lock()  # the watcher's reloads, one at a time
-        self.store_failures = 0  # store writes that failed and were swallowed (emit, _store_batch)
+        self.store_failures = 0  # store writes that failed and were swallowed (emit, store_batch)
         self.running_command = 0  # commands.execute calls in progress (they report store failures)
         self.registry = CandidateRegistry()
         self.resolver = Resolver(self.registry, settings_dir_label=_label(self.settings_dir))
         with gc_paused():  # thousands of candidates, no cycles: see bulk.py
-            self._apply_settings(self.settings)
+            self.apply_settings(self.settings)
         self.activity = ActivityManager(self.store, self.emit, self.bus.publish)
         self.approvals = Approvals(
             self.store, self.emit, mode=app.approvals.mode, two_person=app.approvals.two_person,
             expire_after_s=app.approvals.expire_after_s,
         )
-        self.telemetry: Any | None = None  # the host's (telemetry.py), from start() to stop()
-        self._telemetry_listener: Callable[[], None] = lambda: None
-        self._telemetry_problem: str | None = None
+        # The host's spans, metrics and journal log records, and their status (host_telemetry.py).
+        self.host_telemetry = HostTelemetry(self)
+        # The host's lifecycle and health rows in the store, for other processes (snapshot_writer.py).
+        self.snapshots = SnapshotWriter(self)
         self.lifecycle = LifecycleManager(
             self.resolver,
             LifecycleOptions(**dataclasses.asdict(app.lifecycle)),
@@ -169,10 +128,10 @@ class Engine:
             state_dir=self.state_dir,
             emit=self.emit,
             blocker=self.activity.blocker,
-            on_change=self._persist_slot,
+            on_change=self._slot_changed,
             on_health=self._on_health,
             on_gate=self._on_gate,
-            batch=self._store_batch,
+            batch=self.store_batch,
         )
         self.health = HealthMonitor(
             self.lifecycle.probe,
@@ -180,30 +139,24 @@ class Engine:
             interval_s=app.health.interval_s,
             history=app.health.history,
             emit=self.emit,
-            on_update=self._persist_health,
+            on_update=self._health_changed,
         )
         self.started = False
         self.is_host = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._watchers: list[Callable[[ComponentRef], None]] = []
-        self._health_dirty: dict[ComponentRef, HealthSnapshot] = {}
-        self._health_flush: asyncio.TimerHandle | None = None
         # Last health seen per (key, provider), from probes and swap health gates: what the
         # console shows next to each candidate when picking a swap target.
         self.candidate_health: dict[tuple[ComponentRef, str], HealthResult] = {}
-        # A client's copy of the host's stored health (read by components()), and the tracks
-        # rebuilt from it on demand (health_track): TREND, CHANGED and the history view.
-        self._stored_health: dict[tuple[str, str], HealthSnapshot] = {}
-        self._stored_tracks: dict[ComponentRef, tuple[HealthSnapshot, HealthTrack]] = {}
+        # What every front door shows of each key, here or from the host's snapshots.
+        self.status_view = StatusView(self)
         # The lease, its heartbeat and the socket other processes ask through; while hosting.
         from .host_session import HostSession
 
         self.session = HostSession(self)
         self._seen_signatures: set[str] = set()  # signed requests taken (each counts once)
-        # The host's settings watcher (see watcher.py and settings_file_changed below).
-        self.watcher: SettingsWatcher | None = None
-        self.watcher_quiet_s = QUIET_S
-        self._settings_present: set[str] = set()
+        # The settings files on disk, kept in force by the host's watcher (settings_sync.py).
+        self.settings_sync = SettingsSync(self, self._loader)
         # Remote manifests (remote/): the last good manifest of each source is in force from
         # the cache in every process; the host runs the refresh loops (start/stop below).
         from .remote.loop import RemoteManager
@@ -238,7 +191,7 @@ class Engine:
         self.store_failures += 1
 
     @contextlib.contextmanager
-    def _store_batch(self) -> Iterator[None]:
+    def store_batch(self) -> Iterator[None]:
         """Group a swap's journal and snapshot writes in one transaction; never raises StoreError."""
         try:
             with self.store.batch():
@@ -263,7 +216,9 @@ class Engine:
         return self.store.journal(**filters)
 
     # -- settings --------------------------------------------------------------------------
-    def _apply_settings(self, snap: SettingsSnapshot) -> set[ComponentRef]:
+    def apply_settings(self, snap: SettingsSnapshot) -> set[ComponentRef]:
+        """Register a snapshot's candidates and selections (builtin and settings sources);
+        the keys whose selection it changed."""
         builtins = []
         for cand in builtin_candidates():
             overrides = snap.domains[cand.domain].provider_settings.get(cand.key, {}).get(cand.provider, {})
@@ -288,9 +243,9 @@ class Engine:
         """Reload every settings file; a broken file keeps its last good content in force."""
         snap = self._loader.load()
         self.settings = snap
-        self._journal_problems(snap.problems)
+        self.journal_problems(snap.problems)
         before = {ref: self.resolver.selection(ref) for ref in self.resolver.refs()}
-        changed = self._apply_settings(snap)
+        changed = self.apply_settings(snap)
         for ref in sorted(changed, key=str):
             old, new = before.get(ref), self.resolver.selection(ref)
             self.emit(Event(
@@ -299,284 +254,30 @@ class Engine:
             ))
         return snap.problems
 
-    def _journal_problems(self, problems: list[ConfigProblem]) -> None:
+    def journal_problems(self, problems: list[ConfigProblem]) -> None:
+        """Journal each settings problem as config-invalid, with what stays in force."""
         for problem in problems:
             self.emit(Event(
                 "config-invalid", f"{problem}; {self.settings.fallback(problem)}",
                 Severity.ERROR, actor=self.actor, data=problem.to_dict(),
             ))
 
-    # -- the settings watcher: edits on disk become proposals -------------------------------
-    # While a proposal waits, the resolver already follows the files (`winner` is what the
-    # settings ask for, in this process and in every CLI process that reads the same files),
-    # and the lifecycle keeps the old provider serving until the proposal is approved;
-    # ComponentStatus.proposal says why the two differ.
-    def _settings_file_names(self) -> list[str]:
-        return [APP_FILE, *(domain.settings_file for domain in Domain)]
-
-    def _start_watcher(self) -> None:
-        """Host only: watch the settings directory. A watcher that cannot start (no inotify
-        watches left, say) is journaled and shown as down; the host keeps serving."""
-        directory = self._loader.settings_dir
-        names = self._settings_file_names()
-        self._settings_present = {name for name in names if (directory / name).exists()}
-        watcher = SettingsWatcher(directory, names,
-                                  lambda path: self._spawn(self._settings_file_settled(path),
-                                                           "oneiric-settings-reload"),
-                                  on_down=self._watcher_down, quiet_s=self.watcher_quiet_s)
-        self.watcher = watcher
-        try:
-            watcher.start()
-        except OSError as exc:
-            watcher.down_reason = f"cannot watch {directory}: {exc.strerror or exc}"
-            self._watcher_down(watcher.down_reason)
-            return
-        self.emit(Event("watcher-started", f"settings watcher started: watching {directory} ({watcher.backend})",
-                        actor=self.actor, data={"directory": str(directory), "backend": watcher.backend}))
-        self._publish_watcher()
-        self._spawn(self._check_watcher(), "oneiric-settings-watcher-check")
-        # Edits saved between loading the settings and watching them are caught up now
-        # (unchanged files are a no-op).
-        for name in names:
-            self.settings_file_changed(directory / name)
-
-    async def _check_watcher(self) -> None:
-        """Each heartbeat: notice a watcher thread that died without an event; once."""
-        while self.watcher is not None and self.watcher.check() is None:
-            await asyncio.sleep(HEARTBEAT_S)
-
-    def _watcher_down(self, reason: str) -> None:
-        directory = self._loader.settings_dir
-        self.emit(Event("watcher-error", f"settings watcher is down ({reason}); settings edits on disk are "
-                        "not picked up until the host restarts", Severity.ERROR, actor=self.actor,
-                        data={"directory": str(directory), "reason": reason}))
-        self._publish_watcher()
-
-    def _stop_watcher(self) -> None:
-        watcher, self.watcher = self.watcher, None
-        if watcher is None:
-            return
-        was_alive = watcher.alive
-        watcher.stop()
-        if was_alive:
-            self.emit(Event("watcher-stopped", f"settings watcher stopped: no longer watching {watcher.directory}",
-                            actor=self.actor, data={"directory": str(watcher.directory), "changes": watcher.changes}))
-        self._publish_watcher(WatcherStatus("down", str(watcher.directory), "the host stopped", time.time()))
-
-    def _publish_watcher(self, status: WatcherStatus | None = None) -> None:
-        """Record the watcher's state in the store: `oneiric status` runs in another process."""
-        status = status or self.watcher_status()
-        record = {**status.to_dict(), "pid": os.getpid(), "hostname": socket.gethostname(),
-                  "updated_at": time.time()}
-        self._store_write(lambda value: self.store.set_meta(WATCHER_META, value), record)
+    # -- the settings watcher: edits on disk become proposals (settings_sync.py) ------------
+    @property
+    def watcher(self) -> SettingsWatcher | None:
+        """The host's settings watcher, while hosting."""
+        return self.settings_sync.watcher
 
     def watcher_status(self) -> WatcherStatus:
-        """Whether settings edits on disk are being picked up: from the watcher itself in the
-        host, else from what the live host recorded in the store."""
-        directory = str(self._loader.settings_dir)
-        if self.is_host:
-            if self.watcher is None:
-                return WatcherStatus("down", directory, "the host is still starting")
-            return self.watcher.status()
-        lease, alive = self.host()
-        if lease is None or not alive:
-            return WatcherStatus("down", None, "no host running")
-        try:
-            raw = self.store.get_meta(WATCHER_META)
-        except StoreError as exc:
-            return WatcherStatus("down", None, f"cannot read the state store: {exc}")
-        if not isinstance(raw, dict) or raw.get("pid") != lease.pid or raw.get("hostname") != lease.hostname:
-            return WatcherStatus("down", None, f"the host (pid {lease.pid} on {lease.hostname}) "
-                                 "reports no settings watcher")
-        return WatcherStatus.from_dict(raw)
+        """Whether settings edits on disk are being picked up (SettingsSync.status)."""
+        return self.settings_sync.status()
 
     def settings_file_changed(self, path: str | Path) -> None:
-        """A settings file settled on disk: reload and apply it now, on this thread (the
-        host's watcher goes through `_settings_file_settled`, which parses off the loop).
+        """A settings file settled on disk: reload and apply it now (SettingsSync.file_changed)."""
+        self.settings_sync.file_changed(path)
 
-        Reloads just that file. Invalid: journal config-invalid (file:line:column) and keep
-        its last good version in force. Valid: journal config-changed (config-recovered after
-        a bad version), apply it, and turn each key whose winner it changed into a swap
-        proposal through request_swap, so what serves changes only as the approvals policy
-        allows. A deleted file keeps its last good version. Unchanged content does nothing,
-        so a spurious event or a re-save never journals twice."""
-        file = Path(path)
-        if not self._settings_file_gone(file):
-            self._settings_file_reloaded(file, *self._reload_settings_file(file))
-
-    async def _settings_file_settled(self, path: str | Path) -> None:
-        """The watcher's callback on the host: the same as settings_file_changed, with the
-        file parsed in a worker thread. A file the fast parser hands to the line-exact one
-        can take a minute at the size limit; on the loop that would stall heartbeats past
-        the lease's staleness (another process could take over) and every console and
-        command. Reloads run one at a time, in the order the files settled."""
-        file = Path(path)
-        async with self._settings_reload_lock:
-            if not self._settings_file_gone(file):
-                parsed = await asyncio.to_thread(self._reload_settings_file, file)
-                self._settings_file_reloaded(file, *parsed)
-
-    def _settings_file_gone(self, file: Path) -> bool:
-        if file.exists():
-            self._settings_present.add(file.name)
-            return False
-        if file.name in self._settings_present:
-            self._settings_present.discard(file.name)
-            self.emit(Event("config-changed", f"{_label(file)} was deleted; its last good version stays in force "
-                            "(a restart would use defaults)", Severity.WARNING, actor=self.actor,
-                            data={"file": str(file), "deleted": True}))
-        return True
-
-    def _reload_settings_file(self, file: Path) -> tuple[Any, SettingsSnapshot, list[ConfigProblem], Any]:
-        """Parse one file (any thread: the loader holds its own lock): the last good model
-        before, the new snapshot, the file's problems, the last good model after."""
-        before = self._loader.last_good(file)
-        snap, problems = self._loader.reload_file(file)
-        return before, snap, problems, self._loader.last_good(file)
-
-    def _settings_file_reloaded(self, file: Path, before: Any, snap: SettingsSnapshot,
-                                problems: list[ConfigProblem], after: Any) -> None:
-        name, label = file.name, _label(file)
-        before_problems = [p for p in self.settings.problems if Path(p.file).name == name]
-        self.settings = snap
-        if problems:
-            if problems != before_problems:
-                self._journal_problems(problems)
-            return
-        if before_problems:
-            self.emit(Event("config-recovered", f"{label} is valid again; its current content is in force",
-                            actor=self.actor, data={"file": str(file),
-                                                    "was": [p.to_dict() for p in before_problems]}))
-        if after != before:
-            self._apply_file_change(file, label, before, after, snap)
-        if name == APP_FILE and _limits(before) != _limits(after):
-            # A file refused for its size or nesting may pass now (or fail): read those again.
-            for other in self._settings_file_names():
-                if other != APP_FILE and any(Path(p.file).name == other for p in self.settings.problems):
-                    self.settings_file_changed(file.parent / other)
-
-    def _apply_file_change(self, file: Path, label: str, before: Any, after: Any,
-                           snap: SettingsSnapshot) -> None:
-        refs_before = self.resolver.refs()
-        winners_before = {ref: self.resolver.winner(ref) for ref in refs_before}
-        selections_before = self.resolver.selections()
-        live: list[str] = []
-        later: list[str] = []
-        if file.name == APP_FILE and isinstance(after, AppSettings):
-            live, later = self._apply_app_settings(before if isinstance(before, AppSettings) else AppSettings(), after)
-        changed = self._apply_settings(snap)
-        stale = []  # serving providers whose own settings changed: they keep the old ones
-        for slot in self.lifecycle.slots():
-            cand, winner = (slot.current.candidate if slot.current else None), self.resolver.winner(slot.ref)
-            if cand is not None and winner is not None and winner.ident == cand.ident \
-                    and winner.settings != cand.settings:
-                stale.append(f"{slot.ref} ({cand.provider})")
-        message = f"{label} changed on disk and was reloaded"
-        if live:
-            message += f"; in force now: {', '.join(live)}"
-        if later:
-            message += f"; takes effect at the next host start: {', '.join(later)}"
-        if stale:
-            message += f"; new provider settings for {', '.join(stale)} take effect at its next swap or restart"
-        self.emit(Event("config-changed", message, actor=self.actor,
-                        data={"file": str(file), "applied": live, "restart_needed": later, "stale": stale}))
-        for ref in sorted(changed, key=str):
-            old, new = selections_before[ref.domain].get(ref.key), self.resolver.selection(ref)
-            self.emit(Event(
-                "selection-changed", f"{ref} selection {old or 'none'} -> {new or 'none'} ({label})",
-                Severity.INFO, ref.domain, ref.key, new, self.actor,
-                data={"from": old, "to": new, "file": str(file)},
-            ))
-        touched = set(changed) | {
-            ref for ref in set(refs_before) | set(self.resolver.refs())
-            if _ident(winners_before.get(ref)) != _ident(self.resolver.winner(ref))
-        }
-        if touched and self.is_host:
-            self._propose_settings_changes(sorted(touched, key=str), label, selections_before)
-
-    def _apply_app_settings(self, old: AppSettings, new: AppSettings) -> tuple[list[str], list[str]]:
-        """Put the app.yml options a running host can change in force; name the others."""
-        before, after = dataclasses.asdict(old), dataclasses.asdict(new)
-        changed = [k for k in after if after[k] != before.get(k)]
-        self.approvals.mode = new.approvals.mode
-        self.approvals.two_person = new.approvals.two_person
-        self.approvals.expire_after_s = new.approvals.expire_after_s
-        self.lifecycle.options = LifecycleOptions(**dataclasses.asdict(new.lifecycle))
-        self.health.interval_s = new.health.interval_s
-        live, later = [], []
-        for key in changed:
-            if key in ("approvals", "lifecycle", "stack_order", "journal", "limits"):
-                live.append(key)
-            elif key == "remote":
-                self.remote.reconfigure(new.remote)
-                live.append(key)
-            elif key == "health":
-                if before["health"]["interval_s"] != after["health"]["interval_s"]:
-                    live.append("health.interval_s")
-                if before["health"]["history"] != after["health"]["history"]:
-                    later.append("health.history")
-            else:
-                later.append(key)
-        return live, later
-
-    def _propose_settings_changes(self, refs: list[ComponentRef], label: str,
-                                  selections_before: dict[Domain, dict[str, str]]) -> None:
-        """Each key whose winner a settings change moved away from what serves becomes one
-        proposal; an older watcher proposal for that key that the files no longer ask for is
-        withdrawn (rejected as superseded), and a key the files bring back to what serves
-        gets none."""
-        try:
-            waiting = [p for p in self.approvals.pending() if p.source == WATCHER_SOURCE and p.decided_by is None]
-        except StoreError as exc:
-            self.store_error = str(exc)
-            waiting = []
-        for ref in refs:
-            target = self.resolver.winner(ref)
-            mine = [p for p in waiting if (p.domain, p.key) == (ref.domain.value, ref.key)]
-            for p in mine:
-                if target is None or (p.to_provider, p.to_source) != (target.provider, target.source):
-                    now = f"asks for {target.provider}" if target else "has no candidate for it"
-                    assert p.id is not None  # read from the store
-                    with contextlib.suppress(OneiricError):
-                        self.approvals.reject(p.id, Principal.internal(WATCHER_SOURCE),
-                                              f"superseded: {label} now {now}")
-            if target is None:
-                continue
-            slot = self.lifecycle.find_slot(ref)
-            serving = slot.current.candidate if slot and slot.current else None
-            heading = slot.pending if slot else None
-            if (serving is not None and serving.ident == target.ident) or \
-                    (heading is not None and heading.ident == target.ident):
-                continue
-            if any((p.to_provider, p.to_source) == (target.provider, target.source) for p in mine):
-                continue
-            old, new = selections_before[ref.domain].get(ref.key), self.resolver.selection(ref)
-            if old != new and new == target.provider:
-                reason = f"{label} selects {new}"
-            elif old != new and new:
-                reason = f"{label} selects {new}, which is not registered; ranking picked {target.provider}"
-            elif old != new:
-                reason = f"{label} no longer selects {old}; {self._why(ref)}"
-            else:
-                reason = f"{label} changed: {self._why(ref)}"
-            self._spawn(self._propose_swap(ref, target, reason), f"oneiric-propose-{ref}")
-
-    def _why(self, ref: ComponentRef) -> str:
-        try:
-            ranked = self.resolver.explain(ref.domain, ref.key).ranked
-        except NotFound:
-            return "no candidate"
-        return f"{ranked[0].candidate.provider} wins ({ranked[0].reason})" if ranked else "no candidate"
-
-    async def _propose_swap(self, ref: ComponentRef, target: Candidate, reason: str) -> None:
-        try:
-            await self.request_swap(ref.domain, ref.key, target.provider, to_source=target.source,
-                                    source=WATCHER_SOURCE, reason=reason, actor=self.actor)
-        except OneiricError as exc:
-            self.emit(Event("watcher-error", f"{ref}: {reason}, but no swap was proposed: {exc}", Severity.WARNING,
-                            ref.domain, ref.key, target.provider, self.actor, data={"reason": reason}))
-
-    def _spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> None:
+        """Run `coro` as a task the host cancels and awaits when it stops."""
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(coro, name=name))
 
@@ -594,7 +295,7 @@ class Engine:
         # Renew the lease from now on: activating thousands of keys can outlast its staleness.
         self.session.start_heartbeat()
         await self.session.serve()  # requests wait for session.ready (below)
-        self._start_telemetry()
+        self.host_telemetry.start()
         self.store.clear_health()
         self.session.start_pruning()  # on a worker thread: activation does not wait for it (retention.py)
         took_over = None if before is None else {"pid": before.pid, "hostname": before.hostname}
@@ -605,107 +306,22 @@ class Engine:
         recover_interrupted_swaps(self.store, self.approvals, self.emit, previous=before, actor=self.actor)
         self.store.clear_lifecycle()
         self.activity.reload()  # the desired state written while no host ran, as of now
-        self._journal_problems(self.settings.problems)
+        self.journal_problems(self.settings.problems)
         await self.remote.start()  # the first sync of each source, a few seconds at most
         await self.activate_all()
         self.remote.mark_activated()
         self.health.start()
         self.session.ready.set()
-        self._start_watcher()
+        self.settings_sync.start()
 
-    def _start_telemetry(self) -> None:
-        """Host only: spans, metrics and journal events as log records (telemetry.py), with
-        app.yml's telemetry section and the OTEL_* variables (telemetry_config.py). A
-        configured exporter that is missing is journaled now; one that starts failing (or
-        works again) later is journaled when it changes, and recorded for other processes."""
-        from .telemetry import Telemetry  # imported here: the CLI's read commands never pay for it
-        from .telemetry_config import TelemetryConfig
-
-        loop = asyncio.get_running_loop()
-
-        def changed() -> None:  # from an exporter's thread
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
-                loop.call_soon_threadsafe(self._telemetry_changed)
-
-        tel = self.telemetry = Telemetry(TelemetryConfig.resolve(self.settings.app.telemetry), on_change=changed)
-        tel.observe_resolutions(lambda: {str(d): n for d, n in self.resolver.resolutions.items()})
-        tel.observe_journal_head(lambda: getattr(self.store.last_published_head, "id", None))
-        tel.observe_store(self.store.path)
-        tel.observe_lifecycle(self._lifecycle_counts)
-        tel.observe_activity(self._activity_counts)
-        tel.observe_breakers(lambda: {name: src.breaker.state for name, src in list(self.remote.sources.items())})
-        self._count_journal()
-        self.lifecycle._telemetry = tel
-        self.health._telemetry = tel
-        self._telemetry_listener = self.bus.add_listener(tel.on_event)
-        self._telemetry_problem = None
-        for note in tel.config.notes:
-            self.emit(Event("telemetry-config-warning", f"telemetry: {note}", Severity.WARNING, actor=self.actor))
-        self._telemetry_changed()
-
-    def _lifecycle_counts(self) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        for slot in self.lifecycle.slots():
-            key = (slot.ref.domain.value, slot.state.value)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
-
-    def _activity_counts(self) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        for record in self.activity.all():
-            key = (record.domain, record.state)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
-
-    def _count_journal(self) -> None:
-        if self.telemetry is not None:
-            try:
-                self.telemetry.set_journal_rows(self.store.count_journal())
-            except StoreError as exc:
-                self.store_error = str(exc)
-
-    def _telemetry_changed(self) -> None:
-        """On the loop: record the telemetry status for other processes, and journal a
-        problem when it begins (a missing exporter, exports failing) and when it ends."""
-        tel = self.telemetry
-        if tel is None or not self.is_host:
-            return
-        status = tel.status()
-        before, self._telemetry_problem = self._telemetry_problem, status.problem
-        if status.problem and not before:
-            kind = "telemetry-unavailable" if status.state == "unavailable" else "telemetry-export-failed"
-            self.emit(Event(kind, f"telemetry: {status.problem}", Severity.WARNING, actor=self.actor,
-                            data=status.to_dict()))
-        elif before and not status.problem:
-            self.emit(Event("telemetry-export-recovered", f"telemetry: exporting to {status.destination} works "
-                            "again", actor=self.actor, data=status.to_dict()))
-        self._publish_telemetry(status)
-
-    def _publish_telemetry(self, status: Any) -> None:
-        from .telemetry_config import META_KEY
-
-        record = {**status.to_dict(), "pid": os.getpid(), "hostname": socket.gethostname(), "updated_at": time.time()}
-        self._store_write(lambda value: self.store.set_meta(META_KEY, value), record)
+    @property
+    def telemetry(self) -> Any | None:
+        """The host's Telemetry (telemetry.py), from start() on; None in other processes."""
+        return self.host_telemetry.telemetry
 
     def telemetry_status(self) -> Any:
-        """How telemetry is doing (telemetry_config.TelemetryStatus): from this process's
-        telemetry in the host; else as the live host recorded it; else, with no host, what
-        app.yml and this process's environment would do."""
-        from .telemetry_config import META_KEY, TelemetryConfig, TelemetryStatus
-
-        if self.is_host and self.telemetry is not None:
-            return self.telemetry.status()
-        lease, alive = self.host()
-        if lease is not None and alive:
-            try:
-                raw = self.store.get_meta(META_KEY)
-            except StoreError as exc:
-                return TelemetryStatus("none", None, "unknown", f"cannot read the state store: {exc}")
-            if isinstance(raw, dict) and raw.get("pid") == lease.pid and raw.get("hostname") == lease.hostname:
-                return TelemetryStatus.from_dict(raw)
-            return TelemetryStatus("none", None, "unknown",
-                                   f"the host (pid {lease.pid} on {lease.hostname}) recorded no telemetry status")
-        return TelemetryConfig.resolve(self.settings.app.telemetry).offline_status()
+        """How telemetry is doing (HostTelemetry.status)."""
+        return self.host_telemetry.status()
 
     @property
     def telemetry_problem(self) -> str | None:
@@ -745,7 +361,7 @@ class Engine:
     def journal_pruned(self, report: PruneReport) -> None:
         """Journal a prune that did something or was held back (on the loop: emit fans out)."""
         if report.pruned:
-            self._count_journal()
+            self.host_telemetry.count_journal()
         if report.worth_journaling:
             self.emit(Event("journal-pruned", report.sentence(),
                             Severity.WARNING if report.held_by or report.not_reclaimed else Severity.INFO,
@@ -774,7 +390,7 @@ class Engine:
         stopping_since = time.monotonic()
         cut_short = False  # a wait ran out (the supervisor runbook reads this from host-stopped)
         wait = self.lifecycle.options.cleanup_timeout if timeout is None else timeout
-        self._stop_watcher()
+        self.settings_sync.stop()
         await self.remote.stop()
         await self.session.stop_serving(wait)
         self.session.ready.clear()
@@ -802,9 +418,7 @@ class Engine:
                         data={"pid": os.getpid(), "took_s": round(took, 3), "timeout_s": wait,
                               "cut_short": cut_short or self.session.cut_short_commands}))
         self.session.release()
-        if self.telemetry is not None:
-            self._telemetry_listener()
-            self.telemetry.shutdown()
+        self.host_telemetry.stop()
         self.lifecycle.close()
         self.started = False
         self.is_host = False
@@ -875,7 +489,7 @@ class Engine:
         ref = self.known(domain, key)
         result = self.lifecycle.plan(ref, provider, source=source, force=force, actor=self.actor)
         if not self.is_host:
-            result.from_provider = self._serving_elsewhere(ref)
+            result.from_provider = self.status_view.serving_elsewhere(ref)
         return result
 
     async def _swap_now(
@@ -905,7 +519,7 @@ class Engine:
         self._writable("swap")
         who = _as_principal(actor, self.principal)
         plan = self.lifecycle.plan(ref, provider, source=to_source, force=force, actor=who.label)
-        from_provider = plan.from_provider if self.is_host else self._serving_elsewhere(ref)
+        from_provider = plan.from_provider if self.is_host else self.status_view.serving_elsewhere(ref)
         record = self.approvals.propose(
             ref, plan.to_provider, from_provider=from_provider, to_source=plan.to_source,
             force=force, source=source, reason=reason, requested_by=who,
@@ -1046,18 +660,8 @@ class Engine:
                         Severity.INFO, ref.domain, ref.key, record.to_provider, record.decided_by,
                         data={"from": old, "to": record.to_provider, "file": str(path), "proposal": record.id}))
         self.settings = self._loader.load()
-        self._apply_settings(self.settings)
+        self.apply_settings(self.settings)
         return record
-
-    def _serving_elsewhere(self, ref: ComponentRef) -> str | None:
-        """What serves `ref` as far as a process that is not the host can tell: the live
-        host's snapshot, else what a host would start (the resolver's winner)."""
-        _, alive = self.host()
-        if alive:
-            snap = self.store.get_lifecycle(ref.domain, ref.key)
-            return snap.provider if snap else None
-        winner = self.resolver.winner(ref)
-        return winner.provider if winner else None
 
     def reject(self, proposal_id: int, *, actor: Principal | str | None = None,
                comment: str | None = None) -> ProposalRecord:
@@ -1140,7 +744,7 @@ class Engine:
                               provider: str | None = None) -> tuple[Candidate, HealthResult]:
         """Build, probe and stop a candidate in this process (no host needed)."""
         ref = self.known(domain, key)
-        cand = self.lifecycle._target(ref, provider, None)
+        cand = self.lifecycle.target(ref, provider, None)
         return cand, await self.lifecycle.probe_candidate(cand)
 
     # -- persistence for other processes ---------------------------------------------------
@@ -1152,47 +756,23 @@ class Engine:
         before quitting as the host, naming this count). 0 in a process that does not host."""
         return sum(1 for slot in self.lifecycle.slots() if slot.current is not None)
 
-    # -- history: what the console's history view and swap picker read -----------------------
+    # -- the status every front door shows, and the history views (status_view.py) ---------
+    def components(self, refs: list[ComponentRef] | None = None) -> list[ComponentStatus]:
+        """Status of every key (or of `refs`): StatusView.components."""
+        return self.status_view.components(refs)
+
     def health_track(self, ref: ComponentRef) -> HealthTrack | None:
-        """`ref`'s health track: this process's own as the host; in another process, the one
-        the host stored, as of the last components() (client consoles' TREND and CHANGED)."""
-        track = self.health.track(ref)
-        if track is not None or self.is_host:
-            return track
-        snap = self._stored_health.get((ref.domain.value, ref.key))
-        if snap is None:
-            return None
-        cached = self._stored_tracks.get(ref)
-        if cached is not None and cached[0] is snap:
-            return cached[1]
-        track = track_from_snapshot(ref, snap, self.health.interval_s)
-        self._stored_tracks[ref] = (snap, track)
-        return track
+        """`ref`'s health track, here or as the host stored it: StatusView.health_track."""
+        return self.status_view.health_track(ref)
 
     def component_history(self, domain: Domain | str, key: str) -> ComponentHistory:
-        """A key's health samples and the journal's swaps, rollbacks and health changes over
-        the same span (the last hour when there are no samples yet)."""
-        ref = self.known(domain, key)
-        if not self.is_host:  # this key's newest stored snapshot (one row, not the whole table)
-            snap = self.store.get_health(ref.domain, ref.key)
-            if snap is not None:
-                self._stored_health[(ref.domain.value, ref.key)] = snap
-        track = self.health_track(ref)
-        since = min((s.ts for s in track.samples), default=None) if track else None
-        since = (since if since is not None else time.time()) - self.health.interval_s
-        events = self.store.journal(kinds=list(MARKER_KINDS), domain=ref.domain, key=ref.key,
-                                    since_ts=min(since, time.time() - 3600), limit=1000)
-        exact = self.is_host or self.health.track(ref) is not None
-        return build_history(ref, track, events, exact_times=exact)
+        """A key's health samples and journal markers: StatusView.component_history."""
+        return self.status_view.component_history(domain, key)
 
     def candidate_records(self, domain: Domain | str, key: str,
                           window_s: float = HISTORY_WINDOW_S) -> dict[str, CandidateRecord]:
-        """Each candidate of a key with its last health gate and its failures in the last
-        `window_s`, from the journal (the same in every process)."""
-        ref = self.known(domain, key)
-        events = self.store.journal(kinds=SWAP_OUTCOME_KINDS, domain=ref.domain, key=ref.key,
-                                    limit=500)
-        return journal_records(events, now=time.time(), window_s=window_s)
+        """Each candidate's last gate and recent failures: StatusView.candidate_records."""
+        return self.status_view.candidate_records(domain, key, window_s)
 
     def _on_health(self, ref: ComponentRef, provider: str, result: HealthResult) -> None:
         self.candidate_health[(ref, provider)] = result
@@ -1201,116 +781,24 @@ class Engine:
     def _on_gate(self, ref: ComponentRef, provider: str, result: HealthResult) -> None:
         self.candidate_health[(ref, provider)] = result
 
-    def _persist_slot(self, slot: Slot) -> None:
+    def _slot_changed(self, slot: Slot) -> None:
         self._changed(slot.ref)
-        if not self.is_host:
-            return
-        cand = slot.current.candidate if slot.current else None
-        self._store_write(self.store.put_lifecycle, LifecycleSnapshot(
-            slot.ref.domain.value, slot.ref.key, slot.state.value,
-            cand.provider if cand else None, cand.source if cand else None,
-            slot.pending.provider if slot.pending else None, slot.last_error, slot.inflight,
-            slot.last_swap.to_dict() if slot.last_swap else None, time.time(),
-        ))
+        self.snapshots.slot_changed(slot)
 
-    def _persist_health(self, track: HealthTrack) -> None:
-        """Health samples arrive one per key per round; they are written together, in one
-        transaction a moment later, so 2,500 probes cost one write instead of 2,500."""
+    def _health_changed(self, track: HealthTrack) -> None:
         self._changed(track.ref)
-        if not self.is_host:
-            return
-        self._health_dirty[track.ref] = HealthSnapshot(
-            track.ref.domain.value, track.ref.key, track.provider, track.status.value,
-            track.latency_ms, track.message, track.checked_at or time.time(), track.changed_at,
-            track.samples.latencies(),
-        )
-        if self._health_flush is None:
-            self._health_flush = asyncio.get_running_loop().call_later(
-                HEALTH_WRITE_DELAY_S, self.flush_snapshots)
+        self.snapshots.health_changed(track)
 
     def flush_snapshots(self) -> None:
-        """Write the health snapshots waiting to be written (also done on stop)."""
-        if self._health_flush is not None:
-            self._health_flush.cancel()
-            self._health_flush = None
-        dirty, self._health_dirty = self._health_dirty, {}
-        if dirty:
-            with self._store_batch():
-                for snapshot in dirty.values():
-                    self._store_write(self.store.put_health, snapshot)
+        """Write the health snapshots waiting to be written (SnapshotWriter.flush)."""
+        self.snapshots.flush()
 
-    def _store_write(self, fn: Callable[[Any], Any], value: Any) -> None:
+    def store_write(self, fn: Callable[[Any], Any], value: Any) -> None:
+        """Write through the store; a failure is counted (store_failures), never raised."""
         try:
             fn(value)
         except StoreError as exc:
             self._store_failed(exc)
-
-    # -- the status every front door shows -------------------------------------------------
-    def components(self, refs: list[ComponentRef] | None = None) -> list[ComponentStatus]:
-        """Status of every key (or of `refs`), from this process when it is the host, else from
-        the snapshots the host keeps in the store."""
-        _, alive = self.host() if not self.is_host else (None, False)
-        live_remote = alive and not self.is_host
-        snaps = {(s.domain, s.key): s for s in self.store.all_lifecycle()} if live_remote else {}
-        healths = {} if self.is_host else {(h.domain, h.key): h for h in self.store.all_health()}
-        self._stored_health = healths
-        proposals = self._pending_by_key()
-        out = []
-        for ref in self.resolver.refs() if refs is None else refs:
-            try:
-                exp = self.resolver.summary(ref)
-            except NotFound:
-                continue
-            winner = exp.winner
-            act = self.activity.get(ref)
-            slot = self.lifecycle.find_slot(ref)
-            track = self.health.track(ref)
-            if self.is_host:
-                serving = slot.current.candidate if slot and slot.current else None
-                state = slot.state.value if slot else LifecycleState.INACTIVE.value
-                serving_p, serving_s = (serving.provider, serving.source) if serving else (None, None)
-                inflight = slot.inflight if slot else 0
-                last_error = slot.last_error if slot else None
-                last_swap = slot.last_swap.to_dict() if slot and slot.last_swap else None
-            else:
-                snap = snaps.get((ref.domain.value, ref.key))
-                state = snap.state if snap else LifecycleState.INACTIVE.value
-                serving_p, serving_s = (snap.provider, snap.source) if snap else (None, None)
-                inflight = snap.inflight if snap else 0
-                last_error = snap.last_error if snap else None
-                last_swap = snap.last_swap if snap else None
-            if track is not None:
-                health = (track.status.value, track.latency_ms, track.message, track.checked_at)
-            elif (h := healths.get((ref.domain.value, ref.key))) is not None:
-                health = (h.status, h.latency_ms, h.message, h.checked_at)
-            else:
-                health = ("unknown", None, "", None)
-            out.append(ComponentStatus(
-                ref, winner.provider if winner else None, winner.source if winner else None,
-                exp.selection, exp.misconfigured, exp.candidates, max(0, exp.candidates - 1),
-                serving_p, serving_s, state, inflight, act.state, act.note, act.actor,
-                health[0], health[1], health[2], health[3], last_error, last_swap,
-                proposal=proposals.get((ref.domain.value, ref.key)),
-            ))
-        return out
-
-    def _pending_by_key(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """The newest undecided, unexpired proposal per key, from the store (so clients see
-        the host's proposals too). Read-only: expiring them is the host's job."""
-        try:
-            pending = self.store.proposals(status="pending", limit=10_000)
-        except StoreError as exc:
-            self.store_error = str(exc)
-            return {}
-        now = time.time()
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for p in pending:  # oldest first, so the newest wins
-            if p.expires_at is None or p.expires_at > now:
-                out[(p.domain, p.key)] = {
-                    "id": p.id, "from": p.from_provider, "to": p.to_provider, "source": p.source,
-                    "requested_by": p.requested_by, "reason": p.reason, "created_at": p.created_at,
-                }
-        return out
 
 
 # What only a host imports, lazily (telemetry, remote manifests and their crypto, the settings
@@ -1342,21 +830,4 @@ def _as_principal(actor: Principal | str | None, default: Principal) -> Principa
     return Principal.named(actor)
 
 
-def _ident(cand: Candidate | None) -> tuple[Any, ...] | None:
-    return cand.ident if cand is not None else None
-
-
-def _label(path: Path) -> str:
-    """How settings paths appear in messages: relative to the working directory when possible."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _limits(app: Any) -> LimitsOptions:
-    """app.yml's input limits (the defaults for a file never loaded): what a change compares."""
-    return app.limits if isinstance(app, AppSettings) else LimitsOptions()
-
-
-__all__ = ["ActivityState", "ComponentStatus", "Engine", "HostBusy"]
+__all__ = ["HEARTBEAT_S", "ActivityState", "ComponentStatus", "Engine", "HostBusy"]

@@ -159,6 +159,11 @@ class HealthMonitor:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
+    def use_telemetry(self, telemetry: Any | None) -> None:
+        """Record each probe as a metric on `telemetry` (the host's, from its start); None
+        records nothing. The monitor is built before the host knows its telemetry."""
+        self._telemetry = telemetry
+
     # -- reads -----------------------------------------------------------------------------
     def track(self, ref: ComponentRef) -> HealthTrack | None:
         return self._tracks.get(ref)

@@ -258,6 +258,11 @@ class LifecycleManager:
         self._slots: dict[ComponentRef, Slot] = {}
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="oneiric-provider")
 
+    def use_telemetry(self, telemetry: Any | None) -> None:
+        """Record swaps as spans and metrics on `telemetry` (the host's, from its start);
+        None records nothing. A manager is built before the host knows its telemetry."""
+        self._telemetry = telemetry
+
     # -- reads -----------------------------------------------------------------------------
     def slot(self, ref: ComponentRef) -> Slot:
         slot = self._slots.get(ref)
@@ -295,6 +300,11 @@ class LifecycleManager:
                 raise ComponentUnavailable(f"{ref} is stopping.")
 
     # -- swaps -----------------------------------------------------------------------------
+    def target(self, ref: ComponentRef, provider: str | None, source: str | None) -> Candidate:
+        """The candidate a swap of `ref` to `provider` (from `source`) would bind: the winner
+        when both are None; NotFound or a clear refusal otherwise."""
+        return self._target(ref, provider, source)
+
     def _target(self, ref: ComponentRef, provider: str | None, source: str | None) -> Candidate:
         explanation = self._resolver.explain(ref.domain, ref.key)  # NotFound for unknown keys
         if provider is None and source is None:

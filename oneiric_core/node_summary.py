@@ -15,7 +15,7 @@ from .errors import NotFound
 from .lifecycle import LifecycleState
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .ports import NodeEngine
 
 REPORT_EVERY_S = 10.0  # how often the heartbeat rewrites the report (a key count changes rarely)
 
@@ -45,7 +45,7 @@ class NodeSummary:
                    float(at) if isinstance(at, (int, float)) else 0.0)
 
 
-def summarize(engine: Engine) -> NodeSummary:
+def summarize(engine: NodeEngine) -> NodeSummary:
     """The host's node as its own engine knows it (in memory, no store reads)."""
     serving = 0
     failing: set[Any] = set()

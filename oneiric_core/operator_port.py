@@ -30,7 +30,7 @@ from .principal import DISPLAY_ENV, NAMED, Principal, check_display
 from .store import ProposalRecord, RequestRecord, StateStore
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .ports import OperatorEngine
 
 
 class HostUnreachable(OneiricError):
@@ -48,7 +48,7 @@ class Transport(Protocol):
 class InProcess:
     """This process's engine runs requests itself, as `principal` (its own OS account)."""
 
-    def __init__(self, engine: Engine, principal: Principal | None = None) -> None:
+    def __init__(self, engine: OperatorEngine, principal: Principal | None = None) -> None:
         self.engine = engine
         self.principal = principal or engine.principal
 
@@ -290,7 +290,7 @@ def display_name() -> str | None:
     return check_display(os.environ.get(DISPLAY_ENV))
 
 
-def connect(engine: Engine, *, read_only: bool | None = None, wait: float = DEFAULT_WAIT_S,
+def connect(engine: OperatorEngine, *, read_only: bool | None = None, wait: float = DEFAULT_WAIT_S,
             node: str | None = None) -> Operator:
     """The Operator for this engine's process: in-process when it hosts or no host runs,
     over the socket when another process hosts, through the store for another `node`."""

@@ -33,7 +33,7 @@ from ..events import Event, Severity
 from ..store import StoreError
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..ports import RemoteEngine
     from ..registry import CandidateFields
     from ..settings import RemoteOptions
     from .registration import Applied, Registrar
@@ -48,7 +48,7 @@ ONE_SHOT_META = "remote_one_shot"  # {uri, pid, hostname}: the host that holds a
 
 
 class RemoteManager:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: RemoteEngine) -> None:
         self._engine = engine
         self.options: RemoteOptions = engine.settings.app.remote
         self.sources: dict[str, RemoteSource] = {}
@@ -149,7 +149,7 @@ class RemoteManager:
         """Remove a source's candidates; on a running host, what serves keeps serving and
         becomes a proposal to swap away (registration.py)."""
         if self.running:
-            self._engine._spawn(self._apply(src.source, [], f"{src.source}: {why}"),
+            self._engine.spawn(self._apply(src.source, [], f"{src.source}: {why}"),
                                 f"oneiric-remote-withdraw-{src.name}")
         else:
             self.registrar.register(src.source, [])

@@ -23,7 +23,7 @@ from ..registry import CandidateFields, CandidateRegistry, SourceDiff
 from ..store import StoreError
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..ports import RegistrationEngine
     from .manifest import Accepted
 
 PROPOSAL_SOURCE = "remote-sync"  # the `source` of proposals a remote sync makes
@@ -80,7 +80,7 @@ class Applied:
 class Registrar:
     """Applies a source's rows to an engine's registry and proposes the swaps that follow."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: RegistrationEngine) -> None:
         self._engine = engine
         # Set by the engine once every winner was activated: before that nothing serves, and a
         # new winner is simply what activation starts.
@@ -180,7 +180,7 @@ def _ident(cand: Candidate | None) -> tuple[Any, ...] | None:
     return cand.ident if cand is not None else None
 
 
-def _why(engine: Engine, ref: ComponentRef) -> str:
+def _why(engine: RegistrationEngine, ref: ComponentRef) -> str:
     try:
         ranked = engine.resolver.explain(ref.domain, ref.key).ranked
     except OneiricError:

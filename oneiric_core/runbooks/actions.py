@@ -26,10 +26,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OneiricError
 from .facts import FactContext, MissingParam
+
+if TYPE_CHECKING:
+    from ..ports import FactsEngine
 
 
 @dataclass
@@ -72,7 +75,7 @@ def action(name: str, changes: str, needs: tuple[str, ...] = (), *, via_proposal
     return register
 
 
-def _remote_host(engine: Any) -> bool:
+def _remote_host(engine: FactsEngine) -> bool:
     """True when another live process hosts the state dir: changes go through its socket."""
     if engine.is_host:
         return False
@@ -80,7 +83,7 @@ def _remote_host(engine: Any) -> bool:
     return alive
 
 
-async def _ask(engine: Any, kind: str, args: dict[str, Any]) -> ActionOutcome:
+async def _ask(engine: FactsEngine, kind: str, args: dict[str, Any]) -> ActionOutcome:
     from ..operator_port import connect
 
     result = await connect(engine).run(kind, **args)
@@ -115,15 +118,16 @@ async def _swap(ctx: FactContext, actor: str, force: bool) -> ActionOutcome:
         return ActionOutcome("done" if result.exit_code == 0 else "failed", result.message, requested_by=actor)
     record, _ = await engine.request_swap(ref.domain, ref.key, provider, force=force, source="runbook",
                                           reason=reason, actor=actor)
+    assert record.id is not None  # request_swap stored it
     return proposal_outcome(engine, record.id)
 
 
-def proposal_outcome(engine: Any, proposal_id: int) -> ActionOutcome:
+def proposal_outcome(engine: FactsEngine, proposal_id: int) -> ActionOutcome:
     """Where a swap proposal stands, as an action outcome."""
     record = engine.store.get_proposal(proposal_id)
     if record is None:
         return ActionOutcome("failed", f"proposal #{proposal_id} is gone", proposal_id)
-    base = dict(proposal_id=record.id, requested_by=record.requested_by, approved_by=record.decided_by,
+    base: dict[str, Any] = dict(proposal_id=record.id, requested_by=record.requested_by, approved_by=record.decided_by,
                 data={"to": record.to_provider, "status": record.status, "swap_outcome": record.outcome})
     what = f"#{record.id} {record.domain}/{record.key} -> {record.to_provider}"
     if record.status in ("pending", "approved"):
@@ -169,7 +173,7 @@ async def _set_activity(kind: str, ctx: FactContext, actor: str) -> ActionOutcom
     return ActionOutcome("done", message, requested_by=actor, approved_by=actor)
 
 
-async def _until_started(engine: Any, ref: Any) -> str:
+async def _until_started(engine: FactsEngine, ref: Any) -> str:
     """A key paused since the host started was never activated; resuming starts it in the
     background. Wait for that start (bounded by activation_timeout), so the check after this
     step sees the key serving rather than still starting."""

@@ -15,9 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound
+
+if TYPE_CHECKING:
+    from ..ports import FactsEngine
 
 
 class MissingParam(Exception):
@@ -41,7 +44,7 @@ class FactResult:
 
 @dataclass
 class FactContext:
-    engine: Any
+    engine: FactsEngine
     params: dict[str, Any]
     args: dict[str, Any] = field(default_factory=dict)
     visits: dict[str, int] = field(default_factory=dict)  # node id -> times reached in this walk

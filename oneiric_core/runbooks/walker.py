@@ -26,13 +26,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound, UsageError
 from .actions import ACTIONS, ActionOutcome, perform, proposal_outcome
 from .facts import FactContext, FactResult, MissingParam, evaluate
 from .loader import Catalog
 from .model import ROUND_LIMIT_NODE, TREE_PREFIX, Node, Tree
+
+if TYPE_CHECKING:
+    from ..ports import FactsEngine
 
 AUTO_STEPS = 50  # advance() stops after this many automatic steps in a row (a loop guard of last resort)
 STATE_VERSION = 1  # of to_state()'s data
@@ -105,7 +108,7 @@ class _Frame:
 
 
 class Walker:
-    def __init__(self, catalog: Catalog, tree_id: str, engine: Any, *, params: dict[str, Any] | None = None,
+    def __init__(self, catalog: Catalog, tree_id: str, engine: FactsEngine, *, params: dict[str, Any] | None = None,
                  actor: str | None = None, recorder: Callable[[Step], None] | None = None,
                  escalation: Any = None, severity: str | None = None) -> None:
         self.catalog = catalog
@@ -384,7 +387,7 @@ class Walker:
         }
 
     @classmethod
-    def from_state(cls, catalog: Catalog, engine: Any, state: dict[str, Any], *,
+    def from_state(cls, catalog: Catalog, engine: FactsEngine, state: dict[str, Any], *,
                    recorder: Callable[[Step], None] | None = None, escalation: Any = None) -> Walker:
         """The walk `to_state()` saved, on `catalog` as it is now. UsageError, in one sentence,
         when that is no longer possible (a runbook or node it was on has been removed)."""
