@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,13 +39,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402
+import _pg  # noqa: E402
 
 from oneiric_core.events import Event  # noqa: E402
 from oneiric_core.store import StateStore  # noqa: E402
 
 TARGET_MS = 250.0
 PICKUP_TARGET_MS = 100.0
-DEFAULT_URL = "postgresql://127.0.0.1:5432/test"
 
 READER = """
 import json, sys, time
@@ -151,28 +150,18 @@ def requests_to_host(store_url: str, tmp: Path, count: int) -> tuple[list[float]
 def main() -> int:
     args = _common.parse_args(__doc__.splitlines()[0], extra=extra_args)
     count = args.events or (5 if args.quick else 40)
-    url = os.environ.get("ONEIRIC_TEST_PG", "").strip() or DEFAULT_URL
     try:
-        import psycopg
-
-        admin = psycopg.connect(url, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # noqa: BLE001 - whatever keeps us from the server is the one line printed
-        print(f"no PostgreSQL at {url} ({' '.join(str(exc).split())}): set ONEIRIC_TEST_PG to run this benchmark")
+        with _pg.bench_schema() as pg_schema:
+            print(_common.environment_line())
+            print(f"{count} events per reader, one every 30-80 ms, PostgreSQL at {pg_schema.server}")
+            with tempfile.TemporaryDirectory() as tmp:
+                StateStore(Path(tmp) / "setup.sqlite", url=pg_schema.store_url).close()  # the schema, first
+                push = measure(pg_schema.store_url, "push", count, Path(tmp))
+                poll = measure(pg_schema.store_url, "poll", count, Path(tmp))
+                pickup, via_store, via_socket = requests_to_host(pg_schema.store_url, Path(tmp), max(4, count // 2))
+    except _pg.NoServer as exc:
+        print(exc)
         return 1 if args.check else 0
-    schema = f"oneiric_bench_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    store_url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    print(_common.environment_line())
-    print(f"{count} events per reader, one every 30-80 ms, PostgreSQL at {url}")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            StateStore(Path(tmp) / "setup.sqlite", url=store_url).close()  # the schema, before either reader
-            push = measure(store_url, "push", count, Path(tmp))
-            poll = measure(store_url, "poll", count, Path(tmp))
-            pickup, via_store, via_socket = requests_to_host(store_url, Path(tmp), max(4, count // 2))
-    finally:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.close()
     rows = []
     for name, values in (("push (LISTEN/NOTIFY)", push), ("poll every 1 s (before)", poll)):
         rows.append([name, len(values), _common.median(values), _common.percentile(values, 95), max(values)])

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,12 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402
+import _pg  # noqa: E402
 
 from oneiric_core.rollout import RolloutOptions  # noqa: E402
 from oneiric_core.store import StateStore  # noqa: E402
 
 TARGET_MS = 50.0
-DEFAULT_URL = "postgresql://127.0.0.1:5432/test"
 
 
 def extra_args(parser) -> None:
@@ -104,26 +103,15 @@ def roll(store: StateStore, provider: str, names: list[str]) -> tuple[float, flo
 def main() -> int:
     args = _common.parse_args(__doc__.splitlines()[0], extra=extra_args)
     count = args.nodes or (2 if args.quick else 4)
-    url = os.environ.get("ONEIRIC_TEST_PG", "").strip() or DEFAULT_URL
-    try:
-        import psycopg
-
-        admin = psycopg.connect(url, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # noqa: BLE001 - whatever keeps us from the server is the one line printed
-        print(f"no PostgreSQL at {url} ({' '.join(str(exc).split())}): set ONEIRIC_TEST_PG to run this benchmark")
-        return 1 if args.check else 0
-    schema = f"oneiric_bench_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    store_url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
     names = [f"bench-{i}" for i in range(1, count + 1)]
-    print(_common.environment_line())
-    print(f"{count} hosts, one node per batch, no soak; PostgreSQL at {url}")
     rows, overheads = [], []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            hosts = start_hosts(store_url, Path(tmp), names)
+        with _pg.bench_schema() as pg_schema, tempfile.TemporaryDirectory() as tmp:
+            print(_common.environment_line())
+            print(f"{count} hosts, one node per batch, no soak; PostgreSQL at {pg_schema.server}")
+            hosts = start_hosts(pg_schema.store_url, Path(tmp), names)
             try:
-                with StateStore(Path(tmp) / "bench.sqlite", url=store_url, node="bench") as store:
+                with StateStore(Path(tmp) / "bench.sqlite", url=pg_schema.store_url, node="bench") as store:
                     for provider in ("sqlite", "memory"):
                         wall, swaps = roll(store, provider, names)
                         per_node = (wall - swaps) / count
@@ -134,9 +122,9 @@ def main() -> int:
                     host.terminate()
                 for host in hosts:
                     host.wait(30)
-    finally:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.close()
+    except _pg.NoServer as exc:
+        print(exc)
+        return 1 if args.check else 0
     print(_common.table(["rollout", "nodes", "wall ms", "swaps ms (baseline)", "overhead ms/node"], rows))
     worst = max(overheads)
     ok = worst <= TARGET_MS

@@ -21,23 +21,21 @@ PostgreSQL it says so and exits 0 (or 1 with --check).
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common  # noqa: E402
+import _pg  # noqa: E402
 
 from oneiric_core.events import Event  # noqa: E402
 from oneiric_core.store import HealthSnapshot, LifecycleSnapshot, StateStore  # noqa: E402
 
 TARGET = 3.0
-DEFAULT_URL = "postgresql://127.0.0.1:5432/test"
 
 
 def extra_args(parser) -> None:
@@ -75,55 +73,50 @@ def status_read(store: StateStore) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
+def measure(pg_schema: _pg.BenchSchema, keys: int, batch: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+    print(_common.environment_line())
+    print(f"PostgreSQL: {pg_schema.version} at {pg_schema.server}; {keys} keys, batches of {batch}")
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = StateStore(Path(tmp) / "sqlite" / "state.sqlite")
+        pg = StateStore(Path(tmp) / "pg" / "state.sqlite", url=pg_schema.store_url)
+        try:
+            for store in (sqlite, pg):
+                fill(store, keys)
+                append_batched(store, batch)  # warm-up
+                status_read(store)
+            figures: dict[str, dict[str, list[float]]] = {
+                "append batched (us/event)": {"sqlite": [], "pg": []},
+                "status read (ms)": {"sqlite": [], "pg": []},
+                "append one (us/event)": {"sqlite": [], "pg": []},
+            }
+            for _ in range(rounds):
+                for name, store in (("sqlite", sqlite), ("pg", pg)):
+                    figures["append batched (us/event)"][name].append(append_batched(store, batch))
+                    figures["status read (ms)"][name].append(status_read(store))
+                    figures["append one (us/event)"][name].append(append_one(store, 20))
+        finally:
+            sqlite.close()
+            pg.close()
+    return figures
+
+
 def main() -> int:
     args = _common.parse_args(__doc__.splitlines()[0], extra=extra_args)
     rounds = args.rounds or (3 if args.quick else 15)
     keys, batch = (100, 20) if args.quick else (1000, 100)
-    url = os.environ.get("ONEIRIC_TEST_PG", "").strip() or DEFAULT_URL
     try:
-        import psycopg
-
-        admin = psycopg.connect(url, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # noqa: BLE001 - whatever keeps us from the server is the one line printed
-        print(f"no PostgreSQL at {url} ({' '.join(str(exc).split())}): set ONEIRIC_TEST_PG to run this benchmark")
+        with _pg.bench_schema() as pg_schema:
+            figures = measure(pg_schema, keys, batch, rounds)
+    except _pg.NoServer as exc:
+        print(exc)
         return 1 if args.check else 0
-    schema = f"oneiric_bench_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    pg_url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    print(_common.environment_line())
-    print(f"PostgreSQL: {admin.info.parameter_status('server_version')} at {url}; {keys} keys, batches of {batch}")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            sqlite = StateStore(Path(tmp) / "sqlite" / "state.sqlite")
-            pg = StateStore(Path(tmp) / "pg" / "state.sqlite", url=pg_url)
-            try:
-                for store in (sqlite, pg):
-                    fill(store, keys)
-                    append_batched(store, batch)  # warm-up
-                    status_read(store)
-                figures: dict[str, dict[str, list[float]]] = {
-                    "append batched (us/event)": {"sqlite": [], "pg": []},
-                    "status read (ms)": {"sqlite": [], "pg": []},
-                    "append one (us/event)": {"sqlite": [], "pg": []},
-                }
-                for _ in range(rounds):
-                    for name, store in (("sqlite", sqlite), ("pg", pg)):
-                        figures["append batched (us/event)"][name].append(append_batched(store, batch))
-                        figures["status read (ms)"][name].append(status_read(store))
-                        figures["append one (us/event)"][name].append(append_one(store, 20))
-            finally:
-                sqlite.close()
-                pg.close()
-    finally:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.close()
     rows, ok = [], True
-    for measure, by in figures.items():
+    for operation, by in figures.items():
         s, p = _common.median(by["sqlite"]), _common.median(by["pg"])
         ratio = p / s if s else float("inf")
-        targeted = not measure.startswith("append one")
+        targeted = not operation.startswith("append one")
         ok = ok and (ratio <= TARGET or not targeted)
-        rows.append([measure, f"{s:.1f}", f"{p:.1f}", f"{ratio:.2f}x" + ("" if targeted else " (info)")])
+        rows.append([operation, f"{s:.1f}", f"{p:.1f}", f"{ratio:.2f}x" + ("" if targeted else " (info)")])
     print(_common.table(["operation", "sqlite", "postgresql", "ratio"], rows))
     print(_common.verdict(ok, f"PostgreSQL within {TARGET:g}x of SQLite for batched appends and status reads"))
     _common.finish(ok, args.check)

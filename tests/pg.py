@@ -12,6 +12,7 @@ import functools
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -74,3 +75,13 @@ def fresh_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def demo_on_store(dest: Path, url: str) -> Path:
+    """A copy of the demo settings at `dest` whose app.yml points the store at `url`."""
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "settings", dest)
+    with (dest / "app.yml").open("a") as app:
+        app.write(f"\nstore:\n  url: \"{url}\"\n")
+    return dest

@@ -6,7 +6,6 @@ Real hosts (`oneiric run --node`), a real PostgreSQL, real database roles."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import uuid
@@ -15,18 +14,15 @@ from pathlib import Path
 import pytest
 
 from oneiric_core.store import StateStore, StoreError
-from tests.pg import fresh_schema, require_pg
-from tests.test_nodes import REPO, nodes, oneiric, start_node, wait_for
+from tests.pg import demo_on_store, fresh_schema, require_pg
+from tests.test_nodes import nodes, oneiric, start_node, wait_for
 
 
 @pytest.fixture
 def fleet(tmp_path: Path):
     """Two live hosts, web-1 and web-2, on one fresh schema; yields (settings, url)."""
     with fresh_schema() as url:
-        settings = tmp_path / "fleet-settings"
-        shutil.copytree(REPO / "settings", settings)
-        with (settings / "app.yml").open("a") as app:
-            app.write(f"\nstore:\n  url: \"{url}\"\n")
+        settings = demo_on_store(tmp_path / "fleet-settings", url)
         hosts = [start_node(settings, tmp_path / f"state-{n}", n, tmp_path / f"{n}.log") for n in ("web-1", "web-2")]
         try:
             wait_for("both hosts to be ready", lambda: all(

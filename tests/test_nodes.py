@@ -5,7 +5,6 @@ processes on one PostgreSQL store and on a SQLite file."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -134,13 +133,10 @@ def wait_for(what: str, check, timeout: float = 60.0):
 
 
 def test_two_hosts_on_one_postgresql_store_are_two_nodes_and_a_silent_one_goes_stale(tmp_path: Path) -> None:
-    from tests.pg import fresh_schema
+    from tests.pg import demo_on_store, fresh_schema
 
     with fresh_schema() as url:
-        settings = tmp_path / "fleet-settings"
-        shutil.copytree(REPO / "settings", settings)
-        with (settings / "app.yml").open("a") as app:
-            app.write(f"\nstore:\n  url: \"{url}\"\n")
+        settings = demo_on_store(tmp_path / "fleet-settings", url)
         hosts = [start_node(settings, tmp_path / f"state-{n}", n, tmp_path / f"{n}.log") for n in ("web-1", "web-2")]
         try:
             seen = wait_for("both nodes to report", lambda: (
