@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/oneiric --settings settings console
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Every benchmark with --check: a target missed fails `make bench` (after all of them ran).
 BENCHES := resolve swap console console_scale cli_host cli_startup cold_start journal_append prune status_json store_pg fleet_push rollout
