@@ -20,11 +20,9 @@ import pytest
 DEFAULT_URL = "postgresql://127.0.0.1:5432/test"
 
 
-def test_url() -> str:
+def server_url() -> str:
     return os.environ.get("ONEIRIC_TEST_PG", "").strip() or DEFAULT_URL
 
-
-test_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 @functools.cache
@@ -44,7 +42,7 @@ def _unreachable(url: str) -> str | None:
 
 def require_pg() -> str:
     """The server's URL; skips (or, with ONEIRIC_REQUIRE_PG=1, fails) the test without one."""
-    url = test_url()
+    url = server_url()
     why = _unreachable(url)
     if why is not None:
         line = (f"no PostgreSQL at {url} ({why}); set ONEIRIC_TEST_PG=postgresql://USER@HOST:PORT/DB "

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from oneiric_core.store import StateStore, StoreError
+from tests.helpers import wait_until
 from tests.pg import demo_on_store, fresh_schema, require_pg
-from tests.test_nodes import nodes, oneiric, start_node, wait_for
+from tests.test_nodes import nodes, oneiric, start_node
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def fleet(tmp_path: Path):
         settings = demo_on_store(tmp_path / "fleet-settings", url)
         hosts = [start_node(settings, tmp_path / f"state-{n}", n, tmp_path / f"{n}.log") for n in ("web-1", "web-2")]
         try:
-            wait_for("both hosts to be ready", lambda: all(
+            wait_until(what="both hosts to be ready", timeout=60, poll=0.2, predicate=lambda: all(
                 n.get("reported_at") for n in nodes(settings, tmp_path / "cli").values()) and len(
                 nodes(settings, tmp_path / "cli")) == 2)
             yield settings, url

@@ -16,6 +16,7 @@ import pytest
 
 from oneiric_core.events import Event
 from oneiric_core.store import SCHEMA_VERSION, ActivityRecord, HealthSnapshot, LifecycleSnapshot, StateStore
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,16 +123,6 @@ def nodes(settings: Path, state: Path) -> dict[str, dict]:
     return {n["node"]: n for n in json.loads(res.stdout)["nodes"]}
 
 
-def wait_for(what: str, check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_two_hosts_on_one_postgresql_store_are_two_nodes_and_a_silent_one_goes_stale(tmp_path: Path) -> None:
     from tests.pg import demo_on_store, fresh_schema
 
@@ -139,7 +130,7 @@ def test_two_hosts_on_one_postgresql_store_are_two_nodes_and_a_silent_one_goes_s
         settings = demo_on_store(tmp_path / "fleet-settings", url)
         hosts = [start_node(settings, tmp_path / f"state-{n}", n, tmp_path / f"{n}.log") for n in ("web-1", "web-2")]
         try:
-            seen = wait_for("both nodes to report", lambda: (
+            seen = wait_until(what="both nodes to report", timeout=60, poll=0.2, predicate=lambda: (
                 (found := nodes(settings, tmp_path / "cli")) and all(
                     found.get(n, {}).get("state") == "live" and found[n]["reported_at"] for n in ("web-1", "web-2"))
                 and found))
@@ -150,7 +141,7 @@ def test_two_hosts_on_one_postgresql_store_are_two_nodes_and_a_silent_one_goes_s
             assert table.splitlines()[0].split() == ["NODE", "STATE", "VERSION", "HEARTBEAT", "SERVING", "FAILING",
                                                      "PAUSED", "MISCONF", "MANIFESTS"]
             hosts[1].send_signal(signal.SIGSTOP)  # web-2's host hangs: no more heartbeats
-            stale = wait_for("web-2 to go stale", lambda: (
+            stale = wait_until(what="web-2 to go stale", timeout=60, poll=0.2, predicate=lambda: (
                 (found := nodes(settings, tmp_path / "cli"))["web-2"]["state"] == "stale" and found))
             assert stale["web-1"]["state"] == "live"
             hosts[1].send_signal(signal.SIGCONT)
@@ -173,7 +164,7 @@ def test_nodes_on_a_sqlite_store_lists_its_one_host(tmp_path: Path, demo_setting
     state = tmp_path / "state"
     host = start_node(demo_settings, state, "edge-7", tmp_path / "host.log")
     try:
-        found = wait_for("the host to report", lambda: (
+        found = wait_until(what="the host to report", timeout=60, poll=0.2, predicate=lambda: (
             (n := nodes(demo_settings, state)).get("edge-7", {}).get("reported_at") and n))
         assert list(found) == ["edge-7"] and found["edge-7"]["state"] == "live"
         event = json.loads(oneiric(demo_settings, state, "journal", "--json", "--limit", "1").stdout)["events"][-1]

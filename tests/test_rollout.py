@@ -22,9 +22,9 @@ import pytest
 
 from oneiric_core.rollout import RolloutOptions, batch_size, plan_batches
 from oneiric_core.store import StateStore
-from tests.helpers import demo_copy, free_port
+from tests.helpers import demo_copy, free_port, wait_until
 from tests.pg import fresh_schema
-from tests.test_nodes import REPO, wait_for
+from tests.test_nodes import REPO
 
 KEY = "adapter/cache"
 
@@ -91,7 +91,7 @@ class Fleet:
             with self.store() as store:
                 found = {n.node: n for n in store.nodes() if n.stopped_at is None}
                 return all(n in found and found[n].summary.get("serving", 0) >= 8 for n in nodes)
-        wait_for(f"{', '.join(nodes)} to be ready", all_ready, timeout=90)
+        wait_until(what=f"{', '.join(nodes)} to be ready", poll=0.2, predicate=all_ready, timeout=90)
 
     def rollout(self, rollout_id: int):
         with self.store() as store:
@@ -182,14 +182,16 @@ def test_a_rollout_survives_the_death_of_who_started_it_and_of_its_coordinator(f
                                 "--state-dir", str(fleet.tmp / "state-ops"), "--node", "ops", "rollout", "approve",
                                 str(rollout_id)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_for("spare to coordinate", lambda: fleet.rollout(rollout_id).coordinator == "spare", timeout=10)
+        wait_until(lambda: fleet.rollout(rollout_id).coordinator == "spare", "spare to coordinate", timeout=10,
+                   poll=0.2)
     finally:
         for node in nodes:
             fleet.hosts[node].send_signal(signal.SIGCONT)
     os.kill(watcher.pid, signal.SIGKILL)  # the operator's terminal goes away
     watcher.wait(10)
     fleet.hosts["spare"].send_signal(signal.SIGKILL)  # and so does its coordinator
-    done = wait_for("the rollout to finish", lambda: (r := fleet.rollout(rollout_id)).finished and r, timeout=120)
+    done = wait_until(lambda: (r := fleet.rollout(rollout_id)).finished and r, "the rollout to finish", timeout=120,
+                      poll=0.2)
     assert done.status == "done", (done.status, done.halted_reason, [(s.node, s.status) for s in done.steps])
     assert done.coordinator in nodes  # another host took it over and finished it
     assert {n: serving(fleet)[n] for n in nodes} == {n: "redis" for n in nodes}
