@@ -67,11 +67,19 @@ class Approvals:
         force: bool, source: str, reason: str, requested_by: Principal,
     ) -> ProposalRecord:
         now = time.time()
-        record = self._store.put_proposal(ProposalRecord(
-            ref.domain.value, ref.key, from_provider, to_provider, source, requested_by.label, now,
-            to_source=to_source, force=force, reason=reason, expires_at=now + self.expire_after_s,
-            requested_by_id=requested_by.id,
-        ))
+        with self._store.batch():  # the proposal and its journal line: one commit (issue 18)
+            record = self._store.put_proposal(ProposalRecord(
+                ref.domain.value, ref.key, from_provider, to_provider, source, requested_by.label, now,
+                to_source=to_source, force=force, reason=reason, expires_at=now + self.expire_after_s,
+                requested_by_id=requested_by.id,
+            ))
+            self._emit_requested(record, ref, from_provider, to_provider, force=force, source=source,
+                                 reason=reason, requested_by=requested_by)
+        return record
+
+    def _emit_requested(self, record: ProposalRecord, ref: ComponentRef, from_provider: str | None,
+                        to_provider: str, *, force: bool, source: str, reason: str,
+                        requested_by: Principal) -> None:
         self._emit(Event(
             "swap-requested",
             f"#{record.id} {ref}: {from_provider or 'nothing'} -> {to_provider}"
@@ -81,7 +89,6 @@ class Approvals:
             data={"proposal": record.id, "from": from_provider, "to": to_provider, "force": force,
                   "source": source, "reason": reason, "requested_by_id": requested_by.id},
         ))
-        return record
 
     def approve(self, proposal_id: int, approver: Principal, comment: str | None = None) -> ProposalRecord:
         """Record the approval (the caller then applies the swap and calls `settle`)."""
@@ -94,7 +101,12 @@ class Approvals:
         record.status = APPROVED
         record.decided_by, record.decided_at, record.comment = approver.label, time.time(), comment
         record.decided_by_id = approver.id
-        self._store.put_proposal(record)
+        with self._store.batch():  # the decision and its journal line: one commit
+            self._store.put_proposal(record)
+            self._emit_decided(record, approver, comment)
+        return record
+
+    def _emit_decided(self, record: ProposalRecord, approver: Principal, comment: str | None) -> None:
         self._emit(Event(
             "swap-approved", f"#{record.id} {record.domain}/{record.key} -> {record.to_provider} approved by "
             f"{approver.label}" + (f": {comment}" if comment else ""),
@@ -102,7 +114,6 @@ class Approvals:
             data={"proposal": record.id, "comment": comment, "decided_by_id": approver.id,
                   "via": approver.via},
         ))
-        return record
 
     def settle(self, record: ProposalRecord, outcome: str, reason: str) -> ProposalRecord:
         """Store what applying an approved proposal did (the swap itself journals the details)."""
@@ -124,13 +135,14 @@ class Approvals:
         record.status, record.decided_by = REJECTED, actor.label
         record.decided_at, record.comment = time.time(), comment
         record.decided_by_id = actor.id
-        self._store.put_proposal(record)
-        self._emit(Event(
-            "swap-rejected", f"#{record.id} {record.domain}/{record.key} -> {record.to_provider} rejected by "
-            f"{actor.label}" + (f": {comment}" if comment else ""),
-            Severity.INFO, _domain(record), record.key, record.to_provider, actor.label, REJECTED,
-            data={"proposal": record.id, "comment": comment, "decided_by_id": actor.id},
-        ))
+        with self._store.batch():
+            self._store.put_proposal(record)
+            self._emit(Event(
+                "swap-rejected", f"#{record.id} {record.domain}/{record.key} -> {record.to_provider} rejected by "
+                f"{actor.label}" + (f": {comment}" if comment else ""),
+                Severity.INFO, _domain(record), record.key, record.to_provider, actor.label, REJECTED,
+                data={"proposal": record.id, "comment": comment, "decided_by_id": actor.id},
+            ))
         return record
 
     def expire_due(self, now: float | None = None) -> list[ProposalRecord]:

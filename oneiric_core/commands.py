@@ -298,10 +298,9 @@ async def _rollout_step(engine: CommandsEngine, request: Request, principal: Pri
     what = f"rollout #{rollout.id}" + (" (swapped back)" if back else "")
     ref = engine.find_ref(rollout.domain, rollout.key)
     record, result = await engine.request_swap(ref.domain, ref.key, str(expected), source=what,
-                                               reason=rollout.reason or what, actor=requester)
-    if result is None and record.status == "pending":
-        record, result = await engine.approve(int(record.id or 0), actor=role(rollout.decided_by_id),
-                                              comment=f"{what}: approved once for every node")
+                                               reason=rollout.reason or what, actor=requester,
+                                               approver=role(rollout.decided_by_id),
+                                               comment=f"{what}: approved once for every node")
     return swap_result(record, result, offline=not engine.is_host)
 
 

@@ -508,27 +508,42 @@ class Engine:
     async def request_swap(
         self, domain: Domain | str, key: str, provider: str | None = None, *, force: bool = False,
         source: str = "console", reason: str = "", actor: Principal | str | None = None, approve: bool = False,
-        to_source: str | None = None,
+        to_source: str | None = None, approver: Principal | None = None, comment: str | None = None,
     ) -> tuple[ProposalRecord, SwapResult | None]:
         """Propose a swap and apply it when the policy allows: at once under `mode: auto`, or
-        when the requester approves it in the same breath (`approve`, refused by two_person).
-        Returns the proposal and the swap result (None while it waits for an approver).
-        `actor` is who asks: a verified Principal from a front door, or a name for the
-        engine's own callers (runbooks, the settings watcher, library code)."""
+        when the requester approves it in the same breath (`approve`, refused by two_person),
+        or when `approver` (already decided elsewhere: a fleet rollout's one approval) approves
+        it, with `comment`. Returns the proposal and the swap result (None while it waits for
+        an approver). `actor` is who asks: a verified Principal from a front door, or a name
+        for the engine's own callers (runbooks, the settings watcher, library code)."""
         ref = self.known(domain, key)
         self._writable("swap")
         who = _as_principal(actor, self.principal)
         plan = self.lifecycle.plan(ref, provider, source=to_source, force=force, actor=who.label)
         from_provider = plan.from_provider if self.is_host else self.status_view.serving_elsewhere(ref)
-        record = self.approvals.propose(
-            ref, plan.to_provider, from_provider=from_provider, to_source=plan.to_source,
-            force=force, source=source, reason=reason, requested_by=who,
-        )
-        assert record.id is not None  # propose() stored it
+        decider = approver
         if self.approvals.mode == "auto":
-            return await self.approve(record.id, actor=Principal.internal("policy:auto"))
-        if approve and not self.approvals.two_person:
-            return await self.approve(record.id, actor=who)
+            decider, comment = Principal.internal("policy:auto"), None
+        elif approve and not self.approvals.two_person:
+            decider, comment = who, None
+        # On the host, a proposal decided in the same breath is written with its decision in
+        # one commit (a PostgreSQL commit is most of a write's cost: issue 18). One the rules
+        # refuse (two_person) is stored first and refused after, as a separate approval is.
+        at_once = decider is not None and self.is_host and not (
+            self.approvals.two_person and decider.same_as(who.id))
+        with self.store.batch() if at_once else contextlib.nullcontext():
+            record = self.approvals.propose(
+                ref, plan.to_provider, from_provider=from_provider, to_source=plan.to_source,
+                force=force, source=source, reason=reason, requested_by=who,
+            )
+            assert record.id is not None  # propose() stored it
+            if at_once:
+                assert decider is not None
+                record = self.approvals.approve(record.id, decider, comment)
+        if at_once:
+            return record, await self._apply(record)
+        if decider is not None:
+            return await self.approve(int(record.id or 0), actor=decider, comment=comment)
         return record, None
 
     def pending_proposals(self) -> list[ProposalRecord]:
@@ -599,6 +614,10 @@ class Engine:
         record = self.approvals.approve(proposal_id, _as_principal(actor, self.principal), comment)
         if not self.is_host:
             return self._select_in_settings(record), None
+        return record, await self._apply(record)
+
+    async def _apply(self, record: ProposalRecord) -> SwapResult:
+        """Run an approved proposal's swap on the host and settle the proposal with its outcome."""
         try:
             ref = self.known(record.domain, record.key)
             result = await self.lifecycle.swap(ref, record.to_provider, source=record.to_source,
@@ -614,7 +633,7 @@ class Engine:
                             record.decided_by, "interrupted", data={"proposal": record.id}))
             raise
         self.approvals.settle(record, result.outcome.value, result.reason)
-        return record, result
+        return result
 
     def edit_selection(self, domain: Domain | str, key: str, provider: str, *, actor: str | None = None) -> Path:
         """Make `provider` the key's selection in its settings file, keeping comments: the

@@ -22,13 +22,16 @@ from .commands import CommandResult, Request, execute
 from .errors import ExitCode, OneiricError
 from .principal import DB_ROLE, Principal
 from .rollout import RolloutCoordinator
-from .store import RequestRecord, StateStore, StoreError
+from .store import CommandRecord, RequestRecord, StateStore, StoreError
 
 if TYPE_CHECKING:
     from .host_session import HostSession
 
 LOOK_S = 2.0  # the safety net under the notices
 WAKE_POLL_S = 0.5  # how often the listening thread checks it should stop
+
+# A taken request's start: what it runs (request, principal, command row) or its answer already.
+_Start = CommandResult | tuple[Request, Principal, CommandRecord]
 
 
 class StoreWake:
@@ -101,12 +104,12 @@ class HostInbox:
         await session.ready.wait()
         while True:
             try:
-                taken = engine.store.requests.take(engine.node)
+                taken = self._take()
             except StoreError as exc:
                 engine.store_error = str(exc)
                 taken = []
-            for record in taken:
-                task = asyncio.create_task(self._run(record), name=f"oneiric-request-{record.id}")
+            for record, start in taken:
+                task = asyncio.create_task(self._run(record, start), name=f"oneiric-request-{record.id}")
                 session._running.add(task)
                 task.add_done_callback(session._running.discard)
             await _wait(wake, LOOK_S)
@@ -127,17 +130,35 @@ class HostInbox:
         roles = self._engine.store.requests.roles_of(name)
         return Principal(DB_ROLE, name, groups=roles, via="database session role").with_display(record.display)
 
-    async def _run(self, record: RequestRecord) -> None:
-        engine, store = self._engine, self._engine.store
+    def _take(self) -> list[tuple[RequestRecord, _Start]]:
+        """Take this node's waiting requests and record each one's command row, in one commit
+        (a PostgreSQL commit is most of a write's cost: issue 18, bench/rollout.py)."""
+        store = self._engine.store
+        with store.batch():
+            return [(record, self._start(record)) for record in store.requests.take(self._engine.node)]
+
+    def _start(self, record: RequestRecord) -> _Start:
+        """What carrying `record` out starts from: its request, principal and command row, or
+        the answer it gets without running (past its deadline, no database role, bad input)."""
+        if record.deadline is not None and time.time() > record.deadline:
+            return CommandResult(ExitCode.ERROR, f"Request #{record.id} ({record.kind}) was taken after its "
+                                 "writer stopped waiting; it did not run.", status="refused")
+        try:
+            principal = self._principal(record)
+            request = Request.from_wire({"kind": record.kind, "args": record.args})
+        except OneiricError as exc:
+            return CommandResult(exc.exit_code, str(exc), status="failed")
+        command = self._engine.store.record_command(request.kind, request.args, principal.label, principal.id)
+        return request, principal, command
+
+    async def _run(self, record: RequestRecord, start: _Start) -> None:
+        engine = self._engine
         command = None
         try:
-            if record.deadline is not None and time.time() > record.deadline:
-                result = CommandResult(ExitCode.ERROR, f"Request #{record.id} ({record.kind}) was taken after its "
-                                       "writer stopped waiting; it did not run.", status="refused")
+            if isinstance(start, CommandResult):
+                result = start
             else:
-                principal = self._principal(record)
-                request = Request.from_wire({"kind": record.kind, "args": record.args})
-                command = store.record_command(request.kind, request.args, principal.label, principal.id)
+                request, principal, command = start
                 result = await execute(engine, request, principal, command_id=command.id)
         except OneiricError as exc:
             result = CommandResult(exc.exit_code, str(exc), status="failed")
@@ -149,11 +170,15 @@ class HostInbox:
         self._answer(record, command, result)
 
     def _answer(self, record: RequestRecord, command: object, result: CommandResult) -> None:
-        self._session._finish(command, result)
+        """The command row's result and the request's answer, in one commit (a PostgreSQL
+        commit is most of a write's cost: issue 18, bench/rollout.py)."""
+        store = self._engine.store
         try:
-            self._engine.store.requests.finish(record.id, result.status or "failed",
-                                               {"message": result.message, "data": result.data}, result.exit_code,
-                                               getattr(command, "id", None))
+            with store.batch():
+                self._session._finish(command, result)
+                store.requests.finish(record.id, result.status or "failed",
+                                      {"message": result.message, "data": result.data}, result.exit_code,
+                                      getattr(command, "id", None))
         except StoreError as exc:
             self._engine.store_error = str(exc)
 

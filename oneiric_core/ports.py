@@ -136,7 +136,7 @@ class CommandsEngine(Protocol):
     async def request_swap(
         self, domain: Domain | str, key: str, provider: str | None = None, *, force: bool = False,
         source: str = "console", reason: str = "", actor: Principal | str | None = None, approve: bool = False,
-        to_source: str | None = None,
+        to_source: str | None = None, approver: Principal | None = None, comment: str | None = None,
     ) -> tuple[ProposalRecord, SwapResult | None]: ...
     async def approve(self, proposal_id: int, *, actor: Principal | str | None = None,
                       comment: str | None = None) -> tuple[ProposalRecord, SwapResult | None]: ...
