@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 
-import oneiric_core.store.journal as store_module  # noqa: E402  (the module whose row_hash appends use)
+import oneiric_core.store.journal as store_module  # noqa: E402  (the module whose node_row_hash appends use)
 from oneiric_core.domains import Domain  # noqa: E402
 from oneiric_core.events import Event, Severity  # noqa: E402
-from oneiric_core.journal_hash import GENESIS, row_hash  # noqa: E402
+from oneiric_core.journal_hash import GENESIS, node_row_hash  # noqa: E402
 from oneiric_core.store import MIGRATIONS, StateStore, _dom, _event_params  # noqa: E402
 
 TARGET = 1.10  # chained / unchained, single-event appends
@@ -103,15 +103,15 @@ def append_unchained(store: StateStore, events: list[Event]) -> None:
 def unhashed(store: StateStore, n: int) -> None:
     """store.append with the row's hash swapped for a constant: the chained append minus the
     hash itself (information: what the hash costs inside an append, not on its own)."""
-    real = store_module.row_hash
-    store_module.row_hash = _constant_hash
+    real = store_module.node_row_hash
+    store_module.node_row_hash = _constant_hash
     try:
         store.append(event(n))
     finally:
-        store_module.row_hash = real
+        store_module.node_row_hash = real
 
 
-def _constant_hash(prev_hash: str, row_id: int, columns: Any) -> str:
+def _constant_hash(prev_hash: str, row_id: int, columns: Any, node: Any) -> str:
     return GENESIS
 
 
@@ -151,7 +151,7 @@ def main() -> None:
                     samples[name].append(timed(fn, calls))
                 order.reverse()  # neither side always runs right after the other's batch
             row = _event_params(event(0))
-            hash_us = min(timed(lambda i: row_hash(GENESIS, i, row), 2000) for _ in range(5))
+            hash_us = min(timed(lambda i: node_row_hash(GENESIS, i, row, "node-1"), 2000) for _ in range(5))
         finally:
             chained.close()
             unchained.close()

@@ -135,14 +135,13 @@ class Approvals:
         record.status, record.decided_by = REJECTED, actor.label
         record.decided_at, record.comment = time.time(), comment
         record.decided_by_id = actor.id
-        with self._store.batch():
-            self._store.put_proposal(record)
-            self._emit(Event(
-                "swap-rejected", f"#{record.id} {record.domain}/{record.key} -> {record.to_provider} rejected by "
-                f"{actor.label}" + (f": {comment}" if comment else ""),
-                Severity.INFO, _domain(record), record.key, record.to_provider, actor.label, REJECTED,
-                data={"proposal": record.id, "comment": comment, "decided_by_id": actor.id},
-            ))
+        self._store.put_proposal(record)
+        self._emit(Event(
+            "swap-rejected", f"#{record.id} {record.domain}/{record.key} -> {record.to_provider} rejected by "
+            f"{actor.label}" + (f": {comment}" if comment else ""),
+            Severity.INFO, _domain(record), record.key, record.to_provider, actor.label, REJECTED,
+            data={"proposal": record.id, "comment": comment, "decided_by_id": actor.id},
+        ))
         return record
 
     def expire_due(self, now: float | None = None) -> list[ProposalRecord]:

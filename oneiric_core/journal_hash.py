@@ -25,8 +25,17 @@ verifies as edited, never as a crash.
 Why not a JSON array (as `oneiric_core.remote.canonical` does for manifests): escaping every
 string and printing both floats in shortest decimal form cost more than the SHA-256 itself,
 on every append (bench/journal_append.py); this form costs a third of that. A different
-encoding would be "oneiric-journal/2", swapped in `canonical` alone, with the rows before the
-switch anchored as they are (a new anchor; see store.py).
+encoding would be a new format name, with the rows before the switch kept as they are.
+
+Per node ("oneiric-journal/2", schema 12, issue 18): the rows from the store's
+`journal_node_chains` start on (store/records.py NODE_CHAINS_META) chain per node, each onto
+the previous row of its own node, and their hash also covers the node:
+
+    b"oneiric-journal/2"  the same bytes as above  0xFF node   (a NULL node as 0xFE)
+
+so a row cannot be moved to another node (or its node edited) without its hash breaking.
+The rows before that start keep format 1 and the one global chain they were written in
+(`row_hash`); `node_row_hash` is the hash of the rows after it.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from collections.abc import Sequence
 from typing import Any
 
 FORMAT = "oneiric-journal/1"
+NODE_FORMAT = "oneiric-journal/2"  # a chain per node, the node covered (schema 12)
 # The prev_hash of the first row of a chain that starts from nothing.
 GENESIS = "0" * 64
 # The row's columns in the order `row_hash` takes them (after prev_hash).
@@ -51,6 +61,7 @@ _NUMBERS = struct.Struct("<qdd")
 # Hashing starts from a copy of the format's state: a copy skips the digest lookup that a
 # new hashlib.sha256() makes (in OpenSSL 3, a fetch), which costs as much as the hashing.
 _PREFIX = hashlib.sha256(FORMAT.encode("ascii"))
+_NODE_PREFIX = hashlib.sha256(NODE_FORMAT.encode("ascii"))
 
 
 def _text(value: Any) -> bytes:
@@ -110,4 +121,14 @@ def row_hash(prev_hash: str, row_id: int, columns: Sequence[Any]) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["FIELDS", "FORMAT", "GENESIS", "NULL", "SEPARATOR", "canonical", "row_hash"]
+def node_row_hash(prev_hash: str, row_id: int, columns: Sequence[Any], node: Any) -> str:
+    """The format-2 hash of row `row_id` of `node`, chained after `prev_hash` (the hash of that
+    node's previous row, or of its start): format 1's bytes, then 0xFF and the node."""
+    digest = _NODE_PREFIX.copy()
+    digest.update(canonical(prev_hash, row_id, columns))
+    digest.update(SEPARATOR + (node.encode("utf-8", "surrogatepass") if node.__class__ is str else _text(node)))
+    return digest.hexdigest()
+
+
+__all__ = ["FIELDS", "FORMAT", "GENESIS", "NODE_FORMAT", "NULL", "SEPARATOR", "canonical", "node_row_hash",
+           "row_hash"]

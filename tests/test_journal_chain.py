@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from oneiric_core.events import Event, Severity
 from oneiric_core.journal_chain import verify
-from oneiric_core.journal_hash import FORMAT, GENESIS, canonical, row_hash
+from oneiric_core.journal_hash import FORMAT, GENESIS, NODE_FORMAT, canonical, node_row_hash, row_hash
 from oneiric_core.store import MIGRATIONS, StateStore, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +63,12 @@ def verdict(db: Path):
         return verify(store)
 
 
+def node_of(db: Path) -> str:
+    """The node this machine's store writes as (the hostname unless told otherwise)."""
+    with StateStore(db) as store:
+        return store.node
+
+
 def verify_cli(run_cli, state: Path, *extra: str):
     res = run_cli("journal", "verify", *extra, state_dir=state)
     assert "Traceback" not in res.stdout + res.stderr, str(res)
@@ -84,6 +90,11 @@ def documented_bytes(prev: str, row_id: int, ts: float, kind: str, severity: str
         b"\xff" + text(v) for v in (prev, kind, severity, domain, key, provider, actor, outcome, message, data))
 
 
+def documented_node_bytes(node: str, prev: str, *columns) -> bytes:
+    """Format 2 (a chain per node): format 1's bytes under its own name, then 0xFF and the node."""
+    return NODE_FORMAT.encode() + documented_bytes(prev, *columns)[len(FORMAT):] + b"\xff" + node.encode("utf-8")
+
+
 def test_a_rows_hash_is_sha256_of_the_documented_bytes(db: Path) -> None:
     with StateStore(db) as store:
         first = store.append(Event("swap-complete", "adapter/cache now memory-large", Severity.INFO,
@@ -92,13 +103,13 @@ def test_a_rows_hash_is_sha256_of_the_documented_bytes(db: Path) -> None:
         second = store.append(ev("naïve \u2028 text"))
     raw = sqlite3.connect(db)
     rows = raw.execute("SELECT id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, "
-                       "message, data, prev_hash, hash FROM journal ORDER BY id").fetchall()
+                       "message, data, prev_hash, hash, node FROM journal ORDER BY id").fetchall()
     raw.close()
     prev = GENESIS
     for row in rows:
-        *columns, prev_hash, digest = row
-        assert prev_hash == prev
-        assert digest == hashlib.sha256(documented_bytes(prev, *columns)).hexdigest()
+        *columns, prev_hash, digest, node = row
+        assert prev_hash == prev and node == first.node
+        assert digest == hashlib.sha256(documented_node_bytes(node, prev, *columns)).hexdigest()
         prev = digest
     assert [r[0] for r in rows] == [first.id, second.id] == [1, 2]
     assert rows[0][9] == 7.0  # the int duration is stored (and hashed) as the float it reads back as
@@ -239,7 +250,8 @@ def test_verify_names_an_edited_row(run_cli, state: Path, db: Path) -> None:
     tamper(db, "UPDATE journal SET message = 'nothing happened here' WHERE id = 4")
     res = verify_cli(run_cli, state)
     assert res.returncode == 1
-    assert res.stdout.strip() == "journal tampered: row #4 was edited: its content no longer matches its hash"
+    assert res.stdout.strip() == (f"journal tampered on node {node_of(db)}: row #4 was edited: its content no "
+                                  "longer matches its hash")
     problem = verify_cli(run_cli, state, "--json").json()["problem"]
     assert (problem["kind"], problem["row_id"]) == ("edited", 4)
 
@@ -248,11 +260,11 @@ def test_verify_names_an_edited_row_whose_hash_was_recomputed(db: Path) -> None:
     store_with(db, 6)
     raw = sqlite3.connect(db)
     row = raw.execute("SELECT id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, "
-                      "message, data, prev_hash FROM journal WHERE id = 3").fetchone()
+                      "message, data, prev_hash, node FROM journal WHERE id = 3").fetchone()
     columns = list(row[1:12])
     columns[9] = "a quieter story"
     raw.execute("UPDATE journal SET message = ?, hash = ? WHERE id = 3",
-                (columns[9], row_hash(row[12], 3, columns)))
+                (columns[9], node_row_hash(row[12], 3, columns, row[13])))
     raw.commit()
     raw.close()
     problem = verdict(db).problem
@@ -265,7 +277,7 @@ def test_verify_names_a_deleted_row(run_cli, state: Path, db: Path) -> None:
     tamper(db, "DELETE FROM journal WHERE id = 3")
     res = verify_cli(run_cli, state)
     assert res.returncode == 1
-    assert res.stdout.strip().startswith("journal tampered: row #3 was deleted")
+    assert res.stdout.strip().startswith(f"journal tampered on node {node_of(db)}: row #3 was deleted")
     problem = verify_cli(run_cli, state, "--json").json()["problem"]
     assert (problem["kind"], problem["row_id"]) == ("deleted", 3)
 
@@ -284,13 +296,13 @@ def test_verify_names_an_inserted_row(run_cli, state: Path, db: Path) -> None:
 def test_verify_names_a_row_slipped_in_with_a_hash_and_the_rest_renumbered(db: Path) -> None:
     store_with(db, 5)
     raw = sqlite3.connect(db)
-    prev = raw.execute("SELECT hash FROM journal WHERE id = 2").fetchone()[0]
+    prev, node = raw.execute("SELECT hash, node FROM journal WHERE id = 2").fetchone()
     raw.execute("UPDATE journal SET id = id + 100 WHERE id > 2")
     raw.execute("UPDATE journal SET id = id - 99 WHERE id > 100")
     columns = [1500.0, "swap-approved", "info", None, None, None, "bob", None, None, "approved by bob", "{}"]
     raw.execute("INSERT INTO journal (id, ts, kind, severity, domain, key, provider, actor, outcome, duration_ms, "
-                "message, data, prev_hash, hash) VALUES (3, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*columns, prev, row_hash(prev, 3, columns)))
+                "message, data, prev_hash, hash, node) VALUES (3, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*columns, prev, node_row_hash(prev, 3, columns, node), node))
     raw.commit()
     raw.close()
     problem = verdict(db).problem
@@ -303,8 +315,8 @@ def test_verify_names_a_reordered_pair(db: Path) -> None:
            "UPDATE journal SET id = 5 WHERE id = -1")
     result = verdict(db)
     assert result.problem is not None and (result.problem.kind, result.problem.row_id) == ("reordered", 4)
-    assert result.sentence() == ("journal tampered: rows #4 and #5 were reordered: each one's content hashes "
-                                 "right only at the other's place")
+    assert result.sentence() == (f"journal tampered on node {node_of(db)}: rows #4 and #5 were reordered: each "
+                                 "one's content hashes right only at the other's place")
 
 
 def test_rows_deleted_at_the_end_then_appended_over_leave_a_gap(db: Path) -> None:
@@ -466,8 +478,10 @@ def test_verify_catches_a_truncation_past_the_head_the_host_published(run_cli, d
     tamper(db, f"DELETE FROM journal WHERE id > {final.id - 3}")  # the newest rows, the pause among them
     res = verify_cli(run_cli, state)
     assert res.returncode == 1
-    assert res.stdout.strip().startswith(f"journal tampered: the journal was truncated: it ends at #{final.id - 3}, "
-                                         f"but the host published head #{final.id} sha256:{final.hash}")
+    node = node_of(db)
+    assert res.stdout.strip().startswith(f"journal tampered on node {node}: the journal was truncated: node {node}'s "
+                                         f"rows end at #{final.id - 3}, but its host published head #{final.id} "
+                                         f"sha256:{final.hash}")
     problem = verify_cli(run_cli, state, "--json").json()["problem"]
     assert (problem["kind"], problem["row_id"]) == ("truncated", final.id - 2)
 
@@ -480,10 +494,11 @@ def test_verify_catches_a_rewrite_up_to_the_published_head(db: Path) -> None:
         head = store.published_head()
     assert head is not None and head.id == 4
     raw = sqlite3.connect(db)  # rewrite row 4 and recompute its hash: a self-consistent chain
-    prev, *columns = raw.execute("SELECT prev_hash, ts, kind, severity, domain, key, provider, actor, outcome, "
-                                 "duration_ms, message, data FROM journal WHERE id = 4").fetchone()
+    prev, node, *columns = raw.execute("SELECT prev_hash, node, ts, kind, severity, domain, key, provider, actor, "
+                                       "outcome, duration_ms, message, data FROM journal WHERE id = 4").fetchone()
     columns[9] = "nothing to see"
-    raw.execute("UPDATE journal SET message = ?, hash = ? WHERE id = 4", (columns[9], row_hash(prev, 4, columns)))
+    raw.execute("UPDATE journal SET message = ?, hash = ? WHERE id = 4",
+                (columns[9], node_row_hash(prev, 4, columns, node)))
     raw.commit()
     raw.close()
     problem = verdict(db).problem

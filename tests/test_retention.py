@@ -21,9 +21,11 @@ from oneiric_core.domains import Domain
 from oneiric_core.engine import Engine
 from oneiric_core.events import Event
 from oneiric_core.journal_chain import verify
+from oneiric_core.journal_hash import GENESIS, row_hash
 from oneiric_core.retention import RetentionPolicy
 from oneiric_core.runbooks.incidents import Incidents
 from oneiric_core.store import AUTO_VACUUM_INCREMENTAL, SCHEMA_VERSION, VACUUM_META, StateStore
+from oneiric_core.store.records import CHAIN_COLUMNS, NODE_CHAINS_META
 from tests.helpers import settings_with, until
 
 KEEP_100 = RetentionPolicy(max_age_s=None, max_rows=100)
@@ -241,6 +243,14 @@ def old_store(path: Path, rows: int) -> None:
                       *(f"ALTER TABLE {t} DROP COLUMN node" for t in ("journal", "lifecycle", "health", "activity",
                                                                        "commands", "proposals"))):
         raw.execute(statement)
+    # and its journal one global chain of format 1 (step 12 made it one per node)
+    raw.execute("DELETE FROM meta WHERE key = ?", (NODE_CHAINS_META,))
+    prev, updates = GENESIS, []
+    for row in raw.execute(f"SELECT {CHAIN_COLUMNS} FROM journal ORDER BY id").fetchall():
+        digest = row_hash(prev, row[0], row[1:])
+        updates.append((prev, digest, row[0]))
+        prev = digest
+    raw.executemany("UPDATE journal SET prev_hash = ?, hash = ? WHERE id = ?", updates)
     raw.execute("PRAGMA auto_vacuum = NONE")
     raw.execute("VACUUM")  # the file as schema 7 made it: no incremental vacuum
     raw.execute("PRAGMA user_version = 7")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from ..journal_hash import GENESIS
 from .backend import Connection
+from .journal import start_node_chains
 from .records import ANCHOR_META, SEALED_META
 
 
@@ -356,6 +357,8 @@ MIGRATIONS: list[Migration] = [
         "GRANT INSERT ON rollouts TO oneiric_operator",
         "GRANT ALL ON rollouts, rollout_steps TO oneiric_host",
     ),
+    # 12: the journal chains per node (journal_hash.py format 2), from the global chain's end on
+    (start_node_chains,),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)  # tests/test_store_backends.py holds it equal to SQLite's

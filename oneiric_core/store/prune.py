@@ -100,6 +100,7 @@ class PruneRepo:
             chained = last[1] or self.journal._chain_tip_below(conn, through)
             conn.execute(self.db.dialect.upsert("meta", ("key", "value"), ("key",)),
                          (ANCHOR_META, json.dumps({"id": last[0], "hash": chained})))
+            self.journal._anchor_nodes(conn, through)  # and each node's chain its own last pruned row
             deleted = int(conn.execute("DELETE FROM journal WHERE id <= ?", (through,)).rowcount)
             return PruneStep(deleted, held is not None or through < last_id or edge is None, held)
 

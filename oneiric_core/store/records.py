@@ -19,6 +19,12 @@ class StoreError(OneiricError):
 ANCHOR_META = "journal_anchor"  # {"id", "hash"}: what the first row chains to (the last pruned row)
 SEALED_META = "journal_sealed_through"  # the last id written before the chain existed
 HEAD_META = "journal_head"  # {"id", "hash", "at"}: the head the host last published
+# Schema 12 (issue 18): the rows after NODE_CHAINS_META's id chain per node (journal_hash.py
+# format 2), each node's first onto its hash; each node's anchor (its last pruned row) and the
+# head its host last published are kept under these prefixes and the node's name.
+NODE_CHAINS_META = "journal_node_chains"  # {"id", "hash"}: the global chain's end at the switch
+NODE_ANCHOR_META = "journal_anchor:"  # + node: {"id", "hash"}
+NODE_HEAD_META = "journal_head:"  # + node: {"id", "hash", "at"}
 IDS_META = "journal_ids_used_through"  # ids up to this one were given out before schema 7 (see below)
 PRUNE_PROGRESS_META = "journal_prune_progress"  # written by a running prune (store.WalCheckpoints)
 VACUUM_META = "store_incremental_vacuum"  # {"failed_at", "reason"}: the one-time VACUUM of schema 8 is owed
@@ -187,22 +193,16 @@ class PruneStep:
 
 
 class ChainState(NamedTuple):
-    """Where the journal's chain starts and what it must reach, as the store keeps them."""
+    """Where the journal's chains start and what they must reach, as the store keeps them."""
 
     anchor: ChainLink  # what the first row chains to: the last pruned row, or GENESIS
     sealed_through: int  # the last id written before the chain existed (ids may skip up to it)
-    published: ChainLink | None  # the head the host last published
-
-
-class ChainTip(NamedTuple):  # a NamedTuple: one is made per append
-    """What the next append chains to, as this connection last saw it: the last chained row
-    (`id`, `hash`) and the id to give the next row. It holds until another connection
-    appends, and then the next row's id is taken: the insert's PRIMARY KEY conflict is what
-    says so (store.append_many)."""
-
-    id: int
-    hash: str
-    next_id: int
+    published: ChainLink | None  # the head a host published before the chains went per node
+    # The rows after `node_start.id` chain per node, each node's first onto `node_start.hash`
+    # (or onto its anchor, once some of its rows were pruned); the heads its host published.
+    node_start: ChainLink
+    node_anchors: dict[str, ChainLink]
+    node_heads: dict[str, ChainLink]
 
 
 @dataclass

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 from ..journal_hash import GENESIS, row_hash
+from .journal import start_node_chains
 from .records import ANCHOR_META, CHAIN_COLUMNS, IDS_META, SEALED_META, VACUUM_META
 
 
@@ -277,6 +278,8 @@ MIGRATIONS: list[Migration] = [
     ("ALTER TABLE commands ADD COLUMN node TEXT", "ALTER TABLE proposals ADD COLUMN node TEXT"),
     # 11: rolling swaps over a fleet's nodes (pg_migrations.py, rollout.py): one node, none here
     (),
+    # 12: the journal chains per node (journal_hash.py format 2), from the global chain's end on
+    (start_node_chains,),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
