@@ -155,28 +155,44 @@ class JournalRepo:
 
     def _chain_tips(self, conn: Connection, nodes: Iterable[str]) -> tuple[dict[str, str], int]:
         """What the next rows of `nodes` chain to, read from the store, and the next id past
-        every id ever given out (so rows deleted at the end leave a gap that verification
-        names); call inside a write transaction (which is what keeps two processes from
-        chaining to the same row: the second waits for the write lock and then sees the
-        first one's row).
+        every id ever given out (the rows', the anchor's, any published head's, the one
+        migration 7 kept: so rows deleted at the end leave a gap that verification names);
+        call inside a write transaction (which is what keeps two processes from chaining to
+        the same row: the second waits for the write lock and then sees the first one's row).
 
-        append_many reads them only when it holds no tips of its own or they went stale; a
-        check on every append (`PRAGMA data_version`, a trigger) cost more than the hash
-        itself (bench/README.md)."""
-        _, used = _global_tip(conn)
-        return {node: link.hash for node, link in self._node_links(conn, nodes).items()}, used + 1
+        append_many reads them only when it holds no tips of its own or they went stale (every
+        other process's append makes them so: three queries, as few as it takes); a check on
+        every append (`PRAGMA data_version`, a trigger) cost more than the hash itself
+        (bench/README.md)."""
+        meta = self._chain_meta(conn)
+        top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0]
+        floor = _loads(meta.get(IDS_META), None)
+        links = [_link(_loads(meta.get(key), None)) for key in (ANCHOR_META, HEAD_META, NODE_CHAINS_META)]
+        heads = _by_node(meta.items(), NODE_HEAD_META)
+        used = max(int(top or 0), floor if isinstance(floor, int) else 0,
+                   *(link.id for link in (*links, *heads.values()) if link is not None))
+        return {node: link.hash for node, link in self._node_links(conn, nodes, meta).items()}, used + 1
+
+    @staticmethod
+    def _chain_meta(conn: Connection) -> dict[str, Any]:
+        """The meta rows the chains keep (key -> raw value), in one query."""
+        return {str(k): v for k, v in conn.execute(
+            "SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?) OR (key > ? AND key < ?) OR (key > ? AND key < ?)",
+            (ANCHOR_META, HEAD_META, IDS_META, NODE_CHAINS_META, *_span(NODE_ANCHOR_META), *_span(NODE_HEAD_META)))}
 
     def _node_tips(self, conn: Connection, nodes: Iterable[str]) -> dict[str, str]:
         return {node: link.hash for node, link in self._node_links(conn, nodes).items()}
 
-    def _node_links(self, conn: Connection, nodes: Iterable[str]) -> dict[str, ChainLink]:
+    def _node_links(self, conn: Connection, nodes: Iterable[str],
+                    meta: dict[str, Any] | None = None) -> dict[str, ChainLink]:
         """Each node's last row past the per-node start, else its anchor (its last pruned
         row), else the start itself."""
         wanted = sorted(set(nodes))
         if not wanted:
             return {}
-        start = self._node_start(conn)
-        anchors = _prefixed(conn, NODE_ANCHOR_META)
+        meta = self._chain_meta(conn) if meta is None else meta
+        start = _link(_loads(meta.get(NODE_CHAINS_META), None)) or ChainLink(0, GENESIS)
+        anchors = _by_node(meta.items(), NODE_ANCHOR_META)
         out = {}
         for node in wanted:
             row = conn.execute("SELECT id, hash FROM journal WHERE node = ? AND id > ? AND hash IS NOT NULL "
