@@ -86,6 +86,8 @@ class JournalRepo:
         # Each node's chain tip (its hash) as last seen (append_many), and the id the next row gets.
         self._tips: dict[str, str] | None = None
         self._next_id = 0
+        self._start_id = 0  # the rows past it chain per node (NODE_CHAINS_META), as last read
+        self._shared = not db.holds_one_node
         self.last_published_head: ChainLink | None = None  # what this process published last
         db.on_rollback(self._forget_tip)
 
@@ -112,6 +114,11 @@ class JournalRepo:
             cached = self._tips
             if cached is None:
                 tips, next_id = self._chain_tips(conn, nodes)
+            elif self._shared:
+                # A fleet store: every other host's append makes a cached tip stale, so it is
+                # checked here in one query per node, not found out by a failed insert.
+                tips, next_id = self._fresh_tips(conn, nodes, cached)
+                cached = None
             else:
                 missing = [n for n in nodes if n not in cached]
                 tips, next_id = ({**cached, **self._node_tips(conn, missing)} if missing else cached), self._next_id
@@ -153,6 +160,21 @@ class JournalRepo:
             rows.append((row_id, *p, prev, digest, node))
         return rows, tips
 
+    def _fresh_tips(self, conn: Connection, nodes: list[str], cached: dict[str, str]) -> tuple[dict[str, str], int]:
+        """The tips of `nodes` and the next id, read in the write transaction past what this
+        process last saw (a row deleted at the end since keeps its id given out)."""
+        tips, next_id = dict(cached), self._next_id
+        for node in dict.fromkeys(nodes):
+            top, digest = conn.execute(
+                "SELECT (SELECT MAX(id) FROM journal), (SELECT hash FROM journal WHERE node = ? AND id > ? AND hash "
+                "IS NOT NULL ORDER BY id DESC LIMIT 1)", (node, self._start_id)).fetchone()
+            next_id = max(next_id, int(top or 0) + 1)
+            if digest is not None:
+                tips[node] = str(digest)
+            elif node not in tips:
+                tips.update(self._node_tips(conn, [node]))
+        return tips, next_id
+
     def _chain_tips(self, conn: Connection, nodes: Iterable[str]) -> tuple[dict[str, str], int]:
         """What the next rows of `nodes` chain to, read from the store, and the next id past
         every id ever given out (the rows', the anchor's, any published head's, the one
@@ -192,6 +214,7 @@ class JournalRepo:
             return {}
         meta = self._chain_meta(conn) if meta is None else meta
         start = _link(_loads(meta.get(NODE_CHAINS_META), None)) or ChainLink(0, GENESIS)
+        self._start_id = start.id
         anchors = _by_node(meta.items(), NODE_ANCHOR_META)
         out = {}
         for node in wanted:
