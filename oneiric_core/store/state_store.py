@@ -382,6 +382,12 @@ class StateStore:
     def set_meta(self, key: str, value: Any) -> None:
         self.meta.set_meta(key, value)
 
+    def node_key(self, key: str) -> str:
+        """The meta key for a host's own state (its watcher, telemetry, remote sources): on a
+        fleet store each node keeps its own row, so one node's host does not overwrite what
+        another's clients read."""
+        return f"{key}@{self.node}" if self.scope.shared else key
+
     # ------------------------------------------------------------------ incidents
 
     def add_incident(self, values: dict[str, Any]) -> int:
