@@ -588,6 +588,9 @@ class MainScreen(Screen):
         self._picked(ref, SwapChoice(option.provider, option.source, force=False))
 
     def _open_incidents(self, command: ConsoleCommand) -> None:
+        if command.name == "incidents":  # the incidents view (I), not the panel of one
+            self.oneiric.action_incidents()
+            return
         self.action_incident()
         screen = self.app.get_screen("incident")
         word = command.word(0)

@@ -155,3 +155,48 @@ def test_the_real_console_opens_another_nodes_panes_and_comes_back(tmp_path: Pat
         assert done.read_text().strip() == "0"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def open_incident_on(settings: Path, tmp: Path, node: str, title: str) -> int:
+    from oneiric_core.runbooks.incidents import Incidents
+
+    engine = Engine(settings, state_dir=tmp / f"incidents-{node}", actor="tester", node=node)
+    try:
+        return Incidents(engine).open(title, "P2").id
+    finally:
+        engine.close()
+
+
+async def test_incidents_are_every_nodes_with_the_node_each_was_opened_on(tmp_path: Path, fleet_store,
+                                                                         run_cli) -> None:
+    from oneiric_tui.screens.incidents_view import IncidentsScreen
+
+    settings, _url = fleet_store
+    first = open_incident_on(settings, tmp_path, "web-1", "cache slow on web-1")
+    second = open_incident_on(settings, tmp_path, "web-2", "cache down on web-2")
+    listed = run_cli("incident", "list", settings=settings, state_dir=tmp_path / "cli").stdout.splitlines()
+    assert [line.split()[:2] for line in listed] == [[f"#{second}", "web-2"], [f"#{first}", "web-1"]], listed
+    only = run_cli("incident", "list", "--from", "web-1", "--json", settings=settings, state_dir=tmp_path / "cli")
+    assert [(i["id"], i["node"]) for i in only.json()["incidents"]] == [(first, "web-1")]
+
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "console", actor="tester", node="ops"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await type_command(pilot, "incidents")
+        await until(pilot, lambda: isinstance(app.screen, IncidentsScreen) and len(app.screen.rows) == 2)
+        table = app.screen.query_one("#incidents-table")
+        assert [str(c.label) for c in table.columns.values()][:2] == ["#", "node"]
+        assert str(table.get_row(str(second))[1]) == "web-2" and str(table.get_row(str(first))[1]) == "web-1"
+
+
+async def test_one_hosts_incidents_view_has_no_node_column(tmp_path: Path) -> None:
+    from oneiric_tui.screens.incidents_view import IncidentsScreen
+
+    settings = demo_copy(tmp_path / "demo")
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "state", actor="tester"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await type_command(pilot, "incidents")
+        await until(pilot, lambda: isinstance(app.screen, IncidentsScreen))
+        table = app.screen.query_one("#incidents-table")
+        assert "node" not in [str(c.label) for c in table.columns.values()]

@@ -356,6 +356,8 @@ MIGRATIONS: list[Migration] = [
         "GRANT INSERT ON rollouts TO oneiric_operator",
         "GRANT ALL ON rollouts, rollout_steps TO oneiric_host",
     ),
+    # 12: an incident carries the node it was opened on (the incidents view of a fleet store)
+    ("ALTER TABLE incidents ADD COLUMN node TEXT",),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)  # tests/test_store_backends.py holds it equal to SQLite's

@@ -224,6 +224,7 @@ class IncidentRecord:
     root_cause: str = ""
     resolution: str = ""
     follow_ups: list[str] = field(default_factory=list)
+    node: str | None = None  # the node it was opened on (None: before schema 12)
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,7 @@ class StateStore:
         self.command_repo = CommandRepo(self.backend, self._seals, self.scope)
         self.leases = LeaseRepo(self.backend, self.journal_repo, self.scope, __version__)
         self.meta = MetaRepo(self.backend)
-        self.incident_repo = IncidentRepo(self.backend)
+        self.incident_repo = IncidentRepo(self.backend, self.scope)
         self.requests = RequestRepo(self.backend)
         self.rollouts = RolloutRepo(self.backend)
 
