@@ -49,6 +49,18 @@ class ActivityRecord:
     updated_at: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class FleetCellRow:
+    """One node's key as the fleet view reads it: what it serves and its health (None: none yet)."""
+
+    node: str | None
+    domain: str
+    key: str
+    provider: str | None
+    state: str
+    health: str | None
+
+
 @dataclass(slots=True)
 class LifecycleSnapshot:
     domain: str

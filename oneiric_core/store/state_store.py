@@ -33,6 +33,7 @@ from .records import (
     ChainLink,
     ChainState,
     CommandRecord,
+    FleetCellRow,
     HealthSnapshot,
     IncidentEntryRecord,
     IncidentRecord,
@@ -308,6 +309,9 @@ class StateStore:
 
     def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
         return self.snapshots.every_nodes_health()
+
+    def fleet_cells(self) -> list[FleetCellRow]:
+        return self.snapshots.fleet_cells()
 
     def lifecycle_of(self, node: str, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
         return self.snapshots.lifecycle_of(node, domain, key)

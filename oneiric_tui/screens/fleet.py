@@ -4,13 +4,15 @@ drift is; this screen only draws it). `enter` on a node opens that node's panes 
 starts again as a client of that node's host: OneiricApp.open_node).
 
 Read from the store in a thread every few seconds, so a node going stale shows here without
-anyone pressing a key. Each reading updates the tables in place (only the cells that
-changed), so at 50 nodes x 200 keys a refresh does not rebuild 10,000 rows. Node names,
-providers and reasons are outside text: plain, one line each."""
+anyone pressing a key. The matrix is a RowTable (widgets/row_table.py: drawn with the line
+API, only the rows on screen), its cells built in the reading thread, and each reading updates
+it in place, so at 50 nodes x 200 keys neither the first frame nor a refresh lays out 10,000
+cells. Node names, providers and reasons are outside text: plain, one line each."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -26,6 +28,7 @@ from oneiric_core.store import StoreError
 from oneiric_core.text import one_line
 
 from ..widgets.key_bar import KeyBar
+from ..widgets.row_table import RowTable
 
 REFRESH_S = 2.0
 DRIFT_MARK = "≠"
@@ -102,6 +105,24 @@ def sync_rows(table: DataTable, rows: dict[str, list[Text]]) -> None:
         table.add_row(*rows[key], key=key)
 
 
+class FleetMatrix(RowTable):
+    """The key x node matrix: one row per key, a column per node (matrix_for gives the columns)."""
+
+    BINDINGS: ClassVar[list[Any]] = [
+        *RowTable.BINDINGS,
+        Binding("right", "scroll_right", "Right", show=False),
+        Binding("left", "scroll_left", "Left", show=False),
+    ]
+
+
+def matrix_for(names: Sequence[str]) -> FleetMatrix:
+    """A matrix whose columns are these nodes' (RowTable's columns are its class's)."""
+    columns = (("drift-mark", ""), ("key", "key"), ("settings", "settings"),
+               *((f"node:{n}", one_line(n)) for n in names), ("drift", "drift"))
+    kind = type("FleetMatrix", (FleetMatrix,), {"COLUMNS": columns})
+    return kind(id="fleet-matrix")
+
+
 class FleetScreen(Screen):
     DEFAULT_CSS = """
     FleetScreen #fleet-head { height: 1; padding: 0 1; background: $panel; }
@@ -124,8 +145,7 @@ class FleetScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text(" Fleet ", style="bold reverse"), id="fleet-head")
         yield DataTable(id="fleet-nodes", cursor_type="row")
-        yield DataTable(id="fleet-matrix", cursor_type="row", zebra_stripes=True)
-        yield KeyBar()
+        yield KeyBar()  # the matrix comes with the first reading: its columns are the nodes
 
     def on_mount(self) -> None:
         self.query_one("#fleet-nodes", DataTable).add_columns(*(c.upper() for c in NODE_COLUMNS))
@@ -140,21 +160,38 @@ class FleetScreen(Screen):
         except StoreError as exc:
             self.app.call_from_thread(self.notify, f"cannot read the fleet: {exc}", severity="error", markup=False)
             return
-        self.app.call_from_thread(self.show, fleet)
+        self.app.call_from_thread(self.show, fleet, self._cells(fleet))
 
-    def show(self, fleet: Fleet) -> None:
+    def _cells(self, fleet: Fleet) -> dict[str, list[Text]]:
+        names = [n.name for n in fleet.nodes]
+        return {row.ref: matrix_cells(row, names) for row in (fleet.drifted if self.drift_only else fleet.rows)}
+
+    def show(self, fleet: Fleet, cells: dict[str, list[Text]]) -> None:
         self.fleet = fleet
         here = self.app.engine.node  # type: ignore[attr-defined]
         self.query_one("#fleet-head", Static).update(nodes_line(fleet))
         sync_rows(self.query_one("#fleet-nodes", DataTable), {n.name: node_cells(n, here) for n in fleet.nodes})
-        table = self.query_one("#fleet-matrix", DataTable)
-        names = [n.name for n in fleet.nodes]
-        labels = ["", "key", "settings", *(one_line(n) for n in names), "drift"]
-        if [str(c.label) for c in table.columns.values()] != labels:
-            table.clear(columns=True)
-            table.add_columns(*labels)
-        sync_rows(table, {row.ref: matrix_cells(row, names)
-                          for row in (fleet.drifted if self.drift_only else fleet.rows)})
+        found = self.query(FleetMatrix)
+        matrix = found.first() if found else None
+        columns = [f"node:{n.name}" for n in fleet.nodes]
+        if matrix is None or [key for key, _ in matrix.COLUMNS[3:-1]] != columns:  # a node came or went
+            self.call_later(self._new_matrix, fleet, cells)
+            return
+        for key in [k for k in matrix.ordered_keys if k not in cells]:
+            matrix.remove_row(key)
+        for ref, row in cells.items():
+            matrix.upsert(ref, ref, tuple(row))
+
+    async def _new_matrix(self, fleet: Fleet, cells: dict[str, list[Text]]) -> None:
+        """A matrix with a column per node of `fleet`, in place of the one there, then filled."""
+        found = self.query(FleetMatrix)
+        focused = bool(found) and found.first().has_focus
+        await found.remove()
+        matrix = matrix_for([n.name for n in fleet.nodes])
+        await self.mount(matrix, after=self.query_one("#fleet-nodes"))
+        if focused:
+            matrix.focus()
+        self.show(fleet, cells)
 
     def selected_node(self) -> str | None:
         """The node under the nodes table's cursor (None before the first reading)."""
@@ -165,6 +202,9 @@ class FleetScreen(Screen):
         return key.value
 
     def action_open_node(self) -> None:
+        if isinstance(self.focused, FleetMatrix):
+            self.notify("enter opens a node from the nodes table above (shift+tab goes there).", markup=False)
+            return
         name = self.selected_node()
         if name is None:
             self.notify("No node yet: no host has run on this store.", severity="warning", markup=False)
@@ -176,18 +216,14 @@ class FleetScreen(Screen):
         event.stop()
         self.action_open_node()
 
-    @on(DataTable.RowSelected, "#fleet-matrix")
-    def _key_chosen(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.notify("enter opens a node from the nodes table above (shift+tab goes there).", markup=False)
 
     def action_toggle_drift(self) -> None:
         self.drift_only = not self.drift_only
         if self.fleet is not None:
-            self.show(self.fleet)
+            self.show(self.fleet, self._cells(self.fleet))
 
     def action_leave(self) -> None:
         self.app.pop_screen()
 
 
-__all__ = ["FleetScreen", "matrix_cells", "node_cells", "nodes_line", "sync_rows"]
+__all__ = ["FleetMatrix", "FleetScreen", "matrix_cells", "matrix_for", "node_cells", "nodes_line", "sync_rows"]
