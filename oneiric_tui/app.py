@@ -722,11 +722,12 @@ class OneiricApp(App):
     def refresh_approvals(self) -> None:
         if self._stopped:
             return
+        fleet = not self.engine.store.backend.holds_one_node
         try:
-            pending = self.engine.pending_proposals()
+            pending = self.engine.fleet_pending_proposals() if fleet else self.engine.pending_proposals()
         except OneiricError:
             pending = []
-        self.main.query_one(ApprovalsTable).sync(pending)
+        self.main.query_one(ApprovalsTable).sync(pending, nodes=fleet)
         self._pending = len(pending)
         self.update_status_bar()
 

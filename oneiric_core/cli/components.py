@@ -79,6 +79,8 @@ def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
         return ExitCode.OK
     out = console()
     out.print(f"settings: {engine.settings_dir}   state: {engine.state_dir}")
+    if args.target_node:
+        out.print(f"node: {engine.node} (read from the store: what its host last reported)", markup=False)
     out.print(host_line(engine))
     for w in wide:
         out.print(f"warning: {w.sentence()}", markup=False, style="yellow", soft_wrap=True)
@@ -138,12 +140,17 @@ def cmd_list(engine: Engine, args: argparse.Namespace) -> int:
 def cmd_explain(engine: Engine, args: argparse.Namespace) -> int:
     ref = pick_ref(engine, args.domain, args.key)
     exp = engine.explain(ref.domain, ref.key)
+    served = _served_on_node(engine, ref) if args.target_node else None
     if args.json:
-        print_json(exp.to_dict())
+        print_json({**exp.to_dict(), **({"node": served} if served else {})})
         return ExitCode.OK
     out = console()
     winner = exp.winner
     out.print(f"{ref}: {winner.provider} ({winner.source}) wins" if winner else f"{ref}: no candidate")
+    if served:
+        health = served["health"] + (f": {served['health_message']}" if served["health_message"] else "")
+        out.print(f"node {served['node']}: serving {served['serving'] or 'nothing'} ({served['state']}, "
+                  f"{served['activity']}), health {health} ({served['host']})", markup=False)
     if exp.misconfigured and winner is None:
         out.print(f"MISCONFIGURED: {exp.misconfigured}; nothing can serve this key", markup=False, style="red")
     elif exp.misconfigured:
@@ -161,6 +168,17 @@ def cmd_explain(engine: Engine, args: argparse.Namespace) -> int:
     for r in exp.ranked:
         out.print(f"  {r.candidate.provider}: {r.candidate.factory}")
     return ExitCode.OK
+
+
+def _served_on_node(engine: Engine, ref: ComponentRef) -> dict[str, Any]:
+    """What the viewed node serves for `ref`, from the store (its host's snapshots): `explain
+    web-2:cache` ranks by this process's settings, which a fleet's nodes share, and says
+    what web-2 actually serves."""
+    status = next((c for c in engine.components([ref])), None)
+    return {"node": engine.node, "host": host_line(engine), "serving": status.serving if status else None,
+            "state": status.state if status else "inactive", "activity": status.activity if status else "active",
+            "health": status.health if status else "unknown",
+            "health_message": status.health_message if status else None}
 
 
 def cmd_health(engine: Engine, args: argparse.Namespace) -> int:
