@@ -19,16 +19,19 @@ if TYPE_CHECKING:
 
 def add_parsers(commands: Commands) -> None:
     commands.add("status", "every component: winner, serving provider, state, activity, health", run=cmd_status,
-                 ref="optional", example=["oneiric status", "oneiric status --key cache --json"])
+                 ref="optional", positional_key=True,
+                 example=["oneiric status", "oneiric status --key cache --json", "oneiric status web-2:cache"])
     p = commands.add("list", "every registered candidate and how it ranks", run=cmd_list, ref="optional",
                      example=["oneiric list --domain adapter", "oneiric list --shadowed"])
     p.add_argument("--shadowed", "--show-shadowed", action="store_true", help="only candidates that do not win")
     p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)  # upstream's runbooks: the default here
     commands.add("explain", "why a provider wins a key: every candidate in rank order with the deciding rule",
                  run=cmd_explain, ref="required", positional_key=True,
-                 example=["oneiric explain cache", "oneiric explain --domain adapter --key cache"])
+                 example=["oneiric explain cache", "oneiric explain --domain adapter --key cache",
+                          "oneiric explain web-2:cache"])
     p = commands.add("health", "last known health, or probe now with --probe", run=cmd_health, ref="optional",
-                     example=["oneiric health", "oneiric health --probe --key cache"])
+                     positional_key=True, example=["oneiric health", "oneiric health --probe --key cache",
+                                                   "oneiric health web-2:cache"])
     p.add_argument("--probe", action="store_true", help="probe now: the running host's live providers "
                    "(journaled), else build each provider here, probe it and stop it")
     waits(p)
@@ -150,7 +153,7 @@ def cmd_explain(engine: Engine, args: argparse.Namespace) -> int:
     if served:
         health = served["health"] + (f": {served['health_message']}" if served["health_message"] else "")
         out.print(f"node {served['node']}: serving {served['serving'] or 'nothing'} ({served['state']}, "
-                  f"{served['activity']}), health {health} ({served['host']})", markup=False)
+                  f"{served['activity']}), health {health}; {served['host']}", markup=False)
     if exp.misconfigured and winner is None:
         out.print(f"MISCONFIGURED: {exp.misconfigured}; nothing can serve this key", markup=False, style="red")
     elif exp.misconfigured:
