@@ -459,6 +459,8 @@ class OneiricApp(App):
             return
         self.main.query_one(HealthTable).tick(self.engine.health_track)
         self.refresh_remote()  # ages and retry times move on
+        if self.is_host and not self.engine.store.backend.holds_one_node:
+            self.refresh_approvals()  # other nodes' proposals come through the store, not this bus
         self.remind_updates()
 
     def remind_updates(self) -> None:
