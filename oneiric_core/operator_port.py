@@ -228,10 +228,10 @@ class FleetRoute:
         """The transport to another node's host for this request, or None: it stays here."""
         if request.kind not in DECISIONS:
             return None
-        try:
-            proposal_id = int(request.args.get("id"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        given = request.args.get("id")
+        if not isinstance(given, (int, str)) or not str(given).isdigit():
             return None  # the handler says what is wrong with it
+        proposal_id = int(given)
         record = self.store.find_proposal(proposal_id)
         if record is None or not record.node or record.node == self.node:
             return None
