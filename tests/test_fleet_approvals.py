@@ -9,12 +9,14 @@ real database roles."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,7 @@ class Fleet:
     url: str
     hosts: dict[str, subprocess.Popen[bytes]]
     other_role: str  # a second operator: a LOGIN role, member of oneiric_operator
+    keys: dict[str, Any]  # ssh keys: bob's is in the fleet's allowed_signers, mallory's is not
 
     def as_other(self) -> dict[str, str]:
         """The environment of a CLI that connects as the other operator's role."""
@@ -46,8 +49,9 @@ def _stop(host: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    """Hosts web-1 and web-2 on one fresh schema, the two-person rule on, and a second
-    operator role beside root (who the tests' own connections are)."""
+    """Hosts web-1 and web-2 on one fresh schema, the two-person rule on, SSH-signed decisions
+    accepted from bob's key (when OpenSSH is here), and a second operator role beside root (who
+    the tests' own connections are)."""
     import psycopg
 
     base = require_pg()
@@ -56,6 +60,15 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         settings = demo_on_store(tmp_path / "fleet-settings", url)
         app = settings / "app.yml"
         app.write_text(app.read_text().replace("two_person: false", "two_person: true"))
+        keys: dict[str, Any] = {}
+        if shutil.which("ssh-keygen") is not None:
+            from tests.test_principals import _ssh_key
+
+            (tmp_path / "keys").mkdir()
+            keys = {n: _ssh_key(tmp_path / "keys", n) for n in ("bob", "mallory")}
+            (settings / "allowed_signers").write_text(f"bob@example.com {keys['bob'].public_line}\n")
+            with app.open("a") as text:
+                text.write("access:\n  allowed_signers: allowed_signers\n")
         hosts = {n: start_node(settings, tmp_path / f"state-{n}", n, tmp_path / f"{n}.log") for n in ("web-1", "web-2")}
         try:
             wait_until(what="both hosts to be ready", timeout=60, poll=0.2, predicate=lambda: (
@@ -63,7 +76,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
                 and all(n.get("reported_at") for n in found.values())))
             admin.execute(f"CREATE ROLE {role} LOGIN")
             admin.execute(f"GRANT oneiric_operator TO {role}")
-            yield Fleet(settings, url, hosts, role)
+            yield Fleet(settings, url, hosts, role, keys)
         finally:
             for host in hosts.values():
                 _stop(host)
@@ -120,6 +133,33 @@ def test_another_nodes_proposal_is_decided_by_that_nodes_host_with_its_rules(run
     (rejected,) = json.loads(run_cli("journal", "--json", "--kind", "swap-rejected",
                                      settings=fleet.settings).stdout)["events"]
     assert rejected["node"] == "web-1"
+
+
+def test_a_signed_approval_of_another_nodes_proposal_is_checked_by_that_nodes_host(run_cli, fleet: Fleet) -> None:
+    if not fleet.keys or shutil.which("ssh-agent") is None:
+        pytest.skip("OpenSSH's ssh-keygen and ssh-agent are needed to sign")
+    from tests.test_sshsig import Agent
+
+    proposal = _propose(run_cli, fleet, "web-2:cache", "sqlite")
+    agents = {name: Agent() for name in fleet.keys}
+    try:
+        for name, key in fleet.keys.items():
+            agents[name].add(key)
+        res = run_cli("--node", "web-1", "approve", str(proposal), "--sign", settings=fleet.settings,
+                      env={"SSH_AUTH_SOCK": agents["mallory"].socket})
+        assert res.returncode == 1 and res.stdout == "", str(res)
+        assert f"The signature on this approve of proposal #{proposal} does not hold" in res.stderr, str(res)
+
+        res = run_cli("--node", "web-1", "approve", str(proposal), "--sign", settings=fleet.settings,
+                      env={"SSH_AUTH_SOCK": agents["bob"].socket})
+        assert res.returncode == 0, str(res)
+        assert "approved by bob@example.com" in res.stdout, str(res)
+    finally:
+        for running in agents.values():
+            running.stop()
+    (approved,) = json.loads(run_cli("journal", "--json", "--kind", "swap-approved",
+                                     settings=fleet.settings).stdout)["events"]
+    assert (approved["node"], approved["data"]["decided_by_id"]) == ("web-2", "ssh-key:bob@example.com")
 
 
 def test_a_proposal_of_a_node_whose_host_is_not_running_is_one_sentence(run_cli, fleet: Fleet) -> None:
