@@ -492,6 +492,8 @@ class OneiricApp(App):
             return
         self.main.query_one(HealthTable).tick(self.engine.health_track)
         self.refresh_remote()  # ages and retry times move on
+        if self.is_host and not self.engine.store.backend.holds_one_node:
+            self.refresh_approvals()  # other nodes' proposals come through the store, not this bus
         self.remind_updates()
 
     def remind_updates(self) -> None:
@@ -762,11 +764,12 @@ class OneiricApp(App):
     def refresh_approvals(self) -> None:
         if self._stopped:
             return
+        fleet = not self.engine.store.backend.holds_one_node
         try:
-            pending = self.engine.pending_proposals()
+            pending = self.engine.fleet_pending_proposals() if fleet else self.engine.pending_proposals()
         except OneiricError:
             pending = []
-        self.main.query_one(ApprovalsTable).sync(pending)
+        self.main.query_one(ApprovalsTable).sync(pending, nodes=fleet)
         self._pending = len(pending)
         self.update_status_bar()
 

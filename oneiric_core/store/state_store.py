@@ -327,6 +327,9 @@ class StateStore:
     def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
         return self.proposal_repo.get_proposal(proposal_id)
 
+    def find_proposal(self, proposal_id: int) -> ProposalRecord | None:
+        return self.proposal_repo.find_proposal(proposal_id)
+
     def proposals(self, *, status: str | None = None, limit: int = 200, fleet: bool = False) -> list[ProposalRecord]:
         return self.proposal_repo.proposals(status=status, limit=limit, fleet=fleet)
 
