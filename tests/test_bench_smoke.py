@@ -39,7 +39,8 @@ CASES = {
 }
 
 
-NEEDS_PG = {"store_pg.py", "fleet_push.py", "rollout.py", "fleet_view.py"}  # they measure the PostgreSQL backend (tests/pg.py)
+# They measure the PostgreSQL backend (tests/pg.py).
+NEEDS_PG = {"store_pg.py", "fleet_push.py", "rollout.py", "fleet_view.py"}
 
 # Further runs of a script with options (each also --quick): the script, its arguments.
 VARIANTS = {"swap.py --exporter otlp": ("swap.py", ["--exporter", "otlp"])}

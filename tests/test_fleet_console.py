@@ -24,12 +24,14 @@ from oneiric_tui.app import OneiricApp
 from oneiric_tui.screens.confirm import ConfirmDialog
 from oneiric_tui.screens.fleet import FleetScreen
 from oneiric_tui.widgets.swap_log import SwapLog
+from tests import test_fleet_requests, test_fleet_view
 from tests.helpers import REPO, demo_copy
-from tests.test_fleet_requests import fleet  # noqa: F401  (the two real hosts' fixture)
-from tests.test_fleet_view import fleet_store  # noqa: F401  (two nodes' rows written as hosts do)
 from tests.tui.conftest import ready, until
 from tests.tui.test_command_line import type_command
 from tests.tui.test_console import screen_text
+
+fleet = test_fleet_requests.fleet  # two real hosts, web-1 and web-2, on a fresh schema
+fleet_store = test_fleet_view.fleet_store  # two nodes' rows, written as their hosts write them
 
 
 def header(app: OneiricApp) -> str:
@@ -122,7 +124,7 @@ async def test_a_client_of_a_node_shows_its_events_and_the_journal_view_every_no
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_the_real_console_opens_another_nodes_panes_and_comes_back(tmp_path: Path, fleet) -> None:  # noqa: F811
+def test_the_real_console_opens_another_nodes_panes_and_comes_back(tmp_path: Path, fleet) -> None:
     """In a terminal: `:fleet`, `enter` on web-2 (this console hosts nothing: it is a client of
     web-1's host), web-2's panes as its client; `:node web-1` goes back; `q` leaves (exit 0)."""
     from tests.tui.test_tmux import capture, new_session, wait_for

@@ -40,8 +40,9 @@ def clock_span(seconds: float) -> str:
 
 
 class IncidentTable(PaneTable):
-    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (("id", "#"), ("sev", "sev"), ("age", "age / respond within"), ("cmdr", "commander"),
-               ("walk", "walk"), ("title", "title"))
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("id", "#"), ("sev", "sev"), ("age", "age / respond within"), ("cmdr", "commander"), ("walk", "walk"),
+        ("title", "title"))
     BINDINGS = vim_keys("incidents", top="scroll_top", bottom="scroll_bottom")
 
 
