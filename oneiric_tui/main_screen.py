@@ -768,6 +768,17 @@ class MainScreen(Screen):
             self._after_action(set())
             return
         ref = ComponentRef(Domain.parse(swap["domain"]), swap["key"])
+        node = proposal.get("node")
+        if self.oneiric.fleet_store and node and node != self.oneiric.engine.node:
+            # another node's proposal, decided by that node's host: its keys are not this screen's
+            where = f"{ref} on node {one_line(node)}"
+            if swap["outcome"] == SwapOutcome.COMPLETE.value:
+                self.notify(f"{where} now served by {one_line(swap['to'])}.", title="Swap complete", markup=False)
+            else:
+                self.notify(f"{where}: {clause(str(swap.get('reason') or swap['outcome']))}.",
+                            title=f"Swap {swap['outcome']}", severity="warning", markup=False, timeout=10)
+            self._after_action(set())
+            return
         if swap["outcome"] == SwapOutcome.COMPLETE.value:
             took = f" ({swap['total_ms']:.0f} ms)" if swap.get("total_ms") is not None else ""
             message = f"{ref} now served by {swap['to']}{took}."

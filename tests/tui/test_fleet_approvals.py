@@ -57,6 +57,9 @@ async def test_the_pane_lists_every_nodes_proposals_and_y_approves_one_on_its_no
         await pilot.press("y")
         await until(pilot, lambda: approvals.row_count == 1, timeout=20)
         assert [str(cell) for cell in approvals.get_row_at(0)[:1]] == ["web-1"]
+        # the toast names the node the swap ran on
+        await until(pilot, lambda: any(n.message == "adapter/cache on node web-2 now served by sqlite."
+                                       for n in app._notifications), timeout=20)
         assert all(s.serving != "sqlite" for s in app.statuses.values())  # this node swapped nothing
     wait_until(what="web-2 to report sqlite", timeout=20, poll=0.2,
                predicate=lambda: _serving(settings, cli, "web-2") == "sqlite")
