@@ -372,9 +372,14 @@ def connect(engine: OperatorEngine, *, read_only: bool | None = None, wait: floa
     if alive:
         from .wire import socket_path
 
+        path = socket_path(engine.state_dir)
+        if fleet and not path.exists():
+            # This node's host runs elsewhere (another machine, another state directory): its
+            # socket is there, its inbox is in the store.
+            return Operator(OverStore(engine.store, engine.node, display=claimed), read_only=read_only, wait=wait,
+                            route=route)
         claimed = engine.principal.name if engine.principal.kind == NAMED else display_name()
-        return Operator(OverSocket(socket_path(engine.state_dir), display=claimed), read_only=read_only, wait=wait,
-                        route=route)
+        return Operator(OverSocket(path, display=claimed), read_only=read_only, wait=wait, route=route)
     return Operator(InProcess(engine, engine.principal.with_display(display_name())),
                     read_only=read_only, wait=wait, route=route)
 

@@ -148,6 +148,13 @@ def test_the_real_console_opens_another_nodes_panes_and_comes_back(tmp_path: Pat
         keys("Down", "Enter")  # web-2: a client opens it at once
         assert wait_for(lambda: "CLIENT node web-2 " in capture(session), 60), capture(session)
         assert wait_for(lambda: "cache  memory  + OK" in capture(session)), capture(session)
+        keys(":")  # act on the node shown: its host runs elsewhere, the request goes through the store
+        time.sleep(0.3)
+        keys("pause cache", "Enter")
+        assert wait_for(lambda: "Pause adapter/cache?" in capture(session)), capture(session)
+        keys("y")
+        assert wait_for(lambda: "Paused adapter/cache" in capture(session), 30), capture(session)
+        assert test_fleet_requests.activity(settings, tmp_path / "cli", "web-2")["activity"][0]["state"] == "paused"
         keys(":")
         time.sleep(0.3)
         keys("node web-1", "Enter")

@@ -66,6 +66,19 @@ def test_pause_on_another_node_runs_on_that_nodes_host_as_the_database_role(tmp_
         assert command.requested_by_id == "db-role:root" and command.status == "done"
 
 
+def test_acting_as_a_node_whose_host_runs_elsewhere_goes_through_the_store(tmp_path: Path, fleet) -> None:
+    """`--node web-2` from another state directory (another machine): web-2's host is live but
+    its socket is not here, so the request goes to its inbox in the store."""
+    settings, _url = fleet
+    cli = tmp_path / "elsewhere"
+    res = oneiric(settings, cli, "--node", "web-2", "pause", "cache")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert activity(settings, cli, "web-2")["activity"][0]["state"] == "paused"
+    res = oneiric(settings, cli, "--node", "web-2", "resume", "cache")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert activity(settings, cli, "web-2")["activity"] == []
+
+
 def test_a_request_no_host_takes_is_withdrawn_and_never_runs(tmp_path: Path, fleet) -> None:
     settings, url = fleet
     res = oneiric(settings, tmp_path / "cli", "pause", "web-9:cache", "--wait", "1")
