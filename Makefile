@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Every benchmark with --check: a target missed fails `make bench` (after all of them ran).
-BENCHES := resolve swap console console_scale cli_host cli_startup cold_start journal_append prune status_json store_pg fleet_push rollout
+BENCHES := resolve swap console console_scale cli_host cli_startup cold_start journal_append prune status_json store_pg fleet_push rollout fleet_view
 
 bench: $(STAMP)
 	@failed=""; for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py --check || failed="$$failed $$b"; \

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from .domains import ComponentRef, Domain
-from .errors import NotFound, SwapRefused
+from .errors import NotFound, OneiricError, SwapRefused
 from .events import Event, Severity
 from .principal import Principal
 from .store import ProposalRecord, StateStore
@@ -49,7 +49,9 @@ class Approvals:
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, proposal_id: int) -> ProposalRecord:
-        record = self._store.get_proposal(proposal_id)
+        """Proposal #`proposal_id`, of any node of a fleet store (to show it; only its own
+        node's host decides it: `_decidable`)."""
+        record = self._store.find_proposal(proposal_id)
         if record is None:
             raise NotFound(f"No proposal #{proposal_id} exists.")
         return record
@@ -165,6 +167,9 @@ class Approvals:
     def _decidable(self, proposal_id: int) -> ProposalRecord:
         self.expire_due()
         record = self.get(proposal_id)
+        if self._store.scope.shared and record.node != self._store.node:
+            raise OneiricError(f"Proposal #{record.id} is node {record.node}'s, and only that node's host decides it "
+                               f"('oneiric approve {record.id}' sends it there).")
         if record.sealed is False:
             self._emit(Event(
                 "store-tampered", f"proposal #{record.id} ({record.domain}/{record.key} -> {record.to_provider}) "

@@ -557,6 +557,18 @@ class Engine:
         return [p for p in self.store.proposals(status="pending", limit=10_000)
                 if (p.expires_at is None or p.expires_at > now) and p.sealed is not False]
 
+    def fleet_pending_proposals(self) -> list[ProposalRecord]:
+        """Every node's undecided, unexpired proposals on a fleet store (this node's as
+        `pending_proposals` gives them), by id: to list, each decided by its own node's host
+        (operator_port.FleetRoute). On a one-node store, `pending_proposals`."""
+        mine = self.pending_proposals()
+        if self.store.backend.holds_one_node:
+            return mine
+        now = time.time()
+        theirs = [p for p in self.store.proposals(status="pending", limit=10_000, fleet=True)
+                  if p.node != self.node and (p.expires_at is None or p.expires_at > now)]
+        return sorted([*mine, *theirs], key=lambda p: p.id or 0)
+
     def signed_approver(self, action: str, proposal_id: int, principal: Principal,
                         signature: str | None) -> Principal:
         """Who decides a proposal: the caller's OS principal, or, when the decision carries an

@@ -120,11 +120,10 @@ def fleet_view(engine: Engine, now: float | None = None) -> Fleet:
         except NotFound:
             continue
         rows[str(ref)] = FleetRow(str(ref), winner.provider if winner else None)
-    healths = {(owner(n), f"{h.domain}/{h.key}"): h.status for n, h in store.every_nodes_health()}
-    for node, snap in store.every_nodes_lifecycle():
-        name, key = owner(node), f"{snap.domain}/{snap.key}"
+    for cell in store.fleet_cells():
+        name, key = owner(cell.node or current), f"{cell.domain}/{cell.key}"
         row = rows.setdefault(key, FleetRow(key, None))
-        row.cells[name] = FleetCell(snap.provider, snap.state, str(healths.get((name, key), "unknown")))
+        row.cells[name] = FleetCell(cell.provider, cell.state, cell.health or "unknown")
     live = {n.name for n in nodes if n.state == "live"}
     for row in rows.values():
         row.drift = drift_of(row, live)

@@ -26,6 +26,7 @@ from .store import CommandRecord, RequestRecord, StateStore, StoreError
 
 if TYPE_CHECKING:
     from .host_session import HostSession
+    from .ports import HostInboxEngine
 
 LOOK_S = 2.0  # the safety net under the notices
 WAKE_POLL_S = 0.5  # how often the listening thread checks it should stop
@@ -82,9 +83,9 @@ async def _wait(event: asyncio.Event, timeout: float) -> None:
 
 
 class HostInbox:
-    def __init__(self, session: HostSession) -> None:
+    def __init__(self, session: HostSession, engine: HostInboxEngine) -> None:
         self._session = session
-        self._engine = session._engine
+        self._engine = engine
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: StoreWake | None = None
 

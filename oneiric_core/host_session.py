@@ -42,7 +42,7 @@ from .trace_context import incoming
 from .wire import MAX_REQUEST_BYTES, WIRE_VERSION, short_path, socket_path
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .ports import HostSessionEngine
 
 REQUEST_READ_S = 5.0  # a client that connects and says nothing is dropped after this
 HEARTBEAT_S = 1.0
@@ -61,7 +61,7 @@ class HostBusy(OneiricError):
 
 
 class HostSession:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: HostSessionEngine) -> None:
         self._engine = engine
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -78,7 +78,7 @@ class HostSession:
         # ours (a client never finds a live host with nothing answering), and requests taken
         # before then wait for it.
         self.ready = asyncio.Event()
-        self.inbox = HostInbox(self)  # a fleet store's requests for this node (host_inbox.py)
+        self.inbox = HostInbox(self, engine)  # a fleet store's requests for this node (host_inbox.py)
 
     # -- the lease -------------------------------------------------------------------------------
     def acquire(self) -> LeaseInfo | None:

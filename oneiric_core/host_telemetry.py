@@ -115,7 +115,7 @@ class HostTelemetry:
 
         engine = self._engine
         record = {**status.to_dict(), "pid": os.getpid(), "hostname": socket.gethostname(), "updated_at": time.time()}
-        engine.store_write(lambda value: engine.store.set_meta(META_KEY, value), record)
+        engine.store_write(lambda value: engine.store.set_meta(engine.store.node_key(META_KEY), value), record)
 
     def status(self) -> Any:
         """How telemetry is doing (telemetry_config.TelemetryStatus): from this process's
@@ -129,7 +129,7 @@ class HostTelemetry:
         lease, alive = engine.host()
         if lease is not None and alive:
             try:
-                raw = engine.store.get_meta(META_KEY)
+                raw = engine.store.get_meta(engine.store.node_key(META_KEY))
             except StoreError as exc:
                 return TelemetryStatus("none", None, "unknown", f"cannot read the state store: {exc}")
             if isinstance(raw, dict) and raw.get("pid") == lease.pid and raw.get("hostname") == lease.hostname:

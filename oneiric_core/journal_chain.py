@@ -2,7 +2,7 @@
 nothing missing, nothing added and nothing cut off past what each node's host published?
 
 The store chains each row to the one before it **of its node** (journal_hash.py says what a
-hash covers, format 2 the node too; rows from before schema 12 keep the one global chain they
+hash covers, format 2 the node too; rows from before schema 13 keep the one global chain they
 were written in, format 1; store/journal.py keeps the anchors and published heads). Ids stay
 one sequence over every node. `verify` walks the rows from the anchor in id order, inside one
 read snapshot, following each node's chain, and names the **first** problem, with the node

@@ -27,7 +27,7 @@ string and printing both floats in shortest decimal form cost more than the SHA-
 on every append (bench/journal_append.py); this form costs a third of that. A different
 encoding would be a new format name, with the rows before the switch kept as they are.
 
-Per node ("oneiric-journal/2", schema 12, issue 18): the rows from the store's
+Per node ("oneiric-journal/2", schema 13, issue 18): the rows from the store's
 `journal_node_chains` start on (store/records.py NODE_CHAINS_META) chain per node, each onto
 the previous row of its own node, and their hash also covers the node:
 
@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from typing import Any
 
 FORMAT = "oneiric-journal/1"
-NODE_FORMAT = "oneiric-journal/2"  # a chain per node, the node covered (schema 12)
+NODE_FORMAT = "oneiric-journal/2"  # a chain per node, the node covered (schema 13)
 # The prev_hash of the first row of a chain that starts from nothing.
 GENESIS = "0" * 64
 # The row's columns in the order `row_hash` takes them (after prev_hash).

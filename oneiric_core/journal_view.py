@@ -74,23 +74,25 @@ class Notice:
     event_id: int | None = None
 
 
-def notice_for(event: Event, *, principal_id: str, actor: str) -> Notice | None:
+def notice_for(event: Event, *, principal_id: str, actor: str, node: str | None = None) -> Notice | None:
     """The notification `event` deserves in a console run by `principal_id` (shown as `actor`),
     or None. A proposal is news unless this operator asked for it from a console (their CLI,
     the watcher and a remote source are elsewhere); an opened incident is news unless this
-    operator opened it."""
+    operator opened it. `node`: the console's node on a fleet store; another node's news
+    says which node it is on."""
+    where = f" on {one_line(event.node)}" if node is not None and event.node and event.node != node else ""
     if event.kind == "swap-requested":
         own = (event.data.get("requested_by_id") == principal_id and event.data.get("source") == "console")
         if own:
             return None
         number = event.data.get("proposal")
         title = f"Proposal #{number}" if number is not None else "Proposal"
-        return Notice(event.ts, f"{title} from {one_line(event.actor or 'elsewhere')}", event.message,
+        return Notice(event.ts, f"{title}{where} from {one_line(event.actor or 'elsewhere')}", event.message,
                       event.kind, event.id)
     if event.kind == "incident-opened":
         if event.actor == actor:
             return None
-        return Notice(event.ts, f"Incident #{event.data.get('incident', '?')} opened", event.message,
+        return Notice(event.ts, f"Incident #{event.data.get('incident', '?')} opened{where}", event.message,
                       event.kind, event.id)
     return None
 

@@ -15,6 +15,10 @@ puts a Client over a Transport:
   which learns who is asking from the database (the session's role; store/requests.py).
 
 Either way the answer is a `CommandResult`: one sentence, JSON data, an exit code.
+
+On a fleet store a decision follows its proposal (`FleetRoute`): a proposal is its node's, and
+only that node's host decides it, so `approve N` and `reject N` for another node's proposal go
+through the store to that node's host whatever transport this process uses for its own node.
 """
 
 from __future__ import annotations
@@ -207,13 +211,65 @@ class OverStore:
         return f"the host of node {self.node}, through the store {self.store.where}"
 
 
-class Operator:
-    """What an operator can do, as typed calls; each becomes one Request on the transport."""
+DECISIONS = ("approve", "reject")
 
-    def __init__(self, transport: Transport, *, read_only: bool = False, wait: float = DEFAULT_WAIT_S) -> None:
+
+class FleetRoute:
+    """Where a decision goes on a fleet store: proposal ids are one sequence in the store and a
+    proposal carries its node, whose host alone decides it (with that node's rules: the
+    two-person rule, signed approvals, its journal). A decision on another node's proposal is
+    a request for that node's host (OverStore); when no host of that node is live, one
+    sentence says so before anything is written."""
+
+    def __init__(self, store: StateStore, node: str, *, display: str | None = None) -> None:
+        self.store, self.node, self.display = store, node, display
+
+    def transport_for(self, request: Request) -> OverStore | None:
+        """The transport to another node's host for this request, or None: it stays here."""
+        if request.kind not in DECISIONS:
+            return None
+        given = request.args.get("id")
+        if not isinstance(given, (int, str)) or not str(given).isdigit():
+            return None  # the handler says what is wrong with it
+        proposal_id = int(given)
+        record = self.store.find_proposal(proposal_id)
+        if record is None or not record.node or record.node == self.node:
+            return None
+        self._require_live(record)
+        return OverStore(self.store, record.node, display=self.display)
+
+    def _require_live(self, record: ProposalRecord) -> None:
+        import time
+
+        from .fleet import node_state
+        from .humanize import age
+
+        now = time.time()
+        lease = next((n for n in self.store.nodes() if n.node == record.node), None)
+        state = node_state(lease, now) if lease is not None else None
+        if state == "live":
+            return
+        if lease is None:
+            why = "no host of it ever ran"
+        elif state == "stopped":
+            why = f"its host stopped {age(lease.stopped_at, now)} ago"
+        else:
+            why = f"its host's last heartbeat was {age(lease.heartbeat_at, now)} ago"
+        raise HostUnreachable(
+            f"Proposal #{record.id} is node {record.node}'s, and no host of {record.node} is running ({why}; see "
+            f"'oneiric nodes'): only that node's host can decide it, so nothing was decided; start it and try again.")
+
+
+class Operator:
+    """What an operator can do, as typed calls; each becomes one Request on the transport
+    (or, on a fleet store, a decision on another node's proposal on that node's: `route`)."""
+
+    def __init__(self, transport: Transport, *, read_only: bool = False, wait: float = DEFAULT_WAIT_S,
+                 route: FleetRoute | None = None) -> None:
         self.transport = transport
         self.read_only = read_only
         self.wait = wait
+        self.route = route
 
     @property
     def is_remote(self) -> bool:
@@ -226,15 +282,20 @@ class Operator:
             raise ReadOnlyError(f"Read-only mode: {kind} is disabled.")
         return request
 
+    def _transport_for(self, request: Request) -> Transport:
+        routed = self.route.transport_for(request) if self.route is not None else None
+        return routed or self.transport
+
     async def run(self, kind: str, wait: float | None = None, **args: Any) -> CommandResult:
         request = self._request(kind, args)
-        return await self.transport.handle(request, wait=self.wait if wait is None else wait)
+        return await self._transport_for(request).handle(request, wait=self.wait if wait is None else wait)
 
     def run_blocking(self, kind: str, wait: float | None = None, **args: Any) -> CommandResult:
         """`run` for a process with no event loop (the CLI): over the socket, no loop is made."""
-        if isinstance(self.transport, (OverSocket, OverStore)):
-            request = self._request(kind, args)
-            return self.transport.exchange(request, wait=self.wait if wait is None else wait)
+        request = self._request(kind, args)
+        transport = self._transport_for(request)
+        if isinstance(transport, (OverSocket, OverStore)):
+            return transport.exchange(request, wait=self.wait if wait is None else wait)
         import asyncio
 
         return asyncio.run(self.run(kind, wait, **args))
@@ -295,25 +356,33 @@ def connect(engine: OperatorEngine, *, read_only: bool | None = None, wait: floa
     """The Operator for this engine's process: in-process when it hosts or no host runs,
     over the socket when another process hosts, through the store for another `node`."""
     read_only = engine.read_only if read_only is None else read_only
+    fleet = not engine.store.backend.holds_one_node
+    if node is not None and node != engine.node and not fleet:
+        raise UsageError(f"The store {engine.store.where} is one node's (a SQLite file): there is no node "
+                         f"{node} to act on; a fleet shares a PostgreSQL store (docs/fleet.md).")
+    # What this process calls its operator (ONEIRIC_OPERATOR, or a name its own code gave the
+    # engine) travels as display only: the host learns who we are from the kernel or the database.
+    claimed = (engine.principal.name if engine.principal.kind == NAMED else display_name()) if fleet else None
+    route = FleetRoute(engine.store, engine.node, display=claimed) if fleet else None
     if node is not None and node != engine.node:
-        if engine.store.backend.holds_one_node:
-            raise UsageError(f"The store {engine.store.where} is one node's (a SQLite file): there is no node "
-                             f"{node} to act on; a fleet shares a PostgreSQL store (docs/fleet.md).")
-        claimed = engine.principal.name if engine.principal.kind == NAMED else display_name()
-        return Operator(OverStore(engine.store, node, display=claimed), read_only=read_only, wait=wait)
+        return Operator(OverStore(engine.store, node, display=claimed), read_only=read_only, wait=wait, route=route)
     if engine.is_host:
-        return Operator(InProcess(engine), read_only=read_only, wait=wait)
+        return Operator(InProcess(engine), read_only=read_only, wait=wait, route=route)
     _, alive = engine.host()
     if alive:
         from .wire import socket_path
 
-        # The host learns who we are from the kernel; what this process calls its operator
-        # (ONEIRIC_OPERATOR, or a name its own code gave the engine) travels as display only.
+        path = socket_path(engine.state_dir)
+        if fleet and not path.exists():
+            # This node's host runs elsewhere (another machine, another state directory): its
+            # socket is there, its inbox is in the store.
+            return Operator(OverStore(engine.store, engine.node, display=claimed), read_only=read_only, wait=wait,
+                            route=route)
         claimed = engine.principal.name if engine.principal.kind == NAMED else display_name()
-        return Operator(OverSocket(socket_path(engine.state_dir), display=claimed), read_only=read_only, wait=wait)
+        return Operator(OverSocket(path, display=claimed), read_only=read_only, wait=wait, route=route)
     return Operator(InProcess(engine, engine.principal.with_display(display_name())),
-                    read_only=read_only, wait=wait)
+                    read_only=read_only, wait=wait, route=route)
 
 
-__all__ = ["HostUnreachable", "InProcess", "Operator", "OverSocket", "OverStore", "Transport", "connect",
-           "display_name"]
+__all__ = ["DECISIONS", "FleetRoute", "HostUnreachable", "InProcess", "Operator", "OverSocket", "OverStore",
+           "Transport", "connect", "display_name"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import threading
     from pathlib import Path
 
     from .access import AccessPolicy
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .registry import CandidateRegistry
     from .remote.loop import RemoteManager
     from .resolver import Explanation, Resolver
+    from .retention import PruneReport
     from .settings import ConfigProblem, SettingsSnapshot
     from .status_view import ComponentStatus
     from .store import ActivityRecord, LeaseInfo, ProposalRecord, StateStore
@@ -302,3 +304,46 @@ class SnapshotEngine(Protocol):
 
     def store_write(self, fn: Callable[[Any], Any], value: Any) -> None: ...
     def store_batch(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+class RolloutEngine(Protocol):
+    """What rollouts (rollout.py) use: starting one reads the key's candidates and the
+    approvals policy and writes the rollout as this principal; its coordinator, on a host,
+    carries the fleet's rollouts a step at a time through the store and journals each step."""
+
+    store_error: str | None  # a failed write is recorded here, never raised into the loop
+
+    @property
+    def node(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def principal(self) -> Principal: ...
+    @property
+    def settings(self) -> SettingsSnapshot: ...
+    @property
+    def store(self) -> StateStore: ...
+
+    def emit(self, event: Event) -> Event: ...
+    def find_ref(self, domain: Domain | str | None, key: str) -> ComponentRef: ...
+    def explain(self, domain: Domain | str, key: str) -> Explanation: ...
+
+
+class HostInboxEngine(CommandsEngine, RolloutEngine, Protocol):
+    """What a fleet host's inbox (host_inbox.py) uses: the store its node's requests come
+    through, the command handlers it runs them with, and the rollouts it coordinates."""
+
+    store_error: str | None
+
+
+class HostSessionEngine(HostInboxEngine, NodeEngine, Protocol):
+    """What the host session (host_session.py) uses: the lease and heartbeat over the store,
+    the socket in the state directory, the command handlers, the node summary it reports,
+    the activity guard and the journal's retention; plus what it hands its inbox."""
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    def guard_activity(self) -> None: ...
+    def prune_journal(self, stop: threading.Event | None = None) -> PruneReport: ...
+    def journal_pruned(self, report: PruneReport) -> None: ...

@@ -25,7 +25,7 @@ from .fleet import node_state
 from .store import LeaseInfo, RolloutRecord, RolloutStep, StoreError
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .ports import RolloutEngine
 
 COORDINATOR_STALE_S = 5.0  # a coordinator silent this long has died or hung: another host takes over
 STEP_WAIT_S = 120.0  # how long a node's host may take to run its swap (build, start, health gate)
@@ -97,7 +97,7 @@ def plan_batches(nodes: list[str], options: RolloutOptions) -> list[list[str]]:
     return [batch for batch in plan if batch]
 
 
-def start_rollout(engine: Engine, key: str, provider: str, options: RolloutOptions, *, nodes: str | None = None,
+def start_rollout(engine: RolloutEngine, key: str, provider: str, options: RolloutOptions, *, nodes: str | None = None,
                   reason: str = "", display: str | None = None) -> RolloutRecord:
     """Write a rollout of `key` (domain/key or key) to `provider` over the live nodes matching
     `nodes`, waiting for its one approval (approved at once under `approvals.mode: auto`).
@@ -121,7 +121,7 @@ def start_rollout(engine: Engine, key: str, provider: str, options: RolloutOptio
     return rollout
 
 
-def decide_rollout(engine: Engine, rollout_id: int, verdict: str) -> str:
+def decide_rollout(engine: RolloutEngine, rollout_id: int, verdict: str) -> str:
     """Approve or reject a pending rollout as this process's database role; one sentence saying
     what came of it (UsageError when it was not decided)."""
     two_person = engine.settings.app.approvals.two_person
@@ -153,7 +153,7 @@ def progress_line(r: RolloutRecord) -> str:
 class RolloutCoordinator:
     """A host's part in the fleet's rollouts: claim the ones nobody carries, carry them a step."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: RolloutEngine) -> None:
         self._engine = engine
 
     def tick(self) -> None:

@@ -114,7 +114,7 @@ class SettingsSync:
         record = {**status.to_dict(), "pid": os.getpid(), "hostname": socket.gethostname(),
                   "updated_at": time.time()}
         store = self._engine.store
-        self._engine.store_write(lambda value: store.set_meta(WATCHER_META, value), record)
+        self._engine.store_write(lambda value: store.set_meta(store.node_key(WATCHER_META), value), record)
 
     def status(self) -> WatcherStatus:
         """Whether settings edits on disk are being picked up: from the watcher itself in the
@@ -129,7 +129,7 @@ class SettingsSync:
         if lease is None or not alive:
             return WatcherStatus("down", None, "no host running")
         try:
-            raw = engine.store.get_meta(WATCHER_META)
+            raw = engine.store.get_meta(engine.store.node_key(WATCHER_META))
         except StoreError as exc:
             return WatcherStatus("down", None, f"cannot read the state store: {exc}")
         if not isinstance(raw, dict) or raw.get("pid") != lease.pid or raw.get("hostname") != lease.hostname:

@@ -136,6 +136,10 @@ class OneiricApp(App):
         self._typing = TypingGuard()  # keys meant for a text box that lost focus (typing_guard.py)
         self._typeahead = Typeahead()  # keys typed on after `:` or `/`, before the box has focus
         self.switch_context: str | None = None  # `:ctx NAME`: the console starts again there (run_console)
+        self.switch_node: str | None = None  # `enter` on a node of `:fleet`, `:node NAME`: the same, that node's
+        # A fleet store (PostgreSQL) holds every node's rows: the panes show this console's node,
+        # the journal view and the notifications every node's, with a NODE column.
+        self.fleet_store = not engine.store.backend.holds_one_node
         self._asking_to_quit = False
         self.upkeep: Upkeep | None = None  # the last reading of the maintenance calendar and upstream notices
         self._pending = 0
@@ -292,8 +296,15 @@ class OneiricApp(App):
             self.call_after_refresh(self._begin_start)
             self._freezer = self.set_interval(FREEZE_EVERY_S, self._freeze_while_starting)
 
+    def _own(self, events: list[Event]) -> list[Event]:
+        """The events of this console's node (on a fleet store the journal holds every node's)."""
+        if not self.fleet_store:
+            return events
+        node = self.engine.node
+        return [e for e in events if e.node in (None, node)]
+
     def _load_initial(self) -> None:
-        history = self.engine.journal(limit=HISTORY)
+        history = self.engine.journal(limit=HISTORY, node=self.engine.node if self.fleet_store else None)
         if history:
             self._last_event_id = history[-1].id or 0
         self.main.query_one(SwapLog).add(history)
@@ -435,6 +446,28 @@ class OneiricApp(App):
                      "(the old provider keeps serving).")
         return body
 
+    def open_node(self, name: str) -> None:
+        """Show node `name`'s panes (`enter` on a node of `:fleet`, `:node NAME`): the console
+        starts again on the same settings and store, as a client of that node's host (a client
+        only: it never hosts another node, and waits while that node has no host). As the host
+        of this node it asks first, saying what stops."""
+        if name == self.engine.node:
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            return
+
+        def leave(yes: bool | None) -> None:
+            if yes:
+                self.switch_node = name
+                self.call_later(self._shutdown)
+
+        if not self.is_host:
+            leave(True)
+            return
+        body = (f"This console hosts node {one_line(self.engine.node)} here. {self._what_quitting_stops()} "
+                f"To keep it, open node {one_line(name)} from another terminal: oneiric console --node {name}")
+        self.push_screen(ConfirmDialog(f"Open node {one_line(name)}?", body, confirm_label="Open"), leave)
+
     def _quit_answered(self, ok: bool | None) -> None:
         self._asking_to_quit = False
         if ok:
@@ -459,6 +492,8 @@ class OneiricApp(App):
             return
         self.main.query_one(HealthTable).tick(self.engine.health_track)
         self.refresh_remote()  # ages and retry times move on
+        if self.is_host and not self.engine.store.backend.holds_one_node:
+            self.refresh_approvals()  # other nodes' proposals come through the store, not this bus
         self.remind_updates()
 
     def remind_updates(self) -> None:
@@ -506,7 +541,9 @@ class OneiricApp(App):
         """Ring and toast what the journal brings that this operator did not do
         (oneiric_core.journal_view.notice_for), and keep it for `N`."""
         engine = self.engine
-        fresh = [n for e in events if (n := notice_for(e, principal_id=engine.principal.id, actor=engine.actor))]
+        node = engine.node if self.fleet_store else None
+        fresh = [n for e in events
+                 if (n := notice_for(e, principal_id=engine.principal.id, actor=engine.actor, node=node))]
         for notice in fresh:
             self.notices.append(notice)
             self.notify(notice.message, title=notice.title, severity="warning", timeout=15, markup=False)
@@ -536,8 +573,10 @@ class OneiricApp(App):
             self._attach_to_host(lease)  # a host came, or another took over between two looks
         elif not self.may_host and self.mode == ConsoleMode.CLIENT and not alive:
             gone = f"pid {lease.pid} on {lease.hostname}" if lease else "the host"
-            self.notify(f"The host ({gone}) is gone; this session waits for the next host (the web server "
-                        "takes over within seconds).", severity="warning", timeout=10, markup=False)
+            then = ("the web server takes over within seconds" if not self.fleet_store
+                    else f"node {one_line(self.engine.node)} has no host until one starts there")
+            self.notify(f"The host ({gone}) is gone; this session waits for the next host ({then}).",
+                        severity="warning", timeout=10, markup=False)
             self._wait_for_host()
         elif not alive and self.mode == ConsoleMode.CLIENT and self._follow_timer is not None:
             self._follow_timer.stop()
@@ -583,6 +622,9 @@ class OneiricApp(App):
         self._notice(events)
         if self.is_screen_installed("journal"):
             self.get_screen("journal").add(events)  # type: ignore[attr-defined]
+        events = self._own(events)  # the panes are this node's; another node's events are its own
+        if not events:
+            return
         with self.batch_update():
             main.query_one(SwapLog).add(events)
             kinds = {e.kind for e in events}
@@ -722,11 +764,12 @@ class OneiricApp(App):
     def refresh_approvals(self) -> None:
         if self._stopped:
             return
+        fleet = not self.engine.store.backend.holds_one_node
         try:
-            pending = self.engine.pending_proposals()
+            pending = self.engine.fleet_pending_proposals() if fleet else self.engine.pending_proposals()
         except OneiricError:
             pending = []
-        self.main.query_one(ApprovalsTable).sync(pending)
+        self.main.query_one(ApprovalsTable).sync(pending, nodes=fleet)
         self._pending = len(pending)
         self.update_status_bar()
 
@@ -738,6 +781,8 @@ class OneiricApp(App):
         mode = {ConsoleMode.STARTING: "HOST starting...", ConsoleMode.HOST: "HOST",
                 ConsoleMode.ATTACHING: "CLIENT attaching..."}.get(self.mode, "CLIENT")
         parts = [Part("mode", (mode,), "bold", sep=" ")]
+        if self.fleet_store:  # which node the panes show and the keys act on: never left out
+            parts.append(Part("node", (f"node {one_line(engine.node)}", one_line(engine.node)), "bold cyan", sep=" "))
         if self.host_detail:
             parts.append(Part("detail", (one_line(self.host_detail), ""), sep=" "))
         if not self.can_change:
@@ -831,12 +876,19 @@ class OneiricApp(App):
 def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False,
                 node: str | None = None) -> int:
     """Run the console; when the operator moves it to another context (`:ctx NAME`), run it
-    again there (that context's settings, state directory, store and node)."""
+    again there (that context's settings, state directory, store and node). When the operator
+    opens another node of a fleet store (`:fleet`, `:node NAME`), run it again as a client of
+    that node; its own node (the one it was started for) it may host again."""
+    home: str | None = None
     while True:
         engine = Engine(settings_dir, state_dir=state_dir, read_only=read_only or None, node=node)
+        home = home or engine.node
         app = OneiricApp(engine, read_only=read_only, read_only_reason="this console was started with --read-only"
-                         if read_only else None)
+                         if read_only else None, may_host=engine.node == home)
         app.run()
+        if app.switch_node is not None:
+            node = app.switch_node
+            continue
         if app.switch_context is None:
             return app.return_code or 0
         from types import SimpleNamespace
@@ -848,6 +900,7 @@ def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None
         contexts.apply(found.get(app.switch_context), target)
         found.use(app.switch_context)
         settings_dir, state_dir, node = target.settings, target.state_dir, target.node
+        home = None  # the new context's node is this console's own
 
 
 if TYPE_CHECKING:  # the app gives the screens what console_port.ConsoleState promises them

@@ -81,6 +81,10 @@ SPECS = (
                 title="Contexts: the places this console can switch to"),
     CommandSpec("fleet", (), 0, ":fleet", "the fleet: each node's health, the provider each serves per key, drift",
                 title="Fleet: nodes, what each serves, drift", anywhere=True),
+    CommandSpec("node", ("node",), 0, ":node [NAME]",
+                "that node's panes: the console shows node NAME of this fleet store (as the host, asks first); "
+                "no NAME: the fleet view, where enter opens a node", title="Node: open another node's panes",
+                each="Node: {word}"),
     CommandSpec("upkeep", (), 0, ":upkeep", "the maintenance calendar and the settings not read",
                 ("maintenance",), title="Upkeep: maintenance calendar ({due}), settings not read", anywhere=True),
     CommandSpec("theme", ("theme",), 0, ":theme [NAME]", "switch theme (no NAME: the theme picker)",
@@ -116,6 +120,7 @@ class Vocabulary:
     incidents: Sequence[int] = ()
     runbooks: Sequence[str] = ()
     themes: Sequence[str] = ()
+    nodes: Sequence[str] = ()  # a fleet store's nodes (none on one host's store)
     notes: Mapping[str, str] = field(default_factory=dict)  # "proposal:7" -> "adapter/cache a -> b"
     counts: Mapping[str, str] = field(default_factory=dict)  # palette titles' {notices}, {due}
 
@@ -148,6 +153,8 @@ class Vocabulary:
             return list(self.runbooks)
         if kind == "theme":
             return list(self.themes)
+        if kind == "node":
+            return list(self.nodes)
         if kind == "filter":
             return ["at", *LOG_FILTERS]
         return []

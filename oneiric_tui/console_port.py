@@ -36,6 +36,7 @@ class ConsoleState(Protocol):
     statuses: dict[ComponentRef, ComponentStatus]
     swapping: set[ComponentRef]
     upkeep: Upkeep | None
+    fleet_store: bool  # the store holds many nodes' rows (PostgreSQL)
 
     @property
     def is_host(self) -> bool: ...
@@ -81,6 +82,10 @@ class ConsoleState(Protocol):
     def action_journal(self, at: float | None = None) -> None: ...
 
     def action_notifications(self) -> None: ...
+
+    def action_incidents(self) -> None: ...
+
+    def open_node(self, name: str) -> None: ...
 
 
 @runtime_checkable

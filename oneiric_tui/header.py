@@ -34,7 +34,7 @@ class Part:
 # forms, and only then the operator (who this console acts as). Parts not named (the mode, the
 # pending count) keep their one form.
 GIVE_WAY = ("upstream", "maintenance", "detail", "approvals", "approvals", "upstream", "maintenance", "operator",
-            "watcher")
+            "node", "watcher")
 
 
 def fit(head: Text, parts: list[Part], width: int) -> Text:

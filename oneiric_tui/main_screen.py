@@ -26,6 +26,7 @@ from oneiric_core.domains import ComponentRef, Domain
 from oneiric_core.errors import ExitCode, OneiricError
 from oneiric_core.journal_view import clock_time
 from oneiric_core.lifecycle import SwapOutcome
+from oneiric_core.store import StoreError
 from oneiric_core.text import clause, one_line
 
 from .command_line import CommandLine, ConsoleCommand, Vocabulary, parse
@@ -315,7 +316,13 @@ class MainScreen(Screen):
         incidents = self._incident_notes()
         notes.update({f"incident:{i}": title for i, title in incidents})
         upkeep = app.upkeep
-        return Vocabulary(keys=sorted(str(r) for r in app.statuses), providers=providers,
+        nodes: list[str] = []
+        if app.fleet_store:
+            try:
+                nodes = [lease.node for lease in app.engine.store.nodes()]
+            except StoreError:
+                pass  # no completion of node names this time; :node still says what is wrong
+        return Vocabulary(keys=sorted(str(r) for r in app.statuses), providers=providers, nodes=nodes,
                           proposals=[p.id for p in records if p.id is not None],
                           incidents=[i for i, _ in incidents], runbooks=self._runbook_ids(),
                           themes=sorted(self.app.available_themes), notes=notes,
@@ -462,6 +469,8 @@ class MainScreen(Screen):
             self.app.push_screen(FleetScreen())
         elif name == "rollout":
             self._rollout(command)
+        elif name == "node":
+            self._open_node(command.word(0))
         elif name == "ctx":
             self._switch_context(command.word(0))
         elif name == "theme":
@@ -470,6 +479,31 @@ class MainScreen(Screen):
             self.action_help()
         elif name == "quit":
             self.app.call_later(app.action_quit_console)
+
+    def _open_node(self, name: str | None) -> None:
+        """`:node NAME`: that node's panes (OneiricApp.open_node), once the store says it has
+        such a node; `:node` alone: the fleet view, to pick one."""
+        app = self.oneiric
+        if not app.fleet_store:
+            self.notify("This store holds one node (a SQLite file): :node needs a fleet store (store.url, "
+                        "docs/fleet.md).", severity="warning", markup=False)
+            return
+        if name is None:
+            from .screens.fleet import FleetScreen
+
+            self.app.push_screen(FleetScreen())
+            return
+        try:
+            nodes = [lease.node for lease in app.engine.store.nodes()]
+        except StoreError as exc:
+            self.notify(f"cannot read the nodes: {exc}", severity="error", markup=False)
+            return
+        if name not in nodes:
+            self.notify(f"No node '{one_line(name)}' on this store; the nodes are "
+                        f"{', '.join(one_line(n) for n in nodes) or 'none yet'} (:fleet shows them).",
+                        severity="warning", markup=False)
+            return
+        app.open_node(name)
 
     def _switch_context(self, name: str | None) -> None:
         """`:ctx` lists the contexts (oneiric_core.contexts); `:ctx NAME` moves this console to
@@ -554,6 +588,9 @@ class MainScreen(Screen):
         self._picked(ref, SwapChoice(option.provider, option.source, force=False))
 
     def _open_incidents(self, command: ConsoleCommand) -> None:
+        if command.name == "incidents":  # the incidents view (I), not the panel of one
+            self.oneiric.action_incidents()
+            return
         self.action_incident()
         screen = self.app.get_screen("incident")
         word = command.word(0)
@@ -731,6 +768,17 @@ class MainScreen(Screen):
             self._after_action(set())
             return
         ref = ComponentRef(Domain.parse(swap["domain"]), swap["key"])
+        node = proposal.get("node")
+        if self.oneiric.fleet_store and node and node != self.oneiric.engine.node:
+            # another node's proposal, decided by that node's host: its keys are not this screen's
+            where = f"{ref} on node {one_line(node)}"
+            if swap["outcome"] == SwapOutcome.COMPLETE.value:
+                self.notify(f"{where} now served by {one_line(swap['to'])}.", title="Swap complete", markup=False)
+            else:
+                self.notify(f"{where}: {clause(str(swap.get('reason') or swap['outcome']))}.",
+                            title=f"Swap {swap['outcome']}", severity="warning", markup=False, timeout=10)
+            self._after_action(set())
+            return
         if swap["outcome"] == SwapOutcome.COMPLETE.value:
             took = f" ({swap['total_ms']:.0f} ms)" if swap.get("total_ms") is not None else ""
             message = f"{ref} now served by {swap['to']}{took}."

@@ -35,10 +35,12 @@ CASES = {
     "store_pg.py": ("operation", "sqlite", "postgresql", "ratio"),
     "fleet_push.py": ("reader", "events", "median ms", "p95 ms", "max ms"),
     "rollout.py": ("rollout", "nodes", "wall ms", "swaps ms (baseline)", "overhead ms/node"),
+    "fleet_view.py": ("app", "runs", "median ms", "ratio", "to first frame"),
 }
 
 
-NEEDS_PG = {"store_pg.py", "fleet_push.py", "rollout.py"}  # they measure the PostgreSQL backend (tests/pg.py)
+# They measure the PostgreSQL backend (tests/pg.py).
+NEEDS_PG = {"store_pg.py", "fleet_push.py", "rollout.py", "fleet_view.py"}
 
 # Further runs of a script with options (each also --quick): the script, its arguments.
 VARIANTS = {"swap.py --exporter otlp": ("swap.py", ["--exporter", "otlp"])}

@@ -36,6 +36,9 @@ CONSUMERS = {
     "node_summary.py": "NodeEngine",
     "host_telemetry.py": "TelemetryEngine",
     "snapshot_writer.py": "SnapshotEngine",
+    "host_session.py": "HostSessionEngine",
+    "host_inbox.py": "HostInboxEngine",
+    "rollout.py": "RolloutEngine",
 }
 
 if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_every_port)
@@ -51,7 +54,11 @@ if TYPE_CHECKING:  # mypy judges these (test_mypy_proves_the_engine_provides_eve
         node: ports.NodeEngine = engine
         telemetry: ports.TelemetryEngine = engine
         snapshots: ports.SnapshotEngine = engine
+        session: ports.HostSessionEngine = engine
+        inbox: ports.HostInboxEngine = engine
+        rollout: ports.RolloutEngine = engine
         del commands, operator, remote, registration, facts, settings_sync, status, node, telemetry, snapshots
+        del session, inbox, rollout
 
 
 def _ports() -> list[type]:

@@ -96,11 +96,12 @@ async def test_the_console_draws_the_fleet_and_marks_drift(tmp_path: Path, fleet
         # the console hosts node "ops" itself: three nodes
         assert "ops ok  web-1 ok  web-2 failing" in head and "2 of 8 keys drift" in head, head
         table = screen.query_one("#fleet-matrix")
-        cache = [str(c) for c in table.get_row("adapter/cache")]
+        cache = [str(c) for c in table.row_cells("adapter/cache")]
         assert cache[0] == DRIFT_MARK and cache[3:6] == ["memory ok", "memory ok", "sqlite failed"], cache
         assert cache[6] == "nodes serve different providers (ops: memory, web-1: memory, web-2: sqlite)"
-        assert str(table.get_row("adapter/http")[0]) == ""
+        assert str(table.row_cells("adapter/http")[0]) == ""
         await pilot.press("d")  # drift only
         await until(pilot, lambda: table.row_count == 2)
+        assert table.ordered_keys == ["adapter/cache", "workflow/runner"]
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, FleetScreen))

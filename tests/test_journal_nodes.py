@@ -139,7 +139,7 @@ def test_pruning_anchors_each_nodes_chain(tmp_path: Path, store_url: str | None)
 
 def test_a_store_from_before_the_per_node_chains_is_migrated_and_verifies(tmp_path: Path,
                                                                           store_url: str | None) -> None:
-    """What schema 11 left: one global chain of format 1 over both nodes' rows. Migration 12
+    """X
     starts each node's chain from its end; the old rows still verify with the old formula."""
     path = tmp_path / "state.sqlite"
     with StateStore(path, url=store_url, node="web-1") as store:
@@ -151,17 +151,17 @@ def test_a_store_from_before_the_per_node_chains_is_migrated_and_verifies(tmp_pa
             rows.append((row_id, *columns, prev, digest, node))
             prev = digest
         marks = ", ".join("?" * (len(rows[0])))
-        version = ("PRAGMA user_version = 11" if store_url is None else "UPDATE oneiric_schema SET version = 11")
+        version = ("PRAGMA user_version = 12" if store_url is None else "UPDATE oneiric_schema SET version = 12")
 
-        def as_schema_11(conn: Any) -> None:
+        def as_schema_12(conn: Any) -> None:
             conn.executemany(f"INSERT INTO journal ({CHAIN_COLUMNS}, prev_hash, hash, node) VALUES ({marks})", rows)
             conn.execute("DELETE FROM meta WHERE key = ?", (NODE_CHAINS_META,))
             conn.execute(version)
 
-        store.backend.write(as_schema_11)
+        store.backend.write(as_schema_12)
     a, b = two_nodes(path, store_url)  # opening migrates it
     try:
-        assert a.schema_version == 12
+        assert a.schema_version == 13
         start = a.chain_state().node_start
         assert (start.id, start.hash) == (6, prev)
         for i in range(4):

@@ -125,7 +125,7 @@ def _sign(kind: str, args: argparse.Namespace, store: StateStore) -> str:
     """A decision signed by this operator's ssh-agent (approval_signing.py)."""
     from ..approval_signing import sign_decision
 
-    record = store.get_proposal(args.id)
+    record = store.find_proposal(args.id)  # any node's: the decision goes to its node's host
     if record is None:
         raise NotFound(f"No proposal #{args.id} exists.")
     return sign_decision(kind, record, store, key=args.sign_key)

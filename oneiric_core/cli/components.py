@@ -19,16 +19,19 @@ if TYPE_CHECKING:
 
 def add_parsers(commands: Commands) -> None:
     commands.add("status", "every component: winner, serving provider, state, activity, health", run=cmd_status,
-                 ref="optional", example=["oneiric status", "oneiric status --key cache --json"])
+                 ref="optional", positional_key=True,
+                 example=["oneiric status", "oneiric status --key cache --json", "oneiric status web-2:cache"])
     p = commands.add("list", "every registered candidate and how it ranks", run=cmd_list, ref="optional",
                      example=["oneiric list --domain adapter", "oneiric list --shadowed"])
     p.add_argument("--shadowed", "--show-shadowed", action="store_true", help="only candidates that do not win")
     p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)  # upstream's runbooks: the default here
     commands.add("explain", "why a provider wins a key: every candidate in rank order with the deciding rule",
                  run=cmd_explain, ref="required", positional_key=True,
-                 example=["oneiric explain cache", "oneiric explain --domain adapter --key cache"])
+                 example=["oneiric explain cache", "oneiric explain --domain adapter --key cache",
+                          "oneiric explain web-2:cache"])
     p = commands.add("health", "last known health, or probe now with --probe", run=cmd_health, ref="optional",
-                     example=["oneiric health", "oneiric health --probe --key cache"])
+                     positional_key=True, example=["oneiric health", "oneiric health --probe --key cache",
+                                                   "oneiric health web-2:cache"])
     p.add_argument("--probe", action="store_true", help="probe now: the running host's live providers "
                    "(journaled), else build each provider here, probe it and stop it")
     waits(p)
@@ -79,6 +82,8 @@ def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
         return ExitCode.OK
     out = console()
     out.print(f"settings: {engine.settings_dir}   state: {engine.state_dir}")
+    if args.target_node:
+        out.print(f"node: {engine.node} (read from the store: what its host last reported)", markup=False)
     out.print(host_line(engine))
     for w in wide:
         out.print(f"warning: {w.sentence()}", markup=False, style="yellow", soft_wrap=True)
@@ -138,12 +143,17 @@ def cmd_list(engine: Engine, args: argparse.Namespace) -> int:
 def cmd_explain(engine: Engine, args: argparse.Namespace) -> int:
     ref = pick_ref(engine, args.domain, args.key)
     exp = engine.explain(ref.domain, ref.key)
+    served = _served_on_node(engine, ref) if args.target_node else None
     if args.json:
-        print_json(exp.to_dict())
+        print_json({**exp.to_dict(), **({"node": served} if served else {})})
         return ExitCode.OK
     out = console()
     winner = exp.winner
     out.print(f"{ref}: {winner.provider} ({winner.source}) wins" if winner else f"{ref}: no candidate")
+    if served:
+        health = served["health"] + (f": {served['health_message']}" if served["health_message"] else "")
+        out.print(f"node {served['node']}: serving {served['serving'] or 'nothing'} ({served['state']}, "
+                  f"{served['activity']}), health {health}; {served['host']}", markup=False)
     if exp.misconfigured and winner is None:
         out.print(f"MISCONFIGURED: {exp.misconfigured}; nothing can serve this key", markup=False, style="red")
     elif exp.misconfigured:
@@ -161,6 +171,17 @@ def cmd_explain(engine: Engine, args: argparse.Namespace) -> int:
     for r in exp.ranked:
         out.print(f"  {r.candidate.provider}: {r.candidate.factory}")
     return ExitCode.OK
+
+
+def _served_on_node(engine: Engine, ref: ComponentRef) -> dict[str, Any]:
+    """What the viewed node serves for `ref`, from the store (its host's snapshots): `explain
+    web-2:cache` ranks by this process's settings, which a fleet's nodes share, and says
+    what web-2 actually serves."""
+    status = next((c for c in engine.components([ref])), None)
+    return {"node": engine.node, "host": host_line(engine), "serving": status.serving if status else None,
+            "state": status.state if status else "inactive", "activity": status.activity if status else "active",
+            "health": status.health if status else "unknown",
+            "health_message": status.health_message if status else None}
 
 
 def cmd_health(engine: Engine, args: argparse.Namespace) -> int:

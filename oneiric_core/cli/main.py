@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from ..errors import ExitCode, OneiricError
+from ..errors import ExitCode, OneiricError, UsageError
 from . import (
     acting,
     approvals,
@@ -33,7 +34,7 @@ from . import (
 )
 from .init import VersionAction
 from .output import say
-from .parser import Commands, Handler, Parser, SubParsers, settle_key
+from .parser import Commands, Handler, Parser, SubParsers, settle_key, viewed_node
 
 COMPLETE_WORD = "__complete"  # `oneiric __complete WORDS...`: what the shell completion scripts call
 
@@ -88,11 +89,24 @@ def run(argv: Sequence[str]) -> int:
         return code
     from ..engine import Engine
 
-    engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None, node=args.node)
+    view = viewed_node(args)  # `status web-2:cache`: node web-2's view, from the store
+    engine = Engine(args.settings, state_dir=args.state_dir, read_only=args.read_only or None,
+                    node=view or args.node)
     try:
+        if view is not None:
+            _require_fleet(engine, view, args)
         return handler.run(engine, args)
     finally:
         engine.close()
+
+
+def _require_fleet(engine: Any, view: str, args: Any) -> None:
+    """A SQLite file is one node's: another node's view of it would be this one's, mislabelled."""
+    from ..store.scope import default_node
+
+    if engine.store.backend.holds_one_node and view != (args.node or default_node()):
+        raise UsageError(f"The store {engine.store.where} is one node's (a SQLite file): there is no node {view} "
+                         "to show; a fleet shares a PostgreSQL store (docs/fleet.md).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -125,6 +125,9 @@ class Commands:
 
 # The commands that act on another node of a fleet store: `oneiric pause web-2:cache`.
 NODE_COMMANDS = frozenset({"pause", "resume", "drain", "swap", "health"})
+# The read commands that show another node of a fleet store from the store (that node's
+# snapshots, activity and lease), as `oneiric --node web-2 status` does: `oneiric status web-2:cache`.
+NODE_READ_COMMANDS = frozenset({"status", "explain", "health"})
 
 
 def settle_key(args: argparse.Namespace) -> None:
@@ -143,12 +146,22 @@ def settle_key(args: argparse.Namespace) -> None:
 
         node, _, key = args.key.partition(":")
         args.target_node, args.key = node_name(node), key
-        if args.command not in NODE_COMMANDS:
+        if args.command not in NODE_COMMANDS | NODE_READ_COMMANDS:
             raise UsageError(f"{args.command} takes no NODE: before the key yet; "
-                             f"{', '.join(sorted(NODE_COMMANDS))} do (docs/fleet.md).")
+                             f"{', '.join(sorted(NODE_COMMANDS | NODE_READ_COMMANDS))} do (docs/fleet.md).")
     if getattr(args, "key_needed", False) and not args.key:
         raise UsageError(f"{args.command} needs a key: 'oneiric {args.command} KEY' or --key KEY "
                          f"(see 'oneiric {args.command} --help').")
+
+
+def viewed_node(args: argparse.Namespace) -> str | None:
+    """The node whose view a read command builds its engine as (`status web-2:cache`: node
+    web-2, read from the store as `--node web-2` reads it), or None for this process's own.
+    `health --probe` is an action: it stays this process's node and sends the probe."""
+    node = getattr(args, "target_node", None)
+    if node is None or args.command not in NODE_READ_COMMANDS or getattr(args, "probe", False):
+        return None
+    return str(node)
 
 
 def waits(p: argparse.ArgumentParser) -> None:

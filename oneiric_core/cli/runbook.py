@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExitCode
+from ..text import one_line
 from .output import json_text, say
 from .parser import Handler
 
@@ -90,6 +91,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p = isub.add_parser("list", help="incidents, newest first", example="oneiric incident list --status open")
     p.add_argument("--status", choices=["open", "mitigated", "closed"])
+    p.add_argument("--from", dest="from_node", metavar="NODE",
+                   help="only the incidents opened on node NODE (a fleet store holds every node's)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = isub.add_parser("show", help="one incident with its timeline", example="oneiric incident show 5 --json")
     p.add_argument("id", type=int, metavar="ID")
@@ -295,11 +298,16 @@ def cmd_incident(engine: Any, args: Any) -> int:
         return EXIT_OK
     if action == "list":
         rows = incidents.list(status=args.status)
+        if args.from_node:
+            rows = [i for i in rows if i.node == args.from_node]
+        fleet = not engine.store.backend.holds_one_node  # every node's incidents: say which node each is on
         if args.json:
             _print_json({"incidents": [i.to_dict() for i in rows]})
         else:
             for i in rows:
-                say(f"#{i.id:<4} {i.severity} {i.status:<9} {_when(i.opened_at)}  {i.commander:<12} {i.title}")
+                node = f"{one_line(i.node or '-'):<10} " if fleet else ""
+                say(f"#{i.id:<4} {node}{i.severity} {i.status:<9} {_when(i.opened_at)}  {i.commander:<12} "
+                    f"{one_line(i.title)}")
             if not rows:
                 say("no incidents")
         return EXIT_OK

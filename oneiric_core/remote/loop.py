@@ -362,7 +362,7 @@ class RemoteManager:
         if self._engine.read_only and not self._engine.is_host:
             return
         try:
-            self._engine.store.set_meta(meta_key(src.name), src.record())
+            self._engine.store.set_meta(self._engine.store.node_key(meta_key(src.name)), src.record())
         except StoreError as exc:
             self._engine.store_error = str(exc)
 
@@ -371,7 +371,7 @@ class RemoteManager:
         from .status import meta_key
 
         try:
-            recorded = self._engine.store.get_meta(meta_key(name))
+            recorded = self._engine.store.get_meta(self._engine.store.node_key(meta_key(name)))
         except StoreError as exc:
             self._engine.store_error = str(exc)
             return None

@@ -7,9 +7,10 @@ from typing import Any
 from .backend import Backend, Row
 from .codec import _loads
 from .records import IncidentEntryRecord, IncidentRecord
+from .scope import NodeScope
 
 INCIDENT_FIELDS = ("title", "severity", "status", "commander", "opened_at", "closed_at", "refs", "tree",
-                   "summary", "impact", "root_cause", "resolution", "follow_ups")
+                   "summary", "impact", "root_cause", "resolution", "follow_ups", "node")
 
 
 def _incident(row: Row) -> IncidentRecord:
@@ -20,6 +21,7 @@ def _incident(row: Row) -> IncidentRecord:
         refs=[str(r) for r in refs] if isinstance(refs, list) else [], tree=row["tree"],
         summary=row["summary"] or "", impact=row["impact"] or "", root_cause=row["root_cause"] or "",
         resolution=row["resolution"] or "", follow_ups=list(follow_ups) if isinstance(follow_ups, list) else [],
+        node=row["node"],
     )
 
 
@@ -33,11 +35,13 @@ def _entry(row: Row) -> IncidentEntryRecord:
 class IncidentRepo:
     INCIDENT_FIELDS = INCIDENT_FIELDS
 
-    def __init__(self, db: Backend) -> None:
-        self.db = db
+    def __init__(self, db: Backend, scope: NodeScope) -> None:
+        self.db, self.scope = db, scope
 
     def add_incident(self, values: dict[str, Any]) -> int:
-        """Insert an incident row (columns of INCIDENT_FIELDS; refs and follow_ups as JSON text); its id."""
+        """Insert an incident row (columns of INCIDENT_FIELDS; refs and follow_ups as JSON text),
+        opened on this process's node; its id."""
+        values = {**values, "node": values.get("node") or self.scope.node}
         cols = [f for f in INCIDENT_FIELDS if f in values]
         sql = f"INSERT INTO incidents ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
         return self.db.write(lambda conn: self.db.dialect.insert_id(conn, sql, [values[c] for c in cols]))

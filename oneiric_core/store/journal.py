@@ -1,7 +1,7 @@
 """The journal: every Event, appended as hash chains (journal_hash.py), one per node, and
 the reads over it.
 
-Each node's rows chain onto that node's previous row (schema 12; the rows from before it keep
+Each node's rows chain onto that node's previous row (schema 13; the rows from before it keep
 the one global chain they were written in), while ids stay one sequence over all nodes. The
 tips are cached per process (`_tips`, with the next id) and checked inside each write
 transaction: any append by any process takes the next id, so a stale cache shows as the
@@ -72,7 +72,7 @@ def _global_tip(conn: Connection) -> tuple[ChainLink, int]:
 
 
 def start_node_chains(conn: Connection) -> None:
-    """Migration 12 (both backends): the rows appended from now on chain per node, each
+    """Migration 13 (both backends): the rows appended from now on chain per node, each
     node's first onto the global chain's end, so what was written before stays covered."""
     last, used = _global_tip(conn)
     conn.execute(_UPSERT_META, (NODE_CHAINS_META, json.dumps({"id": used, "hash": last.hash})))

@@ -357,7 +357,9 @@ MIGRATIONS: list[Migration] = [
         "GRANT INSERT ON rollouts TO oneiric_operator",
         "GRANT ALL ON rollouts, rollout_steps TO oneiric_host",
     ),
-    # 12: the journal chains per node (journal_hash.py format 2), from the global chain's end on
+    # 12: an incident carries the node it was opened on (the incidents view of a fleet store)
+    ("ALTER TABLE incidents ADD COLUMN node TEXT",),
+    # 13: the journal chains per node (journal_hash.py format 2), from the global chain's end on
     (start_node_chains,),
 ]
 

@@ -19,7 +19,7 @@ class StoreError(OneiricError):
 ANCHOR_META = "journal_anchor"  # {"id", "hash"}: what the first row chains to (the last pruned row)
 SEALED_META = "journal_sealed_through"  # the last id written before the chain existed
 HEAD_META = "journal_head"  # {"id", "hash", "at"}: the head the host last published
-# Schema 12 (issue 18): the rows after NODE_CHAINS_META's id chain per node (journal_hash.py
+# Schema 13 (issue 18): the rows after NODE_CHAINS_META's id chain per node (journal_hash.py
 # format 2), each node's first onto its hash; each node's anchor (its last pruned row) and the
 # head its host last published are kept under these prefixes and the node's name.
 NODE_CHAINS_META = "journal_node_chains"  # {"id", "hash"}: the global chain's end at the switch
@@ -53,6 +53,18 @@ class ActivityRecord:
     note: str | None = None
     actor: str | None = None
     updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCellRow:
+    """One node's key as the fleet view reads it: what it serves and its health (None: none yet)."""
+
+    node: str | None
+    domain: str
+    key: str
+    provider: str | None
+    state: str
+    health: str | None
 
 
 @dataclass(slots=True)
@@ -224,6 +236,7 @@ class IncidentRecord:
     root_cause: str = ""
     resolution: str = ""
     follow_ups: list[str] = field(default_factory=list)
+    node: str | None = None  # the node it was opened on (None: before schema 12)
 
 
 @dataclass(frozen=True, slots=True)

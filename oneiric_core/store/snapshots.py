@@ -8,7 +8,7 @@ import time
 from ..domains import Domain
 from .backend import Backend, Row
 from .codec import _dom, _loads
-from .records import HealthSnapshot, LifecycleSnapshot
+from .records import FleetCellRow, HealthSnapshot, LifecycleSnapshot
 from .scope import NodeScope
 
 _LIFECYCLE_COLUMNS = ("node", "domain", "key", "state", "provider", "source", "pending_provider", "last_error",
@@ -107,6 +107,15 @@ class SnapshotRepo:
     def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
         return [(row["node"], self._health(row)) for row in self.db.read(
             "SELECT * FROM health ORDER BY node, domain, key")]
+
+    def fleet_cells(self) -> list[FleetCellRow]:
+        """What every node serves per key and its health, in one narrow read (the fleet view:
+        50 nodes x 200 keys is 10,000 rows, which whole snapshots took 0.2 s to decode)."""
+        rows = self.db.read(
+            "SELECT l.node, l.domain, l.key, l.provider, l.state, h.status FROM lifecycle l LEFT JOIN health h"
+            " ON h.domain = l.domain AND h.key = l.key AND COALESCE(h.node, '') = COALESCE(l.node, '')"
+            " ORDER BY l.node, l.domain, l.key")
+        return [FleetCellRow(r["node"], r["domain"], r["key"], r["provider"], r["state"], r["status"]) for r in rows]
 
     def lifecycle_of(self, node: str, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
         """`node`'s snapshot of a key, whichever node this process is (a rollout's coordinator)."""

@@ -278,7 +278,9 @@ MIGRATIONS: list[Migration] = [
     ("ALTER TABLE commands ADD COLUMN node TEXT", "ALTER TABLE proposals ADD COLUMN node TEXT"),
     # 11: rolling swaps over a fleet's nodes (pg_migrations.py, rollout.py): one node, none here
     (),
-    # 12: the journal chains per node (journal_hash.py format 2), from the global chain's end on
+    # 12: an incident carries the node it was opened on (the incidents view of a fleet store)
+    ("ALTER TABLE incidents ADD COLUMN node TEXT",),
+    # 13: the journal chains per node (journal_hash.py format 2), from the global chain's end on
     (start_node_chains,),
 ]
 

@@ -33,6 +33,7 @@ from .records import (
     ChainLink,
     ChainState,
     CommandRecord,
+    FleetCellRow,
     HealthSnapshot,
     IncidentEntryRecord,
     IncidentRecord,
@@ -96,7 +97,7 @@ class StateStore:
         self.command_repo = CommandRepo(self.backend, self._seals, self.scope)
         self.leases = LeaseRepo(self.backend, self.journal_repo, self.scope, __version__)
         self.meta = MetaRepo(self.backend)
-        self.incident_repo = IncidentRepo(self.backend)
+        self.incident_repo = IncidentRepo(self.backend, self.scope)
         self.requests = RequestRepo(self.backend)
         self.rollouts = RolloutRepo(self.backend)
 
@@ -309,6 +310,9 @@ class StateStore:
     def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
         return self.snapshots.every_nodes_health()
 
+    def fleet_cells(self) -> list[FleetCellRow]:
+        return self.snapshots.fleet_cells()
+
     def lifecycle_of(self, node: str, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
         return self.snapshots.lifecycle_of(node, domain, key)
 
@@ -322,6 +326,9 @@ class StateStore:
 
     def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
         return self.proposal_repo.get_proposal(proposal_id)
+
+    def find_proposal(self, proposal_id: int) -> ProposalRecord | None:
+        return self.proposal_repo.find_proposal(proposal_id)
 
     def proposals(self, *, status: str | None = None, limit: int = 200, fleet: bool = False) -> list[ProposalRecord]:
         return self.proposal_repo.proposals(status=status, limit=limit, fleet=fleet)
@@ -381,6 +388,12 @@ class StateStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         self.meta.set_meta(key, value)
+
+    def node_key(self, key: str) -> str:
+        """The meta key for a host's own state (its watcher, telemetry, remote sources): on a
+        fleet store each node keeps its own row, so one node's host does not overwrite what
+        another's clients read."""
+        return f"{key}@{self.node}" if self.scope.shared else key
 
     # ------------------------------------------------------------------ incidents
 

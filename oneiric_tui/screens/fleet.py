@@ -1,28 +1,40 @@
 """The fleet view (`:fleet`): every node with its health roll-up, and a key x node matrix of
 the provider each node serves and its health, drift marked (oneiric_core.fleet decides what
-drift is; this screen only draws it). Read from the store in a thread every few seconds, so a
-node going stale shows here without anyone pressing a key. Node names, providers and reasons
-are outside text: plain, one line each."""
+drift is; this screen only draws it). `enter` on a node opens that node's panes (the app
+starts again as a client of that node's host: OneiricApp.open_node).
+
+Read from the store in a thread every few seconds, so a node going stale shows here without
+anyone pressing a key. The matrix is a RowTable (widgets/row_table.py: drawn with the line
+API, only the rows on screen), its cells built in the reading thread, and each reading updates
+it in place, so at 50 nodes x 200 keys neither the first frame nor a refresh lays out 10,000
+cells. Node names, providers and reasons are outside text: plain, one line each."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from oneiric_core.fleet import Fleet, fleet_view
+from oneiric_core.fleet import Fleet, FleetNode, FleetRow
+from oneiric_core.fleet import fleet_view as read_fleet
+from oneiric_core.humanize import age
 from oneiric_core.store import StoreError
 from oneiric_core.text import one_line
 
 from ..widgets.key_bar import KeyBar
+from ..widgets.row_table import RowTable
 
 REFRESH_S = 2.0
 DRIFT_MARK = "≠"
 HEALTH_STYLE = {"ok": "green", "degraded": "yellow", "failed": "bold red", "failing": "bold red", "stale": "bold red",
                 "stopped": "dim", "paused": "yellow", "unknown": "dim"}
+NODE_COLUMNS = ("node", "state", "health", "version", "heartbeat", "serving", "failing", "paused", "misconf")
 
 
 def nodes_line(fleet: Fleet) -> Text:
@@ -39,16 +51,87 @@ def nodes_line(fleet: Fleet) -> Text:
     drift = len(fleet.drifted)
     line.append(f"   {drift} of {len(fleet.rows)} keys drift" if drift else f"   no drift ({len(fleet.rows)} keys)",
                 style="bold yellow" if drift else "dim")
+    line.append("   enter: that node's panes", style="dim")
     return line
+
+
+def node_cells(node: FleetNode, here: str) -> list[Text]:
+    """One row of the nodes table; this console's own node is marked with `*`."""
+    summary = node.summary
+    heartbeat = "-" if node.state == "stopped" else f"{age(0.0, node.heartbeat_age_s)} ago"
+    name = Text(("* " if node.name == here else "  ") + one_line(node.name), style="bold")
+    return [name, Text(node.state, style=HEALTH_STYLE.get(node.state, "")),
+            Text(node.health, style=HEALTH_STYLE.get(node.health, "")), Text(one_line(node.version or "-")),
+            Text(heartbeat), Text(str(summary.serving)),
+            Text(str(summary.failing), style="bold red" if summary.failing else ""),
+            Text(str(summary.paused), style="yellow" if summary.paused else ""), Text(str(summary.misconfigured))]
+
+
+def matrix_cells(row: FleetRow, names: Sequence[str]) -> list[Text]:
+    """One row of the key x node matrix: drift mark, key, what the settings select, each node's
+    provider and health, why the row drifts."""
+    cells: list[Text] = [Text(DRIFT_MARK, style="bold yellow") if row.drift else Text(""),
+                         Text(one_line(row.ref)), Text(one_line(row.selected or "-"))]
+    for name in names:
+        cell = row.cells.get(name)
+        if cell is None:
+            cells.append(Text("-", style="dim"))
+            continue
+        text = Text(one_line(cell.provider or "-"))
+        text.append(f" {cell.health}", style=HEALTH_STYLE.get(cell.health, ""))
+        cells.append(text)
+    cells.append(Text(one_line(row.drift or ""), style="yellow"))
+    return cells
+
+
+def sync_rows(table: DataTable, rows: dict[str, list[Text]]) -> None:
+    """Make `table` hold `rows` (row key -> cells, in order) touching only what differs: rows
+    gone are removed, changed cells updated, new rows appended. When a new row belongs among
+    the existing ones (a node or key that sorts earlier) the table is filled again: rare, since
+    the fleet's names and keys seldom change."""
+    shown: list[str] = [key.value for key in table.rows if key.value is not None]
+    kept = [key for key in shown if key in rows]
+    if list(rows)[:len(kept)] != kept:
+        table.clear()
+        shown = kept = []
+    for key in set(shown) - set(kept):
+        table.remove_row(key)
+    columns = list(table.columns)
+    for key in kept:
+        for column, before, after in zip(columns, table.get_row(key), rows[key], strict=False):
+            if before != after:
+                table.update_cell(key, column, after)
+    for key in list(rows)[len(kept):]:
+        table.add_row(*rows[key], key=key)
+
+
+class FleetMatrix(RowTable):
+    """The key x node matrix: one row per key, a column per node (matrix_for gives the columns)."""
+
+    BINDINGS: ClassVar[list[Any]] = [
+        *RowTable.BINDINGS,
+        Binding("right", "scroll_right", "Right", show=False),
+        Binding("left", "scroll_left", "Left", show=False),
+    ]
+
+
+def matrix_for(names: Sequence[str]) -> FleetMatrix:
+    """A matrix whose columns are these nodes' (RowTable's columns are its class's)."""
+    columns = (("drift-mark", ""), ("key", "key"), ("settings", "settings"),
+               *((f"node:{n}", one_line(n)) for n in names), ("drift", "drift"))
+    kind = type("FleetMatrix", (FleetMatrix,), {"COLUMNS": columns})
+    return kind(id="fleet-matrix")
 
 
 class FleetScreen(Screen):
     DEFAULT_CSS = """
     FleetScreen #fleet-head { height: 1; padding: 0 1; background: $panel; }
+    FleetScreen #fleet-nodes { height: auto; max-height: 40%; }
     FleetScreen #fleet-matrix { height: 1fr; }
     """
     BINDINGS = [
         Binding("escape", "leave", "Back", id="fleet.leave"),
+        Binding("enter", "open_node", "Open node", id="fleet.open"),
         Binding("d", "toggle_drift", "Drift only", id="fleet.drift"),
         Binding("r", "reload", "Refresh", id="fleet.refresh"),
         Binding("q", "app.quit_console", "Quit", show=False, id="fleet.quit"),
@@ -61,10 +144,11 @@ class FleetScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" Fleet ", style="bold reverse"), id="fleet-head")
-        yield DataTable(id="fleet-matrix", cursor_type="row", zebra_stripes=True)
-        yield KeyBar()
+        yield DataTable(id="fleet-nodes", cursor_type="row")
+        yield KeyBar()  # the matrix comes with the first reading: its columns are the nodes
 
     def on_mount(self) -> None:
+        self.query_one("#fleet-nodes", DataTable).add_columns(*(c.upper() for c in NODE_COLUMNS))
         self.action_reload()
         self.set_interval(REFRESH_S, self.action_reload)
 
@@ -72,40 +156,74 @@ class FleetScreen(Screen):
     def action_reload(self) -> None:
         engine = self.app.engine  # type: ignore[attr-defined]
         try:
-            fleet = fleet_view(engine)
+            fleet = read_fleet(engine)
         except StoreError as exc:
             self.app.call_from_thread(self.notify, f"cannot read the fleet: {exc}", severity="error", markup=False)
             return
-        self.app.call_from_thread(self.show, fleet)
+        self.app.call_from_thread(self.show, fleet, self._cells(fleet))
 
-    def show(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-        self.query_one("#fleet-head", Static).update(nodes_line(fleet))
-        table = self.query_one("#fleet-matrix", DataTable)
+    def _cells(self, fleet: Fleet) -> dict[str, list[Text]]:
         names = [n.name for n in fleet.nodes]
-        table.clear(columns=True)
-        table.add_columns("", "key", "settings", *(one_line(n) for n in names), "drift")
-        for row in fleet.drifted if self.drift_only else fleet.rows:
-            cells: list[Text] = []
-            for name in names:
-                cell = row.cells.get(name)
-                if cell is None:
-                    cells.append(Text("-", style="dim"))
-                    continue
-                text = Text(one_line(cell.provider or "-"))
-                text.append(f" {cell.health}", style=HEALTH_STYLE.get(cell.health, ""))
-                cells.append(text)
-            mark = Text(DRIFT_MARK, style="bold yellow") if row.drift else Text("")
-            table.add_row(mark, Text(one_line(row.ref)), Text(one_line(row.selected or "-")), *cells,
-                          Text(one_line(row.drift or ""), style="yellow"), key=row.ref)
+        return {row.ref: matrix_cells(row, names) for row in (fleet.drifted if self.drift_only else fleet.rows)}
+
+    def show(self, fleet: Fleet, cells: dict[str, list[Text]]) -> None:
+        self.fleet = fleet
+        here = self.app.engine.node  # type: ignore[attr-defined]
+        self.query_one("#fleet-head", Static).update(nodes_line(fleet))
+        sync_rows(self.query_one("#fleet-nodes", DataTable), {n.name: node_cells(n, here) for n in fleet.nodes})
+        found = self.query(FleetMatrix)
+        matrix = found.first() if found else None
+        columns = [f"node:{n.name}" for n in fleet.nodes]
+        if matrix is None or [key for key, _ in matrix.COLUMNS[3:-1]] != columns:  # a node came or went
+            self.call_later(self._new_matrix, fleet, cells)
+            return
+        for key in [k for k in matrix.ordered_keys if k not in cells]:
+            matrix.remove_row(key)
+        for ref, row in cells.items():
+            matrix.upsert(ref, ref, tuple(row))
+
+    async def _new_matrix(self, fleet: Fleet, cells: dict[str, list[Text]]) -> None:
+        """A matrix with a column per node of `fleet`, in place of the one there, then filled."""
+        found = self.query(FleetMatrix)
+        focused = bool(found) and found.first().has_focus
+        await found.remove()
+        matrix = matrix_for([n.name for n in fleet.nodes])
+        await self.mount(matrix, after=self.query_one("#fleet-nodes"))
+        if focused:
+            matrix.focus()
+        self.show(fleet, cells)
+
+    def selected_node(self) -> str | None:
+        """The node under the nodes table's cursor (None before the first reading)."""
+        table = self.query_one("#fleet-nodes", DataTable)
+        if not table.row_count:
+            return None
+        key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return key.value
+
+    def action_open_node(self) -> None:
+        if isinstance(self.focused, FleetMatrix):
+            self.notify("enter opens a node from the nodes table above (shift+tab goes there).", markup=False)
+            return
+        name = self.selected_node()
+        if name is None:
+            self.notify("No node yet: no host has run on this store.", severity="warning", markup=False)
+            return
+        self.app.open_node(name)  # type: ignore[attr-defined]
+
+    @on(DataTable.RowSelected, "#fleet-nodes")
+    def _node_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_node()
+
 
     def action_toggle_drift(self) -> None:
         self.drift_only = not self.drift_only
         if self.fleet is not None:
-            self.show(self.fleet)
+            self.show(self.fleet, self._cells(self.fleet))
 
     def action_leave(self) -> None:
         self.app.pop_screen()
 
 
-__all__ = ["FleetScreen", "nodes_line"]
+__all__ = ["FleetMatrix", "FleetScreen", "matrix_cells", "matrix_for", "node_cells", "nodes_line", "sync_rows"]

@@ -10,7 +10,7 @@ here. The ages move on with the app's clock, once a second.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -40,9 +40,16 @@ def clock_span(seconds: float) -> str:
 
 
 class IncidentTable(PaneTable):
-    COLUMNS = (("id", "#"), ("sev", "sev"), ("age", "age / respond within"), ("cmdr", "commander"),
-               ("walk", "walk"), ("title", "title"))
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("id", "#"), ("sev", "sev"), ("age", "age / respond within"), ("cmdr", "commander"), ("walk", "walk"),
+        ("title", "title"))
     BINDINGS = vim_keys("incidents", top="scroll_top", bottom="scroll_bottom")
+
+
+class FleetIncidentTable(IncidentTable):
+    """On a fleet store the incidents are every node's: a column says which node each was opened on."""
+
+    COLUMNS = (("id", "#"), ("node", "node"), *IncidentTable.COLUMNS[1:])
 
 
 class IncidentsScreen(Screen):
@@ -71,7 +78,8 @@ class IncidentsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="incidents-head")
         with Vertical(id="incidents-box"):
-            yield IncidentTable(id="incidents-table")
+            table = FleetIncidentTable if self.oneiric.fleet_store else IncidentTable
+            yield table(id="incidents-table")
             yield Static("", id="incidents-empty")
         yield KeyBar()
 
@@ -104,7 +112,10 @@ class IncidentsScreen(Screen):
             if row.response_s is not None:
                 age += f" / {clock_span(row.response_s)}"
             age_cell = Text(age + (" OVER" if row.over_target else ""), style="bold red" if row.over_target else "")
-            wanted[str(inc.id)] = (f"#{inc.id}", inc.severity, age_cell, inc.commander, row.where(), inc.title)
+            cells: tuple[Any, ...] = (f"#{inc.id}", inc.severity, age_cell, inc.commander, row.where(), inc.title)
+            if isinstance(table, FleetIncidentTable):
+                cells = (cells[0], Text(one_line(inc.node or "-"), style="magenta"), *cells[1:])
+            wanted[str(inc.id)] = cells
         table.sync_rows(wanted)
         count = len(self.rows)
         head = Text()

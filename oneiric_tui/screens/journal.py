@@ -79,9 +79,10 @@ class JournalScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="journal-head")
-        yield Input(placeholder="filter: words, kind:swap-rollback, domain:adapter, key:cache, sev:error",
+        yield Input(placeholder="filter: words, kind:swap-rollback, domain:adapter, key:cache, sev:error"
+                    + (", node:web-2" if self.oneiric.fleet_store else ""),
                     id="journal-filter")
-        yield JournalLines(KEEP, id="journal-lines")
+        yield JournalLines(KEEP, nodes=self.oneiric.fleet_store, id="journal-lines")
         yield KeyBar()
 
     def on_mount(self) -> None:

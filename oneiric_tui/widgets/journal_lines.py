@@ -24,21 +24,28 @@ from oneiric_core.text import one_line
 from .. import format as fmt
 from .event_lines import EventLines, _Entry
 
-CAPS = {"kind": 32, "actor": 24, "ref": 32}  # a column never grows past this (the rest is cut with ...)
+CAPS = {"kind": 32, "actor": 24, "ref": 32, "node": 24}  # a column never grows past this (the rest is cut with ...)
 
 
 @dataclass
 class Columns:
-    """The widths of the journal's padded columns: the longest value seen, up to `CAPS`."""
+    """The widths of the journal's padded columns: the longest value seen, up to `CAPS`.
+    `nodes`: the journal is a fleet store's, whose events come from many nodes, so each line
+    says which (on one host's store every event is that host's: no column)."""
 
     kind: int = 12
     actor: int = 0
     ref: int = 0
+    node: int = 0
+    nodes: bool = False
 
     def widen(self, event: Event) -> bool:
         """Make room for `event`'s values; True when a width grew."""
         grew = False
-        for name, value in (("kind", event.kind), ("actor", event.actor or ""), ("ref", event.ref_text)):
+        values = [("kind", event.kind), ("actor", event.actor or ""), ("ref", event.ref_text)]
+        if self.nodes:
+            values.append(("node", event.node or ""))
+        for name, value in values:
             width = min(len(one_line(value)), CAPS[name])
             if width > getattr(self, name):
                 setattr(self, name, width)
@@ -59,6 +66,8 @@ def journal_parts(event: Event, columns: Columns) -> list[tuple[str, str]]:
     sym, word, style = fmt.SEVERITY.get(event.severity.value, ("?", "?", ""))
     parts = [(time.strftime("%H:%M:%S ", time.localtime(event.ts)), "dim"), (f"{sym} {word:<5} ", style),
              (_cell(event.kind, columns.kind) + " ", "bold" if event.severity.value != "info" else "")]
+    if columns.node:
+        parts.insert(2, (_cell(event.node or "", columns.node) + " ", "magenta"))
     if columns.actor:
         parts.append((_cell(event.actor or "", columns.actor) + " ", "dim"))
     if columns.ref:
@@ -75,8 +84,8 @@ class JournalLines(EventLines, can_focus=True, inherit_bindings=False):
     JournalLines { background: $surface; color: $text; overflow-y: scroll; overflow-x: hidden; }
     """
 
-    def __init__(self, max_events: int, **kwargs) -> None:
-        self.columns = Columns()
+    def __init__(self, max_events: int, *, nodes: bool = False, **kwargs) -> None:
+        self.columns = Columns(nodes=nodes)
         super().__init__(self._styled_line, max_events, plain_event=self._plain_line, **kwargs)
         self.cursor = -1  # index into the kept events; -1: none yet
         self.wrap = True

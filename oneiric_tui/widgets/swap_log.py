@@ -34,7 +34,7 @@ KIND_WIDTH = 16  # a longer kind (signature-verification-failed) ends in "…": 
 
 @dataclass(frozen=True)
 class LogFilter:
-    """`/` filter: words match anywhere; `kind:`, `domain:`, `key:`, `sev:` narrow by field."""
+    """`/` filter: words match anywhere; `kind:`, `domain:`, `key:`, `sev:`, `node:` narrow by field."""
 
     words: tuple[str, ...] = ()
     fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)
@@ -44,7 +44,7 @@ class LogFilter:
         words, fields = [], []
         for token in text.lower().split():
             name, sep, value = token.partition(":")
-            if sep and value and name in ("kind", "domain", "key", "sev", "severity", "provider", "actor"):
+            if sep and value and name in ("kind", "domain", "key", "sev", "severity", "provider", "actor", "node"):
                 fields.append(("severity" if name == "sev" else name, value))
             else:
                 words.append(token)
@@ -60,7 +60,7 @@ class LogFilter:
         values = {
             "kind": event.kind, "domain": event.domain.value if event.domain else "",
             "key": event.key or "", "severity": event.severity.value,
-            "provider": event.provider or "", "actor": event.actor or "",
+            "provider": event.provider or "", "actor": event.actor or "", "node": event.node or "",
         }
         for name, value in self.fields:
             if value not in values[name].lower():
