@@ -237,13 +237,13 @@ def old_store(path: Path, rows: int) -> None:
         for first in range(0, rows, 5000):
             store.append_many(storage_events(min(5000, rows - first), ts=time.time() - 9000 + first, prefix="old"))
     raw = sqlite3.connect(path, isolation_level=None)
-    # what steps 9 and 10 added, taken out again (schema 7 had none of it)
+    # what steps 9, 10 and 12 added, taken out again (schema 7 had none of it)
     for statement in ("DROP TABLE nodes", "CREATE TABLE lease (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER "
                       "NOT NULL, hostname TEXT NOT NULL, started_at REAL NOT NULL, heartbeat_at REAL NOT NULL)",
                       *(f"ALTER TABLE {t} DROP COLUMN node" for t in ("journal", "lifecycle", "health", "activity",
-                                                                       "commands", "proposals"))):
+                                                                       "commands", "proposals", "incidents"))):
         raw.execute(statement)
-    # and its journal one global chain of format 1 (step 12 made it one per node)
+    # and its journal one global chain of format 1 (step 13 made it one per node)
     raw.execute("DELETE FROM meta WHERE key = ?", (NODE_CHAINS_META,))
     prev, updates = GENESIS, []
     for row in raw.execute(f"SELECT {CHAIN_COLUMNS} FROM journal ORDER BY id").fetchall():
