@@ -190,8 +190,8 @@ async def console_phase(root: Path, saves: int) -> dict[str, list[float]]:
         syncs: list[tuple[float, list[tuple[int | None, str]]]] = []
         original_sync = table.sync
 
-        def sync(pending) -> None:
-            original_sync(pending)
+        def sync(pending, **options: Any) -> None:
+            original_sync(pending, **options)
             syncs.append((time.perf_counter(), [(p.id, p.to_provider) for p in pending]))
 
         table.sync = sync  # type: ignore[method-assign]
