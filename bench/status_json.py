@@ -12,10 +12,16 @@ out one compact item per line and leaves the rest to the C encoder.
 Setup: the demo plus generated candidates (bench/console.py's generator: four candidates per
 key over six domains) in two temporary settings directories, each with its own state; a real
 host started on one of them with `oneiric run` and found ready by systemd's notify protocol
-(bench/cli_host.py's Host). Each figure is a fresh process as an operator runs it, the three
-commands interleaved per round so a noisy moment hits all alike, after one warm-up each. Every
-answer is checked: exit 0, and the host's document names the running host while the other
-says none runs, so a figure can never come from the wrong path.
+(bench/cli_host.py's Host). The other state directory is one a host has run on and stopped
+(started, found ready, stopped with SIGTERM before the runs), as an operator's is when no
+host runs: it holds the last known health and the remote source's cached manifest, which
+`status` reads with a host and without one alike. (A state directory no host ever used has
+neither, so its document is half the size: until this setup that was the baseline, and the
+ratio measured the first host's leftovers as much as the running one.)
+Each figure is a fresh process as an operator runs it, the three commands interleaved per
+round so a noisy moment hits all alike, after one warm-up each. Every answer is checked:
+exit 0, and the host's document names the running host while the other says none runs,
+so a figure can never come from the wrong path.
 
 Usage:  .venv/bin/python bench/status_json.py [--quick] [--check] [--runs N] [--components N]
 Exits 0 (it is a report) unless --check is given and a target FAILs.
@@ -81,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             "status --json, no host": ([*cli, "--settings", str(alone_dir), "status", "--json"], False),
             "status --json, host running": ([*cli, "--settings", str(hosted_dir), "status", "--json"], True),
         }
+        earlier = Host(cli, alone_dir, workdir)  # the no-host state: a host ran there and stopped
+        earlier.wait_ready(timeout=300)
+        earlier_exit = earlier.stop()
+        if earlier_exit != 0:
+            raise SystemExit(f"the host on the no-host copy exited {earlier_exit} on SIGTERM")
         host = Host(cli, hosted_dir, workdir)
         t0 = time.perf_counter()
         host.wait_ready(timeout=300)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import os
 import socket
 import sys
@@ -33,13 +34,14 @@ from typing import Any
 from .access import AccessPolicy, Forbidden, Right
 from .activity import ActivityManager, ActivityState
 from .approvals import Approvals
-from .bulk import gc_paused
+from .bulk import freeze_long_lived, gc_paused
 from .candidate_record import WINDOW_S as HISTORY_WINDOW_S
 from .candidate_record import CandidateRecord
 from .component_history import ComponentHistory
 from .domains import Candidate, ComponentRef, Domain, HealthResult
 from .errors import NotFound, OneiricError, ReadOnlyError, UsageError
 from .events import Event, EventBus, Severity, Subscription
+from .factories import preload_modules
 from .health import HealthMonitor, HealthTrack
 from .host_session import HEARTBEAT_S, HostBusy
 from .host_telemetry import HostTelemetry
@@ -71,6 +73,9 @@ from .store.scope import default_node, node_name
 from .watcher import SettingsWatcher, WatcherStatus
 
 ACTIVATION_CONCURRENCY = 16
+# Activations between two freezes of what they built (bulk.freeze_long_lived); settings with
+# fewer keys are never frozen (tests start hundreds of small engines in one process).
+FREEZE_EVERY_ACTIVATIONS = 500
 
 
 # Events after which the host journals a registry census (registry_census): the start, a
@@ -288,7 +293,13 @@ class Engine:
         winner, start health probes and the command queue other processes talk to."""
         if self.started:
             return
+        if len(self.resolver.refs()) >= FREEZE_EVERY_ACTIVATIONS:
+            # What Engine() built (settings, registry, resolver) lives as long as the host,
+            # and was built with the collector paused (bulk.py): freeze it before the first
+            # young collection walks it all (70 ms at 50,000 candidates), then full ones.
+            gc.freeze()
         await asyncio.to_thread(_warm_host_imports)
+        await self._preload_factories()
         before = self.session.acquire()
         self.is_host = True
         self.started = True
@@ -334,15 +345,34 @@ class Engine:
         refs = [ref for ref in self.resolver.refs() if self._has_winner(ref)]
         results: list[SwapResult | None] = [None] * len(refs)
         todo = iter(range(len(refs)))
+        many = len(refs) >= FREEZE_EVERY_ACTIVATIONS
+        done = 0
 
         # ACTIVATION_CONCURRENCY workers taking the next key, not one task per key behind a
         # semaphore: creating 12,500 tasks at once was itself a 100-200 ms stall of the loop.
         async def worker() -> None:
+            nonlocal done
             for i in todo:
                 results[i] = await self.lifecycle.activate(refs[i], actor=self.actor)
+                done += 1
+                if many and done % FREEZE_EVERY_ACTIVATIONS == 0:
+                    freeze_long_lived()
 
         await asyncio.gather(*(worker() for _ in range(min(ACTIVATION_CONCURRENCY, len(refs)))))
+        if many:
+            freeze_long_lived()
         return [r for r in results if r is not None]
+
+    async def _preload_factories(self) -> None:
+        """Import the winners' provider modules on a worker thread (factories.preload_modules),
+        for at most the activation timeout: an import that hangs is then left to activation,
+        which times it out per key as before."""
+        winners = (self.resolver.winner(ref) for ref in self.resolver.refs())
+        factories = sorted({w.factory for w in winners if w is not None})
+        allowlist = list(self.settings.app.factory_allowlist)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.to_thread(preload_modules, factories, allowlist),
+                                   self.lifecycle.options.activation_timeout)
 
     def _has_winner(self, ref: ComponentRef) -> bool:
         return self.resolver.winner(ref) is not None  # not explain(): no reasons worded for 10,000 keys

@@ -25,7 +25,7 @@ from .component_history import build as build_history
 from .domains import ComponentRef, Domain
 from .errors import NotFound
 from .health import HealthTrack
-from .lifecycle import LifecycleState
+from .lifecycle import LifecycleState, SwapResult
 from .store import HealthSnapshot, StoreError
 
 if TYPE_CHECKING:
@@ -55,11 +55,19 @@ class ComponentStatus:
     health_message: str
     health_checked_at: float | None
     last_error: str | None
-    last_swap: dict[str, Any] | None
+    # The last swap: in the host the live SwapResult itself (worded as a dict only when read:
+    # 12,500 copies held by the console were ~5 MB), elsewhere the dict the host stored.
+    swap: SwapResult | dict[str, Any] | None
     # The newest pending proposal for this key ({id, from, to, source, requested_by, reason,
     # created_at}): while it waits, `winner` already shows what settings ask for and
     # `serving` what still serves, so every front door can say why the two differ.
     proposal: dict[str, Any] | None = None
+
+    @property
+    def last_swap(self) -> dict[str, Any] | None:
+        """The last swap as the front doors show it ({outcome, from, to, health...})."""
+        swap = self.swap
+        return swap.to_dict() if isinstance(swap, SwapResult) else swap
 
     def to_dict(self) -> dict[str, Any]:
         """The `status --json` shape. Built field by field, not with dataclasses.asdict, whose
@@ -69,13 +77,13 @@ class ComponentStatus:
         out: dict[str, Any] = {"domain": self.ref.domain.value, "key": self.ref.key}
         for name in _STATUS_FIELDS:
             out[name] = getattr(self, name)
-        out["last_swap"] = None if self.last_swap is None else dict(self.last_swap)
+        swap = self.last_swap
+        out["last_swap"] = None if swap is None else dict(swap)
         out["proposal"] = None if self.proposal is None else dict(self.proposal)
         return out
 
 
-_STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(ComponentStatus) if f.name not in ("ref", "last_swap",
-                                                                                         "proposal"))
+_STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(ComponentStatus) if f.name not in ("ref", "swap", "proposal"))
 
 
 class StatusView:
@@ -114,7 +122,7 @@ class StatusView:
                 serving_p, serving_s = (serving.provider, serving.source) if serving else (None, None)
                 inflight = slot.inflight if slot else 0
                 last_error = slot.last_error if slot else None
-                last_swap = slot.last_swap.to_dict() if slot and slot.last_swap else None
+                last_swap: SwapResult | dict[str, Any] | None = slot.last_swap if slot else None
             else:
                 snap = snaps.get((ref.domain.value, ref.key))
                 state = snap.state if snap else LifecycleState.INACTIVE.value

@@ -53,7 +53,8 @@ from .header import Part, fit
 from .main_screen import MUTATING, MainScreen
 from .messages import ComponentsChanged, EngineEvents, EngineReady
 from .mode import ConsoleMode
-from .palette import palette_entries
+from .palette import SMALL_KEYS, palette_entries
+from .palette_keys import KeyCommands
 from .screens.confirm import ConfirmDialog
 from .themes import theme_refusal
 from .typing_guard import HOLD_S, Typeahead, TypingGuard, Verdict, is_text_box
@@ -89,6 +90,7 @@ COMMAND_WAIT_S = 60.0  # client mode: how long an action waits for the host to a
 
 class OneiricApp(App):
     CSS_PATH = "console.tcss"
+    COMMANDS = App.COMMANDS | {KeyCommands}  # per-key entries at scale (palette_keys.py)
     TITLE = "Oneiric Console"
     BINDINGS = [
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True, id="app.hard_quit"),
@@ -863,7 +865,9 @@ class OneiricApp(App):
         if not isinstance(main, MainScreen):
             return
         on_main = isinstance(screen, MainScreen)
-        for entry in palette_entries(main.vocabulary(), anywhere_only=not on_main, refused=main.refused):
+        # beyond SMALL_KEYS keys, the per-key entries are KeyCommands' (palette_keys.py)
+        keys = None if len(self.statuses) <= SMALL_KEYS else ()
+        for entry in palette_entries(main.vocabulary(), anywhere_only=not on_main, refused=main.refused, keys=keys):
             yield SystemCommand(entry.title, entry.help, lambda line=entry.line: main.run_command(line))
         upkeep = self.upkeep
         if upkeep is not None and self.can_change:

@@ -95,6 +95,7 @@ class MainScreen(Screen):
         self.current_provider: str | None = None
         self._detail_timer: Timer | None = None
         self._status_text: Text | None = None
+        self._runbooks_cache: tuple[object, list[str]] | None = None  # _runbook_ids
 
     @property
     def oneiric(self) -> ConsoleState:
@@ -347,14 +348,22 @@ class MainScreen(Screen):
         return [i for i, _ in self._incident_notes()]
 
     def _runbook_ids(self) -> list[str]:
-        from oneiric_core.runbooks.loader import load_catalog
+        """The runbook ids, parsed again only when a tree file or the roles change (the
+        palette asks on every keystroke: loader.catalog_signature)."""
+        from oneiric_core.runbooks.loader import catalog_signature, load_catalog
 
         engine = self.oneiric.engine
         try:
             roles = list(engine.settings.app.escalation.roles)
-            return sorted(load_catalog(engine.settings_dir, roles=roles).trees)
+            signature = (str(engine.settings_dir), tuple(roles), catalog_signature(engine.settings_dir))
+            cached = self._runbooks_cache
+            if cached is not None and cached[0] == signature:
+                return list(cached[1])
+            ids = sorted(load_catalog(engine.settings_dir, roles=roles).trees)
         except (OneiricError, OSError):
             return []
+        self._runbooks_cache = (signature, ids)
+        return list(ids)
 
     def _close_command_line(self) -> None:
         for box in self.query(CommandLine):

@@ -8,6 +8,7 @@ the health probe, so a 3xx counts as an answer.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -36,7 +37,10 @@ class HttpxClient:
 
     async def start(self) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(
+            # On a worker thread: the client loads the CA bundle into an SSL context (30-80 ms
+            # of the host's event loop otherwise). Nothing in it is bound to a loop yet.
+            self._client = await asyncio.to_thread(
+                httpx.AsyncClient,
                 base_url=self.base_url or "",
                 timeout=self.timeout_s,
                 headers=self.headers,

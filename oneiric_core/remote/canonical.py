@@ -42,7 +42,6 @@ import json.encoder
 import math
 import re
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 MAX_SAFE_INTEGER = 2**53 - 1  # ECMAScript's Number.MAX_SAFE_INTEGER
@@ -137,6 +136,8 @@ def number(value: int | float) -> str:
             text = number(float(value))
         except OverflowError:
             text = None
+        from decimal import Decimal  # only here: importing decimal is 30 ms of every CLI start
+
         if text is not None and Decimal(text) == value:
             return text
         what = f"would sign as {text}" if text else "is beyond the range of an IEEE 754 double"

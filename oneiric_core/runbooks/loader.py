@@ -156,6 +156,24 @@ def load_catalog(settings_dir: Path | str, *, roles: list[str] | None = None) ->
     return catalog
 
 
+def catalog_signature(settings_dir: Path | str) -> tuple[tuple[str, int, int], ...]:
+    """What load_catalog would read, as (path, size, mtime) of each tree file: equal
+    signatures, the same catalog. A caller that asks often (the console's palette and `:`
+    completion, per keystroke) keeps the catalog until this changes: parsing the ~40 trees
+    took 2.7 s of every keystroke in the palette."""
+    from ..package_data import default_runbook_dir
+
+    out = []
+    for directory in (runbook_dir(settings_dir), default_runbook_dir()):
+        for path in _tree_files(directory):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def _tree_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []

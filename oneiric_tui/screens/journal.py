@@ -3,10 +3,11 @@
 What an operator reading back through a night needs: the whole journal (incident and upkeep
 events included, which the swap log pane leaves to their views), columns as wide as what they
 hold, `F` to follow the newest or stay on the line being read, `w` to fold long lines or keep
-one event per row, `/` to filter as in the swap log, `:log at 14:02` to jump to the first
-event at or after a time, and `y` to copy the line under the cursor for a chat hand-off. The
-copy goes to the terminal as OSC 52 (Textual's App.copy_to_clipboard), which puts it on the
-operator's own clipboard even over SSH.
+one event per row, `/` to filter as in the swap log, `:` for the command line as on the main
+view (`:log at 14:02` jumps to the first event at or after a time, `:log FILTER` filters this
+view; a command that needs the main view's panes goes back to it first), and `y` to copy
+the line under the cursor for a chat hand-off. The copy goes to the terminal as OSC 52
+(Textual's App.copy_to_clipboard), which puts it on the operator's own clipboard even over SSH.
 
 It starts from the store's newest events and then takes the live ones the app forwards
 (`add`). The rules (what matches a filter, which moment `14:02` is) live in oneiric_core and
@@ -29,6 +30,7 @@ from oneiric_core.events import Event
 from oneiric_core.journal_view import first_at_or_after
 from oneiric_core.text import plain
 
+from ..command_line import BY_NAME, CommandLine, Vocabulary, parse
 from ..keys import vim_keys
 from ..widgets.journal_lines import JournalLines
 from ..widgets.key_bar import KeyBar
@@ -46,12 +48,14 @@ class JournalScreen(Screen):
     JournalScreen #journal-head { height: 1; padding: 0 1; background: $panel; }
     JournalScreen #journal-lines { height: 1fr; }
     JournalScreen #journal-filter { display: none; }
+    JournalScreen #journal-command { display: none; }
     """
     BINDINGS = [
         Binding("F", "toggle_follow", "Follow", id="journal.follow"),
         Binding("w", "toggle_wrap", "Wrap", id="journal.wrap"),
         Binding("y", "copy_line", "Copy line", id="journal.copy"),
         Binding("slash", "filter", "Filter", id="journal.filter"),
+        Binding("colon", "command_line", "Command", show=False, id="journal.command"),
         Binding("escape", "leave", "Back", id="journal.leave"),
         *vim_keys("journal", top="cursor_top", bottom="cursor_bottom"),
         Binding("down", "cursor_down", "Down", show=False),
@@ -68,6 +72,7 @@ class JournalScreen(Screen):
         self._seen: set[int] = set()
         self.filter = LogFilter()
         self._composed = False  # events that come before the lines exist are kept and shown at mount
+        self._words = Vocabulary()  # the command line's completion, as of its opening
 
     @property
     def oneiric(self) -> ConsoleState:
@@ -83,6 +88,7 @@ class JournalScreen(Screen):
                     + (", node:web-2" if self.oneiric.fleet_store else ""),
                     id="journal-filter")
         yield JournalLines(KEEP, nodes=self.oneiric.fleet_store, id="journal-lines")
+        yield CommandLine(self._vocabulary, id="journal-command")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -210,15 +216,48 @@ class JournalScreen(Screen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         event.input.display = False
-        self.apply_filter(event.value)
         self.lines.focus()
+        if isinstance(event.input, CommandLine):
+            self.run_command(event.value)
+        else:
+            self.apply_filter(event.value)
+
+    # -- the `:` command line ----------------------------------------------------------------
+    def _vocabulary(self) -> Vocabulary:
+        return self._words
+
+    def action_command_line(self) -> None:
+        main = getattr(self.app, "main", None)
+        self._words = main.vocabulary() if main is not None else Vocabulary()  # once per line, as on the main view
+        box = self.query_one("#journal-command", CommandLine)
+        box.value = ""
+        box.display = True
+        box.focus()
+
+    def run_command(self, line: str) -> None:
+        """`:log FILTER` filters this view and `:log at 14:02` moves its cursor; a command that
+        needs the main view's panes (pause, swap, explain...) goes back to it and runs there;
+        any other (help, theme, incidents, q) runs over this view. The main view's run_command
+        does the running, so every command does here what it does there (its dialogs, its
+        refusals, its one sentence for a wrong line)."""
+        command = parse(line.strip().lstrip(":"))
+        main = getattr(self.app, "main", None)
+        if not isinstance(command, str) and command.name == "log" and command.word(0) != "at":
+            self.apply_filter(command.word(0) or "")
+            return
+        if main is None:
+            return
+        spec = None if isinstance(command, str) else BY_NAME.get(command.name)
+        if spec is not None and not spec.anywhere and spec.name != "log":
+            self.app.pop_screen()
+        main.run_command(line)
 
     def action_leave(self) -> None:
-        box = self.query_one("#journal-filter", Input)
-        if box.display:  # esc in the filter box closes it, keeping the filter
-            box.display = False
-            self.lines.focus()
-            return
+        for box in (self.query_one("#journal-filter", Input), self.query_one("#journal-command", CommandLine)):
+            if box.display:  # esc in the filter box closes it, keeping the filter
+                box.display = False
+                self.lines.focus()
+                return
         self.app.pop_screen()
 
     def action_help(self) -> None:

@@ -180,3 +180,47 @@ async def test_a_client_console_is_told_of_a_proposal_made_at_the_host(make_app)
     finally:
         host.terminate()
         host.wait(timeout=30)
+
+
+async def test_colon_opens_the_command_line_in_the_journal_view(make_app):
+    """`:` works over the full-screen journal as on the main view (issue 15 point 2): `:log
+    FILTER` filters this view, a command that needs the main view goes back and runs there,
+    and a wrong line gets its one sentence."""
+    from oneiric_tui.command_line import CommandLine
+    from oneiric_tui.screens.confirm import ConfirmDialog
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, JournalScreen))
+        journal = app.screen
+        box = journal.query_one("#journal-command", CommandLine)
+        await pilot.press("colon")
+        await until(pilot, lambda: box.display and app.focused is box)
+        for char in "log kind:swap-complete":
+            await pilot.press({" ": "space", ":": "colon", "-": "minus"}.get(char, char))
+        await pilot.press("enter")
+        await until(pilot, lambda: journal.filter.describe() == "kind:swap-complete")
+        assert not box.display and app.screen is journal
+        assert journal.visible_events() and all(e.kind == "swap-complete" for e in journal.visible_events())
+        # esc closes the line and stays in the journal
+        await pilot.press("colon")
+        await until(pilot, lambda: box.display)
+        await pilot.press("escape")
+        await until(pilot, lambda: not box.display)
+        assert app.screen is journal
+        # a wrong command: one sentence, still here
+        await pilot.press("colon", "z", "z", "enter")
+        await until(pilot, lambda: any(n.message.startswith("No command ':zz'") for n in app._notifications))
+        assert app.screen is journal
+        # a command on a key: back to the main view, where it asks as `p` would
+        await pilot.press("colon")
+        await until(pilot, lambda: box.display)
+        for char in "pause task/runner":
+            await pilot.press({" ": "space", "/": "slash"}.get(char, char))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: any(str(r) == "task/runner" and s.activity == "paused"
+                                       for r, s in app.statuses.items()))
