@@ -195,6 +195,7 @@ def json_text(data: Any, **options: Any) -> str:
 
 
 LONG_LIST = 64  # items; a longer list is laid out one compact item per line (json_document)
+_ITEM_ENCODER = json.JSONEncoder(ensure_ascii=True, default=str, separators=(", ", ": "))  # json_text's options
 
 
 def json_document(data: Any) -> str:
@@ -215,7 +216,8 @@ def _layout(value: Any, pad: str) -> str:
         return "{\n" + body + "\n" + pad + "}"
     if isinstance(value, list | tuple) and value:
         if len(value) > LONG_LIST:
-            body = ",\n".join(inner + json_text(item, separators=(", ", ": ")) for item in value)
+            encode = _ITEM_ENCODER.encode  # one encoder for every item (json.dumps makes one per call)
+            body = ",\n".join(inner + encode(item) for item in value)
         else:
             body = ",\n".join(inner + _layout(item, inner) for item in value)
         return "[\n" + body + "\n" + pad + "]"

@@ -269,6 +269,18 @@ def test_lifecycle_snapshots(store: StateStore) -> None:
     assert store.all_lifecycle() == [] and store.get_lifecycle("adapter", "cache") is None
 
 
+def test_every_snapshot_reads_its_last_swap_and_a_broken_one_reads_as_none(store: StateStore) -> None:
+    """all_lifecycle decodes the last swaps of every row at once; a row whose text is not JSON
+    (a damaged store) reads as no last swap, and the others are still read whole."""
+    for key in ("a", "b", "c"):
+        store.put_lifecycle(LifecycleSnapshot("adapter", key, "ready", "memory", "builtin", last_swap={"to": key}))
+    assert [s.last_swap for s in store.all_lifecycle()] == [{"to": "a"}, {"to": "b"}, {"to": "c"}]
+    for broken in ("{not json", '{"to": "x"}, {"to": "y"}'):
+        store.backend.write(lambda conn, text=broken: conn.execute(
+            "UPDATE lifecycle SET last_swap = ? WHERE key = ?", (text, "b")))
+        assert [s.last_swap for s in store.all_lifecycle()] == [{"to": "a"}, None, {"to": "c"}], broken
+
+
 def test_health_snapshots(store: StateStore) -> None:
     h = HealthSnapshot("adapter", "cache", "redis", "degraded", 12.5, "slow", 10.0, 9.0, samples=[1.0, None, 12.5])
     store.put_health(h)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from ..domains import Domain
 from .backend import Backend, Row
@@ -15,6 +16,9 @@ _LIFECYCLE_COLUMNS = ("node", "domain", "key", "state", "provider", "source", "p
                       "inflight", "last_swap", "updated_at")
 _HEALTH_COLUMNS = ("node", "domain", "key", "provider", "status", "latency_ms", "message", "checked_at", "changed_at",
                    "samples")
+
+
+_UNREAD = object()  # _lifecycle: the row's last swap is still to be decoded
 
 
 class SnapshotRepo:
@@ -38,12 +42,13 @@ class SnapshotRepo:
         )
 
     @staticmethod
-    def _lifecycle(row: Row) -> LifecycleSnapshot:
+    def _lifecycle(row: Row, last_swap: Any = _UNREAD) -> LifecycleSnapshot:
         return LifecycleSnapshot(
             domain=row["domain"], key=row["key"], state=row["state"], provider=row["provider"],
             source=row["source"], pending_provider=row["pending_provider"],
             last_error=row["last_error"], inflight=row["inflight"],
-            last_swap=_loads(row["last_swap"], None), updated_at=row["updated_at"],
+            last_swap=_loads(row["last_swap"], None) if last_swap is _UNREAD else last_swap,
+            updated_at=row["updated_at"],
         )
 
     def get_lifecycle(self, domain: Domain | str, key: str) -> LifecycleSnapshot | None:
@@ -52,8 +57,19 @@ class SnapshotRepo:
         return self._lifecycle(rows[0]) if rows else None
 
     def all_lifecycle(self) -> list[LifecycleSnapshot]:
+        """Every key's snapshot. The last swaps are decoded in one json.loads over all of them
+        (2,500 separate calls were half of reading 2,500 rows); a row whose text does not parse
+        falls back to the one-row decoding, which reads it as None."""
         only, node = self.scope.only(" WHERE ")
-        return [self._lifecycle(r) for r in self.db.read(f"SELECT * FROM lifecycle{only} ORDER BY domain, key", node)]
+        rows = self.db.read(f"SELECT * FROM lifecycle{only} ORDER BY domain, key", node)
+        texts = [r["last_swap"] for r in rows]
+        try:
+            swaps = json.loads("[" + ",".join(t or "null" for t in texts) + "]")
+        except (TypeError, ValueError):
+            return [self._lifecycle(r) for r in rows]
+        if len(swaps) != len(rows):  # a text that held more than one value
+            return [self._lifecycle(r) for r in rows]
+        return [self._lifecycle(r, swap) for r, swap in zip(rows, swaps, strict=True)]
 
     def clear_lifecycle(self) -> None:
         only, node = self.scope.only(" WHERE ")
