@@ -178,6 +178,9 @@ class Resolver:
         # ranked rows per key (cheap tuples); the worded Explanation is built on demand.
         self._rows: dict[ComponentRef, list[_Row]] = {}
         self._explained: dict[ComponentRef, Explanation] = {}
+        # refs() in order, kept until a recompute: sorting 12,500 keys took 12-16 ms, and the
+        # host, its heartbeat and the console ask for them many times while activating.
+        self._refs: tuple[ComponentRef, ...] | None = None
         # Resolutions per domain; telemetry reads it. Keyed like `_winners` so the hot path
         # hashes one key type.
         self.resolutions: dict[str, int] = dict.fromkeys(Domain, 0)
@@ -263,14 +266,18 @@ class Resolver:
         return KeySummary(rows[0].candidate if rows else None, selection, misconfigured, len(rows))
 
     def refs(self) -> list[ComponentRef]:
-        """Every key that has candidates or a selection."""
-        refs = set(self._rows)
-        for domain, table in self._selections.items():
-            refs.update(ComponentRef(domain, k) for k in table)
-        return sorted(refs, key=lambda r: (_DOMAIN_ORDER[r.domain], r.key))
+        """Every key that has candidates or a selection (a new list: the caller may change it)."""
+        if self._refs is None:
+            refs = set(self._rows)
+            for domain, table in self._selections.items():
+                refs.update(ComponentRef(domain, k) for k in table)
+            self._refs = tuple(sorted(refs, key=lambda r: (_DOMAIN_ORDER[r.domain], r.key)))
+        return list(self._refs)
 
     # -- ranking ---------------------------------------------------------------------------
     def _recompute(self, refs: set[ComponentRef]) -> None:
+        """Rank `refs` again; every change of the rows or the selections comes through here."""
+        self._refs = None
         lifts: dict[str, tuple[int, str | None]] = {}  # per source, for this pass
         for ref in refs:
             self._explained.pop(ref, None)

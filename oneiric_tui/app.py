@@ -81,6 +81,12 @@ UPKEEP_KINDS = {"maintenance-done", "config-changed"}  # a task done, maintenanc
 TELEMETRY_KINDS = {"telemetry-unavailable", "telemetry-export-failed", "telemetry-export-recovered"}
 KEY_STATE_KINDS = {"activity-changed", "selection-changed", "swap-requested", "swap-approved",
                    "swap-rejected", "swap-expired", "swap-interrupted"}  # one key's marks change
+# The kinds that change which proposals are pending. The other swap kinds (a swap started or
+# ended) re-read them too, as a chance to retire the expired ones, but not while the host
+# activates: each activation is a swap-started and a swap-complete, and reading the
+# proposals from the store 20 times a second on the loop waited behind the providers'
+# writes (up to ~95 ms at 50,000 components). EngineReady re-reads them once activation is done.
+PROPOSAL_KINDS = {"swap-requested", "swap-approved", "swap-rejected", "swap-expired", "swap-interrupted"}
 REFRESH_CHUNK = 500  # keys read and drawn per turn of the loop when refreshing every component
 FREEZE_EVERY_S = 0.5  # while starting as the host: see _freeze_while_starting
 FULL_GC_EVERY = 100  # middle-generation collections between full ones (Python's default: 10)
@@ -329,6 +335,9 @@ class OneiricApp(App):
         if self._stopped:
             return
         if self.may_host:
+            # From the start of activation, not only after it: a full collection of what the
+            # first frame built (12,500 statuses and rows) was a 15-20 ms pause early in it.
+            _rarer_full_collections()
             self._starter = self._start_engine()
             return
         lease, alive = self.engine.host()
@@ -639,7 +648,8 @@ class OneiricApp(App):
                        if e.domain and e.key and e.kind in KEY_STATE_KINDS}
             if touched:
                 self.refresh_refs(touched)
-            if any(k.startswith("swap-") for k in kinds):
+            if kinds & PROPOSAL_KINDS or (self.mode != ConsoleMode.STARTING
+                                          and any(k.startswith("swap-") for k in kinds)):
                 self.refresh_approvals()
             if kinds & REMOTE_KINDS:
                 self.refresh_remote()
@@ -663,8 +673,7 @@ class OneiricApp(App):
         # Full collections are also made rarer (every 100 middle ones, not 10): what a busy
         # console allocates is freed by reference counting; cycles just wait a little longer.
         gc.freeze()
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_GC_EVERY)
+        _rarer_full_collections()
 
     def refusal(self, what: str, doing: str | None = None, key: str | None = None) -> str:
         """Why the key for `what` ("pause", "swap") does nothing here, in one sentence;
@@ -717,7 +726,8 @@ class OneiricApp(App):
             main.show_detail()
             self.update_status_bar()
 
-    @work(group="refresh", exclusive=True, exit_on_error=False)
+    # A description given: Textual's default is the repr of the arguments, 12,500 refs (~40 ms).
+    @work(group="refresh", exclusive=True, exit_on_error=False, description="refresh every component")
     async def _refresh_in_slices(self, refs: list[ComponentRef]) -> None:
         """refresh_all's components, REFRESH_CHUNK keys per turn of the loop; a newer
         refresh cancels this one (it reads everything again). Keys gone go at the end."""
@@ -875,6 +885,12 @@ class OneiricApp(App):
                 yield SystemCommand(f"Mark done: {one_line(state.task.id)} ({upkeep.status(state)})",
                                     f"{one_line(state.task.title)}; asks for a note, journaled with your name",
                                     lambda t=state.task.id: self.action_open_upkeep(t))
+
+
+def _rarer_full_collections() -> None:
+    """A full collection every FULL_GC_EVERY middle ones (see OneiricApp._engine_ready)."""
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
 def run_console(settings_dir: str | Path, *, state_dir: str | Path | None = None, read_only: bool = False,

@@ -168,6 +168,24 @@ def test_selection_change_recomputes_and_reports_changed_refs():
     assert r.resolve(A, "cache").provider == "sqlite"
 
 
+def test_refs_follow_registrations_removals_and_selections():
+    """refs() is kept between changes: every change shows in the next call, and a caller
+    changing the list it got changes nothing for the next caller."""
+    reg = CandidateRegistry()
+    reg.register_many([cand("memory")])
+    r = Resolver(reg)
+    assert r.refs() == [ComponentRef(A, "cache")]
+    reg.register_many([cand("memory", key="blob")])
+    assert r.refs() == [ComponentRef(A, "blob"), ComponentRef(A, "cache")]
+    got = r.refs()
+    got.clear()
+    assert r.refs() == [ComponentRef(A, "blob"), ComponentRef(A, "cache")]
+    r.set_selections({Domain.SERVICE: {"queue": "nothing-registered"}})  # a selection alone is a key
+    assert ComponentRef(Domain.SERVICE, "queue") in r.refs()
+    reg.remove((A, "blob", "memory", "builtin"))
+    assert ComponentRef(A, "blob") not in r.refs()
+
+
 def test_resolve_accepts_plain_strings_and_counts():
     r = resolver_with(cand("memory"))
     assert r.resolve("adapter", "cache").provider == "memory"

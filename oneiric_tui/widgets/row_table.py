@@ -90,6 +90,7 @@ class RowTable(ScrollView, can_focus=True):
         self._column_index = {key: i for i, (key, _) in enumerate(self.COLUMNS)}
         self._cursor = 0
         self._cursor_key: Hashable | None = None
+        self._thumb_pending = False  # _resize: the scrollbar's thumb is to move
         self._pinned = False  # the operator moved the cursor: it stays on its row as rows come and go
 
     # -- rows ------------------------------------------------------------------------------
@@ -211,14 +212,36 @@ class RowTable(ScrollView, can_focus=True):
         top = int(self.scroll_y)
         if top and index < top:
             self.scroll_to(y=max(0, top + delta), animate=False, immediate=True)
-        elif index <= top + self._lines:
+        elif index <= top + self.size.height:  # the box's height bounds the lines on screen, and costs less
             self.refresh()  # the rows below it on screen moved
         if not self._shown(self._cursor_key):
             self._cursor_moved()
 
     def _resize(self) -> None:
         width = sum(w + 2 * PAD for w in self._widths)
-        self.virtual_size = Size(width, len(self._keys) + 1)  # +1: the header line
+        size = Size(width, len(self._keys) + 1)  # +1: the header line
+        old = self.virtual_size
+        if size == old:
+            return
+        shown = self.container_size.height
+        if size.width == old.width and 0 < shown < min(size.height, old.height):
+            # Rows came or went below a table already taller than its box, which is as tall
+            # as the screen lets it be (max-height, 1fr) before and after: its box and its
+            # scrollbars stay as they are, only the scrollbar's thumb moves. Setting
+            # virtual_size would lay the whole screen out and paint every widget again, once
+            # a frame while thousands of rows arrive one by one (the health table while the
+            # host activates 12,500 keys: 10-40 ms a frame, most of the console's loop stalls).
+            # The thumb once per turn of the loop, not once a row.
+            self.set_reactive(ScrollView.virtual_size, size)
+            if not self._thumb_pending:
+                self._thumb_pending = True
+                self.call_later(self._move_thumb)
+            return
+        self.virtual_size = size
+
+    def _move_thumb(self) -> None:
+        self._thumb_pending = False
+        self._scroll_update(self.virtual_size)  # Textual's own step for a new virtual size (pinned ==8.2.8)
 
     def on_mount(self) -> None:
         self._resize()

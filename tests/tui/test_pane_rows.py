@@ -100,6 +100,26 @@ async def test_the_cursor_stays_on_its_row_while_rows_arrive_above_it() -> None:
         assert table.cursor_key == services[-1]
 
 
+async def test_rows_arriving_below_a_full_table_can_all_be_scrolled_to() -> None:
+    """Once the table is taller than its box, rows arriving below change only how far it
+    scrolls (no layout of the screen): the last one can still be scrolled to and is drawn."""
+    app = HealthOnly()
+    async with app.run_test(size=(100, 12)) as pilot:
+        table = app.query_one(HealthTable)
+        many = [ComponentRef(Domain.SERVICE, f"k{i:03d}") for i in range(60)]
+        table.sync([status(r) for r in many[:20]], lambda ref: None)
+        await pilot.pause()
+        for ref in many[20:]:  # one at a time, as activation brings them
+            table.sync([status(ref)], lambda ref: None, complete=False)
+        await pilot.pause()
+        assert table.max_scroll_y == len(many) + 1 - table.scrollable_content_region.height
+        table.focus()
+        await pilot.press("G")
+        await pilot.pause()
+        assert table.cursor_key == many[-1]
+        assert health_lines(app)[-1][0] == str(many[-1])
+
+
 def services_yaml(keys: list[str]) -> str:
     lines = ["candidates:"]
     for key in keys:
