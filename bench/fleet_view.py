@@ -92,9 +92,10 @@ def _child(argv: list[str]) -> None:
             def __init__(self) -> None:
                 super().__init__()
                 self.engine = engine
+                self.fleet_screen = FleetScreen(engine)  # as `:fleet` does: made, then pushed
 
             def on_mount(self) -> None:
-                self.push_screen(FleetScreen())
+                self.push_screen(self.fleet_screen)
 
         app = FleetApp()
 

@@ -475,7 +475,7 @@ class MainScreen(Screen):
         elif name == "fleet":
             from .screens.fleet import FleetScreen
 
-            self.app.push_screen(FleetScreen())
+            self.app.push_screen(FleetScreen(self.oneiric.engine))
         elif name == "rollout":
             self._rollout(command)
         elif name == "node":
@@ -500,7 +500,7 @@ class MainScreen(Screen):
         if name is None:
             from .screens.fleet import FleetScreen
 
-            self.app.push_screen(FleetScreen())
+            self.app.push_screen(FleetScreen(self.oneiric.engine))
             return
         try:
             nodes = [lease.node for lease in app.engine.store.nodes()]

@@ -209,3 +209,24 @@ async def test_one_hosts_incidents_view_has_no_node_column(tmp_path: Path) -> No
         await until(pilot, lambda: isinstance(app.screen, IncidentsScreen))
         table = app.screen.query_one("#incidents-table")
         assert "node" not in [str(c.label) for c in table.columns.values()]
+
+
+async def test_the_matrix_scrolled_right_draws_the_columns_in_view(tmp_path: Path, fleet_store) -> None:
+    """A matrix wider than its pane draws only the cells in view (RowTable._visible): scrolled to
+    its right end, the drift column shows; at its left, the keys do."""
+    settings, _url = fleet_store
+    app = OneiricApp(Engine(settings, state_dir=tmp_path / "console", actor="tester", node="ops"))
+    async with app.run_test(size=(60, 30)) as pilot:
+        await ready(pilot)
+        await type_command(pilot, "fleet")
+        await until(pilot, lambda: isinstance(app.screen, FleetScreen) and app.screen.query("#fleet-matrix"))
+        matrix = app.screen.query_one("#fleet-matrix")
+        await until(pilot, lambda: matrix.row_count == 8)
+        assert matrix.virtual_size.width > 60  # wider than the pane
+        shown = screen_text(app)
+        assert "adapter/cache" in shown and "serve different" not in shown
+        matrix.scroll_to(x=matrix.max_scroll_x, animate=False, immediate=True)
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        assert "(ops: memory, web-1: memory, web-2: sqlite)" in shown, shown
+        assert "adapter/cache" not in shown

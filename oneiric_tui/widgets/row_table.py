@@ -190,6 +190,17 @@ class RowTable(ScrollView, can_focus=True):
         self._cursor_moved()
         self.border_subtitle = filter_subtitle(query)
 
+    def widen(self, widths: Iterable[int]) -> None:
+        """Grow the columns to at least `widths` (a subclass that builds its cells only when
+        they are drawn knows how wide they are beforehand, from their plain text)."""
+        grew = False
+        for i, width in enumerate(widths):
+            if i < len(self._widths) and width > self._widths[i]:
+                self._widths[i], grew = width, True
+        if grew:
+            self._resize()
+            self.refresh()
+
     def fit(self, cells: Iterable[Any]) -> None:
         """Widen the columns these cells do not fit in (columns never narrow)."""
         grew = False
@@ -284,11 +295,32 @@ class RowTable(ScrollView, can_focus=True):
             line.append(" " * (width - text.cell_len + PAD))
         return line
 
+    def _visible(self, values: Iterable[Any], left: int, right: int) -> tuple[Text, int]:
+        """The cells of a line that reach into columns [left, right) of the table, and the
+        column where the first of them starts: a table wider than its pane (the fleet matrix:
+        a column per node) draws only what is in view."""
+        line = Text(no_wrap=True, end="")
+        x = start = 0
+        for value, width in zip(values, self._widths, strict=False):
+            end = x + width + 2 * PAD
+            if end <= left:
+                x = start = end
+                continue
+            if x >= right:
+                break
+            text = _text(value)
+            line.append(" " * PAD)
+            line.append_text(text)
+            line.append(" " * (width - text.cell_len + PAD))
+            x = end
+        return line, start
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         base = self.rich_style
+        left = int(self.scroll_x)
         if y == 0:
-            text = self._line(label for _, label in self.COLUMNS)
+            text, start = self._visible((label for _, label in self.COLUMNS), left, left + width)
             style = base + self.get_component_rich_style("row-table--header")
         else:
             index = int(self.scroll_y) + y - 1
@@ -298,12 +330,12 @@ class RowTable(ScrollView, can_focus=True):
             cells = self.row_cells(key)
             if any(_width(v) > w for v, w in zip(cells, self._widths, strict=False)):
                 self.call_after_refresh(self.fit, cells)  # drawn cut this once, then in full
-            text = self._line(cells)
+            text, start = self._visible(cells, left, left + width)
             style = base
             if index == self._cursor:
                 style = base + self.get_component_rich_style("row-table--cursor")
         segments = list(text.render(self.app.console))
-        strip = Strip(segments, text.cell_len).crop_extend(int(self.scroll_x), int(self.scroll_x) + width, None)
+        strip = Strip(segments, text.cell_len).crop_extend(left - start, left - start + width, None)
         return strip.apply_style(style) if style else strip
 
     def notify_style_update(self) -> None:
