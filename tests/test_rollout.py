@@ -121,8 +121,7 @@ def fleet(tmp_path: Path, redis_port: int):
 
 def serving(fleet: Fleet) -> dict[str, str | None]:
     with fleet.store() as store:
-        return {node: snap.provider for node, snap in store.every_nodes_lifecycle()
-                if f"{snap.domain}/{snap.key}" == KEY}
+        return {cell.node: cell.provider for cell in store.fleet_cells() if f"{cell.domain}/{cell.key}" == KEY}
 
 
 def started(res: subprocess.CompletedProcess[str]) -> int:

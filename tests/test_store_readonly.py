@@ -14,14 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from oneiric_core.events import Event
 from oneiric_core.store import StateStore
+from tests import os_users as real_users
 from tests.helpers import demo_copy
 from tests.os_users import OsUser, OsUsers
 
 REPO = Path(__file__).resolve().parents[1]
+os_users = real_users.os_users  # the fixture: real OS users for one test
 
 # Runs as root until it has imported what it needs (the interpreter lives under /root, which
 # other users cannot read), then drops to the user and tries one append. Prints what the
@@ -47,16 +47,6 @@ except StoreError as exc:
     sys.exit(1)
 print("appended")
 """
-
-
-@pytest.fixture
-def os_users():
-    """Real OS users for one test (skips, saying why, where they cannot be made)."""
-    users = OsUsers()
-    try:
-        yield users
-    finally:
-        users.cleanup()
 
 
 def _read_only_store(users: OsUsers) -> Path:

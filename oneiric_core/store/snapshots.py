@@ -115,15 +115,6 @@ class SnapshotRepo:
 
     # ------------------------------------------------------------------ the fleet's
 
-    def every_nodes_lifecycle(self) -> list[tuple[str, LifecycleSnapshot]]:
-        """Every node's lifecycle snapshots with the node that wrote each (the fleet view)."""
-        return [(row["node"], self._lifecycle(row)) for row in self.db.read(
-            "SELECT * FROM lifecycle ORDER BY node, domain, key")]
-
-    def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
-        return [(row["node"], self._health(row)) for row in self.db.read(
-            "SELECT * FROM health ORDER BY node, domain, key")]
-
     def fleet_cells(self) -> list[FleetCellRow]:
         """What every node serves per key and its health, in one narrow read (the fleet view:
         50 nodes x 200 keys is 10,000 rows, which whole snapshots took 0.2 s to decode)."""

@@ -304,12 +304,6 @@ class StateStore:
     def clear_health(self) -> None:
         self.snapshots.clear_health()
 
-    def every_nodes_lifecycle(self) -> list[tuple[str, LifecycleSnapshot]]:
-        return self.snapshots.every_nodes_lifecycle()
-
-    def every_nodes_health(self) -> list[tuple[str, HealthSnapshot]]:
-        return self.snapshots.every_nodes_health()
-
     def fleet_cells(self) -> list[FleetCellRow]:
         return self.snapshots.fleet_cells()
 

@@ -31,6 +31,7 @@ from oneiric_core.store import StoreError
 from oneiric_core.text import one_line
 
 from ..widgets.key_bar import KeyBar
+from ..widgets.pane_table import PaneTable
 from ..widgets.row_table import RowTable
 
 if TYPE_CHECKING:
@@ -90,25 +91,18 @@ def matrix_cells(row: FleetRow, names: Sequence[str]) -> list[Text]:
     return cells
 
 
-def sync_rows(table: DataTable, rows: dict[str, list[Text]]) -> None:
-    """Make `table` hold `rows` (row key -> cells, in order) touching only what differs: rows
-    gone are removed, changed cells updated, new rows appended. When a new row belongs among
-    the existing ones (a node or key that sorts earlier) the table is filled again: rare, since
-    the fleet's names and keys seldom change."""
-    shown: list[str] = [key.value for key in table.rows if key.value is not None]
-    kept = [key for key in shown if key in rows]
-    if list(rows)[:len(kept)] != kept:
-        table.clear()
-        shown = kept = []
-    for key in set(shown) - set(kept):
-        table.remove_row(key)
-    columns = list(table.columns)
-    for key in kept:
-        for column, before, after in zip(columns, table.get_row(key), rows[key], strict=False):
-            if before != after:
-                table.update_cell(key, column, after)
-    for key in list(rows)[len(kept):]:
-        table.add_row(*rows[key], key=key)
+class NodesTable(PaneTable):
+    """One row per node (node_cells), kept current in place (PaneTable.sync_rows)."""
+
+    COLUMNS = tuple((name, name.upper()) for name in NODE_COLUMNS)
+
+    def show(self, rows: dict[str, list[Text]]) -> None:
+        """Hold `rows` in their order: a node that sorts among those shown (rare: nodes seldom
+        come) fills the table again, since sync_rows adds new rows last."""
+        kept = [key for key in self._rows if key in rows]
+        if list(rows)[:len(kept)] != kept:
+            self.sync_rows({})
+        self.sync_rows({key: tuple(cells) for key, cells in rows.items()})
 
 
 def matrix_widths(rows: Sequence[FleetRow], names: Sequence[str]) -> list[int]:
@@ -197,11 +191,10 @@ class FleetScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" Fleet ", style="bold reverse"), id="fleet-head")
-        yield DataTable(id="fleet-nodes", cursor_type="row")
+        yield NodesTable(id="fleet-nodes")
         yield KeyBar()  # the matrix comes with the first reading: its columns are the nodes
 
     def on_mount(self) -> None:
-        self.query_one("#fleet-nodes", DataTable).add_columns(*(c.upper() for c in NODE_COLUMNS))
         self._show_first()
         self.set_interval(REFRESH_S, self.action_reload)
 
@@ -231,7 +224,7 @@ class FleetScreen(Screen):
         self.fleet = fleet
         here = self.engine.node
         self.query_one("#fleet-head", Static).update(nodes_line(fleet))
-        sync_rows(self.query_one("#fleet-nodes", DataTable), {n.name: node_cells(n, here) for n in fleet.nodes})
+        self.query_one(NodesTable).show({n.name: node_cells(n, here) for n in fleet.nodes})
         found = self.query(FleetMatrix)
         matrix = found.first() if found else None
         columns = [f"node:{n.name}" for n in fleet.nodes]
@@ -253,11 +246,7 @@ class FleetScreen(Screen):
 
     def selected_node(self) -> str | None:
         """The node under the nodes table's cursor (None before the first reading)."""
-        table = self.query_one("#fleet-nodes", DataTable)
-        if not table.row_count:
-            return None
-        key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return key.value
+        return self.query_one(NodesTable).selected_key
 
     def action_open_node(self) -> None:
         if isinstance(self.focused, FleetMatrix):
@@ -284,5 +273,5 @@ class FleetScreen(Screen):
         self.app.pop_screen()
 
 
-__all__ = ["FleetMatrix", "FleetScreen", "matrix_cells", "matrix_for", "matrix_widths", "node_cells", "nodes_line",
-           "sync_rows"]
+__all__ = ["FleetMatrix", "FleetScreen", "NodesTable", "matrix_cells", "matrix_for", "matrix_widths", "node_cells",
+           "nodes_line"]
