@@ -12,7 +12,7 @@ cells. Node names, providers and reasons are outside text: plain, one line each.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -182,10 +182,15 @@ class FleetScreen(Screen):
         self._first: Future[tuple[Fleet, list[int]]] = Future()
         threading.Thread(target=self._read_first, name="fleet-first-reading", daemon=True).start()
 
+    def _read(self) -> tuple[Fleet, list[int]]:
+        """A reading of the fleet, with the matrix's column widths for it (every row's, drifted
+        or not: `d` keeps them)."""
+        fleet = read_fleet(self.engine)
+        return fleet, matrix_widths(fleet.rows, [n.name for n in fleet.nodes])
+
     def _read_first(self) -> None:
         try:
-            fleet = read_fleet(self.engine)
-            self._first.set_result((fleet, self._widths(fleet)))
+            self._first.set_result(self._read())
         except BaseException as exc:  # noqa: BLE001 - handed to the screen, which says it
             self._first.set_exception(exc)
 
@@ -200,25 +205,20 @@ class FleetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="fleet", exit_on_error=False)
     def _show_first(self) -> None:
+        self._deliver(self._first.result)
+
+    @work(thread=True, exclusive=True, group="fleet", exit_on_error=False)
+    def action_reload(self) -> None:
+        self._deliver(self._read)
+
+    def _deliver(self, reading: Callable[[], tuple[Fleet, list[int]]]) -> None:
+        """In a worker thread: show what `reading` gives, or say in one line why it could not."""
         try:
-            fleet, widths = self._first.result()
+            fleet, widths = reading()
         except StoreError as exc:
             self.app.call_from_thread(self.notify, f"cannot read the fleet: {exc}", severity="error", markup=False)
             return
         self.app.call_from_thread(self.show, fleet, widths)
-
-    @work(thread=True, exclusive=True, group="fleet", exit_on_error=False)
-    def action_reload(self) -> None:
-        try:
-            fleet = read_fleet(self.engine)
-        except StoreError as exc:
-            self.app.call_from_thread(self.notify, f"cannot read the fleet: {exc}", severity="error", markup=False)
-            return
-        self.app.call_from_thread(self.show, fleet, self._widths(fleet))
-
-    def _widths(self, fleet: Fleet) -> list[int]:
-        """The matrix's column widths for `fleet` (every row's, drifted or not: `d` keeps them)."""
-        return matrix_widths(fleet.rows, [n.name for n in fleet.nodes])
 
     def show(self, fleet: Fleet, widths: list[int]) -> None:
         self.fleet = fleet
@@ -267,7 +267,7 @@ class FleetScreen(Screen):
     def action_toggle_drift(self) -> None:
         self.drift_only = not self.drift_only
         if self.fleet is not None:
-            self.show(self.fleet, self._widths(self.fleet))
+            self.show(self.fleet, matrix_widths(self.fleet.rows, [n.name for n in self.fleet.nodes]))
 
     def action_leave(self) -> None:
         self.app.pop_screen()

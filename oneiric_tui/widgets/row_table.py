@@ -20,6 +20,7 @@ on screen). A str cell is outside text and is drawn as plain text (oneiric_core.
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, ClassVar
@@ -286,15 +287,6 @@ class RowTable(ScrollView, can_focus=True):
         top = int(self.scroll_y)
         return self._keys[top:top + max(0, self._lines - 1)]
 
-    def _line(self, values: Iterable[Any]) -> Text:
-        line = Text(no_wrap=True, end="")
-        for value, width in zip(values, self._widths, strict=False):
-            text = _text(value)
-            line.append(" " * PAD)
-            line.append_text(text)
-            line.append(" " * (width - text.cell_len + PAD))
-        return line
-
     def _visible(self, values: Iterable[Any], left: int, right: int) -> tuple[Text, int]:
         """The cells of a line that reach into columns [left, right) of the table, and the
         column where the first of them starts: a table wider than its pane (the fleet matrix:
@@ -413,8 +405,8 @@ class RowTable(ScrollView, can_focus=True):
 
     def text_lines(self) -> list[str]:
         """Every line as plain text, header first (what a reader sees, scrolled or not)."""
-        return [self._line(label for _, label in self.COLUMNS).plain.rstrip(),
-                *(self._line(self.row_cells(k)).plain.rstrip() for k in self._keys)]
+        lines = [(label for _, label in self.COLUMNS), *(self.row_cells(k) for k in self._keys)]
+        return [self._visible(values, 0, sys.maxsize)[0].plain.rstrip() for values in lines]
 
 
 __all__ = ["PAD", "RowTable"]
